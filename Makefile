@@ -1,0 +1,37 @@
+# The two commands a new user needs: `make run` and `make test`.
+# Both create a local virtualenv (.venv) on first use; nothing is installed system-wide.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench install clean
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[embedded,test]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the whole platform: embedded PostgreSQL + Redis (unless DATABASE_URL / REDIS_URL are set),
+## migrations, the API and a worker. Ctrl-C stops everything.
+run: $(STAMP)
+	$(BIN)/conduit run
+
+## Run the test suite against real PostgreSQL and Redis (embedded unless the URLs are set).
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy api worker shared cli
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .conduit

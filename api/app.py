@@ -1,0 +1,60 @@
+"""The Litestar application factory. ``conduit web`` serves ``create_app()`` with uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import msgspec
+from litestar import Litestar
+from litestar.config.compression import CompressionConfig
+from litestar.di import Provide
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+
+from api.deps import provide_services
+from api.errors import EXCEPTION_HANDLERS
+from api.routes.account import AccountController
+from api.routes.files import FileController
+from api.routes.health import healthz
+from api.routes.models import ModelController
+from api.routes.tasks import TaskController
+from shared.money import Credits
+from shared.services import Services
+from shared.settings import Settings
+
+
+def encode_credits(value: Credits) -> msgspec.Raw:
+    """Credits appear as JSON numbers with up to six decimals (exact: rendered from integers)."""
+    return msgspec.Raw(str(value).encode())
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        services = await Services.start(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            await services.close()
+
+    return Litestar(
+        route_handlers=[healthz, ModelController, TaskController, AccountController, FileController],
+        lifespan=[lifespan],
+        dependencies={"services": Provide(provide_services, sync_to_thread=False)},
+        exception_handlers=EXCEPTION_HANDLERS,
+        type_encoders={Credits: encode_credits},
+        request_max_body_size=settings.max_body_bytes,
+        compression_config=CompressionConfig(backend="gzip", minimum_size=4096),
+        openapi_config=OpenAPIConfig(
+            title="Conduit",
+            version="0.1.0",
+            description="One API, one key and one credit balance in front of many AI models.",
+            path="/docs",
+            render_plugins=[ScalarRenderPlugin()],
+        ),
+        debug=False,
+    )

@@ -1,0 +1,129 @@
+"""The one error shape, and the one table that maps domain errors to HTTP statuses.
+
+    {"error": {"type": "...", "code": "...", "message": "...", "param": "..."}}
+
+A 500 is a bug: it is logged with its stack trace and answered with a generic message.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, SerializationException, ValidationException
+
+from shared.errors import (
+    ConduitError,
+    Conflict,
+    InsufficientCredits,
+    InvalidInput,
+    ModelUnavailable,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    Unauthenticated,
+    UpstreamFailed,
+)
+
+log = logging.getLogger("conduit.api")
+
+# domain error -> (HTTP status, error type)
+DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
+    InvalidInput: (400, "invalid_request_error"),
+    Unauthenticated: (401, "authentication_error"),
+    InsufficientCredits: (402, "insufficient_credits_error"),
+    PermissionDenied: (403, "permission_error"),
+    NotFound: (404, "not_found_error"),
+    Conflict: (409, "conflict_error"),
+    RateLimited: (429, "rate_limit_error"),
+    UpstreamFailed: (502, "upstream_error"),
+    ModelUnavailable: (503, "service_unavailable_error"),
+}
+
+# Litestar's own HTTP errors (routing, body parsing) -> (error type, code)
+HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("invalid_request_error", "invalid_request"),
+    401: ("authentication_error", "unauthenticated"),
+    403: ("permission_error", "permission_denied"),
+    404: ("not_found_error", "route_not_found"),
+    405: ("invalid_request_error", "method_not_allowed"),
+    413: ("invalid_request_error", "payload_too_large"),
+    415: ("invalid_request_error", "unsupported_media_type"),
+    429: ("rate_limit_error", "rate_limited"),
+}
+
+
+def error_body(type_: str, code: str, message: str, param: str | None = None) -> dict[str, Any]:
+    return {"error": {"type": type_, "code": code, "message": message, "param": param}}
+
+
+def error_response(
+    status: int,
+    type_: str,
+    code: str,
+    message: str,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    return Response(content=error_body(type_, code, message, param), status_code=status, headers=headers)
+
+
+def handle_domain_error(_: Request[Any, Any, Any], exc: ConduitError) -> Response[dict[str, Any]]:
+    for cls in type(exc).__mro__:
+        if cls in DOMAIN_ERRORS:
+            status, type_ = DOMAIN_ERRORS[cls]  # type: ignore[index]
+            break
+    else:  # pragma: no cover - every domain error class is in the table
+        status, type_ = 400, "invalid_request_error"
+    headers = None
+    if isinstance(exc, RateLimited):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    return error_response(status, type_, exc.code, exc.message, exc.param, headers)
+
+
+def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    if status >= 500:
+        log.error("HTTP %d: %s", status, exc.detail)
+        return error_response(status, "api_error", "internal_error", "internal server error")
+    type_, code = HTTP_ERRORS.get(status, ("invalid_request_error", "invalid_request"))
+    message, param = str(exc.detail or "bad request"), None
+    if isinstance(exc.__cause__, SerializationException):
+        message, code = f"the request body is not valid JSON ({exc.detail})", "invalid_json"
+    elif isinstance(exc, ValidationException):
+        message, param, code = _describe_validation(exc)
+    elif status == 404:
+        message = "no such route; see the API documentation at /docs"
+    elif status == 405:
+        message = "this route does not accept that HTTP method"
+    elif status == 413:
+        message = "request body too large"
+    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    return error_response(status, type_, code, message, param, headers or None)
+
+
+def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "api_error", "internal_error", "internal server error; it has been logged")
+
+
+def _describe_validation(exc: ValidationException) -> tuple[str, str | None, str]:
+    extra = exc.extra if isinstance(exc.extra, list) else []
+    if not extra:
+        return str(exc.detail or "invalid request"), None, "invalid_request"
+    first = extra[0] if isinstance(extra[0], dict) else {"message": str(extra[0])}
+    message = str(first.get("message", "invalid request"))
+    key = first.get("key")
+    param = str(key) if key else None
+    if param and param not in message:
+        message = f"{param}: {message}"
+    return message, param, "invalid_request"
+
+
+EXCEPTION_HANDLERS: dict[Any, Any] = {
+    ConduitError: handle_domain_error,
+    HTTPException: handle_http_exception,
+    Exception: handle_internal_error,
+}

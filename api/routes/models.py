@@ -1,0 +1,29 @@
+"""GET /v1/models and /v1/models/{id}: public, no key needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, get
+from litestar.params import FromPath
+
+from api.deps import ServicesDep
+from shared.catalog.views import public_model
+from shared.errors import NotFound
+
+
+class ModelController(Controller):
+    path = "/v1/models"
+    tags = ["models"]
+
+    @get("/")
+    async def list_models(self, services: ServicesDep) -> dict[str, Any]:
+        data = [public_model(m, available=services.providers.available(m)) for m in services.catalog]
+        return {"object": "list", "data": data}
+
+    @get("/{model_id:str}")
+    async def get_model(self, services: ServicesDep, model_id: FromPath[str]) -> dict[str, Any]:
+        model = services.catalog.get(model_id)
+        if model is None:
+            raise NotFound(f"model {model_id!r} does not exist", code="model_not_found", param="model")
+        return public_model(model, available=services.providers.available(model))

@@ -1,0 +1,88 @@
+"""/v1/tasks: submit, list, get, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Response, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
+
+from api.deps import PrincipalDep, ServicesDep, provide_principal
+from shared.ids import parse_uuid
+from shared.tasks import lifecycle
+from shared.tasks.queries import get_task, list_tasks, task_not_found
+from shared.tasks.submit import TaskSubmission, submit_task
+from shared.tasks.views import public_task
+
+
+class SubmitTaskBody(msgspec.Struct, forbid_unknown_fields=True):
+    model: str
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+    webhook_url: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class TaskController(Controller):
+    path = "/v1/tasks"
+    tags = ["tasks"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post("/", status_code=202)
+    async def submit(
+        self,
+        data: JSONBody[SubmitTaskBody],
+        principal: PrincipalDep,
+        services: ServicesDep,
+        idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
+    ) -> Response[dict[str, Any]]:
+        task, created = await submit_task(
+            db=services.db,
+            redis=services.redis,
+            catalog=services.catalog,
+            providers=services.providers,
+            principal=principal,
+            submission=TaskSubmission(
+                model=data.model,
+                input=data.input,
+                webhook_url=data.webhook_url,
+                metadata=data.metadata,
+                idempotency_key=idempotency_key,
+            ),
+        )
+        headers = {"Location": f"/v1/tasks/{task.id}"}
+        if not created:
+            headers["Idempotent-Replayed"] = "true"
+        return Response(public_task(task, services.signer), status_code=202, headers=headers)
+
+    @get("/")
+    async def list_tasks(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        after: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        model: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        page = await list_tasks(services.db, principal.account_id, limit=limit, after=after, status=status, model=model)
+        return {
+            "object": "list",
+            "data": [public_task(task, services.signer) for task in page.tasks],
+            "has_more": page.has_more,
+            "next_cursor": page.next_cursor,
+        }
+
+    @get("/{task_id:str}")
+    async def get_task(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+        task = await get_task(services.db, principal.account_id, task_id)
+        return public_task(task, services.signer)
+
+    @post("/{task_id:str}/cancel", status_code=200)
+    async def cancel(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+        parsed = parse_uuid(task_id)
+        if parsed is None:
+            raise task_not_found(task_id)
+        task = await lifecycle.cancel(services.db, principal.account_id, parsed)
+        return public_task(task, services.signer)

@@ -1,0 +1,244 @@
+"""``conduit``: the operator command line and the entry point of every process.
+
+    conduit run                      the whole platform for development (embedded servers, API, worker)
+    conduit web | worker | migrate   the Procfile processes
+    conduit accounts create ...      operator actions
+    conduit ledger check             verify the money invariants against a live database
+    conduit services start|stop|status   the embedded PostgreSQL and Redis
+
+When DATABASE_URL / REDIS_URL are unset, commands use the embedded servers under CONDUIT_DATA_DIR
+(default ``.conduit/dev``), starting them if needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from cli.embedded import EmbeddedError, EmbeddedServices
+from shared.settings import Settings, SettingsError
+
+
+class Connections:
+    """Resolves DATABASE_URL / REDIS_URL, starting embedded servers when they are unset."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.embedded: EmbeddedServices | None = None
+        self.started: list[str] = []
+
+    def __enter__(self) -> Settings:
+        s = self.settings
+        if s.database_url and s.redis_url:
+            return s
+        self.embedded = EmbeddedServices(s.data_dir)
+        self.started = self.embedded.start(need_postgres=not s.database_url, need_redis=not s.redis_url)
+        urls = self.embedded.urls
+        return s.with_connections(s.database_url or urls.database_url, s.redis_url or urls.redis_url)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.embedded is not None and self.started:
+            self.embedded.stop(self.started)
+
+    def keep_running(self) -> None:
+        """Leave servers this command started running (used by commands that hand them to children)."""
+        self.started = []
+
+
+def _setup_logging(settings: Settings) -> None:
+    from shared.logs import configure_logging
+
+    configure_logging(settings.log_level)
+
+
+def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]], settings: Settings) -> int:
+    with Connections(settings) as resolved:
+        return asyncio.run(coro_fn(resolved))
+
+
+# -- processes --------------------------------------------------------------------------------------------
+
+
+def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from api.app import create_app
+
+    port = args.port if args.port is not None else settings.port
+    with Connections(settings) as resolved:
+        _setup_logging(resolved)
+        uvicorn.run(
+            create_app(resolved),
+            host=args.host or resolved.host,
+            port=port,
+            loop="uvloop",
+            http="httptools",
+            access_log=False,
+            log_level=resolved.log_level.lower(),
+            proxy_headers=True,
+            server_header=False,
+        )
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from worker.main import create_worker
+
+    with Connections(settings) as resolved:
+        _setup_logging(resolved)
+        asyncio.set_event_loop(asyncio.new_event_loop())
+        worker = create_worker(resolved)
+        worker.run()
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.db.migrate import apply_migrations
+
+    async def go(resolved: Settings) -> int:
+        database_url, _ = resolved.require_connections()
+        await apply_migrations(database_url, quiet=False)
+        return 0
+
+    return _run(go, settings)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.devserver import run_platform
+
+    return run_platform(settings, port=args.port)
+
+
+# -- operator actions -------------------------------------------------------------------------------------
+
+
+def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.service import create_account
+    from shared.db import Database
+    from shared.db.migrate import apply_migrations
+    from shared.money import parse_credits
+
+    credits = parse_credits(args.credits)
+
+    async def go(resolved: Settings) -> int:
+        database_url, _ = resolved.require_connections()
+        await apply_migrations(database_url)
+        db = await Database.connect(resolved, min_size=1, max_size=2)
+        try:
+            created = await create_account(db, email=args.email, credits=credits, role=args.role)
+        finally:
+            await db.close()
+        print(
+            json.dumps(
+                {
+                    "account_id": str(created.account_id),
+                    "email": created.email,
+                    "api_key": created.api_key.secret,
+                    "credits": args.credits,
+                },
+                indent=2,
+            )
+        )
+        return 0
+
+    return _run(go, settings)
+
+
+def cmd_ledger_check(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.db import Database
+    from shared.invariants import check_ledger
+
+    async def go(resolved: Settings) -> int:
+        db = await Database.connect(resolved, min_size=1, max_size=2)
+        try:
+            problems = await check_ledger(db)
+        finally:
+            await db.close()
+        print(json.dumps({"ok": not problems, "problems": problems}, indent=2, default=str))
+        return 0 if not problems else 1
+
+    return _run(go, settings)
+
+
+def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
+    embedded = EmbeddedServices(settings.data_dir)
+    if args.action == "start":
+        started = embedded.start()
+        print(json.dumps({"started": started, **embedded.urls.__dict__}, indent=2))
+    elif args.action == "stop":
+        embedded.stop()
+        print(json.dumps({"stopped": True}))
+    else:
+        print(
+            json.dumps(
+                {
+                    "postgres": embedded.postgres_running(),
+                    "redis": embedded.redis_running(),
+                    **embedded.urls.__dict__,
+                },
+                indent=2,
+            )
+        )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="conduit", description="Conduit: many AI models behind one API.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the whole platform locally (embedded PostgreSQL and Redis, API, worker)")
+    run.add_argument("--port", type=int, default=None)
+    run.set_defaults(handler=cmd_run)
+
+    web = sub.add_parser("web", help="serve the API on $PORT")
+    web.add_argument("--port", type=int, default=None)
+    web.add_argument("--host", default=None)
+    web.set_defaults(handler=cmd_web)
+
+    sub.add_parser("worker", help="run an arq worker").set_defaults(handler=cmd_worker)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(handler=cmd_migrate)
+
+    accounts = sub.add_parser("accounts", help="manage accounts").add_subparsers(dest="action", required=True)
+    create = accounts.add_parser("create", help="create an account with credits and print an API key")
+    create.add_argument("--email", required=True)
+    create.add_argument("--credits", default="0", help="credits to grant, e.g. 100 or 2.5")
+    create.add_argument("--role", default="user", choices=["user", "support", "admin"])
+    create.set_defaults(handler=cmd_accounts_create)
+
+    ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
+    ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)
+
+    services = sub.add_parser("services", help="the embedded PostgreSQL and Redis (development)")
+    services.add_argument("action", choices=["start", "stop", "status"])
+    services.set_defaults(handler=cmd_services)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from shared.errors import ConduitError
+    from shared.money import CreditsFormatError
+
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.handler(args, settings) or 0)
+    except (SettingsError, EmbeddedError, CreditsFormatError) as exc:
+        print(f"conduit: {exc}", file=sys.stderr)
+        return 2
+    except ConduitError as exc:
+        print(json.dumps({"error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    logging.captureWarnings(True)
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Accounts: creation (operator CLI for now), the account summary and the ledger listing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from shared.accounts.keys import NewKey, create_api_key
+from shared.db import Database
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ids import parse_uuid, uuid7
+from shared.ledger import Balance, get_balance, grant
+from shared.money import Credits
+
+ROLES = ("user", "support", "admin")
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedAccount:
+    account_id: uuid.UUID
+    email: str
+    api_key: NewKey
+    credits: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    id: uuid.UUID
+    email: str | None
+    role: str
+    status: str
+    created_at: dt.datetime
+    balance: Balance
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "object": "account",
+            "email": self.email,
+            "role": self.role,
+            "status": self.status,
+            "balance": {"available": Credits(self.balance.available), "held": Credits(self.balance.held)},
+            "created_at": self.created_at,
+        }
+
+
+def normalize_email(email: str) -> str:
+    email = email.strip().lower()
+    local, _, domain = email.partition("@")
+    if not local or "." not in domain or len(email) > 320 or any(c.isspace() for c in email):
+        raise InvalidInput(f"not a valid email address: {email!r}", param="email")
+    return email
+
+
+async def create_account(
+    db: Database, *, email: str, credits: int = 0, role: str = "user", key_name: str = "default"
+) -> CreatedAccount:
+    """Create an account with an API key and, if ``credits`` > 0, a manual grant of that many micro-credits."""
+    email = normalize_email(email)
+    if role not in ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(ROLES)}", param="role")
+    if credits < 0:
+        raise InvalidInput("credits cannot be negative", param="credits")
+    account_id = uuid7()
+    async with db.transaction() as conn:
+        inserted = await conn.fetchval(
+            "INSERT INTO accounts (id, email, role) VALUES ($1, $2, $3) ON CONFLICT (email) DO NOTHING RETURNING id",
+            account_id,
+            email,
+            role,
+        )
+        if inserted is None:
+            raise Conflict(f"an account with email {email} already exists", code="email_taken")
+        key = await create_api_key(conn, account_id=account_id, name=key_name)
+        if credits:
+            await grant(
+                conn,
+                account_id=account_id,
+                amount=credits,
+                source="manual",
+                idempotency_key=f"grant:initial:{account_id}",
+                description="initial credits",
+            )
+    return CreatedAccount(account_id=account_id, email=email, api_key=key, credits=credits)
+
+
+async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
+    async with db.connection() as conn:
+        row = await conn.fetchrow("SELECT id, email, role, status, created_at FROM accounts WHERE id = $1", account_id)
+        if row is None:
+            raise NotFound("account not found", code="account_not_found")
+        balance = await get_balance(conn, account_id)
+    return AccountView(
+        id=row["id"],
+        email=row["email"],
+        role=row["role"],
+        status=row["status"],
+        created_at=row["created_at"],
+        balance=balance,
+    )
+
+
+async def list_ledger(
+    db: Database, account_id: uuid.UUID, *, limit: int = 50, after: str | None = None
+) -> tuple[list[dict[str, Any]], bool]:
+    """Newest first; each entry with its effect on the available and held balances."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    cursor = None
+    if after is not None:
+        cursor = parse_uuid(after)
+        if cursor is None:
+            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+    rows = await db.fetch(
+        """
+        SELECT e.id, e.kind, e.amount, e.delta_total, e.delta_held, e.lot_id, e.task_id, e.description,
+               e.created_at, l.source AS lot_source, l.expires_at AS lot_expires_at
+        FROM ledger_entries e LEFT JOIN credit_lots l ON l.id = e.lot_id
+        WHERE e.account_id = $1 AND ($2::uuid IS NULL OR e.id < $2)
+        ORDER BY e.id DESC LIMIT $3
+        """,
+        account_id,
+        cursor,
+        limit + 1,
+    )
+    entries = [
+        {
+            "id": str(row["id"]),
+            "object": "ledger_entry",
+            "type": row["kind"],
+            "amount": Credits(row["amount"]),
+            "available_change": Credits(row["delta_total"] - row["delta_held"]),
+            "held_change": Credits(row["delta_held"]),
+            "task_id": str(row["task_id"]) if row["task_id"] else None,
+            "lot": (
+                {"id": str(row["lot_id"]), "source": row["lot_source"], "expires_at": row["lot_expires_at"]}
+                if row["lot_id"]
+                else None
+            ),
+            "description": row["description"],
+            "created_at": row["created_at"],
+        }
+        for row in rows[:limit]
+    ]
+    return entries, len(rows) > limit

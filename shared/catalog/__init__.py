@@ -1,0 +1,147 @@
+"""The model catalog: ids, kinds, prices, parameter schemas and provider routes, loaded from a TOML file.
+
+The file is checked thoroughly when it is loaded, so a typo in a price or a schema stops the process at
+start-up instead of surfacing as a wrong charge later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shared.catalog.params import Parameter, parse_parameter
+from shared.catalog.pricing import Pricing, parse_pricing
+
+KINDS = ("image", "video", "text")
+
+
+class CatalogError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    provider: str
+    upstream_model: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    id: str
+    kind: str
+    name: str
+    owned_by: str
+    created: int
+    description: str
+    pricing: Pricing
+    parameters: tuple[Parameter, ...]
+    routes: tuple[Route, ...]
+    max_runtime_s: int
+
+    def parameter(self, name: str) -> Parameter | None:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        return None
+
+
+class Catalog:
+    def __init__(self, models: list[Model], version: int) -> None:
+        self.version = version
+        self._models = {model.id: model for model in models}
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(self._models.values())
+
+    def __len__(self) -> int:
+        return len(self._models)
+
+    def get(self, model_id: str) -> Model | None:
+        return self._models.get(model_id)
+
+
+def load_catalog(path: Path) -> Catalog:
+    return load_catalog_paths((path,))
+
+
+def load_catalog_paths(paths: tuple[Path, ...] | list[Path]) -> Catalog:
+    """Load one or more catalog files; a later file adds models and parameter sets, or replaces them by id."""
+    merged: dict[str, Any] = {"parameter_sets": {}, "models": []}
+    for path in paths:
+        try:
+            data = tomllib.loads(path.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise CatalogError(f"cannot read catalog {path}: {exc}") from exc
+        merged["version"] = data.get("version", merged.get("version", 1))
+        merged["parameter_sets"].update(data.get("parameter_sets") or {})
+        ids = {model.get("id") for model in data.get("models") or []}
+        merged["models"] = [m for m in merged["models"] if m.get("id") not in ids] + list(data.get("models") or [])
+    return parse_catalog(merged, source=", ".join(map(str, paths)))
+
+
+def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> Catalog:
+    sets: dict[str, tuple[Parameter, ...]] = {}
+    for set_name, entries in (data.get("parameter_sets") or {}).items():
+        sets[set_name] = tuple(parse_parameter(entry, where=f"{source}: parameter set {set_name}") for entry in entries)
+    models: list[Model] = []
+    seen: set[str] = set()
+    for index, raw in enumerate(data.get("models") or []):
+        where = f"{source}: models[{index}]"
+        model = _parse_model(raw, sets, where)
+        if model.id in seen:
+            raise CatalogError(f"{where}: duplicate model id {model.id!r}")
+        seen.add(model.id)
+        models.append(model)
+    return Catalog(models, version=int(data.get("version", 1)))
+
+
+def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], where: str) -> Model:
+    try:
+        model_id = str(raw["id"])
+        kind = str(raw["kind"])
+        routes_raw = raw["routes"]
+    except KeyError as exc:
+        raise CatalogError(f"{where}: missing {exc.args[0]!r}") from exc
+    if kind not in KINDS:
+        raise CatalogError(f"{where}: kind must be one of {KINDS}, got {kind!r}")
+    parameters: list[Parameter] = []
+    set_name = raw.get("parameter_set")
+    if set_name is not None:
+        if set_name not in sets:
+            raise CatalogError(f"{where}: unknown parameter_set {set_name!r}")
+        parameters.extend(sets[set_name])
+    for entry in raw.get("parameters") or []:
+        parameter = parse_parameter(entry, where=f"{where} ({model_id})")
+        parameters = [p for p in parameters if p.name != parameter.name] + [parameter]
+    if not parameters:
+        raise CatalogError(f"{where}: model {model_id!r} has no parameters")
+    pricing = parse_pricing(raw.get("pricing") or {}, kind=kind, where=f"{where} ({model_id})")
+    routes = tuple(
+        Route(
+            provider=str(route["provider"]),
+            upstream_model=str(route.get("model", "")),
+            options={k: v for k, v in route.items() if k not in ("provider", "model")},
+        )
+        for route in routes_raw
+    )
+    if not routes:
+        raise CatalogError(f"{where}: model {model_id!r} has no routes")
+    created = raw.get("created", dt.date(2024, 1, 1))
+    if isinstance(created, dt.date):
+        created = int(dt.datetime(created.year, created.month, created.day, tzinfo=dt.UTC).timestamp())
+    return Model(
+        id=model_id,
+        kind=kind,
+        name=str(raw.get("name", model_id)),
+        owned_by=str(raw.get("owned_by", "conduit")),
+        created=int(created),
+        description=str(raw.get("description", "")),
+        pricing=pricing,
+        parameters=tuple(parameters),
+        routes=routes,
+        max_runtime_s=int(raw.get("max_runtime_s", 600)),
+    )

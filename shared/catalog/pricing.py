@@ -1,0 +1,130 @@
+"""Server-side pricing: the worst case a hold must cover, and the actual cost of what was produced.
+
+All amounts are integer micro-credits; fractional results are rounded up to the next micro-credit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from shared.money import CreditsFormatError, parse_credits
+
+UNITS = ("image", "video_second", "token", "request")
+MESSAGE_OVERHEAD_TOKENS = 8  # chat template tokens around each message, generously
+PROMPT_OVERHEAD_TOKENS = 16
+
+
+@dataclass(frozen=True, slots=True)
+class Pricing:
+    unit: str
+    per_unit: int = 0  # micro-credits per image / video second / request
+    input_per_million: int = 0  # micro-credits per 1M input tokens
+    output_per_million: int = 0  # micro-credits per 1M output tokens
+
+    def public(self) -> dict[str, Any]:
+        from shared.money import Credits
+
+        if self.unit == "token":
+            return {
+                "unit": "token",
+                "input_per_million": Credits(self.input_per_million),
+                "output_per_million": Credits(self.output_per_million),
+            }
+        return {"unit": self.unit, "credits": Credits(self.per_unit)}
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """What a call produced, in the units prices are expressed in."""
+
+    images: int = 0
+    video_seconds: Fraction = Fraction(0)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    requests: int = 0
+
+    def public(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.images:
+            out["images"] = self.images
+        if self.video_seconds:
+            out["video_seconds"] = float(self.video_seconds)
+        if self.input_tokens or self.output_tokens:
+            out["input_tokens"] = self.input_tokens
+            out["output_tokens"] = self.output_tokens
+        if self.requests:
+            out["requests"] = self.requests
+        return out
+
+
+def parse_pricing(raw: dict[str, Any], *, kind: str, where: str) -> Pricing:
+    from shared.catalog import CatalogError
+
+    unit = raw.get("unit")
+    if unit not in UNITS:
+        raise CatalogError(f"{where}: pricing.unit must be one of {UNITS}, got {unit!r}")
+    try:
+        if unit == "token":
+            pricing = Pricing(
+                unit=unit,
+                input_per_million=parse_credits(raw["input"]),
+                output_per_million=parse_credits(raw["output"]),
+            )
+        else:
+            pricing = Pricing(unit=unit, per_unit=parse_credits(raw["credits"]))
+    except KeyError as exc:
+        raise CatalogError(f"{where}: pricing is missing {exc.args[0]!r}") from exc
+    except CreditsFormatError as exc:
+        raise CatalogError(f"{where}: bad price: {exc}") from exc
+    if min(pricing.per_unit, pricing.input_per_million, pricing.output_per_million) < 0:
+        raise CatalogError(f"{where}: prices cannot be negative")
+    if unit == "token" and kind != "text":
+        raise CatalogError(f"{where}: token pricing only applies to text models")
+    if unit == "video_second" and kind != "video":
+        raise CatalogError(f"{where}: video_second pricing only applies to video models")
+    return pricing
+
+
+def max_input_tokens(messages: list[dict[str, str]]) -> int:
+    """An upper bound on the prompt's token count: no tokenizer emits more tokens than UTF-8 bytes."""
+    total = PROMPT_OVERHEAD_TOKENS
+    for message in messages:
+        total += len(message.get("content", "").encode()) + MESSAGE_OVERHEAD_TOKENS
+    return total
+
+
+def worst_case_usage(unit: str, params: dict[str, Any]) -> Usage:
+    """The most a call with these (validated) parameters can produce, in priced units."""
+    if unit == "image":
+        return Usage(images=int(params.get("num_images", 1)))
+    if unit == "video_second":
+        return Usage(video_seconds=Fraction(params.get("duration_s", 1)))
+    if unit == "token":
+        return Usage(
+            input_tokens=max_input_tokens(params.get("messages", [])),
+            output_tokens=int(params.get("max_tokens", 0)),
+        )
+    return Usage(requests=1)
+
+
+def cost(pricing: Pricing, usage: Usage) -> int:
+    """Micro-credits for ``usage`` under ``pricing``, rounded up."""
+    if pricing.unit == "token":
+        exact = Fraction(
+            usage.input_tokens * pricing.input_per_million + usage.output_tokens * pricing.output_per_million,
+            1_000_000,
+        )
+    elif pricing.unit == "image":
+        exact = Fraction(usage.images * pricing.per_unit)
+    elif pricing.unit == "video_second":
+        exact = usage.video_seconds * pricing.per_unit
+    else:
+        exact = Fraction(usage.requests * pricing.per_unit)
+    return -((-exact.numerator) // exact.denominator)  # ceiling division
+
+
+def to_decimal_seconds(seconds: Fraction) -> Decimal:
+    return Decimal(seconds.numerator) / Decimal(seconds.denominator)

@@ -1,0 +1,188 @@
+"""The schema, as Piccolo tables. Migrations in ``migrations/`` are generated from these.
+
+Money columns are BIGINT micro-credits. The database enforces the money invariants with CHECK constraints
+so that no code path, however wrong, can drive a balance or a lot below zero.
+"""
+
+from __future__ import annotations
+
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    BigInt,
+    ForeignKey,
+    Integer,
+    OnDelete,
+    Text,
+    Timestamptz,
+    Varchar,
+)
+from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.constraints import Check, Unique
+from piccolo.table import Table
+
+
+class Account(Table, tablename="accounts"):
+    id = UUID(primary_key=True)
+    email = Varchar(length=320, null=True, unique=True)  # lower-cased; NULL once the account is erased
+    role = Varchar(length=16, default="user")
+    status = Varchar(length=16, default="active")
+    # Denormalised sums kept in the same transactions as the rows they sum:
+    credits_total = BigInt(default=0)  # sum of the remaining credits of the account's lots
+    credits_held = BigInt(default=0)  # sum of the account's pending holds
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
+    accounts_role_check = Check("role IN ('user', 'support', 'admin')")
+    accounts_status_check = Check("status IN ('active', 'suspended', 'deleted')")
+
+
+class ApiKey(Table, tablename="api_keys"):
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade, index=True)
+    name = Varchar(length=100, default="")
+    prefix = Varchar(length=32)  # the visible start of the key, e.g. "cdt_3kT9xQ"
+    key_hash = Varchar(length=64, unique=True)  # SHA-256 hex of the whole key; the key itself is never stored
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_used_at = Timestamptz(null=True, default=None)
+    expires_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class CreditLot(Table, tablename="credit_lots"):
+    """A grant of credits. ``remaining`` is what is not yet charged, expired or revoked; ``reserved`` is the
+    part of ``remaining`` that pending holds have set aside."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    source = Varchar(length=16)
+    reference = Varchar(length=200, null=True, default=None)
+    amount = BigInt()
+    remaining = BigInt()
+    reserved = BigInt(default=0)
+    expires_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    closed_at = Timestamptz(null=True, default=None)
+
+    credit_lots_amounts_check = Check("amount > 0 AND remaining >= reserved AND reserved >= 0 AND remaining <= amount")
+    credit_lots_source_check = Check("source IN ('signup', 'promo', 'purchase', 'manual')")
+
+
+class Task(Table, tablename="tasks"):
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict)
+    api_key_id = ForeignKey(ApiKey, null=True, on_delete=OnDelete.set_null, default=None)
+    model = Varchar(length=128)
+    kind = Varchar(length=16)
+    status = Varchar(length=16, default="queued")
+    input = JSONB(default="{}")
+    outputs = JSONB(default="[]")
+    metadata = JSONB(default="{}")
+    webhook_url = Text(null=True, default=None)
+    error_code = Varchar(length=64, null=True, default=None)
+    error_message = Text(null=True, default=None)
+    provider = Varchar(length=64, null=True, default=None)
+    upstream_id = Text(null=True, default=None)
+    progress = JSONB(null=True, default=None)
+    credits_held = BigInt(default=0)
+    credits_charged = BigInt(default=0)
+    attempts = Integer(default=0)
+    lease_expires_at = Timestamptz(null=True, default=None)
+    deadline_at = Timestamptz()
+    created_at = Timestamptz(default=TimestamptzNow())
+    started_at = Timestamptz(null=True, default=None)
+    completed_at = Timestamptz(null=True, default=None)
+
+    tasks_status_check = Check("status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')")
+    tasks_credits_check = Check("credits_charged >= 0 AND credits_charged <= credits_held")
+
+
+class Hold(Table, tablename="holds"):
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    task_id = ForeignKey(Task, null=True, unique=True, on_delete=OnDelete.restrict, default=None)
+    amount = BigInt()
+    charged = BigInt(default=0)
+    status = Varchar(length=16, default="pending")
+    created_at = Timestamptz(default=TimestamptzNow())
+    resolved_at = Timestamptz(null=True, default=None)
+
+    holds_amounts_check = Check("amount >= 0 AND charged >= 0 AND charged <= amount")
+    holds_status_check = Check(
+        "status IN ('pending', 'posted', 'voided') AND (status = 'pending') = (resolved_at IS NULL)"
+    )
+
+
+class HoldAllocation(Table, tablename="hold_allocations"):
+    """Which lots a hold set credits aside from, and how much of each was finally charged."""
+
+    id = UUID(primary_key=True)
+    hold_id = ForeignKey(Hold, null=False, on_delete=OnDelete.restrict, index=True)
+    lot_id = ForeignKey(CreditLot, null=False, on_delete=OnDelete.restrict, index=True)
+    amount = BigInt()
+    charged = BigInt(default=0)
+
+    hold_allocations_amounts_check = Check("amount > 0 AND charged >= 0 AND charged <= amount")
+
+
+class LedgerEntry(Table, tablename="ledger_entries"):
+    """Append-only. ``delta_total`` and ``delta_held`` are the signed effects on the account's sums, so
+    summing them reproduces ``credits_total`` and ``credits_held`` (the ledger check does exactly that)."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    kind = Varchar(length=16)
+    amount = BigInt()
+    delta_total = BigInt(default=0)
+    delta_held = BigInt(default=0)
+    lot_id = ForeignKey(CreditLot, null=True, on_delete=OnDelete.restrict, default=None)
+    hold_id = ForeignKey(Hold, null=True, on_delete=OnDelete.restrict, default=None)
+    task_id = UUID(null=True, default=None)
+    idempotency_key = Varchar(length=200, unique=True)
+    description = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    ledger_entries_kind_check = Check(
+        "kind IN ('grant', 'hold', 'charge', 'release', 'void', 'expire', 'revoke', 'refund', 'adjust')"
+    )
+    ledger_entries_amount_check = Check("amount >= 0")
+
+
+class UsageRecord(Table, tablename="usage_records"):
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict)
+    api_key_id = ForeignKey(ApiKey, null=True, on_delete=OnDelete.set_null, default=None)
+    task_id = UUID(null=True, default=None, unique=True)
+    model = Varchar(length=128)
+    provider = Varchar(length=64, null=True, default=None)
+    kind = Varchar(length=16)
+    status = Varchar(length=16)
+    units = JSONB(default="{}")
+    credits = BigInt(default=0)
+    latency_ms = Integer(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class IdempotencyRecord(Table, tablename="idempotency_records"):
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict)
+    key = Varchar(length=255)
+    request_hash = Varchar(length=64)
+    task_id = ForeignKey(Task, null=True, on_delete=OnDelete.cascade, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    idempotency_records_unique = Unique(["account_id", "key"])
+
+
+TABLES: list[type[Table]] = [
+    Account,
+    ApiKey,
+    CreditLot,
+    Task,
+    Hold,
+    HoldAllocation,
+    LedgerEntry,
+    UsageRecord,
+    IdempotencyRecord,
+]

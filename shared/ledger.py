@@ -1,0 +1,348 @@
+"""The credit ledger: lots, holds and append-only entries (see DESIGN.md, "Money").
+
+Every function takes a connection that is already inside a transaction, so callers compose a money
+movement with the state change it belongs to (a task's status, an order's payment) atomically.
+
+Rules that keep this correct under concurrency:
+* Locks are always taken in the order hold -> account -> lots, so no two transactions can deadlock.
+* "available >= 0" is enforced by PostgreSQL: the hold is placed by a conditional UPDATE on the account
+  row (re-checked after any lock wait) and backed by CHECK constraints on accounts and lots.
+* Each movement writes a ledger entry with a unique idempotency key; resolving a hold is a
+  compare-and-set on its status, so a replay changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+
+from shared.db import Connection
+from shared.errors import InsufficientCredits, PermissionDenied
+from shared.ids import uuid7
+
+LOT_SOURCES = ("signup", "promo", "purchase", "manual")
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    available: int
+    held: int
+
+    @property
+    def total(self) -> int:
+        return self.available + self.held
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResolution:
+    hold_id: uuid.UUID
+    account_id: uuid.UUID
+    amount: int
+    charged: int
+    expired_on_release: int
+
+
+_INSERT_ENTRY = """
+INSERT INTO ledger_entries
+    (id, account_id, kind, amount, delta_total, delta_held, lot_id, hold_id, task_id, idempotency_key, description)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+"""
+
+
+async def get_balance(conn: Connection, account_id: uuid.UUID) -> Balance:
+    row = await conn.fetchrow("SELECT credits_total, credits_held FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        return Balance(available=0, held=0)
+    return Balance(available=row["credits_total"] - row["credits_held"], held=row["credits_held"])
+
+
+async def grant(
+    conn: Connection,
+    *,
+    account_id: uuid.UUID,
+    amount: int,
+    source: str,
+    idempotency_key: str,
+    reference: str | None = None,
+    expires_at: dt.datetime | None = None,
+    description: str = "",
+) -> uuid.UUID | None:
+    """Create a lot of ``amount`` micro-credits. Returns the lot id, or None if this grant already happened."""
+    if amount <= 0:
+        raise ValueError("a grant must be positive")
+    if source not in LOT_SOURCES:
+        raise ValueError(f"unknown lot source {source!r}")
+    lot_id = uuid7()
+    # One statement: the entry claims the idempotency key; the lot and the balance follow only if it did.
+    # (Foreign keys are checked at the end of the statement, so the entry may name the lot it creates.)
+    row = await conn.fetchrow(
+        """
+        WITH entry AS (
+            INSERT INTO ledger_entries
+                (id, account_id, kind, amount, delta_total, delta_held, lot_id, idempotency_key, description)
+            VALUES ($1, $2, 'grant', $3, $3, 0, $4, $5, $6)
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING id
+        ), lot AS (
+            INSERT INTO credit_lots (id, account_id, source, reference, amount, remaining, reserved, expires_at)
+            SELECT $4, $2, $7, $8, $3, $3, 0, $9 FROM entry
+            RETURNING id
+        )
+        UPDATE accounts SET credits_total = credits_total + $3, updated_at = now()
+        WHERE id = $2 AND EXISTS (SELECT 1 FROM lot)
+        RETURNING id
+        """,
+        uuid7(), account_id, amount, lot_id, idempotency_key, description, source, reference, expires_at,
+    )  # fmt: skip
+    return lot_id if row is not None else None
+
+
+async def place_hold(
+    conn: Connection,
+    *,
+    account_id: uuid.UUID,
+    amount: int,
+    task_id: uuid.UUID | None = None,
+    description: str = "",
+) -> uuid.UUID:
+    """Set ``amount`` aside from the account's lots, earliest expiry first. Raises ``InsufficientCredits``.
+
+    The caller's transaction must also create whatever the hold is for (e.g. the task row)."""
+    if amount < 0:
+        raise ValueError("a hold cannot be negative")
+    row = await conn.fetchrow(
+        """
+        UPDATE accounts SET credits_held = credits_held + $2, updated_at = now()
+        WHERE id = $1 AND status = 'active' AND credits_total - credits_held >= $2
+        RETURNING credits_total
+        """,
+        account_id,
+        amount,
+    )
+    if row is None:
+        await _raise_hold_refusal(conn, account_id, amount)
+    # The account row is locked now; read the lots it may draw on (locked too, in a fixed order).
+    lots = []
+    if amount:
+        lots = await conn.fetch(
+            """
+            SELECT id, remaining - reserved AS free FROM credit_lots
+            WHERE account_id = $1 AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
+            ORDER BY expires_at ASC NULLS LAST, created_at, id
+            FOR UPDATE
+            """,
+            account_id,
+        )
+    lot_ids: list[uuid.UUID] = []
+    amounts: list[int] = []
+    needed = amount
+    for lot in lots:
+        take = min(lot["free"], needed)
+        lot_ids.append(lot["id"])
+        amounts.append(take)
+        needed -= take
+        if needed == 0:
+            break
+    if needed:
+        # Credits of lots that expired but were not swept yet still count in credits_total; they are not
+        # spendable. Raising rolls the transaction back, including the account update above.
+        raise InsufficientCredits(_insufficient_message(await _spendable(conn, account_id), amount))
+    hold_id = uuid7()
+    await conn.execute(
+        """
+        WITH alloc AS (
+            SELECT * FROM unnest($3::uuid[], $4::bigint[]) AS a(lot_id, amount)
+        ), reserve AS (
+            UPDATE credit_lots l SET reserved = l.reserved + alloc.amount FROM alloc WHERE l.id = alloc.lot_id
+        ), hold AS (
+            INSERT INTO holds (id, account_id, task_id, amount, status) VALUES ($1, $2, $5, $6, 'pending')
+        ), allocations AS (
+            INSERT INTO hold_allocations (id, hold_id, lot_id, amount)
+            SELECT gen_random_uuid(), $1, alloc.lot_id, alloc.amount FROM alloc
+        )
+        INSERT INTO ledger_entries
+            (id, account_id, kind, amount, delta_total, delta_held, hold_id, task_id, idempotency_key, description)
+        VALUES ($7, $2, 'hold', $6, 0, $6, $1, $5, 'hold:' || $1::text, $8)
+        """,
+        hold_id, account_id, lot_ids, amounts, task_id, amount, uuid7(), description,
+    )  # fmt: skip
+    return hold_id
+
+
+async def post_hold(
+    conn: Connection, *, task_id: uuid.UUID, charge: int, description: str = ""
+) -> HoldResolution | None:
+    """Charge ``charge`` (<= the hold) from the task's hold and release the rest. None if already resolved."""
+    return await _resolve_hold(conn, task_id=task_id, charge=charge, status="posted", description=description)
+
+
+async def void_hold(conn: Connection, *, task_id: uuid.UUID, description: str = "") -> HoldResolution | None:
+    """Release the whole hold of the task. None if it was already resolved."""
+    return await _resolve_hold(conn, task_id=task_id, charge=0, status="voided", description=description)
+
+
+async def _resolve_hold(
+    conn: Connection, *, task_id: uuid.UUID, charge: int, status: str, description: str
+) -> HoldResolution | None:
+    if charge < 0:
+        raise ValueError("a charge cannot be negative")
+    hold = await conn.fetchrow(
+        """
+        UPDATE holds SET status = $2, charged = LEAST($3::bigint, amount), resolved_at = now()
+        WHERE task_id = $1 AND status = 'pending'
+        RETURNING id, account_id, amount, charged
+        """,
+        task_id,
+        status,
+        charge,
+    )
+    if hold is None:
+        return None  # resolved before: a replay changes nothing
+    hold_id, account_id, amount, charged = hold["id"], hold["account_id"], hold["amount"], hold["charged"]
+    await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+    allocations = await conn.fetch(
+        """
+        SELECT a.id, a.lot_id, a.amount, (l.expires_at IS NOT NULL AND l.expires_at <= now()) AS expired
+        FROM hold_allocations a JOIN credit_lots l ON l.id = a.lot_id
+        WHERE a.hold_id = $1
+        ORDER BY l.expires_at ASC NULLS LAST, l.created_at, l.id
+        FOR UPDATE OF l
+        """,
+        hold_id,
+    )
+    # Spend from the earliest-expiring lots first; what is released back to a lot that has expired in the
+    # meantime expires now (it would have expired had it not been on hold).
+    to_charge = charged
+    alloc_ids: list[uuid.UUID] = []
+    alloc_charged: list[int] = []
+    lot_ids: list[uuid.UUID] = []
+    lot_consumed: list[int] = []
+    lot_unreserved: list[int] = []
+    expired_parts: list[tuple[uuid.UUID, int]] = []
+    for alloc in allocations:
+        take = min(alloc["amount"], to_charge)
+        to_charge -= take
+        released = alloc["amount"] - take
+        expired = released if alloc["expired"] else 0
+        alloc_ids.append(alloc["id"])
+        alloc_charged.append(take)
+        lot_ids.append(alloc["lot_id"])
+        lot_consumed.append(take + expired)
+        lot_unreserved.append(alloc["amount"])
+        if expired:
+            expired_parts.append((alloc["lot_id"], expired))
+    assert to_charge == 0, "allocations always cover the hold"
+    expired_total = sum(part for _, part in expired_parts)
+    released_total = amount - charged
+    await conn.execute(
+        """
+        WITH lots AS (
+            UPDATE credit_lots l
+            SET remaining = l.remaining - u.consumed, reserved = l.reserved - u.unreserved,
+                closed_at = CASE WHEN l.remaining - u.consumed = 0 THEN now() ELSE l.closed_at END
+            FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) AS u(lot_id, consumed, unreserved)
+            WHERE l.id = u.lot_id
+        ), allocs AS (
+            UPDATE hold_allocations a SET charged = u.charged
+            FROM unnest($5::uuid[], $6::bigint[]) AS u(id, charged) WHERE a.id = u.id
+        )
+        UPDATE accounts
+        SET credits_total = credits_total - $7::bigint - $8::bigint, credits_held = credits_held - $9::bigint,
+            updated_at = now()
+        WHERE id = $1
+        """,
+        account_id, lot_ids, lot_consumed, lot_unreserved, alloc_ids, alloc_charged, charged, expired_total, amount,
+    )  # fmt: skip
+    entries: list[tuple[object, ...]] = []
+    if charged:
+        entries.append(
+            (uuid7(), account_id, "charge", charged, -charged, -charged, None, hold_id, task_id,
+             f"charge:{hold_id}", description)
+        )  # fmt: skip
+    if released_total:
+        kind = "void" if status == "voided" else "release"
+        entries.append(
+            (uuid7(), account_id, kind, released_total, 0, -released_total, None, hold_id, task_id,
+             f"{kind}:{hold_id}", description)
+        )  # fmt: skip
+    for lot_id, part in expired_parts:
+        entries.append(
+            (uuid7(), account_id, "expire", part, -part, 0, lot_id, hold_id, task_id,
+             f"expire:{lot_id}:{hold_id}", "expired while on hold")
+        )  # fmt: skip
+    await conn.executemany(_INSERT_ENTRY, entries)
+    return HoldResolution(hold_id, account_id, amount, charged, expired_total)
+
+
+async def expire_lots(conn: Connection, *, limit: int = 500) -> int:
+    """Expire the unreserved remainder of lots past their expiry. Returns how many credits expired.
+
+    The reserved part stays until its hold resolves (``_resolve_hold`` expires it then)."""
+    lots = await conn.fetch(
+        """
+        SELECT id, account_id FROM credit_lots
+        WHERE remaining > reserved AND expires_at IS NOT NULL AND expires_at <= now()
+        ORDER BY expires_at LIMIT $1
+        """,
+        limit,
+    )
+    expired_total = 0
+    for lot in sorted(lots, key=lambda r: (r["account_id"], r["id"])):
+        await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", lot["account_id"])
+        part = await conn.fetchval(
+            "SELECT remaining - reserved FROM credit_lots WHERE id = $1 AND expires_at <= now() FOR UPDATE",
+            lot["id"],
+        )
+        if not part:
+            continue  # another sweep got there first
+        await conn.execute(
+            """
+            UPDATE credit_lots SET remaining = reserved, closed_at = CASE WHEN reserved = 0 THEN now() END
+            WHERE id = $1
+            """,
+            lot["id"],
+        )
+        await conn.execute(
+            "UPDATE accounts SET credits_total = credits_total - $2, updated_at = now() WHERE id = $1",
+            lot["account_id"],
+            part,
+        )
+        await conn.execute(
+            _INSERT_ENTRY,
+            uuid7(), lot["account_id"], "expire", part, -part, 0, lot["id"], None, None,
+            f"expire:{lot['id']}", "credits expired",
+        )  # fmt: skip
+        expired_total += part
+    return expired_total
+
+
+async def _spendable(conn: Connection, account_id: uuid.UUID) -> int:
+    value = await conn.fetchval(
+        """
+        SELECT COALESCE(SUM(remaining - reserved), 0) FROM credit_lots
+        WHERE account_id = $1 AND (expires_at IS NULL OR expires_at > now())
+        """,
+        account_id,
+    )
+    return int(value)
+
+
+async def _raise_hold_refusal(conn: Connection, account_id: uuid.UUID, amount: int) -> None:
+    row = await conn.fetchrow(
+        "SELECT status, credits_total - credits_held AS available FROM accounts WHERE id = $1", account_id
+    )
+    if row is None or row["status"] == "deleted":
+        raise PermissionDenied("this account no longer exists", code="account_deleted")
+    if row["status"] != "active":
+        raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
+    raise InsufficientCredits(_insufficient_message(row["available"], amount))
+
+
+def _insufficient_message(available: int, needed: int) -> str:
+    from shared.money import Credits
+
+    return (
+        f"insufficient credits: this request needs up to {Credits(needed)} credits "
+        f"and {Credits(max(available, 0))} are available"
+    )

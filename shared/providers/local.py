@@ -1,0 +1,206 @@
+"""The offline ``local`` provider: real outputs with no upstream and no credentials.
+
+* image: a PNG drawn with Pillow from the prompt and seed, at the requested size;
+* video: a short animated GIF (``duration_s`` x ``fps`` frames);
+* text: a deterministic reply, with token usage counted like an upstream would report it.
+
+Route options (catalog): ``latency_ms`` waits that long (asynchronously) before answering, to stand in
+for a slow upstream; ``error = "<code>"`` fails every request permanently with that code, so client
+error handling can be exercised offline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import random
+import re
+import textwrap
+from fractions import Fraction
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont, ImageOps
+
+from shared.catalog.pricing import Usage
+from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_WORDS = [
+    "conduit",
+    "routes",
+    "every",
+    "request",
+    "through",
+    "one",
+    "key",
+    "and",
+    "one",
+    "balance",
+    "while",
+    "the",
+    "models",
+    "do",
+    "the",
+    "creative",
+    "work",
+    "light",
+    "colour",
+    "shape",
+    "motion",
+    "story",
+    "detail",
+    "texture",
+    "signal",
+    "pattern",
+    "river",
+    "mountain",
+    "city",
+    "ocean",
+    "forest",
+    "engine",
+]
+
+
+def count_tokens(text: str) -> int:
+    """A simple word-and-punctuation tokenizer; never more tokens than UTF-8 bytes."""
+    return len(_TOKEN.findall(text))
+
+
+def _rng(*parts: Any) -> random.Random:
+    digest = hashlib.sha256("\x1f".join(map(str, parts)).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # pragma: no cover - Pillow without FreeType
+        return ImageFont.load_default()
+
+
+def draw_image(prompt: str, seed: int, width: int, height: int, index: int = 0) -> bytes:
+    rng = _rng(prompt, seed, index)
+    start = tuple(rng.randrange(256) for _ in range(3))
+    end = tuple(rng.randrange(256) for _ in range(3))
+    gradient = Image.linear_gradient("L").rotate(rng.choice((0, 45, 90, 135))).resize((width, height))
+    image = ImageOps.colorize(gradient, start, end).convert("RGB")  # type: ignore[arg-type]
+    draw = ImageDraw.Draw(image, "RGBA")
+    for _ in range(rng.randint(4, 9)):
+        radius = rng.randint(min(width, height) // 12, min(width, height) // 3)
+        x, y = rng.randrange(width), rng.randrange(height)
+        colour = (*(rng.randrange(256) for _ in range(3)), rng.randint(60, 160))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+    font_size = max(12, min(width, height) // 18)
+    lines = textwrap.wrap(prompt, width=max(10, width // (font_size // 2 + 1)))[:6]
+    font = _font(font_size)
+    y = height - (len(lines) + 1) * (font_size + 6)
+    for line in lines:
+        draw.text(
+            (font_size, y),
+            line,
+            fill=(255, 255, 255, 230),
+            font=font,
+            stroke_width=2,
+            stroke_fill=(0, 0, 0, 200),
+        )
+        y += font_size + 6
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def draw_animation(prompt: str, seed: int, width: int, height: int, seconds: int, fps: int) -> bytes:
+    rng = _rng(prompt, seed, "video")
+    background = tuple(rng.randrange(256) for _ in range(3))
+    colour = tuple(rng.randrange(256) for _ in range(3))
+    radius = max(6, min(width, height) // 8)
+    frames = []
+    count = max(1, seconds * fps)
+    for n in range(count):
+        frame = Image.new("RGB", (width, height), background)  # type: ignore[arg-type]
+        draw = ImageDraw.Draw(frame)
+        x = radius + (width - 2 * radius) * n // max(1, count - 1)
+        y = height // 2 + int((height // 4) * ((n % fps) / fps - 0.5))
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)  # type: ignore[arg-type]
+        draw.text((8, 8), prompt[:60], fill=(255, 255, 255))
+        frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    return buffer.getvalue()
+
+
+def reply_text(messages: list[dict[str, str]], max_tokens: int, seed: int) -> tuple[str, int, int]:
+    """Return (text, input_tokens, output_tokens) for a chat request."""
+    prompt_tokens = sum(count_tokens(m["content"]) + 4 for m in messages) + 2
+    last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    rng = _rng(last_user, seed)
+    words = ["Local", "model", "reply", "to:", *last_user.split()[:24], "—"]
+    words += [rng.choice(_WORDS) for _ in range(8 + len(last_user) % 24)]
+    out: list[str] = []
+    used = 0
+    for word in words:
+        cost = count_tokens(word)
+        if used + cost > max_tokens:
+            break
+        out.append(word)
+        used += cost
+    return " ".join(out), prompt_tokens, used
+
+
+class LocalProvider:
+    name = "local"
+
+    def configured(self) -> bool:
+        return True
+
+    async def start(self, request: GenerationRequest) -> Completed:
+        latency_ms = float(request.route.options.get("latency_ms", 0))
+        if latency_ms:
+            await asyncio.sleep(latency_ms / 1000)
+        if request.route.options.get("error"):
+            code = str(request.route.options["error"])
+            raise PermanentError(f"the local provider was configured to fail with {code!r}", code=code)
+        kind = request.route.upstream_model or request.model.kind
+        params = request.params
+        # Like an upstream, no seed means a random one (here: derived from the task id, so reruns agree).
+        seed = int(params["seed"]) if "seed" in params else request.task_id.int % 2**32
+        if kind == "image":
+            return await self._image(params, seed)
+        if kind == "video":
+            return await self._video(params, seed)
+        if kind == "text":
+            text, tokens_in, tokens_out = reply_text(params["messages"], int(params.get("max_tokens", 256)), seed)
+            return Completed(
+                outputs=[Output(type="text", text=text, content_type="text/plain")],
+                usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
+            )
+        raise PermanentError(f"the local provider cannot generate {kind!r}", code="unsupported_model")
+
+    async def _image(self, params: dict[str, Any], seed: int) -> Completed:
+        width, height, count = int(params["width"]), int(params["height"]), int(params.get("num_images", 1))
+        outputs = []
+        for index in range(count):
+            png = await asyncio.to_thread(draw_image, params["prompt"], seed, width, height, index)
+            outputs.append(Output(type="image", content_type="image/png", data=png, width=width, height=height))
+        return Completed(outputs=outputs, usage=Usage(images=count))
+
+    async def _video(self, params: dict[str, Any], seed: int) -> Completed:
+        width, height = int(params["width"]), int(params["height"])
+        seconds, fps = int(params["duration_s"]), int(params["fps"])
+        gif = await asyncio.to_thread(draw_animation, params["prompt"], seed, width, height, seconds, fps)
+        output = Output(
+            type="video",
+            content_type="image/gif",
+            data=gif,
+            width=width,
+            height=height,
+            duration_s=float(seconds),
+        )
+        return Completed(outputs=[output], usage=Usage(video_seconds=Fraction(seconds)))
+
+    async def poll(self, request: GenerationRequest, upstream_id: str) -> Completed | Running:
+        raise PermanentError("the local provider has no upstream jobs to poll", code="unsupported_operation")
+
+    async def cancel(self, request: GenerationRequest, upstream_id: str) -> None:
+        return None

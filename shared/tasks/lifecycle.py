@@ -1,0 +1,156 @@
+"""Task state transitions. Each terminal transition is one transaction: a compare-and-set on the status,
+the resolution of the credit hold, and the usage record. A transition that lost the race (the task was
+canceled meanwhile, or a redelivered job already finished it) changes nothing and returns None/False."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared.catalog.pricing import Usage
+from shared.db import Connection, Database, Record, to_json
+from shared.errors import Conflict
+from shared.ledger import post_hold, void_hold
+from shared.tasks import CANCELED, FAILED
+from shared.tasks.queries import task_not_found
+from shared.tasks.records import COLUMNS, TaskRecord
+from shared.usage import record_usage
+
+_LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
+
+
+async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskRecord | None:
+    """queued -> running, or take over a running task whose lease ran out (its worker died).
+
+    None when the task is terminal or another worker holds a live lease on it."""
+    row = await db.fetchrow(
+        f"""
+        UPDATE tasks
+        SET status = 'running', started_at = COALESCE(started_at, now()), attempts = attempts + 1,
+            lease_expires_at = now() + make_interval(secs => $2)
+        WHERE id = $1
+          AND (status = 'queued' OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
+        RETURNING {COLUMNS}
+        """,
+        task_id,
+        float(lease_s),
+    )
+    return TaskRecord.from_row(row) if row is not None else None
+
+
+async def release_lease(db: Database, task_id: uuid.UUID) -> None:
+    """Let the next delivery of the job claim the task at once (used before re-scheduling a poll)."""
+    await db.execute("UPDATE tasks SET lease_expires_at = NULL WHERE id = $1 AND status = 'running'", task_id)
+
+
+async def complete(
+    db: Database,
+    task: TaskRecord,
+    *,
+    outputs: list[dict[str, Any]],
+    usage: Usage,
+    charge: int,
+    provider: str,
+) -> bool:
+    """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            f"""
+            UPDATE tasks
+            SET status = 'succeeded', outputs = $2::jsonb, provider = $3,
+                credits_charged = LEAST($4::bigint, credits_held), completed_at = now(),
+                lease_expires_at = NULL, progress = NULL
+            WHERE id = $1 AND status = 'running'
+            RETURNING account_id, api_key_id, model, kind, credits_charged, {_LATENCY}
+            """,
+            task.id,
+            to_json(outputs),
+            provider,
+            charge,
+        )
+        if row is None:
+            return False
+        await post_hold(conn, task_id=task.id, charge=row["credits_charged"], description=f"{task.model} task")
+        await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
+    return True
+
+
+async def fail(
+    db: Database,
+    task_id: uuid.UUID,
+    *,
+    code: str,
+    message: str,
+    provider: str | None = None,
+) -> bool:
+    """queued|running -> failed, voiding the hold."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            f"""
+            UPDATE tasks
+            SET status = 'failed', error_code = $2, error_message = $3, provider = COALESCE($4, provider),
+                completed_at = now(), lease_expires_at = NULL, progress = NULL
+            WHERE id = $1 AND status IN ('queued', 'running')
+            RETURNING account_id, api_key_id, model, kind, provider, {_LATENCY}
+            """,
+            task_id,
+            code,
+            message,
+            provider,
+        )
+        if row is None:
+            return False
+        await _void(conn, task_id, row, FAILED)
+    return True
+
+
+async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
+    """queued|running -> canceled for the task's owner, voiding the hold. Returns the updated task."""
+    async with db.transaction() as conn:
+        row = await conn.fetchrow(
+            f"""
+            UPDATE tasks
+            SET status = 'canceled', error_code = 'canceled', error_message = 'canceled by the client',
+                completed_at = now(), lease_expires_at = NULL, progress = NULL
+            WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
+            RETURNING {COLUMNS}, {_LATENCY}
+            """,
+            task_id,
+            account_id,
+        )
+        if row is not None:
+            await _void(conn, task_id, row, CANCELED)
+            return TaskRecord.from_row(row)
+        current = await conn.fetchval("SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id)
+    if current is None:
+        raise task_not_found(task_id)
+    raise Conflict(f"task {task_id} is already {current} and cannot be canceled", code="task_not_cancelable")
+
+
+async def _void(conn: Connection, task_id: uuid.UUID, row: Record, status: str) -> None:
+    await void_hold(conn, task_id=task_id, description=f"{row['model']} task {status}")
+    await _record(conn, task_id, row, status, row["provider"], {}, 0)
+
+
+async def _record(
+    conn: Connection,
+    task_id: uuid.UUID,
+    row: Record,
+    status: str,
+    provider: str | None,
+    units: dict[str, Any],
+    credits: int,
+) -> None:
+    await record_usage(
+        conn,
+        account_id=row["account_id"],
+        api_key_id=row["api_key_id"],
+        task_id=task_id,
+        model=row["model"],
+        provider=provider,
+        kind=row["kind"],
+        status=status,
+        units=units,
+        credits=credits,
+        latency_ms=row["latency_ms"],
+    )

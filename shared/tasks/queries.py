@@ -1,0 +1,77 @@
+"""Reading tasks. Another account's task is "not found", never "forbidden"."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from shared.db import Database
+from shared.errors import InvalidInput, NotFound
+from shared.ids import parse_uuid
+from shared.tasks import STATUSES
+from shared.tasks.records import COLUMNS, TaskRecord
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPage:
+    tasks: list[TaskRecord]
+    has_more: bool
+
+    @property
+    def next_cursor(self) -> str | None:
+        return str(self.tasks[-1].id) if self.has_more and self.tasks else None
+
+
+def task_not_found(task_id: object) -> NotFound:
+    return NotFound(f"task {task_id} not found", code="task_not_found")
+
+
+async def get_task(db: Database, account_id: uuid.UUID, task_id: str | uuid.UUID) -> TaskRecord:
+    parsed = task_id if isinstance(task_id, uuid.UUID) else parse_uuid(task_id)
+    if parsed is None:
+        raise task_not_found(task_id)
+    row = await db.fetchrow(f"SELECT {COLUMNS} FROM tasks WHERE id = $1 AND account_id = $2", parsed, account_id)
+    if row is None:
+        raise task_not_found(task_id)
+    return TaskRecord.from_row(row)
+
+
+async def list_tasks(
+    db: Database,
+    account_id: uuid.UUID,
+    *,
+    limit: int = 20,
+    after: str | None = None,
+    status: str | None = None,
+    model: str | None = None,
+) -> TaskPage:
+    """Newest first. ``after`` is the ``next_cursor`` of the previous page (a task id)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
+    cursor = None
+    if after is not None:
+        cursor = parse_uuid(after)
+        if cursor is None:
+            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+    rows = await db.fetch(
+        f"""
+        SELECT {COLUMNS} FROM tasks
+        WHERE account_id = $1
+          AND ($2::uuid IS NULL OR id < $2)
+          AND ($3::text IS NULL OR status = $3)
+          AND ($4::text IS NULL OR model = $4)
+        ORDER BY id DESC
+        LIMIT $5
+        """,
+        account_id,
+        cursor,
+        status,
+        model,
+        limit + 1,
+    )
+    tasks = [TaskRecord.from_row(row) for row in rows[:limit]]
+    return TaskPage(tasks=tasks, has_more=len(rows) > limit)

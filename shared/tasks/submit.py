@@ -1,0 +1,207 @@
+"""Submitting a task: validate, price the worst case, and in one transaction insert the task and place its
+credit hold; then enqueue the job. An ``Idempotency-Key`` makes a retried submit return the first task."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+from arq.connections import ArqRedis
+
+from shared.accounts.keys import Principal
+from shared.catalog import Catalog, Model
+from shared.catalog.params import validate_input
+from shared.catalog.pricing import cost, worst_case_usage
+from shared.db import Connection, Database, to_json
+from shared.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
+from shared.ids import uuid7
+from shared.ledger import place_hold
+from shared.providers import ProviderRegistry
+from shared.queue import enqueue_task
+from shared.tasks.records import COLUMNS, TaskRecord
+
+log = logging.getLogger(__name__)
+
+MAX_METADATA_KEYS = 16
+MAX_METADATA_KEY = 40
+MAX_METADATA_VALUE = 500
+MAX_IDEMPOTENCY_KEY = 255
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmission:
+    model: str
+    input: dict[str, Any]
+    webhook_url: str | None = None
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedTask:
+    model: Model
+    params: dict[str, Any]
+    hold: int
+    metadata: dict[str, str]
+    webhook_url: str | None
+
+
+class _Replay(Exception):
+    """Raised inside the submit transaction to roll it back when the idempotency key was used before."""
+
+
+def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmission) -> PreparedTask:
+    """Everything that needs no database: model lookup, input validation, worst-case price."""
+    model = catalog.get(submission.model)
+    if model is None:
+        raise NotFound(
+            f"model {submission.model!r} does not exist; see GET /v1/models",
+            code="model_not_found",
+            param="model",
+        )
+    if not providers.available(model):
+        raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
+    params = validate_input(model.parameters, submission.input)
+    hold = cost(model.pricing, worst_case_usage(model.pricing.unit, params))
+    return PreparedTask(
+        model=model,
+        params=params,
+        hold=hold,
+        metadata=_check_metadata(submission.metadata),
+        webhook_url=_check_webhook_url(submission.webhook_url),
+    )
+
+
+async def submit_task(
+    *,
+    db: Database,
+    redis: ArqRedis,
+    catalog: Catalog,
+    providers: ProviderRegistry,
+    principal: Principal,
+    submission: TaskSubmission,
+) -> tuple[TaskRecord, bool]:
+    """Create the task (or find the one this idempotency key created). Returns (task, created)."""
+    prepared = prepare(catalog, providers, submission)
+    key = submission.idempotency_key
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
+    request_hash = _request_hash(submission) if key else ""
+    try:
+        async with db.transaction() as conn:
+            task = await _insert_task(conn, principal, prepared)
+            if key is not None and not await _claim_idempotency_key(conn, principal, key, request_hash, task.id):
+                raise _Replay
+            await place_hold(conn, account_id=principal.account_id, amount=prepared.hold, task_id=task.id)
+    except _Replay:
+        return await _replayed_task(db, principal, key or "", request_hash), False
+    try:
+        await enqueue_task(redis, task.id)
+    except (OSError, ConnectionError, TimeoutError) as exc:
+        # The task is safely queued in PostgreSQL; the sweep enqueues it once Redis is back.
+        log.warning("enqueue failed for task %s, the sweep will retry: %s", task.id, exc)
+    return task, True
+
+
+async def _insert_task(conn: Connection, principal: Principal, prepared: PreparedTask) -> TaskRecord:
+    now = dt.datetime.now(dt.UTC)
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
+                           credits_held, deadline_at, created_at)
+        VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, $10, $11)
+        RETURNING {COLUMNS}
+        """,
+        uuid7(), principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
+        to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, prepared.hold,
+        now + dt.timedelta(seconds=prepared.model.max_runtime_s), now,
+    )  # fmt: skip
+    assert row is not None
+    return TaskRecord.from_row(row)
+
+
+async def _claim_idempotency_key(
+    conn: Connection, principal: Principal, key: str, request_hash: str, task_id: Any
+) -> bool:
+    try:
+        inserted = await conn.fetchval(
+            """
+            INSERT INTO idempotency_records (id, account_id, key, request_hash, task_id)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (account_id, key) DO NOTHING
+            RETURNING id
+            """,
+            uuid7(),
+            principal.account_id,
+            key,
+            request_hash,
+            task_id,
+        )
+    except asyncpg.UniqueViolationError:  # pragma: no cover - ON CONFLICT covers it
+        return False
+    return inserted is not None
+
+
+async def _replayed_task(db: Database, principal: Principal, key: str, request_hash: str) -> TaskRecord:
+    row = await db.fetchrow(
+        """
+        SELECT r.request_hash, t.*
+        FROM idempotency_records r JOIN tasks t ON t.id = r.task_id
+        WHERE r.account_id = $1 AND r.key = $2
+        """,
+        principal.account_id,
+        key,
+    )
+    if row is None:  # pragma: no cover - the record was committed by the transaction we collided with
+        raise Conflict("a request with this Idempotency-Key is still in progress", code="idempotency_in_progress")
+    if row["request_hash"] != request_hash:
+        raise Conflict(
+            "this Idempotency-Key was already used with a different request body",
+            code="idempotency_key_reused",
+            param="Idempotency-Key",
+        )
+    return TaskRecord.from_row(row)
+
+
+def _request_hash(submission: TaskSubmission) -> str:
+    canonical = to_json(
+        {
+            "model": submission.model,
+            "input": submission.input,
+            "webhook_url": submission.webhook_url,
+            "metadata": submission.metadata,
+        }
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise InvalidInput("metadata must be an object of string values", param="metadata")
+    if len(metadata) > MAX_METADATA_KEYS:
+        raise InvalidInput(f"metadata may have at most {MAX_METADATA_KEYS} keys", param="metadata")
+    for key, value in metadata.items():
+        if not (0 < len(key) <= MAX_METADATA_KEY):
+            raise InvalidInput(f"metadata keys must be 1-{MAX_METADATA_KEY} characters", param=f"metadata.{key}")
+        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
+            raise InvalidInput(
+                f"metadata values must be strings of at most {MAX_METADATA_VALUE} characters",
+                param=f"metadata.{key}",
+            )
+    return dict(metadata)
+
+
+def _check_webhook_url(url: str | None) -> str | None:
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
+        raise InvalidInput("webhook_url must be an absolute http(s) URL", param="webhook_url")
+    return url

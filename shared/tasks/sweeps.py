@@ -1,0 +1,57 @@
+"""Periodic repairs, safe to run from every worker at once.
+
+* re-enqueue tasks that are queued (or running with an expired lease) but may have lost their job,
+  e.g. after Redis restarted empty; arq ignores a duplicate job id, so live jobs are not doubled;
+* fail tasks past their deadline and void their holds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from arq.connections import ArqRedis
+
+from shared.db import Database
+from shared.queue import enqueue_task
+from shared.tasks import lifecycle
+
+log = logging.getLogger(__name__)
+
+
+async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float = 30, limit: int = 500) -> int:
+    rows = await db.fetch(
+        """
+        SELECT id FROM tasks
+        WHERE status IN ('queued', 'running') AND deadline_at > now()
+          AND ((status = 'queued' AND created_at < now() - make_interval(secs => $1))
+               OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
+        ORDER BY created_at
+        LIMIT $2
+        """,
+        float(older_than_s),
+        limit,
+    )
+    enqueued = 0
+    for row in rows:
+        if await enqueue_task(redis, row["id"]):
+            enqueued += 1
+    if enqueued:
+        log.info("sweep re-enqueued %d task(s) whose job was missing", enqueued)
+    return enqueued
+
+
+async def fail_overdue(db: Database, *, limit: int = 500) -> int:
+    rows = await db.fetch(
+        """
+        SELECT id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
+        ORDER BY deadline_at LIMIT $1
+        """,
+        limit,
+    )
+    failed = 0
+    for row in rows:
+        if await lifecycle.fail(db, row["id"], code="deadline_exceeded", message="the task ran past its deadline"):
+            failed += 1
+    if failed:
+        log.info("sweep failed %d task(s) past their deadline", failed)
+    return failed

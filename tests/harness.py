@@ -1,0 +1,240 @@
+"""Test harness: real PostgreSQL and Redis, a real HTTP server, real arq workers.
+
+* Servers: the embedded PostgreSQL and Redis under ``.conduit/test`` (throw-away: fsync off), or, when
+  DATABASE_URL / REDIS_URL are set, those servers: a separate ``<name>_test`` database is (re)created on
+  the PostgreSQL server and Redis database 15 is used (and flushed).
+* The API runs in-process under uvicorn on a real port; workers run in-process (arq ``Worker``) or as
+  ``conduit worker`` subprocesses when a test needs to kill one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import uvicorn
+from redis.asyncio import Redis
+
+from cli.embedded import EmbeddedServices
+from shared.db.migrate import apply_migrations
+from shared.settings import DEFAULT_CATALOG, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+TEST_DATA_DIR = ROOT / ".conduit" / "test"
+TEST_CATALOG = ROOT / "tests" / "fixtures" / "catalog.toml"
+TEST_DATABASE = "conduit_test"
+EXTERNAL_REDIS_DB = 15
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class TestServers:
+    database_url: str
+    redis_url: str
+    embedded: EmbeddedServices | None = None
+    started: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        if self.embedded is not None and self.started:
+            self.embedded.stop(self.started)
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _with_redis_db(url: str, db: int) -> str:
+    parts = urlsplit(url)
+    if parts.scheme == "unix":
+        query = "&".join(p for p in parts.query.split("&") if p and not p.startswith("db=")) + f"&db={db}"
+        return urlunsplit(parts._replace(query=query.lstrip("&")))
+    return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def start_servers() -> TestServers:
+    database_url = os.environ.get("DATABASE_URL")
+    redis_url = os.environ.get("REDIS_URL")
+    servers = TestServers(database_url="", redis_url="")
+    if not database_url or not redis_url:
+        servers.embedded = EmbeddedServices(TEST_DATA_DIR, durable=False, database=TEST_DATABASE)
+        servers.started = servers.embedded.start(need_postgres=not database_url, need_redis=not redis_url)
+    if database_url:
+        name = urlsplit(database_url).path.lstrip("/") or "conduit"
+        servers.database_url = _with_database(database_url, f"{name}_test")
+    else:
+        assert servers.embedded is not None
+        servers.database_url = servers.embedded.urls.database_url
+    if redis_url:
+        servers.redis_url = _with_redis_db(redis_url, EXTERNAL_REDIS_DB)
+    else:
+        assert servers.embedded is not None
+        servers.redis_url = servers.embedded.urls.redis_url
+    return servers
+
+
+async def reset_database(database_url: str) -> None:
+    """Drop and re-create the test database, then apply every migration to it (as ``release`` does)."""
+    name = urlsplit(database_url).path.lstrip("/")
+    admin = await asyncpg.connect(_with_database(database_url, "postgres"))
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await apply_migrations(database_url)
+
+
+async def flush_redis(redis_url: str) -> None:
+    redis = Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()
+    finally:
+        await redis.aclose()
+
+
+def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment a Conduit process gets in tests (also used to build in-process Settings)."""
+    env = {
+        "DATABASE_URL": servers.database_url,
+        "REDIS_URL": servers.redis_url,
+        "CONDUIT_DATA_DIR": str(TEST_DATA_DIR),
+        "STORAGE_DIR": str(storage_dir),
+        "PORT": str(port),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+        "CATALOG_PATH": os.pathsep.join([str(DEFAULT_CATALOG), str(TEST_CATALOG)]),
+        "SECRET_KEY": "test-secret-key",
+        "TASK_JOB_TIMEOUT_S": "30",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(extra)
+    return env
+
+
+class ApiServer:
+    """The Litestar app under uvicorn, in this process, on a real TCP port."""
+
+    def __init__(self, settings: Settings) -> None:
+        from api.app import create_app
+
+        self.settings = settings
+        self.base_url = f"http://127.0.0.1:{settings.port}"
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.port,
+            loop="asyncio",
+            lifespan="on",
+            log_level="warning",
+            access_log=False,
+        )
+        self.server = uvicorn.Server(config)
+        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve())
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()
+            if time.monotonic() > deadline:
+                raise RuntimeError("API server did not start")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+class InProcessWorker:
+    """An arq worker running in this event loop."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        from worker.main import create_worker
+
+        self.worker = create_worker(settings, handle_signals=False, **overrides)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = self.worker.main_task = asyncio.create_task(self.worker.main())
+        await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        await self.worker.close()  # cancels the main task and the running jobs
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class Subprocess:
+    """A ``conduit`` command in its own process (for tests that kill workers or run the Procfile)."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[Any]], *, timeout: float = 20, interval: float = 0.05, what: str = "condition"
+) -> Any:
+    """Poll ``predicate`` until it returns something truthy; return that."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def fresh_storage(tmp_root: Path) -> Path:
+    storage = tmp_root / "storage"
+    shutil.rmtree(storage, ignore_errors=True)
+    storage.mkdir(parents=True)
+    return storage

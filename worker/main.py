@@ -1,0 +1,93 @@
+"""arq worker settings, built from ``Settings``. ``conduit worker`` runs one worker process; run as many
+as the load needs, on as many machines: they coordinate only through PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from arq import cron, func
+from arq.worker import Worker
+
+from shared.queue import RUN_TASK, redis_settings
+from shared.services import Services
+from shared.settings import Settings
+from shared.tasks.execution import TaskRuntime
+from worker.jobs.sweeps import sweep
+from worker.jobs.tasks import run_task
+
+log = logging.getLogger(__name__)
+
+SWEEP_SECONDS = {0, 15, 30, 45}
+
+
+def worker_kwargs(settings: Settings) -> dict[str, Any]:
+    _, redis_url = settings.require_connections()
+    # The lease a running task holds must end before arq hands the job to another worker
+    # (arq does that job_timeout + 10 s after a worker vanished).
+    lease_s = settings.task_job_timeout_s + 5
+
+    async def startup(ctx: dict[str, Any]) -> None:
+        services = await Services.start(settings)
+        ctx["services"] = services
+        ctx["runtime"] = TaskRuntime(
+            db=services.db,
+            catalog=services.catalog,
+            providers=services.providers,
+            storage=services.storage,
+            lease_s=lease_s,
+        )
+        log.info(
+            "worker ready: max_jobs=%d poll=%.0f ms",
+            settings.worker_max_jobs,
+            settings.worker_poll_delay_s * 1000,
+        )
+
+    async def shutdown(ctx: dict[str, Any]) -> None:
+        services = ctx.get("services")
+        if services is not None:
+            await services.close()
+
+    return {
+        "functions": [
+            func(
+                run_task,
+                name=RUN_TASK,
+                timeout=settings.task_job_timeout_s,
+                max_tries=settings.task_max_tries,
+                keep_result=0,
+            )
+        ],
+        "cron_jobs": [cron(sweep, second=SWEEP_SECONDS, run_at_startup=True, unique=True, timeout=60, keep_result=0)],
+        "on_startup": startup,
+        "on_shutdown": shutdown,
+        "redis_settings": redis_settings(redis_url),
+        "max_jobs": settings.worker_max_jobs,
+        "poll_delay": settings.worker_poll_delay_s,
+        "job_timeout": settings.task_job_timeout_s,
+        "keep_result": 0,
+        "health_check_interval": 30,
+        "allow_abort_jobs": False,
+        "handle_signals": True,
+    }
+
+
+class ConduitWorker(Worker):
+    async def close(self) -> None:
+        # arq's own close() calls redis-py's deprecated close(); this is the same sequence with aclose().
+        if not self._handle_signals:
+            self.handle_sig(signal.SIGUSR1)
+        if not self._pool:
+            return
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        await self.pool.delete(self.health_check_key)
+        if self.on_shutdown:
+            await self.on_shutdown(self.ctx)
+        await self.pool.aclose(close_connection_pool=True)
+        self._pool = None
+
+
+def create_worker(settings: Settings, **overrides: Any) -> ConduitWorker:
+    return ConduitWorker(**{**worker_kwargs(settings), **overrides})
