@@ -28,10 +28,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy api worker shared cli
+	$(BIN)/mypy api worker shared cli tests bench
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.run_all
+	$(BIN)/python -m bench.core
 
 clean:
 	rm -rf $(VENV) .conduit

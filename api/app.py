@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 import msgspec
 from litestar import Litestar
-from litestar.config.compression import CompressionConfig
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
@@ -36,9 +36,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await Services.start(settings)
         app.state.services = services
+        invalidations = asyncio.create_task(services.keys.listen(services.redis))
         try:
             yield
         finally:
+            invalidations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await invalidations
             await services.close()
 
     return Litestar(
@@ -48,7 +52,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         type_encoders={Credits: encode_credits},
         request_max_body_size=settings.max_body_bytes,
-        compression_config=CompressionConfig(backend="gzip", minimum_size=4096),
         openapi_config=OpenAPIConfig(
             title="Conduit",
             version="0.1.0",

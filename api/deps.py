@@ -22,7 +22,7 @@ def provide_services(state: State) -> Services:
     return services
 
 
-def bearer_token(request: Request) -> str | None:  # type: ignore[type-arg]
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization")
     if not header:
         return None
@@ -32,8 +32,8 @@ def bearer_token(request: Request) -> str | None:  # type: ignore[type-arg]
     return token.strip()
 
 
-async def provide_principal(request: Request, services: ServicesDep) -> Principal:  # type: ignore[type-arg]
+async def provide_principal(request: Request, services: ServicesDep) -> Principal:
     token = bearer_token(request)
     if token == "":
         raise Unauthenticated("invalid API key: use 'Authorization: Bearer cdt_...'")
-    return await authenticate(services.db, token)
+    return await authenticate(services.db, token, services.keys)

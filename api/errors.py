@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from typing import Any
 
 from litestar import Request, Response
@@ -73,7 +74,7 @@ def error_response(
 def handle_domain_error(_: Request[Any, Any, Any], exc: ConduitError) -> Response[dict[str, Any]]:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERRORS:
-            status, type_ = DOMAIN_ERRORS[cls]  # type: ignore[index]
+            status, type_ = DOMAIN_ERRORS[cls]
             break
     else:  # pragma: no cover - every domain error class is in the table
         status, type_ = 400, "invalid_request_error"
@@ -109,14 +110,26 @@ def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Re
     return error_response(500, "api_error", "internal_error", "internal server error; it has been logged")
 
 
+_FIELD = re.compile(r"field `([^`]+)`")
+_PATH = re.compile(r"\s*- at `\$\.?([^`]*)`")
+
+
 def _describe_validation(exc: ValidationException) -> tuple[str, str | None, str]:
     extra = exc.extra if isinstance(exc.extra, list) else []
     if not extra:
         return str(exc.detail or "invalid request"), None, "invalid_request"
     first = extra[0] if isinstance(extra[0], dict) else {"message": str(extra[0])}
     message = str(first.get("message", "invalid request"))
-    key = first.get("key")
-    param = str(key) if key else None
+    param = str(first["key"]) if first.get("key") else None
+    # Body errors come keyed "data"; name the field inside the body instead.
+    path = _PATH.search(message)
+    if path:
+        message = _PATH.sub("", message)
+        if path.group(1):
+            param = path.group(1)
+    elif param == "data":
+        field = _FIELD.search(message)
+        param = field.group(1) if field else None
     if param and param not in message:
         message = f"{param}: {message}"
     return message, param, "invalid_request"

@@ -190,6 +190,7 @@ class EmbeddedServices:
             f"-k {self.socket_dir}",
             "-c max_connections=300",
             "-c shared_buffers=128MB",
+            *(f"-c {option}" for option in os.environ.get("CONDUIT_EMBEDDED_PG_OPTIONS", "").split()),
         ]
         if not self.durable:
             # Test clusters are throw-away: skip the disk flushes, keep every behaviour the same.
@@ -252,11 +253,25 @@ class EmbeddedServices:
             "--maxclients", "10000",
         ]  # fmt: skip
         subprocess.run(cmd, check=True, capture_output=True)
-        deadline = time.monotonic() + 15
-        while not self.redis_running():
+        deadline = time.monotonic() + 60
+        while not self._redis_ready():
             if time.monotonic() > deadline:
                 raise EmbeddedError(f"Redis did not start; see {self.log_dir / 'redis.log'}")
             time.sleep(0.02)
+
+    def _redis_ready(self) -> bool:
+        """Up, and done loading its append-only file (it answers LOADING until then)."""
+        if not self.redis_running():
+            return False
+        import redis
+
+        client = redis.Redis(unix_socket_path=str(self.redis_socket), socket_timeout=2)
+        try:
+            return bool(client.ping())
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def _stop_redis(self) -> None:
         pid = self._read_pid(self.redis_pidfile)

@@ -9,7 +9,6 @@ DESCRIPTION = "composite and partial indexes"
 
 STATEMENTS = [
     "CREATE INDEX tasks_account_id_desc ON tasks (account_id, id DESC)",
-    "CREATE INDEX tasks_account_status ON tasks (account_id, status, id DESC)",
     "CREATE INDEX tasks_active ON tasks (status, created_at) WHERE status IN ('queued', 'running')",
     "CREATE INDEX credit_lots_spendable ON credit_lots (account_id, expires_at) WHERE remaining > 0",
     "CREATE INDEX credit_lots_expiring ON credit_lots (expires_at) WHERE remaining > 0 AND expires_at IS NOT NULL",

@@ -6,16 +6,21 @@ movement with the state change it belongs to (a task's status, an order's paymen
 Rules that keep this correct under concurrency:
 * Locks are always taken in the order hold -> account -> lots, so no two transactions can deadlock.
 * "available >= 0" is enforced by PostgreSQL: the hold is placed by a conditional UPDATE on the account
-  row (re-checked after any lock wait) and backed by CHECK constraints on accounts and lots.
+  row (re-checked after any lock wait) and backed by CHECK constraints on accounts and lots. Placing a
+  hold is the hot path of every submit, so it is one call of the ``ledger_place_hold`` SQL function.
 * Each movement writes a ledger entry with a unique idempotency key; resolving a hold is a
   compare-and-set on its status, so a replay changes nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+
+import asyncpg
 
 from shared.db import Connection
 from shared.errors import InsufficientCredits, PermissionDenied
@@ -108,66 +113,32 @@ async def place_hold(
 ) -> uuid.UUID:
     """Set ``amount`` aside from the account's lots, earliest expiry first. Raises ``InsufficientCredits``.
 
-    The caller's transaction must also create whatever the hold is for (e.g. the task row)."""
-    if amount < 0:
-        raise ValueError("a hold cannot be negative")
-    row = await conn.fetchrow(
-        """
-        UPDATE accounts SET credits_held = credits_held + $2, updated_at = now()
-        WHERE id = $1 AND status = 'active' AND credits_total - credits_held >= $2
-        RETURNING credits_total
-        """,
-        account_id,
-        amount,
-    )
-    if row is None:
-        await _raise_hold_refusal(conn, account_id, amount)
-    # The account row is locked now; read the lots it may draw on (locked too, in a fixed order).
-    lots = []
-    if amount:
-        lots = await conn.fetch(
-            """
-            SELECT id, remaining - reserved AS free FROM credit_lots
-            WHERE account_id = $1 AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
-            ORDER BY expires_at ASC NULLS LAST, created_at, id
-            FOR UPDATE
-            """,
-            account_id,
-        )
-    lot_ids: list[uuid.UUID] = []
-    amounts: list[int] = []
-    needed = amount
-    for lot in lots:
-        take = min(lot["free"], needed)
-        lot_ids.append(lot["id"])
-        amounts.append(take)
-        needed -= take
-        if needed == 0:
-            break
-    if needed:
-        # Credits of lots that expired but were not swept yet still count in credits_total; they are not
-        # spendable. Raising rolls the transaction back, including the account update above.
-        raise InsufficientCredits(_insufficient_message(await _spendable(conn, account_id), amount))
+    Runs ``ledger_place_hold`` (migration m0003) in one round trip. The caller's transaction must also
+    create whatever the hold is for (e.g. the task row)."""
     hold_id = uuid7()
-    await conn.execute(
-        """
-        WITH alloc AS (
-            SELECT * FROM unnest($3::uuid[], $4::bigint[]) AS a(lot_id, amount)
-        ), reserve AS (
-            UPDATE credit_lots l SET reserved = l.reserved + alloc.amount FROM alloc WHERE l.id = alloc.lot_id
-        ), hold AS (
-            INSERT INTO holds (id, account_id, task_id, amount, status) VALUES ($1, $2, $5, $6, 'pending')
-        ), allocations AS (
-            INSERT INTO hold_allocations (id, hold_id, lot_id, amount)
-            SELECT gen_random_uuid(), $1, alloc.lot_id, alloc.amount FROM alloc
-        )
-        INSERT INTO ledger_entries
-            (id, account_id, kind, amount, delta_total, delta_held, hold_id, task_id, idempotency_key, description)
-        VALUES ($7, $2, 'hold', $6, 0, $6, $1, $5, 'hold:' || $1::text, $8)
-        """,
-        hold_id, account_id, lot_ids, amounts, task_id, amount, uuid7(), description,
-    )  # fmt: skip
+    async with hold_errors(amount):
+        await conn.execute(
+            "SELECT ledger_place_hold($1, $2, $3, $4, $5, $6)",
+            hold_id, account_id, amount, task_id, uuid7(), description,
+        )  # fmt: skip
     return hold_id
+
+
+@contextlib.asynccontextmanager
+async def hold_errors(amount: int) -> AsyncIterator[None]:
+    """Turn ``ledger_place_hold``'s SQLSTATEs into domain errors (for callers that embed the call)."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        state = getattr(exc, "sqlstate", None)
+        detail = getattr(exc, "detail", None) or ""
+        if state == "CD402":
+            raise InsufficientCredits(_insufficient_message(int(detail or 0), amount)) from None
+        if state == "CD403":
+            if detail == "suspended":
+                raise PermissionDenied("this account is suspended; contact support", code="account_suspended") from None
+            raise PermissionDenied("this account no longer exists", code="account_deleted") from None
+        raise
 
 
 async def post_hold(
@@ -315,28 +286,6 @@ async def expire_lots(conn: Connection, *, limit: int = 500) -> int:
         )  # fmt: skip
         expired_total += part
     return expired_total
-
-
-async def _spendable(conn: Connection, account_id: uuid.UUID) -> int:
-    value = await conn.fetchval(
-        """
-        SELECT COALESCE(SUM(remaining - reserved), 0) FROM credit_lots
-        WHERE account_id = $1 AND (expires_at IS NULL OR expires_at > now())
-        """,
-        account_id,
-    )
-    return int(value)
-
-
-async def _raise_hold_refusal(conn: Connection, account_id: uuid.UUID, amount: int) -> None:
-    row = await conn.fetchrow(
-        "SELECT status, credits_total - credits_held AS available FROM accounts WHERE id = $1", account_id
-    )
-    if row is None or row["status"] == "deleted":
-        raise PermissionDenied("this account no longer exists", code="account_deleted")
-    if row["status"] != "active":
-        raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
-    raise InsufficientCredits(_insufficient_message(row["available"], amount))
 
 
 def _insufficient_message(available: int, needed: int) -> str:

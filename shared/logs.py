@@ -13,4 +13,4 @@ def configure_logging(level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # arq logs every job start and finish at INFO; that is noise at hundreds of jobs per second.
-    logging.getLogger("arq.worker").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("arq.worker").setLevel(logging.getLevelName(level) if level == "DEBUG" else logging.INFO)

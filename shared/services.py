@@ -6,10 +6,11 @@ from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
+from shared.accounts.keys import KeyCache
 from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
 from shared.providers import ProviderRegistry
-from shared.queue import connect_redis
+from shared.queue import Enqueuer, connect_redis
 from shared.settings import Settings
 from shared.storage import LocalStorage, UrlSigner
 
@@ -23,6 +24,8 @@ class Services:
     storage: LocalStorage
     signer: UrlSigner
     providers: ProviderRegistry
+    keys: KeyCache
+    enqueuer: Enqueuer
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -42,6 +45,8 @@ class Services:
             storage=LocalStorage(settings.resolved_storage_dir),
             signer=UrlSigner(settings.signing_key(), settings.public_base_url, settings.file_url_ttl_s),
             providers=ProviderRegistry.default(),
+            keys=KeyCache(),
+            enqueuer=Enqueuer(redis),
         )
 
     async def close(self) -> None:

@@ -147,7 +147,6 @@ class ApiServer:
             access_log=False,
         )
         self.server = uvicorn.Server(config)
-        self.server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

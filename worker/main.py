@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from typing import Any
+from typing import Any, cast
 
 from arq import cron, func
+from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
 from shared.queue import RUN_TASK, redis_settings
@@ -23,10 +24,16 @@ log = logging.getLogger(__name__)
 SWEEP_SECONDS = {0, 15, 30, 45}
 
 
+def _job(fn: Any) -> WorkerCoroutine:
+    """Our jobs take the typed ``WorkerContext``; arq's protocol says ``dict``. Same object at run time."""
+    return cast(WorkerCoroutine, fn)
+
+
 def worker_kwargs(settings: Settings) -> dict[str, Any]:
     _, redis_url = settings.require_connections()
-    # The lease a running task holds must end before arq hands the job to another worker
-    # (arq does that job_timeout + 10 s after a worker vanished).
+    # The lease a running task holds must end before arq hands the job to another worker. arq does that
+    # (longest function timeout + 10 s) after a worker vanished, so no function may have a longer timeout
+    # than task jobs (the sweep uses the default, which is the same).
     lease_s = settings.task_job_timeout_s + 5
 
     async def startup(ctx: dict[str, Any]) -> None:
@@ -53,14 +60,14 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
     return {
         "functions": [
             func(
-                run_task,
+                _job(run_task),
                 name=RUN_TASK,
                 timeout=settings.task_job_timeout_s,
                 max_tries=settings.task_max_tries,
                 keep_result=0,
             )
         ],
-        "cron_jobs": [cron(sweep, second=SWEEP_SECONDS, run_at_startup=True, unique=True, timeout=60, keep_result=0)],
+        "cron_jobs": [cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0)],
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(redis_url),

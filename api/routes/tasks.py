@@ -39,7 +39,7 @@ class TaskController(Controller):
     ) -> Response[dict[str, Any]]:
         task, created = await submit_task(
             db=services.db,
-            redis=services.redis,
+            enqueue=services.enqueuer.enqueue,
             catalog=services.catalog,
             providers=services.providers,
             principal=principal,

@@ -1,28 +1,42 @@
 """API keys: ``cdt_`` + 40 random base62 characters. Only a SHA-256 hash and the visible prefix are stored.
 
 A fast hash is right here: the key has ~238 bits of entropy, so there is nothing to brute-force, and the
-lookup stays a single indexed query on the request path.
+lookup stays a single indexed query. On the request path even that query is usually skipped: each API
+process keeps a small cache of recently seen keys. Whatever changes a key's or an account's standing
+(revocation, deletion, suspension) publishes an invalidation on Redis, which every API process applies
+at once; the cache also forgets entries after ``ttl_s`` as a safety net.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import hashlib
+import logging
 import re
 import secrets
 import string
+import time
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
+
+from redis.asyncio import Redis
 
 from shared.db import Connection, Database
 from shared.errors import PermissionDenied, Unauthenticated
 from shared.ids import uuid7
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "cdt_"
 KEY_BODY_LENGTH = 40
 VISIBLE_PREFIX_LENGTH = 12
 _ALPHABET = string.ascii_letters + string.digits
 KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9]{{{KEY_BODY_LENGTH}}}$")
+INVALIDATION_CHANNEL = "conduit:auth:invalidate"
+TOUCH_INTERVAL_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +53,13 @@ class NewKey:
     id: uuid.UUID
     secret: str
     prefix: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    principal: Principal
+    expires_at: float | None  # the key's own expiry (epoch seconds)
+    cached_at: float
 
 
 def generate_secret() -> str:
@@ -66,19 +87,98 @@ async def create_api_key(
     return key
 
 
-async def authenticate(db: Database, secret: str | None) -> Principal:
+class KeyCache:
+    """Recently authenticated keys of this process. Entries are dropped on invalidation messages."""
+
+    def __init__(self, *, ttl_s: float = 60.0, max_entries: int = 50_000) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, _Cached] = OrderedDict()
+        self._touched: dict[uuid.UUID, float] = {}
+        self.enabled = False  # only while the invalidation subscription is live
+
+    def get(self, key_hash: str, now: float) -> Principal | None:
+        entry = self._entries.get(key_hash)
+        if entry is None or not self.enabled:
+            return None
+        if now - entry.cached_at > self.ttl_s or (entry.expires_at is not None and now >= entry.expires_at):
+            self._entries.pop(key_hash, None)
+            return None
+        return entry.principal
+
+    def put(self, key_hash: str, principal: Principal, expires_at: dt.datetime | None, now: float) -> None:
+        if not self.enabled:
+            return
+        self._entries[key_hash] = _Cached(principal, expires_at.timestamp() if expires_at else None, now)
+        if len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def due_for_touch(self, key_id: uuid.UUID, now: float) -> bool:
+        if now - self._touched.get(key_id, 0.0) < TOUCH_INTERVAL_S:
+            return False
+        self._touched[key_id] = now
+        return True
+
+    def invalidate(self, message: str) -> None:
+        """``key:<id>``, ``account:<id>`` or ``all``."""
+        kind, _, ident = message.partition(":")
+        if kind == "all" or not ident:
+            self._entries.clear()
+            return
+        for key_hash, entry in list(self._entries.items()):
+            principal = entry.principal
+            if (kind == "key" and str(principal.api_key_id) == ident) or (
+                kind == "account" and str(principal.account_id) == ident
+            ):
+                del self._entries[key_hash]
+
+    async def listen(self, redis: Redis) -> None:
+        """Apply invalidations published by any process; cache only while subscribed. Runs until cancelled."""
+        while True:
+            pubsub = redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                self.enabled = True
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        data = message["data"]
+                        self.invalidate(data.decode() if isinstance(data, bytes) else str(data))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: stop trusting the cache until resubscribed
+                log.warning("auth invalidation subscription lost (%s); key cache disabled", exc)
+            finally:
+                self.enabled = False
+                self._entries.clear()
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
+            await asyncio.sleep(1.0)
+
+
+async def publish_invalidation(redis: Redis, message: str) -> None:
+    await redis.publish(INVALIDATION_CHANNEL, message)
+
+
+async def authenticate(db: Database, secret: str | None, cache: KeyCache | None = None) -> Principal:
     """Resolve a bearer secret to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``."""
     if not secret:
         raise Unauthenticated("missing API key: send it as 'Authorization: Bearer cdt_...'", code="missing_api_key")
     if not KEY_PATTERN.match(secret):
         raise Unauthenticated("invalid API key")
+    key_hash = hash_secret(secret)
+    now = time.time()
+    if cache is not None:
+        cached = cache.get(key_hash, now)
+        if cached is not None:
+            _touch(db, cache, cached, now)
+            return cached
     row = await db.fetchrow(
         """
-        SELECT k.id, k.account_id, k.revoked_at, k.expires_at < now() AS expired, a.status, a.role
+        SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, a.status, a.role
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
         WHERE k.key_hash = $1
         """,
-        hash_secret(secret),
+        key_hash,
     )
     if row is None:
         raise Unauthenticated("invalid API key")
@@ -90,4 +190,44 @@ async def authenticate(db: Database, secret: str | None) -> Principal:
         raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
     if row["status"] != "active":
         raise Unauthenticated("invalid API key")
-    return Principal(account_id=row["account_id"], api_key_id=row["id"], role=row["role"])
+    principal = Principal(account_id=row["account_id"], api_key_id=row["id"], role=row["role"])
+    if cache is not None:
+        cache.put(key_hash, principal, row["expires_at"], now)
+        _touch(db, cache, principal, now)
+    return principal
+
+
+_background: set[asyncio.Task[None]] = set()
+
+
+def _touch(db: Database, cache: KeyCache, principal: Principal, now: float) -> None:
+    """Record ``last_used_at`` at most once a minute per key, off the request path."""
+    if principal.api_key_id is None or not cache.due_for_touch(principal.api_key_id, now):
+        return
+
+    async def touch() -> None:
+        with contextlib.suppress(Exception):
+            await db.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", principal.api_key_id)
+
+    task = asyncio.get_running_loop().create_task(touch())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def revoke_key(db: Database, redis: Redis, key_id: uuid.UUID) -> bool:
+    revoked = await db.fetchval(
+        "UPDATE api_keys SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING id", key_id
+    )
+    await publish_invalidation(redis, f"key:{key_id}")
+    return revoked is not None
+
+
+async def set_account_status(db: Database, redis: Redis, account_id: uuid.UUID, status: str) -> bool:
+    """Suspend (``suspended``) or reinstate (``active``) an account; its keys stop or resume working at once."""
+    changed = await db.fetchval(
+        "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1 AND status <> 'deleted' RETURNING id",
+        account_id,
+        status,
+    )
+    await publish_invalidation(redis, f"account:{account_id}")
+    return changed is not None

@@ -54,7 +54,7 @@ class Catalog:
         self.version = version
         self._models = {model.id: model for model in models}
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self):
         return iter(self._models.values())
 
     def __len__(self) -> int:

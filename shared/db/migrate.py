@@ -43,7 +43,7 @@ async def pending_migrations(database_url: str) -> list[str]:
     """Ids of migrations in ``migrations/`` that the database has not applied."""
     from piccolo.apps.migrations.commands.base import BaseMigrationManager
 
-    known = set(BaseMigrationManager().get_migration_modules(APP_CONFIG.migrations_folder_path))
+    known = set(BaseMigrationManager().get_migration_modules(str(APP_CONFIG.migrations_folder_path)))
     conn = await asyncpg.connect(database_url)
     try:
         exists = await conn.fetchval("SELECT to_regclass('migration') IS NOT NULL")

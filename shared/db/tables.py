@@ -55,7 +55,7 @@ class CreditLot(Table, tablename="credit_lots"):
     part of ``remaining`` that pending holds have set aside."""
 
     id = UUID(primary_key=True)
-    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict)
     source = Varchar(length=16)
     reference = Varchar(length=200, null=True, default=None)
     amount = BigInt()
@@ -100,7 +100,7 @@ class Task(Table, tablename="tasks"):
 
 class Hold(Table, tablename="holds"):
     id = UUID(primary_key=True)
-    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict)
     task_id = ForeignKey(Task, null=True, unique=True, on_delete=OnDelete.restrict, default=None)
     amount = BigInt()
     charged = BigInt(default=0)
@@ -119,7 +119,7 @@ class HoldAllocation(Table, tablename="hold_allocations"):
 
     id = UUID(primary_key=True)
     hold_id = ForeignKey(Hold, null=False, on_delete=OnDelete.restrict, index=True)
-    lot_id = ForeignKey(CreditLot, null=False, on_delete=OnDelete.restrict, index=True)
+    lot_id = ForeignKey(CreditLot, null=False, on_delete=OnDelete.restrict)
     amount = BigInt()
     charged = BigInt(default=0)
 
@@ -131,7 +131,7 @@ class LedgerEntry(Table, tablename="ledger_entries"):
     summing them reproduces ``credits_total`` and ``credits_held`` (the ledger check does exactly that)."""
 
     id = UUID(primary_key=True)
-    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict)
     kind = Varchar(length=16)
     amount = BigInt()
     delta_total = BigInt(default=0)

@@ -84,7 +84,7 @@ def draw_image(prompt: str, seed: int, width: int, height: int, index: int = 0) 
     start = tuple(rng.randrange(256) for _ in range(3))
     end = tuple(rng.randrange(256) for _ in range(3))
     gradient = Image.linear_gradient("L").rotate(rng.choice((0, 45, 90, 135))).resize((width, height))
-    image = ImageOps.colorize(gradient, start, end).convert("RGB")  # type: ignore[arg-type]
+    image = ImageOps.colorize(gradient, start, end).convert("RGB")
     draw = ImageDraw.Draw(image, "RGBA")
     for _ in range(rng.randint(4, 9)):
         radius = rng.randint(min(width, height) // 12, min(width, height) // 3)
@@ -118,11 +118,11 @@ def draw_animation(prompt: str, seed: int, width: int, height: int, seconds: int
     frames = []
     count = max(1, seconds * fps)
     for n in range(count):
-        frame = Image.new("RGB", (width, height), background)  # type: ignore[arg-type]
+        frame = Image.new("RGB", (width, height), background)
         draw = ImageDraw.Draw(frame)
         x = radius + (width - 2 * radius) * n // max(1, count - 1)
         y = height // 2 + int((height // 4) * ((n % fps) / fps - 0.5))
-        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)  # type: ignore[arg-type]
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
         draw.text((8, 8), prompt[:60], fill=(255, 255, 255))
         frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
     buffer = io.BytesIO()

@@ -58,7 +58,7 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
     assert provider is not None
     request = GenerationRequest(task_id=task.id, model=model, route=route, params=task.input)
     try:
-        async with asyncio.timeout(min(remaining, rt.lease_s)):
+        async with asyncio.timeout(remaining):
             result = await provider.start(request)
     except ProviderError as exc:
         await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider)

@@ -3,15 +3,16 @@ credit hold; then enqueue the job. An ``Idempotency-Key`` makes a retried submit
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
-from arq.connections import ArqRedis
+from redis.exceptions import RedisError
 
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog, Model
@@ -20,9 +21,8 @@ from shared.catalog.pricing import cost, worst_case_usage
 from shared.db import Connection, Database, to_json
 from shared.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.ids import uuid7
-from shared.ledger import place_hold
+from shared.ledger import hold_errors
 from shared.providers import ProviderRegistry
-from shared.queue import enqueue_task
 from shared.tasks.records import COLUMNS, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
 async def submit_task(
     *,
     db: Database,
-    redis: ArqRedis,
+    enqueue: Callable[[uuid.UUID], Awaitable[bool]],
     catalog: Catalog,
     providers: ProviderRegistry,
     principal: Principal,
@@ -92,47 +92,64 @@ async def submit_task(
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
+    task_id = uuid7()
     try:
-        async with db.transaction() as conn:
-            task = await _insert_task(conn, principal, prepared)
-            if key is not None and not await _claim_idempotency_key(conn, principal, key, request_hash, task.id):
-                raise _Replay
-            await place_hold(conn, account_id=principal.account_id, amount=prepared.hold, task_id=task.id)
+        if key is None:
+            # The common path: one statement, one round trip, atomic on its own.
+            task = await _insert_task_and_hold(db.pool, principal, prepared, task_id)
+        else:
+            async with db.transaction() as conn:
+                if not await _claim_idempotency_key(conn, principal, key, request_hash):
+                    raise _Replay
+                task = await _insert_task_and_hold(conn, principal, prepared, task_id)
+                await conn.execute(
+                    "UPDATE idempotency_records SET task_id = $3 WHERE account_id = $1 AND key = $2",
+                    principal.account_id,
+                    key,
+                    task_id,
+                )
     except _Replay:
         return await _replayed_task(db, principal, key or "", request_hash), False
     try:
-        await enqueue_task(redis, task.id)
-    except (OSError, ConnectionError, TimeoutError) as exc:
+        await enqueue(task.id)
+    except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The task is safely queued in PostgreSQL; the sweep enqueues it once Redis is back.
         log.warning("enqueue failed for task %s, the sweep will retry: %s", task.id, exc)
     return task, True
 
 
-async def _insert_task(conn: Connection, principal: Principal, prepared: PreparedTask) -> TaskRecord:
-    now = dt.datetime.now(dt.UTC)
-    row = await conn.fetchrow(
-        f"""
-        INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
-                           credits_held, deadline_at, created_at)
-        VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, $10, $11)
-        RETURNING {COLUMNS}
-        """,
-        uuid7(), principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
-        to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, prepared.hold,
-        now + dt.timedelta(seconds=prepared.model.max_runtime_s), now,
-    )  # fmt: skip
+_INSERT_TASK_AND_HOLD = f"""
+WITH task AS (
+    INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
+                       credits_held, deadline_at)
+    VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, now() + make_interval(secs => $10))
+    RETURNING {COLUMNS}
+)
+SELECT task.*, ledger_place_hold($11, task.account_id, task.credits_held, task.id, $12, $13) FROM task
+"""
+
+
+async def _insert_task_and_hold(
+    conn: Connection | asyncpg.Pool, principal: Principal, prepared: PreparedTask, task_id: uuid.UUID
+) -> TaskRecord:
+    """Insert the task and place its hold in a single statement (``ledger_place_hold`` runs inside it)."""
+    async with hold_errors(prepared.hold):
+        row = await conn.fetchrow(
+            _INSERT_TASK_AND_HOLD,
+            task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
+            to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, prepared.hold,
+            float(prepared.model.max_runtime_s), uuid7(), uuid7(), f"{prepared.model.id} task",
+        )  # fmt: skip
     assert row is not None
     return TaskRecord.from_row(row)
 
 
-async def _claim_idempotency_key(
-    conn: Connection, principal: Principal, key: str, request_hash: str, task_id: Any
-) -> bool:
+async def _claim_idempotency_key(conn: Connection, principal: Principal, key: str, request_hash: str) -> bool:
     try:
         inserted = await conn.fetchval(
             """
-            INSERT INTO idempotency_records (id, account_id, key, request_hash, task_id)
-            VALUES ($1, $2, $3, $4, $5)
+            INSERT INTO idempotency_records (id, account_id, key, request_hash)
+            VALUES ($1, $2, $3, $4)
             ON CONFLICT (account_id, key) DO NOTHING
             RETURNING id
             """,
@@ -140,7 +157,6 @@ async def _claim_idempotency_key(
             principal.account_id,
             key,
             request_hash,
-            task_id,
         )
     except asyncpg.UniqueViolationError:  # pragma: no cover - ON CONFLICT covers it
         return False

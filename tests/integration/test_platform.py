@@ -1,0 +1,85 @@
+"""The Procfile processes and the operator CLI, as separate processes, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.harness import ROOT, Subprocess, free_port, wait_for
+
+
+def conduit(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "cli.main", *args],
+        env={**os.environ, **env, "PYTHONWARNINGS": "ignore"},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+async def test_web_and_worker_processes_serve_a_task_for_a_cli_created_account(
+    env: dict[str, str], tmp_path: Path, services: object
+) -> None:
+    port = free_port()
+    proc_env = {**env, "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    migrated = await asyncio.to_thread(conduit, ["migrate"], proc_env)  # the Procfile's release step
+    assert migrated.returncode == 0, migrated.stderr
+    created = await asyncio.to_thread(
+        conduit, ["accounts", "create", "--email", f"cli-{port}@example.com", "--credits", "2.5"], proc_env
+    )
+    assert created.returncode == 0, created.stderr
+    account = json.loads(created.stdout)
+    assert account["api_key"].startswith("cdt_")
+    assert account["account_id"]
+
+    duplicate = await asyncio.to_thread(conduit, ["accounts", "create", "--email", f"cli-{port}@example.com"], proc_env)
+    assert duplicate.returncode == 1
+    assert "email_taken" in duplicate.stderr
+
+    web = Subprocess(["web"], proc_env, tmp_path / "web.log")
+    worker = Subprocess(["worker"], proc_env, tmp_path / "worker.log")
+    try:
+        base = f"http://127.0.0.1:{port}"
+        headers = {"Authorization": f"Bearer {account['api_key']}"}
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+
+            async def healthy() -> bool:
+                try:
+                    return (await client.get("/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            await wait_for(healthy, timeout=30, what="conduit web to answer")
+            models = (await client.get("/v1/models")).json()
+            assert {"flux-schnell", "flux-dev", "sdxl", "dreamshaper", "ltx-video"} <= {m["id"] for m in models["data"]}
+            response = await client.post(
+                "/v1/tasks",
+                json={"model": "dreamshaper", "input": {"prompt": "a castle", "width": 320, "height": 320}},
+                headers=headers,
+            )
+            assert response.status_code == 202, response.text
+            task_id = response.json()["id"]
+
+            async def finished() -> dict[str, object] | None:
+                body = (await client.get(f"/v1/tasks/{task_id}", headers=headers)).json()
+                return body if body["status"] not in ("queued", "running") else None
+
+            done = await wait_for(finished, timeout=30, what="the worker process to finish the task")
+            assert done["status"] == "succeeded", (done, worker.output())
+            image = await client.get(done["outputs"][0]["url"])
+            assert image.status_code == 200
+            assert image.content.startswith(b"\x89PNG")
+            account_view = (await client.get("/v1/account", headers=headers)).json()
+            assert account_view["balance"] == {"available": 2.1, "held": 0}
+    finally:
+        assert web.stop() in (0, -15), web.output()
+        worker.stop()
