@@ -74,7 +74,9 @@ def run_platform(settings: Settings, *, port: int | None) -> int:
         nonlocal stopping
         stopping = True
 
+    # Handle both explicitly: a shell that starts us in the background may have set SIGINT to "ignore".
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)
     try:
         database_url, redis_url = resolved.require_connections()
         asyncio.run(apply_migrations(database_url))

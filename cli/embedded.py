@@ -151,11 +151,17 @@ class EmbeddedServices:
         try:
             pwd.getpwnam(PG_SYSTEM_USER)
         except KeyError:
-            subprocess.run(
+            # PostgreSQL refuses to run as root: create an unprivileged system user for it (once).
+            created = subprocess.run(
                 ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", PG_SYSTEM_USER],
-                check=True,
+                check=False,
                 capture_output=True,
+                text=True,
             )
+            try:
+                pwd.getpwnam(PG_SYSTEM_USER)  # another process may have created it meanwhile
+            except KeyError:
+                raise EmbeddedError(f"cannot create the {PG_SYSTEM_USER} system user: {created.stderr}") from None
         return PG_SYSTEM_USER
 
     def _pg(self, tool: str, *args: str, user: str | None) -> subprocess.CompletedProcess[str]:
