@@ -122,11 +122,16 @@ async def deliver(rt: WebhookRuntime, delivery_id: uuid.UUID) -> Outcome:
     if claimed.endpoint_id is not None and claimed.endpoint_status != "enabled":
         await _give_up(rt.db, claimed, f"not sent: the endpoint is {claimed.endpoint_status or 'gone'}")
         return Outcome()
-    msg_id, body, secrets = await _message(rt, claimed, now)
     attempt = claimed.attempts + 1
     attempt_id = await _start_attempt(rt.db, claimed, attempt, now)
-    headers = {"content-type": "application/json", **signed_headers(secrets, msg_id, int(time.time()), body)}
-    response = await _post(rt, claimed.url, headers, body)
+    try:
+        msg_id, body, secrets = await _message(rt, claimed, now)
+    except Exception:  # a bug must cost an attempt, not loop on the same one forever
+        log.exception("could not build webhook delivery %s", claimed.id)
+        response = _Response(error="internal error while preparing the message; it has been logged")
+    else:
+        headers = {"content-type": "application/json", **signed_headers(secrets, msg_id, int(time.time()), body)}
+        response = await _post(rt, claimed.url, headers, body)
     return await _finish(rt, claimed, attempt, attempt_id, response)
 
 

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -14,7 +16,9 @@ from shared.services import Services
 from shared.settings import Settings
 from shared.urlguard import Resolver, UrlGuard
 from shared.webhooks.delivery import WebhookRuntime
+from tests.conftest import AccountFactory, TestAccount
 from tests.harness import ApiServer, InProcessWorker, free_port
+from tests.integration.webhooks.flows import canceled_task, only_delivery
 from tests.integration.webhooks.receiver import Receiver
 
 
@@ -62,6 +66,23 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield running
     finally:
         await running.stop()
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    account: TestAccount
+    task_id: str
+    id: uuid.UUID
+
+
+@pytest.fixture
+async def pending(
+    lclient: httpx.AsyncClient, make_account: AccountFactory, services: Services, receiver: Receiver
+) -> PendingDelivery:
+    """A new account's canceled task whose own webhook_url is the receiver: one delivery, not yet attempted."""
+    account = await make_account()
+    task_id = await canceled_task(lclient, account, webhook_url=receiver.url())
+    return PendingDelivery(account, task_id, await only_delivery(services, task_id))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from shared.webhooks.delivery import deliver
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker, wait_for
 from tests.integration.helpers import wait_terminal
-from tests.integration.webhooks.conftest import RuntimeFactory
+from tests.integration.webhooks.conftest import PendingDelivery, RuntimeFactory
 from tests.integration.webhooks.flows import (
     account_secret,
     canceled_task,
@@ -166,13 +166,11 @@ async def test_410_gone_disables_the_endpoint(
 
 async def test_410_on_a_task_url_stops_its_retries(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(410))
     assert (await deliver(make_runtime(), delivery_id)).next_attempt_at is None
     assert (await delivery(lclient, account, delivery_id))["status"] == "failed"
@@ -180,13 +178,11 @@ async def test_410_on_a_task_url_stops_its_retries(
 
 async def test_a_receiver_that_hangs_times_out_and_is_retried(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(hang=True))
     outcome = await deliver(make_runtime(timeout_s=1), delivery_id)
     assert outcome.next_attempt_at is not None
@@ -235,13 +231,11 @@ async def test_a_response_that_never_ends_is_cut_by_the_time_limit(
 
 async def test_redirects_are_not_followed(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(307, headers={"Location": receiver.url("/elsewhere")}))
     outcome = await deliver(make_runtime(), delivery_id)
     assert outcome.next_attempt_at is not None  # a failed attempt, retried on the schedule
@@ -253,13 +247,11 @@ async def test_redirects_are_not_followed(
 
 async def test_a_large_response_is_read_only_up_to_the_cap(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(200, body=b"y" * (5 * 1024 * 1024)))
     await deliver(make_runtime(), delivery_id)
     shown = await delivery(lclient, account, delivery_id)
@@ -271,13 +263,11 @@ async def test_a_large_response_is_read_only_up_to_the_cap(
 async def test_non_2xx_answers_are_failed_attempts(
     code: int,
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(code))
     outcome = await deliver(make_runtime(), delivery_id)
     assert outcome.next_attempt_at is not None
@@ -287,13 +277,11 @@ async def test_non_2xx_answers_are_failed_attempts(
 
 async def test_any_2xx_is_success(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(204, body=b""))
     await deliver(make_runtime(), delivery_id)
     assert (await delivery(lclient, account, delivery_id))["status"] == "delivered"
@@ -316,3 +304,21 @@ async def test_an_edited_endpoint_url_is_used_for_pending_deliveries(
     await deliver(make_runtime(), delivery_id)
     assert [urlsplit(r.path).path for r in receiver.requests] == ["/new"]
     assert (await delivery(lclient, account, delivery_id))["url"] == receiver.url("/new")
+
+
+async def test_an_event_that_cannot_be_rendered_costs_an_attempt_instead_of_looping(
+    lclient: httpx.AsyncClient,
+    pending: PendingDelivery,
+    services: Services,
+    receiver: Receiver,
+    make_runtime: RuntimeFactory,
+) -> None:
+    await services.db.execute(
+        'UPDATE webhook_events SET data = data || \'{"created_at": "not a time"}\' WHERE task_id = $1',
+        uuid.UUID(pending.task_id),
+    )
+    outcome = await deliver(make_runtime(), pending.id)
+    assert outcome.next_attempt_at is not None
+    assert receiver.requests == []
+    [attempt] = (await delivery(lclient, pending.account, pending.id))["attempts"]
+    assert attempt["error"] == "internal error while preparing the message; it has been logged"

@@ -14,7 +14,7 @@ from shared.webhooks.dispatch import purge_logs, requeue_due
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker, Subprocess, free_port, wait_for
 from tests.integration.helpers import wait_terminal
-from tests.integration.webhooks.conftest import RuntimeFactory
+from tests.integration.webhooks.conftest import PendingDelivery, RuntimeFactory
 from tests.integration.webhooks.flows import (
     account_secret,
     canceled_task,
@@ -114,13 +114,11 @@ async def _status_is(client: httpx.AsyncClient, account: object, delivery_id: uu
 
 async def test_a_pending_delivery_retried_by_hand_is_sent_now_and_keeps_its_schedule(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
 ) -> None:
-    account = await make_account()
-    delivery_id = await only_delivery(services, await canceled_task(lclient, account, webhook_url=receiver.url()))
+    account, delivery_id = pending.account, pending.id
     receiver.reply(Reply(500), Reply(500))
     rt = make_runtime()
     waiting = await deliver(rt, delivery_id)

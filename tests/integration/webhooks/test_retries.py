@@ -12,7 +12,7 @@ from shared.services import Services
 from shared.webhooks import MAX_ATTEMPTS, RETRY_SCHEDULE_S
 from shared.webhooks.delivery import deliver
 from tests.conftest import AccountFactory
-from tests.integration.webhooks.conftest import ManualClock, RuntimeFactory
+from tests.integration.webhooks.conftest import ManualClock, PendingDelivery, RuntimeFactory
 from tests.integration.webhooks.flows import (
     account_secret,
     canceled_task,
@@ -26,15 +26,12 @@ from tests.integration.webhooks.receiver import Receiver, Reply
 
 async def test_500_twice_then_success_keeps_the_webhook_id_and_follows_the_schedule(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
     clock: ManualClock,
 ) -> None:
-    account = await make_account()
-    task_id = await canceled_task(lclient, account, webhook_url=receiver.url())
-    delivery_id = await only_delivery(services, task_id)
+    account, task_id, delivery_id = pending.account, pending.task_id, pending.id
     secret = await account_secret(lclient, account)
     rt = make_runtime()
     receiver.reply(Reply(500, body=b"boom"), Reply(500))
@@ -78,15 +75,12 @@ async def test_500_twice_then_success_keeps_the_webhook_id_and_follows_the_sched
 
 async def test_a_receiver_that_keeps_failing_gets_the_whole_schedule_then_the_delivery_fails(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
     clock: ManualClock,
 ) -> None:
-    account = await make_account()
-    task_id = await canceled_task(lclient, account, webhook_url=receiver.url())
-    delivery_id = await only_delivery(services, task_id)
+    account, delivery_id = pending.account, pending.id
     rt = make_runtime()
     receiver.default = Reply(502)
     t0 = clock()
@@ -109,15 +103,12 @@ async def test_a_receiver_that_keeps_failing_gets_the_whole_schedule_then_the_de
 
 async def test_retry_after_on_429_and_503_sets_the_next_attempt(
     lclient: httpx.AsyncClient,
-    make_account: AccountFactory,
-    services: Services,
+    pending: PendingDelivery,
     receiver: Receiver,
     make_runtime: RuntimeFactory,
     clock: ManualClock,
 ) -> None:
-    account = await make_account()
-    task_id = await canceled_task(lclient, account, webhook_url=receiver.url())
-    delivery_id = await only_delivery(services, task_id)
+    delivery_id = pending.id
     rt = make_runtime()
     in_two_hours = email.utils.format_datetime(dt.datetime.now(dt.UTC) + dt.timedelta(hours=2), usegmt=True)
     receiver.reply(
