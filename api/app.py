@@ -19,6 +19,7 @@ from api.routes.files import FileController
 from api.routes.health import healthz
 from api.routes.models import ModelController
 from api.routes.tasks import TaskController
+from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from shared.money import Credits
 from shared.services import Services
 from shared.settings import Settings
@@ -46,7 +47,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.close()
 
     return Litestar(
-        route_handlers=[healthz, ModelController, TaskController, AccountController, FileController],
+        route_handlers=[
+            healthz,
+            ModelController,
+            TaskController,
+            AccountController,
+            FileController,
+            *WEBHOOK_CONTROLLERS,  # webhooks (issue 7)
+        ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

@@ -13,6 +13,7 @@ from shared.providers import ProviderRegistry
 from shared.queue import Enqueuer, connect_redis
 from shared.settings import Settings
 from shared.storage import LocalStorage, UrlSigner
+from shared.urlguard import UrlGuard
 
 
 @dataclass(slots=True)
@@ -26,6 +27,7 @@ class Services:
     providers: ProviderRegistry
     keys: KeyCache
     enqueuer: Enqueuer
+    url_guard: UrlGuard  # webhooks (issue 7): checks user-supplied URLs
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -47,6 +49,7 @@ class Services:
             providers=ProviderRegistry.default(),
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
+            url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
         )
 
     async def close(self) -> None:

@@ -42,6 +42,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be > 0, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -88,6 +95,9 @@ class Settings:
     task_max_tries: int = 20
     # Logging
     log_level: str = "INFO"
+    # Webhooks and the URL guard (issue 7)
+    url_guard_allow_loopback: bool = False  # development and tests only: let user URLs reach 127.0.0.1 / ::1
+    webhook_timeout_s: float = 15.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -116,6 +126,8 @@ class Settings:
             task_job_timeout_s=_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),
             task_max_tries=_int(env, "TASK_MAX_TRIES", 20, minimum=1),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            url_guard_allow_loopback=_bool(env, "URL_GUARD_ALLOW_LOOPBACK", False),
+            webhook_timeout_s=_positive_float(env, "WEBHOOK_TIMEOUT_S", 15.0),
         )
 
     @property

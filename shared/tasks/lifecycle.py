@@ -15,6 +15,8 @@ from shared.tasks import CANCELED, FAILED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
 from shared.usage import record_usage
+from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
+from shared.webhooks.outbox import record_task_event
 
 _LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
 
@@ -35,7 +37,11 @@ async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskReco
         task_id,
         float(lease_s),
     )
-    return TaskRecord.from_row(row) if row is not None else None
+    if row is None:
+        return None
+    # webhooks: task.started (idempotent; a takeover after a crash records it if the first claim could not)
+    await record_task_event(db, task_id, TASK_STARTED)
+    return TaskRecord.from_row(row)
 
 
 async def release_lease(db: Database, task_id: uuid.UUID) -> None:
@@ -72,6 +78,7 @@ async def complete(
             return False
         await post_hold(conn, task_id=task.id, charge=row["credits_charged"], description=f"{task.model} task")
         await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
+        await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     return True
 
 
@@ -101,6 +108,7 @@ async def fail(
         if row is None:
             return False
         await _void(conn, task_id, row, FAILED)
+        await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
     return True
 
 
@@ -120,6 +128,7 @@ async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> Tas
         )
         if row is not None:
             await _void(conn, task_id, row, CANCELED)
+            await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction
             return TaskRecord.from_row(row)
         current = await conn.fetchval("SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id)
     if current is None:

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 from redis.exceptions import RedisError
@@ -24,6 +23,7 @@ from shared.ids import uuid7
 from shared.ledger import hold_errors
 from shared.providers import ProviderRegistry
 from shared.tasks.records import COLUMNS, TaskRecord
+from shared.urlguard import UrlGuard, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,14 @@ async def submit_task(
     providers: ProviderRegistry,
     principal: Principal,
     submission: TaskSubmission,
+    url_guard: UrlGuard | None = None,
 ) -> tuple[TaskRecord, bool]:
-    """Create the task (or find the one this idempotency key created). Returns (task, created)."""
+    """Create the task (or find the one this idempotency key created). Returns (task, created).
+
+    A ``webhook_url`` must pass ``url_guard`` (default: public addresses only)."""
     prepared = prepare(catalog, providers, submission)
+    if prepared.webhook_url is not None:
+        await (url_guard or UrlGuard()).check(prepared.webhook_url, param="webhook_url")
     key = submission.idempotency_key
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
@@ -215,9 +220,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _check_webhook_url(url: str | None) -> str | None:
+    """The syntax only; ``submit_task`` resolves the host and checks its addresses (the URL guard)."""
     if url is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
-        raise InvalidInput("webhook_url must be an absolute http(s) URL", param="webhook_url")
-    return url
+    return parse_url(url, param="webhook_url").url
