@@ -15,9 +15,13 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.routes.account import AccountController
+from api.routes.auth import AuthController
 from api.routes.files import FileController
 from api.routes.health import healthz
+from api.routes.keys import KeyController
 from api.routes.models import ModelController
+from api.routes.oauth import OAuthController
+from api.routes.promotions import PromoController
 from api.routes.tasks import TaskController
 from shared.money import Credits
 from shared.services import Services
@@ -46,7 +50,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.close()
 
     return Litestar(
-        route_handlers=[healthz, ModelController, TaskController, AccountController, FileController],
+        route_handlers=[
+            healthz,
+            ModelController,
+            TaskController,
+            AccountController,
+            FileController,
+            # accounts (issue 5)
+            AuthController,
+            OAuthController,
+            KeyController,
+            PromoController,
+        ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
