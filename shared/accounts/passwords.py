@@ -60,8 +60,10 @@ def check_password_policy(password: str, *, email: str | None = None) -> None:
         mostly_local = len(local) >= 4 and local in lowered and len(lowered) - len(local) < 4
         if lowered in (email.lower(), local) or mostly_local:
             refuse("must not be your email address")
-    if lowered in COMMON_PASSWORDS or len(set(lowered)) <= 2:
+    if lowered in COMMON_PASSWORDS:
         refuse("is too common; choose something harder to guess")
+    if len(set(lowered)) < 4:
+        refuse("repeats too few different characters; choose something harder to guess")
 
 
 async def hash_password(password: str) -> str:

@@ -10,6 +10,7 @@ background, so timing does not tell either.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.accounts import mails, tokens
@@ -101,31 +102,42 @@ async def verify_email(deps: AuthDeps, token: str) -> tuple[uuid.UUID, str]:
 
 
 async def resend_verification(deps: AuthDeps, *, email: str, ip: str) -> str:
-    email = normalize_email(email)
-    await throttle_ip(deps.limiter, deps.settings, ip)
-    await throttle_mail(deps.limiter, email)
-    mail: Mail | None = None
-    async with deps.db.transaction() as conn:
-        account_id = await conn.fetchval(
-            "SELECT id FROM accounts WHERE email = $1 AND email_verified_at IS NULL AND status = 'active'", email
-        )
-        if account_id is not None:
-            mail = await _verification_mail(conn, deps.settings, account_id, email)
-    if mail is not None:
-        deps.mailer.dispatch(mail)
-    return email
+    """Mail a new verification link, if the address has an account still waiting for one."""
+
+    async def compose(conn: Connection, account_id: uuid.UUID, address: str) -> Mail:
+        return await _verification_mail(conn, deps.settings, account_id, address)
+
+    return await _mail_the_owner(deps, email, ip, "AND email_verified_at IS NULL AND status = 'active'", compose)
 
 
 async def request_password_reset(deps: AuthDeps, *, email: str, ip: str) -> str:
+    """Mail a password reset link, if the address has an account."""
+
+    async def compose(conn: Connection, account_id: uuid.UUID, address: str) -> Mail:
+        return mails.reset_password(
+            deps.settings, address, await _reset_token(conn, deps.settings, account_id, address)
+        )
+
+    return await _mail_the_owner(deps, email, ip, "", compose)
+
+
+async def _mail_the_owner(
+    deps: AuthDeps,
+    email: str,
+    ip: str,
+    condition: str,
+    compose: Callable[[Connection, uuid.UUID, str], Awaitable[Mail]],
+) -> str:
+    """Throttle, then mail the account with this address (matching ``condition``) if there is one. Answers
+    the same either way."""
     email = normalize_email(email)
     await throttle_ip(deps.limiter, deps.settings, ip)
     await throttle_mail(deps.limiter, email)
     mail: Mail | None = None
     async with deps.db.transaction() as conn:
-        account_id = await conn.fetchval("SELECT id FROM accounts WHERE email = $1", email)
+        account_id = await conn.fetchval(f"SELECT id FROM accounts WHERE email = $1 {condition}", email)
         if account_id is not None:
-            token = await _reset_token(conn, deps.settings, account_id, email)
-            mail = mails.reset_password(deps.settings, email, token)
+            mail = await compose(conn, account_id, email)
     if mail is not None:
         deps.mailer.dispatch(mail)
     return email
