@@ -59,7 +59,9 @@ class Mailer:
         message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
         domain = parseaddr(self.settings.sender)[1].partition("@")[2] or "localhost"
         message["Message-ID"] = make_msgid(domain=domain)
-        message.set_content(mail.text)
+        # Plain ASCII stays readable as is (links intact in the outbox files); anything else is encoded.
+        readable = mail.text.isascii() and all(len(line) < 990 for line in mail.text.splitlines())
+        message.set_content(mail.text, cte="7bit" if readable else "quoted-printable")
         return message
 
     async def send(self, mail: Mail) -> Path | None:

@@ -196,7 +196,7 @@ class ApiKeyHold(Table, tablename="api_key_holds"):
     """The part of a pending hold counted against its key's spend cap; gone once the hold resolves."""
 
     id = UUID(primary_key=True)
-    hold_id = UUID(unique=True)
+    hold_id = ForeignKey(Hold, null=False, unique=True, on_delete=OnDelete.restrict)
     api_key_id = ForeignKey(ApiKey, null=False, on_delete=OnDelete.cascade, index=True)
     amount = BigInt()
     created_at = Timestamptz(default=TimestamptzNow())
