@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
+from shared.accounts import oauth
+from shared.accounts.signup import AuthDeps
+from shared.errors import NotFound, UpstreamFailed
 from shared.services import Services
+from shared.settings import OAuthProviderSettings
 from tests.integration.accounts.conftest import Browser, BrowserFactory, PersonFactory, new_email
 from tests.integration.accounts.mailbox import Mailbox
 from tests.integration.accounts.oauth_provider import GitHubUser, GoogleUser, OAuthProvider
@@ -210,3 +216,29 @@ async def test_redirects_denials_and_unknown_providers(browser: BrowserFactory, 
     unknown = await b.http.get("/v1/auth/oauth/facebook/start")
     assert unknown.status_code == 404
     assert unknown.json()["error"]["code"] == "oauth_provider_not_found"
+
+
+async def test_unconfigured_and_failing_providers(auth_deps: AuthDeps, services: Services) -> None:
+    bare = dataclasses.replace(
+        auth_deps, settings=dataclasses.replace(auth_deps.settings, github=OAuthProviderSettings())
+    )
+    with pytest.raises(NotFound) as missing:
+        await oauth.start(bare, services.redis, "http://127.0.0.1:9", "github", redirect_to=None, age_confirmed=True)
+    assert missing.value.code == "oauth_not_configured"
+
+    # The provider's token endpoint fails: a clear 502-class error, no account, no session.
+    url, state = await oauth.start(
+        auth_deps, services.redis, "http://127.0.0.1:9", "google", redirect_to=None, age_confirmed=True
+    )
+    assert f"state={state}" in url
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(503, json={"error": "backend_error"})
+
+    with pytest.raises(UpstreamFailed) as failed:
+        await oauth.finish(
+            auth_deps, services.redis, "http://127.0.0.1:9", "google",
+            code="a-code", state=state, cookie_state=state, error=None, ip="127.0.0.1", user_agent="test",
+            transport=httpx.MockTransport(broken),
+        )  # fmt: skip
+    assert failed.value.code == "oauth_provider_error"
