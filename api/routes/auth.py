@@ -99,7 +99,9 @@ input,button{{font:inherit;padding:.4rem;margin:.3rem 0;width:100%;box-sizing:bo
         status_code=status,
         media_type=MediaType.HTML,
         headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'",
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+            ),
             "Referrer-Policy": "no-referrer",
             "Cache-Control": "no-store",
         },
