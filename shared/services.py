@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from shared.accounts.keys import KeyCache
+from shared.accounts.sessions import SessionStore
 from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
+from shared.mail import Mailer
 from shared.providers import ProviderRegistry
 from shared.queue import Enqueuer, connect_redis
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings
 from shared.storage import LocalStorage, UrlSigner
 from shared.urlguard import UrlGuard
@@ -28,6 +31,10 @@ class Services:
     keys: KeyCache
     enqueuer: Enqueuer
     url_guard: UrlGuard  # webhooks (issue 7): checks user-supplied URLs
+    # Accounts (issue 5): rate limits, people's sessions, outgoing mail
+    limiter: RateLimiter
+    sessions: SessionStore
+    mailer: Mailer
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -50,8 +57,12 @@ class Services:
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
             url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
+            limiter=RateLimiter(redis),
+            sessions=SessionStore(redis, settings.auth),
+            mailer=Mailer(settings.mail),
         )
 
     async def close(self) -> None:
+        await self.mailer.drain()
         await self.redis.aclose()
         await self.db.close()

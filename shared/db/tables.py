@@ -33,6 +33,11 @@ class Account(Table, tablename="accounts"):
     credits_held = BigInt(default=0)  # sum of the account's pending holds
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # Self-service accounts (sign-up, sign-in): NULL for accounts that never set a password / were erased.
+    password_hash = Text(null=True, default=None)
+    email_verified_at = Timestamptz(null=True, default=None)
+    age_confirmed_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
@@ -49,6 +54,17 @@ class ApiKey(Table, tablename="api_keys"):
     last_used_at = Timestamptz(null=True, default=None)
     expires_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+    # Limits set by the owner: NULL means "any model" / "no cap". ``spent`` is what tasks through this key
+    # were charged; ``cap_held`` what capped submits have reserved and not settled yet (see
+    # ``shared.accounts.limits``).
+    allowed_models = Array(Varchar(length=128), null=True, default=None)
+    spend_cap = BigInt(null=True, default=None)
+    spent = BigInt(default=0)
+    cap_held = BigInt(default=0)
+    rotated_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)  # deleted by its owner: revoked and no longer listed
+
+    api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
 
 
 class CreditLot(Table, tablename="credit_lots"):
@@ -270,6 +286,77 @@ class WebhookAttempt(Table, tablename="webhook_attempts"):
     response_body = Text(null=True, default=None)  # the first KiB, for debugging the receiver
 
 
+class ApiKeyHold(Table, tablename="api_key_holds"):
+    """The part of a pending hold counted against its key's spend cap; gone once the hold resolves."""
+
+    id = UUID(primary_key=True)
+    hold_id = ForeignKey(Hold, null=False, unique=True, on_delete=OnDelete.restrict)
+    api_key_id = ForeignKey(ApiKey, null=False, on_delete=OnDelete.cascade, index=True)
+    amount = BigInt()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    api_key_holds_amount_check = Check("amount >= 0")
+
+
+class AccountToken(Table, tablename="account_tokens"):
+    """Single-use, expiring tokens mailed to people (email verification, password reset). Only the SHA-256 of
+    the token is stored; ``email`` is the address it was sent to, so it cannot verify a different one."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade, index=True)
+    purpose = Varchar(length=32)
+    token_hash = Varchar(length=64, unique=True)
+    email = Varchar(length=320)
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    account_tokens_purpose_check = Check("purpose IN ('verify_email', 'reset_password')")
+
+
+class OAuthIdentity(Table, tablename="oauth_identities"):
+    """A Google or GitHub account linked to a Conduit account (removed when the account is erased)."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade, index=True)
+    provider = Varchar(length=16)
+    subject = Varchar(length=255)  # the provider's stable user id
+    email = Varchar(length=320, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_used_at = Timestamptz(null=True, default=None)
+
+    oauth_identities_unique = Unique(["provider", "subject"])
+    oauth_identities_provider_check = Check("provider IN ('google', 'github')")
+
+
+class PromoCode(Table, tablename="promo_codes"):
+    id = UUID(primary_key=True)
+    code = Varchar(length=64, unique=True)  # upper-cased
+    credits = BigInt()
+    expires_at = Timestamptz(null=True, default=None)  # after this the code cannot be claimed
+    credit_validity_days = Integer(null=True, default=None)  # lifetime of the credits it grants; NULL: no expiry
+    max_redemptions = Integer(null=True, default=None)  # NULL: unlimited
+    redemptions = Integer(default=0)
+    description = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    disabled_at = Timestamptz(null=True, default=None)
+
+    promo_codes_credits_check = Check("credits > 0 AND (credit_validity_days IS NULL OR credit_validity_days > 0)")
+    promo_codes_redemptions_check = Check(
+        "redemptions >= 0 AND (max_redemptions IS NULL OR (max_redemptions > 0 AND redemptions <= max_redemptions))"
+    )
+
+
+class PromoRedemption(Table, tablename="promo_redemptions"):
+    id = UUID(primary_key=True)
+    promo_code_id = ForeignKey(PromoCode, null=False, on_delete=OnDelete.restrict)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    lot_id = ForeignKey(CreditLot, null=True, on_delete=OnDelete.restrict, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    promo_redemptions_unique = Unique(["promo_code_id", "account_id"])
+
+
 TABLES: list[type[Table]] = [
     Account,
     ApiKey,
@@ -286,4 +373,9 @@ TABLES: list[type[Table]] = [
     WebhookEvent,
     WebhookDelivery,
     WebhookAttempt,
+    ApiKeyHold,
+    AccountToken,
+    OAuthIdentity,
+    PromoCode,
+    PromoRedemption,
 ]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from shared.accounts.limits import settle_key_spend
 from shared.catalog.pricing import Usage
 from shared.db import Connection, Database, Record, to_json
 from shared.errors import Conflict
@@ -76,7 +77,9 @@ async def complete(
         )
         if row is None:
             return False
-        await post_hold(conn, task_id=task.id, charge=row["credits_charged"], description=f"{task.model} task")
+        charged = row["credits_charged"]
+        resolution = await post_hold(conn, task_id=task.id, charge=charged, description=f"{task.model} task")
+        await settle_key_spend(conn, row["api_key_id"], resolution)  # the key's spent / spend cap
         await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
         await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     return True
@@ -137,7 +140,8 @@ async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> Tas
 
 
 async def _void(conn: Connection, task_id: uuid.UUID, row: Record, status: str) -> None:
-    await void_hold(conn, task_id=task_id, description=f"{row['model']} task {status}")
+    resolution = await void_hold(conn, task_id=task_id, description=f"{row['model']} task {status}")
+    await settle_key_spend(conn, row["api_key_id"], resolution)  # releases the key's spend-cap reservation
     await _record(conn, task_id, row, status, row["provider"], {}, 0)
 
 
