@@ -23,6 +23,7 @@ from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
 from api.routes.promotions import PromoController
 from api.routes.tasks import TaskController
+from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from shared.money import Credits
 from shared.services import Services
@@ -63,6 +64,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OAuthController,
             KeyController,
             PromoController,
+            # usage, rate limits, support (issue 8)
+            UsageController,
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -179,6 +179,12 @@ class UsageRecord(Table, tablename="usage_records"):
     credits = BigInt(default=0)
     latency_ms = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # usage (issue 8): what kind of request this was, and the id of a synchronous (non-task) request
+    source = Varchar(length=32, default="task")
+    request_id = UUID(null=True, default=None, unique=True)
+
+    usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled')")
+    usage_records_source_check = Check("source IN ('task', 'chat.completion', 'image.generation')")
 
 
 class IdempotencyRecord(Table, tablename="idempotency_records"):
