@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
+from api.ratelimits import add_rate_limit_headers
 from api.routes.account import AccountController
 from api.routes.auth import AuthController
 from api.routes.files import FileController
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_rate_limit_headers],  # rate limits (issue 8)
         type_encoders={Credits: encode_credits},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -14,16 +14,33 @@ script call using Redis's own clock, so any number of API processes share the li
 allowed without consuming anything (e.g. check before an expensive step, consume only on failure);
 ``reset`` forgets a key. ``Decision`` carries what rate-limit headers need: ``limit``, ``remaining``,
 ``retry_after_s`` (0 when allowed) and ``reset_after_s`` (until the full burst is available again).
+
+``admit`` checks several limits at once, all or nothing, in one script call (one round trip): GCRA rates and
+concurrency slots (a sorted set per limit whose members are what is in flight, each with an expiry as a
+backstop). ``release`` frees a member's slots. API requests use it through ``shared.request_limits``.
+
+When Redis cannot be reached (or does not answer within ``timeout_s``), a limiter built with
+``fail_open=True`` lets the request through (a ``Decision`` with ``degraded=True``) and one built with
+``fail_open=False`` raises ``ServiceUnavailable``; with ``fail_open=None`` (the default) the error propagates.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from shared.errors import RateLimited
+from shared.errors import RateLimited, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEY_PREFIX = "conduit:rl:"
 
@@ -84,6 +101,74 @@ class Rate:
         return self.burst if self.burst is not None else self.count
 
 
+# KEYS: the GCRA keys (n_rates of them), then the slot sets (n_slots), then the index of slot sets.
+# ARGV: n_rates, n_slots, member, slot ttl (ms), then per rate: emission (ms), burst; then per slot: its limit.
+# Returns, per rate then per slot: allowed (1/0), remaining, retry_after_ms (-1: unknown), reset_after_ms.
+# Consumes nothing unless every limit allows.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n_rates = tonumber(ARGV[1])
+local n_slots = tonumber(ARGV[2])
+local member = ARGV[3]
+local ttl = tonumber(ARGV[4])
+local out = {}
+local ok = true
+local tats = {}
+for i = 1, n_rates do
+    local emission = tonumber(ARGV[3 + 2 * i])
+    local burst = tonumber(ARGV[4 + 2 * i])
+    local tolerance = emission * burst
+    local tat = tonumber(redis.call('GET', KEYS[i]))
+    if tat == nil or tat < now then
+        tat = now
+    end
+    local new_tat = tat + emission
+    local allow_at = new_tat - tolerance
+    if now < allow_at then
+        ok = false
+        local remaining = math.floor((now - (tat - tolerance)) / emission)
+        if remaining < 0 then remaining = 0 end
+        for _, v in ipairs({0, remaining, math.ceil(allow_at - now), math.ceil(tat - now)}) do table.insert(out, v) end
+    else
+        tats[i] = new_tat
+        local remaining = math.floor((now - allow_at) / emission)
+        for _, v in ipairs({1, remaining, 0, math.ceil(new_tat - now)}) do table.insert(out, v) end
+    end
+end
+local base = 4 + 2 * n_rates
+for j = 1, n_slots do
+    local key = KEYS[n_rates + j]
+    local limit = tonumber(ARGV[base + j])
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    local count = redis.call('ZCARD', key)
+    if redis.call('ZSCORE', key, member) then
+        count = count - 1
+    end
+    if count >= limit then
+        ok = false
+        for _, v in ipairs({0, 0, -1, 0}) do table.insert(out, v) end
+    else
+        for _, v in ipairs({1, limit - count - 1, 0, 0}) do table.insert(out, v) end
+    end
+end
+if ok then
+    for i = 1, n_rates do
+        redis.call('SET', KEYS[i], tostring(tats[i]), 'PX', math.max(1, math.ceil(tats[i] - now)))
+    end
+    for j = 1, n_slots do
+        local key = KEYS[n_rates + j]
+        redis.call('ZADD', key, now + ttl, member)
+        if redis.call('PTTL', key) < ttl then
+            redis.call('PEXPIRE', key, ttl)
+        end
+        redis.call('SADD', KEYS[n_rates + n_slots + 1], key)
+    end
+end
+return out
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -91,13 +176,112 @@ class Decision:
     remaining: int  # requests of cost 1 allowed right now (after this one, if it was consumed)
     retry_after_s: float  # when a refused request would be allowed; 0 if allowed; inf if it never can be
     reset_after_s: float  # until the full burst is available again
+    degraded: bool = False  # Redis could not be asked; allowed because the limiter fails open
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A concurrency limit: at most ``limit`` members of the set ``key`` at once."""
+
+    key: str
+    limit: int
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"invalid slot limit {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of ``RateLimiter.admit``: one decision per rate, then one per slot, in the order given."""
+
+    allowed: bool
+    rates: tuple[Decision, ...]
+    slots: tuple[Decision, ...]
+    degraded: bool = False  # Redis could not be asked; allowed because the limiter fails open
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, *, prefix: str = KEY_PREFIX) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str = KEY_PREFIX, fail_open: bool | None = None, timeout_s: float = 1.0
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.fail_open = fail_open
+        self.timeout_s = timeout_s
         self._script = redis.register_script(_GCRA)
+        self._admit = redis.register_script(_ADMIT)
+        self._last_warning = 0.0
+
+    @property
+    def slot_index(self) -> str:
+        """The set of every slot set's key (for the repair sweep)."""
+        return self.prefix + "slots"
+
+    async def admit(
+        self, rates: Sequence[tuple[str, Rate]], slots: Sequence[Slot] = (), *, member: str = "", ttl_s: float = 3600
+    ) -> Admission:
+        """Consume one request of every rate and take a slot for ``member`` in every slot set, if all allow;
+        otherwise consume nothing. One atomic script call."""
+        if slots and not member:
+            raise ValueError("a member is needed to take slots")
+        keys = [self.prefix + key for key, _ in rates] + [self.prefix + slot.key for slot in slots]
+        args: list[Any] = [len(rates), len(slots), member, max(1, int(ttl_s * 1000))]
+        for _, rate in rates:
+            args += [repr(rate.emission_ms), rate.tolerance]
+        args += [slot.limit for slot in slots]
+
+        async def call() -> list[int]:
+            result: list[int] = await self._admit(keys=[*keys, self.slot_index], args=args)
+            return result
+
+        raw = await self._guarded(call, None)
+        if raw is None:
+            fake = tuple(Decision(True, r.tolerance, r.tolerance, 0.0, 0.0, True) for _, r in rates)
+            return Admission(True, fake, tuple(Decision(True, s.limit, s.limit, 0.0, 0.0, True) for s in slots), True)
+        decisions = []
+        limits = [rate.tolerance for _, rate in rates] + [slot.limit for slot in slots]
+        for n, limit in enumerate(limits):
+            allowed, remaining, retry_ms, reset_ms = (int(v) for v in raw[4 * n : 4 * n + 4])
+            decisions.append(
+                Decision(
+                    allowed=bool(allowed),
+                    limit=limit,
+                    remaining=max(0, remaining),
+                    retry_after_s=math.inf if retry_ms < 0 else retry_ms / 1000.0,
+                    reset_after_s=max(0.0, reset_ms / 1000.0),
+                )
+            )
+        return Admission(
+            allowed=all(d.allowed for d in decisions),
+            rates=tuple(decisions[: len(rates)]),
+            slots=tuple(decisions[len(rates) :]),
+        )
+
+    async def release(self, slot_keys: Sequence[str], member: str) -> None:
+        """Free ``member``'s slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in slot_keys:
+                pipe.zrem(self.prefix + key, member)
+            await pipe.execute()
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]], degraded: T) -> T:
+        """Run a Redis call under the timeout, and apply the fail-open / fail-closed policy to its failure."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await call()
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self.fail_open is None:
+                raise
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                log.warning(
+                    "rate limiter: Redis unavailable (%s); failing %s", exc, "open" if self.fail_open else "closed"
+                )
+            if self.fail_open:
+                return degraded
+            raise ServiceUnavailable("rate limiting is unavailable right now; retry shortly") from exc
 
     async def hit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """Consume ``cost`` if allowed."""
@@ -113,9 +297,17 @@ class RateLimiter:
     async def _run(self, key: str, rate: Rate, cost: int, *, dry: bool) -> Decision:
         if cost < 0:
             raise ValueError("cost cannot be negative")
-        allowed, remaining, retry_ms, reset_ms = await self._script(
-            keys=[self.prefix + key], args=[repr(rate.emission_ms), rate.tolerance, cost, 1 if dry else 0]
-        )
+
+        async def call() -> list[int]:
+            result: list[int] = await self._script(
+                keys=[self.prefix + key], args=[repr(rate.emission_ms), rate.tolerance, cost, 1 if dry else 0]
+            )
+            return result
+
+        raw = await self._guarded(call, None)
+        if raw is None:
+            return Decision(True, rate.tolerance, rate.tolerance, 0.0, 0.0, degraded=True)
+        allowed, remaining, retry_ms, reset_ms = raw
         return Decision(
             allowed=bool(allowed),
             limit=rate.tolerance,

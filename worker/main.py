@@ -47,6 +47,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             providers=services.providers,
             storage=services.storage,
             lease_s=lease_s,
+            slots=services.request_limits.slots,  # rate limits (issue 8)
         )
         ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)
         log.info(

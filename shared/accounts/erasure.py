@@ -23,6 +23,7 @@ from shared.accounts.throttles import check_signin_failures, record_signin_failu
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ids import parse_uuid
+from shared.request_limits import TaskSlots
 from shared.storage import LocalStorage
 from shared.tasks import lifecycle
 
@@ -65,7 +66,7 @@ async def delete_account(
     # From here no key, session or new hold works for the account (ledger_place_hold needs 'active').
     await publish_invalidation(redis, f"account:{account_id}")
     await deps.sessions.revoke_all(account_id)
-    await _cancel_active_tasks(deps.db, account_id)
+    await _cancel_active_tasks(deps.db, account_id, TaskSlots(deps.limiter))
     scrubbed = await deps.db.fetch(
         """
         UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
@@ -84,11 +85,11 @@ async def delete_account(
     log.info("account %s deleted by its owner", account_id)
 
 
-async def _cancel_active_tasks(db: Database, account_id: uuid.UUID) -> None:
+async def _cancel_active_tasks(db: Database, account_id: uuid.UUID, slots: TaskSlots) -> None:
     rows = await db.fetch("SELECT id FROM tasks WHERE account_id = $1 AND status IN ('queued', 'running')", account_id)
     for row in rows:
         with contextlib.suppress(Conflict, NotFound):  # finished meanwhile
-            await lifecycle.cancel(db, account_id, row["id"])
+            await lifecycle.cancel(db, account_id, row["id"], slots=slots)
 
 
 async def find_account(db: Database, ident: str) -> uuid.UUID:

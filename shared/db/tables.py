@@ -38,10 +38,16 @@ class Account(Table, tablename="accounts"):
     email_verified_at = Timestamptz(null=True, default=None)
     age_confirmed_at = Timestamptz(null=True, default=None)
     deleted_at = Timestamptz(null=True, default=None)
+    # Rate limits (issue 8): NULL means the default from the settings
+    rate_limit_rpm = Integer(null=True, default=None)
+    max_inflight_tasks = Integer(null=True, default=None)
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
     accounts_status_check = Check("status IN ('active', 'suspended', 'deleted')")
+    accounts_rate_limits_check = Check(
+        "(rate_limit_rpm IS NULL OR rate_limit_rpm > 0) AND (max_inflight_tasks IS NULL OR max_inflight_tasks > 0)"
+    )
 
 
 class ApiKey(Table, tablename="api_keys"):
@@ -63,8 +69,14 @@ class ApiKey(Table, tablename="api_keys"):
     cap_held = BigInt(default=0)
     rotated_at = Timestamptz(null=True, default=None)
     deleted_at = Timestamptz(null=True, default=None)  # deleted by its owner: revoked and no longer listed
+    # Rate limits (issue 8): NULL means the default from the settings
+    rate_limit_rpm = Integer(null=True, default=None)
+    max_inflight_tasks = Integer(null=True, default=None)
 
     api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
+    api_keys_rate_limits_check = Check(
+        "(rate_limit_rpm IS NULL OR rate_limit_rpm > 0) AND (max_inflight_tasks IS NULL OR max_inflight_tasks > 0)"
+    )
 
 
 class CreditLot(Table, tablename="credit_lots"):

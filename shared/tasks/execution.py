@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from shared.catalog import Catalog
 from shared.catalog.pricing import cost
@@ -24,6 +25,9 @@ from shared.tasks import lifecycle
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
 
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +38,7 @@ class TaskRuntime:
     providers: ProviderRegistry
     storage: LocalStorage
     lease_s: float
+    slots: TaskSlots | None = None  # rate limits (issue 8): in-flight slots given back when a task ends
 
 
 async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
@@ -43,15 +48,21 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
         return None  # terminal already, or another worker holds the lease
     model = rt.catalog.get(task.model)
     if model is None:
-        await lifecycle.fail(rt.db, task.id, code="model_removed", message=f"model {task.model!r} is no longer offered")
+        await lifecycle.fail(
+            rt.db, task.id, code="model_removed", message=f"model {task.model!r} is no longer offered", slots=rt.slots
+        )
         return None
     remaining = (task.deadline_at - dt.datetime.now(dt.UTC)).total_seconds()
     if remaining <= 0:
-        await lifecycle.fail(rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline")
+        await lifecycle.fail(
+            rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline", slots=rt.slots
+        )
         return None
     routes = rt.providers.usable_routes(model)
     if not routes:
-        await lifecycle.fail(rt.db, task.id, code="model_unavailable", message="no provider can serve this model now")
+        await lifecycle.fail(
+            rt.db, task.id, code="model_unavailable", message="no provider can serve this model now", slots=rt.slots
+        )
         return None
     route = routes[0]
     provider = rt.providers.get(route.provider)
@@ -61,10 +72,14 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
         async with asyncio.timeout(remaining):
             result = await provider.start(request)
     except ProviderError as exc:
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider)
+        await lifecycle.fail(
+            rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider, slots=rt.slots
+        )
         return None
     except TimeoutError:
-        await lifecycle.fail(rt.db, task.id, code="deadline_exceeded", message="the provider did not answer in time")
+        await lifecycle.fail(
+            rt.db, task.id, code="deadline_exceeded", message="the provider did not answer in time", slots=rt.slots
+        )
         return None
     if not isinstance(result, Completed):  # pragma: no cover - queue-based providers arrive with issue 3
         raise NotImplementedError("polling upstream jobs")
@@ -78,13 +93,15 @@ async def _settle(rt: TaskRuntime, task: TaskRecord, result: Completed, provider
     try:
         outputs = await store_outputs(rt.storage, task.id, result.outputs)
     except ProviderError as exc:
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider)
+        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider, slots=rt.slots)
         return
     usage = dataclasses.replace(result.usage, requests=max(result.usage.requests, 1))  # one call, one request
     charge = cost(model.pricing, usage)
     if charge > task.credits_held:
         log.warning("task %s cost %d exceeds its hold %d; charging the hold", task.id, charge, task.credits_held)
-    done = await lifecycle.complete(rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider)
+    done = await lifecycle.complete(
+        rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider, slots=rt.slots
+    )
     if not done:
         # Canceled (or finished by another delivery) while we worked: nothing is charged, drop our files
         # unless the winner was a successful run that wrote the same keys.

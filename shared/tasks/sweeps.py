@@ -8,12 +8,16 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
 from shared.db import Database
 from shared.queue import enqueue_task
 from shared.tasks import lifecycle
+
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,7 @@ async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float 
     return enqueued
 
 
-async def fail_overdue(db: Database, *, limit: int = 500) -> int:
+async def fail_overdue(db: Database, *, limit: int = 500, slots: TaskSlots | None = None) -> int:
     rows = await db.fetch(
         """
         SELECT id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
@@ -50,7 +54,9 @@ async def fail_overdue(db: Database, *, limit: int = 500) -> int:
     )
     failed = 0
     for row in rows:
-        if await lifecycle.fail(db, row["id"], code="deadline_exceeded", message="the task ran past its deadline"):
+        if await lifecycle.fail(
+            db, row["id"], code="deadline_exceeded", message="the task ran past its deadline", slots=slots
+        ):
             failed += 1
     if failed:
         log.info("sweep failed %d task(s) past their deadline", failed)
