@@ -23,6 +23,7 @@ from api.routes.keys import KeyController
 from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
 from api.routes.promotions import PromoController
+from api.routes.rate_limits import RateLimitController
 from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PromoController,
             # usage, rate limits, support (issue 8)
             UsageController,
+            RateLimitController,
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -31,7 +31,10 @@ from shared.accounts.sessions import csrf_matches, session_principal
 from shared.accounts.signup import AuthDeps
 from shared.errors import PermissionDenied, Unauthenticated
 from shared.ids import uuid7
+from shared.request_limits import LimitExceeded
 from shared.services import Services
+from shared.tasks.submit import idempotency_key_used
+
 
 @dataclass(slots=True)
 class TaskAdmission:
@@ -133,7 +136,15 @@ async def provide_task_admission(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> AsyncIterator[TaskAdmission]:
     admission = TaskAdmission(task_id=uuid7())
-    check = await enforce_limits(request, services, principal, task_id=admission.task_id)
+    try:
+        check = await enforce_limits(request, services, principal, task_id=admission.task_id)
+    except LimitExceeded as exc:
+        key = request.headers.get("idempotency-key")
+        refused_slot = exc.check.binding is not None and exc.check.binding.name.endswith("_tasks")
+        if not (key and refused_slot and await idempotency_key_used(services.db, principal.account_id, key)):
+            raise
+        # The retry of a submit that created its task already: it starts nothing, so it needs no slot.
+        check = await enforce_limits(request, services, principal)
     try:
         yield admission
     finally:

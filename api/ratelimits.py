@@ -67,7 +67,7 @@ async def add_rate_limit_headers(message: Message, scope: Scope) -> None:
     """``before_send`` hook: the headers of the request's limit check, on whatever response it gets."""
     if message["type"] != "http.response.start":
         return
-    headers = scope.get(SCOPE_KEY)  # type: ignore[call-overload]
+    headers: dict[str, str] | None = scope.get(SCOPE_KEY)  # type: ignore[assignment]
     if headers:
         mutable = MutableScopeHeaders.from_message(message)
         for name, value in headers.items():

@@ -27,6 +27,7 @@ When Redis cannot be reached (or does not answer within ``timeout_s``), a limite
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import math
 import time
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from shared.errors import RateLimited, ServiceUnavailable
 
@@ -102,22 +103,27 @@ class Rate:
 
 
 # KEYS: the GCRA keys (n_rates of them), then the slot sets (n_slots), then the index of slot sets.
-# ARGV: n_rates, n_slots, member, slot ttl (ms), then per rate: emission (ms), burst; then per slot: its limit.
+# ARGV[1]: the member; ARGV[2]: the policy, space-separated: n_rates n_slots slot_ttl_ms, then per rate its
+# emission (ms) and burst, then per slot its limit (one argument, cheap to send: it is the same every time).
 # Returns, per rate then per slot: allowed (1/0), remaining, retry_after_ms (-1: unknown), reset_after_ms.
 # Consumes nothing unless every limit allows.
 _ADMIT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n_rates = tonumber(ARGV[1])
-local n_slots = tonumber(ARGV[2])
-local member = ARGV[3]
-local ttl = tonumber(ARGV[4])
+local member = ARGV[1]
+local spec = {}
+for v in string.gmatch(ARGV[2], '%S+') do
+    table.insert(spec, tonumber(v))
+end
+local n_rates = spec[1]
+local n_slots = spec[2]
+local ttl = spec[3]
 local out = {}
 local ok = true
 local tats = {}
 for i = 1, n_rates do
-    local emission = tonumber(ARGV[3 + 2 * i])
-    local burst = tonumber(ARGV[4 + 2 * i])
+    local emission = spec[2 + 2 * i]
+    local burst = spec[3 + 2 * i]
     local tolerance = emission * burst
     local tat = tonumber(redis.call('GET', KEYS[i]))
     if tat == nil or tat < now then
@@ -136,10 +142,10 @@ for i = 1, n_rates do
         for _, v in ipairs({1, remaining, 0, math.ceil(new_tat - now)}) do table.insert(out, v) end
     end
 end
-local base = 4 + 2 * n_rates
+local base = 3 + 2 * n_rates
 for j = 1, n_slots do
     local key = KEYS[n_rates + j]
-    local limit = tonumber(ARGV[base + j])
+    local limit = spec[base + j]
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     local count = redis.call('ZCARD', key)
     if redis.call('ZSCORE', key, member) then
@@ -192,6 +198,66 @@ class Slot:
 
 
 @dataclass(frozen=True, slots=True)
+class Policy:
+    """The limits one ``admit`` checks, in the script's terms (see ``RateLimiter.policy``)."""
+
+    keys: tuple[bytes, ...]
+    spec: bytes
+    limits: tuple[int, ...]  # per rate (its burst) then per slot (its limit)
+    n_rates: int
+
+
+class _ScriptBatch:
+    """Runs one Lua script for many concurrent callers in one pipelined round trip (like a database's group
+    commit): while a pipeline is in flight, the calls that arrive are gathered into the next one. Each caller
+    gets its own result or error. At low load a batch is one call."""
+
+    def __init__(self, redis: Redis, script: str) -> None:
+        self.redis = redis
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+        self._pending: list[tuple[Sequence[bytes], Sequence[bytes], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, args, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._execute(batch)
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes], asyncio.Future[Any]]]) -> list[Any]:
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args, _ in batch:
+                    pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                await self.redis.script_load(self.script)  # Redis restarted: its script cache is empty
+                continue
+            return results
+        return results
+
+
+@dataclass(frozen=True, slots=True)
 class Admission:
     """The outcome of ``RateLimiter.admit``: one decision per rate, then one per slot, in the order given."""
 
@@ -210,13 +276,27 @@ class RateLimiter:
         self.fail_open = fail_open
         self.timeout_s = timeout_s
         self._script = redis.register_script(_GCRA)
-        self._admit = redis.register_script(_ADMIT)
+        self._batch = _ScriptBatch(redis, _ADMIT)
         self._last_warning = 0.0
 
     @property
     def slot_index(self) -> str:
         """The set of every slot set's key (for the repair sweep)."""
         return self.prefix + "slots"
+
+    def policy(self, rates: Sequence[tuple[str, Rate]], slots: Sequence[Slot] = (), *, ttl_s: float = 3600) -> Policy:
+        """What ``admit`` checks, prepared once (callers cache it: it is the same for every request of a caller)."""
+        keys = [self.prefix + key for key, _ in rates] + [self.prefix + slot.key for slot in slots] + [self.slot_index]
+        spec: list[float | int] = [len(rates), len(slots), max(1, int(ttl_s * 1000))]
+        for _, rate in rates:
+            spec += [rate.emission_ms, rate.tolerance]
+        spec += [slot.limit for slot in slots]
+        return Policy(
+            keys=tuple(key.encode() for key in keys),  # bytes: sent as they are, nothing to encode per call
+            spec=" ".join(repr(v) for v in spec).encode(),
+            limits=tuple([rate.tolerance for _, rate in rates] + [slot.limit for slot in slots]),
+            n_rates=len(rates),
+        )
 
     async def admit(
         self, rates: Sequence[tuple[str, Rate]], slots: Sequence[Slot] = (), *, member: str = "", ttl_s: float = 3600
@@ -225,38 +305,30 @@ class RateLimiter:
         otherwise consume nothing. One atomic script call."""
         if slots and not member:
             raise ValueError("a member is needed to take slots")
-        keys = [self.prefix + key for key, _ in rates] + [self.prefix + slot.key for slot in slots]
-        args: list[Any] = [len(rates), len(slots), member, max(1, int(ttl_s * 1000))]
-        for _, rate in rates:
-            args += [repr(rate.emission_ms), rate.tolerance]
-        args += [slot.limit for slot in slots]
+        return await self.admit_policy(self.policy(rates, slots, ttl_s=ttl_s), member)
 
-        async def call() -> list[int]:
-            result: list[int] = await self._admit(keys=[*keys, self.slot_index], args=args)
-            return result
-
-        raw = await self._guarded(call, None)
+    async def admit_policy(self, policy: Policy, member: str = "") -> Admission:
+        """``admit`` with a prepared policy. Concurrent calls share one pipelined round trip."""
+        raw = await self._guarded(lambda: self._batch.run(policy.keys, (member.encode(), policy.spec)), None)
+        n_rates = policy.n_rates
         if raw is None:
-            fake = tuple(Decision(True, r.tolerance, r.tolerance, 0.0, 0.0, True) for _, r in rates)
-            return Admission(True, fake, tuple(Decision(True, s.limit, s.limit, 0.0, 0.0, True) for s in slots), True)
+            fake = tuple(Decision(True, limit, limit, 0.0, 0.0, True) for limit in policy.limits)
+            return Admission(True, fake[:n_rates], fake[n_rates:], True)
         decisions = []
-        limits = [rate.tolerance for _, rate in rates] + [slot.limit for slot in slots]
-        for n, limit in enumerate(limits):
-            allowed, remaining, retry_ms, reset_ms = (int(v) for v in raw[4 * n : 4 * n + 4])
+        allowed_all = True
+        for n, limit in enumerate(policy.limits):
+            allowed, remaining, retry_ms, reset_ms = raw[4 * n : 4 * n + 4]
+            allowed_all = allowed_all and bool(allowed)
             decisions.append(
                 Decision(
-                    allowed=bool(allowed),
-                    limit=limit,
-                    remaining=max(0, remaining),
-                    retry_after_s=math.inf if retry_ms < 0 else retry_ms / 1000.0,
-                    reset_after_s=max(0.0, reset_ms / 1000.0),
+                    bool(allowed),
+                    limit,
+                    max(0, remaining),
+                    math.inf if retry_ms < 0 else retry_ms / 1000.0,
+                    max(0.0, reset_ms / 1000.0),
                 )
             )
-        return Admission(
-            allowed=all(d.allowed for d in decisions),
-            rates=tuple(decisions[: len(rates)]),
-            slots=tuple(decisions[len(rates) :]),
-        )
+        return Admission(allowed_all, tuple(decisions[:n_rates]), tuple(decisions[n_rates:]))
 
     async def release(self, slot_keys: Sequence[str], member: str) -> None:
         """Free ``member``'s slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""

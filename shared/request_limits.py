@@ -29,13 +29,18 @@ import logging
 import math
 import time
 import uuid
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import Any, cast
 
-from shared.accounts.keys import Principal
+from redis.asyncio import Redis
+
+from shared.accounts.key_management import UNSET, Unset, check_limit_override
+from shared.accounts.keys import Principal, publish_invalidation
 from shared.db import Database
-from shared.errors import RateLimited
+from shared.errors import NotFound, RateLimited
 from shared.ids import parse_uuid
-from shared.ratelimit import Admission, Decision, Rate, RateLimiter, Slot
+from shared.ratelimit import Admission, Decision, Policy, Rate, RateLimiter, Slot
 from shared.settings import RateLimitSettings
 from shared.tasks import ACTIVE
 
@@ -84,6 +89,7 @@ class RequestLimits:
         self.settings = settings
         self.slot_ttl_s = slot_ttl_s
         self.slots = TaskSlots(limiter)
+        self._policies: dict[tuple[Any, ...], Policy] = {}  # prepared script arguments per set of limits
 
     def rates_for(self, principal: Principal) -> list[tuple[str, str, int]]:
         """(name, redis key, requests per minute) of every rate in force for the caller."""
@@ -131,12 +137,49 @@ class RequestLimits:
         return result
 
     async def _admit(self, rates: list[tuple[str, str, int]], slots: list[tuple[str, Slot]], member: str) -> Admission:
-        return await self.limiter.admit(
-            [(key, Rate(rpm, PERIOD_S)) for _, key, rpm in rates],
-            [slot for _, slot in slots],
-            member=member,
-            ttl_s=self.slot_ttl_s,
-        )
+        cache_key = (tuple(rates), tuple(slots))
+        policy = self._policies.get(cache_key)
+        if policy is None:
+            if len(self._policies) > 50_000:
+                self._policies.clear()
+            policy = self._policies[cache_key] = self.limiter.policy(
+                [(key, Rate(rpm, PERIOD_S)) for _, key, rpm in rates],
+                [slot for _, slot in slots],
+                ttl_s=self.slot_ttl_s,
+            )
+        return await self.limiter.admit_policy(policy, member)
+
+    async def describe(self, principal: Principal) -> dict[str, Any]:
+        """The limits in force for the caller, with what is left of them now (consumes nothing)."""
+        rates = {name: (key, rpm) for name, key, rpm in self.rates_for(principal)}
+        slots = dict(self.slots_for(principal))
+        now_ms = time.time() * 1000
+        redis, prefix = self.limiter.redis, self.limiter.prefix
+
+        async def scope(rate_name: str, slot_name: str) -> dict[str, Any]:
+            out: dict[str, Any] = {"requests_per_minute": None, "max_inflight_tasks": None}
+            if rate_name in rates:
+                key, rpm = rates[rate_name]
+                peek = await self.limiter.peek(key, Rate(rpm, PERIOD_S))
+                out["requests_per_minute"] = {
+                    "limit": rpm,
+                    "remaining": None if peek.degraded else peek.remaining,
+                    "reset_s": None if peek.degraded else math.ceil(peek.reset_after_s),
+                }
+            if slot_name in slots:
+                slot = slots[slot_name]
+                in_flight = int(await redis.zcount(prefix + slot.key, now_ms, "+inf"))
+                out["max_inflight_tasks"] = {"limit": slot.limit, "in_flight": in_flight}
+            return out
+
+        return {
+            "object": "rate_limits",
+            "key": (await scope("key", "key_tasks")) | {"id": str(principal.api_key_id)}
+            if principal.api_key_id is not None
+            else None,
+            "account": await scope("account", "account_tasks"),
+            "on_redis_error": "open" if self.settings.fail_open else "closed",
+        }
 
     @staticmethod
     def _refused_by_slots(admission: Admission) -> bool:
@@ -152,8 +195,8 @@ class RequestLimits:
         if not admission.allowed:
             refused = [lim for lim in rate_limits + slot_limits if not lim.decision.allowed]
             # The refusal that lasts longest is the one to report (an unknown wait counts as a second).
-            binding = max(refused, key=lambda lim: _wait(lim.decision))
-            return LimitCheck(allowed=False, binding=binding, concurrency=concurrency)
+            refusing = max(refused, key=lambda lim: _wait(lim.decision))
+            return LimitCheck(allowed=False, binding=refusing, concurrency=concurrency)
         binding = min(rate_limits, key=lambda lim: lim.decision.remaining, default=None)
         return LimitCheck(allowed=True, binding=binding, concurrency=concurrency, slot_taken=bool(slots))
 
@@ -184,11 +227,25 @@ class LimitExceeded(RateLimited):
         self.check = check
 
 
+# KEYS[1] a slot set, KEYS[2] the index of slot sets; ARGV the members to remove. Returns how many were removed.
+_PRUNE = """
+local removed = 0
+if #ARGV > 0 then
+    removed = redis.call('ZREM', KEYS[1], unpack(ARGV))
+end
+if redis.call('ZCARD', KEYS[1]) == 0 then
+    redis.call('SREM', KEYS[2], KEYS[1])
+end
+return removed
+"""
+
+
 class TaskSlots:
     """The in-flight slots of tasks: released at terminal transitions, repaired from the database."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
+        self._prune = limiter.redis.register_script(_PRUNE)
 
     @staticmethod
     def keys(account_id: uuid.UUID, api_key_id: uuid.UUID | None) -> list[str]:
@@ -206,37 +263,34 @@ class TaskSlots:
             log.warning("could not release the in-flight slots of task %s (the sweep will): %s", task_id, exc)
 
     async def purge_finished(self, db: Database, slot_keys: list[str]) -> int:
-        """Remove, from these slot sets, the members whose task is no longer active. Returns how many."""
-        redis = self.limiter.redis
-        prefix = self.limiter.prefix
+        """Remove, from these slot sets (keys without the limiter's prefix), the members whose task has ended
+        or was never created. Returns how many were removed."""
+        redis, prefix = self.limiter.redis, self.limiter.prefix
         members: dict[str, list[str]] = {}
         for key in slot_keys:
             raw = await redis.zrange(prefix + key, 0, -1)
             members[key] = [m.decode() if isinstance(m, bytes) else str(m) for m in raw]
-        ids = {parse_uuid(m) for ms in members.values() for m in ms} - {None}
-        if not ids:
-            return 0
-        rows = await db.fetch("SELECT id, status FROM tasks WHERE id = ANY($1::uuid[])", list(ids))
+        ids = list({parsed for ms in members.values() for m in ms if (parsed := parse_uuid(m)) is not None})
+        rows = await db.fetch("SELECT id, status FROM tasks WHERE id = ANY($1::uuid[])", ids) if ids else []
         status = {str(row["id"]): row["status"] for row in rows}
         removed = 0
         for key, ms in members.items():
-            # finished, or never created (a submit that died before its insert committed)
+            # Ended; or not in the database and too old to be a submit whose insert has not committed yet.
             stale = [m for m in ms if status.get(m) not in ACTIVE and (m in status or _older_than_grace(m))]
-            if stale:
-                removed += int(await redis.zrem(prefix + key, *stale))
+            # Atomically with the removal, an empty set leaves the index (a slot taken meanwhile keeps it).
+            removed += int(await self._prune(keys=[prefix + key, self.limiter.slot_index], args=stale))
         return removed
 
     async def repair(self, db: Database) -> dict[str, int]:
-        """The sweep: every active task holds its slots; no finished task does."""
-        redis = self.limiter.redis
-        prefix = self.limiter.prefix
+        """The sweep: every active task holds its slots (they are lost if Redis restarted empty), and no task
+        that has ended does (its release was lost)."""
+        redis, prefix = self.limiter.redis, self.limiter.prefix
         rows = await db.fetch(
             """
             SELECT id, account_id, api_key_id, EXTRACT(EPOCH FROM deadline_at) * 1000 AS deadline_ms
             FROM tasks WHERE status IN ('queued', 'running')
             """
         )
-        active = {str(row["id"]) for row in rows}
         added = 0
         if rows:
             async with redis.pipeline(transaction=False) as pipe:
@@ -247,18 +301,10 @@ class TaskSlots:
                         pipe.sadd(self.limiter.slot_index, prefix + key)
                 results = await pipe.execute()
             added = sum(int(r) for r in results[0::2])
-        removed = 0
-        for raw_key in await redis.smembers(self.limiter.slot_index):
-            key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
-            members = [m.decode() if isinstance(m, bytes) else str(m) for m in await redis.zrange(key, 0, -1)]
-            stale = [m for m in members if m not in active and _older_than_grace(m)]
-            if stale:
-                removed += int(await redis.zrem(key, *stale))
-            if not members or len(stale) == len(members):
-                # Forget an empty set (a slot taken meanwhile re-adds it to the index).
-                await redis.srem(self.limiter.slot_index, key)
-                if await redis.zcard(key):
-                    await redis.sadd(self.limiter.slot_index, key)
+        # A task that ended between the query above and its ZADD got a slot back: this removes it again.
+        index = await cast("Awaitable[set[bytes]]", redis.smembers(self.limiter.slot_index))
+        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in index]
+        removed = await self.purge_finished(db, [k.removeprefix(prefix) for k in keys])
         if added or removed:
             log.info(
                 "in-flight slots repaired: %d added for active tasks, %d removed for finished ones", added, removed
@@ -273,3 +319,32 @@ def _older_than_grace(member: str) -> bool:
         return True
     created_ms = parsed.int >> 80
     return created_ms < (time.time() - SLOT_GRACE_S) * 1000
+
+
+async def set_account_limits(
+    db: Database,
+    redis: Redis,
+    account_id: uuid.UUID,
+    *,
+    rpm: int | Unset | None = UNSET,
+    max_inflight: int | Unset | None = UNSET,
+) -> dict[str, int | None]:
+    """An operator sets (or, with None, removes) an account's own limits; every API process applies them to
+    the account's next request."""
+    sets: list[str] = []
+    args: list[Any] = [account_id]
+    for column, value, param in (
+        ("rate_limit_rpm", rpm, "rpm"),
+        ("max_inflight_tasks", max_inflight, "max_inflight"),
+    ):
+        if not isinstance(value, Unset):
+            args.append(check_limit_override(value, param))
+            sets.append(f"{column} = ${len(args)}")
+    query = (
+        f"UPDATE accounts SET {', '.join(sets) or 'id = id'} WHERE id = $1 RETURNING rate_limit_rpm, max_inflight_tasks"
+    )
+    row = await db.fetchrow(query, *args)
+    if row is None:
+        raise NotFound(f"no account {account_id}", code="account_not_found")
+    await publish_invalidation(redis, f"account:{account_id}")
+    return {"rate_limit_rpm": row["rate_limit_rpm"], "max_inflight_tasks": row["max_inflight_tasks"]}

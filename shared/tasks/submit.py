@@ -178,6 +178,16 @@ async def _claim_idempotency_key(conn: Connection, principal: Principal, key: st
     return inserted is not None
 
 
+async def idempotency_key_used(db: Database, account_id: uuid.UUID, key: str) -> bool:
+    """Has a submit with this Idempotency-Key created its task already? (Its retry starts nothing.)"""
+    found = await db.fetchval(
+        "SELECT 1 FROM idempotency_records WHERE account_id = $1 AND key = $2 AND task_id IS NOT NULL",
+        account_id,
+        key,
+    )
+    return found is not None
+
+
 async def _replayed_task(db: Database, principal: Principal, key: str, request_hash: str) -> TaskRecord:
     row = await db.fetchrow(
         """
