@@ -24,6 +24,7 @@ from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
 from api.routes.promotions import PromoController
 from api.routes.rate_limits import RateLimitController
+from api.routes.support import support_router
 from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # usage, rate limits, support (issue 8)
             UsageController,
             RateLimitController,
+            support_router(settings.support.max_request_bytes),
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

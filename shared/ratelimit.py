@@ -121,6 +121,7 @@ local ttl = spec[3]
 local out = {}
 local ok = true
 local tats = {}
+local counts = {}
 for i = 1, n_rates do
     local emission = spec[2 + 2 * i]
     local burst = spec[3 + 2 * i]
@@ -148,9 +149,7 @@ for j = 1, n_slots do
     local limit = spec[base + j]
     redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
     local count = redis.call('ZCARD', key)
-    if redis.call('ZSCORE', key, member) then
-        count = count - 1
-    end
+    counts[j] = count
     if count >= limit then
         ok = false
         for _, v in ipairs({0, 0, -1, 0}) do table.insert(out, v) end
@@ -164,11 +163,12 @@ if ok then
     end
     for j = 1, n_slots do
         local key = KEYS[n_rates + j]
+        -- every member expires within ttl, so the set may too
         redis.call('ZADD', key, now + ttl, member)
-        if redis.call('PTTL', key) < ttl then
-            redis.call('PEXPIRE', key, ttl)
+        redis.call('PEXPIRE', key, ttl)
+        if counts[j] == 0 then
+            redis.call('SADD', KEYS[n_rates + n_slots + 1], key)
         end
-        redis.call('SADD', KEYS[n_rates + n_slots + 1], key)
     end
 end
 return out

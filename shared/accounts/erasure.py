@@ -2,8 +2,8 @@
 
 Deletion never removes the account row (the ledger, orders, tasks and usage reference it): it marks the
 account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
-GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, and the
-stored output files. Keys are revoked and sessions ended at once on every process; active tasks are
+GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, the
+stored output files, and support tickets with their attachments. Keys are revoked and sessions ended at once on every process; active tasks are
 canceled (their holds released). The credit ledger and usage records stay, attached to an anonymous id.
 """
 
@@ -25,6 +25,7 @@ from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ids import parse_uuid
 from shared.request_limits import TaskSlots
 from shared.storage import LocalStorage
+from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ async def delete_account(
     for task in scrubbed:
         if task["had_outputs"]:
             await storage.delete_prefix(f"outputs/{task['id']}")
+    await erase_tickets(deps.db, storage, account_id)  # support tickets (issue 8): threads and attachments
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)
 
