@@ -3,8 +3,9 @@
 Deletion never removes the account row (the ledger, orders, tasks and usage reference it): it marks the
 account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
 GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, the
-stored output files, and support tickets with their attachments. Keys are revoked and sessions ended at once on every process; active tasks are
-canceled (their holds released). The credit ledger and usage records stay, attached to an anonymous id.
+stored output files, and support tickets with their attachments. Keys are revoked and sessions ended at once
+on every process; active tasks are canceled (their holds released). The credit ledger and usage records stay,
+attached to an anonymous id.
 """
 
 from __future__ import annotations

@@ -302,17 +302,19 @@ async def test_limits_hold_across_two_api_processes(
     async with httpx.AsyncClient(base_url=second_api, timeout=60, limits=limits) as other:
         clients = [client, other]
         started = time.monotonic()
+        for _ in range(5):  # what one process admits counts in the other
+            assert (await client.get("/v1/account", headers=account.headers)).status_code == 200
         responses = await asyncio.gather(
             *(clients[n % 2].get("/v1/account", headers=account.headers) for n in range(120))
         )
         elapsed = time.monotonic() - started
         statuses = Counter(r.status_code for r in responses)
         # 20 at once, then one more every 3 s: never more than that, whichever process answered.
-        assert 20 <= statuses[200] <= 20 + math.ceil(elapsed / 3), (statuses, elapsed)
+        assert 15 <= statuses[200] <= 15 + math.ceil(elapsed / 3), (statuses, elapsed)
         assert statuses[200] + statuses[429] == 120
         assert {r.json()["error"]["code"] for r in responses if r.status_code == 429} == {"rate_limited"}
-        served_by = Counter(n % 2 for n, r in enumerate(responses) if r.status_code == 200)
-        assert len(served_by) == 2  # both processes admitted some
+        for http in clients:  # both processes now refuse
+            assert (await http.get("/v1/account", headers=account.headers)).status_code == 429
 
         # In-flight tasks: a fresh key (its own rate limit is the default), the same account cap of 5.
         async with services.db.transaction() as conn:

@@ -256,11 +256,11 @@ def _slow_reader(client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 
 async def _open_exports(services: Services) -> int:
-    """Exports holding their transaction open on the database (between two batches of the cursor)."""
+    """Exports holding their transaction open on the database (reading, or waiting for the client)."""
     return int(
         await services.db.fetchval(
             "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%FROM usage_records u LEFT JOIN%' "
-            "AND state LIKE 'idle in transaction%' AND pid <> pg_backend_pid()"
+            "AND state <> 'idle' AND pid <> pg_backend_pid()"
         )
     )
 
