@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 PERIOD_S = 60.0
 # A slot whose member is younger than this is never repaired away: its task may not be committed yet.
 SLOT_GRACE_S = 60.0
+PURGE_INTERVAL_S = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +91,7 @@ class RequestLimits:
         self.slot_ttl_s = slot_ttl_s
         self.slots = TaskSlots(limiter)
         self._policies: dict[tuple[Any, ...], Policy] = {}  # prepared script arguments per set of limits
+        self._purged: dict[str, float] = {}  # slot set -> when this process last checked it against the database
 
     def rates_for(self, principal: Principal) -> list[tuple[str, str, int]]:
         """(name, redis key, requests per minute) of every rate in force for the caller."""
@@ -128,9 +130,19 @@ class RequestLimits:
         admission = await self._admit(rates, slots, member)
         if not admission.allowed and db is not None and self._refused_by_slots(admission):
             # Maybe a release was lost: check the refusing sets against the database, then try once more.
-            refusing = [slot for (_, slot), d in zip(slots, admission.slots, strict=True) if not d.allowed]
-            if await self.slots.purge_finished(db, [slot.key for slot in refusing]):
-                admission = await self._admit(rates, slots, member)
+            # At most once per set every PURGE_INTERVAL_S in this process, so hammering at the cap stays cheap.
+            now = time.monotonic()
+            refusing = [
+                slot.key
+                for (_, slot), d in zip(slots, admission.slots, strict=True)
+                if not d.allowed and now - self._purged.get(slot.key, -PURGE_INTERVAL_S) >= PURGE_INTERVAL_S
+            ]
+            if refusing:
+                if len(self._purged) > 50_000:
+                    self._purged.clear()
+                self._purged.update(dict.fromkeys(refusing, now))
+                if await self.slots.purge_finished(db, refusing, swallow_errors=True):
+                    admission = await self._admit(rates, slots, member)
         result = self._outcome(rates, slots, admission)
         if not result.allowed:
             raise LimitExceeded(result)
@@ -262,9 +274,18 @@ class TaskSlots:
         except Exception as exc:
             log.warning("could not release the in-flight slots of task %s (the sweep will): %s", task_id, exc)
 
-    async def purge_finished(self, db: Database, slot_keys: list[str]) -> int:
+    async def purge_finished(self, db: Database, slot_keys: list[str], *, swallow_errors: bool = False) -> int:
         """Remove, from these slot sets (keys without the limiter's prefix), the members whose task has ended
-        or was never created. Returns how many were removed."""
+        or was never created. Returns how many were removed (0 on an error, with ``swallow_errors``)."""
+        try:
+            return await self._purge(db, slot_keys)
+        except Exception as exc:
+            if not swallow_errors:
+                raise
+            log.warning("could not check in-flight slots against the database: %s", exc)
+            return 0
+
+    async def _purge(self, db: Database, slot_keys: list[str]) -> int:
         redis, prefix = self.limiter.redis, self.limiter.prefix
         members: dict[str, list[str]] = {}
         for key in slot_keys:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 from litestar import Controller, get
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
@@ -18,59 +18,49 @@ From = Annotated[str | None, QueryParameter(name="from", description="inclusive;
 To = Annotated[str | None, QueryParameter(name="to", description="exclusive; ISO 8601 date or time (UTC)")]
 Key = Annotated[str | None, QueryParameter(name="key", description="an API key id")]
 Status = Annotated[str | None, QueryParameter(name="status", description="succeeded, failed or canceled")]
+FiltersDep: TypeAlias = NamedDependency[UsageFilters]
+
+
+def provide_filters(
+    principal: PrincipalDep,
+    start: From = None,
+    end: To = None,
+    model: FromQuery[str | None] = None,
+    key: Key = None,
+    status: Status = None,
+) -> UsageFilters:
+    """The filters shared by the list, the summary and the export, for the caller's own records."""
+    return UsageFilters.parse(principal.account_id, start=start, end=end, model=model, key=key, status=status)
 
 
 class UsageController(Controller):
     path = "/v1/usage"
     tags = ["usage"]
-    dependencies = {"principal": Provide(provide_principal)}
+    dependencies = {
+        "principal": Provide(provide_principal),
+        "filters": Provide(provide_filters, sync_to_thread=False),
+    }
 
     @get("/")
     async def list_usage(
         self,
-        principal: PrincipalDep,
+        filters: FiltersDep,
         services: ServicesDep,
-        start: From = None,
-        end: To = None,
-        model: FromQuery[str | None] = None,
-        key: Key = None,
-        status: Status = None,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
         after: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Usage records, newest first: one per model request (succeeded, failed or canceled)."""
-        filters = UsageFilters.parse(principal.account_id, start=start, end=end, model=model, key=key, status=status)
         page = await list_usage(services.db, filters, limit=limit, after=after)
         return {"object": "list", "data": page.records, "has_more": page.has_more, "next_cursor": page.next_cursor}
 
     @get("/summary")
-    async def summary(
-        self,
-        principal: PrincipalDep,
-        services: ServicesDep,
-        start: From = None,
-        end: To = None,
-        model: FromQuery[str | None] = None,
-        key: Key = None,
-        status: Status = None,
-    ) -> dict[str, Any]:
+    async def summary(self, filters: FiltersDep, services: ServicesDep) -> dict[str, Any]:
         """Totals (requests by status, credits, units): overall, per UTC day and model, and per API key."""
-        filters = UsageFilters.parse(principal.account_id, start=start, end=end, model=model, key=key, status=status)
         return await summarize_usage(services.db, filters)
 
     @get("/export", media_type="text/csv")
-    async def export(
-        self,
-        principal: PrincipalDep,
-        services: ServicesDep,
-        start: From = None,
-        end: To = None,
-        model: FromQuery[str | None] = None,
-        key: Key = None,
-        status: Status = None,
-    ) -> Stream:
+    async def export(self, filters: FiltersDep, services: ServicesDep) -> Stream:
         """The filtered records as CSV, oldest first, streamed (any size)."""
-        filters = UsageFilters.parse(principal.account_id, start=start, end=end, model=model, key=key, status=status)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         return Stream(
             export_csv(services.db, filters),
