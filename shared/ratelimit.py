@@ -175,6 +175,15 @@ return out
 """
 
 
+# KEYS: slot sets; ARGV[1]: the member to remove from each.
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+    redis.call('ZREM', key, ARGV[1])
+end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -277,6 +286,7 @@ class RateLimiter:
         self.timeout_s = timeout_s
         self._script = redis.register_script(_GCRA)
         self._batch = _ScriptBatch(redis, _ADMIT)
+        self._release = redis.register_script(_RELEASE)
         self._last_warning = 0.0
 
     @property
@@ -332,10 +342,7 @@ class RateLimiter:
 
     async def release(self, slot_keys: Sequence[str], member: str) -> None:
         """Free ``member``'s slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in slot_keys:
-                pipe.zrem(self.prefix + key, member)
-            await pipe.execute()
+        await self._release(keys=[self.prefix + key for key in slot_keys], args=[member])
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], degraded: T) -> T:
         """Run a Redis call under the timeout, and apply the fail-open / fail-closed policy to its failure."""

@@ -252,12 +252,26 @@ return removed
 """
 
 
+# KEYS[1] the index of slot sets, then slot sets; ARGV: triples (position in KEYS, member, score). Adds each
+# missing member (an existing one keeps its score) and indexes its set. Returns how many were added.
+_RESTORE = """
+local added = 0
+for i = 1, #ARGV, 3 do
+    local key = KEYS[tonumber(ARGV[i])]
+    added = added + redis.call('ZADD', key, 'NX', ARGV[i + 2], ARGV[i + 1])
+    redis.call('SADD', KEYS[1], key)
+end
+return added
+"""
+
+
 class TaskSlots:
     """The in-flight slots of tasks: released at terminal transitions, repaired from the database."""
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
         self._prune = limiter.redis.register_script(_PRUNE)
+        self._restore = limiter.redis.register_script(_RESTORE)
 
     @staticmethod
     def keys(account_id: uuid.UUID, api_key_id: uuid.UUID | None) -> list[str]:
@@ -313,19 +327,19 @@ class TaskSlots:
             """
         )
         added = 0
-        if rows:
-            async with redis.pipeline(transaction=False) as pipe:
-                for row in rows:
-                    for key in self.keys(row["account_id"], row["api_key_id"]):
-                        # NX: an existing slot keeps its score; the expiry backstop is the task's deadline
-                        pipe.zadd(prefix + key, {str(row["id"]): float(row["deadline_ms"]) + 60_000}, nx=True)
-                        pipe.sadd(self.limiter.slot_index, prefix + key)
-                results = await pipe.execute()
-            added = sum(int(r) for r in results[0::2])
+        for start in range(0, len(rows), 200):
+            keys: dict[str, int] = {}  # slot set -> its position in KEYS
+            args: list[Any] = []
+            for row in rows[start : start + 200]:
+                for key in self.keys(row["account_id"], row["api_key_id"]):
+                    position = keys.setdefault(prefix + key, len(keys) + 2)
+                    # the expiry backstop of a restored slot is its task's deadline
+                    args += [position, str(row["id"]), float(row["deadline_ms"]) + 60_000]
+            added += int(await self._restore(keys=[self.limiter.slot_index, *keys], args=args))
         # A task that ended between the query above and its ZADD got a slot back: this removes it again.
         index = await cast("Awaitable[set[bytes]]", redis.smembers(self.limiter.slot_index))
-        keys = [k.decode() if isinstance(k, bytes) else str(k) for k in index]
-        removed = await self.purge_finished(db, [k.removeprefix(prefix) for k in keys])
+        indexed = [k.decode() if isinstance(k, bytes) else str(k) for k in index]
+        removed = await self.purge_finished(db, [k.removeprefix(prefix) for k in indexed])
         if added or removed:
             log.info(
                 "in-flight slots repaired: %d added for active tasks, %d removed for finished ones", added, removed
