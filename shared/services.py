@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import httpx
 from arq.connections import ArqRedis
 
 from shared.accounts.keys import KeyCache
@@ -26,6 +27,7 @@ class Services:
     providers: ProviderRegistry
     keys: KeyCache
     enqueuer: Enqueuer
+    http: httpx.AsyncClient  # one client per process for upstream providers and output downloads
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -37,6 +39,7 @@ class Services:
         except Exception:
             await db.close()
             raise
+        http = upstream_http_client(settings)
         return cls(
             settings=settings,
             db=db,
@@ -44,11 +47,29 @@ class Services:
             catalog=catalog,
             storage=LocalStorage(settings.resolved_storage_dir),
             signer=UrlSigner(settings.signing_key(), settings.public_base_url, settings.file_url_ttl_s),
-            providers=ProviderRegistry.default(),
+            providers=ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis),
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
+            http=http,
         )
 
     async def close(self) -> None:
+        await self.http.aclose()
         await self.redis.aclose()
         await self.db.close()
+
+
+def upstream_http_client(settings: Settings) -> httpx.AsyncClient:
+    """Connection pool for upstream calls: sized for a worker's concurrent jobs, never following redirects
+    unless asked (output downloads allow a few)."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(settings.provider_read_timeout_s, connect=settings.provider_connect_timeout_s, pool=30.0),
+        limits=httpx.Limits(
+            max_connections=settings.provider_max_connections,
+            max_keepalive_connections=settings.provider_max_connections,
+            keepalive_expiry=30.0,
+        ),
+        follow_redirects=False,
+        max_redirects=3,
+        headers={"User-Agent": "conduit/0.1"},
+    )

@@ -12,12 +12,12 @@ from arq import cron, func
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
-from shared.queue import RUN_TASK, redis_settings
+from shared.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
 from worker.jobs.sweeps import sweep
-from worker.jobs.tasks import run_task
+from worker.jobs.tasks import cancel_upstream_job, run_task
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,10 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             providers=services.providers,
             storage=services.storage,
             lease_s=lease_s,
+            poll_min_s=settings.upstream_poll_min_s,
+            poll_max_s=settings.upstream_poll_max_s,
         )
+        log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         log.info(
             "worker ready: max_jobs=%d poll=%.0f ms",
             settings.worker_max_jobs,
@@ -65,7 +68,14 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
                 timeout=settings.task_job_timeout_s,
                 max_tries=settings.task_max_tries,
                 keep_result=0,
-            )
+            ),
+            func(
+                _job(cancel_upstream_job),
+                name=CANCEL_UPSTREAM,
+                timeout=settings.task_job_timeout_s,
+                max_tries=3,
+                keep_result=0,
+            ),
         ],
         "cron_jobs": [cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0)],
         "on_startup": startup,
