@@ -128,7 +128,7 @@ async def test_a_replicate_prediction_is_created_once_polled_and_its_outputs_kep
     polls = sims.replicate.calls_to("get")
     assert polls and {call.path for call in polls} == {f"/v1/predictions/{prediction_id}"}
     row = await services.db.fetchrow(
-        "SELECT upstream_id, units FROM tasks JOIN usage_records ON usage_records.task_id = tasks.id WHERE tasks.id = $1",
+        "SELECT upstream_id, units FROM tasks JOIN usage_records u ON u.task_id = tasks.id WHERE tasks.id = $1",
         uuid.UUID(done["id"]),
     )
     assert row is not None and row["upstream_id"] == prediction_id

@@ -115,9 +115,10 @@ class FalSimulator(Simulator):
             operation = {"/status": "status", "/cancel": "cancel", None: "result"}[action]
             if (early := await sim.enter(operation, request)) is not None:
                 return early
-            job = sim.requests.get(request_id)
-            if job is None or job.app != app:
+            found = sim.requests.get(request_id)
+            if found is None or found.app != app:
                 return Response({"detail": "Request not found"}, status_code=404)
+            job = found
             if operation == "cancel":
                 if sim._status(job)["status"] == "COMPLETED":
                     return Response({"status": "ALREADY_COMPLETED"}, status_code=400)
