@@ -230,3 +230,44 @@ async def test_the_circuit_opens_for_every_worker_and_a_probe_closes_it(
         assert done["provider"] == "sim-openai"
         assert len(sims.openai.calls_to("chat")) == 7
     assert await other_process.allow("sim-openai") is Gate.CLOSED
+
+
+async def test_outputs_that_are_too_large_or_not_images_fail_the_task_uncharged(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    services: Services,
+    settings: Settings,
+    sims: Simulators,
+) -> None:
+    account = await make_account(credits="5")
+    page = sims.openai.host_file("login.png", b"<html><body>Please sign in</body></html>", "image/png")
+    sims.openai.fail("images", Fault(200, body={"created": 1, "data": [{"url": page}]}))
+    async with worker_with(services, settings, output_max_bytes=4096):
+        not_an_image = await submit(client, account, "test-up-image-url", prompt="x", width=256, height=256)
+        done = await wait_terminal(client, account, not_an_image.json()["id"])
+        assert (done["status"], done["error"]["code"]) == ("failed", "unsupported_output")
+
+        too_large = await submit(client, account, "test-up-image-url", prompt="x", width=1024, height=1024)
+        done = await wait_terminal(client, account, too_large.json()["id"])
+        assert (done["status"], done["error"]["code"]) == ("failed", "output_too_large")
+    for response in (not_an_image, too_large):
+        assert not (services.storage.root / "outputs" / response.json()["id"]).exists()
+    assert await balance(client, account) == (Decimal("5"), Decimal("0"))
+
+
+async def test_a_half_open_circuit_lets_exactly_one_probe_through(services: Services) -> None:
+    breaker = CircuitBreaker(services.redis, threshold=1, cooldown_s=0.3)
+    provider = f"probe-{uuid.uuid4().hex[:8]}"
+    assert await breaker.allow(provider) is Gate.CLOSED
+    assert await breaker.record_failure(provider) is True
+    assert await breaker.allow(provider) is Gate.OPEN
+    await asyncio.sleep(0.35)
+    assert await breaker.allow(provider) is Gate.PROBE
+    assert await breaker.allow(provider) is Gate.OPEN  # others wait for the probe's outcome
+    assert await breaker.record_failure(provider) is True  # the probe failed: open for another cool-down
+    assert await breaker.allow(provider) is Gate.OPEN
+    await asyncio.sleep(0.35)
+    gate = await breaker.allow(provider)
+    assert gate is Gate.PROBE
+    await breaker.record_success(provider, gate)
+    assert await breaker.allow(provider) is Gate.CLOSED
