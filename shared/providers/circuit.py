@@ -5,8 +5,10 @@ after ``cooldown_s``: one caller (in any process) gets to probe, the others are 
 probe's success closes the circuit, its failure opens it for another cool-down. A probe that never
 reports (its worker died) is superseded after another cool-down.
 
-State lives in one hash per provider, changed only by Lua scripts (atomic across processes); the happy
-path is one round trip per call (``allow``) and nothing to write back.
+State lives in one hash per provider, changed only by Lua scripts (atomic across processes). On the happy
+path a process asks Redis at most once per ``local_ttl_s`` per provider (a healthy answer is remembered that
+long, and forgotten at the first local failure), so a circuit opened by another process is noticed within
+that time, and a busy worker does not pay a Redis round trip per upstream call.
 """
 
 from __future__ import annotations
@@ -58,19 +60,25 @@ class Gate(enum.IntEnum):
 
 
 class CircuitBreaker:
-    def __init__(self, redis: Redis, *, threshold: int = 5, cooldown_s: float = 30.0) -> None:
+    def __init__(self, redis: Redis, *, threshold: int = 5, cooldown_s: float = 30.0, local_ttl_s: float = 1.0) -> None:
         self.redis = redis
         self.threshold = threshold
         self.cooldown_ms = int(cooldown_s * 1000)
+        self.local_ttl_s = local_ttl_s
+        self._healthy_until: dict[str, float] = {}
 
     @staticmethod
     def _key(provider: str) -> str:
         return KEY_PREFIX + provider
 
     async def allow(self, provider: str) -> Gate:
+        if self._healthy_until.get(provider, 0.0) > time.monotonic():
+            return Gate.CLOSED
         args = (self._key(provider), str(_now_ms()), str(self.cooldown_ms))
-        result = await self.redis.eval(_ALLOW, 1, *args)  # type: ignore[misc]
-        return Gate(int(result))
+        gate = Gate(int(await self.redis.eval(_ALLOW, 1, *args)))  # type: ignore[misc]
+        if gate is Gate.CLOSED:
+            self._healthy_until[provider] = time.monotonic() + self.local_ttl_s
+        return gate
 
     async def record_success(self, provider: str, gate: Gate) -> None:
         if gate in (Gate.CLOSED_WITH_FAILURES, Gate.PROBE):
@@ -78,6 +86,7 @@ class CircuitBreaker:
 
     async def record_failure(self, provider: str) -> bool:
         """Count a failed call; True when this failure opened (or re-opened) the circuit."""
+        self._healthy_until.pop(provider, None)
         args = (self._key(provider), str(_now_ms()), str(self.threshold), str(self.cooldown_ms), str(_TTL_MS))
         opened = await self.redis.eval(_FAILURE, 1, *args)  # type: ignore[misc]
         return bool(opened)

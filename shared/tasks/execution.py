@@ -141,7 +141,8 @@ async def _submitted(
         rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=result.progress
     )
     if not saved:
-        # Canceled (or failed by the sweep) while we were submitting: nobody else knows the upstream id.
+        # Canceled (or failed by the sweep) while we were submitting, or a concurrent run of this job got its
+        # upstream job saved first: nobody else knows this upstream id, so stop it here.
         await _cancel_quietly(provider, request, result.upstream_id)
         return None
     log.info("task %s: submitted to %s as %s", task.id, provider.name, result.upstream_id)

@@ -16,11 +16,12 @@ from shared.db import Database, to_json
 async def save_submitted(
     db: Database, task_id: uuid.UUID, *, provider: str, upstream_id: str, progress: dict[str, Any]
 ) -> bool:
-    """Record the upstream job id (and who holds it) before any poll, so a re-run resumes it."""
+    """Record the upstream job id (and who holds it) before any poll, so a re-run resumes it. False when the
+    task is no longer running, or another run of its job already saved a different upstream job."""
     status = await db.execute(
         """
         UPDATE tasks SET provider = $2, upstream_id = $3, progress = $4::jsonb, lease_expires_at = NULL
-        WHERE id = $1 AND status = 'running'
+        WHERE id = $1 AND status = 'running' AND (upstream_id IS NULL OR upstream_id = $3)
         """,
         task_id,
         provider,
