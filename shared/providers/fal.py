@@ -14,14 +14,10 @@ addresses requests. Only the request id is saved on the task; the URLs are deriv
 
 from __future__ import annotations
 
-import re
 from typing import Any
-
-import httpx
 
 from shared.catalog import Route
 from shared.catalog.pricing import Usage
-from shared.catalog.providers import ResolvedProvider
 from shared.providers.base import (
     Completed,
     GenerationRequest,
@@ -30,11 +26,10 @@ from shared.providers.base import (
     Running,
     Submitted,
 )
-from shared.providers.http import malformed, mentions_content_policy, send_json
+from shared.providers.http import HttpProvider, job_id, malformed, mentions_content_policy
 from shared.providers.params import upstream_input
 
 ACTIVE = ("IN_QUEUE", "IN_PROGRESS")
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 # -- pure request builders and response parsers ---------------------------------------------------------
@@ -51,10 +46,7 @@ def build_submit_request(route: Route, params: dict[str, Any]) -> tuple[str, dic
 
 
 def request_id(provider: str, data: Any) -> str:
-    upstream_id = data.get("request_id") if isinstance(data, dict) else None
-    if not isinstance(upstream_id, str) or not _ID.fullmatch(upstream_id):
-        raise malformed(provider, "a request_id")
-    return upstream_id
+    return job_id(provider, data, "request_id")
 
 
 def progress_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -113,54 +105,24 @@ def parse_result(provider: str, data: Any, kind: str) -> Completed:
 # -- I/O ------------------------------------------------------------------------------------------------
 
 
-class FalProvider:
-    def __init__(self, resolved: ResolvedProvider, http: httpx.AsyncClient) -> None:
-        self.name = resolved.spec.name
-        self._resolved = resolved
-        self._http = http
+class FalProvider(HttpProvider):
+    auth_scheme = "Key"
 
-    def configured(self) -> bool:
-        return self._resolved.configured
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Key {self._resolved.api_key or ''}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-
-    def _request_url(self, request: GenerationRequest, upstream_id: str) -> str:
-        return f"{self._resolved.base_url}/{app_id(request.route.upstream_model)}/requests/{upstream_id}"
+    @staticmethod
+    def _request_path(request: GenerationRequest, upstream_id: str) -> str:
+        return f"/{app_id(request.route.upstream_model)}/requests/{upstream_id}"
 
     async def start(self, request: GenerationRequest) -> Submitted:
         path, body = build_submit_request(request.route, request.params)
-        data = await send_json(
-            self._http,
-            "POST",
-            f"{self._resolved.base_url}{path}",
-            provider=self.name,
-            headers=self._headers(),
-            body=body,
-        )
+        data = await self._call("POST", path, body)
         return Submitted(upstream_id=request_id(self.name, data), progress=progress_of(data))
 
     async def poll(self, request: GenerationRequest, upstream_id: str) -> Completed | Running:
-        url = self._request_url(request, upstream_id)
-        status = await send_json(self._http, "GET", f"{url}/status", provider=self.name, headers=self._headers())
-        running = parse_status(self.name, status)
+        path = self._request_path(request, upstream_id)
+        running = parse_status(self.name, await self._call("GET", f"{path}/status"))
         if running is not None:
             return running
-        result = await send_json(self._http, "GET", url, provider=self.name, headers=self._headers())
-        return parse_result(self.name, result, request.model.kind)
+        return parse_result(self.name, await self._call("GET", path), request.model.kind)
 
     async def cancel(self, request: GenerationRequest, upstream_id: str) -> None:
-        try:
-            await send_json(
-                self._http,
-                "PUT",
-                f"{self._request_url(request, upstream_id)}/cancel",
-                provider=self.name,
-                headers=self._headers(),
-            )
-        except PermanentError:
-            return None  # already completed or unknown: nothing left to stop
+        await self._call_ignoring_refusal("PUT", f"{self._request_path(request, upstream_id)}/cancel")

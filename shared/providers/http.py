@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from shared.catalog.providers import ResolvedProvider
 from shared.providers.base import PermanentError, ProviderError, RetryableError, RouteError
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,57 @@ async def send_json(
         raise RetryableError(f"{provider} sent a malformed response", code="upstream_bad_response") from exc
 
 
+_JOB_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def job_id(provider: str, data: Any, field: str) -> str:
+    """An upstream job id from a create answer; refused unless it is safe to put in a URL path."""
+    value = data.get(field) if isinstance(data, dict) else None
+    if not isinstance(value, str) or not _JOB_ID.fullmatch(value):
+        raise malformed(provider, f"a valid {field}")
+    return value
+
+
 def malformed(provider: str, what: str) -> RetryableError:
     """A success answer whose JSON lacks what the protocol promises."""
     log.warning("%s sent a response without %s", provider, what)
     return RetryableError(f"{provider} sent a malformed response", code="upstream_bad_response")
+
+
+class HttpProvider:
+    """What the HTTP adapters share: the provider's resolved base URL and key, the process's client, the
+    authorisation header (``Bearer <key>`` unless the protocol says otherwise) and a JSON call."""
+
+    auth_scheme = "Bearer"
+
+    def __init__(self, resolved: ResolvedProvider, http: httpx.AsyncClient) -> None:
+        self.name = resolved.spec.name
+        self._resolved = resolved
+        self._http = http
+
+    def configured(self) -> bool:
+        return self._resolved.configured
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if self._resolved.api_key:
+            headers["Authorization"] = f"{self.auth_scheme} {self._resolved.api_key}"
+        return headers
+
+    async def _call(self, method: str, path: str, body: Any = None) -> Any:
+        """``path`` is relative to the provider's base URL."""
+        return await send_json(
+            self._http,
+            method,
+            f"{self._resolved.base_url}{path}",
+            provider=self.name,
+            headers=self._headers(),
+            body=body,
+        )
+
+    async def _call_ignoring_refusal(self, method: str, path: str) -> None:
+        """For cancels: a refusal means the job already finished or is gone, so there is nothing to stop."""
+        try:
+            await self._call(method, path)
+        except PermanentError:
+            return None

@@ -14,13 +14,10 @@ import base64
 import binascii
 from typing import Any
 
-import httpx
-
 from shared.catalog import Route
 from shared.catalog.pricing import Usage
-from shared.catalog.providers import ResolvedProvider
 from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
-from shared.providers.http import malformed, send_json
+from shared.providers.http import HttpProvider, malformed
 from shared.providers.local import count_tokens
 from shared.providers.params import upstream_input
 
@@ -94,43 +91,14 @@ def parse_image_response(provider: str, data: Any) -> Completed:
 # -- I/O ------------------------------------------------------------------------------------------------
 
 
-class OpenAICompatProvider:
-    def __init__(self, resolved: ResolvedProvider, http: httpx.AsyncClient) -> None:
-        self.name = resolved.spec.name
-        self._resolved = resolved
-        self._http = http
-
-    def configured(self) -> bool:
-        return self._resolved.configured
-
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        if self._resolved.api_key:
-            headers["Authorization"] = f"Bearer {self._resolved.api_key}"
-        return headers
-
+class OpenAICompatProvider(HttpProvider):
     async def start(self, request: GenerationRequest) -> Completed:
         kind = request.model.kind
-        base = self._resolved.base_url
         if kind == "text":
-            data = await send_json(
-                self._http,
-                "POST",
-                f"{base}/chat/completions",
-                provider=self.name,
-                headers=self._headers(),
-                body=build_chat_request(request.route, request.params),
-            )
+            data = await self._call("POST", "/chat/completions", build_chat_request(request.route, request.params))
             return parse_chat_response(self.name, data, request.params)
         if kind == "image":
-            data = await send_json(
-                self._http,
-                "POST",
-                f"{base}/images/generations",
-                provider=self.name,
-                headers=self._headers(),
-                body=build_image_request(request.route, request.params),
-            )
+            data = await self._call("POST", "/images/generations", build_image_request(request.route, request.params))
             return parse_image_response(self.name, data)
         raise PermanentError(f"{self.name} cannot generate {kind} through this API", code="unsupported_model")
 

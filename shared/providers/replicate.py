@@ -16,11 +16,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
-
 from shared.catalog import Route
 from shared.catalog.pricing import Usage
-from shared.catalog.providers import ResolvedProvider
 from shared.providers.base import (
     Completed,
     GenerationRequest,
@@ -29,12 +26,11 @@ from shared.providers.base import (
     Running,
     Submitted,
 )
-from shared.providers.http import malformed, mentions_content_policy, send_json
+from shared.providers.http import HttpProvider, job_id, malformed, mentions_content_policy
 from shared.providers.params import upstream_input
 
 RENAME = {"num_images": "num_outputs"}
 ACTIVE = ("starting", "processing")
-_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _PERCENT = re.compile(r"(\d{1,3})%\|")
 
 
@@ -51,10 +47,7 @@ def build_prediction_request(route: Route, params: dict[str, Any]) -> tuple[str,
 
 
 def prediction_id(provider: str, data: Any) -> str:
-    upstream_id = data.get("id") if isinstance(data, dict) else None
-    if not isinstance(upstream_id, str) or not _ID.fullmatch(upstream_id):
-        raise malformed(provider, "a prediction id")
-    return upstream_id
+    return job_id(provider, data, "id")
 
 
 def progress_of(data: dict[str, Any]) -> dict[str, Any]:
@@ -109,32 +102,10 @@ def parse_prediction(provider: str, data: Any, kind: str) -> Completed | Running
 # -- I/O ------------------------------------------------------------------------------------------------
 
 
-class ReplicateProvider:
-    def __init__(self, resolved: ResolvedProvider, http: httpx.AsyncClient) -> None:
-        self.name = resolved.spec.name
-        self._resolved = resolved
-        self._http = http
-
-    def configured(self) -> bool:
-        return self._resolved.configured
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "Authorization": f"Bearer {self._resolved.api_key or ''}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
-
+class ReplicateProvider(HttpProvider):
     async def start(self, request: GenerationRequest) -> Completed | Submitted:
         path, body = build_prediction_request(request.route, request.params)
-        data = await send_json(
-            self._http,
-            "POST",
-            f"{self._resolved.base_url}{path}",
-            provider=self.name,
-            headers=self._headers(),
-            body=body,
-        )
+        data = await self._call("POST", path, body)
         upstream_id = prediction_id(self.name, data)
         result = parse_prediction(self.name, data, request.model.kind)
         if isinstance(result, Completed):
@@ -142,23 +113,8 @@ class ReplicateProvider:
         return Submitted(upstream_id=upstream_id, progress=result.progress)
 
     async def poll(self, request: GenerationRequest, upstream_id: str) -> Completed | Running:
-        data = await send_json(
-            self._http,
-            "GET",
-            f"{self._resolved.base_url}/v1/predictions/{upstream_id}",
-            provider=self.name,
-            headers=self._headers(),
-        )
+        data = await self._call("GET", f"/v1/predictions/{upstream_id}")
         return parse_prediction(self.name, data, request.model.kind)
 
     async def cancel(self, request: GenerationRequest, upstream_id: str) -> None:
-        try:
-            await send_json(
-                self._http,
-                "POST",
-                f"{self._resolved.base_url}/v1/predictions/{upstream_id}/cancel",
-                provider=self.name,
-                headers=self._headers(),
-            )
-        except PermanentError:
-            return None  # already finished or gone: nothing left to stop
+        await self._call_ignoring_refusal("POST", f"/v1/predictions/{upstream_id}/cancel")

@@ -19,7 +19,7 @@ from shared.services import Services
 from shared.settings import Settings
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker
-from tests.integration.helpers import balance, submit, wait_terminal
+from tests.integration.helpers import balance, charge_count, submit, wait_terminal
 from tests.simulators import Simulators
 from tests.simulators.base import Fault, payload
 
@@ -38,13 +38,6 @@ async def worker_with(services: Services, settings: Settings, **changes: Any) ->
         yield running
     finally:
         await running.stop()
-
-
-async def charges(services: Services, task_id: str) -> int:
-    count: int = await services.db.fetchval(
-        "SELECT count(*) FROM ledger_entries WHERE task_id = $1 AND kind = 'charge'", uuid.UUID(task_id)
-    )
-    return count
 
 
 async def run_chat(client: httpx.AsyncClient, account: TestAccount, model: str = "test-up-chat") -> dict[str, Any]:
@@ -158,7 +151,7 @@ async def test_a_failing_route_falls_back_to_the_next_and_the_task_is_charged_on
     [usage] = sims.openai_backup.usages
     expected = Decimal(usage["prompt_tokens"] * 1000 + usage["completion_tokens"] * 2000) / 1_000_000
     assert Decimal(str(done["credits"]["charged"])) == expected  # the model's price, whoever served it
-    assert await charges(services, done["id"]) == 1
+    assert await charge_count(services.db, done["id"]) == 1
     assert await balance(client, account) == (Decimal("5") - expected, Decimal("0"))
 
 

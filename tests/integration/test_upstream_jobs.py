@@ -16,7 +16,7 @@ from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime, execute_task
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker, Subprocess, wait_for
-from tests.integration.helpers import balance, submit, task, wait_terminal
+from tests.integration.helpers import balance, charge_count, submit, task, wait_terminal
 from tests.simulators import Simulators
 from tests.simulators.base import Fault
 
@@ -86,10 +86,7 @@ async def test_a_worker_killed_while_polling_is_resumed_on_the_same_upstream_job
     assert len(sims.replicate.calls_to("create")) == 1  # exactly one upstream job was paid for
     assert list(sims.replicate.predictions) == [prediction_id]
     assert {call.path for call in sims.replicate.calls_to("get")} == {f"/v1/predictions/{prediction_id}"}
-    charges = await services.db.fetchval(
-        "SELECT count(*) FROM ledger_entries WHERE task_id = $1 AND kind = 'charge'", uuid.UUID(task_id)
-    )
-    assert charges == 1
+    assert await charge_count(services.db, task_id) == 1
     assert await balance(client, account) == (Decimal("4.25"), Decimal("0"))
 
 

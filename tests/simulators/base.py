@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,10 +52,12 @@ class Call:
 
 
 class Simulator:
-    """Subclasses define ``name``, ``key_header``/``key`` (the credential they accept) and ``handlers()``."""
+    """Subclasses define ``name``, ``auth_scheme`` (with ``key``, the credential they accept) and
+    ``handlers()``. Queue-style simulators time their jobs with ``job_duration``."""
 
     name = "simulator"
     auth_scheme = "Bearer"
+    default_finish_after_s = 0.3
 
     def __init__(self, key: str) -> None:
         self.key = key
@@ -63,12 +66,21 @@ class Simulator:
         self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self.files: dict[str, tuple[bytes, str]] = {}
         self.latency_s = 0.0
+        self.finish_after_s = self.default_finish_after_s
         self._server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def job_duration(self, model: str) -> float:
+        """How long a job of this model runs: ``…/never`` forever, ``…/slow`` 6 s, others ``finish_after_s``."""
+        if model.endswith("/never"):
+            return math.inf
+        if model.endswith("/slow"):
+            return 6.0
+        return self.finish_after_s
 
     # -- test controls ------------------------------------------------------------------------------------
 
@@ -80,6 +92,7 @@ class Simulator:
         self.faults.clear()
         self.files.clear()
         self.latency_s = 0.0
+        self.finish_after_s = self.default_finish_after_s
         self.reset_state()
 
     def reset_state(self) -> None:

@@ -10,7 +10,6 @@ Model names decide the course: ``…/never`` stays in progress, ``…/slow`` com
 from __future__ import annotations
 
 import copy
-import math
 import re
 import time
 import uuid
@@ -39,11 +38,11 @@ class FalRequest:
 class FalSimulator(Simulator):
     name = "fal"
     auth_scheme = "Key"
+    default_finish_after_s = 0.4
 
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.requests: dict[str, FalRequest] = {}
-        self.finish_after_s = 0.4
 
     @property
     def base_url(self) -> str:
@@ -51,17 +50,9 @@ class FalSimulator(Simulator):
 
     def reset_state(self) -> None:
         self.requests.clear()
-        self.finish_after_s = 0.4
 
     def unauthorized(self) -> Response[Any]:
         return Response({"detail": "Unauthorized"}, status_code=401)
-
-    def _duration(self, model: str) -> float:
-        if model.endswith("/never"):
-            return math.inf
-        if model.endswith("/slow"):
-            return 6.0
-        return self.finish_after_s
 
     def _urls(self, job: FalRequest) -> dict[str, str]:
         base = f"{self.origin}/{job.app}/requests/{job.id}"
@@ -71,7 +62,7 @@ class FalSimulator(Simulator):
         elapsed = time.monotonic() - job.created
         if elapsed < 0.15:
             body = copy.deepcopy(payload("fal_status_in_queue"))
-        elif elapsed < self._duration(job.model):
+        elif elapsed < self.job_duration(job.model):
             body = copy.deepcopy(payload("fal_status_in_progress"))
         else:
             body = copy.deepcopy(payload("fal_status_completed"))

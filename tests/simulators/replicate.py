@@ -41,7 +41,6 @@ class ReplicateSimulator(Simulator):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.predictions: dict[str, Prediction] = {}
-        self.finish_after_s = 0.3
 
     @property
     def base_url(self) -> str:
@@ -49,14 +48,6 @@ class ReplicateSimulator(Simulator):
 
     def reset_state(self) -> None:
         self.predictions.clear()
-        self.finish_after_s = 0.3
-
-    def _duration(self, model: str) -> float:
-        if model.endswith("/never"):
-            return math.inf
-        if model.endswith("/slow"):
-            return 6.0
-        return self.finish_after_s
 
     def _size(self, model_input: dict[str, Any]) -> tuple[int, int]:
         if "width" in model_input and "height" in model_input:
@@ -66,7 +57,7 @@ class ReplicateSimulator(Simulator):
 
     def render(self, prediction: Prediction) -> dict[str, Any]:
         elapsed = time.monotonic() - prediction.created
-        duration = self._duration(prediction.model)
+        duration = self.job_duration(prediction.model)
         body = copy.deepcopy(payload("replicate_prediction_starting"))
         body.update(id=prediction.id, model=prediction.model, input=prediction.input)
         body["urls"] = {
