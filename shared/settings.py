@@ -63,10 +63,15 @@ def _str(env: Mapping[str, str], name: str) -> str | None:
 # Upstream provider credentials and base URLs are named by the catalog's [providers.*] tables; only
 # variables with these suffixes are captured (see shared/catalog/providers.py).
 PROVIDER_ENV = re.compile(r"[A-Z][A-Z0-9_]*_(API_KEY|API_TOKEN|KEY|TOKEN|BASE_URL)")
+NOT_PROVIDER_ENV = re.compile(r"SECRET_KEY|STRIPE_.*")  # our own secrets are never handed to a provider
 
 
 def _provider_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {name: value for name, value in env.items() if value and PROVIDER_ENV.fullmatch(name)}
+    return {
+        name: value
+        for name, value in env.items()
+        if value and PROVIDER_ENV.fullmatch(name) and not NOT_PROVIDER_ENV.fullmatch(name)
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -220,7 +220,9 @@ def test_providers_are_usable_only_with_credentials() -> None:
 
 
 def test_settings_capture_only_credential_and_base_url_variables() -> None:
-    settings = Settings.from_env({"FAL_KEY": "f", "REPLICATE_API_TOKEN": "r", "X_BASE_URL": "http://x", "HOME": "/r"})
+    env = {"FAL_KEY": "f", "REPLICATE_API_TOKEN": "r", "X_BASE_URL": "http://x", "HOME": "/r", "SECRET_KEY": "s",
+           "STRIPE_API_KEY": "sk"}  # fmt: skip
+    settings = Settings.from_env(env)
     assert dict(settings.provider_env) == {"FAL_KEY": "f", "REPLICATE_API_TOKEN": "r", "X_BASE_URL": "http://x"}
 
 
