@@ -9,12 +9,16 @@ import httpx
 from arq.connections import ArqRedis
 
 from shared.accounts.keys import KeyCache
+from shared.accounts.sessions import SessionStore
 from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
+from shared.mail import Mailer
 from shared.providers import ProviderRegistry
 from shared.queue import Enqueuer, connect_redis
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings
 from shared.storage import LocalStorage, UrlSigner
+from shared.urlguard import UrlGuard
 
 
 @dataclass(slots=True)
@@ -29,6 +33,11 @@ class Services:
     keys: KeyCache
     enqueuer: Enqueuer
     http: httpx.AsyncClient  # one client per process for upstream providers and output downloads
+    url_guard: UrlGuard  # webhooks (issue 7): checks user-supplied URLs
+    # Accounts (issue 5): rate limits, people's sessions, outgoing mail
+    limiter: RateLimiter
+    sessions: SessionStore
+    mailer: Mailer
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -52,9 +61,14 @@ class Services:
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
             http=http,
+            url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
+            limiter=RateLimiter(redis),
+            sessions=SessionStore(redis, settings.auth),
+            mailer=Mailer(settings.mail),
         )
 
     async def close(self) -> None:
+        await self.mailer.drain()
         await self.http.aclose()
         await self.redis.aclose()
         await self.db.close()
