@@ -12,13 +12,13 @@ from arq import cron, func
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
-from shared.queue import RUN_TASK, redis_settings
+from shared.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
 from shared.webhooks.dispatch import DELIVER_WEBHOOK, WebhookWorker
 from worker.jobs.sweeps import sweep
-from worker.jobs.tasks import run_task
+from worker.jobs.tasks import cancel_upstream_job, run_task
 from worker.jobs.webhooks import deliver_webhook, webhook_sweep
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,11 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             providers=services.providers,
             storage=services.storage,
             lease_s=lease_s,
+            poll_min_s=settings.upstream_poll_min_s,
+            poll_max_s=settings.upstream_poll_max_s,
             slots=services.request_limits.slots,  # rate limits (issue 8)
         )
+        log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)
         log.info(
             "worker ready: max_jobs=%d poll=%.0f ms",
@@ -71,6 +74,13 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
                 name=RUN_TASK,
                 timeout=settings.task_job_timeout_s,
                 max_tries=settings.task_max_tries,
+                keep_result=0,
+            ),
+            func(
+                _job(cancel_upstream_job),
+                name=CANCEL_UPSTREAM,
+                timeout=settings.task_job_timeout_s,
+                max_tries=3,
                 keep_result=0,
             ),
             # webhooks (issue 7): one job per delivery attempt; the default timeout (task_job_timeout_s)

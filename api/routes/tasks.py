@@ -12,7 +12,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
 from api.ratelimits import TASK_ROUTE
 from shared.ids import parse_uuid
-from shared.tasks import lifecycle
+from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
 from shared.tasks.submit import TaskSubmission, submit_task
 from shared.tasks.views import public_task
@@ -94,5 +94,7 @@ class TaskController(Controller):
         parsed = parse_uuid(task_id)
         if parsed is None:
             raise task_not_found(task_id)
-        task = await lifecycle.cancel(services.db, principal.account_id, parsed, slots=services.request_limits.slots)
+        task = await cancel_task(
+            services.db, services.redis, principal.account_id, parsed, slots=services.request_limits.slots
+        )
         return public_task(task, services.signer)

@@ -15,6 +15,7 @@ from arq.connections import ArqRedis
 from shared.db import Database
 from shared.queue import enqueue_task
 from shared.tasks import lifecycle
+from shared.tasks.cancellation import request_upstream_cancel
 
 if TYPE_CHECKING:
     from shared.request_limits import TaskSlots
@@ -44,10 +45,14 @@ async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float 
     return enqueued
 
 
-async def fail_overdue(db: Database, *, limit: int = 500, slots: TaskSlots | None = None) -> int:
+async def fail_overdue(
+    db: Database, *, limit: int = 500, redis: ArqRedis | None = None, slots: TaskSlots | None = None
+) -> int:
+    """Fail tasks past their deadline (voiding their holds); with ``redis``, also have their upstream jobs
+    cancelled; with ``slots``, give back their in-flight slots (rate limits)."""
     rows = await db.fetch(
         """
-        SELECT id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
+        SELECT id, upstream_id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
         ORDER BY deadline_at LIMIT $1
         """,
         limit,
@@ -58,6 +63,8 @@ async def fail_overdue(db: Database, *, limit: int = 500, slots: TaskSlots | Non
             db, row["id"], code="deadline_exceeded", message="the task ran past its deadline", slots=slots
         ):
             failed += 1
+            if redis is not None and row["upstream_id"]:
+                await request_upstream_cancel(redis, row["id"])
     if failed:
         log.info("sweep failed %d task(s) past their deadline", failed)
     return failed
