@@ -14,6 +14,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
+from api.ratelimits import add_rate_limit_headers
 from api.routes.account import AccountController
 from api.routes.auth import AuthController
 from api.routes.files import FileController
@@ -22,7 +23,10 @@ from api.routes.keys import KeyController
 from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
 from api.routes.promotions import PromoController
+from api.routes.rate_limits import RateLimitController
+from api.routes.support import support_router
 from api.routes.tasks import TaskController
+from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from shared.money import Credits
 from shared.services import Services
@@ -63,10 +67,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
             OAuthController,
             KeyController,
             PromoController,
+            # usage, rate limits, support (issue 8)
+            UsageController,
+            RateLimitController,
+            support_router(settings.support.max_request_bytes),
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_rate_limit_headers],  # rate limits (issue 8)
         type_encoders={Credits: encode_credits},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

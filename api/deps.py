@@ -9,27 +9,48 @@ Two kinds of callers:
 
 ``PrincipalDep`` (``provide_principal``) accepts either; ``SessionPrincipalDep`` (``provide_session_principal``)
 only a session — for what an API key must not do, such as managing keys.
+
+Both count the request against the caller's rate limits (``api.ratelimits``); a task submit takes its
+in-flight slots through ``TaskAdmissionDep`` instead, in the same single check.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import TypeAlias
 
 from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from api.ratelimits import checks_itself, enforce_limits
 from shared.accounts.keys import Principal, authenticate
 from shared.accounts.sessions import csrf_matches, session_principal
 from shared.accounts.signup import AuthDeps
 from shared.errors import PermissionDenied, Unauthenticated
+from shared.ids import uuid7
+from shared.request_limits import LimitExceeded
 from shared.services import Services
+from shared.tasks.submit import idempotency_key_used
+
+
+@dataclass(slots=True)
+class TaskAdmission:
+    """A submit's admission under the rate limits: the id its task will have, whose in-flight slots are taken.
+    Set ``created`` once the task exists; otherwise the slots are given back when the request ends."""
+
+    task_id: uuid.UUID
+    created: bool = False
+
 
 # Handler parameters are injected by name; these aliases mark them as dependencies explicitly.
 ServicesDep: TypeAlias = NamedDependency[Services]
 PrincipalDep: TypeAlias = NamedDependency[Principal]
 SessionPrincipalDep: TypeAlias = NamedDependency[Principal]
 AuthDep: TypeAlias = NamedDependency[AuthDeps]
+TaskAdmissionDep: TypeAlias = NamedDependency[TaskAdmission]
 
 SESSION_COOKIE = "conduit_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -81,6 +102,13 @@ async def _from_session(request: Request, services: Services, token: str) -> Pri
 
 
 async def provide_principal(request: Request, services: ServicesDep) -> Principal:
+    principal = await _identify(request, services)
+    if not checks_itself(request):
+        await enforce_limits(request, services, principal)
+    return principal
+
+
+async def _identify(request: Request, services: Services) -> Principal:
     token = bearer_token(request)
     if token == "":
         raise Unauthenticated("invalid API key: use 'Authorization: Bearer cdt_...'")
@@ -99,4 +127,26 @@ async def provide_session_principal(request: Request, services: ServicesDep) -> 
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("sign in first (POST /v1/auth/signin)", code="not_signed_in")
-    return await _from_session(request, services, cookie)
+    principal = await _from_session(request, services, cookie)
+    await enforce_limits(request, services, principal)
+    return principal
+
+
+async def provide_task_admission(
+    request: Request, services: ServicesDep, principal: PrincipalDep
+) -> AsyncIterator[TaskAdmission]:
+    admission = TaskAdmission(task_id=uuid7())
+    try:
+        check = await enforce_limits(request, services, principal, task_id=admission.task_id)
+    except LimitExceeded as exc:
+        key = request.headers.get("idempotency-key")
+        refused_slot = exc.check.binding is not None and exc.check.binding.name.endswith("_tasks")
+        if not (key and refused_slot and await idempotency_key_used(services.db, principal.account_id, key)):
+            raise
+        # The retry of a submit that created its task already: it starts nothing, so it needs no slot.
+        check = await enforce_limits(request, services, principal)
+    try:
+        yield admission
+    finally:
+        if check.slot_taken and not admission.created:  # refused, invalid, a replay, or failed: no task
+            await services.request_limits.slots.release(principal.account_id, principal.api_key_id, admission.task_id)

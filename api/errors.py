@@ -22,8 +22,10 @@ from shared.errors import (
     InvalidInput,
     ModelUnavailable,
     NotFound,
+    PayloadTooLarge,
     PermissionDenied,
     RateLimited,
+    ServiceUnavailable,
     Unauthenticated,
     UpstreamFailed,
 )
@@ -41,6 +43,9 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     RateLimited: (429, "rate_limit_error"),
     UpstreamFailed: (502, "upstream_error"),
     ModelUnavailable: (503, "service_unavailable_error"),
+    # issue 8
+    ServiceUnavailable: (503, "service_unavailable_error"),
+    PayloadTooLarge: (413, "invalid_request_error"),
 }
 
 # Litestar's own HTTP errors (routing, body parsing) -> (error type, code)

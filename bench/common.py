@@ -90,6 +90,11 @@ class BenchEnv:
             "CATALOG_PATH": os.pathsep.join([str(DEFAULT_CATALOG), str(ROOT / "bench" / "catalog.toml")]),
             "SECRET_KEY": "bench",
             "LOG_LEVEL": "WARNING",
+            # rate limits (issue 8): checked on every request, but never binding in the benchmarks
+            "RATE_LIMIT_RPM_PER_KEY": "10000000",
+            "RATE_LIMIT_RPM_PER_ACCOUNT": "10000000",
+            "MAX_INFLIGHT_TASKS_PER_KEY": "1000000",
+            "MAX_INFLIGHT_TASKS_PER_ACCOUNT": "1000000",
             **extra,
         }
 

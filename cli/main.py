@@ -300,6 +300,71 @@ def add_account_commands(accounts: Any, sub: Any) -> None:
     disable.set_defaults(handler=cmd_promo_disable)
 
 
+# -- rate limits and support staff (issue 8) ----------------------------------------------------------------
+
+
+def _limit_value(raw: str | None) -> Any:
+    from shared.accounts.key_management import UNSET
+
+    if raw is None:
+        return UNSET
+    if raw.strip().lower() == "default":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise SettingsError(f"expected a positive integer or 'default', got {raw!r}") from None
+
+
+def cmd_accounts_limits(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.erasure import find_account
+    from shared.request_limits import set_account_limits
+
+    rpm, inflight = _limit_value(args.rpm), _limit_value(args.max_inflight)
+
+    async def action(services: Any) -> dict[str, Any]:
+        account_id = await find_account(services.db, args.account)
+        limits = await set_account_limits(services.db, services.redis, account_id, rpm=rpm, max_inflight=inflight)
+        defaults = services.settings.rate_limits
+        return {
+            "account_id": str(account_id),
+            **limits,
+            "defaults": {
+                "rate_limit_rpm": defaults.rpm_per_account,
+                "max_inflight_tasks": defaults.inflight_per_account,
+            },
+        }
+
+    return _with_services(settings, action)
+
+
+def cmd_accounts_role(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.erasure import find_account
+    from shared.accounts.keys import publish_invalidation
+
+    async def action(services: Any) -> dict[str, Any]:
+        account_id = await find_account(services.db, args.account)
+        await services.db.execute(
+            "UPDATE accounts SET role = $2, updated_at = now() WHERE id = $1", account_id, args.role
+        )
+        await publish_invalidation(services.redis, f"account:{account_id}")
+        return {"account_id": str(account_id), "role": args.role}
+
+    return _with_services(settings, action)
+
+
+def add_issue8_commands(accounts: Any) -> None:
+    limits = accounts.add_parser("limits", help="show or set an account's own rate limits")
+    limits.add_argument("account", help="account id or email")
+    limits.add_argument("--rpm", default=None, help="requests per minute, or 'default'")
+    limits.add_argument("--max-inflight", default=None, help="tasks in flight at once, or 'default'")
+    limits.set_defaults(handler=cmd_accounts_limits)
+    role = accounts.add_parser("role", help="set an account's role (support staff answer tickets)")
+    role.add_argument("account", help="account id or email")
+    role.add_argument("role", choices=["user", "support", "admin"])
+    role.set_defaults(handler=cmd_accounts_role)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conduit", description="Conduit: many AI models behind one API.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -323,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="user", choices=["user", "support", "admin"])
     create.set_defaults(handler=cmd_accounts_create)
     add_account_commands(accounts, sub)
+    add_issue8_commands(accounts)
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
     ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)

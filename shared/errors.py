@@ -65,3 +65,16 @@ class UpstreamFailed(ConduitError):
     """Every route failed; the caller may retry later."""
 
     code = "upstream_error"
+
+
+class ServiceUnavailable(ConduitError):
+    """A dependency of the service (e.g. Redis for rate limits, with ``RATE_LIMIT_ON_REDIS_ERROR=closed``) is
+    unreachable right now; the caller may retry shortly."""
+
+    code = "service_unavailable"
+
+
+class PayloadTooLarge(InvalidInput):
+    """One part of the request (e.g. an attachment) is over its size cap."""
+
+    code = "payload_too_large"

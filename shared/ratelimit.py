@@ -14,16 +14,34 @@ script call using Redis's own clock, so any number of API processes share the li
 allowed without consuming anything (e.g. check before an expensive step, consume only on failure);
 ``reset`` forgets a key. ``Decision`` carries what rate-limit headers need: ``limit``, ``remaining``,
 ``retry_after_s`` (0 when allowed) and ``reset_after_s`` (until the full burst is available again).
+
+``admit`` checks several limits at once, all or nothing, in one script call (one round trip): GCRA rates and
+concurrency slots (a sorted set per limit whose members are what is in flight, each with an expiry as a
+backstop). ``release`` frees a member's slots. API requests use it through ``shared.request_limits``.
+
+When Redis cannot be reached (or does not answer within ``timeout_s``), a limiter built with
+``fail_open=True`` lets the request through (a ``Decision`` with ``degraded=True``) and one built with
+``fail_open=False`` raises ``ServiceUnavailable``; with ``fail_open=None`` (the default) the error propagates.
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import logging
 import math
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError, RedisError
 
-from shared.errors import RateLimited
+from shared.errors import RateLimited, ServiceUnavailable
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 KEY_PREFIX = "conduit:rl:"
 
@@ -84,6 +102,88 @@ class Rate:
         return self.burst if self.burst is not None else self.count
 
 
+# KEYS: the GCRA keys (n_rates of them), then the slot sets (n_slots), then the index of slot sets.
+# ARGV[1]: the member; ARGV[2]: the policy, space-separated: n_rates n_slots slot_ttl_ms, then per rate its
+# emission (ms) and burst, then per slot its limit (one argument, cheap to send: it is the same every time).
+# Returns, per rate then per slot: allowed (1/0), remaining, retry_after_ms (-1: unknown), reset_after_ms.
+# Consumes nothing unless every limit allows.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local member = ARGV[1]
+local spec = {}
+for v in string.gmatch(ARGV[2], '%S+') do
+    table.insert(spec, tonumber(v))
+end
+local n_rates = spec[1]
+local n_slots = spec[2]
+local ttl = spec[3]
+local out = {}
+local ok = true
+local tats = {}
+local counts = {}
+for i = 1, n_rates do
+    local emission = spec[2 + 2 * i]
+    local burst = spec[3 + 2 * i]
+    local tolerance = emission * burst
+    local tat = tonumber(redis.call('GET', KEYS[i]))
+    if tat == nil or tat < now then
+        tat = now
+    end
+    local new_tat = tat + emission
+    local allow_at = new_tat - tolerance
+    if now < allow_at then
+        ok = false
+        local remaining = math.floor((now - (tat - tolerance)) / emission)
+        if remaining < 0 then remaining = 0 end
+        for _, v in ipairs({0, remaining, math.ceil(allow_at - now), math.ceil(tat - now)}) do table.insert(out, v) end
+    else
+        tats[i] = new_tat
+        local remaining = math.floor((now - allow_at) / emission)
+        for _, v in ipairs({1, remaining, 0, math.ceil(new_tat - now)}) do table.insert(out, v) end
+    end
+end
+local base = 3 + 2 * n_rates
+for j = 1, n_slots do
+    local key = KEYS[n_rates + j]
+    local limit = spec[base + j]
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+    local count = redis.call('ZCARD', key)
+    counts[j] = count
+    if count >= limit then
+        ok = false
+        for _, v in ipairs({0, 0, -1, 0}) do table.insert(out, v) end
+    else
+        for _, v in ipairs({1, limit - count - 1, 0, 0}) do table.insert(out, v) end
+    end
+end
+if ok then
+    for i = 1, n_rates do
+        redis.call('SET', KEYS[i], tostring(tats[i]), 'PX', math.max(1, math.ceil(tats[i] - now)))
+    end
+    for j = 1, n_slots do
+        local key = KEYS[n_rates + j]
+        -- every member expires within ttl, so the set may too
+        redis.call('ZADD', key, now + ttl, member)
+        redis.call('PEXPIRE', key, ttl)
+        if counts[j] == 0 then
+            redis.call('SADD', KEYS[n_rates + n_slots + 1], key)
+        end
+    end
+end
+return out
+"""
+
+
+# KEYS: slot sets; ARGV[1]: the member to remove from each.
+_RELEASE = """
+for _, key in ipairs(KEYS) do
+    redis.call('ZREM', key, ARGV[1])
+end
+return 1
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     allowed: bool
@@ -91,13 +191,176 @@ class Decision:
     remaining: int  # requests of cost 1 allowed right now (after this one, if it was consumed)
     retry_after_s: float  # when a refused request would be allowed; 0 if allowed; inf if it never can be
     reset_after_s: float  # until the full burst is available again
+    degraded: bool = False  # Redis could not be asked; allowed because the limiter fails open
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """A concurrency limit: at most ``limit`` members of the set ``key`` at once."""
+
+    key: str
+    limit: int
+
+    def __post_init__(self) -> None:
+        if self.limit < 1:
+            raise ValueError(f"invalid slot limit {self!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The limits one ``admit`` checks, in the script's terms (see ``RateLimiter.policy``)."""
+
+    keys: tuple[bytes, ...]
+    spec: bytes
+    limits: tuple[int, ...]  # per rate (its burst) then per slot (its limit)
+    n_rates: int
+
+
+class _ScriptBatch:
+    """Runs one Lua script for many concurrent callers in one pipelined round trip (like a database's group
+    commit): while a pipeline is in flight, the calls that arrive are gathered into the next one. Each caller
+    gets its own result or error. At low load a batch is one call."""
+
+    def __init__(self, redis: Redis, script: str) -> None:
+        self.redis = redis
+        self.script = script
+        self.sha = hashlib.sha1(script.encode()).hexdigest()
+        self._pending: list[tuple[Sequence[bytes], Sequence[bytes], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((keys, args, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush())
+        return await asyncio.shield(future)
+
+    async def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                results = await self._execute(batch)
+            except Exception as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(result)
+                else:
+                    future.set_result(result)
+
+    async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes], asyncio.Future[Any]]]) -> list[Any]:
+        for attempt in range(2):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for keys, args, _ in batch:
+                    pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+                results: list[Any] = await pipe.execute(raise_on_error=False)
+            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
+                await self.redis.script_load(self.script)  # Redis restarted: its script cache is empty
+                continue
+            return results
+        return results
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of ``RateLimiter.admit``: one decision per rate, then one per slot, in the order given."""
+
+    allowed: bool
+    rates: tuple[Decision, ...]
+    slots: tuple[Decision, ...]
+    degraded: bool = False  # Redis could not be asked; allowed because the limiter fails open
 
 
 class RateLimiter:
-    def __init__(self, redis: Redis, *, prefix: str = KEY_PREFIX) -> None:
+    def __init__(
+        self, redis: Redis, *, prefix: str = KEY_PREFIX, fail_open: bool | None = None, timeout_s: float = 1.0
+    ) -> None:
         self.redis = redis
         self.prefix = prefix
+        self.fail_open = fail_open
+        self.timeout_s = timeout_s
         self._script = redis.register_script(_GCRA)
+        self._batch = _ScriptBatch(redis, _ADMIT)
+        self._release = redis.register_script(_RELEASE)
+        self._last_warning = 0.0
+
+    @property
+    def slot_index(self) -> str:
+        """The set of every slot set's key (for the repair sweep)."""
+        return self.prefix + "slots"
+
+    def policy(self, rates: Sequence[tuple[str, Rate]], slots: Sequence[Slot] = (), *, ttl_s: float = 3600) -> Policy:
+        """What ``admit`` checks, prepared once (callers cache it: it is the same for every request of a caller)."""
+        keys = [self.prefix + key for key, _ in rates] + [self.prefix + slot.key for slot in slots] + [self.slot_index]
+        spec: list[float | int] = [len(rates), len(slots), max(1, int(ttl_s * 1000))]
+        for _, rate in rates:
+            spec += [rate.emission_ms, rate.tolerance]
+        spec += [slot.limit for slot in slots]
+        return Policy(
+            keys=tuple(key.encode() for key in keys),  # bytes: sent as they are, nothing to encode per call
+            spec=" ".join(repr(v) for v in spec).encode(),
+            limits=tuple([rate.tolerance for _, rate in rates] + [slot.limit for slot in slots]),
+            n_rates=len(rates),
+        )
+
+    async def admit(
+        self, rates: Sequence[tuple[str, Rate]], slots: Sequence[Slot] = (), *, member: str = "", ttl_s: float = 3600
+    ) -> Admission:
+        """Consume one request of every rate and take a slot for ``member`` in every slot set, if all allow;
+        otherwise consume nothing. One atomic script call."""
+        if slots and not member:
+            raise ValueError("a member is needed to take slots")
+        return await self.admit_policy(self.policy(rates, slots, ttl_s=ttl_s), member)
+
+    async def admit_policy(self, policy: Policy, member: str = "") -> Admission:
+        """``admit`` with a prepared policy. Concurrent calls share one pipelined round trip."""
+        raw = await self._guarded(lambda: self._batch.run(policy.keys, (member.encode(), policy.spec)), None)
+        n_rates = policy.n_rates
+        if raw is None:
+            fake = tuple(Decision(True, limit, limit, 0.0, 0.0, True) for limit in policy.limits)
+            return Admission(True, fake[:n_rates], fake[n_rates:], True)
+        decisions = []
+        allowed_all = True
+        for n, limit in enumerate(policy.limits):
+            allowed, remaining, retry_ms, reset_ms = raw[4 * n : 4 * n + 4]
+            allowed_all = allowed_all and bool(allowed)
+            decisions.append(
+                Decision(
+                    bool(allowed),
+                    limit,
+                    max(0, remaining),
+                    math.inf if retry_ms < 0 else retry_ms / 1000.0,
+                    max(0.0, reset_ms / 1000.0),
+                )
+            )
+        return Admission(allowed_all, tuple(decisions[:n_rates]), tuple(decisions[n_rates:]))
+
+    async def release(self, slot_keys: Sequence[str], member: str) -> None:
+        """Free ``member``'s slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""
+        await self._release(keys=[self.prefix + key for key in slot_keys], args=[member])
+
+    async def _guarded(self, call: Callable[[], Awaitable[T]], degraded: T) -> T:
+        """Run a Redis call under the timeout, and apply the fail-open / fail-closed policy to its failure."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return await call()
+        except (RedisError, OSError, TimeoutError) as exc:
+            if self.fail_open is None:
+                raise
+            now = time.monotonic()
+            if now - self._last_warning > 10:
+                self._last_warning = now
+                log.warning(
+                    "rate limiter: Redis unavailable (%s); failing %s", exc, "open" if self.fail_open else "closed"
+                )
+            if self.fail_open:
+                return degraded
+            raise ServiceUnavailable("rate limiting is unavailable right now; retry shortly") from exc
 
     async def hit(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """Consume ``cost`` if allowed."""
@@ -113,9 +376,17 @@ class RateLimiter:
     async def _run(self, key: str, rate: Rate, cost: int, *, dry: bool) -> Decision:
         if cost < 0:
             raise ValueError("cost cannot be negative")
-        allowed, remaining, retry_ms, reset_ms = await self._script(
-            keys=[self.prefix + key], args=[repr(rate.emission_ms), rate.tolerance, cost, 1 if dry else 0]
-        )
+
+        async def call() -> list[int]:
+            result: list[int] = await self._script(
+                keys=[self.prefix + key], args=[repr(rate.emission_ms), rate.tolerance, cost, 1 if dry else 0]
+            )
+            return result
+
+        raw = await self._guarded(call, None)
+        if raw is None:
+            return Decision(True, rate.tolerance, rate.tolerance, 0.0, 0.0, degraded=True)
+        allowed, remaining, retry_ms, reset_ms = raw
         return Decision(
             allowed=bool(allowed),
             limit=rate.tolerance,

@@ -16,6 +16,7 @@ from shared.mail import Mailer
 from shared.providers import ProviderRegistry
 from shared.queue import Enqueuer, connect_redis
 from shared.ratelimit import RateLimiter
+from shared.request_limits import RequestLimits
 from shared.settings import Settings
 from shared.storage import LocalStorage, UrlSigner
 from shared.urlguard import UrlGuard
@@ -38,6 +39,8 @@ class Services:
     limiter: RateLimiter
     sessions: SessionStore
     mailer: Mailer
+    # Rate limits of API requests and in-flight tasks (issue 8)
+    request_limits: RequestLimits
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -50,6 +53,11 @@ class Services:
             await db.close()
             raise
         http = upstream_http_client(settings)
+        # issue 8: every limiter (API limits, sign-in throttles) fails open or closed as configured
+        limiter = RateLimiter(
+            redis, fail_open=settings.rate_limits.fail_open, timeout_s=settings.rate_limits.redis_timeout_s
+        )
+        slot_ttl_s = max((model.max_runtime_s for model in catalog), default=3600) + 300
         return cls(
             settings=settings,
             db=db,
@@ -62,9 +70,10 @@ class Services:
             enqueuer=Enqueuer(redis),
             http=http,
             url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
-            limiter=RateLimiter(redis),
+            limiter=limiter,
             sessions=SessionStore(redis, settings.auth),
             mailer=Mailer(settings.mail),
+            request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
         )
 
     async def close(self) -> None:

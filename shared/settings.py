@@ -225,6 +225,58 @@ def _oauth_provider(
     )
 
 
+# -- rate limits and support tickets (issue 8) --------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """Default limits of API requests (per minute) and in-flight tasks, per API key and per account; 0 means no
+    limit. Accounts and keys can carry their own values (``conduit accounts limits``, ``PATCH /v1/keys/{id}``)."""
+
+    rpm_per_key: int = 600
+    rpm_per_account: int = 1200
+    inflight_per_key: int = 50
+    inflight_per_account: int = 100
+    fail_open: bool = True  # Redis unreachable: let requests through (True) or answer 503 (False)
+    redis_timeout_s: float = 1.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> RateLimitSettings:
+        mode = (env.get("RATE_LIMIT_ON_REDIS_ERROR") or "open").strip().lower()
+        if mode not in ("open", "closed"):
+            raise SettingsError(f"RATE_LIMIT_ON_REDIS_ERROR must be open or closed, got {mode!r}")
+        return cls(
+            rpm_per_key=_int(env, "RATE_LIMIT_RPM_PER_KEY", 600, minimum=0),
+            rpm_per_account=_int(env, "RATE_LIMIT_RPM_PER_ACCOUNT", 1200, minimum=0),
+            inflight_per_key=_int(env, "MAX_INFLIGHT_TASKS_PER_KEY", 50, minimum=0),
+            inflight_per_account=_int(env, "MAX_INFLIGHT_TASKS_PER_ACCOUNT", 100, minimum=0),
+            fail_open=mode == "open",
+            redis_timeout_s=_positive_float(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 1000.0) / 1000.0,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SupportSettings:
+    """Support tickets: attachment caps."""
+
+    attachment_max_bytes: int = 5 * 1024 * 1024
+    attachments_per_message: int = 5
+    attachments_per_ticket: int = 20
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> SupportSettings:
+        return cls(
+            attachment_max_bytes=_int(env, "SUPPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
+            attachments_per_message=_int(env, "SUPPORT_ATTACHMENTS_PER_MESSAGE", 5, minimum=1),
+            attachments_per_ticket=_int(env, "SUPPORT_ATTACHMENTS_PER_TICKET", 20, minimum=1),
+        )
+
+    @property
+    def max_request_bytes(self) -> int:
+        """The largest multipart request a ticket route accepts: every attachment at its cap, plus the text."""
+        return self.attachments_per_message * self.attachment_max_bytes + 256 * 1024
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob Conduit reads from the environment (documented in the README's Operating section)."""
@@ -274,6 +326,9 @@ class Settings:
     # Accounts (issue 5)
     mail: MailSettings = MailSettings()
     auth: AuthSettings = AuthSettings()
+    # Rate limits and support tickets (issue 8)
+    rate_limits: RateLimitSettings = RateLimitSettings()
+    support: SupportSettings = SupportSettings()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -320,6 +375,8 @@ class Settings:
             webhook_timeout_s=_positive_float(env, "WEBHOOK_TIMEOUT_S", 15.0),
             mail=MailSettings.from_env(env, data_dir),
             auth=AuthSettings.from_env(env, public_base_url),
+            rate_limits=RateLimitSettings.from_env(env),
+            support=SupportSettings.from_env(env),
         )
 
     @property

@@ -124,6 +124,11 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
         "SECRET_KEY": "test-secret-key",
         "TASK_JOB_TIMEOUT_S": "30",
         "LOG_LEVEL": "WARNING",
+        # rate limits (issue 8): enforced, but far above what tests send; rate-limit tests set their own
+        "RATE_LIMIT_RPM_PER_KEY": "100000",
+        "RATE_LIMIT_RPM_PER_ACCOUNT": "100000",
+        "MAX_INFLIGHT_TASKS_PER_KEY": "10000",
+        "MAX_INFLIGHT_TASKS_PER_ACCOUNT": "10000",
     }
     env.update(extra)
     return env

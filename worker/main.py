@@ -49,6 +49,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             lease_s=lease_s,
             poll_min_s=settings.upstream_poll_min_s,
             poll_max_s=settings.upstream_poll_max_s,
+            slots=services.request_limits.slots,  # rate limits (issue 8)
         )
         log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)

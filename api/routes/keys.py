@@ -15,21 +15,34 @@ from api.deps import ServicesDep, SessionPrincipalDep, provide_session_principal
 from shared.accounts import key_management as keys
 
 
+class RateLimitsBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """The key's own rate limits (issue 8); null: the default. The account's limits apply as well."""
+
+    requests_per_minute: int | msgspec.UnsetType | None = msgspec.UNSET
+    max_inflight_tasks: int | msgspec.UnsetType | None = msgspec.UNSET
+
+
 class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True):
     name: str = ""
     expires_at: dt.datetime | None = None
     allowed_models: list[str] | None = None
     spend_cap: Decimal | None = None  # credits
+    rate_limits: RateLimitsBody | None = None
 
 
 class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str | msgspec.UnsetType = msgspec.UNSET
     allowed_models: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     spend_cap: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+    rate_limits: RateLimitsBody | msgspec.UnsetType = msgspec.UNSET
 
 
 def _or_unset(value: Any) -> Any:
     return keys.UNSET if value is msgspec.UNSET else value
+
+
+def _or_none(value: Any) -> Any:
+    return None if value is msgspec.UNSET else value
 
 
 class KeyController(Controller):
@@ -50,6 +63,8 @@ class KeyController(Controller):
             expires_at=data.expires_at,
             allowed_models=data.allowed_models,
             spend_cap=data.spend_cap,
+            rate_limit_rpm=_or_none(data.rate_limits.requests_per_minute if data.rate_limits else None),
+            max_inflight_tasks=_or_none(data.rate_limits.max_inflight_tasks if data.rate_limits else None),
         )
         return view.public(secret)
 
@@ -75,6 +90,7 @@ class KeyController(Controller):
         data: JSONBody[UpdateKeyBody],
     ) -> dict[str, Any]:
         """Rename a key or change its limits (``null`` removes a limit)."""
+        limits = data.rate_limits if not isinstance(data.rate_limits, msgspec.UnsetType) else None
         view = await keys.update_key(
             services.db,
             services.redis,
@@ -84,6 +100,8 @@ class KeyController(Controller):
             name=_or_unset(data.name),
             allowed_models=_or_unset(data.allowed_models),
             spend_cap=_or_unset(data.spend_cap),
+            rate_limit_rpm=_or_unset(limits.requests_per_minute) if limits else keys.UNSET,
+            max_inflight_tasks=_or_unset(limits.max_inflight_tasks) if limits else keys.UNSET,
         )
         return view.public()
 

@@ -9,7 +9,8 @@ from litestar import Controller, Response, get, post
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
-from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
+from api.ratelimits import TASK_ROUTE
 from shared.ids import parse_uuid
 from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
@@ -29,11 +30,17 @@ class TaskController(Controller):
     tags = ["tasks"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/", status_code=202)
+    @post(
+        "/",
+        status_code=202,
+        opt={"rate_limit": TASK_ROUTE},  # requests per minute and in-flight slots, in one check (admission)
+        dependencies={"admission": Provide(provide_task_admission)},
+    )
     async def submit(
         self,
         data: JSONBody[SubmitTaskBody],
         principal: PrincipalDep,
+        admission: TaskAdmissionDep,
         services: ServicesDep,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
     ) -> Response[dict[str, Any]]:
@@ -51,7 +58,9 @@ class TaskController(Controller):
                 idempotency_key=idempotency_key,
             ),
             url_guard=services.url_guard,
+            task_id=admission.task_id,
         )
+        admission.created = created
         headers = {"Location": f"/v1/tasks/{task.id}"}
         if not created:
             headers["Idempotent-Replayed"] = "true"
@@ -85,5 +94,7 @@ class TaskController(Controller):
         parsed = parse_uuid(task_id)
         if parsed is None:
             raise task_not_found(task_id)
-        task = await cancel_task(services.db, services.redis, principal.account_id, parsed)
+        task = await cancel_task(
+            services.db, services.redis, principal.account_id, parsed, slots=services.request_limits.slots
+        )
         return public_task(task, services.signer)

@@ -2,9 +2,10 @@
 
 Deletion never removes the account row (the ledger, orders, tasks and usage reference it): it marks the
 account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
-GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, and the
-stored output files. Keys are revoked and sessions ended at once on every process; active tasks are
-canceled (their holds released). The credit ledger and usage records stay, attached to an anonymous id.
+GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, the
+stored output files, and support tickets with their attachments. Keys are revoked and sessions ended at once
+on every process; active tasks are canceled (their holds released). The credit ledger and usage records stay,
+attached to an anonymous id.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from shared.accounts.throttles import check_signin_failures, record_signin_failu
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ids import parse_uuid
+from shared.request_limits import TaskSlots
 from shared.storage import LocalStorage
+from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
 
 log = logging.getLogger(__name__)
@@ -65,7 +68,7 @@ async def delete_account(
     # From here no key, session or new hold works for the account (ledger_place_hold needs 'active').
     await publish_invalidation(redis, f"account:{account_id}")
     await deps.sessions.revoke_all(account_id)
-    await _cancel_active_tasks(deps.db, account_id)
+    await _cancel_active_tasks(deps.db, account_id, TaskSlots(deps.limiter))
     scrubbed = await deps.db.fetch(
         """
         UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
@@ -80,15 +83,16 @@ async def delete_account(
     for task in scrubbed:
         if task["had_outputs"]:
             await storage.delete_prefix(f"outputs/{task['id']}")
+    await erase_tickets(deps.db, storage, account_id)  # support tickets (issue 8): threads and attachments
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)
 
 
-async def _cancel_active_tasks(db: Database, account_id: uuid.UUID) -> None:
+async def _cancel_active_tasks(db: Database, account_id: uuid.UUID, slots: TaskSlots) -> None:
     rows = await db.fetch("SELECT id FROM tasks WHERE account_id = $1 AND status IN ('queued', 'running')", account_id)
     for row in rows:
         with contextlib.suppress(Conflict, NotFound):  # finished meanwhile
-            await lifecycle.cancel(db, account_id, row["id"])
+            await lifecycle.cancel(db, account_id, row["id"], slots=slots)
 
 
 async def find_account(db: Database, ident: str) -> uuid.UUID:

@@ -35,7 +35,7 @@ MAX_ALLOWED_MODELS = 100
 MAX_SPEND_CAP = 1_000_000_000 * MICRO
 _COLUMNS = (
     "id, name, prefix, created_at, last_used_at, expires_at, revoked_at, rotated_at, allowed_models, spend_cap, "
-    "spent, cap_held, (expires_at IS NOT NULL AND expires_at <= now()) AS expired"
+    "spent, cap_held, (expires_at IS NOT NULL AND expires_at <= now()) AS expired, rate_limit_rpm, max_inflight_tasks"
 )
 
 
@@ -61,6 +61,8 @@ class KeyView:
     spent: int
     reserved: int
     expired: bool
+    rate_limit_rpm: int | None = None  # rate limits (issue 8); None: the default
+    max_inflight_tasks: int | None = None
 
     @classmethod
     def from_row(cls, row: Record) -> KeyView:
@@ -78,6 +80,8 @@ class KeyView:
             spent=row["spent"],
             reserved=row["cap_held"],
             expired=bool(row["expired"]),
+            rate_limit_rpm=row["rate_limit_rpm"],
+            max_inflight_tasks=row["max_inflight_tasks"],
         )
 
     @property
@@ -103,6 +107,11 @@ class KeyView:
             "spend_remaining": (
                 Credits(max(0, self.spend_cap - self.spent - self.reserved)) if self.spend_cap is not None else None
             ),
+            # null: the platform's default for a key (the account's own limits apply as well)
+            "rate_limits": {
+                "requests_per_minute": self.rate_limit_rpm,
+                "max_inflight_tasks": self.max_inflight_tasks,
+            },
         }
         if secret is not None:
             body["secret"] = secret
@@ -165,6 +174,18 @@ def check_spend_cap(cap: Decimal | int | None) -> int | None:
     return micro
 
 
+MAX_LIMIT_OVERRIDE = 1_000_000
+
+
+def check_limit_override(value: int | None, param: str) -> int | None:
+    """A key's or account's own rate limit: a positive integer, or None for the default."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT_OVERRIDE:
+        raise InvalidInput(f"{param} must be an integer from 1 to {MAX_LIMIT_OVERRIDE}, or null", param=param)
+    return value
+
+
 async def create_key(
     db: Database,
     catalog: Catalog,
@@ -174,12 +195,16 @@ async def create_key(
     expires_at: dt.datetime | None = None,
     allowed_models: list[str] | None = None,
     spend_cap: Decimal | int | None = None,
+    rate_limit_rpm: int | None = None,
+    max_inflight_tasks: int | None = None,
 ) -> tuple[KeyView, str]:
     """Returns the key and its secret (shown this once)."""
     name = check_name(name)
     expires_at = check_expiry(expires_at)
     models = check_allowed_models(catalog, allowed_models)
     cap = check_spend_cap(spend_cap)
+    rpm = check_limit_override(rate_limit_rpm, "rate_limits.requests_per_minute")
+    inflight = check_limit_override(max_inflight_tasks, "rate_limits.max_inflight_tasks")
     async with db.transaction() as conn:
         # Serialise creations per account so the limit on the number of keys holds.
         await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
@@ -194,6 +219,10 @@ async def create_key(
         new = await create_api_key(
             conn, account_id=account_id, name=name, expires_at=expires_at, allowed_models=models, spend_cap=cap
         )
+        if rpm is not None or inflight is not None:
+            await conn.execute(
+                "UPDATE api_keys SET rate_limit_rpm = $2, max_inflight_tasks = $3 WHERE id = $1", new.id, rpm, inflight
+            )
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1", new.id)
     assert row is not None
     return KeyView.from_row(row), new.secret
@@ -227,6 +256,8 @@ async def update_key(
     name: str | Unset = UNSET,
     allowed_models: list[str] | Unset | None = UNSET,
     spend_cap: Decimal | int | Unset | None = UNSET,
+    rate_limit_rpm: int | Unset | None = UNSET,
+    max_inflight_tasks: int | Unset | None = UNSET,
 ) -> KeyView:
     """Change a key's name or limits; the new limits apply to the next request on every process."""
     parsed = _key_id(key_id)
@@ -241,6 +272,12 @@ async def update_key(
     if not isinstance(spend_cap, Unset):
         args.append(check_spend_cap(spend_cap))
         sets.append(f"spend_cap = ${len(args)}")
+    if not isinstance(rate_limit_rpm, Unset):
+        args.append(check_limit_override(rate_limit_rpm, "rate_limits.requests_per_minute"))
+        sets.append(f"rate_limit_rpm = ${len(args)}")
+    if not isinstance(max_inflight_tasks, Unset):
+        args.append(check_limit_override(max_inflight_tasks, "rate_limits.max_inflight_tasks"))
+        sets.append(f"max_inflight_tasks = ${len(args)}")
     if not sets:
         return await get_key(db, account_id, key_id)
     row = await db.fetchrow(

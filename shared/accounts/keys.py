@@ -49,6 +49,11 @@ class Principal:
     allowed_models: frozenset[str] | None = None  # None: every model
     spend_cap: int | None = None  # micro-credits this key may spend in total; None: no cap
     session_id: str | None = None  # set when a person's browser session (not an API key) is calling
+    # Rate limits (issue 8) set on the key and on the account; None: the defaults from the settings
+    key_rpm: int | None = None
+    key_max_inflight: int | None = None
+    account_rpm: int | None = None
+    account_max_inflight: int | None = None
 
     @property
     def via_session(self) -> bool:
@@ -201,7 +206,8 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
     row = await db.fetchrow(
         """
         SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
-               k.spend_cap, a.status, a.role
+               k.spend_cap, a.status, a.role, k.rate_limit_rpm AS key_rpm, k.max_inflight_tasks AS key_max_inflight,
+               a.rate_limit_rpm AS account_rpm, a.max_inflight_tasks AS account_max_inflight
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
         WHERE k.key_hash = $1
         """,
@@ -224,6 +230,10 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
         role=row["role"],
         allowed_models=frozenset(allowed) if allowed is not None else None,
         spend_cap=row["spend_cap"],
+        key_rpm=row["key_rpm"],
+        key_max_inflight=row["key_max_inflight"],
+        account_rpm=row["account_rpm"],
+        account_max_inflight=row["account_max_inflight"],
     )
     if cache is not None:
         cache.put(key_hash, principal, row["expires_at"], now, generation)

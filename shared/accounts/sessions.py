@@ -212,12 +212,21 @@ async def session_principal(db: Database, store: SessionStore, token: str) -> tu
     session = await store.get(token)
     if session is None:
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
-    row = await db.fetchrow("SELECT status, role FROM accounts WHERE id = $1", session.account_id)
+    row = await db.fetchrow(
+        "SELECT status, role, rate_limit_rpm, max_inflight_tasks FROM accounts WHERE id = $1", session.account_id
+    )
     if row is None or row["status"] == "deleted":
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
     if row["status"] == "suspended":
         raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
-    principal = Principal(account_id=session.account_id, api_key_id=None, role=row["role"], session_id=session.id)
+    principal = Principal(
+        account_id=session.account_id,
+        api_key_id=None,
+        role=row["role"],
+        session_id=session.id,
+        account_rpm=row["rate_limit_rpm"],
+        account_max_inflight=row["max_inflight_tasks"],
+    )
     return principal, session
 
 

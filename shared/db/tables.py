@@ -38,10 +38,16 @@ class Account(Table, tablename="accounts"):
     email_verified_at = Timestamptz(null=True, default=None)
     age_confirmed_at = Timestamptz(null=True, default=None)
     deleted_at = Timestamptz(null=True, default=None)
+    # Rate limits (issue 8): NULL means the default from the settings
+    rate_limit_rpm = Integer(null=True, default=None)
+    max_inflight_tasks = Integer(null=True, default=None)
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
     accounts_status_check = Check("status IN ('active', 'suspended', 'deleted')")
+    accounts_rate_limits_check = Check(
+        "(rate_limit_rpm IS NULL OR rate_limit_rpm > 0) AND (max_inflight_tasks IS NULL OR max_inflight_tasks > 0)"
+    )
 
 
 class ApiKey(Table, tablename="api_keys"):
@@ -63,8 +69,14 @@ class ApiKey(Table, tablename="api_keys"):
     cap_held = BigInt(default=0)
     rotated_at = Timestamptz(null=True, default=None)
     deleted_at = Timestamptz(null=True, default=None)  # deleted by its owner: revoked and no longer listed
+    # Rate limits (issue 8): NULL means the default from the settings
+    rate_limit_rpm = Integer(null=True, default=None)
+    max_inflight_tasks = Integer(null=True, default=None)
 
     api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
+    api_keys_rate_limits_check = Check(
+        "(rate_limit_rpm IS NULL OR rate_limit_rpm > 0) AND (max_inflight_tasks IS NULL OR max_inflight_tasks > 0)"
+    )
 
 
 class CreditLot(Table, tablename="credit_lots"):
@@ -179,6 +191,12 @@ class UsageRecord(Table, tablename="usage_records"):
     credits = BigInt(default=0)
     latency_ms = Integer(null=True, default=None)
     created_at = Timestamptz(default=TimestamptzNow())
+    # usage (issue 8): what kind of request this was, and the id of a synchronous (non-task) request
+    source = Varchar(length=32, default="task")
+    request_id = UUID(null=True, default=None, unique=True)
+
+    usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled')")
+    usage_records_source_check = Check("source IN ('task', 'chat.completion', 'image.generation')")
 
 
 class IdempotencyRecord(Table, tablename="idempotency_records"):
@@ -357,6 +375,59 @@ class PromoRedemption(Table, tablename="promo_redemptions"):
     promo_redemptions_unique = Unique(["promo_code_id", "account_id"])
 
 
+# -- support tickets (issue 8) ---------------------------------------------------------------------------------
+
+
+class SupportTicket(Table, tablename="support_tickets"):
+    """A conversation between an account and support staff. ``open``: waiting for staff; ``pending``: staff
+    answered, waiting for the user; ``closed``."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade)
+    subject = Varchar(length=200)
+    category = Varchar(length=16)
+    status = Varchar(length=16, default="open")
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+    last_message_at = Timestamptz(default=TimestamptzNow())
+    last_message_by = Varchar(length=16, default="user")
+    closed_at = Timestamptz(null=True, default=None)
+
+    support_tickets_category_check = Check("category IN ('account', 'billing', 'technical', 'product')")
+    support_tickets_status_check = Check(
+        "status IN ('open', 'pending', 'closed') AND (status = 'closed') = (closed_at IS NOT NULL)"
+    )
+    support_tickets_last_by_check = Check("last_message_by IN ('user', 'staff')")
+
+
+class SupportMessage(Table, tablename="support_messages"):
+    """One message of a ticket's thread, by its owner (``user``) or by support staff (``staff``)."""
+
+    id = UUID(primary_key=True)
+    ticket_id = ForeignKey(SupportTicket, null=False, on_delete=OnDelete.cascade, index=True)
+    author_id = ForeignKey(Account, null=True, on_delete=OnDelete.set_null, default=None)
+    author_role = Varchar(length=16)
+    body = Text()
+    redacted_keys = Integer(default=0)  # API keys removed from the body and text attachments before storing
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    support_messages_role_check = Check("author_role IN ('user', 'staff')")
+
+
+class SupportAttachment(Table, tablename="support_attachments"):
+    """A file attached to a message; the bytes live in storage under ``storage_key``."""
+
+    id = UUID(primary_key=True)
+    ticket_id = ForeignKey(SupportTicket, null=False, on_delete=OnDelete.cascade, index=True)
+    message_id = ForeignKey(SupportMessage, null=False, on_delete=OnDelete.cascade, index=True)
+    filename = Varchar(length=255)
+    content_type = Varchar(length=64)  # detected from the content, never taken from the client
+    size_bytes = Integer()
+    sha256 = Varchar(length=64)
+    storage_key = Varchar(length=200)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
 TABLES: list[type[Table]] = [
     Account,
     ApiKey,
@@ -378,4 +449,8 @@ TABLES: list[type[Table]] = [
     OAuthIdentity,
     PromoCode,
     PromoRedemption,
+    # support tickets (issue 8)
+    SupportTicket,
+    SupportMessage,
+    SupportAttachment,
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import uuid
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
@@ -25,14 +26,20 @@ from shared.tasks import lifecycle
 from shared.tasks.execution import TaskRuntime
 from shared.tasks.records import TaskRecord
 
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
+
 log = logging.getLogger(__name__)
 
 CANCEL_RETRIES = RetryPolicy(max_attempts=4, budget_s=30)
 
 
-async def cancel_task(db: Database, redis: ArqRedis, account_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
-    """Cancel the caller's task (voiding its hold) and, if it runs upstream, have the upstream job cancelled."""
-    task = await lifecycle.cancel(db, account_id, task_id)
+async def cancel_task(
+    db: Database, redis: ArqRedis, account_id: uuid.UUID, task_id: uuid.UUID, *, slots: TaskSlots | None = None
+) -> TaskRecord:
+    """Cancel the caller's task (voiding its hold) and, if it runs upstream, have the upstream job cancelled.
+    With ``slots``, its in-flight slots (rate limits) are given back."""
+    task = await lifecycle.cancel(db, account_id, task_id, slots=slots)
     if task.upstream_id:
         await request_upstream_cancel(redis, task.id)
     return task

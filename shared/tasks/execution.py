@@ -26,7 +26,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.catalog import Catalog, Model
 from shared.catalog.pricing import Usage, cost
@@ -49,6 +49,9 @@ from shared.tasks import lifecycle, upstream
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
 
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
+
 log = logging.getLogger(__name__)
 
 UPSTREAM_CANCEL_TIMEOUT_S = 10.0
@@ -63,6 +66,7 @@ class TaskRuntime:
     lease_s: float
     poll_min_s: float = 1.0
     poll_max_s: float = 10.0
+    slots: TaskSlots | None = None  # rate limits (issue 8): in-flight slots given back when a task ends
 
 
 def _seconds_left(task: TaskRecord) -> float:
@@ -76,7 +80,9 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
         return None  # terminal already, or another worker holds the lease
     model = rt.catalog.get(task.model)
     if model is None:
-        await lifecycle.fail(rt.db, task.id, code="model_removed", message=f"model {task.model!r} is no longer offered")
+        await lifecycle.fail(
+            rt.db, task.id, code="model_removed", message=f"model {task.model!r} is no longer offered", slots=rt.slots
+        )
         return None
     if _seconds_left(task) <= 0:
         await _deadline_exceeded(rt, task, model)
@@ -92,7 +98,9 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -
     registry = rt.providers
     routes = registry.usable_routes(model)
     if not routes:
-        await lifecycle.fail(rt.db, task.id, code="model_unavailable", message="no provider can serve this model now")
+        await lifecycle.fail(
+            rt.db, task.id, code="model_unavailable", message="no provider can serve this model now", slots=rt.slots
+        )
         return None
     last: ProviderError | None = None
     for route in routes:
@@ -116,7 +124,9 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -
             continue
         except PermanentError as exc:
             await _record_success(registry, route.provider, gate)  # it answered: the provider is up
-            await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider)
+            await lifecycle.fail(
+                rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider, slots=rt.slots
+            )
             return None
         await _record_success(registry, route.provider, gate)
         if isinstance(result, Submitted):
@@ -129,7 +139,11 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -
     code = last.code if last is not None else "upstream_unavailable"
     reason = last.message if last is not None else "no time left to try"
     await lifecycle.fail(
-        rt.db, task.id, code=code, message=f"no provider could serve this task; the last one said: {reason}"
+        rt.db,
+        task.id,
+        code=code,
+        message=f"no provider could serve this task; the last one said: {reason}",
+        slots=rt.slots,
     )
     return None
 
@@ -155,7 +169,11 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
     provider = registry.get(task.provider)
     if provider is None:
         await lifecycle.fail(
-            rt.db, task.id, code="upstream_unavailable", message=f"provider {task.provider!r} is no longer configured"
+            rt.db,
+            task.id,
+            code="upstream_unavailable",
+            message=f"provider {task.provider!r} is no longer configured",
+            slots=rt.slots,
         )
         return None
     request = GenerationRequest(task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input)
@@ -171,7 +189,7 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
         await upstream.save_progress(rt.db, task.id, None)
         return _poll_delay(rt, task)
     except PermanentError as exc:
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=task.provider)
+        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=task.provider, slots=rt.slots)
         return None
     if isinstance(result, Completed):
         await _settle(rt, task, model, result, task.provider, ends)
@@ -199,13 +217,15 @@ async def _settle(
         )
     except ProviderError as exc:
         await rt.storage.delete_prefix(output_prefix(task.id))
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider)
+        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider, slots=rt.slots)
         return
     usage = _billable_usage(model, task.input, result.usage, outputs)
     charge = cost(model.pricing, usage)
     if charge > task.credits_held:
         log.warning("task %s cost %d exceeds its hold %d; charging the hold", task.id, charge, task.credits_held)
-    done = await lifecycle.complete(rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider)
+    done = await lifecycle.complete(
+        rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider, slots=rt.slots
+    )
     if not done:
         # Canceled (or finished by another delivery) while we worked: nothing is charged, drop our files
         # unless the winner was a successful run that wrote the same keys.
@@ -232,7 +252,9 @@ def _billable_usage(model: Model, params: dict[str, Any], usage: Usage, outputs:
 
 
 async def _deadline_exceeded(rt: TaskRuntime, task: TaskRecord, model: Model) -> None:
-    failed = await lifecycle.fail(rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline")
+    failed = await lifecycle.fail(
+        rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline", slots=rt.slots
+    )
     if failed and task.upstream_id and task.provider:
         provider = rt.providers.get(task.provider)
         if provider is not None:

@@ -1,11 +1,15 @@
 """Task state transitions. Each terminal transition is one transaction: a compare-and-set on the status,
 the resolution of the credit hold, and the usage record. A transition that lost the race (the task was
-canceled meanwhile, or a redelivered job already finished it) changes nothing and returns None/False."""
+canceled meanwhile, or a redelivered job already finished it) changes nothing and returns None/False.
+
+Given ``slots``, a terminal transition gives back the task's in-flight slots (rate limits) once it committed;
+a release that is lost (no ``slots``, a crash, Redis down) is repaired from the database, see
+``shared.request_limits``."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shared.accounts.limits import settle_key_spend
 from shared.catalog.pricing import Usage
@@ -18,6 +22,9 @@ from shared.tasks.records import COLUMNS, TaskRecord
 from shared.usage import record_usage
 from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
 from shared.webhooks.outbox import record_task_event
+
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
 
 _LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
 
@@ -58,6 +65,7 @@ async def complete(
     usage: Usage,
     charge: int,
     provider: str,
+    slots: TaskSlots | None = None,
 ) -> bool:
     """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage."""
     async with db.transaction() as conn:
@@ -82,6 +90,8 @@ async def complete(
         await settle_key_spend(conn, row["api_key_id"], resolution)  # the key's spent / spend cap
         await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
         await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
+    if slots is not None:
+        await slots.release(row["account_id"], row["api_key_id"], task.id)
     return True
 
 
@@ -92,6 +102,7 @@ async def fail(
     code: str,
     message: str,
     provider: str | None = None,
+    slots: TaskSlots | None = None,
 ) -> bool:
     """queued|running -> failed, voiding the hold."""
     async with db.transaction() as conn:
@@ -112,11 +123,16 @@ async def fail(
             return False
         await _void(conn, task_id, row, FAILED)
         await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
+    if slots is not None:
+        await slots.release(row["account_id"], row["api_key_id"], task_id)
     return True
 
 
-async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> TaskRecord:
+async def cancel(
+    db: Database, account_id: uuid.UUID, task_id: uuid.UUID, *, slots: TaskSlots | None = None
+) -> TaskRecord:
     """queued|running -> canceled for the task's owner, voiding the hold. Returns the updated task."""
+    current = None
     async with db.transaction() as conn:
         row = await conn.fetchrow(
             f"""
@@ -132,8 +148,14 @@ async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> Tas
         if row is not None:
             await _void(conn, task_id, row, CANCELED)
             await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction
-            return TaskRecord.from_row(row)
-        current = await conn.fetchval("SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id)
+        else:
+            current = await conn.fetchval(
+                "SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id
+            )
+    if row is not None:
+        if slots is not None:
+            await slots.release(row["account_id"], row["api_key_id"], task_id)
+        return TaskRecord.from_row(row)
     if current is None:
         raise task_not_found(task_id)
     raise Conflict(f"task {task_id} is already {current} and cannot be canceled", code="task_not_cancelable")

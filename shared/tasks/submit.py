@@ -87,10 +87,12 @@ async def submit_task(
     principal: Principal,
     submission: TaskSubmission,
     url_guard: UrlGuard | None = None,
+    task_id: uuid.UUID | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
-    A ``webhook_url`` must pass ``url_guard`` (default: public addresses only)."""
+    A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
+    task gets (the one its rate-limit slots were taken for); a new one by default."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -99,7 +101,7 @@ async def submit_task(
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
-    task_id, hold_id = uuid7(), uuid7()
+    task_id, hold_id = task_id or uuid7(), uuid7()
     try:
         if key is None and not needs_spend_reservation(principal):
             # The common path: one statement, one round trip, atomic on its own.
@@ -174,6 +176,16 @@ async def _claim_idempotency_key(conn: Connection, principal: Principal, key: st
     except asyncpg.UniqueViolationError:  # pragma: no cover - ON CONFLICT covers it
         return False
     return inserted is not None
+
+
+async def idempotency_key_used(db: Database, account_id: uuid.UUID, key: str) -> bool:
+    """Has a submit with this Idempotency-Key created its task already? (Its retry starts nothing.)"""
+    found = await db.fetchval(
+        "SELECT 1 FROM idempotency_records WHERE account_id = $1 AND key = $2 AND task_id IS NOT NULL",
+        account_id,
+        key,
+    )
+    return found is not None
 
 
 async def _replayed_task(db: Database, principal: Principal, key: str, request_hash: str) -> TaskRecord:

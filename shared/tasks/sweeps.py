@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
@@ -15,6 +16,9 @@ from shared.db import Database
 from shared.queue import enqueue_task
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
+
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +45,11 @@ async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float 
     return enqueued
 
 
-async def fail_overdue(db: Database, *, limit: int = 500, redis: ArqRedis | None = None) -> int:
+async def fail_overdue(
+    db: Database, *, limit: int = 500, redis: ArqRedis | None = None, slots: TaskSlots | None = None
+) -> int:
     """Fail tasks past their deadline (voiding their holds); with ``redis``, also have their upstream jobs
-    cancelled."""
+    cancelled; with ``slots``, give back their in-flight slots (rate limits)."""
     rows = await db.fetch(
         """
         SELECT id, upstream_id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
@@ -53,7 +59,9 @@ async def fail_overdue(db: Database, *, limit: int = 500, redis: ArqRedis | None
     )
     failed = 0
     for row in rows:
-        if await lifecycle.fail(db, row["id"], code="deadline_exceeded", message="the task ran past its deadline"):
+        if await lifecycle.fail(
+            db, row["id"], code="deadline_exceeded", message="the task ran past its deadline", slots=slots
+        ):
             failed += 1
             if redis is not None and row["upstream_id"]:
                 await request_upstream_cancel(redis, row["id"])

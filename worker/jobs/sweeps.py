@@ -9,8 +9,9 @@ from worker.context import WorkerContext
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
-    failed = await fail_overdue(services.db, redis=services.redis)
+    failed = await fail_overdue(services.db, redis=services.redis, slots=services.request_limits.slots)
     requeued = await requeue_orphans(services.db, services.redis)
     async with services.db.transaction() as conn:
         expired = await expire_lots(conn)
-    return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired}
+    slots = await services.request_limits.slots.repair(services.db)  # rate limits (issue 8)
+    return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots}

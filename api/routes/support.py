@@ -1,0 +1,232 @@
+"""/v1/support/tickets: an account's support tickets (with an API key or a session), and /v1/staff/tickets: every
+ticket, for support staff (role ``support`` or ``admin``).
+
+Creating a ticket and writing a message take JSON (``{"subject", "category", "body"}`` / ``{"body"}``) or
+``multipart/form-data`` with the same fields plus files (any number of file parts, e.g. ``files``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Router, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import File
+
+from api.deps import PrincipalDep, ServicesDep, provide_principal
+from shared.accounts.keys import Principal
+from shared.errors import InvalidInput
+from shared.services import Services
+from shared.support import queries, tickets
+from shared.support.attachments import Upload
+from shared.support.queries import Viewer
+
+Limit = Annotated[int, QueryParameter(ge=1, le=100)]
+
+
+class TicketBody(msgspec.Struct, forbid_unknown_fields=True):
+    subject: str
+    category: str
+    body: str
+
+
+class MessageBody(msgspec.Struct, forbid_unknown_fields=True):
+    body: str
+
+
+async def _read(request: Request[Any, Any, Any], shape: type[msgspec.Struct]) -> tuple[dict[str, Any], list[Upload]]:
+    """The fields and files of a JSON or multipart request."""
+    content_type = request.headers.get("content-type", "").lower()
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form()
+        fields: dict[str, Any] = {}
+        uploads: list[Upload] = []
+        for name, value in form.multi_items():
+            if isinstance(value, UploadFile):
+                uploads.append(Upload(value.filename or "", await value.read()))
+                await value.close()
+            elif name in shape.__struct_fields__:
+                fields[name] = value
+            else:
+                raise InvalidInput(f"unknown field {name!r}", param=name)
+        return fields, uploads
+    if not content_type.startswith("application/json"):
+        raise InvalidInput("send JSON, or multipart/form-data to attach files", code="unsupported_media_type")
+    try:
+        parsed = msgspec.json.decode(await request.body(), type=shape)
+    except msgspec.DecodeError as exc:
+        raise InvalidInput(f"the request body is not valid: {exc}", code="invalid_request") from None
+    return msgspec.structs.asdict(parsed), []
+
+
+def _staff(principal: Principal) -> Viewer:
+    return Viewer.staff_member(principal.account_id, principal.role)
+
+
+def _download(found: queries.AttachmentFile) -> File:
+    return File(
+        path=found.path,
+        filename=found.filename,
+        media_type=found.content_type,
+        content_disposition_type="attachment",
+        headers={
+            "Cache-Control": "private, no-store",
+            "X-Content-Type-Options": "nosniff",
+            "Content-Security-Policy": "default-src 'none'; sandbox",
+        },
+    )
+
+
+def _page(page: queries.TicketPage) -> dict[str, Any]:
+    return {"object": "list", "data": page.tickets, "has_more": page.has_more, "next_cursor": page.next_cursor}
+
+
+async def _post_message(
+    request: Request[Any, Any, Any], services: Services, ticket_id: str, viewer: Viewer
+) -> dict[str, Any]:
+    fields, uploads = await _read(request, MessageBody)
+    return await tickets.post_message(
+        services.db,
+        services.storage,
+        services.settings.support,
+        ticket_id,
+        viewer,
+        body=fields.get("body"),
+        uploads=uploads,
+        mailer=services.mailer,
+    )
+
+
+class SupportTicketController(Controller):
+    path = "/v1/support/tickets"
+    tags = ["support"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post("/", status_code=201)
+    async def create(
+        self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        """Open a ticket (``subject``, ``category``: account, billing, technical or product, ``body``; files with
+        multipart). API keys found in the text are removed before storing; ``warnings`` says which."""
+        fields, uploads = await _read(request, TicketBody)
+        return await tickets.create_ticket(
+            services.db,
+            services.storage,
+            services.settings.support,
+            principal.account_id,
+            subject=fields.get("subject"),
+            category=fields.get("category"),
+            body=fields.get("body"),
+            uploads=uploads,
+        )
+
+    @get("/")
+    async def list_tickets(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        status: FromQuery[str | None] = None,
+        category: FromQuery[str | None] = None,
+        limit: Limit = 20,
+        after: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        viewer = Viewer(principal.account_id)
+        return _page(
+            await queries.list_tickets(services.db, viewer, status=status, category=category, limit=limit, after=after)
+        )
+
+    @get("/{ticket_id:str}")
+    async def get_ticket(
+        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> dict[str, Any]:
+        return await queries.ticket_detail(services.db, ticket_id, Viewer(principal.account_id))
+
+    @post("/{ticket_id:str}/messages", status_code=201)
+    async def post_message(
+        self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """Write to the thread (``body``; files with multipart). The ticket goes back to ``open``."""
+        return await _post_message(request, services, ticket_id, Viewer(principal.account_id))
+
+    @post("/{ticket_id:str}/close", status_code=200)
+    async def close(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
+        return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=True)
+
+    @post("/{ticket_id:str}/reopen", status_code=200)
+    async def reopen(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
+        return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=False)
+
+    @get("/{ticket_id:str}/attachments/{attachment_id:str}")
+    async def attachment(
+        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str], attachment_id: FromPath[str]
+    ) -> File:
+        viewer = Viewer(principal.account_id)
+        return _download(await queries.attachment_file(services.db, services.storage, ticket_id, attachment_id, viewer))
+
+
+class StaffTicketController(Controller):
+    """Support staff: every account's tickets."""
+
+    path = "/v1/staff/tickets"
+    tags = ["support staff"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @get("/")
+    async def list_tickets(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        status: FromQuery[str | None] = None,
+        category: FromQuery[str | None] = None,
+        account: FromQuery[str | None] = None,
+        limit: Limit = 20,
+        after: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        """Every ticket, newest first; e.g. ``?status=open`` is the queue waiting for an answer."""
+        viewer = _staff(principal)
+        page = await queries.list_tickets(
+            services.db, viewer, status=status, category=category, account=account, limit=limit, after=after
+        )
+        return _page(page)
+
+    @get("/{ticket_id:str}")
+    async def get_ticket(
+        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> dict[str, Any]:
+        return await queries.ticket_detail(services.db, ticket_id, _staff(principal))
+
+    @post("/{ticket_id:str}/messages", status_code=201)
+    async def reply(
+        self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """Answer (``body``; files with multipart): the ticket becomes ``pending`` and its owner gets a mail."""
+        return await _post_message(request, services, ticket_id, _staff(principal))
+
+    @post("/{ticket_id:str}/close", status_code=200)
+    async def close(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
+        return await tickets.set_status(services.db, ticket_id, _staff(principal), close=True)
+
+    @post("/{ticket_id:str}/reopen", status_code=200)
+    async def reopen(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
+        return await tickets.set_status(services.db, ticket_id, _staff(principal), close=False)
+
+    @get("/{ticket_id:str}/attachments/{attachment_id:str}")
+    async def attachment(
+        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str], attachment_id: FromPath[str]
+    ) -> File:
+        found = await queries.attachment_file(
+            services.db, services.storage, ticket_id, attachment_id, _staff(principal)
+        )
+        return _download(found)
+
+
+def support_router(max_request_bytes: int) -> Router:
+    """The ticket routes, with a body limit that fits a message's attachments (above ``MAX_BODY_BYTES``)."""
+    return Router(
+        path="/",
+        route_handlers=[SupportTicketController, StaffTicketController],
+        request_max_body_size=max_request_bytes,
+    )

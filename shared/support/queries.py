@@ -1,0 +1,224 @@
+"""Reading support tickets: who may see what, the list, one ticket with its thread, and an attachment's file.
+
+A ``Viewer`` is either the owner side (sees only its own account's tickets: another account's ticket is "not
+found") or staff (sees every ticket). Staff routes build the staff viewer only for role ``support``/``admin``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shared.db import Connection, Database, Record
+from shared.errors import InvalidInput, NotFound, PermissionDenied
+from shared.ids import parse_uuid
+from shared.storage import LocalStorage
+from shared.support import CATEGORIES, STAFF_ROLES, STATUSES
+
+MAX_PAGE = 100
+TICKET_COLUMNS = (
+    "t.id, t.account_id, t.subject, t.category, t.status, t.created_at, t.updated_at, t.last_message_at, "
+    "t.last_message_by, t.closed_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    account_id: uuid.UUID
+    staff: bool = False
+
+    @classmethod
+    def staff_member(cls, account_id: uuid.UUID, role: str) -> Viewer:
+        if role not in STAFF_ROLES:
+            raise PermissionDenied("only support staff can use these routes", code="staff_only")
+        return cls(account_id, staff=True)
+
+    @property
+    def base_path(self) -> str:
+        return "/v1/staff/tickets" if self.staff else "/v1/support/tickets"
+
+
+def ticket_not_found(ticket_id: object) -> NotFound:
+    return NotFound(f"ticket {ticket_id} not found", code="ticket_not_found")
+
+
+def parse_ticket_id(ticket_id: str | uuid.UUID) -> uuid.UUID:
+    parsed = ticket_id if isinstance(ticket_id, uuid.UUID) else parse_uuid(ticket_id)
+    if parsed is None:
+        raise ticket_not_found(ticket_id)
+    return parsed
+
+
+async def load_ticket(
+    conn: Connection, ticket_id: str | uuid.UUID, viewer: Viewer, *, for_update: bool = False
+) -> Record:
+    parsed = parse_ticket_id(ticket_id)
+    row = await conn.fetchrow(
+        f"""
+        SELECT {TICKET_COLUMNS} FROM support_tickets t
+        WHERE t.id = $1 AND ($2::boolean OR t.account_id = $3)
+        {"FOR UPDATE" if for_update else ""}
+        """,
+        parsed,
+        viewer.staff,
+        viewer.account_id,
+    )
+    if row is None:
+        raise ticket_not_found(ticket_id)
+    return row
+
+
+def public_ticket(row: Record, viewer: Viewer) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "object": "support_ticket",
+        "account_id": str(row["account_id"]),
+        "subject": row["subject"],
+        "category": row["category"],
+        "status": row["status"],
+        # who is expected to write next
+        "awaiting": None if row["status"] == "closed" else ("staff" if row["status"] == "open" else "user"),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "last_message_at": row["last_message_at"],
+        "last_message_by": row["last_message_by"],
+        "closed_at": row["closed_at"],
+        "url": f"{viewer.base_path}/{row['id']}",
+    }
+
+
+async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer) -> dict[str, Any]:
+    """The ticket with its whole thread, oldest message first, each with its attachments."""
+    async with db.connection() as conn:
+        ticket = await load_ticket(conn, ticket_id, viewer)
+        messages = await conn.fetch(
+            """
+            SELECT id, author_id, author_role, body, redacted_keys, created_at FROM support_messages
+            WHERE ticket_id = $1 ORDER BY id
+            """,
+            ticket["id"],
+        )
+        files = await conn.fetch(
+            """
+            SELECT id, message_id, filename, content_type, size_bytes, sha256, created_at FROM support_attachments
+            WHERE ticket_id = $1 ORDER BY id
+            """,
+            ticket["id"],
+        )
+    by_message: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    for f in files:
+        by_message.setdefault(f["message_id"], []).append(
+            {
+                "id": str(f["id"]),
+                "object": "support_attachment",
+                "filename": f["filename"],
+                "content_type": f["content_type"],
+                "size_bytes": f["size_bytes"],
+                "sha256": f["sha256"],
+                "created_at": f["created_at"],
+                "url": f"{viewer.base_path}/{ticket['id']}/attachments/{f['id']}",
+            }
+        )
+    thread = []
+    for m in messages:
+        message: dict[str, Any] = {
+            "id": str(m["id"]),
+            "object": "support_message",
+            "author": m["author_role"],  # "user" or "staff" (staff are not named to users)
+            "body": m["body"],
+            "redacted_keys": m["redacted_keys"],
+            "attachments": by_message.get(m["id"], []),
+            "created_at": m["created_at"],
+        }
+        if viewer.staff:
+            message["author_id"] = str(m["author_id"]) if m["author_id"] else None
+        thread.append(message)
+    return {**public_ticket(ticket, viewer), "messages": thread}
+
+
+@dataclass(frozen=True, slots=True)
+class TicketPage:
+    tickets: list[dict[str, Any]]
+    has_more: bool
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.tickets[-1]["id"] if self.has_more and self.tickets else None
+
+
+async def list_tickets(
+    db: Database,
+    viewer: Viewer,
+    *,
+    status: str | None = None,
+    category: str | None = None,
+    account: str | None = None,
+    limit: int = 20,
+    after: str | None = None,
+) -> TicketPage:
+    """Newest first. Staff see every account's tickets (``account`` narrows to one); owners see their own."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
+    if category is not None and category not in CATEGORIES:
+        raise InvalidInput(f"category must be one of: {', '.join(CATEGORIES)}", param="category")
+    owner: uuid.UUID | None = viewer.account_id
+    if viewer.staff:
+        owner = None
+        if account is not None:
+            owner = parse_uuid(account)
+            if owner is None:
+                raise InvalidInput("account must be an account id", param="account")
+    cursor = None
+    if after is not None:
+        cursor = parse_uuid(after)
+        if cursor is None:
+            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+    rows = await db.fetch(
+        f"""
+        SELECT {TICKET_COLUMNS} FROM support_tickets t
+        WHERE ($1::uuid IS NULL OR t.account_id = $1)
+          AND ($2::text IS NULL OR t.status = $2)
+          AND ($3::text IS NULL OR t.category = $3)
+          AND ($4::uuid IS NULL OR t.id < $4)
+        ORDER BY t.id DESC LIMIT $5
+        """,
+        owner,
+        status,
+        category,
+        cursor,
+        limit + 1,
+    )
+    return TicketPage([public_ticket(row, viewer) for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+@dataclass(frozen=True, slots=True)
+class AttachmentFile:
+    path: Path
+    filename: str
+    content_type: str
+
+
+async def attachment_file(
+    db: Database, storage: LocalStorage, ticket_id: str, attachment_id: str, viewer: Viewer
+) -> AttachmentFile:
+    not_found = NotFound("attachment not found", code="attachment_not_found")
+    parsed = parse_uuid(attachment_id)
+    if parsed is None:
+        raise not_found
+    async with db.connection() as conn:
+        ticket = await load_ticket(conn, ticket_id, viewer)
+        row = await conn.fetchrow(
+            "SELECT filename, content_type, storage_key FROM support_attachments WHERE id = $1 AND ticket_id = $2",
+            parsed,
+            ticket["id"],
+        )
+    if row is None:
+        raise not_found
+    path = storage.path(row["storage_key"])
+    if not path.is_file():
+        raise not_found
+    return AttachmentFile(path=path, filename=row["filename"], content_type=row["content_type"])

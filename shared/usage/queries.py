@@ -1,0 +1,232 @@
+"""Reading usage records: filters, the paginated list and the summary (totals per day and model, per key).
+
+Filters are the same for the list, the summary and the CSV export: ``from`` (inclusive) and ``to`` (exclusive)
+on the time the request finished, ``model``, ``key`` (an API key id) and ``status``. Times are ISO 8601; a date
+alone means midnight UTC, a time without an offset is UTC. Days in the summary are UTC days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from shared.db import Database, Record, from_json
+from shared.errors import InvalidInput
+from shared.ids import parse_uuid
+from shared.money import Credits
+from shared.usage import STATUSES, UNIT_FIELDS
+
+MAX_PAGE = 100
+MAX_MODEL = 128
+
+RECORD_COLUMNS = (
+    "u.id, u.created_at, u.source, u.task_id, u.request_id, u.api_key_id, k.prefix AS api_key_prefix, u.model, "
+    "u.provider, u.kind, u.status, u.units, u.credits, u.latency_ms"
+)
+FROM_RECORDS = "usage_records u LEFT JOIN api_keys k ON k.id = u.api_key_id"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageFilters:
+    account_id: uuid.UUID
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    model: str | None = None
+    api_key_id: uuid.UUID | None = None
+    status: str | None = None
+
+    @classmethod
+    def parse(
+        cls,
+        account_id: uuid.UUID,
+        *,
+        start: str | None = None,
+        end: str | None = None,
+        model: str | None = None,
+        key: str | None = None,
+        status: str | None = None,
+    ) -> UsageFilters:
+        api_key_id = None
+        if key:
+            api_key_id = parse_uuid(key)
+            if api_key_id is None:
+                raise InvalidInput("key must be an API key id (see GET /v1/keys)", param="key")
+        if status and status not in STATUSES:
+            raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
+        if model is not None and not (0 < len(model) <= MAX_MODEL):
+            raise InvalidInput(f"model must be 1-{MAX_MODEL} characters", param="model")
+        filters = cls(
+            account_id=account_id,
+            start=parse_time(start, "from"),
+            end=parse_time(end, "to"),
+            model=model or None,
+            api_key_id=api_key_id,
+            status=status or None,
+        )
+        if filters.start and filters.end and filters.start >= filters.end:
+            raise InvalidInput("from must be earlier than to", param="from")
+        return filters
+
+    def where(self, first: int = 1) -> tuple[str, list[Any]]:
+        """The SQL condition on ``usage_records u`` and its arguments, numbered from ``$first``."""
+        args: list[Any] = [self.account_id]
+        clauses = [f"u.account_id = ${first}"]
+        for column, op, value in (
+            ("u.created_at", ">=", self.start),
+            ("u.created_at", "<", self.end),
+            ("u.model", "=", self.model),
+            ("u.api_key_id", "=", self.api_key_id),
+            ("u.status", "=", self.status),
+        ):
+            if value is not None:
+                args.append(value)
+                clauses.append(f"{column} {op} ${first + len(args) - 1}")
+        return " AND ".join(clauses), args
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "from": self.start,
+            "to": self.end,
+            "model": self.model,
+            "key": str(self.api_key_id) if self.api_key_id else None,
+            "status": self.status,
+        }
+
+
+def parse_time(value: str | None, param: str) -> dt.datetime | None:
+    if value is None or value == "":
+        return None
+    text = value.strip()
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise InvalidInput(
+            f"{param} must be an ISO 8601 date or time, e.g. 2026-11-01 or 2026-11-01T12:00:00Z", param=param
+        ) from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def public_record(row: Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "object": "usage_record",
+        "created_at": row["created_at"],
+        "source": row["source"],
+        "task_id": str(row["task_id"]) if row["task_id"] else None,
+        "request_id": str(row["request_id"]) if row["request_id"] else None,
+        "api_key_id": str(row["api_key_id"]) if row["api_key_id"] else None,
+        "api_key_prefix": row["api_key_prefix"],
+        "model": row["model"],
+        "provider": row["provider"],
+        "kind": row["kind"],
+        "status": row["status"],
+        "units": from_json(row["units"]) or {},
+        "credits": Credits(row["credits"]),
+        "latency_ms": row["latency_ms"],
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class UsagePage:
+    records: list[dict[str, Any]]
+    has_more: bool
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.records[-1]["id"] if self.has_more and self.records else None
+
+
+async def list_usage(db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None) -> UsagePage:
+    """Newest first. ``after`` is the ``next_cursor`` of the previous page (a record id)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    where, args = filters.where()
+    if after is not None:
+        cursor = parse_uuid(after)
+        if cursor is None:
+            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+        args.append(cursor)
+        where += f" AND u.id < ${len(args)}"
+    args.append(limit + 1)
+    rows = await db.fetch(
+        f"SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS} WHERE {where} ORDER BY u.id DESC LIMIT ${len(args)}", *args
+    )
+    return UsagePage(records=[public_record(row) for row in rows[:limit]], has_more=len(rows) > limit)
+
+
+# Counts, credits and units of a group of records (the summary's columns).
+_TOTALS = """
+    count(*) AS requests,
+    count(*) FILTER (WHERE u.status = 'succeeded') AS succeeded,
+    count(*) FILTER (WHERE u.status = 'failed') AS failed,
+    count(*) FILTER (WHERE u.status = 'canceled') AS canceled,
+    COALESCE(sum(u.credits), 0)::bigint AS credits,
+    COALESCE(sum((u.units->>'images')::bigint), 0)::bigint AS images,
+    COALESCE(sum((u.units->>'video_seconds')::numeric), 0) AS video_seconds,
+    COALESCE(sum((u.units->>'input_tokens')::bigint), 0)::bigint AS input_tokens,
+    COALESCE(sum((u.units->>'output_tokens')::bigint), 0)::bigint AS output_tokens,
+    COALESCE(sum((u.units->>'requests')::bigint), 0)::bigint AS unit_requests
+"""
+
+
+def _totals(row: Record) -> dict[str, Any]:
+    units: dict[str, Any] = {}
+    for field in UNIT_FIELDS:
+        value = row["unit_requests" if field == "requests" else field]
+        if value:
+            units[field] = float(value) if isinstance(value, Decimal) else value
+    return {
+        "requests": row["requests"],
+        "succeeded": row["succeeded"],
+        "failed": row["failed"],
+        "canceled": row["canceled"],
+        "credits": Credits(row["credits"]),
+        "units": units,
+    }
+
+
+async def summarize_usage(db: Database, filters: UsageFilters) -> dict[str, Any]:
+    """Totals over the filtered records: overall, per UTC day and model, and per API key."""
+    where, args = filters.where()
+    async with db.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        # One snapshot for the three queries, so that their totals agree with each other.
+        total = await conn.fetchrow(f"SELECT {_TOTALS} FROM usage_records u WHERE {where}", *args)
+        days = await conn.fetch(
+            f"""
+            SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model, {_TOTALS}
+            FROM usage_records u WHERE {where}
+            GROUP BY 1, 2 ORDER BY 1, 2
+            """,
+            *args,
+        )
+        keys = await conn.fetch(
+            f"""
+            SELECT u.api_key_id, k.prefix, k.name, {_TOTALS}
+            FROM {FROM_RECORDS} WHERE {where}
+            GROUP BY u.api_key_id, k.prefix, k.name ORDER BY credits DESC, u.api_key_id NULLS LAST
+            """,
+            *args,
+        )
+    assert total is not None
+    return {
+        "object": "usage_summary",
+        "filters": filters.public(),
+        "total": _totals(total),
+        "by_day_and_model": [{"date": row["day"].isoformat(), "model": row["model"], **_totals(row)} for row in days],
+        "by_key": [
+            {
+                # None: requests made with a session (the dashboard) rather than an API key
+                "api_key_id": str(row["api_key_id"]) if row["api_key_id"] else None,
+                "api_key_prefix": row["prefix"],
+                "api_key_name": row["name"],
+                **_totals(row),
+            }
+            for row in keys
+        ],
+    }
