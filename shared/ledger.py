@@ -142,108 +142,47 @@ async def hold_errors(amount: int) -> AsyncIterator[None]:
 
 
 async def post_hold(
-    conn: Connection, *, task_id: uuid.UUID, charge: int, description: str = ""
+    conn: Connection,
+    *,
+    charge: int,
+    task_id: uuid.UUID | None = None,
+    hold_id: uuid.UUID | None = None,
+    description: str = "",
 ) -> HoldResolution | None:
-    """Charge ``charge`` (<= the hold) from the task's hold and release the rest. None if already resolved."""
-    return await _resolve_hold(conn, task_id=task_id, charge=charge, status="posted", description=description)
+    """Charge ``charge`` (capped at the hold) and release the rest. The hold is named by its id or its task's.
+    None if it was already resolved."""
+    return await _resolve_hold(conn, task_id, hold_id, charge=charge, status="posted", description=description)
 
 
-async def void_hold(conn: Connection, *, task_id: uuid.UUID, description: str = "") -> HoldResolution | None:
-    """Release the whole hold of the task. None if it was already resolved."""
-    return await _resolve_hold(conn, task_id=task_id, charge=0, status="voided", description=description)
+async def void_hold(
+    conn: Connection, *, task_id: uuid.UUID | None = None, hold_id: uuid.UUID | None = None, description: str = ""
+) -> HoldResolution | None:
+    """Release the whole hold. None if it was already resolved."""
+    return await _resolve_hold(conn, task_id, hold_id, charge=0, status="voided", description=description)
 
 
 async def _resolve_hold(
-    conn: Connection, *, task_id: uuid.UUID, charge: int, status: str, description: str
+    conn: Connection,
+    task_id: uuid.UUID | None,
+    hold_id: uuid.UUID | None,
+    *,
+    charge: int,
+    status: str,
+    description: str,
 ) -> HoldResolution | None:
+    """One call of ``ledger_resolve_hold`` (migration m0004): the status compare-and-set, the charge drawn from
+    the hold's lots earliest-expiry first, the rest released (and expired if its lot lapsed meanwhile)."""
     if charge < 0:
         raise ValueError("a charge cannot be negative")
-    hold = await conn.fetchrow(
-        """
-        UPDATE holds SET status = $2, charged = LEAST($3::bigint, amount), resolved_at = now()
-        WHERE task_id = $1 AND status = 'pending'
-        RETURNING id, account_id, amount, charged
-        """,
-        task_id,
-        status,
-        charge,
-    )
-    if hold is None:
-        return None  # resolved before: a replay changes nothing
-    hold_id, account_id, amount, charged = hold["id"], hold["account_id"], hold["amount"], hold["charged"]
-    await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
-    allocations = await conn.fetch(
-        """
-        SELECT a.id, a.lot_id, a.amount, (l.expires_at IS NOT NULL AND l.expires_at <= now()) AS expired
-        FROM hold_allocations a JOIN credit_lots l ON l.id = a.lot_id
-        WHERE a.hold_id = $1
-        ORDER BY l.expires_at ASC NULLS LAST, l.created_at, l.id
-        FOR UPDATE OF l
-        """,
-        hold_id,
-    )
-    # Spend from the earliest-expiring lots first; what is released back to a lot that has expired in the
-    # meantime expires now (it would have expired had it not been on hold).
-    to_charge = charged
-    alloc_ids: list[uuid.UUID] = []
-    alloc_charged: list[int] = []
-    lot_ids: list[uuid.UUID] = []
-    lot_consumed: list[int] = []
-    lot_unreserved: list[int] = []
-    expired_parts: list[tuple[uuid.UUID, int]] = []
-    for alloc in allocations:
-        take = min(alloc["amount"], to_charge)
-        to_charge -= take
-        released = alloc["amount"] - take
-        expired = released if alloc["expired"] else 0
-        alloc_ids.append(alloc["id"])
-        alloc_charged.append(take)
-        lot_ids.append(alloc["lot_id"])
-        lot_consumed.append(take + expired)
-        lot_unreserved.append(alloc["amount"])
-        if expired:
-            expired_parts.append((alloc["lot_id"], expired))
-    assert to_charge == 0, "allocations always cover the hold"
-    expired_total = sum(part for _, part in expired_parts)
-    released_total = amount - charged
-    await conn.execute(
-        """
-        WITH lots AS (
-            UPDATE credit_lots l
-            SET remaining = l.remaining - u.consumed, reserved = l.reserved - u.unreserved,
-                closed_at = CASE WHEN l.remaining - u.consumed = 0 THEN now() ELSE l.closed_at END
-            FROM unnest($2::uuid[], $3::bigint[], $4::bigint[]) AS u(lot_id, consumed, unreserved)
-            WHERE l.id = u.lot_id
-        ), allocs AS (
-            UPDATE hold_allocations a SET charged = u.charged
-            FROM unnest($5::uuid[], $6::bigint[]) AS u(id, charged) WHERE a.id = u.id
-        )
-        UPDATE accounts
-        SET credits_total = credits_total - $7::bigint - $8::bigint, credits_held = credits_held - $9::bigint,
-            updated_at = now()
-        WHERE id = $1
-        """,
-        account_id, lot_ids, lot_consumed, lot_unreserved, alloc_ids, alloc_charged, charged, expired_total, amount,
+    if (task_id is None) == (hold_id is None):
+        raise ValueError("name the hold by exactly one of task_id and hold_id")
+    row = await conn.fetchrow(
+        "SELECT * FROM ledger_resolve_hold($1, $2, $3, $4, $5, $6, $7)",
+        hold_id, task_id, charge, status, description, uuid7(), uuid7(),
     )  # fmt: skip
-    entries: list[tuple[object, ...]] = []
-    if charged:
-        entries.append(
-            (uuid7(), account_id, "charge", charged, -charged, -charged, None, hold_id, task_id,
-             f"charge:{hold_id}", description)
-        )  # fmt: skip
-    if released_total:
-        kind = "void" if status == "voided" else "release"
-        entries.append(
-            (uuid7(), account_id, kind, released_total, 0, -released_total, None, hold_id, task_id,
-             f"{kind}:{hold_id}", description)
-        )  # fmt: skip
-    for lot_id, part in expired_parts:
-        entries.append(
-            (uuid7(), account_id, "expire", part, -part, 0, lot_id, hold_id, task_id,
-             f"expire:{lot_id}:{hold_id}", "expired while on hold")
-        )  # fmt: skip
-    await conn.executemany(_INSERT_ENTRY, entries)
-    return HoldResolution(hold_id, account_id, amount, charged, expired_total)
+    if row is None:
+        return None  # resolved before: a replay changes nothing
+    return HoldResolution(row["hold_id"], row["account_id"], row["amount"], row["charged"], row["expired"])
 
 
 async def expire_lots(conn: Connection, *, limit: int = 500) -> int:
