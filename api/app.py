@@ -15,6 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.routes.account import AccountController
+from api.routes.billing import BillingController
 from api.routes.files import FileController
 from api.routes.health import healthz
 from api.routes.models import ModelController
@@ -46,7 +47,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await services.close()
 
     return Litestar(
-        route_handlers=[healthz, ModelController, TaskController, AccountController, FileController],
+        route_handlers=[
+            healthz,
+            ModelController,
+            TaskController,
+            AccountController,
+            FileController,
+            BillingController,
+        ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,

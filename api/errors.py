@@ -16,6 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from shared.errors import (
+    BillingUnavailable,
     ConduitError,
     Conflict,
     InsufficientCredits,
@@ -41,6 +42,7 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     RateLimited: (429, "rate_limit_error"),
     UpstreamFailed: (502, "upstream_error"),
     ModelUnavailable: (503, "service_unavailable_error"),
+    BillingUnavailable: (503, "service_unavailable_error"),
 }
 
 # Litestar's own HTTP errors (routing, body parsing) -> (error type, code)

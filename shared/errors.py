@@ -59,3 +59,9 @@ class UpstreamFailed(ConduitError):
     """Every route failed; the caller may retry later."""
 
     code = "upstream_error"
+
+
+class BillingUnavailable(ConduitError):
+    """Payments are not configured on this server (no Stripe keys)."""
+
+    code = "billing_unavailable"

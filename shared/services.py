@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from shared.accounts.keys import KeyCache
+from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
 from shared.providers import ProviderRegistry
@@ -26,11 +27,13 @@ class Services:
     providers: ProviderRegistry
     keys: KeyCache
     enqueuer: Enqueuer
+    billing: Billing
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
         _, redis_url = settings.require_connections()
         catalog = load_catalog_paths(settings.catalog_paths)
+        billing = Billing.from_settings(settings)
         db = await Database.connect(settings, max_size=db_pool_max)
         try:
             redis = await connect_redis(redis_url)
@@ -47,8 +50,10 @@ class Services:
             providers=ProviderRegistry.default(),
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
+            billing=billing,
         )
 
     async def close(self) -> None:
+        await self.billing.close()
         await self.redis.aclose()
         await self.db.close()

@@ -12,16 +12,19 @@ from arq import cron, func
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
+from shared.billing.events import PROCESS_STRIPE_EVENT
 from shared.queue import RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
+from worker.jobs.billing import billing_sweep, process_stripe_event
 from worker.jobs.sweeps import sweep
 from worker.jobs.tasks import run_task
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = {0, 15, 30, 45}
+BILLING_SWEEP_SECONDS = {7, 37}
 
 
 def _job(fn: Any) -> WorkerCoroutine:
@@ -65,9 +68,13 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
                 timeout=settings.task_job_timeout_s,
                 max_tries=settings.task_max_tries,
                 keep_result=0,
-            )
+            ),
+            func(_job(process_stripe_event), name=PROCESS_STRIPE_EVENT, max_tries=20, keep_result=0),
         ],
-        "cron_jobs": [cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0)],
+        "cron_jobs": [
+            cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
+            cron(_job(billing_sweep), second=BILLING_SWEEP_SECONDS, unique=True, keep_result=0),
+        ],
         "on_startup": startup,
         "on_shutdown": shutdown,
         "redis_settings": redis_settings(redis_url),

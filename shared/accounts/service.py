@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.accounts.keys import NewKey, create_api_key
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ids import parse_uuid, uuid7
-from shared.ledger import Balance, get_balance, grant
+from shared.ledger import Balance, get_balance, grant, upcoming_expiries
 from shared.money import Credits
 
 ROLES = ("user", "support", "admin")
@@ -34,6 +34,7 @@ class AccountView:
     status: str
     created_at: dt.datetime
     balance: Balance
+    expiring: list[dict[str, Any]] = field(default_factory=list)  # lots that will expire, soonest first
 
     def public(self) -> dict[str, Any]:
         return {
@@ -43,6 +44,7 @@ class AccountView:
             "role": self.role,
             "status": self.status,
             "balance": {"available": Credits(self.balance.available), "held": Credits(self.balance.held)},
+            "upcoming_expiries": self.expiring,
             "created_at": self.created_at,
         }
 
@@ -93,6 +95,11 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
         if row is None:
             raise NotFound("account not found", code="account_not_found")
         balance = await get_balance(conn, account_id)
+        expiring = [
+            {"lot_id": str(lot["lot_id"]), "source": lot["source"], "amount": Credits(lot["remaining"]),
+             "expires_at": lot["expires_at"]}
+            for lot in await upcoming_expiries(conn, account_id)
+        ]  # fmt: skip
     return AccountView(
         id=row["id"],
         email=row["email"],
@@ -100,6 +107,7 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
         status=row["status"],
         created_at=row["created_at"],
         balance=balance,
+        expiring=expiring,
     )
 
 
