@@ -18,9 +18,9 @@ from shared.db import Connection, Database, Record
 from shared.errors import BillingUnavailable, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
 from shared.ids import parse_uuid, uuid7
 from shared.money import Credits
+from shared.pagination import page_cursor
 
 REFUND_WINDOW = dt.timedelta(days=7)
-MAX_PAGE = 100
 ORDER_STATUSES = ("pending", "paid", "failed", "expired", "refunded", "partially_refunded")
 REFUNDABLE_STATUSES = ("paid", "partially_refunded")
 
@@ -223,15 +223,9 @@ async def list_orders(
     db: Database, account_id: uuid.UUID, *, limit: int = 20, after: str | None = None, status: str | None = None
 ) -> tuple[list[dict[str, Any]], bool]:
     """The account's orders, newest first."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    cursor = page_cursor(limit, after)
     if status is not None and status not in ORDER_STATUSES:
         raise InvalidInput(f"status must be one of {', '.join(ORDER_STATUSES)}", param="status")
-    cursor = None
-    if after is not None:
-        cursor = parse_uuid(after)
-        if cursor is None:
-            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
     rows = await db.fetch(
         f"""
         SELECT {ORDER_COLUMNS} FROM {ORDER_FROM}
