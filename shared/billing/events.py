@@ -18,9 +18,9 @@ import msgspec
 from arq.connections import ArqRedis
 
 from shared.billing import payments
-from shared.billing.stripe_gateway import InvalidSignature, StripeGateway
+from shared.billing.stripe_gateway import InvalidSignature, StripeGateway, StripeUnavailable
 from shared.db import Connection, Database, from_json
-from shared.errors import InvalidInput
+from shared.errors import BillingUnavailable, InvalidInput
 from shared.ids import parse_uuid, uuid7
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ async def process_event(db: Database, gateway: StripeGateway, row_id: uuid.UUID)
     """Apply one stored event. Returns its final status ('processed', 'ignored'), or the status it already had.
 
     An exception (e.g. Stripe unreachable while looking up a refund's checkout) is recorded on the event
-    and re-raised; the event stays pending for a retry until ``MAX_ATTEMPTS``, then it is 'failed'."""
+    and re-raised; the event stays pending for a retry (the job's, or the sweep's)."""
     row = await db.fetchrow("SELECT type, payload, status FROM stripe_events WHERE id = $1", row_id)
     if row is None or row["status"] != "pending":
         return row["status"] if row is not None else "missing"
@@ -109,16 +109,20 @@ async def process_event(db: Database, gateway: StripeGateway, row_id: uuid.UUID)
             )
         return outcome
     except Exception as exc:
+        # Stripe being unreachable (or not configured on this worker yet) is worth waiting out however long
+        # it lasts; anything else is a bug or a bad event: it gives up after MAX_ATTEMPTS ('failed', for an
+        # operator to look at: ``stripe_events.last_error``).
         await db.execute(
             """
             UPDATE stripe_events
             SET attempts = attempts + 1, last_error = $2,
-                status = CASE WHEN attempts + 1 >= $3 THEN 'failed' ELSE status END
+                status = CASE WHEN $4 AND attempts + 1 >= $3 THEN 'failed' ELSE status END
             WHERE id = $1 AND status = 'pending'
             """,
             row_id,
             f"{type(exc).__name__}: {exc}"[:2000],
             MAX_ATTEMPTS,
+            not isinstance(exc, StripeUnavailable | BillingUnavailable),
         )
         raise
 

@@ -14,7 +14,7 @@ import uuid
 from arq.connections import ArqRedis
 
 from shared.billing import payments
-from shared.billing.events import MAX_ATTEMPTS, enqueue_event
+from shared.billing.events import enqueue_event
 from shared.billing.refunds import send_refund
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
 from shared.db import Database
@@ -28,12 +28,11 @@ async def requeue_events(db: Database, redis: ArqRedis, *, older_than_s: float =
     rows = await db.fetch(
         """
         SELECT id FROM stripe_events
-        WHERE status = 'pending' AND attempts < $3 AND received_at < now() - make_interval(secs => $1)
+        WHERE status = 'pending' AND received_at < now() - make_interval(secs => $1)
         ORDER BY received_at LIMIT $2
         """,
         float(older_than_s),
         limit,
-        MAX_ATTEMPTS,
     )
     for row in rows:
         await enqueue_event(redis, row["id"])

@@ -98,6 +98,7 @@ class _Failure:
     times: int
     code: str | None
     after: bool
+    should_retry: bool
 
 
 @dataclass
@@ -141,12 +142,21 @@ class StripeSimulator:
             await self._task
 
     def fail_next(
-        self, method: str, path: str, *, status: int = 500, times: int = 1, code: str | None = None, after: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int = 500,
+        times: int = 1,
+        code: str | None = None,
+        after: bool = False,
+        should_retry: bool = True,
     ) -> None:
         """The next ``times`` requests ``method path`` (path prefix) answer ``status`` (500: an API error,
         400/402: a refusal with ``code``) instead of doing anything; with ``after``, the request is carried
-        out first and only its response is lost (a timeout after Stripe acted)."""
-        self._failures.append(_Failure(method, path, status, times, code, after))
+        out first and only its response is lost (a timeout after Stripe acted). ``should_retry=False`` sends
+        ``Stripe-Should-Retry: false``, which tells the client library not to retry."""
+        self._failures.append(_Failure(method, path, status, times, code, after, should_retry))
 
     def calls(self, method: str, path: str) -> list[dict[str, Any]]:
         """The parameters of every request made to ``method path`` (path prefix), in order."""
@@ -294,8 +304,8 @@ class StripeSimulator:
                 if failure.after:
                     self._respond(method, path, params, headers)
                 if failure.status >= 500:
-                    return failure.status, StripeApiError(failure.status, "Simulated API error.",
-                                                          type_="api_error").body, {}  # fmt: skip
+                    error = StripeApiError(failure.status, "Simulated API error.", type_="api_error")
+                    return failure.status, error.body, {} if failure.should_retry else {"stripe-should-retry": "false"}
                 error = StripeApiError(failure.status, "Simulated refusal.",
                                        type_="card_error" if failure.status == 402 else "invalid_request_error",
                                        code=failure.code)  # fmt: skip

@@ -163,13 +163,16 @@ async def shop(
 
 
 async def hold(db: Database, account_id: uuid.UUID, amount: int) -> uuid.UUID:
-    """A queued task holding ``amount`` micro-credits (the ledger's own path, without running the task)."""
+    """A task holding ``amount`` micro-credits, as if a worker were running it (its lease keeps the sweeps
+    away); ``settle`` finishes it. The ledger's own path, without a provider."""
     task_id = uuid7()
     async with db.transaction() as conn:
         await conn.execute(
             """
-            INSERT INTO tasks (id, account_id, model, kind, status, credits_held, deadline_at)
-            VALUES ($1, $2, 'sdxl', 'image', 'queued', $3, now() + interval '1 hour')
+            INSERT INTO tasks (id, account_id, model, kind, status, credits_held, deadline_at, started_at,
+                               lease_expires_at)
+            VALUES ($1, $2, 'sdxl', 'image', 'running', $3, now() + interval '1 hour', now(),
+                    now() + interval '1 hour')
             """,
             task_id,
             account_id,

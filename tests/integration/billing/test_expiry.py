@@ -131,7 +131,7 @@ async def test_the_account_page_lists_upcoming_expiries_soonest_first(shop: Shop
     async with shop.db.transaction() as conn:
         promo = await grant(conn, account_id=account.id, amount=30 * C, source="promo", expires_at=soon,
                             idempotency_key=f"promo:{account.id}")  # fmt: skip
-    await hold(shop.db, account.id, 40 * C)  # draws the 30 expiring soonest, then 10 from the purchase
+    task_id = await hold(shop.db, account.id, 40 * C)  # draws the 30 expiring soonest, then 10 from the purchase
     page = (await shop.http.get("/v1/account", headers=account.headers)).json(parse_float=Decimal)
     order = await shop.order(account, order_id)
     purchase = await shop.db.fetchval("SELECT lot_id FROM billing_orders WHERE id = $1", uuid.UUID(order_id))
@@ -142,3 +142,6 @@ async def test_the_account_page_lists_upcoming_expiries_soonest_first(shop: Shop
     ]
     assert dt.datetime.fromisoformat(page["upcoming_expiries"][0]["expires_at"]) == soon
     assert page["upcoming_expiries"][1]["expires_at"] == order["credits_expire_at"]
+    await settle(shop.db, task_id, 35 * C)  # spends the 30 first, then 5 of the purchase
+    page = (await shop.http.get("/v1/account", headers=account.headers)).json(parse_float=Decimal)
+    assert [(x["source"], x["amount"]) for x in page["upcoming_expiries"]] == [("purchase", 495)]

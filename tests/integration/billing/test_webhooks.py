@@ -9,6 +9,8 @@ from decimal import Decimal
 
 import pytest
 
+from shared.billing import events
+from shared.billing.stripe_gateway import StripeUnavailable
 from shared.billing.sweeps import requeue_events, settle_stale_checkouts
 from shared.services import Services
 from shared.settings import Settings
@@ -186,20 +188,15 @@ async def test_events_that_are_not_ours_are_ignored(shop: Shop, make_account: Ac
 
 @pytest.mark.parametrize("recovery", ["sweep", "redelivery"])
 async def test_an_event_whose_job_was_lost_is_processed_later(
-    shop: Shop,
-    make_account: AccountFactory,
-    services: Services,
-    billing_worker: InProcessWorker,
-    billing_settings: Settings,
-    recovery: str,
+    shop: Shop, make_account: AccountFactory, services: Services, billing_settings: Settings, recovery: str
 ) -> None:
     """The event is stored but its job is lost (Redis restarted empty): the billing sweep enqueues it again,
     and so does Stripe's next delivery of the same event."""
+    await services.redis.flushdb()
     account = await make_account(credits="0")
     order_id, session_id = await shop.checkout(account)
     event = shop.sim.pay(session_id)
-    await billing_worker.stop()  # no worker while the event arrives...
-    assert (await shop.deliver(event)).status_code == 200
+    assert (await shop.deliver(event)).status_code == 200  # no worker is running
     await services.redis.flushdb()  # ...and its job is lost
     restarted = InProcessWorker(billing_settings)
     await restarted.start()
@@ -232,3 +229,25 @@ async def test_checkouts_whose_events_never_came_are_settled_from_stripe(
     assert (closed["status"], closed["failure_reason"]) == ("expired", "the checkout expired unpaid")
     assert shop.sim.sessions[open_session]["status"] == "expired"
     assert await balance(shop.http, account) == (Decimal(500), 0)
+
+
+async def test_an_event_that_needs_stripe_waits_for_it(shop: Shop, make_account: AccountFactory) -> None:
+    """A refund of a payment not matched yet needs a look-up at Stripe; while Stripe is down the event stays
+    pending with the error recorded, and is applied once Stripe answers again."""
+    account = await make_account(credits="0")
+    order_id, session_id = await shop.checkout(account)
+    shop.sim.pay(session_id)
+    refunded = shop.sim.dashboard_refund(shop.sim.sessions[session_id]["payment_intent"])
+    await shop.deliver(refunded)
+    for _ in range(events.MAX_ATTEMPTS + 1):  # an outage longer than the retry limit for bugs
+        shop.sim.fail_next("GET", "/v1/checkout/sessions", status=503, should_retry=False)
+        with pytest.raises(StripeUnavailable):
+            await shop.process(refunded)
+    row = await shop.db.fetchrow("SELECT status, attempts, last_error FROM stripe_events WHERE event_id = $1",
+                                 refunded["id"])  # fmt: skip
+    assert row is not None
+    assert (row["status"], row["attempts"]) == ("pending", events.MAX_ATTEMPTS + 1)
+    assert "StripeUnavailable" in row["last_error"]
+    assert await shop.process(refunded) == "processed"
+    order = await shop.order(account, order_id)
+    assert (order["status"], order["credits_granted"], order["credits_revoked"]) == ("refunded", 500, 500)
