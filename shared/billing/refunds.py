@@ -24,7 +24,7 @@ from shared.billing.orders import REFUND_WINDOW, REFUNDABLE_STATUSES, get_order,
 from shared.billing.payments import lock_order
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
 from shared.db import Database, from_json, to_json
-from shared.errors import Conflict, UpstreamFailed
+from shared.errors import BillingUnavailable, Conflict, UpstreamFailed
 from shared.ids import parse_uuid, uuid7
 from shared.money import Credits
 
@@ -51,7 +51,7 @@ async def refund_order(db: Database, gateway: StripeGateway, account_id: uuid.UU
             raise Conflict(f"only a paid order can be refunded; this order is {order['status']}",
                            code="order_not_refundable")  # fmt: skip
         if not gateway_ready:
-            raise Conflict("refunds are not available on this server; contact support", code="order_not_refundable")
+            raise BillingUnavailable("refunds are not available: payments are not configured on this server")
         window_open = await conn.fetchval(
             "SELECT $1::timestamptz + $2::interval > now()", order["paid_at"], REFUND_WINDOW
         )

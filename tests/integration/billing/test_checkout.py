@@ -155,3 +155,23 @@ async def test_the_checkout_return_page(shop: Shop) -> None:
     assert "Payment received" in success.text
     cancel = await shop.http.get("/v1/billing/return", params={"result": "cancel"})
     assert "No payment was taken" in cancel.text
+
+
+async def test_listing_orders_pages_and_filters(shop: Shop, make_account: AccountFactory) -> None:
+    account = await make_account(credits="0")
+    first = await shop.buy(account, "starter")
+    second, _ = await shop.checkout(account, "pro")
+    third, _ = await shop.checkout(account, "studio")
+    page = (await shop.http.get("/v1/billing/orders?limit=2", headers=account.headers)).json()
+    assert [o["id"] for o in page["data"]] == [third, second]
+    assert page["has_more"] is True
+    rest = await shop.http.get(f"/v1/billing/orders?limit=2&after={page['next_cursor']}", headers=account.headers)
+    assert [o["id"] for o in rest.json()["data"]] == [first]
+    assert rest.json()["has_more"] is False
+    pending = (await shop.http.get("/v1/billing/orders?status=pending", headers=account.headers)).json()
+    assert [o["id"] for o in pending["data"]] == [third, second]
+    assert all(o["checkout_url"] for o in pending["data"])
+    for query, param in [("status=unpaid", "status"), ("after=nope", "after"), ("limit=0", "limit")]:
+        response = await shop.http.get(f"/v1/billing/orders?{query}", headers=account.headers)
+        assert response.status_code == 400, query
+        assert response.json()["error"]["param"] == param
