@@ -15,11 +15,16 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.routes.account import AccountController
+from api.routes.auth import AuthController
 from api.routes.billing import BillingController
 from api.routes.files import FileController
 from api.routes.health import healthz
+from api.routes.keys import KeyController
 from api.routes.models import ModelController
+from api.routes.oauth import OAuthController
+from api.routes.promotions import PromoController
 from api.routes.tasks import TaskController
+from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from shared.money import Credits
 from shared.services import Services
 from shared.settings import Settings
@@ -53,6 +58,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TaskController,
             AccountController,
             FileController,
+            *WEBHOOK_CONTROLLERS,  # webhooks (issue 7)
+            # accounts (issue 5)
+            AuthController,
+            OAuthController,
+            KeyController,
+            PromoController,
+            # billing (issue 6)
             BillingController,
         ],
         lifespan=[lifespan],

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import json
 import logging
 import os
@@ -188,6 +189,115 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# -- accounts: suspension and promotional codes (issue 5) ---------------------------------------------------
+
+
+def _with_services(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, Any]]) -> int:
+    """Run ``action(services)`` against the database and Redis (applying migrations first); print its JSON."""
+    from shared.db.migrate import apply_migrations
+    from shared.services import Services
+
+    async def go(resolved: Settings) -> int:
+        database_url, _ = resolved.require_connections()
+        await apply_migrations(database_url)
+        services = await Services.start(resolved, db_pool_max=2)
+        try:
+            result = await action(services)
+        finally:
+            await services.close()
+        print(json.dumps(result, indent=2, default=str))
+        return 0
+
+    return _run(go, settings)
+
+
+def cmd_accounts_suspend(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.erasure import suspend
+
+    suspended = args.action == "suspend"
+
+    async def action(services: Any) -> dict[str, Any]:
+        account_id = await suspend(services.db, services.redis, args.account, suspended=suspended)
+        return {"account_id": str(account_id), "status": "suspended" if suspended else "active"}
+
+    return _with_services(settings, action)
+
+
+def _parse_when(value: str) -> dt.datetime:
+    try:
+        when = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise SettingsError(f"not an ISO 8601 date or time: {value!r}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.rewards import create_promo_code
+    from shared.money import parse_credits
+
+    credits = parse_credits(args.credits)
+    expires_at = _parse_when(args.expires_at) if args.expires_at else None
+    if args.expires_in_days is not None:
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
+
+    async def action(services: Any) -> dict[str, Any]:
+        promo = await create_promo_code(
+            services.db,
+            credits=credits,
+            code=args.code,
+            expires_at=expires_at,
+            credit_validity_days=args.credit_validity_days,
+            max_redemptions=args.max_redemptions,
+            description=args.description,
+        )
+        return promo.summary()
+
+    return _with_services(settings, action)
+
+
+def cmd_promo_list(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.rewards import list_promo_codes
+
+    async def action(services: Any) -> list[dict[str, Any]]:
+        return [promo.summary() for promo in await list_promo_codes(services.db)]
+
+    return _with_services(settings, action)
+
+
+def cmd_promo_disable(args: argparse.Namespace, settings: Settings) -> int:
+    from shared.accounts.rewards import disable_promo_code
+
+    async def action(services: Any) -> dict[str, Any]:
+        return (await disable_promo_code(services.db, args.code)).summary()
+
+    return _with_services(settings, action)
+
+
+def add_account_commands(accounts: Any, sub: Any) -> None:
+    for name, text in (
+        ("suspend", "suspend an account: its keys and sessions stop working"),
+        ("unsuspend", "reinstate it"),
+    ):
+        command = accounts.add_parser(name, help=text)
+        command.add_argument("account", help="account id or email")
+        command.set_defaults(handler=cmd_accounts_suspend)
+
+    promo = sub.add_parser("promo", help="promotional codes").add_subparsers(dest="action", required=True)
+    create = promo.add_parser("create", help="create a code that grants credits to each account that claims it")
+    create.add_argument("--credits", required=True, help="credits granted per claim, e.g. 10 or 2.5")
+    create.add_argument("--code", default=None, help="the code (letters, digits, - and _); generated if omitted")
+    create.add_argument("--expires-at", default=None, help="last moment the code can be claimed (ISO 8601)")
+    create.add_argument("--expires-in-days", type=int, default=None, help="or: claimable for this many days")
+    create.add_argument("--credit-validity-days", type=int, default=None, help="the granted credits expire after")
+    create.add_argument("--max-redemptions", type=int, default=None, help="how many accounts may claim it")
+    create.add_argument("--description", default="")
+    create.set_defaults(handler=cmd_promo_create)
+    promo.add_parser("list", help="list codes and their redemptions").set_defaults(handler=cmd_promo_list)
+    disable = promo.add_parser("disable", help="stop a code from being claimed")
+    disable.add_argument("code")
+    disable.set_defaults(handler=cmd_promo_disable)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="conduit", description="Conduit: many AI models behind one API.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -210,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--credits", default="0", help="credits to grant, e.g. 100 or 2.5")
     create.add_argument("--role", default="user", choices=["user", "support", "admin"])
     create.set_defaults(handler=cmd_accounts_create)
+    add_account_commands(accounts, sub)
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
     ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)

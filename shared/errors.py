@@ -37,6 +37,12 @@ class InsufficientCredits(ConduitError):
     code = "insufficient_credits"
 
 
+class SpendCapExceeded(InsufficientCredits):
+    """The API key's own spend cap (set by its owner) does not leave enough for this request."""
+
+    code = "spend_cap_exceeded"
+
+
 class Conflict(ConduitError):
     code = "conflict"
 

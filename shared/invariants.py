@@ -71,6 +71,16 @@ CHECKS: dict[str, str] = {
         GROUP BY h.id
         HAVING h.amount <> COALESCE(SUM(a.amount), 0) OR h.charged <> COALESCE(SUM(a.charged), 0)
     """,
+    # Spend caps (issue 5): a key's reserved amount is the sum of its reservations, each for a pending hold.
+    "key_reservations_mismatch": """
+        SELECT k.id AS api_key_id, k.cap_held, COALESCE(SUM(r.amount), 0) AS reservations
+        FROM api_keys k LEFT JOIN api_key_holds r ON r.api_key_id = k.id
+        GROUP BY k.id HAVING k.cap_held <> COALESCE(SUM(r.amount), 0)
+    """,
+    "key_reservation_outlived_hold": """
+        SELECT r.hold_id, r.api_key_id, h.status FROM api_key_holds r JOIN holds h ON h.id = r.hold_id
+        WHERE h.status <> 'pending' OR r.amount <> h.amount
+    """,
 }
 
 

@@ -7,13 +7,17 @@ from dataclasses import dataclass
 from arq.connections import ArqRedis
 
 from shared.accounts.keys import KeyCache
+from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
+from shared.mail import Mailer
 from shared.providers import ProviderRegistry
 from shared.queue import Enqueuer, connect_redis
+from shared.ratelimit import RateLimiter
 from shared.settings import Settings
 from shared.storage import LocalStorage, UrlSigner
+from shared.urlguard import UrlGuard
 
 
 @dataclass(slots=True)
@@ -27,7 +31,12 @@ class Services:
     providers: ProviderRegistry
     keys: KeyCache
     enqueuer: Enqueuer
-    billing: Billing
+    url_guard: UrlGuard  # webhooks (issue 7): checks user-supplied URLs
+    # Accounts (issue 5): rate limits, people's sessions, outgoing mail
+    limiter: RateLimiter
+    sessions: SessionStore
+    mailer: Mailer
+    billing: Billing  # billing (issue 6): credit packs, Stripe
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -50,10 +59,15 @@ class Services:
             providers=ProviderRegistry.default(),
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
+            url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
+            limiter=RateLimiter(redis),
+            sessions=SessionStore(redis, settings.auth),
+            mailer=Mailer(settings.mail),
             billing=billing,
         )
 
     async def close(self) -> None:
+        await self.mailer.drain()
         await self.billing.close()
         await self.redis.aclose()
         await self.db.close()

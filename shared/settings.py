@@ -10,6 +10,9 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
+
+from shared.money import CreditsFormatError, parse_credits
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
@@ -43,6 +46,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise SettingsError(f"{name} must be > 0, got {value}")
+    return value
+
+
 def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -58,6 +68,147 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 def _str(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     return raw if raw else None
+
+
+# -- accounts: mail, sign-in, sessions, OAuth, rewards (issue 5) -------------------------------------------
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MailSettings:
+    """SMTP delivery. With no ``smtp_host`` (development), mails are written to ``outbox_dir`` instead."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"  # starttls | tls (implicit, usually port 465) | none
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = 15.0
+    sender: str = "Conduit <no-reply@localhost>"
+    outbox_dir: Path = Path(".conduit/dev/outbox")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], data_dir: Path) -> MailSettings:
+        tls = (env.get("SMTP_TLS") or "starttls").strip().lower()
+        if tls not in ("starttls", "tls", "none"):
+            raise SettingsError(f"SMTP_TLS must be starttls, tls or none, got {tls!r}")
+        return cls(
+            smtp_host=_str(env, "SMTP_HOST"),
+            smtp_port=_int(env, "SMTP_PORT", 465 if tls == "tls" else 587, minimum=1),
+            smtp_tls=tls,
+            smtp_user=_str(env, "SMTP_USER"),
+            smtp_password=_str(env, "SMTP_PASSWORD"),
+            smtp_timeout_s=_float(env, "SMTP_TIMEOUT_S", 15.0),
+            sender=env.get("MAIL_FROM") or "Conduit <no-reply@localhost>",
+            outbox_dir=data_dir / "outbox",
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OAuthProviderSettings:
+    client_id: str | None = None
+    client_secret: str | None = None
+    authorize_url: str = ""
+    token_url: str = ""
+    userinfo_url: str = ""  # Google: the OpenID userinfo endpoint; GitHub: the API base (…/user, …/user/emails)
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+GOOGLE_DEFAULTS = (
+    "https://accounts.google.com/o/oauth2/v2/auth",
+    "https://oauth2.googleapis.com/token",
+    "https://openidconnect.googleapis.com/v1/userinfo",
+)
+GITHUB_DEFAULTS = (
+    "https://github.com/login/oauth/authorize",
+    "https://github.com/login/oauth/access_token",
+    "https://api.github.com",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """People's accounts: sign-up links, sessions, sign-in throttling, OAuth providers, the signup reward."""
+
+    verify_email_url: str = "http://127.0.0.1:8000/v1/auth/verify-email?token={token}"
+    reset_password_url: str = "http://127.0.0.1:8000/v1/auth/password-reset?token={token}"
+    verify_token_ttl_s: int = 48 * 3600
+    reset_token_ttl_s: int = 3600
+    allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
+    session_ttl_s: int = 7 * 24 * 3600  # idle lifetime, renewed on use
+    session_max_age_s: int = 30 * 24 * 3600  # absolute lifetime
+    session_cookie_secure: bool = False
+    session_cookie_samesite: str = "lax"
+    signin_max_failures: int = 5  # wrong passwords per email ...
+    signin_failure_window_s: int = 900  # ... per this window
+    auth_ip_rate_per_min: int = 30  # sign-in / sign-up / mail requests per client IP
+    signup_reward: int = 25_000_000  # micro-credits; 0 disables the reward
+    signup_reward_validity_days: int = 30  # 0: the reward never expires
+    google: OAuthProviderSettings = OAuthProviderSettings()
+    github: OAuthProviderSettings = OAuthProviderSettings()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], public_base_url: str) -> AuthSettings:
+        samesite = (env.get("SESSION_COOKIE_SAMESITE") or "lax").strip().lower()
+        if samesite not in ("lax", "strict"):
+            raise SettingsError(f"SESSION_COOKIE_SAMESITE must be lax or strict, got {samesite!r}")
+        origins = [_origin(public_base_url)]
+        origins += [_origin(o.strip()) for o in (env.get("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
+        templates = {}
+        for name, default in (
+            ("VERIFY_EMAIL_URL", f"{public_base_url}/v1/auth/verify-email?token={{token}}"),
+            ("RESET_PASSWORD_URL", f"{public_base_url}/v1/auth/password-reset?token={{token}}"),
+        ):
+            templates[name] = env.get(name) or default
+            if "{token}" not in templates[name]:
+                raise SettingsError(f"{name} must contain the placeholder {{token}}")
+        return cls(
+            verify_email_url=templates["VERIFY_EMAIL_URL"],
+            reset_password_url=templates["RESET_PASSWORD_URL"],
+            verify_token_ttl_s=_int(env, "VERIFY_TOKEN_TTL_S", 48 * 3600, minimum=60),
+            reset_token_ttl_s=_int(env, "RESET_TOKEN_TTL_S", 3600, minimum=60),
+            allowed_origins=tuple(dict.fromkeys(origins)),
+            session_ttl_s=_int(env, "SESSION_TTL_S", 7 * 24 * 3600, minimum=60),
+            session_max_age_s=_int(env, "SESSION_MAX_AGE_S", 30 * 24 * 3600, minimum=60),
+            session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", public_base_url.startswith("https://")),
+            session_cookie_samesite=samesite,
+            signin_max_failures=_int(env, "SIGNIN_MAX_FAILURES", 5, minimum=1),
+            signin_failure_window_s=_int(env, "SIGNIN_FAILURE_WINDOW_S", 900, minimum=1),
+            auth_ip_rate_per_min=_int(env, "AUTH_IP_RATE_PER_MIN", 30, minimum=1),
+            signup_reward=_credits(env, "SIGNUP_REWARD_CREDITS", "25"),
+            signup_reward_validity_days=_int(env, "SIGNUP_REWARD_VALIDITY_DAYS", 30, minimum=0),
+            google=_oauth_provider(env, "GOOGLE", GOOGLE_DEFAULTS, "GOOGLE_USERINFO_URL"),
+            github=_oauth_provider(env, "GITHUB", GITHUB_DEFAULTS, "GITHUB_API_URL"),
+        )
+
+
+def _credits(env: Mapping[str, str], name: str, default: str) -> int:
+    try:
+        value = parse_credits(env.get(name) or default)
+    except CreditsFormatError as exc:
+        raise SettingsError(f"{name}: {exc}") from exc
+    if value < 0:
+        raise SettingsError(f"{name} cannot be negative")
+    return value
+
+
+def _oauth_provider(
+    env: Mapping[str, str], prefix: str, defaults: tuple[str, str, str], info_var: str
+) -> OAuthProviderSettings:
+    return OAuthProviderSettings(
+        client_id=_str(env, f"{prefix}_CLIENT_ID"),
+        client_secret=_str(env, f"{prefix}_CLIENT_SECRET"),
+        authorize_url=env.get(f"{prefix}_AUTHORIZE_URL") or defaults[0],
+        token_url=env.get(f"{prefix}_TOKEN_URL") or defaults[1],
+        userinfo_url=(env.get(info_var) or defaults[2]).rstrip("/"),
+    )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,6 +240,12 @@ class Settings:
     task_max_tries: int = 20
     # Logging
     log_level: str = "INFO"
+    # Webhooks and the URL guard (issue 7)
+    url_guard_allow_loopback: bool = False  # development and tests only: let user URLs reach 127.0.0.1 / ::1
+    webhook_timeout_s: float = 15.0
+    # Accounts (issue 5)
+    mail: MailSettings = MailSettings()
+    auth: AuthSettings = AuthSettings()
     # Billing (Stripe). Without a secret key, checkout and refunds answer 503; the rest of the API works.
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -102,6 +259,7 @@ class Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("CONDUIT_DATA_DIR") or ".conduit/dev").expanduser().resolve()
         port = _int(env, "PORT", 8000, minimum=0)
+        public_base_url = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/")
         storage = _str(env, "STORAGE_DIR")
         return cls(
             database_url=_str(env, "DATABASE_URL"),
@@ -110,7 +268,7 @@ class Settings:
             storage_dir=Path(storage).expanduser().resolve() if storage else None,
             host=env.get("HOST") or "127.0.0.1",
             port=port,
-            public_base_url=(env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/"),
+            public_base_url=public_base_url,
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
             secret_key=_str(env, "SECRET_KEY"),
             file_url_ttl_s=_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
@@ -124,6 +282,10 @@ class Settings:
             task_job_timeout_s=_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),
             task_max_tries=_int(env, "TASK_MAX_TRIES", 20, minimum=1),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            url_guard_allow_loopback=_bool(env, "URL_GUARD_ALLOW_LOOPBACK", False),
+            webhook_timeout_s=_positive_float(env, "WEBHOOK_TIMEOUT_S", 15.0),
+            mail=MailSettings.from_env(env, data_dir),
+            auth=AuthSettings.from_env(env, public_base_url),
             stripe_secret_key=_str(env, "STRIPE_SECRET_KEY"),
             stripe_webhook_secret=_str(env, "STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=(env.get("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/"),

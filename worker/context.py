@@ -8,6 +8,7 @@ from arq.connections import ArqRedis
 
 from shared.services import Services
 from shared.tasks.execution import TaskRuntime
+from shared.webhooks.dispatch import WebhookWorker
 
 
 class WorkerContext(TypedDict):
@@ -16,3 +17,4 @@ class WorkerContext(TypedDict):
     job_try: int
     services: Services
     runtime: TaskRuntime
+    webhooks: WebhookWorker  # webhooks (issue 7)

@@ -17,9 +17,11 @@ from shared.queue import RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
+from shared.webhooks.dispatch import DELIVER_WEBHOOK, WebhookWorker
 from worker.jobs.billing import billing_sweep, process_stripe_event
 from worker.jobs.sweeps import sweep
 from worker.jobs.tasks import run_task
+from worker.jobs.webhooks import deliver_webhook, webhook_sweep
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             storage=services.storage,
             lease_s=lease_s,
         )
+        ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)
         log.info(
             "worker ready: max_jobs=%d poll=%.0f ms",
             settings.worker_max_jobs,
@@ -56,6 +59,9 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        webhooks = ctx.get("webhooks")
+        if webhooks is not None:
+            await webhooks.close()
         services = ctx.get("services")
         if services is not None:
             await services.close()
@@ -69,10 +75,14 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
                 max_tries=settings.task_max_tries,
                 keep_result=0,
             ),
+            # webhooks (issue 7): one job per delivery attempt; the default timeout (task_job_timeout_s)
+            func(_job(deliver_webhook), name=DELIVER_WEBHOOK, max_tries=5, keep_result=0),
+            # billing (issue 6): one job per Stripe event
             func(_job(process_stripe_event), name=PROCESS_STRIPE_EVENT, max_tries=20, keep_result=0),
         ],
         "cron_jobs": [
             cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
+            cron(_job(webhook_sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
             cron(_job(billing_sweep), second=BILLING_SWEEP_SECONDS, unique=True, keep_result=0),
         ],
         "on_startup": startup,

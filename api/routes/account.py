@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, get
+import msgspec
+from litestar import Controller, Response, delete, get
 from litestar.di import Provide
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery, JSONBody, QueryParameter
 
-from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.deps import (
+    AuthDep,
+    PrincipalDep,
+    ServicesDep,
+    SessionPrincipalDep,
+    provide_auth,
+    provide_principal,
+    provide_session_principal,
+)
+from api.routes.auth import session_cookie
+from shared.accounts.erasure import delete_account
 from shared.accounts.service import get_account, list_ledger
+
+
+class DeleteAccountBody(msgspec.Struct, forbid_unknown_fields=True):
+    password: str | None = None
 
 
 class AccountController(Controller):
@@ -37,3 +52,20 @@ class AccountController(Controller):
             "has_more": has_more,
             "next_cursor": entries[-1]["id"] if has_more and entries else None,
         }
+
+    @delete(
+        "/",
+        status_code=204,
+        dependencies={
+            "principal": Provide(provide_session_principal),
+            "auth": Provide(provide_auth, sync_to_thread=False),
+        },
+    )
+    async def delete_account(
+        self, principal: SessionPrincipalDep, auth: AuthDep, services: ServicesDep, data: JSONBody[DeleteAccountBody]
+    ) -> Response[None]:
+        """Delete your account for good (with a session; an account with a password confirms it with
+        ``{"password": ...}``): keys revoked, sessions ended, personal data erased. The ledger and usage
+        records are kept, anonymised."""
+        await delete_account(auth, services.redis, services.storage, principal, password=data.password)
+        return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])

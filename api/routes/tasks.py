@@ -50,6 +50,7 @@ class TaskController(Controller):
                 metadata=data.metadata,
                 idempotency_key=idempotency_key,
             ),
+            url_guard=services.url_guard,
         )
         headers = {"Location": f"/v1/tasks/{task.id}"}
         if not created:

@@ -41,11 +41,18 @@ TOUCH_INTERVAL_S = 60.0
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the account and the key used."""
+    """Who is calling: the account, and the API key used (with its limits) or the person's session."""
 
     account_id: uuid.UUID
     api_key_id: uuid.UUID | None
     role: str
+    allowed_models: frozenset[str] | None = None  # None: every model
+    spend_cap: int | None = None  # micro-credits this key may spend in total; None: no cap
+    session_id: str | None = None  # set when a person's browser session (not an API key) is calling
+
+    @property
+    def via_session(self) -> bool:
+        return self.session_id is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,18 +78,29 @@ def hash_secret(secret: str) -> str:
 
 
 async def create_api_key(
-    conn: Connection, *, account_id: uuid.UUID, name: str = "", expires_at: dt.datetime | None = None
+    conn: Connection,
+    *,
+    account_id: uuid.UUID,
+    name: str = "",
+    expires_at: dt.datetime | None = None,
+    allowed_models: list[str] | None = None,
+    spend_cap: int | None = None,
 ) -> NewKey:
     secret = generate_secret()
     key = NewKey(id=uuid7(), secret=secret, prefix=secret[:VISIBLE_PREFIX_LENGTH])
     await conn.execute(
-        "INSERT INTO api_keys (id, account_id, name, prefix, key_hash, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        """
+        INSERT INTO api_keys (id, account_id, name, prefix, key_hash, expires_at, allowed_models, spend_cap)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        """,
         key.id,
         account_id,
         name,
         key.prefix,
         hash_secret(secret),
         expires_at,
+        allowed_models,
+        spend_cap,
     )
     return key
 
@@ -96,6 +114,9 @@ class KeyCache:
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
         self._touched: dict[uuid.UUID, float] = {}
         self.enabled = False  # only while the invalidation subscription is live
+        # Bumped by every invalidation: a lookup that read the database before an invalidation arrived
+        # must not cache what it read (it may be the state the invalidation was about).
+        self.generation = 0
 
     def get(self, key_hash: str, now: float) -> Principal | None:
         entry = self._entries.get(key_hash)
@@ -106,8 +127,10 @@ class KeyCache:
             return None
         return entry.principal
 
-    def put(self, key_hash: str, principal: Principal, expires_at: dt.datetime | None, now: float) -> None:
-        if not self.enabled:
+    def put(
+        self, key_hash: str, principal: Principal, expires_at: dt.datetime | None, now: float, generation: int
+    ) -> None:
+        if not self.enabled or generation != self.generation:
             return
         self._entries[key_hash] = _Cached(principal, expires_at.timestamp() if expires_at else None, now)
         if len(self._entries) > self.max_entries:
@@ -121,6 +144,7 @@ class KeyCache:
 
     def invalidate(self, message: str) -> None:
         """``key:<id>``, ``account:<id>`` or ``all``."""
+        self.generation += 1
         kind, _, ident = message.partition(":")
         if kind == "all" or not ident:
             self._entries.clear()
@@ -149,6 +173,7 @@ class KeyCache:
                 log.warning("auth invalidation subscription lost (%s); key cache disabled", exc)
             finally:
                 self.enabled = False
+                self.generation += 1
                 self._entries.clear()
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
@@ -167,6 +192,7 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
         raise Unauthenticated("invalid API key")
     key_hash = hash_secret(secret)
     now = time.time()
+    generation = cache.generation if cache is not None else 0
     if cache is not None:
         cached = cache.get(key_hash, now)
         if cached is not None:
@@ -174,7 +200,8 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
             return cached
     row = await db.fetchrow(
         """
-        SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, a.status, a.role
+        SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
+               k.spend_cap, a.status, a.role
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
         WHERE k.key_hash = $1
         """,
@@ -190,9 +217,16 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
         raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
     if row["status"] != "active":
         raise Unauthenticated("invalid API key")
-    principal = Principal(account_id=row["account_id"], api_key_id=row["id"], role=row["role"])
+    allowed = row["allowed_models"]
+    principal = Principal(
+        account_id=row["account_id"],
+        api_key_id=row["id"],
+        role=row["role"],
+        allowed_models=frozenset(allowed) if allowed is not None else None,
+        spend_cap=row["spend_cap"],
+    )
     if cache is not None:
-        cache.put(key_hash, principal, row["expires_at"], now)
+        cache.put(key_hash, principal, row["expires_at"], now, generation)
         _touch(db, cache, principal, now)
     return principal
 

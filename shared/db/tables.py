@@ -9,6 +9,7 @@ from __future__ import annotations
 from piccolo.columns import (
     JSONB,
     UUID,
+    Array,
     BigInt,
     ForeignKey,
     Integer,
@@ -32,6 +33,11 @@ class Account(Table, tablename="accounts"):
     credits_held = BigInt(default=0)  # sum of the account's pending holds
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # Self-service accounts (sign-up, sign-in): NULL for accounts that never set a password / were erased.
+    password_hash = Text(null=True, default=None)
+    email_verified_at = Timestamptz(null=True, default=None)
+    age_confirmed_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
@@ -48,6 +54,17 @@ class ApiKey(Table, tablename="api_keys"):
     last_used_at = Timestamptz(null=True, default=None)
     expires_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
+    # Limits set by the owner: NULL means "any model" / "no cap". ``spent`` is what tasks through this key
+    # were charged; ``cap_held`` what capped submits have reserved and not settled yet (see
+    # ``shared.accounts.limits``).
+    allowed_models = Array(Varchar(length=128), null=True, default=None)
+    spend_cap = BigInt(null=True, default=None)
+    spent = BigInt(default=0)
+    cap_held = BigInt(default=0)
+    rotated_at = Timestamptz(null=True, default=None)
+    deleted_at = Timestamptz(null=True, default=None)  # deleted by its owner: revoked and no longer listed
+
+    api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
 
 
 class CreditLot(Table, tablename="credit_lots"):
@@ -175,6 +192,171 @@ class IdempotencyRecord(Table, tablename="idempotency_records"):
     idempotency_records_unique = Unique(["account_id", "key"])
 
 
+# -- webhooks (issue 7) ---------------------------------------------------------------------------------------
+
+
+class WebhookEndpoint(Table, tablename="webhook_endpoints"):
+    """An account-level destination for task events. ``status = 'deleted'`` keeps the row for the log."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade, index=True)
+    url = Text()
+    description = Varchar(length=200, default="")
+    events = Array(base_column=Varchar(length=32))
+    status = Varchar(length=16, default="enabled")
+    disabled_reason = Varchar(length=16, null=True, default=None)
+    disabled_at = Timestamptz(null=True, default=None)
+    failing_since = Timestamptz(null=True, default=None)  # first failed attempt since the last success
+    secret = Varchar(length=100)
+    previous_secret = Varchar(length=100, null=True, default=None)  # still signs until it expires
+    previous_secret_expires_at = Timestamptz(null=True, default=None)
+    secret_rotated_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    updated_at = Timestamptz(default=TimestamptzNow())
+
+    webhook_endpoints_status_check = Check("status IN ('enabled', 'disabled', 'deleted')")
+    webhook_endpoints_reason_check = Check(
+        "disabled_reason IS NULL OR disabled_reason IN ('manual', 'gone', 'failing', 'deleted')"
+    )
+
+
+class WebhookSigningSecret(Table, tablename="webhook_signing_secrets"):
+    """The account's secret for deliveries to a task's own ``webhook_url`` (created on first use)."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, unique=True, on_delete=OnDelete.cascade)
+    secret = Varchar(length=100)
+    previous_secret = Varchar(length=100, null=True, default=None)
+    previous_secret_expires_at = Timestamptz(null=True, default=None)
+    secret_rotated_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+
+class WebhookEvent(Table, tablename="webhook_events"):
+    """One event of a task (its id is the ``webhook-id`` header); ``data`` is the task row at that moment."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade)
+    task_id = ForeignKey(Task, null=False, on_delete=OnDelete.cascade)
+    type = Varchar(length=32)
+    data = JSONB()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    webhook_events_task_type_unique = Unique(["task_id", "type"])
+
+
+class WebhookDelivery(Table, tablename="webhook_deliveries"):
+    """One event to one destination (an endpoint, or the task's ``webhook_url`` when ``endpoint_id`` is NULL)."""
+
+    id = UUID(primary_key=True)
+    event_id = ForeignKey(WebhookEvent, null=False, on_delete=OnDelete.cascade, index=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade)
+    task_id = UUID()
+    event_type = Varchar(length=32)
+    endpoint_id = ForeignKey(WebhookEndpoint, null=True, on_delete=OnDelete.cascade, default=None)
+    url = Text()
+    status = Varchar(length=16, default="pending")
+    attempts = Integer(default=0)
+    max_attempts = Integer(default=8)
+    next_attempt_at = Timestamptz(null=True, default=None)
+    locked_until = Timestamptz(null=True, default=None)
+    last_attempt_at = Timestamptz(null=True, default=None)
+    last_status_code = Integer(null=True, default=None)
+    last_error = Text(null=True, default=None)
+    delivered_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    webhook_deliveries_status_check = Check(
+        "status IN ('pending', 'delivered', 'failed') AND (status = 'pending') = (next_attempt_at IS NOT NULL)"
+    )
+
+
+class WebhookAttempt(Table, tablename="webhook_attempts"):
+    """One HTTP request of a delivery. ``finished_at`` is NULL while it is in flight."""
+
+    id = UUID(primary_key=True)
+    delivery_id = ForeignKey(WebhookDelivery, null=False, on_delete=OnDelete.cascade, index=True)
+    attempt = Integer()
+    url = Text()
+    started_at = Timestamptz()
+    finished_at = Timestamptz(null=True, default=None)
+    status_code = Integer(null=True, default=None)
+    latency_ms = Integer(null=True, default=None)
+    error = Text(null=True, default=None)
+    response_body = Text(null=True, default=None)  # the first KiB, for debugging the receiver
+
+
+class ApiKeyHold(Table, tablename="api_key_holds"):
+    """The part of a pending hold counted against its key's spend cap; gone once the hold resolves."""
+
+    id = UUID(primary_key=True)
+    hold_id = ForeignKey(Hold, null=False, unique=True, on_delete=OnDelete.restrict)
+    api_key_id = ForeignKey(ApiKey, null=False, on_delete=OnDelete.cascade, index=True)
+    amount = BigInt()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    api_key_holds_amount_check = Check("amount >= 0")
+
+
+class AccountToken(Table, tablename="account_tokens"):
+    """Single-use, expiring tokens mailed to people (email verification, password reset). Only the SHA-256 of
+    the token is stored; ``email`` is the address it was sent to, so it cannot verify a different one."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade, index=True)
+    purpose = Varchar(length=32)
+    token_hash = Varchar(length=64, unique=True)
+    email = Varchar(length=320)
+    expires_at = Timestamptz()
+    used_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    account_tokens_purpose_check = Check("purpose IN ('verify_email', 'reset_password')")
+
+
+class OAuthIdentity(Table, tablename="oauth_identities"):
+    """A Google or GitHub account linked to a Conduit account (removed when the account is erased)."""
+
+    id = UUID(primary_key=True)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade, index=True)
+    provider = Varchar(length=16)
+    subject = Varchar(length=255)  # the provider's stable user id
+    email = Varchar(length=320, null=True, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+    last_used_at = Timestamptz(null=True, default=None)
+
+    oauth_identities_unique = Unique(["provider", "subject"])
+    oauth_identities_provider_check = Check("provider IN ('google', 'github')")
+
+
+class PromoCode(Table, tablename="promo_codes"):
+    id = UUID(primary_key=True)
+    code = Varchar(length=64, unique=True)  # upper-cased
+    credits = BigInt()
+    expires_at = Timestamptz(null=True, default=None)  # after this the code cannot be claimed
+    credit_validity_days = Integer(null=True, default=None)  # lifetime of the credits it grants; NULL: no expiry
+    max_redemptions = Integer(null=True, default=None)  # NULL: unlimited
+    redemptions = Integer(default=0)
+    description = Text(default="")
+    created_at = Timestamptz(default=TimestamptzNow())
+    disabled_at = Timestamptz(null=True, default=None)
+
+    promo_codes_credits_check = Check("credits > 0 AND (credit_validity_days IS NULL OR credit_validity_days > 0)")
+    promo_codes_redemptions_check = Check(
+        "redemptions >= 0 AND (max_redemptions IS NULL OR (max_redemptions > 0 AND redemptions <= max_redemptions))"
+    )
+
+
+class PromoRedemption(Table, tablename="promo_redemptions"):
+    id = UUID(primary_key=True)
+    promo_code_id = ForeignKey(PromoCode, null=False, on_delete=OnDelete.restrict)
+    account_id = ForeignKey(Account, null=False, on_delete=OnDelete.restrict, index=True)
+    lot_id = ForeignKey(CreditLot, null=True, on_delete=OnDelete.restrict, default=None)
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    promo_redemptions_unique = Unique(["promo_code_id", "account_id"])
+
+
 # -- billing (credit packs through Stripe Checkout) ---------------------------------------------------------
 
 
@@ -268,6 +450,18 @@ TABLES: list[type[Table]] = [
     LedgerEntry,
     UsageRecord,
     IdempotencyRecord,
+    # webhooks (issue 7)
+    WebhookEndpoint,
+    WebhookSigningSecret,
+    WebhookEvent,
+    WebhookDelivery,
+    WebhookAttempt,
+    ApiKeyHold,
+    AccountToken,
+    OAuthIdentity,
+    PromoCode,
+    PromoRedemption,
+    # billing (issue 6)
     BillingOrder,
     BillingRefund,
     StripeEvent,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from shared.accounts.limits import settle_key_spend
 from shared.catalog.pricing import Usage
 from shared.db import Connection, Database, Record, to_json
 from shared.errors import Conflict
@@ -15,6 +16,8 @@ from shared.tasks import CANCELED, FAILED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
 from shared.usage import record_usage
+from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
+from shared.webhooks.outbox import record_task_event
 
 _LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
 
@@ -35,7 +38,11 @@ async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskReco
         task_id,
         float(lease_s),
     )
-    return TaskRecord.from_row(row) if row is not None else None
+    if row is None:
+        return None
+    # webhooks: task.started (idempotent; a takeover after a crash records it if the first claim could not)
+    await record_task_event(db, task_id, TASK_STARTED)
+    return TaskRecord.from_row(row)
 
 
 async def release_lease(db: Database, task_id: uuid.UUID) -> None:
@@ -70,8 +77,11 @@ async def complete(
         )
         if row is None:
             return False
-        await post_hold(conn, task_id=task.id, charge=row["credits_charged"], description=f"{task.model} task")
+        charged = row["credits_charged"]
+        resolution = await post_hold(conn, task_id=task.id, charge=charged, description=f"{task.model} task")
+        await settle_key_spend(conn, row["api_key_id"], resolution)  # the key's spent / spend cap
         await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
+        await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     return True
 
 
@@ -101,6 +111,7 @@ async def fail(
         if row is None:
             return False
         await _void(conn, task_id, row, FAILED)
+        await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
     return True
 
 
@@ -120,6 +131,7 @@ async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> Tas
         )
         if row is not None:
             await _void(conn, task_id, row, CANCELED)
+            await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction
             return TaskRecord.from_row(row)
         current = await conn.fetchval("SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id)
     if current is None:
@@ -128,7 +140,8 @@ async def cancel(db: Database, account_id: uuid.UUID, task_id: uuid.UUID) -> Tas
 
 
 async def _void(conn: Connection, task_id: uuid.UUID, row: Record, status: str) -> None:
-    await void_hold(conn, task_id=task_id, description=f"{row['model']} task {status}")
+    resolution = await void_hold(conn, task_id=task_id, description=f"{row['model']} task {status}")
+    await settle_key_spend(conn, row["api_key_id"], resolution)  # releases the key's spend-cap reservation
     await _record(conn, task_id, row, status, row["provider"], {}, 0)
 
 

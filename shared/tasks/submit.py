@@ -9,12 +9,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import asyncpg
 from redis.exceptions import RedisError
 
 from shared.accounts.keys import Principal
+from shared.accounts.limits import check_model_allowed, needs_spend_reservation, reserve_key_spend
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
@@ -24,6 +24,7 @@ from shared.ids import uuid7
 from shared.ledger import hold_errors
 from shared.providers import ProviderRegistry
 from shared.tasks.records import COLUMNS, TaskRecord
+from shared.urlguard import UrlGuard, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -85,29 +86,37 @@ async def submit_task(
     providers: ProviderRegistry,
     principal: Principal,
     submission: TaskSubmission,
+    url_guard: UrlGuard | None = None,
 ) -> tuple[TaskRecord, bool]:
-    """Create the task (or find the one this idempotency key created). Returns (task, created)."""
+    """Create the task (or find the one this idempotency key created). Returns (task, created).
+
+    A ``webhook_url`` must pass ``url_guard`` (default: public addresses only)."""
+    check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
+    if prepared.webhook_url is not None:
+        await (url_guard or UrlGuard()).check(prepared.webhook_url, param="webhook_url")
     key = submission.idempotency_key
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
-    task_id = uuid7()
+    task_id, hold_id = uuid7(), uuid7()
     try:
-        if key is None:
+        if key is None and not needs_spend_reservation(principal):
             # The common path: one statement, one round trip, atomic on its own.
-            task = await _insert_task_and_hold(db.pool, principal, prepared, task_id)
+            task = await _insert_task_and_hold(db.pool, principal, prepared, task_id, hold_id)
         else:
             async with db.transaction() as conn:
-                if not await _claim_idempotency_key(conn, principal, key, request_hash):
+                if key is not None and not await _claim_idempotency_key(conn, principal, key, request_hash):
                     raise _Replay
-                task = await _insert_task_and_hold(conn, principal, prepared, task_id)
-                await conn.execute(
-                    "UPDATE idempotency_records SET task_id = $3 WHERE account_id = $1 AND key = $2",
-                    principal.account_id,
-                    key,
-                    task_id,
-                )
+                task = await _insert_task_and_hold(conn, principal, prepared, task_id, hold_id)
+                await reserve_key_spend(conn, principal, hold_id, prepared.hold)  # the key's spend cap
+                if key is not None:
+                    await conn.execute(
+                        "UPDATE idempotency_records SET task_id = $3 WHERE account_id = $1 AND key = $2",
+                        principal.account_id,
+                        key,
+                        task_id,
+                    )
     except _Replay:
         return await _replayed_task(db, principal, key or "", request_hash), False
     try:
@@ -130,7 +139,11 @@ SELECT task.*, ledger_place_hold($11, task.account_id, task.credits_held, task.i
 
 
 async def _insert_task_and_hold(
-    conn: Connection | asyncpg.Pool, principal: Principal, prepared: PreparedTask, task_id: uuid.UUID
+    conn: Connection | asyncpg.Pool,
+    principal: Principal,
+    prepared: PreparedTask,
+    task_id: uuid.UUID,
+    hold_id: uuid.UUID,
 ) -> TaskRecord:
     """Insert the task and place its hold in a single statement (``ledger_place_hold`` runs inside it)."""
     async with hold_errors(prepared.hold):
@@ -138,7 +151,7 @@ async def _insert_task_and_hold(
             _INSERT_TASK_AND_HOLD,
             task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
             to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, prepared.hold,
-            float(prepared.model.max_runtime_s), uuid7(), uuid7(), f"{prepared.model.id} task",
+            float(prepared.model.max_runtime_s), hold_id, uuid7(), f"{prepared.model.id} task",
         )  # fmt: skip
     assert row is not None
     return TaskRecord.from_row(row)
@@ -215,9 +228,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
 
 
 def _check_webhook_url(url: str | None) -> str | None:
+    """The syntax only; ``submit_task`` resolves the host and checks its addresses (the URL guard)."""
     if url is None:
         return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or len(url) > 2048:
-        raise InvalidInput("webhook_url must be an absolute http(s) URL", param="webhook_url")
-    return url
+    return parse_url(url, param="webhook_url").url

@@ -1,0 +1,242 @@
+"""/v1/auth: sign-up, email verification, sign-in and sign-out, sessions, passwords."""
+
+from __future__ import annotations
+
+import html
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import Cookie
+from litestar.di import Provide
+from litestar.enums import MediaType, RequestEncodingType
+from litestar.params import Body, FromPath, JSONBody, QueryParameter
+
+from api.deps import (
+    SESSION_COOKIE,
+    AuthDep,
+    ServicesDep,
+    SessionPrincipalDep,
+    check_origin,
+    provide_auth,
+    provide_session_principal,
+)
+from shared.accounts import signin, signup
+from shared.accounts.service import get_account
+from shared.accounts.sessions import Session
+from shared.errors import InvalidInput, NotFound
+from shared.settings import AuthSettings
+
+PENDING = {
+    "object": "auth_request",
+    "status": "accepted",
+    "message": "if the address can receive it, a mail is on its way; check your inbox (and spam folder)",
+}
+
+
+class SignUpBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    password: str
+    age_confirmed: bool = False
+
+
+class EmailBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+
+
+class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
+    token: str
+
+
+class SignInBody(msgspec.Struct, forbid_unknown_fields=True):
+    email: str
+    password: str
+
+
+class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
+    token: str
+    password: str
+
+
+class ChangePasswordBody(msgspec.Struct, forbid_unknown_fields=True):
+    current_password: str
+    new_password: str
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def session_cookie(settings: AuthSettings, token: str, max_age: int) -> Cookie:
+    return Cookie(
+        key=SESSION_COOKIE,
+        value=token,
+        path="/",
+        max_age=max_age,
+        httponly=True,
+        secure=settings.session_cookie_secure,
+        samesite="strict" if settings.session_cookie_samesite == "strict" else "lax",
+    )
+
+
+def signed_in_body(session: Session, account: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "object": "signed_in",
+        "account": account,
+        "session": session.public(current=True),
+        "csrf_token": session.csrf_token,
+    }
+
+
+def _page(title: str, body: str, status: int = 200) -> Response[str]:
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>body{{font-family:system-ui,sans-serif;max-width:28rem;margin:4rem auto;padding:0 1rem}}
+input,button{{font:inherit;padding:.4rem;margin:.3rem 0;width:100%;box-sizing:border-box}}</style></head>
+<body><h1>{html.escape(title)}</h1>{body}</body></html>"""
+    return Response(
+        page,
+        status_code=status,
+        media_type=MediaType.HTML,
+        headers={
+            "Content-Security-Policy": (
+                "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
+            ),
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+class AuthController(Controller):
+    path = "/v1/auth"
+    tags = ["auth"]
+    dependencies = {"auth": Provide(provide_auth, sync_to_thread=False)}
+
+    @post("/signup", status_code=202)
+    async def sign_up(
+        self, request: Request, data: JSONBody[SignUpBody], auth: AuthDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        check_origin(request, services)
+        email = await signup.sign_up(
+            auth, email=data.email, password=data.password, age_confirmed=data.age_confirmed, ip=client_ip(request)
+        )
+        return {**PENDING, "email": email}
+
+    @get("/verify-email")
+    async def verify_email_link(
+        self, auth: AuthDep, token: Annotated[str, QueryParameter(max_length=200)]
+    ) -> dict[str, Any]:
+        """The link in the verification mail."""
+        account_id, email = await signup.verify_email(auth, token)
+        return {"object": "email_verification", "verified": True, "account_id": str(account_id), "email": email}
+
+    @post("/verify-email", status_code=200)
+    async def verify_email(self, auth: AuthDep, data: JSONBody[TokenBody]) -> dict[str, Any]:
+        account_id, email = await signup.verify_email(auth, data.token)
+        return {"object": "email_verification", "verified": True, "account_id": str(account_id), "email": email}
+
+    @post("/verify-email/resend", status_code=202)
+    async def resend_verification(
+        self, request: Request, data: JSONBody[EmailBody], auth: AuthDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        check_origin(request, services)
+        email = await signup.resend_verification(auth, email=data.email, ip=client_ip(request))
+        return {**PENDING, "email": email}
+
+    @post("/signin", status_code=200)
+    async def sign_in(
+        self, request: Request, data: JSONBody[SignInBody], auth: AuthDep, services: ServicesDep
+    ) -> Response[dict[str, Any]]:
+        check_origin(request, services)
+        token, session = await signin.sign_in(
+            auth,
+            email=data.email,
+            password=data.password,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+        )
+        account = (await get_account(services.db, session.account_id)).public()
+        return Response(
+            signed_in_body(session, account),
+            cookies=[session_cookie(auth.settings, token, int(session.expires_at - session.created_at))],
+        )
+
+    @post("/signout", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
+    async def sign_out(self, principal: SessionPrincipalDep, auth: AuthDep) -> Response[None]:
+        assert principal.session_id is not None
+        await auth.sessions.revoke(principal.account_id, principal.session_id)
+        return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])
+
+    @get("/session", dependencies={"principal": Provide(provide_session_principal)})
+    async def current_session(
+        self, request: Request, principal: SessionPrincipalDep, auth: AuthDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        session = await auth.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+        if session is None:
+            raise NotFound("session not found", code="session_not_found")
+        account = (await get_account(services.db, principal.account_id)).public()
+        account["has_password"] = await signin.account_has_password(auth, principal.account_id)
+        return signed_in_body(session, account)
+
+    @get("/sessions", dependencies={"principal": Provide(provide_session_principal)})
+    async def list_sessions(self, principal: SessionPrincipalDep, auth: AuthDep) -> dict[str, Any]:
+        sessions = await auth.sessions.list(principal.account_id)
+        return {"object": "list", "data": [s.public(current=s.id == principal.session_id) for s in sessions]}
+
+    @delete(
+        "/sessions/{session_id:str}", status_code=204, dependencies={"principal": Provide(provide_session_principal)}
+    )
+    async def revoke_session(self, principal: SessionPrincipalDep, auth: AuthDep, session_id: FromPath[str]) -> None:
+        if not await auth.sessions.revoke(principal.account_id, session_id):
+            raise NotFound(f"no session {session_id}", code="session_not_found", param="session_id")
+
+    @post("/password", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
+    async def change_password(
+        self, principal: SessionPrincipalDep, auth: AuthDep, data: JSONBody[ChangePasswordBody]
+    ) -> None:
+        await signin.change_password(
+            auth, principal, current_password=data.current_password, new_password=data.new_password
+        )
+
+    @post("/password-reset", status_code=202)
+    async def request_reset(
+        self, request: Request, data: JSONBody[EmailBody], auth: AuthDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        check_origin(request, services)
+        email = await signup.request_password_reset(auth, email=data.email, ip=client_ip(request))
+        return {**PENDING, "email": email}
+
+    @post("/password-reset/confirm", status_code=200)
+    async def confirm_reset(self, auth: AuthDep, data: JSONBody[ResetBody]) -> dict[str, Any]:
+        await signup.reset_password(auth, token=data.token, password=data.password)
+        return {"object": "password_reset", "reset": True, "message": "password changed; sign in with it"}
+
+    @get("/password-reset", include_in_schema=False)
+    async def reset_page(self, token: Annotated[str, QueryParameter(max_length=200)] = "") -> Response[str]:
+        """The page the reset mail links to when there is no website: a form that posts the new password."""
+        return _page(
+            "Choose a new password",
+            f"""<form method="post" action="/v1/auth/password-reset/form">
+<input type="hidden" name="token" value="{html.escape(token)}">
+<label>New password (at least 10 characters)<input type="password" name="password" autocomplete="new-password"
+ minlength="10" required autofocus></label>
+<button type="submit">Set password</button></form>""",
+        )
+
+    @post("/password-reset/form", status_code=200, include_in_schema=False)
+    async def reset_form(
+        self,
+        auth: AuthDep,
+        data: Annotated[dict[str, str], Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[str]:
+        try:
+            await signup.reset_password(auth, token=data.get("token", ""), password=data.get("password", ""))
+        except InvalidInput as exc:
+            retry = ""
+            if exc.code == "weak_password":
+                retry = (
+                    f'<p><a href="/v1/auth/password-reset?token={html.escape(data.get("token", ""))}">Try again</a></p>'
+                )
+            return _page("Password not changed", f"<p>{html.escape(exc.message)}</p>{retry}", status=400)
+        return _page("Password changed", "<p>Your password was changed. You can sign in with it now.</p>")

@@ -1,0 +1,106 @@
+"""/v1/keys: API key management, for people signed in with a session (an API key cannot manage keys)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import FromPath, JSONBody
+
+from api.deps import ServicesDep, SessionPrincipalDep, provide_session_principal
+from shared.accounts import key_management as keys
+
+
+class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True):
+    name: str = ""
+    expires_at: dt.datetime | None = None
+    allowed_models: list[str] | None = None
+    spend_cap: Decimal | None = None  # credits
+
+
+class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    name: str | msgspec.UnsetType = msgspec.UNSET
+    allowed_models: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    spend_cap: Decimal | msgspec.UnsetType | None = msgspec.UNSET
+
+
+def _or_unset(value: Any) -> Any:
+    return keys.UNSET if value is msgspec.UNSET else value
+
+
+class KeyController(Controller):
+    path = "/v1/keys"
+    tags = ["keys"]
+    dependencies = {"principal": Provide(provide_session_principal)}
+
+    @post("/", status_code=201)
+    async def create(
+        self, principal: SessionPrincipalDep, services: ServicesDep, data: JSONBody[CreateKeyBody]
+    ) -> dict[str, Any]:
+        """Create a key. Its ``secret`` is in this response only: store it now."""
+        view, secret = await keys.create_key(
+            services.db,
+            services.catalog,
+            principal.account_id,
+            name=data.name,
+            expires_at=data.expires_at,
+            allowed_models=data.allowed_models,
+            spend_cap=data.spend_cap,
+        )
+        return view.public(secret)
+
+    @get("/")
+    async def list_keys(self, principal: SessionPrincipalDep, services: ServicesDep) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [view.public() for view in await keys.list_keys(services.db, principal.account_id)],
+        }
+
+    @get("/{key_id:str}")
+    async def get_key(
+        self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]
+    ) -> dict[str, Any]:
+        return (await keys.get_key(services.db, principal.account_id, key_id)).public()
+
+    @patch("/{key_id:str}")
+    async def update(
+        self,
+        principal: SessionPrincipalDep,
+        services: ServicesDep,
+        key_id: FromPath[str],
+        data: JSONBody[UpdateKeyBody],
+    ) -> dict[str, Any]:
+        """Rename a key or change its limits (``null`` removes a limit)."""
+        view = await keys.update_key(
+            services.db,
+            services.redis,
+            services.catalog,
+            principal.account_id,
+            key_id,
+            name=_or_unset(data.name),
+            allowed_models=_or_unset(data.allowed_models),
+            spend_cap=_or_unset(data.spend_cap),
+        )
+        return view.public()
+
+    @post("/{key_id:str}/revoke", status_code=200)
+    async def revoke(
+        self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]
+    ) -> dict[str, Any]:
+        return (await keys.revoke_key(services.db, services.redis, principal.account_id, key_id)).public()
+
+    @post("/{key_id:str}/rotate", status_code=200)
+    async def rotate(
+        self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """A new secret for the key (shown once); the old one stops working at once."""
+        view, secret = await keys.rotate_key(services.db, services.redis, principal.account_id, key_id)
+        return view.public(secret)
+
+    @delete("/{key_id:str}", status_code=204)
+    async def delete_key(self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]) -> None:
+        await keys.delete_key(services.db, services.redis, principal.account_id, key_id)

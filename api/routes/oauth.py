@@ -1,0 +1,93 @@
+"""/v1/auth/oauth/{provider}: sign-in with Google or GitHub (authorization code flow with state and PKCE)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.datastructures import Cookie
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect
+
+from api.deps import AuthDep, ServicesDep, provide_auth
+from api.routes.auth import client_ip, session_cookie, signed_in_body
+from shared.accounts import oauth
+from shared.accounts.service import get_account
+
+STATE_COOKIE_PATH = "/v1/auth/oauth"
+
+
+def state_cookie(secure: bool, value: str, max_age: int) -> Cookie:
+    # SameSite=Lax: the provider's redirect back to us is a top-level navigation, which Lax cookies follow.
+    return Cookie(
+        key=oauth.STATE_COOKIE,
+        value=value,
+        path=STATE_COOKIE_PATH,
+        max_age=max_age,
+        httponly=True,
+        secure=secure,
+        samesite="lax",
+    )
+
+
+class OAuthController(Controller):
+    path = "/v1/auth/oauth"
+    tags = ["auth"]
+    dependencies = {"auth": Provide(provide_auth, sync_to_thread=False)}
+
+    @get("/{provider:str}/start")
+    async def start(
+        self,
+        provider: FromPath[str],
+        auth: AuthDep,
+        services: ServicesDep,
+        redirect_to: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+        age_confirmed: FromQuery[bool] = False,
+    ) -> Redirect:
+        """Send the browser to the provider. ``age_confirmed=true`` is needed if this creates an account;
+        ``redirect_to`` is where to land once signed in (otherwise the callback answers with JSON)."""
+        url, state = await oauth.start(
+            auth,
+            services.redis,
+            services.settings.public_base_url,
+            provider,
+            redirect_to=redirect_to,
+            age_confirmed=age_confirmed,
+        )
+        cookie = state_cookie(auth.settings.session_cookie_secure, state, oauth.STATE_TTL_S)
+        return Redirect(url, status_code=302, cookies=[cookie])
+
+    @get("/{provider:str}/callback")
+    async def callback(
+        self,
+        request: Request,
+        provider: FromPath[str],
+        auth: AuthDep,
+        services: ServicesDep,
+        code: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+        oauth_state: Annotated[str | None, QueryParameter(name="state", max_length=200)] = None,
+        error: Annotated[str | None, QueryParameter(max_length=2000)] = None,
+    ) -> Response[Any]:
+        signed_in = await oauth.finish(
+            auth,
+            services.redis,
+            services.settings.public_base_url,
+            provider,
+            code=code,
+            state=oauth_state,
+            cookie_state=request.cookies.get(oauth.STATE_COOKIE),
+            error=error,
+            ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+        )
+        session = signed_in.session
+        cookies = [
+            session_cookie(auth.settings, signed_in.token, int(session.expires_at - session.created_at)),
+            state_cookie(auth.settings.session_cookie_secure, "", 0),
+        ]
+        if signed_in.redirect_to:
+            return Redirect(signed_in.redirect_to, status_code=303, cookies=cookies)
+        account = (await get_account(services.db, signed_in.account_id)).public()
+        body = {**signed_in_body(session, account), "account_created": signed_in.created}
+        return Response(body, cookies=cookies)

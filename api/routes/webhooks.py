@@ -1,0 +1,197 @@
+"""/v1/webhooks: endpoints, the signing secret of task-level webhook URLs, the delivery log; and
+/v1/tasks/{id}/webhooks: the deliveries of one task."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, delete, get, patch, post
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+
+from api.deps import PrincipalDep, ServicesDep, provide_principal
+from shared.tasks.queries import get_task
+from shared.webhooks import endpoints
+from shared.webhooks.log import DeliveryPage, get_delivery, list_deliveries, retry_delivery
+
+
+class CreateEndpointBody(msgspec.Struct, forbid_unknown_fields=True):
+    url: str
+    events: list[str] | None = None
+    description: str = ""
+    enabled: bool = True
+
+
+class UpdateEndpointBody(msgspec.Struct, forbid_unknown_fields=True):
+    url: str | None = None
+    events: list[str] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+
+
+class RotateSecretBody(msgspec.Struct, forbid_unknown_fields=True):
+    grace_period_s: int | None = None
+
+
+def _page(page: DeliveryPage) -> dict[str, Any]:
+    return {
+        "object": "list",
+        "data": [delivery.public() for delivery in page.deliveries],
+        "has_more": page.has_more,
+        "next_cursor": page.next_cursor,
+    }
+
+
+class WebhookEndpointController(Controller):
+    path = "/v1/webhooks/endpoints"
+    tags = ["webhooks"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post("/", status_code=201)
+    async def create(
+        self, data: JSONBody[CreateEndpointBody], principal: PrincipalDep, services: ServicesDep
+    ) -> dict[str, Any]:
+        endpoint = await endpoints.create_endpoint(
+            services.db,
+            services.url_guard,
+            principal.account_id,
+            url=data.url,
+            events=data.events,
+            description=data.description,
+            enabled=data.enabled,
+        )
+        return endpoint.public(with_secret=True)  # the only time the secret is shown (and after a rotation)
+
+    @get("/")
+    async def list_endpoints(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+        found = await endpoints.list_endpoints(services.db, principal.account_id)
+        return {"object": "list", "data": [e.public() for e in found], "has_more": False, "next_cursor": None}
+
+    @get("/{endpoint_id:str}")
+    async def get_endpoint(
+        self, principal: PrincipalDep, services: ServicesDep, endpoint_id: FromPath[str]
+    ) -> dict[str, Any]:
+        return (await endpoints.get_endpoint(services.db, principal.account_id, endpoint_id)).public()
+
+    @patch("/{endpoint_id:str}")
+    async def update(
+        self,
+        data: JSONBody[UpdateEndpointBody],
+        principal: PrincipalDep,
+        services: ServicesDep,
+        endpoint_id: FromPath[str],
+    ) -> dict[str, Any]:
+        changes = endpoints.EndpointChanges(
+            url=data.url, events=data.events, description=data.description, enabled=data.enabled
+        )
+        updated = await endpoints.update_endpoint(
+            services.db, services.url_guard, principal.account_id, endpoint_id, changes
+        )
+        return updated.public()
+
+    @delete("/{endpoint_id:str}", status_code=200)
+    async def delete_endpoint(
+        self, principal: PrincipalDep, services: ServicesDep, endpoint_id: FromPath[str]
+    ) -> dict[str, Any]:
+        await endpoints.delete_endpoint(services.db, principal.account_id, endpoint_id)
+        return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+    @post("/{endpoint_id:str}/rotate-secret", status_code=200)
+    async def rotate_secret(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        endpoint_id: FromPath[str],
+        data: JSONBody[RotateSecretBody | None] = None,
+    ) -> dict[str, Any]:
+        grace = data.grace_period_s if data is not None else None
+        rotated = await endpoints.rotate_endpoint_secret(services.db, principal.account_id, endpoint_id, grace_s=grace)
+        return rotated.public(with_secret=True)
+
+
+class WebhookSecretController(Controller):
+    """The account's signing secret for the ``webhook_url`` of tasks."""
+
+    path = "/v1/webhooks/secret"
+    tags = ["webhooks"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @get("/")
+    async def get_secret(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+        return (await endpoints.signing_secret(services.db, principal.account_id)).public()
+
+    @post("/rotate", status_code=200)
+    async def rotate(
+        self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RotateSecretBody | None] = None
+    ) -> dict[str, Any]:
+        grace = data.grace_period_s if data is not None else None
+        return (await endpoints.rotate_signing_secret(services.db, principal.account_id, grace_s=grace)).public()
+
+
+class WebhookDeliveryController(Controller):
+    path = "/v1/webhooks/deliveries"
+    tags = ["webhooks"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @get("/")
+    async def list_deliveries(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        after: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        task_id: FromQuery[str | None] = None,
+        endpoint_id: FromQuery[str | None] = None,
+        event_type: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        page = await list_deliveries(
+            services.db,
+            principal.account_id,
+            limit=limit,
+            after=after,
+            status=status,
+            task_id=task_id,
+            endpoint_id=endpoint_id,
+            event_type=event_type,
+        )
+        return _page(page)
+
+    @get("/{delivery_id:str}")
+    async def get_delivery(
+        self, principal: PrincipalDep, services: ServicesDep, delivery_id: FromPath[str]
+    ) -> dict[str, Any]:
+        return (await get_delivery(services.db, principal.account_id, delivery_id)).public()
+
+    @post("/{delivery_id:str}/retry", status_code=202)
+    async def retry(self, principal: PrincipalDep, services: ServicesDep, delivery_id: FromPath[str]) -> dict[str, Any]:
+        delivery = await retry_delivery(services.db, services.redis, principal.account_id, delivery_id)
+        return delivery.public()
+
+
+class TaskWebhooksController(Controller):
+    path = "/v1/tasks/{task_id:str}/webhooks"
+    tags = ["tasks", "webhooks"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @get("/")
+    async def task_deliveries(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        task_id: FromPath[str],
+        limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
+        after: FromQuery[str | None] = None,
+    ) -> dict[str, Any]:
+        task = await get_task(services.db, principal.account_id, task_id)  # 404 for another account's task
+        page = await list_deliveries(services.db, principal.account_id, limit=limit, after=after, task_id=task.id)
+        return _page(page)
+
+
+WEBHOOK_CONTROLLERS = [
+    WebhookEndpointController,
+    WebhookSecretController,
+    WebhookDeliveryController,
+    TaskWebhooksController,
+]

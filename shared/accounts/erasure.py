@@ -1,0 +1,111 @@
+"""Account deletion by its owner, and suspension by an operator.
+
+Deletion never removes the account row (the ledger, orders, tasks and usage reference it): it marks the
+account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
+GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, and the
+stored output files. Keys are revoked and sessions ended at once on every process; active tasks are
+canceled (their holds released). The credit ledger and usage records stay, attached to an anonymous id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+from redis.asyncio import Redis
+
+from shared.accounts import mails
+from shared.accounts.keys import Principal, publish_invalidation, set_account_status
+from shared.accounts.passwords import verify_password
+from shared.accounts.signup import AuthDeps
+from shared.accounts.throttles import check_signin_failures, record_signin_failure
+from shared.db import Database
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ids import parse_uuid
+from shared.storage import LocalStorage
+from shared.tasks import lifecycle
+
+log = logging.getLogger(__name__)
+
+
+async def delete_account(
+    deps: AuthDeps, redis: Redis, storage: LocalStorage, principal: Principal, *, password: str | None
+) -> None:
+    """Erase the caller's account. An account with a password must confirm it."""
+    account_id = principal.account_id
+    row = await deps.db.fetchrow("SELECT email, password_hash FROM accounts WHERE id = $1", account_id)
+    if row is None or row["email"] is None:
+        raise NotFound("account not found", code="account_not_found")
+    email: str = row["email"]
+    if row["password_hash"] is not None:
+        await check_signin_failures(deps.limiter, deps.settings, email)
+        if not password or not await verify_password(row["password_hash"], password):
+            await record_signin_failure(deps.limiter, deps.settings, email)
+            raise InvalidInput(
+                "confirm the deletion with your current password", code="invalid_credentials", param="password"
+            )
+    async with deps.db.transaction() as conn:
+        erased = await conn.fetchval(
+            """
+            UPDATE accounts SET status = 'deleted', email = NULL, password_hash = NULL, deleted_at = now(),
+                                updated_at = now()
+            WHERE id = $1 AND status <> 'deleted'
+            RETURNING id
+            """,
+            account_id,
+        )
+        if erased is None:
+            raise NotFound("account not found", code="account_not_found")
+        await conn.execute("DELETE FROM oauth_identities WHERE account_id = $1", account_id)
+        await conn.execute("DELETE FROM account_tokens WHERE account_id = $1", account_id)
+        await conn.execute(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), name = '' WHERE account_id = $1", account_id
+        )
+    # From here no key, session or new hold works for the account (ledger_place_hold needs 'active').
+    await publish_invalidation(redis, f"account:{account_id}")
+    await deps.sessions.revoke_all(account_id)
+    await _cancel_active_tasks(deps.db, account_id)
+    scrubbed = await deps.db.fetch(
+        """
+        UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
+                           error_message = CASE WHEN t.error_message IS NULL THEN NULL ELSE '' END
+        FROM (SELECT id, outputs <> '[]' AS had_outputs FROM tasks WHERE account_id = $1) old
+        WHERE t.id = old.id
+        RETURNING t.id, old.had_outputs
+        """,
+        account_id,
+    )
+    await deps.db.execute("DELETE FROM idempotency_records WHERE account_id = $1", account_id)
+    for task in scrubbed:
+        if task["had_outputs"]:
+            await storage.delete_prefix(f"outputs/{task['id']}")
+    deps.mailer.dispatch(mails.account_deleted(email))
+    log.info("account %s deleted by its owner", account_id)
+
+
+async def _cancel_active_tasks(db: Database, account_id: uuid.UUID) -> None:
+    rows = await db.fetch("SELECT id FROM tasks WHERE account_id = $1 AND status IN ('queued', 'running')", account_id)
+    for row in rows:
+        with contextlib.suppress(Conflict, NotFound):  # finished meanwhile
+            await lifecycle.cancel(db, account_id, row["id"])
+
+
+async def find_account(db: Database, ident: str) -> uuid.UUID:
+    """An account by id or email (operator commands)."""
+    parsed = parse_uuid(ident)
+    if parsed is not None:
+        found = await db.fetchval("SELECT id FROM accounts WHERE id = $1", parsed)
+    else:
+        found = await db.fetchval("SELECT id FROM accounts WHERE email = $1", ident.strip().lower())
+    if found is None:
+        raise NotFound(f"no account {ident}", code="account_not_found")
+    return found
+
+
+async def suspend(db: Database, redis: Redis, ident: str, *, suspended: bool) -> uuid.UUID:
+    """Suspend an account (its keys and sessions stop with ``account_suspended``) or reinstate it."""
+    account_id = await find_account(db, ident)
+    if not await set_account_status(db, redis, account_id, "suspended" if suspended else "active"):
+        raise Conflict("a deleted account cannot be suspended or reinstated", code="account_deleted")
+    return account_id

@@ -1,0 +1,225 @@
+"""Sessions for people (the dashboard), kept server-side in Redis.
+
+The browser holds only a random token in an HttpOnly cookie. Redis keeps, under the SHA-256 of the token,
+the session's account, timestamps, client and its CSRF token, with an idle expiry renewed on use (at most
+once a minute) and never beyond the absolute lifetime. An index per account lets a person list and end
+their sessions, and lets suspension, password reset and deletion end them all.
+
+Each request on a session also reads the account's standing from PostgreSQL, so a suspended account's
+sessions stop at once with ``account_suspended`` (and work again if it is reinstated).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import inspect
+import secrets
+import time
+import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from redis.asyncio import Redis
+
+from shared.accounts.keys import Principal
+from shared.db import Database
+from shared.errors import PermissionDenied, Unauthenticated
+from shared.ids import uuid7
+from shared.settings import AuthSettings
+
+T = TypeVar("T")
+SESSION_KEY = "conduit:session:"
+INDEX_KEY = "conduit:account-sessions:"
+TOUCH_INTERVAL_S = 60.0
+MAX_USER_AGENT = 300
+# Renew a session only if it still exists (a concurrent sign-out must not be undone by a touch).
+_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('HSET', KEYS[1], 'last_seen_at', ARGV[1])
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    id: str
+    account_id: uuid.UUID
+    created_at: float
+    last_seen_at: float
+    expires_at: float  # absolute end
+    ip: str
+    user_agent: str
+    csrf_token: str
+
+    def public(self, *, current: bool = False) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "session",
+            "created_at": _iso(self.created_at),
+            "last_seen_at": _iso(self.last_seen_at),
+            "expires_at": _iso(self.expires_at),
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "current": current,
+        }
+
+
+def _iso(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def _wait(reply: Awaitable[T] | T) -> T:
+    """redis-py types its commands as "awaitable or not" (sync and async clients share them)."""
+    return await reply if inspect.isawaitable(reply) else reply
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _decode(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+class SessionStore:
+    def __init__(self, redis: Redis, settings: AuthSettings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self._touch = redis.register_script(_TOUCH)
+
+    async def create(self, account_id: uuid.UUID, *, ip: str, user_agent: str) -> tuple[str, Session]:
+        token = secrets.token_urlsafe(32)
+        now = time.time()
+        session = Session(
+            id=uuid7().hex,
+            account_id=account_id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self.settings.session_max_age_s,
+            ip=ip,
+            user_agent=user_agent[:MAX_USER_AGENT],
+            csrf_token=secrets.token_urlsafe(24),
+        )
+        token_hash = _hash(token)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(
+                SESSION_KEY + token_hash,
+                mapping={
+                    "id": session.id,
+                    "account_id": str(account_id),
+                    "created_at": repr(now),
+                    "last_seen_at": repr(now),
+                    "expires_at": repr(session.expires_at),
+                    "ip": session.ip,
+                    "user_agent": session.user_agent,
+                    "csrf_token": session.csrf_token,
+                },
+            )
+            pipe.expire(SESSION_KEY + token_hash, self._ttl(now, session.expires_at))
+            pipe.hset(INDEX_KEY + str(account_id), session.id, token_hash)
+            pipe.expire(INDEX_KEY + str(account_id), self.settings.session_max_age_s)
+            await pipe.execute()
+        return token, session
+
+    async def get(self, token: str) -> Session | None:
+        """The live session for this cookie value, renewing its idle expiry when due."""
+        if not token or len(token) > 100:
+            return None
+        key = SESSION_KEY + _hash(token)
+        raw = _decode(await _wait(self.redis.hgetall(key)))
+        if "csrf_token" not in raw:
+            return None
+        session = _parse(raw)
+        now = time.time()
+        if now >= session.expires_at:
+            await self.redis.delete(key)
+            return None
+        if now - session.last_seen_at >= TOUCH_INTERVAL_S:
+            await self._touch(keys=[key], args=[repr(now), self._ttl(now, session.expires_at)])
+        return session
+
+    async def list(self, account_id: uuid.UUID) -> list[Session]:
+        index = _decode(await _wait(self.redis.hgetall(INDEX_KEY + str(account_id))))
+        if not index:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for token_hash in index.values():
+                pipe.hgetall(SESSION_KEY + token_hash)
+            results = await pipe.execute()
+        sessions: list[Session] = []
+        gone: list[str] = []
+        now = time.time()
+        for session_id, raw in zip(index, results, strict=True):
+            data = _decode(raw)
+            if "csrf_token" not in data or float(data["expires_at"]) <= now:
+                gone.append(session_id)
+                continue
+            sessions.append(_parse(data))
+        if gone:
+            await _wait(self.redis.hdel(INDEX_KEY + str(account_id), *gone))
+        return sorted(sessions, key=lambda s: s.created_at, reverse=True)
+
+    async def revoke(self, account_id: uuid.UUID, session_id: str) -> bool:
+        token_hash = await _wait(self.redis.hget(INDEX_KEY + str(account_id), session_id))
+        if token_hash is None:
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(SESSION_KEY + _text(token_hash))
+            pipe.hdel(INDEX_KEY + str(account_id), session_id)
+            deleted, _ = await pipe.execute()
+        return bool(deleted)
+
+    async def revoke_all(self, account_id: uuid.UUID, *, keep: str | None = None) -> int:
+        """End every session of the account (but ``keep``, a session id). Returns how many ended."""
+        index = _decode(await _wait(self.redis.hgetall(INDEX_KEY + str(account_id))))
+        ending = {sid: token_hash for sid, token_hash in index.items() if sid != keep}
+        if not ending:
+            return 0
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(*(SESSION_KEY + h for h in ending.values()))
+            pipe.hdel(INDEX_KEY + str(account_id), *ending)
+            deleted, _ = await pipe.execute()
+        return int(deleted)
+
+    def _ttl(self, now: float, expires_at: float) -> int:
+        return max(1, int(min(self.settings.session_ttl_s, expires_at - now)))
+
+
+def _parse(raw: dict[str, str]) -> Session:
+    return Session(
+        id=raw["id"],
+        account_id=uuid.UUID(raw["account_id"]),
+        created_at=float(raw["created_at"]),
+        last_seen_at=float(raw["last_seen_at"]),
+        expires_at=float(raw["expires_at"]),
+        ip=raw.get("ip", ""),
+        user_agent=raw.get("user_agent", ""),
+        csrf_token=raw["csrf_token"],
+    )
+
+
+async def session_principal(db: Database, store: SessionStore, token: str) -> tuple[Principal, Session]:
+    """Resolve a session cookie to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``."""
+    session = await store.get(token)
+    if session is None:
+        raise Unauthenticated("your session has ended; sign in again", code="session_expired")
+    row = await db.fetchrow("SELECT status, role FROM accounts WHERE id = $1", session.account_id)
+    if row is None or row["status"] == "deleted":
+        raise Unauthenticated("your session has ended; sign in again", code="session_expired")
+    if row["status"] == "suspended":
+        raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
+    principal = Principal(account_id=session.account_id, api_key_id=None, role=row["role"], session_id=session.id)
+    return principal, session
+
+
+def csrf_matches(session: Session, header: str | None) -> bool:
+    return bool(header) and hmac.compare_digest(session.csrf_token.encode(), (header or "").encode())

@@ -1,0 +1,338 @@
+"""Webhook destinations of an account: its endpoints and the signing secret of task-level ``webhook_url``s.
+
+An endpoint receives every event of the account's tasks that its ``events`` filter lists. Its ``whsec_``
+secret is shown once, when the endpoint is created or the secret rotated; after a rotation the previous
+secret keeps signing (a second signature in the header) until its grace period ends.
+
+A task's own ``webhook_url`` receives that task's terminal events, signed with the account's signing
+secret: one per account, created on first use, readable with ``signing_secret`` and rotatable the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from shared.db import Connection, Database, Record
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ids import parse_uuid, uuid7
+from shared.urlguard import UrlGuard
+from shared.webhooks import DEFAULT_EVENTS, EVENT_TYPES
+from shared.webhooks.signing import SecretSet, check_grace, generate_secret
+
+MAX_ENDPOINTS = 10
+MAX_DESCRIPTION = 200
+
+_ENDPOINT_COLUMNS = (
+    "id, account_id, url, description, events, status, disabled_reason, disabled_at, failing_since, secret, "
+    "previous_secret, previous_secret_expires_at, secret_rotated_at, created_at, updated_at"
+)
+_SECRET_COLUMNS = "account_id, secret, previous_secret, previous_secret_expires_at, secret_rotated_at, created_at"
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    url: str
+    description: str
+    events: list[str]
+    status: str
+    disabled_reason: str | None
+    disabled_at: dt.datetime | None
+    failing_since: dt.datetime | None
+    secrets: SecretSet
+    secret_rotated_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Record) -> Endpoint:
+        return cls(
+            id=row["id"],
+            account_id=row["account_id"],
+            url=row["url"],
+            description=row["description"],
+            events=list(row["events"]),
+            status=row["status"],
+            disabled_reason=row["disabled_reason"],
+            disabled_at=row["disabled_at"],
+            failing_since=row["failing_since"],
+            secrets=_secret_set(row),
+            secret_rotated_at=row["secret_rotated_at"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+        )
+
+    def public(self, *, with_secret: bool = False) -> dict[str, Any]:
+        shaped: dict[str, Any] = {
+            "id": str(self.id),
+            "object": "webhook_endpoint",
+            "url": self.url,
+            "description": self.description,
+            "events": self.events,
+            "enabled": self.status == "enabled",
+            "status": self.status,
+            "disabled_reason": self.disabled_reason,
+            "disabled_at": self.disabled_at,
+            "failing_since": self.failing_since,
+            "secret_rotated_at": self.secret_rotated_at,
+            "previous_secret_expires_at": self.secrets.previous_expires_at if self.secrets.previous else None,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+        }
+        if with_secret:
+            shaped["secret"] = self.secrets.current
+        return shaped
+
+
+@dataclass(frozen=True, slots=True)
+class SigningSecret:
+    """The account's secret for task-level ``webhook_url`` deliveries."""
+
+    account_id: uuid.UUID
+    secrets: SecretSet
+    secret_rotated_at: dt.datetime | None
+    created_at: dt.datetime
+
+    @classmethod
+    def from_row(cls, row: Record) -> SigningSecret:
+        return cls(
+            account_id=row["account_id"],
+            secrets=_secret_set(row),
+            secret_rotated_at=row["secret_rotated_at"],
+            created_at=row["created_at"],
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "object": "webhook_signing_secret",
+            "secret": self.secrets.current,
+            "previous_secret_expires_at": self.secrets.previous_expires_at if self.secrets.previous else None,
+            "secret_rotated_at": self.secret_rotated_at,
+            "created_at": self.created_at,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointChanges:
+    """A partial update; None leaves a field as it is."""
+
+    url: str | None = None
+    events: list[str] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+
+
+def _secret_set(row: Record) -> SecretSet:
+    return SecretSet(row["secret"], row["previous_secret"], row["previous_secret_expires_at"])
+
+
+def endpoint_not_found(endpoint_id: object) -> NotFound:
+    return NotFound(f"webhook endpoint {endpoint_id} not found", code="webhook_endpoint_not_found")
+
+
+def check_events(events: object) -> list[str]:
+    if events is None:
+        return list(DEFAULT_EVENTS)
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise InvalidInput("events must be a non-empty list of event types", param="events")
+    unknown = [e for e in events if e not in EVENT_TYPES]
+    if unknown:
+        raise InvalidInput(f"unknown event type {unknown[0]!r}; use any of: {', '.join(EVENT_TYPES)}", param="events")
+    return [e for e in EVENT_TYPES if e in events]  # canonical order, no duplicates
+
+
+def _check_description(description: str) -> str:
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"description must be at most {MAX_DESCRIPTION} characters", param="description")
+    return description
+
+
+async def create_endpoint(
+    db: Database,
+    guard: UrlGuard,
+    account_id: uuid.UUID,
+    *,
+    url: str,
+    events: list[str] | None = None,
+    description: str = "",
+    enabled: bool = True,
+) -> Endpoint:
+    """Register an endpoint (its secret is in ``endpoint.secrets.current``: show it to the caller once)."""
+    checked = await guard.check(url, param="url")
+    filters = check_events(events)
+    description = _check_description(description)
+    async with db.transaction() as conn:
+        # Serialise creations per account so that the limit holds under concurrent requests.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", f"webhook_endpoints:{account_id}")
+        count = await conn.fetchval(
+            "SELECT count(*) FROM webhook_endpoints WHERE account_id = $1 AND status <> 'deleted'", account_id
+        )
+        if count >= MAX_ENDPOINTS:
+            raise Conflict(
+                f"an account can have at most {MAX_ENDPOINTS} webhook endpoints; delete one first",
+                code="too_many_webhook_endpoints",
+            )
+        row = await conn.fetchrow(
+            f"""
+            INSERT INTO webhook_endpoints (id, account_id, url, description, events, status, disabled_reason,
+                                           disabled_at, secret)
+            VALUES ($1, $2, $3, $4, $5, $6::text, $7, CASE WHEN $6::text = 'enabled' THEN NULL ELSE now() END, $8)
+            RETURNING {_ENDPOINT_COLUMNS}
+            """,
+            uuid7(),
+            account_id,
+            checked.url,
+            description,
+            filters,
+            "enabled" if enabled else "disabled",
+            None if enabled else "manual",
+            generate_secret(),
+        )
+    assert row is not None
+    return Endpoint.from_row(row)
+
+
+async def list_endpoints(db: Database, account_id: uuid.UUID) -> list[Endpoint]:
+    rows = await db.fetch(
+        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account_id = $1 AND status <> 'deleted' ORDER BY id",
+        account_id,
+    )
+    return [Endpoint.from_row(row) for row in rows]
+
+
+async def get_endpoint(db: Database | Connection, account_id: uuid.UUID, endpoint_id: str | uuid.UUID) -> Endpoint:
+    parsed = endpoint_id if isinstance(endpoint_id, uuid.UUID) else parse_uuid(endpoint_id)
+    if parsed is None:
+        raise endpoint_not_found(endpoint_id)
+    row = await db.fetchrow(
+        f"""SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints
+            WHERE id = $1 AND account_id = $2 AND status <> 'deleted'""",
+        parsed,
+        account_id,
+    )
+    if row is None:
+        raise endpoint_not_found(endpoint_id)
+    return Endpoint.from_row(row)
+
+
+async def update_endpoint(
+    db: Database, guard: UrlGuard, account_id: uuid.UUID, endpoint_id: str, changes: EndpointChanges
+) -> Endpoint:
+    current = await get_endpoint(db, account_id, endpoint_id)
+    url = (await guard.check(changes.url, param="url")).url if changes.url is not None else None
+    events = check_events(changes.events) if changes.events is not None else None
+    description = _check_description(changes.description) if changes.description is not None else None
+    row = await db.fetchrow(
+        f"""
+        UPDATE webhook_endpoints SET
+            url = COALESCE($3, url),
+            events = COALESCE($4, events),
+            description = COALESCE($5, description),
+            status = CASE WHEN $6::bool IS NULL THEN status WHEN $6 THEN 'enabled' ELSE 'disabled' END,
+            disabled_reason = CASE WHEN $6::bool IS NULL THEN disabled_reason WHEN $6 THEN NULL
+                                   WHEN status = 'disabled' THEN disabled_reason ELSE 'manual' END,
+            disabled_at = CASE WHEN $6::bool IS NULL THEN disabled_at WHEN $6 THEN NULL
+                               ELSE COALESCE(disabled_at, now()) END,
+            failing_since = CASE WHEN $6::bool THEN NULL ELSE failing_since END,
+            updated_at = now()
+        WHERE id = $1 AND account_id = $2 AND status <> 'deleted'
+        RETURNING {_ENDPOINT_COLUMNS}
+        """,
+        current.id,
+        account_id,
+        url,
+        events,
+        description,
+        changes.enabled,
+    )
+    if row is None:
+        raise endpoint_not_found(endpoint_id)
+    return Endpoint.from_row(row)
+
+
+async def delete_endpoint(db: Database, account_id: uuid.UUID, endpoint_id: str) -> None:
+    """The endpoint stops receiving events at once; its deliveries stay in the log."""
+    current = await get_endpoint(db, account_id, endpoint_id)
+    await db.execute(
+        """
+        UPDATE webhook_endpoints SET status = 'deleted', disabled_reason = 'deleted', disabled_at = now(),
+               updated_at = now()
+        WHERE id = $1 AND account_id = $2
+        """,
+        current.id,
+        account_id,
+    )
+
+
+async def rotate_endpoint_secret(
+    db: Database, account_id: uuid.UUID, endpoint_id: str, *, grace_s: int | None = None
+) -> Endpoint:
+    """A new secret signs from now on; the one it replaces also signs until ``grace_s`` from now."""
+    grace = check_grace(grace_s)
+    current = await get_endpoint(db, account_id, endpoint_id)
+    row = await db.fetchrow(
+        f"""
+        UPDATE webhook_endpoints
+        SET previous_secret = secret, previous_secret_expires_at = now() + make_interval(secs => $3),
+            secret = $4, secret_rotated_at = now(), updated_at = now()
+        WHERE id = $1 AND account_id = $2 AND status <> 'deleted'
+        RETURNING {_ENDPOINT_COLUMNS}
+        """,
+        current.id,
+        account_id,
+        float(grace),
+        generate_secret(),
+    )
+    if row is None:
+        raise endpoint_not_found(endpoint_id)
+    return Endpoint.from_row(row)
+
+
+async def signing_secret(db: Database | Connection, account_id: uuid.UUID) -> SigningSecret:
+    """The account's signing secret for task-level webhook URLs, created on first use."""
+    for _ in range(2):
+        row = await db.fetchrow(
+            f"""
+            WITH created AS (
+                INSERT INTO webhook_signing_secrets (id, account_id, secret) VALUES ($1, $2, $3)
+                ON CONFLICT (account_id) DO NOTHING
+                RETURNING {_SECRET_COLUMNS}
+            )
+            SELECT * FROM created
+            UNION ALL
+            SELECT {_SECRET_COLUMNS} FROM webhook_signing_secrets WHERE account_id = $2
+            LIMIT 1
+            """,
+            uuid7(),
+            account_id,
+            generate_secret(),
+        )
+        if row is not None:
+            return SigningSecret.from_row(row)
+    # Both reads lost a race with a concurrent creation that committed in between: read it now.
+    row = await db.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM webhook_signing_secrets WHERE account_id = $1", account_id)
+    assert row is not None
+    return SigningSecret.from_row(row)
+
+
+async def rotate_signing_secret(db: Database, account_id: uuid.UUID, *, grace_s: int | None = None) -> SigningSecret:
+    grace = check_grace(grace_s)
+    await signing_secret(db, account_id)  # make sure there is one to rotate
+    row = await db.fetchrow(
+        f"""
+        UPDATE webhook_signing_secrets
+        SET previous_secret = secret, previous_secret_expires_at = now() + make_interval(secs => $2),
+            secret = $3, secret_rotated_at = now()
+        WHERE account_id = $1
+        RETURNING {_SECRET_COLUMNS}
+        """,
+        account_id,
+        float(grace),
+        generate_secret(),
+    )
+    assert row is not None
+    return SigningSecret.from_row(row)

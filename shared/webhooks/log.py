@@ -1,0 +1,268 @@
+"""The delivery log: every delivery of an account's events with every attempt, and manual redelivery."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from arq.connections import ArqRedis
+from redis.exceptions import RedisError
+
+from shared.db import Database, Record
+from shared.errors import Conflict, InvalidInput, NotFound
+from shared.ids import parse_uuid
+from shared.webhooks import EVENT_TYPES
+from shared.webhooks.dispatch import enqueue_delivery, epoch_ms
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE = 100
+STATUSES = ("pending", "delivered", "failed")
+
+_COLUMNS = (
+    "id, event_id, account_id, task_id, event_type, endpoint_id, url, status, attempts, max_attempts, "
+    "next_attempt_at, locked_until, last_attempt_at, last_status_code, last_error, delivered_at, created_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    attempt: int
+    url: str
+    started_at: dt.datetime
+    finished_at: dt.datetime | None
+    status_code: int | None
+    latency_ms: int | None
+    error: str | None
+    response_body: str | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "attempt": self.attempt,
+            "url": self.url,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "status_code": self.status_code,
+            "latency_ms": self.latency_ms,
+            "error": self.error,
+            "response_body": self.response_body,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: uuid.UUID
+    event_id: uuid.UUID
+    account_id: uuid.UUID
+    task_id: uuid.UUID
+    event_type: str
+    endpoint_id: uuid.UUID | None
+    url: str
+    status: str
+    attempt_count: int
+    max_attempts: int
+    next_attempt_at: dt.datetime | None
+    locked_until: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: dt.datetime | None
+    created_at: dt.datetime
+    attempts: tuple[Attempt, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: Record, attempts: tuple[Attempt, ...] = ()) -> Delivery:
+        return cls(
+            id=row["id"],
+            event_id=row["event_id"],
+            account_id=row["account_id"],
+            task_id=row["task_id"],
+            event_type=row["event_type"],
+            endpoint_id=row["endpoint_id"],
+            url=row["url"],
+            status=row["status"],
+            attempt_count=row["attempts"],
+            max_attempts=row["max_attempts"],
+            next_attempt_at=row["next_attempt_at"],
+            locked_until=row["locked_until"],
+            last_attempt_at=row["last_attempt_at"],
+            last_status_code=row["last_status_code"],
+            last_error=row["last_error"],
+            delivered_at=row["delivered_at"],
+            created_at=row["created_at"],
+            attempts=attempts,
+        )
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "object": "webhook_delivery",
+            "event_id": str(self.event_id),  # the webhook-id header of every attempt
+            "event_type": self.event_type,
+            "task_id": str(self.task_id),
+            "endpoint_id": str(self.endpoint_id) if self.endpoint_id else None,
+            "url": self.url,
+            "status": self.status,
+            "attempt_count": self.attempt_count,
+            "max_attempts": self.max_attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_attempt_at": self.last_attempt_at,
+            "last_status_code": self.last_status_code,
+            "last_error": self.last_error,
+            "delivered_at": self.delivered_at,
+            "created_at": self.created_at,
+            "attempts": [attempt.public() for attempt in self.attempts],
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryPage:
+    deliveries: list[Delivery]
+    has_more: bool
+
+    @property
+    def next_cursor(self) -> str | None:
+        return str(self.deliveries[-1].id) if self.has_more and self.deliveries else None
+
+
+def delivery_not_found(delivery_id: object) -> NotFound:
+    return NotFound(f"webhook delivery {delivery_id} not found", code="webhook_delivery_not_found")
+
+
+def _uuid_filter(value: str | None, param: str) -> uuid.UUID | None:
+    if value is None:
+        return None
+    parsed = parse_uuid(value)
+    if parsed is None:
+        raise InvalidInput(f"{param} must be an id", param=param)
+    return parsed
+
+
+async def list_deliveries(
+    db: Database,
+    account_id: uuid.UUID,
+    *,
+    limit: int = 20,
+    after: str | None = None,
+    status: str | None = None,
+    task_id: str | uuid.UUID | None = None,
+    endpoint_id: str | None = None,
+    event_type: str | None = None,
+) -> DeliveryPage:
+    """Newest first, each with its attempts. ``after`` is the ``next_cursor`` of the previous page."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    if status is not None and status not in STATUSES:
+        raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
+    if event_type is not None and event_type not in EVENT_TYPES:
+        raise InvalidInput(f"event_type must be one of: {', '.join(EVENT_TYPES)}", param="event_type")
+    cursor = _uuid_filter(after, "after")
+    task = task_id if isinstance(task_id, uuid.UUID) else _uuid_filter(task_id, "task_id")
+    endpoint = _uuid_filter(endpoint_id, "endpoint_id")
+    rows = await db.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM webhook_deliveries
+        WHERE account_id = $1
+          AND ($2::uuid IS NULL OR id < $2)
+          AND ($3::text IS NULL OR status = $3)
+          AND ($4::uuid IS NULL OR task_id = $4)
+          AND ($5::uuid IS NULL OR endpoint_id = $5)
+          AND ($6::text IS NULL OR event_type = $6)
+        ORDER BY id DESC
+        LIMIT $7
+        """,
+        account_id,
+        cursor,
+        status,
+        task,
+        endpoint,
+        event_type,
+        limit + 1,
+    )
+    page = rows[:limit]
+    attempts = await _attempts(db, [row["id"] for row in page])
+    deliveries = [Delivery.from_row(row, attempts.get(row["id"], ())) for row in page]
+    return DeliveryPage(deliveries=deliveries, has_more=len(rows) > limit)
+
+
+async def get_delivery(db: Database, account_id: uuid.UUID, delivery_id: str | uuid.UUID) -> Delivery:
+    parsed = delivery_id if isinstance(delivery_id, uuid.UUID) else parse_uuid(delivery_id)
+    if parsed is None:
+        raise delivery_not_found(delivery_id)
+    row = await db.fetchrow(
+        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND account_id = $2", parsed, account_id
+    )
+    if row is None:
+        raise delivery_not_found(delivery_id)
+    attempts = await _attempts(db, [parsed])
+    return Delivery.from_row(row, attempts.get(parsed, ()))
+
+
+async def _attempts(db: Database, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Attempt, ...]]:
+    if not delivery_ids:
+        return {}
+    rows = await db.fetch(
+        """
+        SELECT delivery_id, attempt, url, started_at, finished_at, status_code, latency_ms, error, response_body
+        FROM webhook_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY delivery_id, attempt, id
+        """,
+        delivery_ids,
+    )
+    grouped: dict[uuid.UUID, list[Attempt]] = {}
+    for row in rows:
+        grouped.setdefault(row["delivery_id"], []).append(
+            Attempt(
+                attempt=row["attempt"],
+                url=row["url"],
+                started_at=row["started_at"],
+                finished_at=row["finished_at"],
+                status_code=row["status_code"],
+                latency_ms=row["latency_ms"],
+                error=row["error"],
+                response_body=row["response_body"],
+            )
+        )
+    return {key: tuple(value) for key, value in grouped.items()}
+
+
+async def retry_delivery(db: Database, redis: ArqRedis, account_id: uuid.UUID, delivery_id: str) -> Delivery:
+    """Send the delivery again now, with the same ``webhook-id``.
+
+    A pending delivery's next attempt is moved to now (its schedule continues if that fails); a delivered or
+    failed one gets one more attempt. The endpoint must be enabled."""
+    current = await get_delivery(db, account_id, delivery_id)
+    async with db.transaction() as conn:
+        endpoint_status = None
+        if current.endpoint_id is not None:
+            endpoint_status = await conn.fetchval(
+                "SELECT status FROM webhook_endpoints WHERE id = $1 FOR SHARE", current.endpoint_id
+            )
+            if endpoint_status != "enabled":
+                raise Conflict(
+                    f"the endpoint of this delivery is {endpoint_status}; enable it first",
+                    code="webhook_endpoint_disabled",
+                )
+        row = await conn.fetchrow(
+            f"""
+            UPDATE webhook_deliveries
+            SET max_attempts = CASE WHEN status = 'pending' THEN max_attempts ELSE attempts + 1 END,
+                status = 'pending', next_attempt_at = now()
+            WHERE id = $1 AND account_id = $2 AND (status <> 'pending' OR locked_until IS NULL OR locked_until <= now())
+            RETURNING {_COLUMNS}
+            """,
+            current.id,
+            account_id,
+        )
+    if row is None:
+        raise Conflict("an attempt of this delivery is being sent right now", code="webhook_delivery_in_progress")
+    delivery = Delivery.from_row(row, current.attempts)
+    assert delivery.next_attempt_at is not None
+    due_ms = epoch_ms(delivery.next_attempt_at)
+    try:
+        await enqueue_delivery(redis, delivery.id, attempts=delivery.attempt_count, due_ms=due_ms, now_ms=due_ms)
+    except (OSError, RedisError) as exc:  # the delivery is pending in PostgreSQL: the sweep enqueues it
+        log.warning("could not enqueue the retry of delivery %s, the sweep will: %s", delivery.id, exc)
+    return delivery
