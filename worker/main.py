@@ -106,6 +106,11 @@ class ConduitWorker(Worker):
         if not self._pool:
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+        # Let the cancelled polling loop leave its Redis pipeline (WATCH) cleanly before the pool closes;
+        # otherwise the pipeline keeps a closed connection and warns when it is garbage-collected.
+        main = self.main_task
+        if main is not None and main is not asyncio.current_task() and (main.done() or main.cancelling()):
+            await asyncio.gather(main, return_exceptions=True)
         await self.pool.delete(self.health_check_key)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
