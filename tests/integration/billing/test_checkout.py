@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import httpx
 
+from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker
 from tests.integration.billing.conftest import Shop
@@ -175,3 +176,20 @@ async def test_listing_orders_pages_and_filters(shop: Shop, make_account: Accoun
         response = await shop.http.get(f"/v1/billing/orders?{query}", headers=account.headers)
         assert response.status_code == 400, query
         assert response.json()["error"]["param"] == param
+
+
+async def test_a_signed_in_person_buys_with_a_session(
+    shop: Shop, make_account: AccountFactory, services: Services
+) -> None:
+    """The dashboard's way: the session cookie, and the CSRF token on the POST."""
+    account = await make_account(credits="0")
+    token, session = await services.sessions.create(account.id, ip="127.0.0.1", user_agent="pytest")
+    body = {"product_id": "starter"}
+    async with httpx.AsyncClient(base_url=shop.http.base_url, cookies={"conduit_session": token}) as browser:
+        refused = await browser.post("/v1/billing/checkout", json=body)
+        assert (refused.status_code, refused.json()["error"]["code"]) == (403, "csrf_failed")
+        response = await browser.post("/v1/billing/checkout", json=body, headers={"X-CSRF-Token": session.csrf_token})
+        assert response.status_code == 201, response.text
+        order_id = response.json()["order"]["id"]
+        listed = await browser.get("/v1/billing/orders")
+    assert [o["id"] for o in listed.json()["data"]] == [order_id]
