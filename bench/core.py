@@ -108,9 +108,9 @@ def submit_to_success(env: BenchEnv, keys: list[str], *, rate: float, seconds: f
     return {"rate_per_s": rate, "seconds": seconds, **latencies, "submit_http": client["latency_ms"]}
 
 
-def worker_in_flight(env: BenchEnv, keys: list[str], *, tasks: int) -> dict[str, Any]:
+def worker_in_flight(env: BenchEnv, keys: list[str], *, tasks: int, model: str = "bench-2s-text") -> dict[str, Any]:
     """Queue ``tasks`` 2-second tasks first, then start one worker and watch it drain the queue."""
-    requests = submit_requests(env.base_url, keys, "bench-2s-text", tasks)
+    requests = submit_requests(env.base_url, keys, model, tasks)
     submitted = run_loadgen({"base_url": env.base_url, "requests": requests, "concurrency": 32})
     assert submitted["statuses"].get("202") == tasks, submitted["statuses"]
     worker = env.spawn("worker")
@@ -126,8 +126,9 @@ def worker_in_flight(env: BenchEnv, keys: list[str], *, tasks: int) -> dict[str,
                     """
                     SELECT count(*) FILTER (WHERE status = 'succeeded') AS done,
                            count(*) FILTER (WHERE status = 'running') AS running
-                    FROM tasks WHERE model = 'bench-2s-text'
-                    """
+                    FROM tasks WHERE model = $1
+                    """,
+                    model,
                 )
                 assert row is not None
                 samples.append(

@@ -93,7 +93,9 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
     with Connections(settings) as resolved:
         _setup_logging(resolved)
-        asyncio.set_event_loop(asyncio.new_event_loop())
+        import uvloop  # the API runs on uvloop too (uvicorn); asyncio's own loop costs ~30% more CPU per job
+
+        asyncio.set_event_loop(uvloop.new_event_loop())
         worker = create_worker(resolved)
         worker.run()
     return 0

@@ -21,6 +21,7 @@ from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, 
 from arq.jobs import serialize_job
 
 RUN_TASK = "run_task"
+CANCEL_UPSTREAM = "cancel_upstream"
 QUEUE_NAME = default_queue_name
 
 _ENQUEUE = """
@@ -66,6 +67,11 @@ async def enqueue_task(redis: ArqRedis, task_id: uuid.UUID, *, defer_s: float | 
     """Enqueue the task's job. False when a job for this task is already queued or running."""
     added = await redis.eval(*_enqueue_args(task_id, defer_s))  # type: ignore[arg-type, misc]
     return bool(added)
+
+
+async def enqueue_upstream_cancel(redis: ArqRedis, task_id: uuid.UUID) -> None:
+    """Ask a worker to cancel the task's upstream job (a cold path: arq's own enqueue is fine)."""
+    await redis.enqueue_job(CANCEL_UPSTREAM, str(task_id), _job_id=f"{CANCEL_UPSTREAM}:{task_id}")
 
 
 class Enqueuer:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -68,6 +69,20 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 def _str(env: Mapping[str, str], name: str) -> str | None:
     raw = env.get(name)
     return raw if raw else None
+
+
+# Upstream provider credentials and base URLs are named by the catalog's [providers.*] tables; only
+# variables with these suffixes are captured (see shared/catalog/providers.py).
+PROVIDER_ENV = re.compile(r"[A-Z][A-Z0-9_]*_(API_KEY|API_TOKEN|KEY|TOKEN|BASE_URL)")
+NOT_PROVIDER_ENV = re.compile(r"SECRET_KEY|STRIPE_.*")  # our own secrets are never handed to a provider
+
+
+def _provider_env(env: Mapping[str, str]) -> dict[str, str]:
+    return {
+        name: value
+        for name, value in env.items()
+        if value and PROVIDER_ENV.fullmatch(name) and not NOT_PROVIDER_ENV.fullmatch(name)
+    }
 
 
 # -- accounts: mail, sign-in, sessions, OAuth, rewards (issue 5) -------------------------------------------
@@ -240,6 +255,20 @@ class Settings:
     task_max_tries: int = 20
     # Logging
     log_level: str = "INFO"
+    # Upstream providers (credentials, retries, circuit breaker, polling, output downloads)
+    provider_env: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    provider_connect_timeout_s: float = 5.0
+    provider_read_timeout_s: float = 60.0
+    provider_max_connections: int = 1000
+    provider_max_attempts: int = 4
+    provider_retry_budget_s: float | None = None  # None: 90% of TASK_JOB_TIMEOUT_S
+    provider_retry_after_cap_s: float = 20.0
+    circuit_failure_threshold: int = 5
+    circuit_cooldown_s: float = 30.0
+    upstream_poll_min_s: float = 1.0
+    upstream_poll_max_s: float = 10.0
+    output_max_bytes: int = 200 * 1024 * 1024
+    output_download_timeout_s: float | None = None  # None: a quarter of TASK_JOB_TIMEOUT_S
     # Webhooks and the URL guard (issue 7)
     url_guard_allow_loopback: bool = False  # development and tests only: let user URLs reach 127.0.0.1 / ::1
     webhook_timeout_s: float = 15.0
@@ -282,6 +311,19 @@ class Settings:
             task_job_timeout_s=_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),
             task_max_tries=_int(env, "TASK_MAX_TRIES", 20, minimum=1),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            provider_env=_provider_env(env),
+            provider_connect_timeout_s=_float(env, "PROVIDER_CONNECT_TIMEOUT_S", 5.0),
+            provider_read_timeout_s=_float(env, "PROVIDER_READ_TIMEOUT_S", 60.0),
+            provider_max_connections=_int(env, "PROVIDER_MAX_CONNECTIONS", 1000, minimum=1),
+            provider_max_attempts=_int(env, "PROVIDER_MAX_ATTEMPTS", 4, minimum=1),
+            provider_retry_budget_s=_float(env, "PROVIDER_RETRY_BUDGET_S", 0) or None,
+            provider_retry_after_cap_s=_float(env, "PROVIDER_RETRY_AFTER_CAP_S", 20.0),
+            circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1),
+            circuit_cooldown_s=_float(env, "CIRCUIT_COOLDOWN_S", 30.0),
+            upstream_poll_min_s=_float(env, "UPSTREAM_POLL_MIN_S", 1.0),
+            upstream_poll_max_s=_float(env, "UPSTREAM_POLL_MAX_S", 10.0),
+            output_max_bytes=_int(env, "OUTPUT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024),
+            output_download_timeout_s=_float(env, "OUTPUT_DOWNLOAD_TIMEOUT_S", 0) or None,
             url_guard_allow_loopback=_bool(env, "URL_GUARD_ALLOW_LOOPBACK", False),
             webhook_timeout_s=_positive_float(env, "WEBHOOK_TIMEOUT_S", 15.0),
             mail=MailSettings.from_env(env, data_dir),
@@ -293,6 +335,16 @@ class Settings:
             checkout_cancel_url=_str(env, "CHECKOUT_CANCEL_URL"),
             billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
         )
+
+    @property
+    def retry_budget_s(self) -> float:
+        """Time one job run may spend on upstream work (all routes, retries and output downloads): below
+        the job timeout, so that the run ends by itself and settles."""
+        return self.provider_retry_budget_s or self.task_job_timeout_s * 0.9
+
+    @property
+    def download_timeout_s(self) -> float:
+        return self.output_download_timeout_s or self.task_job_timeout_s / 4
 
     @property
     def resolved_storage_dir(self) -> Path:

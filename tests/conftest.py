@@ -27,6 +27,7 @@ from tests.harness import (
     start_servers,
     test_env,
 )
+from tests.simulators import Simulators
 
 
 @pytest.fixture(scope="session")
@@ -49,8 +50,8 @@ def api_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def env(servers: TestServers, api_port: int, storage_dir: Path) -> dict[str, str]:
-    return test_env(servers, port=api_port, storage_dir=storage_dir)
+def env(servers: TestServers, api_port: int, storage_dir: Path, simulators: Simulators) -> dict[str, str]:
+    return test_env(servers, port=api_port, storage_dir=storage_dir, **simulators.env())
 
 
 @pytest.fixture(scope="session")
@@ -134,3 +135,24 @@ async def ledger_invariants(request: pytest.FixtureRequest) -> AsyncIterator[Non
     services: Services = request.getfixturevalue("services")
     problems = await check_ledger(services.db)
     assert problems == [], f"ledger invariants violated: {problems}"
+
+
+# -- provider simulators (issue 3) ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+async def simulators() -> AsyncIterator[Simulators]:
+    """One simulator per upstream protocol, for the whole session (their URLs are in every test's env)."""
+    sims = Simulators.create()
+    await sims.start()
+    try:
+        yield sims
+    finally:
+        await sims.stop()
+
+
+@pytest.fixture
+def sims(simulators: Simulators) -> Simulators:
+    """The simulators, with no calls, jobs, files or scripted faults left from earlier tests."""
+    simulators.reset()
+    return simulators

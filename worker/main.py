@@ -13,14 +13,14 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
 from shared.billing.events import PROCESS_STRIPE_EVENT
-from shared.queue import RUN_TASK, redis_settings
+from shared.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
 from shared.webhooks.dispatch import DELIVER_WEBHOOK, WebhookWorker
 from worker.jobs.billing import billing_sweep, process_stripe_event
 from worker.jobs.sweeps import sweep
-from worker.jobs.tasks import run_task
+from worker.jobs.tasks import cancel_upstream_job, run_task
 from worker.jobs.webhooks import deliver_webhook, webhook_sweep
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,10 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             providers=services.providers,
             storage=services.storage,
             lease_s=lease_s,
+            poll_min_s=settings.upstream_poll_min_s,
+            poll_max_s=settings.upstream_poll_max_s,
         )
+        log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)
         log.info(
             "worker ready: max_jobs=%d poll=%.0f ms",
@@ -73,6 +76,13 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
                 name=RUN_TASK,
                 timeout=settings.task_job_timeout_s,
                 max_tries=settings.task_max_tries,
+                keep_result=0,
+            ),
+            func(
+                _job(cancel_upstream_job),
+                name=CANCEL_UPSTREAM,
+                timeout=settings.task_job_timeout_s,
+                max_tries=3,
                 keep_result=0,
             ),
             # webhooks (issue 7): one job per delivery attempt; the default timeout (task_job_timeout_s)
@@ -99,18 +109,26 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 class ConduitWorker(Worker):
+    _stopping = False
+
+    async def _poll_iteration(self) -> None:
+        if self._stopping:  # leave the polling loop between two iterations, never inside a Redis pipeline
+            raise asyncio.CancelledError
+        await super()._poll_iteration()
+
     async def close(self) -> None:
         # arq's own close() calls redis-py's deprecated close(); this is the same sequence with aclose().
         if not self._handle_signals:
+            # Stopped in-process (tests, embedding): let the polling loop finish its iteration first. Cancelled
+            # in the middle of one, it can leave a pipeline mid-WATCH holding a connection (a ResourceWarning).
+            main = self.main_task
+            if main is not None and not main.done() and main is not asyncio.current_task():
+                self._stopping = True
+                await asyncio.wait({main}, timeout=10)
             self.handle_sig(signal.SIGUSR1)
         if not self._pool:
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
-        # Let the cancelled polling loop leave its Redis pipeline (WATCH) cleanly before the pool closes;
-        # otherwise the pipeline keeps a closed connection and warns when it is garbage-collected.
-        main = self.main_task
-        if main is not None and main is not asyncio.current_task() and (main.done() or main.cancelling()):
-            await asyncio.gather(main, return_exceptions=True)
         await self.pool.delete(self.health_check_key)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)

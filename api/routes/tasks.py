@@ -11,7 +11,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from shared.ids import parse_uuid
-from shared.tasks import lifecycle
+from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
 from shared.tasks.submit import TaskSubmission, submit_task
 from shared.tasks.views import public_task
@@ -85,5 +85,5 @@ class TaskController(Controller):
         parsed = parse_uuid(task_id)
         if parsed is None:
             raise task_not_found(task_id)
-        task = await lifecycle.cancel(services.db, principal.account_id, parsed)
+        task = await cancel_task(services.db, services.redis, principal.account_id, parsed)
         return public_task(task, services.signer)

@@ -14,6 +14,7 @@ from typing import Any
 
 from shared.catalog.params import Parameter, parse_parameter
 from shared.catalog.pricing import Pricing, parse_pricing
+from shared.catalog.providers import ProviderSpec, check_route_options, parse_provider
 
 KINDS = ("image", "video", "text")
 
@@ -50,9 +51,10 @@ class Model:
 
 
 class Catalog:
-    def __init__(self, models: list[Model], version: int) -> None:
+    def __init__(self, models: list[Model], version: int, providers: dict[str, ProviderSpec] | None = None) -> None:
         self.version = version
         self._models = {model.id: model for model in models}
+        self.providers: dict[str, ProviderSpec] = providers or {}
 
     def __iter__(self):
         return iter(self._models.values())
@@ -70,7 +72,7 @@ def load_catalog(path: Path) -> Catalog:
 
 def load_catalog_paths(paths: tuple[Path, ...] | list[Path]) -> Catalog:
     """Load one or more catalog files; a later file adds models and parameter sets, or replaces them by id."""
-    merged: dict[str, Any] = {"parameter_sets": {}, "models": []}
+    merged: dict[str, Any] = {"parameter_sets": {}, "models": [], "providers": {}}
     for path in paths:
         try:
             data = tomllib.loads(path.read_text())
@@ -78,6 +80,7 @@ def load_catalog_paths(paths: tuple[Path, ...] | list[Path]) -> Catalog:
             raise CatalogError(f"cannot read catalog {path}: {exc}") from exc
         merged["version"] = data.get("version", merged.get("version", 1))
         merged["parameter_sets"].update(data.get("parameter_sets") or {})
+        merged["providers"].update(data.get("providers") or {})
         ids = {model.get("id") for model in data.get("models") or []}
         merged["models"] = [m for m in merged["models"] if m.get("id") not in ids] + list(data.get("models") or [])
     return parse_catalog(merged, source=", ".join(map(str, paths)))
@@ -96,7 +99,11 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> Catalog
             raise CatalogError(f"{where}: duplicate model id {model.id!r}")
         seen.add(model.id)
         models.append(model)
-    return Catalog(models, version=int(data.get("version", 1)))
+    providers = {
+        name: parse_provider(name, raw, where=f"{source}: providers.{name}")
+        for name, raw in (data.get("providers") or {}).items()
+    }
+    return Catalog(models, version=int(data.get("version", 1)), providers=providers)
 
 
 def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], where: str) -> Model:
@@ -130,6 +137,8 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
     )
     if not routes:
         raise CatalogError(f"{where}: model {model_id!r} has no routes")
+    for route in routes:
+        check_route_options(route.options, where=f"{where} ({model_id}, route {route.provider})")
     created = raw.get("created", dt.date(2024, 1, 1))
     if isinstance(created, dt.date):
         created = int(dt.datetime(created.year, created.month, created.day, tzinfo=dt.UTC).timestamp())

@@ -45,6 +45,7 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     requests: int = 0
+    upstream_seconds: float = 0.0  # compute time the upstream reported (Replicate's predict_time); not priced
 
     def public(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -57,6 +58,8 @@ class Usage:
             out["output_tokens"] = self.output_tokens
         if self.requests:
             out["requests"] = self.requests
+        if self.upstream_seconds:
+            out["upstream_seconds"] = round(self.upstream_seconds, 3)
         return out
 
 

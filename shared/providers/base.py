@@ -80,6 +80,11 @@ class PermanentError(ProviderError):
     """The request itself is refused (4xx, content policy): trying again or elsewhere will not help."""
 
 
+class RouteError(PermanentError):
+    """This route cannot serve any request (credentials refused, model unknown upstream): no retry here,
+    but the next route may work. Counts against the provider's circuit breaker."""
+
+
 class Provider(Protocol):
     name: str
 

@@ -3,6 +3,16 @@
 ``execute_task`` is what the arq job calls. It is safe to run any number of times for the same task
 (arq delivers at least once): the claim is a compare-and-set with a lease, and settlement only happens
 for a task that is still running.
+
+Routes are tried in catalog order. Each call is retried for transient failures (``shared.providers.retry``)
+inside a time budget below the job timeout; a route whose retries ran out, whose credentials or model are
+refused, or whose circuit is open hands over to the next route. A refusal of the request itself (invalid
+input, content policy) fails the task at once. Whatever route serves the task, it is charged once, at the
+model's price.
+
+Queue-based upstreams answer with a job id: it is saved on the task (with the provider) before anything
+else, then the job is re-scheduled to poll it (``execute_task`` returns the delay; the arq job raises
+``Retry(defer=…)``), so no job slot sleeps and a redelivered job resumes the same upstream job.
 """
 
 from __future__ import annotations
@@ -10,21 +20,38 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import logging
+import time
 import uuid
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
 
-from shared.catalog import Catalog
-from shared.catalog.pricing import cost
+from shared.catalog import Catalog, Model
+from shared.catalog.pricing import Usage, cost
 from shared.db import Database
-from shared.providers import ProviderRegistry
-from shared.providers.base import Completed, GenerationRequest, ProviderError
+from shared.providers import ProviderRegistry, route_for
+from shared.providers.base import (
+    Completed,
+    GenerationRequest,
+    PermanentError,
+    Provider,
+    ProviderError,
+    RetryableError,
+    RouteError,
+    Submitted,
+)
+from shared.providers.circuit import Gate
+from shared.providers.retry import with_retries
 from shared.storage import LocalStorage
-from shared.tasks import lifecycle
+from shared.tasks import lifecycle, upstream
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
 
 log = logging.getLogger(__name__)
+
+UPSTREAM_CANCEL_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +61,12 @@ class TaskRuntime:
     providers: ProviderRegistry
     storage: LocalStorage
     lease_s: float
+    poll_min_s: float = 1.0
+    poll_max_s: float = 10.0
+
+
+def _seconds_left(task: TaskRecord) -> float:
+    return (task.deadline_at - dt.datetime.now(dt.UTC)).total_seconds()
 
 
 async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
@@ -45,42 +78,130 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
     if model is None:
         await lifecycle.fail(rt.db, task.id, code="model_removed", message=f"model {task.model!r} is no longer offered")
         return None
-    remaining = (task.deadline_at - dt.datetime.now(dt.UTC)).total_seconds()
-    if remaining <= 0:
-        await lifecycle.fail(rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline")
+    if _seconds_left(task) <= 0:
+        await _deadline_exceeded(rt, task, model)
         return None
-    routes = rt.providers.usable_routes(model)
+    # Everything upstream in this run (calls, retries, downloads) ends before the job timeout would.
+    ends = time.monotonic() + min(rt.providers.policy.budget_s, _seconds_left(task))
+    if task.upstream_id and task.provider:
+        return await _poll(rt, task, model, ends)
+    return await _start(rt, task, model, ends)
+
+
+async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -> float | None:
+    registry = rt.providers
+    routes = registry.usable_routes(model)
     if not routes:
         await lifecycle.fail(rt.db, task.id, code="model_unavailable", message="no provider can serve this model now")
         return None
-    route = routes[0]
-    provider = rt.providers.get(route.provider)
-    assert provider is not None
-    request = GenerationRequest(task_id=task.id, model=model, route=route, params=task.input)
-    try:
-        async with asyncio.timeout(remaining):
-            result = await provider.start(request)
-    except ProviderError as exc:
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider)
+    last: ProviderError | None = None
+    for route in routes:
+        budget = ends - time.monotonic()
+        if budget <= 0:
+            break
+        provider = registry.get(route.provider)
+        assert provider is not None
+        gate = await _gate(registry, route.provider)
+        if not gate.allowed:
+            last = RetryableError(f"{route.provider} is failing (circuit open)", code="upstream_unavailable")
+            continue
+        request = GenerationRequest(task_id=task.id, model=model, route=route, params=task.input)
+        try:
+            result = await with_retries(functools.partial(provider.start, request), registry.policy, budget_s=budget)
+        except (RetryableError, RouteError) as exc:
+            if _seconds_left(task) > 0:  # running out of the task's own time says nothing about the provider
+                await _record_failure(registry, route.provider)
+            log.warning("task %s: route %s failed (%s), trying the next one", task.id, route.provider, exc.code)
+            last = exc
+            continue
+        except PermanentError as exc:
+            await _record_success(registry, route.provider, gate)  # it answered: the provider is up
+            await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider)
+            return None
+        await _record_success(registry, route.provider, gate)
+        if isinstance(result, Submitted):
+            return await _submitted(rt, task, provider, request, result)
+        await _settle(rt, task, model, result, route.provider, ends)
         return None
-    except TimeoutError:
-        await lifecycle.fail(rt.db, task.id, code="deadline_exceeded", message="the provider did not answer in time")
+    if _seconds_left(task) <= 0:
+        await _deadline_exceeded(rt, task, model)
         return None
-    if not isinstance(result, Completed):  # pragma: no cover - queue-based providers arrive with issue 3
-        raise NotImplementedError("polling upstream jobs")
-    await _settle(rt, task, result, route.provider)
+    code = last.code if last is not None else "upstream_unavailable"
+    reason = last.message if last is not None else "no time left to try"
+    await lifecycle.fail(
+        rt.db, task.id, code=code, message=f"no provider could serve this task; the last one said: {reason}"
+    )
     return None
 
 
-async def _settle(rt: TaskRuntime, task: TaskRecord, result: Completed, provider: str) -> None:
-    model = rt.catalog.get(task.model)
-    assert model is not None
+async def _submitted(
+    rt: TaskRuntime, task: TaskRecord, provider: Provider, request: GenerationRequest, result: Submitted
+) -> float | None:
+    saved = await upstream.save_submitted(
+        rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=result.progress
+    )
+    if not saved:
+        # Canceled (or failed by the sweep) while we were submitting, or a concurrent run of this job got its
+        # upstream job saved first: nobody else knows this upstream id, so stop it here.
+        await _cancel_quietly(provider, request, result.upstream_id)
+        return None
+    log.info("task %s: submitted to %s as %s", task.id, provider.name, result.upstream_id)
+    return _poll_delay(rt, task)
+
+
+async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -> float | None:
+    assert task.provider is not None and task.upstream_id is not None
+    registry = rt.providers
+    provider = registry.get(task.provider)
+    if provider is None:
+        await lifecycle.fail(
+            rt.db, task.id, code="upstream_unavailable", message=f"provider {task.provider!r} is no longer configured"
+        )
+        return None
+    request = GenerationRequest(task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input)
+    poll = functools.partial(provider.poll, request, task.upstream_id)
     try:
-        outputs = await store_outputs(rt.storage, task.id, result.outputs)
+        result = await with_retries(poll, registry.policy, budget_s=ends - time.monotonic())
+    except RetryableError as exc:
+        # The upstream job is still ours: look again later rather than fail (the deadline bounds this).
+        log.warning("task %s: polling %s failed (%s); will poll again", task.id, task.provider, exc.code)
+        if _seconds_left(task) <= 0:
+            await _deadline_exceeded(rt, task, model)
+            return None
+        await upstream.save_progress(rt.db, task.id, None)
+        return _poll_delay(rt, task)
+    except PermanentError as exc:
+        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=task.provider)
+        return None
+    if isinstance(result, Completed):
+        await _settle(rt, task, model, result, task.provider, ends)
+        return None
+    if not await upstream.save_progress(rt.db, task.id, result.progress):
+        return None  # canceled meanwhile: the cancel job stops the upstream job
+    return _poll_delay(rt, task)
+
+
+def _poll_delay(rt: TaskRuntime, task: TaskRecord) -> float:
+    """Poll often at first, then less: a tenth of the time the task has run, within the configured bounds,
+    and never past the deadline (the next run fails the task there)."""
+    started = task.started_at or task.created_at
+    elapsed = (dt.datetime.now(dt.UTC) - started).total_seconds()
+    delay = min(rt.poll_max_s, max(rt.poll_min_s, elapsed / 10))
+    return max(0.05, min(delay, _seconds_left(task) + 0.05))
+
+
+async def _settle(
+    rt: TaskRuntime, task: TaskRecord, model: Model, result: Completed, provider: str, ends: float
+) -> None:
+    try:
+        outputs = await store_outputs(
+            rt.storage, task.id, result.outputs, fetcher=rt.providers.fetcher, budget_s=ends - time.monotonic()
+        )
     except ProviderError as exc:
+        await rt.storage.delete_prefix(output_prefix(task.id))
         await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider)
         return
-    usage = dataclasses.replace(result.usage, requests=max(result.usage.requests, 1))  # one call, one request
+    usage = _billable_usage(model, task.input, result.usage, outputs)
     charge = cost(model.pricing, usage)
     if charge > task.credits_held:
         log.warning("task %s cost %d exceeds its hold %d; charging the hold", task.id, charge, task.credits_held)
@@ -91,3 +212,53 @@ async def _settle(rt: TaskRuntime, task: TaskRecord, result: Completed, provider
         current = await rt.db.fetchval("SELECT status FROM tasks WHERE id = $1", task.id)
         if current != "succeeded":
             await rt.storage.delete_prefix(output_prefix(task.id))
+
+
+def _billable_usage(model: Model, params: dict[str, Any], usage: Usage, outputs: list[dict[str, Any]]) -> Usage:
+    """The upstream's usage in the catalog's unit: one request per call; images as delivered; video seconds
+    as measured from the stored files when the upstream did not say (never more than requested)."""
+    usage = dataclasses.replace(usage, requests=max(usage.requests, 1))
+    if model.pricing.unit == "image" and not usage.images:
+        usage = dataclasses.replace(usage, images=sum(1 for o in outputs if o["type"] == "image"))
+    if model.pricing.unit == "video_second" and not usage.video_seconds:
+        requested = Fraction(params.get("duration_s", 0))
+        measured = sum(
+            (Fraction(str(o["duration_s"])) for o in outputs if o["type"] == "video" and o.get("duration_s")),
+            Fraction(0),
+        )
+        seconds = min(measured, requested) if measured and requested else (measured or requested)
+        usage = dataclasses.replace(usage, video_seconds=seconds)
+    return usage
+
+
+async def _deadline_exceeded(rt: TaskRuntime, task: TaskRecord, model: Model) -> None:
+    failed = await lifecycle.fail(rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline")
+    if failed and task.upstream_id and task.provider:
+        provider = rt.providers.get(task.provider)
+        if provider is not None:
+            request = GenerationRequest(
+                task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input
+            )
+            await _cancel_quietly(provider, request, task.upstream_id)
+
+
+async def _cancel_quietly(provider: Provider, request: GenerationRequest, upstream_id: str) -> None:
+    try:
+        async with asyncio.timeout(UPSTREAM_CANCEL_TIMEOUT_S):
+            await provider.cancel(request, upstream_id)
+    except (ProviderError, TimeoutError) as exc:
+        log.warning("could not cancel %s job %s: %s", provider.name, upstream_id, exc)
+
+
+async def _gate(registry: ProviderRegistry, provider: str) -> Gate:
+    return await registry.breaker.allow(provider) if registry.breaker is not None else Gate.CLOSED
+
+
+async def _record_success(registry: ProviderRegistry, provider: str, gate: Gate) -> None:
+    if registry.breaker is not None:
+        await registry.breaker.record_success(provider, gate)
+
+
+async def _record_failure(registry: ProviderRegistry, provider: str) -> None:
+    if registry.breaker is not None and await registry.breaker.record_failure(provider):
+        log.warning("circuit for provider %s is open: its routes are skipped for a while", provider)

@@ -1,11 +1,21 @@
-"""Normalising provider outputs and copying them into our storage (upstream URLs expire)."""
+"""Normalising provider outputs and copying them into our storage (upstream URLs expire).
+
+Each output's bytes come from the provider (``data``, e.g. decoded base64) or are downloaded from its
+``url`` (bounded: see ``shared.providers.fetch``). Their type is decided by their content (magic bytes),
+must fit the output's kind, and width / height / duration are measured from the file itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
 from typing import Any
 
-from shared.providers.base import Output, PermanentError
+from shared.providers.base import Output, PermanentError, RetryableError
+from shared.providers.fetch import OutputFetcher
+from shared.providers.media import acceptable, measure, sniff
+from shared.providers.retry import RetryPolicy, with_retries
 from shared.storage import EXTENSIONS, LocalStorage
 
 
@@ -13,9 +23,20 @@ def output_prefix(task_id: uuid.UUID) -> str:
     return f"outputs/{task_id}"
 
 
-async def store_outputs(storage: LocalStorage, task_id: uuid.UUID, outputs: list[Output]) -> list[dict[str, Any]]:
+async def store_outputs(
+    storage: LocalStorage,
+    task_id: uuid.UUID,
+    outputs: list[Output],
+    *,
+    fetcher: OutputFetcher | None = None,
+    budget_s: float | None = None,
+) -> list[dict[str, Any]]:
     """Save each output's bytes under ``outputs/<task id>/`` and return the normalised output list
-    (``type, key, content_type, width, height, duration_s, text``; the key becomes a signed URL on read)."""
+    (``type, key, content_type, width, height, duration_s, text``; the key becomes a signed URL on read).
+
+    Downloads take at most ``fetcher.timeout_s`` each and ``budget_s`` in all."""
+    loop = asyncio.get_running_loop()
+    ends = loop.time() + budget_s if budget_s is not None else None
     stored: list[dict[str, Any]] = []
     for index, output in enumerate(outputs):
         entry: dict[str, Any] = {
@@ -27,15 +48,32 @@ async def store_outputs(storage: LocalStorage, task_id: uuid.UUID, outputs: list
             "duration_s": output.duration_s,
             "text": output.text,
         }
-        if output.data is not None:
-            extension = EXTENSIONS.get(output.content_type or "")
-            if extension is None:
+        data = output.data
+        if data is None and output.url is not None:
+            if fetcher is None:
+                raise PermanentError("this worker cannot download provider outputs", code="unsupported_output")
+            budget = fetcher.timeout_s if ends is None else min(fetcher.timeout_s, ends - loop.time())
+            if budget <= 0:
+                raise RetryableError("no time was left to download the outputs", code="output_download_failed")
+            retries = RetryPolicy(max_attempts=3, budget_s=budget)
+            data = await with_retries(functools.partial(fetcher.fetch, output.url), retries)
+        if data is not None:
+            if fetcher is not None and len(data) > fetcher.max_bytes:
+                raise fetcher.too_large()
+            content_type = sniff(data)
+            if content_type is None or not acceptable(output.type, content_type):
                 raise PermanentError(
-                    f"the provider returned an unsupported content type {output.content_type!r}",
+                    f"the provider returned a file that is not a supported {output.type}",
                     code="unsupported_output",
                 )
-            key = f"{output_prefix(task_id)}/{index}.{extension}"
-            await storage.put(key, output.data)
+            dimensions = await asyncio.to_thread(measure, data, content_type)
+            entry["content_type"] = content_type
+            entry["width"] = dimensions.width or output.width
+            entry["height"] = dimensions.height or output.height
+            # GIF frame delays are quantised to 10 ms: a duration the provider states wins over the measured one.
+            entry["duration_s"] = output.duration_s or dimensions.duration_s
+            key = f"{output_prefix(task_id)}/{index}.{EXTENSIONS[content_type]}"
+            await storage.put(key, data)
             entry["key"] = key
         elif output.text is None:
             raise PermanentError("the provider returned an empty output", code="empty_output")

@@ -14,6 +14,7 @@ from arq.connections import ArqRedis
 from shared.db import Database
 from shared.queue import enqueue_task
 from shared.tasks import lifecycle
+from shared.tasks.cancellation import request_upstream_cancel
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,12 @@ async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float 
     return enqueued
 
 
-async def fail_overdue(db: Database, *, limit: int = 500) -> int:
+async def fail_overdue(db: Database, *, limit: int = 500, redis: ArqRedis | None = None) -> int:
+    """Fail tasks past their deadline (voiding their holds); with ``redis``, also have their upstream jobs
+    cancelled."""
     rows = await db.fetch(
         """
-        SELECT id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
+        SELECT id, upstream_id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
         ORDER BY deadline_at LIMIT $1
         """,
         limit,
@@ -52,6 +55,8 @@ async def fail_overdue(db: Database, *, limit: int = 500) -> int:
     for row in rows:
         if await lifecycle.fail(db, row["id"], code="deadline_exceeded", message="the task ran past its deadline"):
             failed += 1
+            if redis is not None and row["upstream_id"]:
+                await request_upstream_cancel(redis, row["id"])
     if failed:
         log.info("sweep failed %d task(s) past their deadline", failed)
     return failed

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import httpx
 
+from shared.db import Database
 from tests.conftest import TestAccount
 from tests.harness import wait_for
 
@@ -39,3 +41,11 @@ async def balance(client: httpx.AsyncClient, account: TestAccount) -> tuple[Deci
     assert response.status_code == 200, response.text
     data = response.json(parse_float=Decimal)
     return Decimal(data["balance"]["available"]), Decimal(data["balance"]["held"])
+
+
+async def charge_count(db: Database, task_id: str) -> int:
+    """How many charge entries the ledger holds for a task (exactly one for a succeeded task)."""
+    count: int = await db.fetchval(
+        "SELECT count(*) FROM ledger_entries WHERE task_id = $1 AND kind = 'charge'", uuid.UUID(task_id)
+    )
+    return count

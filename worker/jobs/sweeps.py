@@ -9,7 +9,7 @@ from worker.context import WorkerContext
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
-    failed = await fail_overdue(services.db)
+    failed = await fail_overdue(services.db, redis=services.redis)
     requeued = await requeue_orphans(services.db, services.redis)
     async with services.db.transaction() as conn:
         expired = await expire_lots(conn)

@@ -1,0 +1,43 @@
+"""Non-terminal updates of a running task that is waiting on an upstream job.
+
+Both release the task's lease: the job is about to be re-scheduled (arq ``Retry(defer=…)``) and its next
+delivery, on any worker, must be able to claim the task at once. Both only touch a task that is still
+running, and say whether it was (a task canceled meanwhile must have its upstream job canceled too).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from shared.db import Database, to_json
+
+
+async def save_submitted(
+    db: Database, task_id: uuid.UUID, *, provider: str, upstream_id: str, progress: dict[str, Any]
+) -> bool:
+    """Record the upstream job id (and who holds it) before any poll, so a re-run resumes it. False when the
+    task is no longer running, or another run of its job already saved a different upstream job."""
+    status = await db.execute(
+        """
+        UPDATE tasks SET provider = $2, upstream_id = $3, progress = $4::jsonb, lease_expires_at = NULL
+        WHERE id = $1 AND status = 'running' AND (upstream_id IS NULL OR upstream_id = $3)
+        """,
+        task_id,
+        provider,
+        upstream_id,
+        to_json(progress),
+    )
+    return status.endswith(" 1")
+
+
+async def save_progress(db: Database, task_id: uuid.UUID, progress: dict[str, Any] | None) -> bool:
+    status = await db.execute(
+        """
+        UPDATE tasks SET progress = COALESCE($2::jsonb, progress), lease_expires_at = NULL
+        WHERE id = $1 AND status = 'running'
+        """,
+        task_id,
+        to_json(progress) if progress else None,
+    )
+    return status.endswith(" 1")

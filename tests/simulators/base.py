@@ -1,0 +1,171 @@
+"""What every provider simulator shares: a Litestar app under uvicorn in the test process on a free port,
+a record of every call it received, scripted faults, and a file host for output URLs.
+
+A test scripts faults per operation (``sim.fail("chat", Fault(500), Fault(429, headers={"Retry-After":
+"1"}))``); each call of that operation consumes the next fault, then the simulator answers normally.
+Payloads follow the recorded examples in ``payloads/`` (taken from the providers' API documentation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+from litestar import Litestar, Request, Response, get
+from litestar.params import FromPath
+
+from tests.harness import free_port
+
+PAYLOADS = Path(__file__).parent / "payloads"
+
+
+def payload(name: str) -> Any:
+    return json.loads((PAYLOADS / f"{name}.json").read_text())
+
+
+@dataclass
+class Fault:
+    """One scripted misbehaviour: wait ``delay_s``, then answer ``status`` with ``body`` (a JSON value, or
+    raw ``bytes`` for malformed answers). ``status=None`` after a delay means "answer normally, late"."""
+
+    status: int | None = 500
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_s: float = 0.0
+
+
+@dataclass
+class Call:
+    operation: str
+    method: str
+    path: str
+    body: Any
+    headers: dict[str, str]
+    at: float
+
+
+class Simulator:
+    """Subclasses define ``name``, ``auth_scheme`` (with ``key``, the credential they accept) and
+    ``handlers()``. Queue-style simulators time their jobs with ``job_duration``."""
+
+    name = "simulator"
+    auth_scheme = "Bearer"
+    default_finish_after_s = 0.3
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.port = free_port()
+        self.calls: list[Call] = []
+        self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
+        self.files: dict[str, tuple[bytes, str]] = {}
+        self.latency_s = 0.0
+        self.finish_after_s = self.default_finish_after_s
+        self._server: uvicorn.Server | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def job_duration(self, model: str) -> float:
+        """How long a job of this model runs: ``…/never`` forever, ``…/slow`` 6 s, others ``finish_after_s``."""
+        if model.endswith("/never"):
+            return math.inf
+        if model.endswith("/slow"):
+            return 6.0
+        return self.finish_after_s
+
+    # -- test controls ------------------------------------------------------------------------------------
+
+    def fail(self, operation: str, *faults: Fault) -> None:
+        self.faults[operation].extend(faults)
+
+    def reset(self) -> None:
+        self.calls.clear()
+        self.faults.clear()
+        self.files.clear()
+        self.latency_s = 0.0
+        self.finish_after_s = self.default_finish_after_s
+        self.reset_state()
+
+    def reset_state(self) -> None:
+        """Subclasses forget their jobs here."""
+
+    def calls_to(self, operation: str) -> list[Call]:
+        return [call for call in self.calls if call.operation == operation]
+
+    def host_file(self, name: str, data: bytes, content_type: str) -> str:
+        self.files[name] = (data, content_type)
+        return f"{self.origin}/files/{name}"
+
+    # -- helpers for handlers -----------------------------------------------------------------------------
+
+    async def enter(self, operation: str, request: Request[Any, Any, Any]) -> Response[Any] | None:
+        """Record the call, check the credential, play the next scripted fault. None: answer normally."""
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw
+        self.calls.append(
+            Call(operation, request.method, request.url.path, body, dict(request.headers), time.monotonic())
+        )
+        if request.headers.get("authorization") != f"{self.auth_scheme} {self.key}":
+            return self.unauthorized()
+        queue = self.faults.get(operation)
+        fault = queue.popleft() if queue else None
+        if fault is None:
+            if self.latency_s:
+                await asyncio.sleep(self.latency_s)
+            return None
+        if fault.delay_s:
+            await asyncio.sleep(fault.delay_s)
+        if fault.status is None:
+            return None
+        content = fault.body if isinstance(fault.body, bytes) else json.dumps(fault.body or {}).encode()
+        return Response(content, status_code=fault.status, headers=fault.headers, media_type="application/json")
+
+    def unauthorized(self) -> Response[Any]:
+        return Response({"detail": "Invalid token."}, status_code=401)
+
+    def handlers(self) -> list[Any]:
+        raise NotImplementedError
+
+    # -- server ---------------------------------------------------------------------------------------------
+
+    def app(self) -> Litestar:
+        @get("/files/{name:str}", sync_to_thread=False)
+        def serve_file(name: FromPath[str]) -> Response[bytes]:
+            if name not in self.files:
+                return Response(b"expired", status_code=404, media_type="text/plain")
+            data, content_type = self.files[name]
+            return Response(data, media_type=content_type)
+
+        return Litestar(route_handlers=[serve_file, *self.handlers()], debug=False)
+
+    async def start(self) -> None:
+        config = uvicorn.Config(
+            self.app(), host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
+        )
+        self._server = uvicorn.Server(config)
+        self._task = asyncio.create_task(self._server.serve())
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name} simulator did not start")
+            await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._task is not None:
+            await self._task
