@@ -17,6 +17,7 @@ from api.errors import EXCEPTION_HANDLERS
 from api.ratelimits import add_rate_limit_headers
 from api.routes.account import AccountController
 from api.routes.auth import AuthController
+from api.routes.billing import BillingController
 from api.routes.files import FileController
 from api.routes.health import healthz
 from api.routes.keys import KeyController
@@ -71,6 +72,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             UsageController,
             RateLimitController,
             support_router(settings.support.max_request_bytes),
+            # billing (issue 6)
+            BillingController,
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},

@@ -16,6 +16,7 @@ from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
 from shared.errors import (
+    BillingUnavailable,
     ConduitError,
     Conflict,
     InsufficientCredits,
@@ -46,6 +47,7 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     # issue 8
     ServiceUnavailable: (503, "service_unavailable_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
+    BillingUnavailable: (503, "service_unavailable_error"),
 }
 
 # Litestar's own HTTP errors (routing, body parsing) -> (error type, code)

@@ -78,3 +78,9 @@ class PayloadTooLarge(InvalidInput):
     """One part of the request (e.g. an attachment) is over its size cap."""
 
     code = "payload_too_large"
+
+
+class BillingUnavailable(ConduitError):
+    """Payments are not configured on this server (no Stripe keys)."""
+
+    code = "billing_unavailable"

@@ -234,3 +234,110 @@ def _insufficient_message(available: int, needed: int) -> str:
         f"insufficient credits: this request needs up to {Credits(needed)} credits "
         f"and {Credits(max(available, 0))} are available"
     )
+
+
+# -- Taking back a lot's unused credits: refunds and revocations (billing) -----------------------------------
+#
+# A lot's *unused* credits are ``remaining - reserved``: what is neither spent nor set aside by a pending
+# hold. Only those can be taken back; the reserved part follows its hold (charged, or released back to
+# the lot). Callers lock in the usual order (their own row, e.g. the order, then account -> lot), which
+# ``lot_unused`` does for the account and the lot, so what it returns stays true until the transaction ends.
+
+TAKE_BACK_KINDS = ("refund", "revoke")
+
+
+async def lot_unused(conn: Connection, lot_id: uuid.UUID) -> int:
+    """Lock the lot's account and the lot; return its unused credits (0 once it has expired)."""
+    account_id = await conn.fetchval("SELECT account_id FROM credit_lots WHERE id = $1", lot_id)
+    if account_id is None:
+        raise ValueError(f"no credit lot {lot_id}")
+    await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+    unused: int = await conn.fetchval(
+        """
+        SELECT CASE WHEN expires_at IS NOT NULL AND expires_at <= now() THEN 0 ELSE remaining - reserved END
+        FROM credit_lots WHERE id = $1 FOR UPDATE
+        """,
+        lot_id,
+    )
+    return unused
+
+
+async def take_back(
+    conn: Connection, *, lot_id: uuid.UUID, amount: int, kind: str, idempotency_key: str, description: str = ""
+) -> int:
+    """Remove ``amount`` unused micro-credits from the lot (a 'refund' or 'revoke' entry). Returns the amount
+    taken, or 0 when this idempotency key was used before. Raises ``ValueError`` if the lot has fewer unused
+    credits than ``amount`` (nothing is changed then)."""
+    if kind not in TAKE_BACK_KINDS:
+        raise ValueError(f"kind must be one of {TAKE_BACK_KINDS}")
+    if amount <= 0:
+        raise ValueError("the amount to take back must be positive")
+    unused = await lot_unused(conn, lot_id)  # locks account -> lot (already held if the caller asked first)
+    if amount > unused:
+        raise ValueError(f"lot {lot_id} has {unused} unused micro-credits, cannot take back {amount}")
+    account_id = await conn.fetchval(
+        """
+        WITH entry AS (
+            INSERT INTO ledger_entries
+                (id, account_id, kind, amount, delta_total, delta_held, lot_id, idempotency_key, description)
+            SELECT $1::uuid, account_id, $6::text, $3::bigint, -$3::bigint, 0, id, $4::text, $5::text
+            FROM credit_lots WHERE id = $2
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING account_id
+        ), lot AS (
+            UPDATE credit_lots
+            SET remaining = remaining - $3::bigint,
+                closed_at = CASE WHEN remaining = $3::bigint THEN now() ELSE closed_at END
+            WHERE id = $2 AND EXISTS (SELECT 1 FROM entry)
+        )
+        UPDATE accounts SET credits_total = credits_total - $3::bigint, updated_at = now()
+        WHERE id = (SELECT account_id FROM entry)
+        RETURNING id
+        """,
+        uuid7(), lot_id, amount, idempotency_key, description, kind,
+    )  # fmt: skip
+    return amount if account_id is not None else 0
+
+
+async def restore_to_lot(
+    conn: Connection, *, lot_id: uuid.UUID, amount: int, idempotency_key: str, description: str = ""
+) -> int:
+    """Put back credits that ``take_back`` removed (e.g. a refund the payment provider refused), as an
+    'adjust' entry. If the lot has expired meanwhile, the next expiry sweep expires them. Returns the amount
+    restored, or 0 when this idempotency key was used before."""
+    if amount <= 0:
+        raise ValueError("the amount to restore must be positive")
+    await lot_unused(conn, lot_id)  # lock account -> lot
+    account_id = await conn.fetchval(
+        """
+        WITH entry AS (
+            INSERT INTO ledger_entries
+                (id, account_id, kind, amount, delta_total, delta_held, lot_id, idempotency_key, description)
+            SELECT $1::uuid, account_id, 'adjust', $3::bigint, $3::bigint, 0, id, $4::text, $5::text
+            FROM credit_lots WHERE id = $2
+            ON CONFLICT (idempotency_key) DO NOTHING
+            RETURNING account_id
+        ), lot AS (
+            UPDATE credit_lots SET remaining = remaining + $3::bigint, closed_at = NULL
+            WHERE id = $2 AND EXISTS (SELECT 1 FROM entry)
+        )
+        UPDATE accounts SET credits_total = credits_total + $3::bigint, updated_at = now()
+        WHERE id = (SELECT account_id FROM entry)
+        RETURNING id
+        """,
+        uuid7(), lot_id, amount, idempotency_key, description,
+    )  # fmt: skip
+    return amount if account_id is not None else 0
+
+
+async def upcoming_expiries(conn: Connection, account_id: uuid.UUID, *, limit: int = 20) -> list[asyncpg.Record]:
+    """The account's lots that will expire, soonest first: ``lot_id, source, remaining, expires_at``."""
+    return await conn.fetch(
+        """
+        SELECT id AS lot_id, source, remaining, expires_at FROM credit_lots
+        WHERE account_id = $1 AND remaining > 0 AND expires_at > now()
+        ORDER BY expires_at, id LIMIT $2
+        """,
+        account_id,
+        limit,
+    )

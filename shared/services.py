@@ -10,6 +10,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
+from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
 from shared.mail import Mailer
@@ -41,11 +42,13 @@ class Services:
     mailer: Mailer
     # Rate limits of API requests and in-flight tasks (issue 8)
     request_limits: RequestLimits
+    billing: Billing  # billing (issue 6): credit packs, Stripe
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
         _, redis_url = settings.require_connections()
         catalog = load_catalog_paths(settings.catalog_paths)
+        billing = Billing.from_settings(settings)
         db = await Database.connect(settings, max_size=db_pool_max)
         try:
             redis = await connect_redis(redis_url)
@@ -74,11 +77,13 @@ class Services:
             sessions=SessionStore(redis, settings.auth),
             mailer=Mailer(settings.mail),
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
+            billing=billing,
         )
 
     async def close(self) -> None:
         await self.mailer.drain()
         await self.http.aclose()
+        await self.billing.close()
         await self.redis.aclose()
         await self.db.close()
 

@@ -17,6 +17,7 @@ from shared.money import CreditsFormatError, parse_credits
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
+DEFAULT_PRODUCTS = PACKAGE_ROOT / "billing" / "products.toml"
 
 
 class SettingsError(ValueError):
@@ -329,6 +330,13 @@ class Settings:
     # Rate limits and support tickets (issue 8)
     rate_limits: RateLimitSettings = RateLimitSettings()
     support: SupportSettings = SupportSettings()
+    # Billing (Stripe). Without a secret key, checkout and refunds answer 503; the rest of the API works.
+    stripe_secret_key: str | None = None
+    stripe_webhook_secret: str | None = None
+    stripe_api_base: str = "https://api.stripe.com"
+    checkout_success_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=success"
+    checkout_cancel_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=cancel"
+    billing_products_path: Path = DEFAULT_PRODUCTS
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -377,6 +385,12 @@ class Settings:
             auth=AuthSettings.from_env(env, public_base_url),
             rate_limits=RateLimitSettings.from_env(env),
             support=SupportSettings.from_env(env),
+            stripe_secret_key=_str(env, "STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=_str(env, "STRIPE_WEBHOOK_SECRET"),
+            stripe_api_base=(env.get("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/"),
+            checkout_success_url=_str(env, "CHECKOUT_SUCCESS_URL"),
+            checkout_cancel_url=_str(env, "CHECKOUT_CANCEL_URL"),
+            billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
         )
 
     @property
@@ -398,6 +412,14 @@ class Settings:
         if not self.database_url or not self.redis_url:
             raise SettingsError("DATABASE_URL and REDIS_URL must be set (the CLI starts embedded servers)")
         return self.database_url, self.redis_url
+
+    @property
+    def resolved_checkout_success_url(self) -> str:
+        return self.checkout_success_url or f"{self.public_base_url}/v1/billing/return?result=success"
+
+    @property
+    def resolved_checkout_cancel_url(self) -> str:
+        return self.checkout_cancel_url or f"{self.public_base_url}/v1/billing/return?result=cancel"
 
     def with_connections(self, database_url: str, redis_url: str) -> Settings:
         return dataclasses.replace(self, database_url=database_url, redis_url=redis_url)

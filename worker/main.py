@@ -12,11 +12,13 @@ from arq import cron, func
 from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
+from shared.billing.events import PROCESS_STRIPE_EVENT
 from shared.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
 from shared.webhooks.dispatch import DELIVER_WEBHOOK, WebhookWorker
+from worker.jobs.billing import billing_sweep, process_stripe_event
 from worker.jobs.sweeps import sweep
 from worker.jobs.tasks import cancel_upstream_job, run_task
 from worker.jobs.webhooks import deliver_webhook, webhook_sweep
@@ -24,6 +26,7 @@ from worker.jobs.webhooks import deliver_webhook, webhook_sweep
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = {0, 15, 30, 45}
+BILLING_SWEEP_SECONDS = {7, 37}
 
 
 def _job(fn: Any) -> WorkerCoroutine:
@@ -85,10 +88,13 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             ),
             # webhooks (issue 7): one job per delivery attempt; the default timeout (task_job_timeout_s)
             func(_job(deliver_webhook), name=DELIVER_WEBHOOK, max_tries=5, keep_result=0),
+            # billing (issue 6): one job per Stripe event
+            func(_job(process_stripe_event), name=PROCESS_STRIPE_EVENT, max_tries=20, keep_result=0),
         ],
         "cron_jobs": [
             cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
             cron(_job(webhook_sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
+            cron(_job(billing_sweep), second=BILLING_SWEEP_SECONDS, unique=True, keep_result=0),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
@@ -104,9 +110,22 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
 
 
 class ConduitWorker(Worker):
+    _stopping = False
+
+    async def _poll_iteration(self) -> None:
+        if self._stopping:  # leave the polling loop between two iterations, never inside a Redis pipeline
+            raise asyncio.CancelledError
+        await super()._poll_iteration()
+
     async def close(self) -> None:
         # arq's own close() calls redis-py's deprecated close(); this is the same sequence with aclose().
         if not self._handle_signals:
+            # Stopped in-process (tests, embedding): let the polling loop finish its iteration first. Cancelled
+            # in the middle of one, it can leave a pipeline mid-WATCH holding a connection (a ResourceWarning).
+            main = self.main_task
+            if main is not None and not main.done() and main is not asyncio.current_task():
+                self._stopping = True
+                await asyncio.wait({main}, timeout=10)
             self.handle_sig(signal.SIGUSR1)
         if not self._pool:
             return

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.accounts.keys import NewKey, create_api_key
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound
 from shared.ids import parse_uuid, uuid7
-from shared.ledger import Balance, get_balance, grant
+from shared.ledger import Balance, get_balance, grant, upcoming_expiries
 from shared.money import Credits
 
 ROLES = ("user", "support", "admin")
@@ -35,6 +35,7 @@ class AccountView:
     created_at: dt.datetime
     balance: Balance
     email_verified: bool = False
+    expiring: list[dict[str, Any]] = field(default_factory=list)  # lots that will expire, soonest first
 
     def public(self) -> dict[str, Any]:
         return {
@@ -45,6 +46,7 @@ class AccountView:
             "status": self.status,
             "email_verified": self.email_verified,
             "balance": {"available": Credits(self.balance.available), "held": Credits(self.balance.held)},
+            "upcoming_expiries": self.expiring,
             "created_at": self.created_at,
         }
 
@@ -101,6 +103,11 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
         if row is None:
             raise NotFound("account not found", code="account_not_found")
         balance = await get_balance(conn, account_id)
+        expiring = [
+            {"lot_id": str(lot["lot_id"]), "source": lot["source"], "amount": Credits(lot["remaining"]),
+             "expires_at": lot["expires_at"]}
+            for lot in await upcoming_expiries(conn, account_id)
+        ]  # fmt: skip
     return AccountView(
         id=row["id"],
         email=row["email"],
@@ -109,6 +116,7 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
         created_at=row["created_at"],
         balance=balance,
         email_verified=row["email_verified_at"] is not None,
+        expiring=expiring,
     )
 
 
