@@ -7,8 +7,7 @@ SQLSTATE CD402 (insufficient credits; DETAIL = spendable micro-credits) or CD403
 DETAIL = its status), which ``shared.ledger`` turns into domain errors.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.table import Table
+from shared.db.raw_migrations import sql_migration
 
 ID = "2026-11-21T22:10:00:000000"
 VERSION = "1.38.0"
@@ -65,19 +64,10 @@ $$
 """
 
 
-class RawTable(Table):
-    pass
-
-
 async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="conduit", description=DESCRIPTION)
-
-    async def run():
-        await RawTable.raw(CREATE)
-
-    async def run_backwards():
-        await RawTable.raw("DROP FUNCTION IF EXISTS ledger_place_hold(uuid, uuid, bigint, uuid, uuid, text)")
-
-    manager.add_raw(run)
-    manager.add_raw_backwards(run_backwards)
-    return manager
+    return sql_migration(
+        ID,
+        DESCRIPTION,
+        forwards=[CREATE],
+        backwards=["DROP FUNCTION IF EXISTS ledger_place_hold(uuid, uuid, bigint, uuid, uuid, text)"],
+    )

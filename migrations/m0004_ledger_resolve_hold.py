@@ -10,8 +10,7 @@ Returns one row (hold_id, account_id, task_id, amount, charged, expired) or none
 pending.
 """
 
-from piccolo.apps.migrations.auto.migration_manager import MigrationManager
-from piccolo.table import Table
+from shared.db.raw_migrations import sql_migration
 
 ID = "2026-11-22T05:00:00:000000"
 VERSION = "1.38.0"
@@ -113,21 +112,13 @@ $$
 """
 
 
-class RawTable(Table):
-    pass
-
-
 async def forwards():
-    manager = MigrationManager(migration_id=ID, app_name="conduit", description=DESCRIPTION)
-
-    async def run():
-        await RawTable.raw(UUID7)
-        await RawTable.raw(RESOLVE)
-
-    async def run_backwards():
-        await RawTable.raw("DROP FUNCTION IF EXISTS ledger_resolve_hold(uuid, uuid, bigint, text, text, uuid, uuid)")
-        await RawTable.raw("DROP FUNCTION IF EXISTS conduit_uuid7()")
-
-    manager.add_raw(run)
-    manager.add_raw_backwards(run_backwards)
-    return manager
+    return sql_migration(
+        ID,
+        DESCRIPTION,
+        forwards=[UUID7, RESOLVE],
+        backwards=[
+            "DROP FUNCTION IF EXISTS ledger_resolve_hold(uuid, uuid, bigint, text, text, uuid, uuid)",
+            "DROP FUNCTION IF EXISTS conduit_uuid7()",
+        ],
+    )
