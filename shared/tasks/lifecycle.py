@@ -21,7 +21,7 @@ from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
 from shared.usage import record_usage
 from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
-from shared.webhooks.outbox import record_task_event
+from shared.webhooks.outbox import has_destination_sql, record_task_event
 
 if TYPE_CHECKING:
     from shared.request_limits import TaskSlots
@@ -40,15 +40,17 @@ async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskReco
             lease_expires_at = now() + make_interval(secs => $2)
         WHERE id = $1
           AND (status = 'queued' OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
-        RETURNING {COLUMNS}
+        RETURNING {COLUMNS}, {has_destination_sql("$3", terminal=False)}
         """,
         task_id,
         float(lease_s),
+        TASK_STARTED,
     )
     if row is None:
         return None
-    # webhooks: task.started (idempotent; a takeover after a crash records it if the first claim could not)
-    await record_task_event(db, task_id, TASK_STARTED)
+    if row["has_webhook"]:
+        # webhooks: task.started (idempotent; a takeover after a crash records it if the first claim could not)
+        await record_task_event(db, task_id, TASK_STARTED)
     return TaskRecord.from_row(row)
 
 
@@ -76,12 +78,14 @@ async def complete(
                 credits_charged = LEAST($4::bigint, credits_held), completed_at = now(),
                 lease_expires_at = NULL, progress = NULL
             WHERE id = $1 AND status = 'running'
-            RETURNING account_id, api_key_id, model, kind, credits_charged, {_LATENCY}
+            RETURNING account_id, api_key_id, model, kind, credits_charged, {_LATENCY},
+                      {has_destination_sql("$5", terminal=True)}
             """,
             task.id,
             to_json(outputs),
             provider,
             charge,
+            TASK_SUCCEEDED,
         )
         if row is None:
             return False
@@ -89,7 +93,8 @@ async def complete(
         resolution = await post_hold(conn, task_id=task.id, charge=charged, description=f"{task.model} task")
         await settle_key_spend(conn, row["api_key_id"], resolution)  # the key's spent / spend cap
         await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
-        await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
+        if row["has_webhook"]:
+            await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task.id)
     return True
@@ -112,17 +117,20 @@ async def fail(
             SET status = 'failed', error_code = $2, error_message = $3, provider = COALESCE($4, provider),
                 completed_at = now(), lease_expires_at = NULL, progress = NULL
             WHERE id = $1 AND status IN ('queued', 'running')
-            RETURNING account_id, api_key_id, model, kind, provider, {_LATENCY}
+            RETURNING account_id, api_key_id, model, kind, provider, {_LATENCY},
+                      {has_destination_sql("$5", terminal=True)}
             """,
             task_id,
             code,
             message,
             provider,
+            TASK_FAILED,
         )
         if row is None:
             return False
         await _void(conn, task_id, row, FAILED)
-        await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
+        if row["has_webhook"]:
+            await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task_id)
     return True
@@ -140,14 +148,16 @@ async def cancel(
             SET status = 'canceled', error_code = 'canceled', error_message = 'canceled by the client',
                 completed_at = now(), lease_expires_at = NULL, progress = NULL
             WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
-            RETURNING {COLUMNS}, {_LATENCY}
+            RETURNING {COLUMNS}, {_LATENCY}, {has_destination_sql("$3", terminal=True)}
             """,
             task_id,
             account_id,
+            TASK_CANCELED,
         )
         if row is not None:
             await _void(conn, task_id, row, CANCELED)
-            await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction
+            if row["has_webhook"]:
+                await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction
         else:
             current = await conn.fetchval(
                 "SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id

@@ -58,6 +58,18 @@ HAVING count(*) > 0
 """
 
 
+def has_destination_sql(event_param: str, *, terminal: bool) -> str:
+    """A boolean SQL expression, for the RETURNING clause of the statement that changes a task's status, telling
+    whether ``record_task_event`` would find a destination (so it can be skipped when there is none). It reads
+    the same rows in the same transaction, so skipping changes nothing; ``event_param`` is the placeholder
+    holding the event type."""
+    own_url = "tasks.webhook_url IS NOT NULL OR " if terminal else ""
+    return (
+        f"({own_url}EXISTS (SELECT 1 FROM webhook_endpoints e WHERE e.account_id = tasks.account_id "
+        f"AND e.status = 'enabled' AND {event_param} = ANY(e.events))) AS has_webhook"
+    )
+
+
 async def record_task_event(db: Connection | Database, task_id: uuid.UUID, event_type: str) -> None:
     """Insert the event and its deliveries (if the task has destinations for it); idempotent per event."""
     await db.execute(
