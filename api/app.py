@@ -14,12 +14,14 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
+from api.observability import metrics, observability_middleware
 from api.ratelimits import add_rate_limit_headers
 from api.routes.account import AccountController
+from api.routes.admin import AdminController
 from api.routes.auth import AuthController
 from api.routes.billing import BillingController
 from api.routes.files import FileController
-from api.routes.health import healthz
+from api.routes.health import healthz, readyz
 from api.routes.keys import KeyController
 from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
@@ -29,6 +31,7 @@ from api.routes.support import support_router
 from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
+from shared.metrics.store import MetricsFlusher
 from shared.money import Credits
 from shared.services import Services
 from shared.settings import Settings
@@ -47,12 +50,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services = await Services.start(settings)
         app.state.services = services
         invalidations = asyncio.create_task(services.keys.listen(services.redis))
+        flusher = MetricsFlusher(services.redis, settings.operating.metrics_flush_s)  # metrics (issue 9)
+        flusher.start()
         try:
             yield
         finally:
             invalidations.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await invalidations
+            await flusher.close()
             await services.close()
 
     return Litestar(
@@ -74,11 +80,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
             support_router(settings.support.max_request_bytes),
             # billing (issue 6)
             BillingController,
+            # operating (issue 9)
+            readyz,
+            metrics,
+            AdminController,
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_rate_limit_headers],  # rate limits (issue 8)
+        middleware=[observability_middleware],  # request ids, HTTP metrics (issue 9)
         type_encoders={Credits: encode_credits},
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(

@@ -25,6 +25,7 @@ import asyncpg
 from shared.db import Connection
 from shared.errors import InsufficientCredits, PermissionDenied
 from shared.ids import uuid7
+from shared.metrics import METRICS
 
 LOT_SOURCES = ("signup", "promo", "purchase", "manual")
 
@@ -100,7 +101,10 @@ async def grant(
         """,
         uuid7(), account_id, amount, lot_id, idempotency_key, description, source, reference, expires_at,
     )  # fmt: skip
-    return lot_id if row is not None else None
+    if row is None:
+        return None
+    METRICS.inc("conduit_credits_granted", {"source": source}, amount / 1_000_000)  # metrics (issue 9)
+    return lot_id
 
 
 async def place_hold(

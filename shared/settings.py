@@ -279,6 +279,34 @@ class SupportSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class OperatingSettings:
+    """Operating Conduit (issue 9): metrics access, retention, sweeps, shutdown, log format."""
+
+    metrics_token: str | None = None  # set: /metrics wants "Authorization: Bearer <token>"; unset: loopback only
+    metrics_flush_s: float = 5.0  # how often a process adds its counters to the shared totals in Redis
+    retention_days: int = 30  # task inputs and output files of tasks finished longer ago are purged (0: never)
+    idempotency_ttl_h: int = 24  # Idempotency-Key records older than this are pruned
+    worker_shutdown_grace_s: float = 25.0  # on SIGTERM, how long in-flight jobs may finish before handed back
+    worker_heartbeat_s: int = 15  # the worker's liveness record is refreshed this often (arq health check too)
+    log_format: str = "json"  # "json" (one object per line) or "text"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> OperatingSettings:
+        log_format = (env.get("LOG_FORMAT") or "json").lower()
+        if log_format not in ("json", "text"):
+            raise SettingsError(f"LOG_FORMAT must be 'json' or 'text', got {log_format!r}")
+        return cls(
+            metrics_token=_str(env, "METRICS_TOKEN"),
+            metrics_flush_s=_positive_float(env, "METRICS_FLUSH_S", 5.0),
+            retention_days=_int(env, "RETENTION_DAYS", 30, minimum=0),
+            idempotency_ttl_h=_int(env, "IDEMPOTENCY_TTL_H", 24, minimum=1),
+            worker_shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE_S", 25.0),
+            worker_heartbeat_s=min(_int(env, "WORKER_HEARTBEAT_S", 15, minimum=1), 60),
+            log_format=log_format,
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob Conduit reads from the environment (documented in the README's Operating section)."""
 
@@ -337,6 +365,7 @@ class Settings:
     checkout_success_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=success"
     checkout_cancel_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=cancel"
     billing_products_path: Path = DEFAULT_PRODUCTS
+    operating: OperatingSettings = OperatingSettings()  # issue 9: metrics, retention, shutdown, logs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -391,6 +420,7 @@ class Settings:
             checkout_success_url=_str(env, "CHECKOUT_SUCCESS_URL"),
             checkout_cancel_url=_str(env, "CHECKOUT_CANCEL_URL"),
             billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
+            operating=OperatingSettings.from_env(env),
         )
 
     @property

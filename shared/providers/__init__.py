@@ -83,6 +83,9 @@ class ProviderRegistry:
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
 
+    def names(self) -> list[str]:
+        return sorted(self._providers)
+
     def configured_names(self) -> list[str]:
         return sorted(name for name, provider in self._providers.items() if provider.configured())
 

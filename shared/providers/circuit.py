@@ -91,6 +91,20 @@ class CircuitBreaker:
         opened = await self.redis.eval(_FAILURE, 1, *args)  # type: ignore[misc]
         return bool(opened)
 
+    async def state(self, provider: str) -> dict[str, object]:
+        """What operators see (admin API, metrics): ``closed`` / ``open`` / ``half_open``, the failure count,
+        and until when an open circuit refuses calls."""
+        raw = await self.redis.hmget(self._key(provider), ["failures", "open_until", "probe_until"])
+        failures, open_until, probe_until = (int(value or 0) for value in raw)
+        now = _now_ms()
+        if open_until == 0:
+            state = "closed"
+        elif now < open_until or now < probe_until:
+            state = "open" if now < open_until else "half_open"
+        else:
+            state = "half_open"  # the cool-down ended: the next call is a probe
+        return {"state": state, "failures": failures, "open_until_ms": open_until or None}
+
     async def reset(self, provider: str) -> None:
         await self.redis.delete(self._key(provider))
 

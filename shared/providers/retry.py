@@ -22,7 +22,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared.providers.base import RetryableError
+from shared.metrics import METRICS
+from shared.providers.base import ProviderError, RetryableError
 
 T = TypeVar("T")
 
@@ -59,8 +60,11 @@ def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
     return wait
 
 
-async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, budget_s: float | None = None) -> T:
-    """Call ``fn`` until it succeeds, fails permanently, or the attempts or the time budget run out."""
+async def with_retries(
+    fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, budget_s: float | None = None, provider: str = ""
+) -> T:
+    """Call ``fn`` until it succeeds, fails permanently, or the attempts or the time budget run out. With
+    ``provider``, its failed calls and retries are counted (metrics)."""
     budget = policy.budget_s if budget_s is None else min(budget_s, policy.budget_s)
     loop = asyncio.get_running_loop()
     ends = loop.time() + budget
@@ -72,6 +76,8 @@ async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, b
     )
     async for attempt in retrying:
         with attempt:
+            if provider and attempt.retry_state.attempt_number > 1:
+                METRICS.inc("conduit_provider_retries", {"provider": provider})
             remaining = ends - loop.time()
             if remaining <= 0:
                 raise RetryableError("the provider did not answer within the time budget", code="upstream_timeout")
@@ -79,7 +85,13 @@ async def with_retries(fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, b
                 async with asyncio.timeout(remaining):
                     return await fn()
             except TimeoutError:
+                if provider:
+                    METRICS.inc("conduit_provider_errors", {"provider": provider, "code": "upstream_timeout"})
                 raise RetryableError(
                     "the provider did not answer within the time budget", code="upstream_timeout"
                 ) from None
+            except ProviderError as exc:
+                if provider:
+                    METRICS.inc("conduit_provider_errors", {"provider": provider, "code": exc.code})
+                raise
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover

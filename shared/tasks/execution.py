@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from shared.catalog import Catalog, Model
 from shared.catalog.pricing import Usage, cost
 from shared.db import Database
+from shared.metrics import METRICS
 from shared.providers import ProviderRegistry, route_for
 from shared.providers.base import (
     Completed,
@@ -88,13 +89,18 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
         await _deadline_exceeded(rt, task, model)
         return None
     # Everything upstream in this run (calls, retries, downloads) ends before the job timeout would.
-    ends = time.monotonic() + min(rt.providers.policy.budget_s, _seconds_left(task))
-    if task.upstream_id and task.provider:
-        return await _poll(rt, task, model, ends)
-    return await _start(rt, task, model, ends)
+    began = time.monotonic()
+    ends = began + min(rt.providers.policy.budget_s, _seconds_left(task))
+    labels = {"model": task.model, "provider": task.provider or ""}
+    try:
+        if task.upstream_id and task.provider:
+            return await _poll(rt, task, model, ends)
+        return await _start(rt, task, model, ends, labels)
+    finally:  # metrics (issue 9): each run of the job, by model and the provider it last tried
+        METRICS.observe("conduit_job_duration_seconds", labels, time.monotonic() - began)
 
 
-async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -> float | None:
+async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, labels: dict[str, str]) -> float | None:
     registry = rt.providers
     routes = registry.usable_routes(model)
     if not routes:
@@ -109,13 +115,16 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) -
             break
         provider = registry.get(route.provider)
         assert provider is not None
+        labels["provider"] = route.provider
         gate = await _gate(registry, route.provider)
         if not gate.allowed:
             last = RetryableError(f"{route.provider} is failing (circuit open)", code="upstream_unavailable")
             continue
         request = GenerationRequest(task_id=task.id, model=model, route=route, params=task.input)
         try:
-            result = await with_retries(functools.partial(provider.start, request), registry.policy, budget_s=budget)
+            result = await with_retries(
+                functools.partial(provider.start, request), registry.policy, budget_s=budget, provider=route.provider
+            )
         except (RetryableError, RouteError) as exc:
             if _seconds_left(task) > 0:  # running out of the task's own time says nothing about the provider
                 await _record_failure(registry, route.provider)
@@ -179,7 +188,7 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
     request = GenerationRequest(task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input)
     poll = functools.partial(provider.poll, request, task.upstream_id)
     try:
-        result = await with_retries(poll, registry.policy, budget_s=ends - time.monotonic())
+        result = await with_retries(poll, registry.policy, budget_s=ends - time.monotonic(), provider=task.provider)
     except RetryableError as exc:
         # The upstream job is still ours: look again later rather than fail (the deadline bounds this).
         log.warning("task %s: polling %s failed (%s); will poll again", task.id, task.provider, exc.code)

@@ -16,6 +16,7 @@ from shared.catalog.pricing import Usage
 from shared.db import Connection, Database, Record, to_json
 from shared.errors import Conflict
 from shared.ledger import post_hold, void_hold
+from shared.metrics import METRICS
 from shared.tasks import CANCELED, FAILED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
@@ -95,6 +96,8 @@ async def complete(
         await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
         if row["has_webhook"]:
             await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
+    _count_finished(row, "succeeded", provider)
+    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, charged / 1_000_000)
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task.id)
     return True
@@ -131,6 +134,7 @@ async def fail(
         await _void(conn, task_id, row, FAILED)
         if row["has_webhook"]:
             await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
+    _count_finished(row, "failed", row["provider"])
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task_id)
     return True
@@ -163,6 +167,7 @@ async def cancel(
                 "SELECT status FROM tasks WHERE id = $1 AND account_id = $2", task_id, account_id
             )
     if row is not None:
+        _count_finished(row, "canceled", row["provider"])
         if slots is not None:
             await slots.release(row["account_id"], row["api_key_id"], task_id)
         return TaskRecord.from_row(row)
@@ -199,3 +204,8 @@ async def _record(
         credits=credits,
         latency_ms=row["latency_ms"],
     )
+
+
+def _count_finished(row: Record, status: str, provider: str | None) -> None:
+    """metrics (issue 9): counted once the transition committed."""
+    METRICS.inc("conduit_tasks_finished", {"model": row["model"], "provider": provider or "", "status": status})

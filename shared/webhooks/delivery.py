@@ -31,6 +31,7 @@ import msgspec
 
 from shared.db import Connection, Database
 from shared.ids import uuid7
+from shared.metrics import METRICS
 from shared.money import Credits
 from shared.storage import UrlSigner
 from shared.tasks.records import TaskRecord
@@ -321,6 +322,8 @@ async def _finish(
             return Outcome()
         if claimed.endpoint_id is not None:
             await _endpoint_health(conn, claimed.endpoint_id, response.ok, gone, now)
+    # metrics (issue 9): every attempt's outcome; "retrying" when another attempt follows
+    METRICS.inc("conduit_webhook_deliveries", {"outcome": "retrying" if status == "pending" else status})
     if status != "pending":
         log.info("webhook delivery %s %s after %d attempt(s)", claimed.id, status, attempt)
     return Outcome(attempts=attempt, next_attempt_at=next_at)

@@ -1,0 +1,217 @@
+"""Operators on accounts: search, detail, credit adjustments with a reason, suspension, key revocation.
+
+A credit adjustment is a ledger movement like any other: a grant is a ``manual`` lot (``grant`` entry), a
+deduction takes unused credits back from the account's lots, earliest expiry first (``revoke`` entries, so
+the invariant granted − charged − expired − revoked − refunded = available + held still holds). Each carries
+the operator's reason and an idempotency key derived from the operation id, so a retried request (same
+``operation_id``) moves nothing twice."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+
+from shared.accounts.erasure import find_account, suspend
+from shared.accounts.keys import revoke_key
+from shared.accounts.service import get_account
+from shared.db import Database
+from shared.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
+from shared.ids import parse_uuid, uuid7
+from shared.ledger import get_balance, grant, take_back
+from shared.money import Credits
+from shared.pagination import page_cursor
+
+MAX_REASON = 500
+
+
+@dataclass(frozen=True, slots=True)
+class AccountPage:
+    accounts: list[dict[str, Any]]
+    has_more: bool
+
+    @property
+    def next_cursor(self) -> str | None:
+        return self.accounts[-1]["id"] if self.has_more and self.accounts else None
+
+
+def _summary(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "object": "account",
+        "email": row["email"],
+        "role": row["role"],
+        "status": row["status"],
+        "balance": {
+            "available": Credits(row["credits_total"] - row["credits_held"]),
+            "held": Credits(row["credits_held"]),
+        },
+        "created_at": row["created_at"],
+    }
+
+
+async def search_accounts(
+    db: Database,
+    *,
+    query: str | None = None,
+    status: str | None = None,
+    role: str | None = None,
+    limit: int = 20,
+    after: str | None = None,
+) -> AccountPage:
+    """Newest first. ``query`` is an account id, an API key prefix (``cdt_…``) or part of an email address."""
+    cursor = page_cursor(limit, after)
+    text = (query or "").strip().lower()
+    exact_id = parse_uuid(text) if text else None
+    rows = await db.fetch(
+        """
+        SELECT a.id, a.email, a.role, a.status, a.credits_total, a.credits_held, a.created_at
+        FROM accounts a
+        WHERE ($1::text = '' OR a.id = $2::uuid OR a.email LIKE '%' || $1 || '%'
+               OR EXISTS (SELECT 1 FROM api_keys k WHERE k.account_id = a.id AND lower(k.prefix) = $1))
+          AND ($3::text IS NULL OR a.status = $3) AND ($4::text IS NULL OR a.role = $4)
+          AND ($5::uuid IS NULL OR a.id < $5)
+        ORDER BY a.id DESC LIMIT $6
+        """,
+        text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") if text and exact_id is None else text,
+        exact_id,
+        status,
+        role,
+        cursor,
+        limit + 1,
+    )
+    return AccountPage([_summary(row) for row in rows[:limit]], len(rows) > limit)
+
+
+async def account_detail(db: Database, ident: str) -> dict[str, Any]:
+    """The account (as its owner sees it) with its API keys and task counts."""
+    account_id = await find_account(db, ident)
+    view = (await get_account(db, account_id)).public()
+    keys = await db.fetch(
+        """
+        SELECT id, name, prefix, created_at, last_used_at, expires_at, revoked_at, spend_cap, spent
+        FROM api_keys WHERE account_id = $1 AND deleted_at IS NULL ORDER BY id
+        """,
+        account_id,
+    )
+    counts = await db.fetch("SELECT status, count(*) AS n FROM tasks WHERE account_id = $1 GROUP BY status", account_id)
+    view["api_keys"] = [
+        {
+            "id": str(k["id"]),
+            "name": k["name"],
+            "prefix": k["prefix"],
+            "created_at": k["created_at"],
+            "last_used_at": k["last_used_at"],
+            "expires_at": k["expires_at"],
+            "revoked": k["revoked_at"] is not None,
+            "spend_cap": Credits(k["spend_cap"]) if k["spend_cap"] is not None else None,
+            "spent": Credits(k["spent"]),
+        }
+        for k in keys
+    ]
+    view["tasks"] = {row["status"]: row["n"] for row in counts}
+    return view
+
+
+def _check_reason(reason: str) -> str:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("say why (reason): it is written in the ledger", param="reason")
+    if len(reason) > MAX_REASON:
+        raise InvalidInput(f"reason must be at most {MAX_REASON} characters", param="reason")
+    return reason
+
+
+async def adjust_credits(
+    db: Database,
+    ident: str,
+    *,
+    amount: int,
+    reason: str,
+    actor: str,
+    operation_id: str | None = None,
+) -> dict[str, Any]:
+    """Grant (``amount`` > 0) or deduct (``amount`` < 0) micro-credits. A deduction takes only unused credits
+    (not what pending holds have set aside) and is refused whole when there are not enough."""
+    if amount == 0:
+        raise InvalidInput("amount must not be zero", param="amount")
+    reason = _check_reason(reason)
+    account_id = await find_account(db, ident)
+    op = operation_id or uuid7().hex
+    if not (0 < len(op) <= 100 and op.replace("-", "").replace("_", "").isalnum()):
+        raise InvalidInput("operation_id must be 1-100 letters, digits, - or _", param="operation_id")
+    description = f"{reason} (by {actor})"
+    key = f"admin:{account_id}:{op}"
+    async with db.transaction() as conn:
+        # Locks in the ledger's order: account, then lots.
+        status = await conn.fetchval("SELECT status FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+        if status == "deleted":
+            raise Conflict("the account was deleted", code="account_deleted")
+        if amount > 0:
+            lot = await grant(
+                conn, account_id=account_id, amount=amount, source="manual", idempotency_key=key,
+                reference=f"admin:{op}", description=description,
+            )  # fmt: skip
+            applied = amount if lot is not None else 0
+        else:
+            applied = -await _deduct(conn, account_id, -amount, key, description)
+        balance = await get_balance(conn, account_id)
+    return {
+        "object": "credit_adjustment",
+        "account_id": str(account_id),
+        "operation_id": op,
+        "amount": Credits(applied),
+        "replayed": applied == 0,
+        "reason": reason,
+        "balance": {"available": Credits(balance.available), "held": Credits(balance.held)},
+    }
+
+
+async def _deduct(conn: Any, account_id: uuid.UUID, amount: int, key: str, description: str) -> int:
+    # The first lot's entry carries the operation's own key (indexed), the others ``key:lot``.
+    if await conn.fetchval("SELECT 1 FROM ledger_entries WHERE idempotency_key = $1", key):
+        return 0  # this operation was applied before
+    lots = await conn.fetch(
+        """
+        SELECT id, remaining - reserved AS unused FROM credit_lots
+        WHERE account_id = $1 AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
+        ORDER BY expires_at NULLS LAST, id FOR UPDATE
+        """,
+        account_id,
+    )
+    unused = sum(lot["unused"] for lot in lots)
+    if unused < amount:
+        raise InsufficientCredits(
+            f"the account has {Credits(unused)} unused credits; cannot deduct {Credits(amount)}",
+            code="insufficient_credits",
+            param="amount",
+        )
+    left = amount
+    for index, lot in enumerate(lots):
+        if left == 0:
+            break
+        part = min(left, lot["unused"])
+        await take_back(
+            conn, lot_id=lot["id"], amount=part, kind="revoke", idempotency_key=key if index == 0 else f"{key}:{lot['id']}",
+            description=description,
+        )  # fmt: skip
+        left -= part
+    return amount
+
+
+async def set_suspended(db: Database, redis: Redis, ident: str, *, suspended: bool) -> dict[str, Any]:
+    account_id = await suspend(db, redis, ident, suspended=suspended)
+    return {"account_id": str(account_id), "status": "suspended" if suspended else "active"}
+
+
+async def revoke_any_key(db: Database, redis: Redis, key_id: str) -> dict[str, Any]:
+    """Revoke any account's API key (it stops working on every process at once)."""
+    parsed = parse_uuid(key_id)
+    row = await db.fetchrow("SELECT id, account_id FROM api_keys WHERE id = $1", parsed) if parsed else None
+    if row is None:
+        raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
+    revoked = await revoke_key(db, redis, row["id"])
+    return {"id": str(row["id"]), "object": "api_key", "account_id": str(row["account_id"]), "revoked": True,
+            "already_revoked": not revoked}  # fmt: skip

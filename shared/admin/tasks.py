@@ -1,0 +1,82 @@
+"""Operators on tasks: view any task, fail a stuck one (its hold voided) or hand it back to the queue."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from arq.connections import ArqRedis
+
+from shared.db import Database
+from shared.errors import Conflict
+from shared.ids import parse_uuid
+from shared.queue import enqueue_task
+from shared.storage import UrlSigner
+from shared.tasks import lifecycle
+from shared.tasks.cancellation import request_upstream_cancel
+from shared.tasks.queries import task_not_found
+from shared.tasks.records import COLUMNS, TaskRecord
+from shared.tasks.views import public_task
+
+if TYPE_CHECKING:
+    from shared.request_limits import TaskSlots
+
+ACTIVE = ("queued", "running")
+
+
+async def _load(db: Database, task_id: str) -> TaskRecord:
+    parsed = parse_uuid(task_id)
+    row = await db.fetchrow(f"SELECT {COLUMNS} FROM tasks WHERE id = $1", parsed) if parsed else None
+    if row is None:
+        raise task_not_found(task_id)
+    return TaskRecord.from_row(row)
+
+
+async def view_task(db: Database, signer: UrlSigner, task_id: str) -> dict[str, Any]:
+    """Any account's task, with what operators need besides the owner's view."""
+    task = await _load(db, task_id)
+    view = public_task(task, signer)
+    view.update(
+        account_id=str(task.account_id),
+        api_key_id=str(task.api_key_id) if task.api_key_id else None,
+        upstream_id=task.upstream_id,
+        attempts=task.attempts,
+        lease_expires_at=task.lease_expires_at,
+        deadline_at=task.deadline_at,
+    )
+    return view
+
+
+async def fail_task(
+    db: Database,
+    redis: ArqRedis,
+    signer: UrlSigner,
+    task_id: str,
+    *,
+    reason: str,
+    slots: TaskSlots | None = None,
+) -> dict[str, Any]:
+    """queued|running -> failed (``failed_by_operator``), voiding the hold; the upstream job is cancelled."""
+    task = await _load(db, task_id)
+    message = f"failed by an operator: {reason.strip()}" if reason.strip() else "failed by an operator"
+    if not await lifecycle.fail(db, task.id, code="failed_by_operator", message=message[:500], slots=slots):
+        raise Conflict(f"task {task.id} already finished ({task.status})", code="task_finished")
+    if task.upstream_id:
+        await request_upstream_cancel(redis, task.id)
+    return await view_task(db, signer, str(task.id))
+
+
+async def retry_task(db: Database, redis: ArqRedis, signer: UrlSigner, task_id: str) -> dict[str, Any]:
+    """Hand a stuck queued or running task back to the workers: its lease is dropped and its job enqueued
+    (a no-op when the job exists; a worker still running it cannot settle twice)."""
+    task = await _load(db, task_id)
+    released = await db.fetchval(
+        "UPDATE tasks SET lease_expires_at = NULL WHERE id = $1 AND status IN ('queued', 'running') RETURNING id",
+        task.id,
+    )
+    if released is None:
+        raise Conflict(f"task {task.id} already finished ({task.status}); submit it again", code="task_finished")
+    enqueued = await enqueue_task(redis, uuid.UUID(str(task.id)))
+    view = await view_task(db, signer, str(task.id))
+    view["requeued"] = enqueued
+    return view
