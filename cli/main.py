@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from cli.embedded import EmbeddedError, EmbeddedServices
+from cli.operating import add_operating_commands
 from shared.settings import Settings, SettingsError
 
 
@@ -52,10 +53,10 @@ class Connections:
         self.started = []
 
 
-def _setup_logging(settings: Settings) -> None:
+def _setup_logging(settings: Settings, process: str = "conduit") -> None:
     from shared.logs import configure_logging
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, fmt=settings.operating.log_format, process=process)
 
 
 def _run(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]], settings: Settings) -> int:
@@ -73,7 +74,7 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
 
     port = args.port if args.port is not None else settings.port
     with Connections(settings) as resolved:
-        _setup_logging(resolved)
+        _setup_logging(resolved, "web")
         uvicorn.run(
             create_app(resolved),
             host=args.host or resolved.host,
@@ -82,6 +83,7 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
             http="httptools",
             access_log=False,
             log_level=resolved.log_level.lower(),
+            log_config=None,  # keep our handlers (JSON lines with request ids)
             proxy_headers=True,
             server_header=False,
         )
@@ -92,7 +94,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from worker.main import create_worker
 
     with Connections(settings) as resolved:
-        _setup_logging(resolved)
+        _setup_logging(resolved, "worker")
         import uvloop  # the API runs on uvloop too (uvicorn); asyncio's own loop costs ~30% more CPU per job
 
         asyncio.set_event_loop(uvloop.new_event_loop())
@@ -389,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=cmd_accounts_create)
     add_account_commands(accounts, sub)
     add_issue8_commands(accounts)
+    add_operating_commands(sub)  # issue 9: conduit admin …, conduit workers
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
     ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from typing import Any, cast
 
 from arq import cron, func
@@ -13,13 +14,15 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
 from shared.billing.events import PROCESS_STRIPE_EVENT
+from shared.metrics.store import MetricsFlusher
 from shared.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
 from shared.webhooks.dispatch import DELIVER_WEBHOOK, WebhookWorker
+from worker.heartbeat import delete_heartbeat, write_heartbeat
 from worker.jobs.billing import billing_sweep, process_stripe_event
-from worker.jobs.sweeps import sweep
+from worker.jobs.sweeps import housekeeping, sweep
 from worker.jobs.tasks import cancel_upstream_job, run_task
 from worker.jobs.webhooks import deliver_webhook, webhook_sweep
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = {0, 15, 30, 45}
 BILLING_SWEEP_SECONDS = {7, 37}
+HOUSEKEEPING_MINUTES = set(range(2, 60, 5))  # retention and pruning (issue 9)
 
 
 def _job(fn: Any) -> WorkerCoroutine:
@@ -56,6 +60,8 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         )
         log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)
+        ctx["metrics_flusher"] = flusher = MetricsFlusher(services.redis, settings.operating.metrics_flush_s)
+        flusher.start()  # metrics (issue 9)
         log.info(
             "worker ready: max_jobs=%d poll=%.0f ms",
             settings.worker_max_jobs,
@@ -63,6 +69,9 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         )
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        flusher = ctx.get("metrics_flusher")
+        if flusher is not None:
+            await flusher.close()
         webhooks = ctx.get("webhooks")
         if webhooks is not None:
             await webhooks.close()
@@ -95,6 +104,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             cron(_job(sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
             cron(_job(webhook_sweep), second=SWEEP_SECONDS, run_at_startup=True, unique=True, keep_result=0),
             cron(_job(billing_sweep), second=BILLING_SWEEP_SECONDS, unique=True, keep_result=0),
+            cron(_job(housekeeping), minute=HOUSEKEEPING_MINUTES, second=23, unique=True, keep_result=0),
         ],
         "on_startup": startup,
         "on_shutdown": shutdown,
@@ -103,7 +113,11 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         "poll_delay": settings.worker_poll_delay_s,
         "job_timeout": settings.task_job_timeout_s,
         "keep_result": 0,
-        "health_check_interval": 30,
+        # issue 9: the arq health check (and our per-process heartbeat) every WORKER_HEARTBEAT_S (<= 60 s);
+        # on SIGTERM, stop taking jobs and give the running ones WORKER_SHUTDOWN_GRACE_S to finish, then
+        # cancel them: a cancelled task job hands its task back (lease released, job re-queued by arq).
+        "health_check_interval": settings.operating.worker_heartbeat_s,
+        "job_completion_wait": settings.operating.worker_shutdown_grace_s,
         "allow_abort_jobs": False,
         "handle_signals": True,
     }
@@ -111,6 +125,12 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
 
 class ConduitWorker(Worker):
     _stopping = False
+
+    async def record_health(self) -> None:
+        due = (time.time() - self._last_health_check) >= self.health_check_interval
+        await super().record_health()
+        if due:  # issue 9: this process's own liveness record (``conduit workers``)
+            await write_heartbeat(self.pool, self, ttl_s=self.health_check_interval * 2 + 5)
 
     async def _poll_iteration(self) -> None:
         if self._stopping:  # leave the polling loop between two iterations, never inside a Redis pipeline
@@ -131,6 +151,7 @@ class ConduitWorker(Worker):
             return
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
         await self.pool.delete(self.health_check_key)
+        await delete_heartbeat(self.pool)
         if self.on_shutdown:
             await self.on_shutdown(self.ctx)
         await self.pool.aclose(close_connection_pool=True)

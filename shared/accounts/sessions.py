@@ -190,6 +190,23 @@ class SessionStore:
             deleted, _ = await pipe.execute()
         return int(deleted)
 
+    async def prune_indexes(self, *, batch: int = 500) -> int:
+        """Drop ended sessions from the per-account indexes (the sessions themselves expire in Redis by TTL).
+        Safe to run from several processes at once: HDEL of an entry already gone is a no-op."""
+        pruned = 0
+        async for index_key in self.redis.scan_iter(match=INDEX_KEY + "*", count=batch):
+            index = _decode(await _wait(self.redis.hgetall(index_key)))
+            if not index:
+                continue
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for token_hash in index.values():
+                    pipe.exists(SESSION_KEY + token_hash)
+                alive = await pipe.execute()
+            gone = [sid for sid, exists in zip(index, alive, strict=True) if not exists]
+            if gone:
+                pruned += int(await _wait(self.redis.hdel(index_key, *gone)))
+        return pruned
+
     def _ttl(self, now: float, expires_at: float) -> int:
         return max(1, int(min(self.settings.session_ttl_s, expires_at - now)))
 

@@ -122,6 +122,8 @@ class Task(Table, tablename="tasks"):
     created_at = Timestamptz(default=TimestamptzNow())
     started_at = Timestamptz(null=True, default=None)
     completed_at = Timestamptz(null=True, default=None)
+    # Retention (issue 9): when the task's input and output files were purged (RETENTION_DAYS after it ended)
+    purged_at = Timestamptz(null=True, default=None)
 
     tasks_status_check = Check("status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')")
     tasks_credits_check = Check("credits_charged >= 0 AND credits_charged <= credits_held")

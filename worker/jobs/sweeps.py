@@ -1,8 +1,9 @@
-"""Periodic sweeps (arq cron, unique per tick across workers)."""
+"""Periodic sweeps (arq cron, unique per tick across workers; each is also safe run concurrently)."""
 
 from __future__ import annotations
 
 from shared.ledger import expire_lots
+from shared.retention import prune_account_tokens, prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext
 
@@ -15,3 +16,15 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
         expired = await expire_lots(conn)
     slots = await services.request_limits.slots.repair(services.db)  # rate limits (issue 8)
     return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots}
+
+
+async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
+    """Retention and pruning (issue 9): every few minutes is plenty."""
+    services = ctx["services"]
+    operating = services.settings.operating
+    return {
+        "tasks_purged": await purge_task_data(services.db, services.storage, retention_days=operating.retention_days),
+        "idempotency_records_pruned": await prune_idempotency_records(services.db, ttl_h=operating.idempotency_ttl_h),
+        "account_tokens_pruned": await prune_account_tokens(services.db),
+        "session_index_entries_pruned": await services.sessions.prune_indexes(),
+    }

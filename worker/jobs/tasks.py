@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 
 from arq import Retry
 from arq.constants import retry_key_prefix
 
+from shared.logs import task_id as task_id_context
+from shared.tasks import lifecycle
 from shared.tasks.cancellation import cancel_upstream
 from shared.tasks.execution import execute_task
 from worker.context import WorkerContext
 
+log = logging.getLogger(__name__)
+
 
 async def run_task(ctx: WorkerContext, task_id: str) -> None:
-    delay = await execute_task(ctx["runtime"], uuid.UUID(task_id))
+    task_id_context.set(task_id)  # every log line of this job names the task (shared.logs)
+    try:
+        delay = await execute_task(ctx["runtime"], uuid.UUID(task_id))
+    except asyncio.CancelledError:
+        # Shutting down (SIGTERM after the grace period): hand the task back. arq re-queues the job; dropping
+        # our lease lets the next worker claim it at once instead of after the lease. A run that already
+        # settled is terminal, so this changes nothing then.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await lifecycle.release_lease(ctx["runtime"].db, uuid.UUID(task_id))
+        log.warning("task job interrupted by shutdown; task handed back to the queue")
+        raise
     if delay is not None:
         # Re-scheduled to poll an upstream job. arq counts each Retry against max_tries; polls are progress,
         # not failures, so the count restarts (the task's deadline bounds the polling instead).
@@ -22,4 +40,5 @@ async def run_task(ctx: WorkerContext, task_id: str) -> None:
 
 
 async def cancel_upstream_job(ctx: WorkerContext, task_id: str) -> bool:
+    task_id_context.set(task_id)
     return await cancel_upstream(ctx["runtime"], uuid.UUID(task_id))
