@@ -65,23 +65,19 @@ async def search_accounts(
     cursor = page_cursor(limit, after)
     text = (query or "").strip().lower()
     exact_id = parse_uuid(text) if text else None
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
     rows = await db.fetch(
         """
         SELECT a.id, a.email, a.role, a.status, a.credits_total, a.credits_held, a.created_at
         FROM accounts a
-        WHERE ($1::text = '' OR a.id = $2::uuid OR a.email LIKE '%' || $1 || '%'
+        WHERE ($1::text = '' OR a.id = $2::uuid OR a.email LIKE $7
                OR EXISTS (SELECT 1 FROM api_keys k WHERE k.account_id = a.id AND lower(k.prefix) = $1))
           AND ($3::text IS NULL OR a.status = $3) AND ($4::text IS NULL OR a.role = $4)
           AND ($5::uuid IS NULL OR a.id < $5)
         ORDER BY a.id DESC LIMIT $6
         """,
-        text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") if text and exact_id is None else text,
-        exact_id,
-        status,
-        role,
-        cursor,
-        limit + 1,
-    )
+        text, exact_id, status, role, cursor, limit + 1, pattern,
+    )  # fmt: skip
     return AccountPage([_summary(row) for row in rows[:limit]], len(rows) > limit)
 
 
