@@ -121,6 +121,8 @@ async def submit_task(
                     )
     except _Replay:
         return await _replayed_task(db, principal, key or "", request_hash), False
+    # logs (issue 9): with the request id (shared.logs), this line links the request to the task's worker lines
+    log.info("task created", extra={"task_id": str(task.id), "model": task.model})
     try:
         await enqueue(task.id)
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:

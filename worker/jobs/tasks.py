@@ -32,6 +32,7 @@ async def run_task(ctx: WorkerContext, task_id: str) -> None:
                 await lifecycle.release_lease(ctx["runtime"].db, uuid.UUID(task_id))
         log.warning("task job interrupted by shutdown; task handed back to the queue")
         raise
+    log.info("task job run ended", extra={"poll_again_in_s": delay})
     if delay is not None:
         # Re-scheduled to poll an upstream job. arq counts each Retry against max_tries; polls are progress,
         # not failures, so the count restarts (the task's deadline bounds the polling instead).
