@@ -16,16 +16,18 @@ import httpx
 
 from shared.services import Services
 from shared.tasks.sweeps import requeue_orphans
-from tests.conftest import AccountFactory, TestAccount
-from tests.harness import ROOT, InProcessWorker, Subprocess, wait_for
+from tests.conftest import AccountFactory
+from tests.conftest import TestAccount as Account
+from tests.harness import ROOT, InProcessWorker, Subprocess, free_port, wait_for
 from tests.integration.helpers import balance, charge_count, submit, task, wait_terminal
 from tests.integration.test_platform import conduit
+from worker.heartbeat import live_workers
 
 TERMINAL = ("succeeded", "failed", "canceled")
 SLOW_TEXT = {"messages": [{"role": "user", "content": "take your time"}], "max_tokens": 16}
 
 
-async def _status_is(client: httpx.AsyncClient, account: TestAccount, task_id: str, status: str) -> bool:
+async def _status_is(client: httpx.AsyncClient, account: Account, task_id: str, status: str) -> bool:
     return (await task(client, account, task_id))["status"] == status
 
 
@@ -33,7 +35,11 @@ async def _exited(worker: Subprocess) -> bool:
     return worker.proc.poll() is not None
 
 
-async def _all_charged_once(client: httpx.AsyncClient, account: TestAccount, services: Services, ids: list[str]) -> None:
+async def _beating(services: Services, worker: Subprocess) -> bool:
+    return any(w["pid"] == worker.proc.pid for w in await live_workers(services.redis))
+
+
+async def _all_charged_once(client: httpx.AsyncClient, account: Account, services: Services, ids: list[str]) -> None:
     for task_id in ids:
         done = await wait_terminal(client, account, task_id, timeout=90)
         assert done["status"] == "succeeded", done
@@ -115,6 +121,8 @@ async def test_rolling_restart_of_workers_under_load_charges_each_task_once(
     ids: list[str] = []
     try:
         for round_ in range(4):
+            for worker in workers:  # up and running (a worker killed while it starts up just dies: no job lost)
+                await wait_for(lambda w=worker: _beating(services, w), timeout=30, what="the worker's heartbeat")  # type: ignore[misc]
             for i in range(6):
                 model = "test-slow-image" if i % 2 else "sdxl"
                 response = await submit(client, account, model, prompt=f"load {round_}-{i}", width=256, height=256)
@@ -162,12 +170,13 @@ async def test_honcho_runs_the_procfile_with_four_workers(
 ) -> None:
     """``honcho start -c worker=4`` (the Procfile runner documented in the README): four live workers."""
     await services.redis.flushdb()
-    port = str(22000 + os.getpid() % 1000)
+    port = str(free_port())
+    log = open(tmp_path / "honcho.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [str(ROOT / ".venv" / "bin" / "honcho"), "start", "-p", port, "-c", "worker=4", "web", "worker"],
         env={**os.environ, **env, "PORT": port, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONWARNINGS": "ignore",
              "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"},
-        cwd=ROOT, stdout=open(tmp_path / "honcho.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
     async def four_alive() -> bool:
@@ -184,6 +193,7 @@ async def test_honcho_runs_the_procfile_with_four_workers(
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+        log.close()
     gone = await asyncio.to_thread(conduit, ["workers", "--check"], env)
     assert gone.returncode == 1, (gone.stdout, (tmp_path / "honcho.log").read_text())  # they deregistered
 
