@@ -2,7 +2,7 @@
 
 A credit adjustment is a ledger movement like any other: a grant is a ``manual`` lot (``grant`` entry), a
 deduction takes unused credits back from the account's lots, earliest expiry first (``revoke`` entries, so
-the invariant granted − charged − expired − revoked − refunded = available + held still holds). Each carries
+the invariant granted - charged - expired - revoked - refunded = available + held still holds). Each carries
 the operator's reason and an idempotency key derived from the operation id, so a retried request (same
 ``operation_id``) moves nothing twice."""
 
@@ -189,10 +189,10 @@ async def _deduct(conn: Any, account_id: uuid.UUID, amount: int, key: str, descr
         if left == 0:
             break
         part = min(left, lot["unused"])
+        entry_key = key if index == 0 else f"{key}:{lot['id']}"
         await take_back(
-            conn, lot_id=lot["id"], amount=part, kind="revoke", idempotency_key=key if index == 0 else f"{key}:{lot['id']}",
-            description=description,
-        )  # fmt: skip
+            conn, lot_id=lot["id"], amount=part, kind="revoke", idempotency_key=entry_key, description=description
+        )
         left -= part
     return amount
 

@@ -28,7 +28,7 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
         ("model", "provider"), JOB_BUCKETS,
     ),
     "conduit_tasks_finished": ("counter", "Tasks that reached a terminal state", ("model", "provider", "status"), ()),
-    "conduit_provider_errors": ("counter", "Failed upstream calls by provider and error code", ("provider", "code"), ()),
+    "conduit_provider_errors": ("counter", "Failed upstream calls by provider and code", ("provider", "code"), ()),
     "conduit_provider_retries": ("counter", "Upstream calls retried after a transient failure", ("provider",), ()),
     "conduit_webhook_deliveries": ("counter", "Webhook delivery attempts by outcome", ("outcome",), ()),
     "conduit_credits_charged": ("counter", "Credits charged for tasks", ("model",), ()),

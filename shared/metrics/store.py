@@ -34,7 +34,7 @@ async def flush(redis: Redis, recorder: Recorder = METRICS) -> int:
 
 
 async def read_totals(redis: Redis) -> dict[str, float]:
-    raw = await redis.hgetall(TOTALS_KEY)
+    raw = await redis.hgetall(TOTALS_KEY)  # type: ignore[misc]
     return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
 
 

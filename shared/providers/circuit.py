@@ -94,7 +94,7 @@ class CircuitBreaker:
     async def state(self, provider: str) -> dict[str, object]:
         """What operators see (admin API, metrics): ``closed`` / ``open`` / ``half_open``, the failure count,
         and until when an open circuit refuses calls."""
-        raw = await self.redis.hmget(self._key(provider), ["failures", "open_until", "probe_until"])
+        raw = await self.redis.hmget(self._key(provider), ["failures", "open_until", "probe_until"])  # type: ignore[misc]
         failures, open_until, probe_until = (int(value or 0) for value in raw)
         now = _now_ms()
         if open_until == 0:

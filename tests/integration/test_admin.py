@@ -193,7 +193,9 @@ async def test_promo_codes_and_provider_health(
         "/v1/admin/promo-codes", json={"credits": "7", "code": code, "max_redemptions": 1}, headers=admin.headers
     )
     assert created.status_code == 201, created.text
-    assert code in [p["code"] for p in (await client.get("/v1/admin/promo-codes", headers=admin.headers)).json()["data"]]
+    assert code in [
+        p["code"] for p in (await client.get("/v1/admin/promo-codes", headers=admin.headers)).json()["data"]
+    ]
     await client.post(f"/v1/admin/promo-codes/{code}/disable", headers=admin.headers)
     refused = await client.post("/v1/promo-codes/redeem", json={"code": code}, headers=user.headers)
     assert refused.status_code in (400, 404, 409)

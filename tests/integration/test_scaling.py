@@ -11,6 +11,7 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
@@ -171,13 +172,7 @@ async def test_honcho_runs_the_procfile_with_four_workers(
     """``honcho start -c worker=4`` (the Procfile runner documented in the README): four live workers."""
     await services.redis.flushdb()
     port = str(free_port())
-    log = open(tmp_path / "honcho.log", "wb")  # noqa: SIM115 - closed below
-    proc = subprocess.Popen(
-        [str(ROOT / ".venv" / "bin" / "honcho"), "start", "-p", port, "-c", "worker=4", "web", "worker"],
-        env={**os.environ, **env, "PORT": port, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "PYTHONWARNINGS": "ignore",
-             "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"},
-        cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    proc, log = _start_honcho(env, port, tmp_path / "honcho.log")
 
     async def four_alive() -> bool:
         result = await asyncio.to_thread(conduit, ["workers", "--check"], env)
@@ -196,6 +191,20 @@ async def test_honcho_runs_the_procfile_with_four_workers(
         log.close()
     gone = await asyncio.to_thread(conduit, ["workers", "--check"], env)
     assert gone.returncode == 1, (gone.stdout, (tmp_path / "honcho.log").read_text())  # they deregistered
+
+
+def _start_honcho(env: dict[str, str], port: str, log_path: Path) -> tuple[subprocess.Popen[bytes], BinaryIO]:
+    log = log_path.open("wb")
+    bin_dir = ROOT / ".venv" / "bin"
+    proc_env = {**os.environ, **env, "PORT": port, "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    proc_env.update(PYTHONWARNINGS="ignore", PATH=f"{bin_dir}:{os.environ.get('PATH', '')}")
+    command = [str(bin_dir / "honcho"), "start", "-p", port, "-c", "worker=4", "web", "worker"]
+    proc = subprocess.Popen(
+        command, env=proc_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+        command, env=proc_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    return proc, log
 
 
 async def _ready(http: httpx.AsyncClient) -> bool:
