@@ -202,8 +202,6 @@ def _start_honcho(env: dict[str, str], port: str, log_path: Path) -> tuple[subpr
     proc = subprocess.Popen(
         command, env=proc_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )
-        command, env=proc_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
     return proc, log
 
 
