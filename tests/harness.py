@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -134,24 +134,19 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
     return env
 
 
-class ApiServer:
-    """The Litestar app under uvicorn, in this process, on a real TCP port."""
+class AsgiServer:
+    """An ASGI app under uvicorn, in this event loop, on a real TCP port (the API, simulators, receivers)."""
 
-    def __init__(self, settings: Settings) -> None:
-        from api.app import create_app
-
-        self.settings = settings
-        self.base_url = f"http://127.0.0.1:{settings.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=settings.port,
-            loop="asyncio",
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
+    def __init__(
+        self, app: Any, port: int, *, name: str = "server", lifespan: Literal["on", "off"] = "off", **config: Any
+    ) -> None:
+        self.name = name
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning", access_log=False, **config
+            )
         )
-        self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -161,13 +156,26 @@ class ApiServer:
             if self._task.done():
                 self._task.result()
             if time.monotonic() > deadline:
-                raise RuntimeError("API server did not start")
+                raise RuntimeError(f"{self.name} did not start")
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
+    async def stop(self, *, force: bool = False) -> None:
+        """Stop serving; ``force`` also drops connections still open (e.g. a request a test keeps hanging)."""
         self.server.should_exit = True
+        self.server.force_exit = force
         if self._task is not None:
             await self._task
+            self._task = None
+
+
+class ApiServer(AsgiServer):
+    """The Litestar app under uvicorn, in this process, on a real TCP port."""
+
+    def __init__(self, settings: Settings) -> None:
+        from api.app import create_app
+
+        self.settings = settings
+        super().__init__(create_app(settings), settings.port, name="API server", lifespan="on")
 
 
 class InProcessWorker:
