@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -134,7 +134,24 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
     return env
 
 
-class AsgiServer:
+class Started:
+    """``async with thing:`` starts it and stops it however the block ends."""
+
+    async def start(self) -> None:
+        raise NotImplementedError
+
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+class AsgiServer(Started):
     """An ASGI app under uvicorn, in this event loop, on a real TCP port (the API, simulators, receivers)."""
 
     def __init__(
@@ -178,7 +195,7 @@ class ApiServer(AsgiServer):
         super().__init__(create_app(settings), settings.port, name="API server", lifespan="on")
 
 
-class InProcessWorker:
+class InProcessWorker(Started):
     """An arq worker running in this event loop."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:

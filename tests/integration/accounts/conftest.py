@@ -66,12 +66,8 @@ def accounts_settings(
 
 @pytest.fixture(scope="session")
 async def accounts_api(services: Services, accounts_settings: Settings) -> AsyncIterator[ApiServer]:
-    server = ApiServer(accounts_settings)
-    await server.start()
-    try:
+    async with ApiServer(accounts_settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
