@@ -170,12 +170,8 @@ async def test_fail_and_retry_a_stuck_task(
 
     retried = await client.post(f"/v1/admin/tasks/{other['id']}/retry", headers=admin.headers)
     assert retried.status_code == 200 and retried.json()["requeued"] is True
-    worker = InProcessWorker(settings)  # type: ignore[arg-type]
-    await worker.start()
-    try:
+    async with InProcessWorker(settings):  # type: ignore[arg-type]
         done = await wait_terminal(client, target, other["id"])
-    finally:
-        await worker.stop()
     assert done["status"] == "succeeded"
     assert (await client.post(f"/v1/admin/tasks/{other['id']}/retry", headers=admin.headers)).status_code == 409
     # 5 - 0.4 (the retried task's charge); the failed task's hold was voided.

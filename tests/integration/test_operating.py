@@ -50,14 +50,14 @@ async def proxied_api(settings: Settings, services: Services) -> AsyncIterator[t
         port=port,
         db_pool_min=1,
     )
-    server = ApiServer(proxied)
-    await server.start()
     try:
-        yield server, pg, redis
+        async with ApiServer(proxied) as server:
+            try:
+                yield server, pg, redis
+            finally:  # both up again (no-ops if they are), so the server closes its connections cleanly
+                await pg.start()
+                await redis.start()
     finally:
-        await pg.start() if pg._server is None else None
-        await redis.start() if redis._server is None else None
-        await server.stop()
         await pg.stop()
         await redis.stop()
 
@@ -142,15 +142,9 @@ async def test_metrics_add_up_across_processes_and_change_after_tasks(
     assert _sample(waiting, "conduit_queue_oldest_task_age_seconds") > 0
 
     # Two worker "processes" (separate arq workers with their own services), each flushing its own counts.
-    workers = [InProcessWorker(settings), InProcessWorker(settings)]
-    for worker in workers:
-        await worker.start()
-    try:
+    async with InProcessWorker(settings), InProcessWorker(settings):  # each flushes its counts when it stops
         for task in created:
             await wait_terminal(client, account, task["id"])
-    finally:
-        for worker in workers:
-            await worker.stop()  # flushes what it counted
     after = (await client.get("/metrics")).text
     assert _sample(after, "conduit_tasks_finished_total", model="sdxl", status="succeeded") == finished + 3
     assert _sample(after, "conduit_credits_charged_total", model="sdxl") == pytest.approx(charged + 1.2)
@@ -165,18 +159,13 @@ async def test_metrics_add_up_across_processes_and_change_after_tasks(
 async def test_metrics_need_the_token_when_one_is_set(settings: Settings, services: Services) -> None:
     port = free_port()
     guarded = replace(settings, port=port, operating=OperatingSettings(metrics_token="s3cret"))
-    server = ApiServer(guarded)
-    await server.start()
-    try:
-        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
-            assert (await http.get("/metrics")).status_code == 404
-            wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
-            assert wrong.status_code == 404
-            right = await http.get("/metrics", headers={"Authorization": "Bearer s3cret"})
-            assert right.status_code == 200
-            assert right.headers["content-type"].startswith("text/plain")
-    finally:
-        await server.stop()
+    async with ApiServer(guarded) as server, httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+        assert (await http.get("/metrics")).status_code == 404
+        wrong = await http.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 404
+        right = await http.get("/metrics", headers={"Authorization": "Bearer s3cret"})
+        assert right.status_code == 200
+        assert right.headers["content-type"].startswith("text/plain")
 
 
 async def test_every_response_carries_a_request_id(client: httpx.AsyncClient) -> None:

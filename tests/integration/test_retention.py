@@ -32,12 +32,8 @@ async def _finished_tasks(
     created = [
         (await submit(client, account, "sdxl", prompt=f"keep {i}", width=256, height=256)).json() for i in range(n)
     ]
-    worker = InProcessWorker(settings)
-    await worker.start()
-    try:
+    async with InProcessWorker(settings):
         done = [await wait_terminal(client, account, c["id"]) for c in created]
-    finally:
-        await worker.stop()
     return account, done
 
 

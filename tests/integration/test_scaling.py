@@ -154,16 +154,12 @@ async def test_redis_restarted_empty_mid_run_loses_no_task(
         (await submit(client, account, "test-slow-image", prompt=f"r{i}", width=256, height=256)).json()["id"]
         for i in range(6)
     ]
-    worker = InProcessWorker(settings, max_jobs=2)  # type: ignore[arg-type]
-    await worker.start()
-    try:
+    async with InProcessWorker(settings, max_jobs=2):  # type: ignore[arg-type]
         await wait_for(lambda: _status_is(client, account, ids[0], "running"), timeout=30, what="work to start")
         await services.redis.flushdb()  # the queue is gone: queued tasks have no job any more
         # The sweep (every 15 s on some worker) puts them back; here it is called at once.
         assert await requeue_orphans(services.db, services.redis, older_than_s=0) >= 1
         await _all_charged_once(client, account, services, ids)
-    finally:
-        await worker.stop()
 
 
 async def test_honcho_runs_the_procfile_with_four_workers(
