@@ -87,6 +87,7 @@ def run_platform(settings: Settings, *, port: int | None) -> int:
             "PORT": str(port),
             "CONDUIT_DATA_DIR": str(resolved.data_dir),
             "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}",
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT") or "text",  # a person reads this terminal (issue 9)
         }
         for name in ("web", "worker"):
             procs[name] = subprocess.Popen([sys.executable, "-m", "cli.main", name], env=env)
