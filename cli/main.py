@@ -199,6 +199,7 @@ def cmd_services(args: argparse.Namespace, settings: Settings) -> int:
 def _with_services(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, Any]]) -> int:
     """Run ``action(services)`` against the database and Redis (applying migrations first); print its JSON."""
     from shared.db.migrate import apply_migrations
+    from shared.metrics.store import flush
     from shared.services import Services
 
     async def go(resolved: Settings) -> int:
@@ -208,6 +209,7 @@ def _with_services(settings: Settings, action: Callable[[Any], Coroutine[Any, An
         try:
             result = await action(services)
         finally:
+            await flush(services.redis)  # metrics (issue 9): e.g. credits an operator granted
             await services.close()
         print(json.dumps(result, indent=2, default=str))
         return 0

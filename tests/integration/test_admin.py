@@ -6,7 +6,6 @@ import asyncio
 import json
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
 import httpx
 import pytest
@@ -15,6 +14,7 @@ from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker
 from tests.integration.helpers import balance, submit, task, wait_terminal
+from tests.integration.test_operating import metric_sample
 from tests.integration.test_platform import conduit
 
 ADMIN_ROUTES = [
@@ -210,14 +210,19 @@ async def test_promo_codes_and_provider_health(
 
 
 async def test_cli_does_the_same(
-    env: dict[str, str], make_account: AccountFactory, services: Services, tmp_path: Path
+    env: dict[str, str], make_account: AccountFactory, services: Services, client: httpx.AsyncClient
 ) -> None:
     target = await make_account(credits="1")
+    granted_before = metric_sample(
+        (await client.get("/metrics")).text, "conduit_credits_granted_total", source="manual"
+    )
     granted = await asyncio.to_thread(
         conduit, ["admin", "credits", target.email, "4", "--reason", "support ticket 42"], env
     )
     assert granted.returncode == 0, granted.stderr
     assert json.loads(granted.stdout)["balance"]["available"] == "5"
+    granted_after = metric_sample((await client.get("/metrics")).text, "conduit_credits_granted_total", source="manual")
+    assert granted_after >= granted_before + 4  # the CLI process's counts reach the shared totals too
     found = await asyncio.to_thread(conduit, ["admin", "accounts", "search", target.email], env)
     assert [a["id"] for a in json.loads(found.stdout)["data"]] == [str(target.id)]
     refused = await asyncio.to_thread(conduit, ["admin", "credits", target.email, "-9", "--reason", "x"], env)

@@ -113,7 +113,7 @@ async def test_readiness_fails_while_a_migration_is_not_applied(client: httpx.As
     assert (await client.get("/readyz")).status_code == 200
 
 
-def _sample(text: str, name: str, **labels: str) -> float:
+def metric_sample(text: str, name: str, **labels: str) -> float:
     """The value of one sample in the Prometheus text format (0 when absent)."""
     for line in text.splitlines():
         if not line.startswith(name + "{") and not line.startswith(name + " "):
@@ -131,28 +131,31 @@ async def test_metrics_add_up_across_processes_and_change_after_tasks(
     account = await make_account(credits="10")
     before = (await client.get("/metrics")).text
     assert "# TYPE conduit_http_requests_total counter" in before
-    finished = _sample(before, "conduit_tasks_finished_total", model="sdxl", status="succeeded")
-    charged = _sample(before, "conduit_credits_charged_total", model="sdxl")
-    queued_before = _sample(before, "conduit_tasks", status="queued")
+    finished = metric_sample(before, "conduit_tasks_finished_total", model="sdxl", status="succeeded")
+    charged = metric_sample(before, "conduit_credits_charged_total", model="sdxl")
+    queued_before = metric_sample(before, "conduit_tasks", status="queued")
 
     created = [(await submit(client, account, "sdxl", prompt=f"m{i}", width=256, height=256)).json() for i in range(3)]
     waiting = (await client.get("/metrics")).text
-    assert _sample(waiting, "conduit_tasks", status="queued") >= queued_before + 3
-    assert _sample(waiting, "conduit_queue_depth") >= 3
-    assert _sample(waiting, "conduit_queue_oldest_task_age_seconds") > 0
+    assert metric_sample(waiting, "conduit_tasks", status="queued") >= queued_before + 3
+    assert metric_sample(waiting, "conduit_queue_depth") >= 3
+    assert metric_sample(waiting, "conduit_queue_oldest_task_age_seconds") > 0
 
     # Two worker "processes" (separate arq workers with their own services), each flushing its own counts.
     async with InProcessWorker(settings), InProcessWorker(settings):  # each flushes its counts when it stops
         for task in created:
             await wait_terminal(client, account, task["id"])
     after = (await client.get("/metrics")).text
-    assert _sample(after, "conduit_tasks_finished_total", model="sdxl", status="succeeded") == finished + 3
-    assert _sample(after, "conduit_credits_charged_total", model="sdxl") == pytest.approx(charged + 1.2)
-    assert _sample(after, "conduit_job_duration_seconds_count", model="sdxl", provider="local") >= 3
-    assert _sample(after, "conduit_http_requests_total", method="POST", route="/v1/tasks", status="202") >= 3
-    assert _sample(after, "conduit_http_request_duration_seconds_count", method="POST", route="/v1/tasks") >= 3
-    assert _sample(after, "conduit_provider_circuit_state", provider="local") == 0
-    assert _sample(after, "conduit_http_requests_total", method="GET", route="/v1/tasks/{task_id}", status="200") >= 3
+    assert metric_sample(after, "conduit_tasks_finished_total", model="sdxl", status="succeeded") == finished + 3
+    assert metric_sample(after, "conduit_credits_charged_total", model="sdxl") == pytest.approx(charged + 1.2)
+    assert metric_sample(after, "conduit_job_duration_seconds_count", model="sdxl", provider="local") >= 3
+    assert metric_sample(after, "conduit_http_requests_total", method="POST", route="/v1/tasks", status="202") >= 3
+    assert metric_sample(after, "conduit_http_request_duration_seconds_count", method="POST", route="/v1/tasks") >= 3
+    assert metric_sample(after, "conduit_provider_circuit_state", provider="local") == 0
+    assert (
+        metric_sample(after, "conduit_http_requests_total", method="GET", route="/v1/tasks/{task_id}", status="200")
+        >= 3
+    )
     assert not re.search(r"route=\"[^\"]*[0-9a-f]{8}-", after)  # route templates, never ids
 
 
