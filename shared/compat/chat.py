@@ -60,7 +60,8 @@ class ChatContext:
 
     def settle(self, usage: Usage | None, status: str, provider: str | None) -> asyncio.Task[int | None]:
         """Charge for ``usage`` (None: nothing) and record the request, in a task of its own."""
-        charge = cost(self.call.model.pricing, _with_request(usage)) if usage is not None else 0
+        billed = _with_request(usage) if usage is not None else None
+        charge = cost(self.call.model.pricing, billed) if billed is not None else 0
         settlement = settle_request(
             self.db,
             hold_id=self.hold_id,
@@ -72,7 +73,7 @@ class ChatContext:
             model=self.call.model.id,
             kind="text",
             provider=provider,
-            units=usage.public() if usage is not None else {},
+            units=billed.public() if billed is not None else {},
             latency_ms=int((time.monotonic() - self.started) * 1000),
         )
         return detach(settlement)
