@@ -96,7 +96,7 @@ async def record_refused_request(
 ) -> None:
     """The usage record of a request refused before anything was held (e.g. insufficient credits)."""
     await record_request_usage(
-        db.pool,  # type: ignore[arg-type]
+        db.pool,
         request_id=request_id or uuid7(),
         source=source,
         account_id=principal.account_id,

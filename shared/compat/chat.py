@@ -14,6 +14,7 @@ settlement runs as its own task, so the cancellation of the request that trigger
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -168,7 +169,13 @@ async def _events(ctx: ChatContext, stream: ChatStream, provider: str) -> AsyncI
             async for delta in stream:
                 if delta.text:
                     produced.append(delta.text)
-                    yield b"data: " + head + b'"delta":{"content":' + _encode(delta.text) + b'},"finish_reason":null}]}\n\n'
+                    yield (
+                        b"data: "
+                        + head
+                        + b'"delta":{"content":'
+                        + _encode(delta.text)
+                        + b'},"finish_reason":null}]}\n\n'
+                    )
                 if delta.finish_reason:
                     finish = delta.finish_reason
                 if delta.usage is not None:
@@ -191,10 +198,8 @@ async def _events(ctx: ChatContext, stream: ChatStream, provider: str) -> AsyncI
         if usage is None and produced:
             usage = _produced_usage(ctx.call.params, produced)
         settlement = detach(_close_and_settle(ctx, stream, usage, status, provider))
-        try:
+        with contextlib.suppress(asyncio.CancelledError):  # the client went away: the settlement goes on alone
             await asyncio.shield(settlement)
-        except (asyncio.CancelledError, GeneratorExit):  # the client went away: the settlement goes on alone
-            pass
 
 
 async def _close_and_settle(
@@ -202,7 +207,7 @@ async def _close_and_settle(
 ) -> int | None:
     try:
         await stream.aclose()
-    except Exception as exc:  # noqa: BLE001 - the upstream connection is being dropped anyway
+    except Exception as exc:
         log.debug("closing the upstream stream failed: %s", exc)
     return await ctx.settle(usage, status, provider)
 

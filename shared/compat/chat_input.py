@@ -99,7 +99,7 @@ def _messages(messages: list[Any]) -> list[Any]:
             content = _text_parts(content, index)
         elif content is None and role == "assistant":
             content = ""
-        out.append({"role": ROLE_ALIASES.get(role, role), "content": content})
+        out.append({"role": ROLE_ALIASES.get(role, role) if isinstance(role, str) else role, "content": content})
     return out
 
 

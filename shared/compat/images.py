@@ -47,7 +47,11 @@ class GenerationPending(ConduitError):
             f"poll GET /v1/tasks/{task_id} for its result"
         )
         self.task_id = task_id
-        self.headers = {"Location": f"/v1/tasks/{task_id}", "X-Conduit-Task-Id": str(task_id), "x-should-retry": "false"}
+        self.headers = {
+            "Location": f"/v1/tasks/{task_id}",
+            "X-Conduit-Task-Id": str(task_id),
+            "x-should-retry": "false",
+        }
 
 
 @dataclass(slots=True)
@@ -70,7 +74,9 @@ class ImageDeps:
     wait_s: float
 
 
-async def generate_images(deps: ImageDeps, principal: Principal, body: ImageInput, task_id: uuid.UUID) -> dict[str, Any]:
+async def generate_images(
+    deps: ImageDeps, principal: Principal, body: ImageInput, task_id: uuid.UUID
+) -> dict[str, Any]:
     """Submit the task (its id given: its rate-limit slot is taken for it) and wait for its images."""
     model = find_model(deps.catalog, deps.providers, principal, body.model, "image")
     response_format = body.response_format or "url"
@@ -97,7 +103,9 @@ async def generate_images(deps: ImageDeps, principal: Principal, body: ImageInpu
         )
     except InvalidInput as exc:
         param = {"input.num_images": "n", "input.width": "size", "input.height": "size"}.get(exc.param or "")
-        raise InvalidInput(exc.message, code=exc.code, param=param or (exc.param or "").removeprefix("input.")) from None
+        raise InvalidInput(
+            exc.message, code=exc.code, param=param or (exc.param or "").removeprefix("input.")
+        ) from None
     except InsufficientCredits:
         latency_ms = int((time.monotonic() - started) * 1000)
         await record_refused_request(

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 import httpx
 
 from shared.catalog.pricing import Usage
-from shared.providers.base import GenerationRequest, PermanentError, Provider, RetryableError
+from shared.providers.base import Completed, GenerationRequest, PermanentError, Provider, RetryableError
 from shared.providers.http import classify_status, malformed
 from shared.providers.local import LocalProvider, count_tokens, reply_text
 from shared.providers.openai_compat import OpenAICompatProvider, build_chat_request
@@ -59,6 +59,8 @@ async def open_chat_stream(provider: Provider, request: GenerationRequest) -> Ch
     if isinstance(provider, LocalProvider):
         return _LocalStream(request)
     completed = await provider.start(request)
+    if not isinstance(completed, Completed):
+        raise PermanentError(f"{provider.name} cannot stream a chat completion", code="unsupported_model")
     return _OneShot(completed.outputs[0].text or "" if completed.outputs else "", completed.usage)
 
 
@@ -191,4 +193,3 @@ class _OneShot:
 
     async def aclose(self) -> None:
         return None
-

@@ -24,7 +24,9 @@ def async_client(api: ApiServer, account: TestAccount | None = None, key: str | 
     )
 
 
-def token_cost(prompt_tokens: int, completion_tokens: int, input_per_token: int = 1000, output_per_token: int = 2000) -> Decimal:
+def token_cost(
+    prompt_tokens: int, completion_tokens: int, input_per_token: int = 1000, output_per_token: int = 2000
+) -> Decimal:
     """Credits for a completion on the test models (1000 / 2000 credits per 1M tokens: micro-credits per token)."""
     return Decimal(prompt_tokens * input_per_token + completion_tokens * output_per_token) / 1_000_000
 

@@ -13,6 +13,8 @@ from decimal import Decimal
 
 import httpx
 import openai
+import pytest
+from openai.types.chat import ChatCompletionMessageParam
 
 from shared.providers.local import count_tokens, reply_text
 from shared.services import Services
@@ -23,7 +25,10 @@ from tests.integration.openai_helpers import async_client, charges, sync_client,
 from tests.simulators import Simulators
 from tests.simulators.base import Fault
 
-MESSAGES = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name three lighthouses"}]
+MESSAGES: list[ChatCompletionMessageParam] = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Name three lighthouses"},
+]
 
 
 async def test_sync_client_plain_chat_is_charged_the_upstreams_reported_tokens(
@@ -168,8 +173,9 @@ async def test_a_client_that_disconnects_mid_stream_is_charged_once_for_what_was
     api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services
 ) -> None:
     account = await make_account(credits="20")
-    messages = [{"role": "user", "content": "tell me a long story about lighthouses and the sea"}]
-    full_text, prompt_tokens, full_tokens = reply_text(messages, 200, 9)
+    prompt = "tell me a long story about lighthouses and the sea"
+    messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt}]
+    _, prompt_tokens, full_tokens = reply_text([{"role": "user", "content": prompt}], 200, 9)
     async with async_client(api, account) as oai:
         stream = await oai.chat.completions.create(
             model="test-chat-local-slow", messages=messages, max_tokens=200, seed=9, stream=True
@@ -210,16 +216,17 @@ async def test_an_upstream_that_cuts_the_stream_is_charged_for_what_it_produced(
     async with async_client(api, account) as oai:
         stream = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100,
                                                    stream=True)  # fmt: skip
-        received = []
-        try:
+        received: list[str] = []
+
+        async def read() -> None:
             async for chunk in stream:
                 if chunk.choices and chunk.choices[0].delta.content:
                     received.append(chunk.choices[0].delta.content)
-            raise AssertionError("the cut stream ended without an error")
-        except openai.APIError as exc:
-            assert "cut the answer short" in exc.message
+
+        with pytest.raises(openai.APIError, match="cut the answer short"):
+            await read()
     assert "".join(received) == "Simulated reply"
-    prompt_estimate = sum(count_tokens(m["content"]) + 4 for m in MESSAGES) + 2
+    prompt_estimate = count_tokens("Be brief.") + count_tokens("Name three lighthouses") + 4 + 4 + 2
     expected = token_cost(prompt_estimate, 2)
 
     async def settled() -> bool:

@@ -15,6 +15,7 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
 from PIL import Image
 
 from shared.request_limits import set_account_limits
@@ -26,7 +27,7 @@ from tests.integration.openai_helpers import async_client, sync_client, usage_re
 from tests.simulators import Simulators
 from tests.simulators.base import Fault
 
-HI = [{"role": "user", "content": "hi"}]
+HI: list[ChatCompletionMessageParam] = [{"role": "user", "content": "hi"}]
 
 
 async def test_images_as_urls_through_the_task_pipeline(
@@ -35,7 +36,7 @@ async def test_images_as_urls_through_the_task_pipeline(
     account = await make_account(credits="10")
     async with async_client(api, account) as oai:
         result = await oai.images.generate(model="test-image-local", prompt="a red kite", n=2, size="384x256")
-    assert len(result.data) == 2
+    assert result.data is not None and len(result.data) == 2
     async with httpx.AsyncClient() as anonymous:
         for item in result.data:
             assert item.url is not None and item.b64_json is None
@@ -56,9 +57,11 @@ async def test_images_as_base64_from_the_simulated_upstream_with_the_sync_client
     account = await make_account(credits="10")
     oai = sync_client(api, account)
     result = await asyncio.to_thread(
-        lambda: oai.images.generate(model="test-up-image-b64", prompt="two foxes", size="512x256",
-                                    response_format="b64_json")  # fmt: skip
+        lambda: oai.images.generate(
+            model="test-up-image-b64", prompt="two foxes", size="512x256", response_format="b64_json"
+        )
     )
+    assert result.data is not None
     [item] = result.data
     assert item.b64_json is not None and item.url is None
     assert Image.open(io.BytesIO(base64.b64decode(item.b64_json))).size == (512, 256)
