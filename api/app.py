@@ -92,4 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,
+        # The process's logging is configured by the CLI (shared.logs, LOG_LEVEL). Litestar's default config
+        # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call (issue 4).
+        logging_config=None,
     )

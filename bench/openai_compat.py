@@ -143,15 +143,33 @@ def added_latency(env: BenchEnv, keys: list[str], port: int, *, rounds: int, per
     }
 
 
+def _profile(pid: int, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) on the API process during the measured run: bench/out/api-profile.txt."""
+    out = ROOT / "bench" / "out" / "api-profile.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+            "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def throughput(
-    env: BenchEnv, keys: list[str], port: int, roles: dict[str, list[psutil.Process]], *, seconds: float
+    env: BenchEnv,
+    keys: list[str],
+    port: int,
+    roles: dict[str, list[psutil.Process]],
+    *,
+    seconds: float,
+    profile: bool = False,
 ) -> dict[str, Any]:
     conduit = {"base_url": env.base_url, "concurrency": 16,
                "requests": chat_requests(f"{env.base_url}/v1/chat/completions", keys, 4096)}  # fmt: skip
     run_loadgen({**conduit, "duration_s": 3})  # warm-up
+    profiler = _profile(roles["api"][0].pid, seconds) if profile else None
     cpu0, gen0 = cpu_seconds(roles), children_cpu()
     result = run_loadgen({**conduit, "duration_s": seconds})
     cpu1, gen1 = cpu_seconds(roles), children_cpu()
+    if profiler is not None:
+        profiler.wait(timeout=60)
     n = result["requests"]
     cpu = {role: round((cpu1[role] - cpu0[role]) / n * 1e6) for role in cpu1}
     cpu["load_generator"] = round((gen1 - gen0) / n * 1e6)
@@ -189,6 +207,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--per-round", type=int, default=500)
+    parser.add_argument("--profile", action="store_true", help="py-spy the API process during the throughput run")
+    parser.add_argument("--skip-latency", action="store_true")
     args = parser.parse_args()
     env = BenchEnv()
     env.start()
@@ -201,9 +221,10 @@ def main() -> None:
         api = env.spawn("web")
         env.wait_healthy()
         roles = bench_processes(api.pid, upstream.pid)
-        results["added_latency_c1"] = added_latency(env, keys, port, rounds=args.rounds, per_round=args.per_round)
-        results["throughput_c16"] = throughput(env, keys, port, roles, seconds=args.seconds)
-        served = args.rounds * args.per_round + results["throughput_c16"]["conduit"]["requests"]
+        if not args.skip_latency:
+            results["added_latency_c1"] = added_latency(env, keys, port, rounds=args.rounds, per_round=args.per_round)
+        results["throughput_c16"] = throughput(env, keys, port, roles, seconds=args.seconds, profile=args.profile)
+        served = results["throughput_c16"]["conduit"]["requests"]
         results["checks"] = asyncio.run(checks(env, served))
     finally:
         upstream.terminate()
