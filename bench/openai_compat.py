@@ -78,8 +78,12 @@ def direct_requests(port: int, count: int) -> list[dict[str, Any]]:
 
 def bench_processes(api_pid: int, upstream_pid: int) -> dict[str, list[psutil.Process]]:
     """This benchmark's own processes by role (the machine may run other PostgreSQL and Redis servers)."""
-    roles: dict[str, list[psutil.Process]] = {"api": [psutil.Process(api_pid)], "upstream": [psutil.Process(upstream_pid)],
-                                              "postgres": [], "redis": []}  # fmt: skip
+    roles: dict[str, list[psutil.Process]] = {
+        "api": [psutil.Process(api_pid)],
+        "upstream": [psutil.Process(upstream_pid)],
+        "postgres": [],
+        "redis": [],
+    }
     for proc in psutil.process_iter(["name", "cmdline"]):
         cmd = " ".join(proc.info["cmdline"] or [])
         if str(BENCH_DIR) not in cmd:

@@ -84,6 +84,32 @@ async def settle_request(
     return charged
 
 
+async def void_abandoned_request_holds(db: Database, *, older_than_s: float, limit: int = 500) -> int:
+    """Void the pending holds of synchronous requests (no task) older than ``older_than_s``; returns how many."""
+    rows = await db.fetch(
+        """
+        SELECT h.id, e.description, r.api_key_id FROM holds h
+        JOIN ledger_entries e ON e.hold_id = h.id AND e.kind = 'hold'
+        LEFT JOIN api_key_holds r ON r.hold_id = h.id
+        WHERE h.task_id IS NULL AND h.status = 'pending' AND h.created_at < now() - make_interval(secs => $1)
+        ORDER BY h.created_at LIMIT $2
+        """,
+        float(older_than_s),
+        limit,
+    )
+    voided = 0
+    for row in rows:
+        model = (row["description"] or "unknown").partition(" ")[0]
+        charged = await db.pool.fetchval(
+            _SETTLE,
+            row["id"], 0, "voided", f"{model} request abandoned", uuid7(), uuid7(), row["api_key_id"], uuid7(),
+            model, None, "text", "failed", "{}", None, "chat.completion", row["id"],
+        )  # fmt: skip
+        if charged is not None:
+            voided += 1
+    return voided
+
+
 async def record_refused_request(
     db: Database,
     *,

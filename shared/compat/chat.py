@@ -33,7 +33,7 @@ from shared.db import Database
 from shared.errors import InsufficientCredits
 from shared.ids import uuid7
 from shared.providers import ProviderRegistry
-from shared.providers.base import Completed, GenerationRequest, Provider, ProviderError
+from shared.providers.base import Completed, GenerationRequest, Provider, ProviderError, RetryableError
 from shared.providers.chat_stream import ChatStream, estimate_prompt_tokens, open_chat_stream
 from shared.providers.local import count_tokens
 
@@ -96,7 +96,7 @@ async def begin(db: Database, principal: Principal, call: ChatCall) -> ChatConte
     """Place the worst-case hold. A refusal (insufficient credits, spend cap) is recorded as a failed request."""
     started = time.monotonic()
     try:
-        hold_id = await place_request_hold(db, principal, call.hold, f"{call.model.id} chat completion")
+        hold_id = await place_request_hold(db, principal, call.hold, f"{call.model.id} {SOURCE}")
     except InsufficientCredits:
         latency_ms = int((time.monotonic() - started) * 1000)
         await record_refused_request(
@@ -160,6 +160,7 @@ async def _events(ctx: ChatContext, stream: ChatStream, provider: str) -> AsyncI
     head = _encode({"id": ctx.completion_id, "object": "chat.completion.chunk", "created": int(time.time()),
                     "model": ctx.call.model.id})[:-1] + b',"choices":[{"index":0,'  # fmt: skip
     produced: list[str] = []
+    ends = time.monotonic() + ctx.call.model.max_runtime_s  # a stream never outlives the model's longest run
     usage: Usage | None = None
     finish = "stop"
     status = "canceled"  # unless the loop below gets to an end
@@ -167,6 +168,8 @@ async def _events(ctx: ChatContext, stream: ChatStream, provider: str) -> AsyncI
         yield b"data: " + head + b'"delta":{"role":"assistant","content":""},"finish_reason":null}]}\n\n'
         try:
             async for delta in stream:
+                if time.monotonic() > ends:
+                    raise RetryableError(f"{provider} did not finish within the model's time", code="upstream_timeout")
                 if delta.text:
                     produced.append(delta.text)
                     yield (

@@ -16,6 +16,10 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
+from shared.accounts.keys import authenticate
+from shared.compat.billing import void_abandoned_request_holds
+from shared.compat.chat import begin
+from shared.compat.chat_input import ChatInput, prepare_chat
 from shared.providers.local import count_tokens, reply_text
 from shared.services import Services
 from tests.conftest import AccountFactory
@@ -236,3 +240,25 @@ async def test_an_upstream_that_cuts_the_stream_is_charged_for_what_it_produced(
     [record] = await usage_records(services.db, account.id)
     assert (record["status"], record["units"]["output_tokens"]) == ("failed", 2)
     assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+
+
+async def test_a_hold_left_by_a_dead_api_process_is_voided_by_the_sweep(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    account = await make_account(credits="10")
+    principal = await authenticate(services.db, account.key)
+    body = ChatInput(model="test-chat-local", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
+    call = prepare_chat(services.catalog, services.providers, principal, body)
+    ctx = await begin(services.db, principal, call)  # the hold; then the process "dies"
+    assert (await balance(client, account))[1] > 0
+    assert await void_abandoned_request_holds(services.db, older_than_s=600) == 0  # too young to be abandoned
+    await services.db.execute("UPDATE holds SET created_at = now() - interval '1 hour' WHERE id = $1", ctx.hold_id)
+    assert await void_abandoned_request_holds(services.db, older_than_s=600) == 1
+    assert await balance(client, account) == (Decimal("10"), Decimal("0"))
+    [record] = await usage_records(services.db, account.id)
+    assert (record["source"], record["status"], record["model"], record["credits"]) == (
+        "chat.completion", "failed", "test-chat-local", 0
+    )  # fmt: skip
+    # The request's own settlement, had its process come back, changes nothing now.
+    assert await ctx.settle(None, "failed", None) is None
+    assert await void_abandoned_request_holds(services.db, older_than_s=600) == 0
