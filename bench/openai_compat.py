@@ -120,9 +120,14 @@ def children_cpu() -> float:
 
 
 def added_latency(env: BenchEnv, keys: list[str], port: int, *, rounds: int, per_round: int) -> dict[str, Any]:
-    conduit = {"base_url": env.base_url, "concurrency": 1,
-               "requests": chat_requests(f"{env.base_url}/v1/chat/completions", keys, per_round)}  # fmt: skip
-    direct = {"base_url": f"http://127.0.0.1:{port}", "concurrency": 1, "requests": direct_requests(port, per_round)}
+    url = f"{env.base_url}/v1/chat/completions"
+    conduit: dict[str, Any] = {
+        "base_url": env.base_url,
+        "concurrency": 1,
+        "requests": chat_requests(url, keys, per_round),
+    }
+    direct: dict[str, Any] = {"base_url": f"http://127.0.0.1:{port}", "concurrency": 1,
+                              "requests": direct_requests(port, per_round)}  # fmt: skip
     run_loadgen({**conduit, "requests": conduit["requests"][:300]})  # warm-up
     run_loadgen({**direct, "requests": direct["requests"][:300]})
     p50s: dict[str, list[float]] = {"direct": [], "conduit": []}
