@@ -10,7 +10,9 @@ generator (``bench/loadgen.py``) runs in its own process and sends non-streaming
    adapter, settlement + usage record, response); the p50 of each, the difference and the ratio.
 2. Throughput of one API process at concurrency 16 (and, for reference, of the direct upstream), with the CPU
    each process of this benchmark spent per request.
-3. Checks: every answer 200, one usage record per completion, the ledger invariants hold.
+3. Server-side steps of one completion, each timed alone in this process (``bench/openai_parts.py``): where the
+   added latency goes.
+4. Checks: every answer 200, one usage record per completion, the ledger invariants hold.
 
 Results are printed and written to bench/out/openai_compat.json; bench/RESULTS.md records them.
 """
@@ -32,6 +34,7 @@ from typing import Any
 import asyncpg
 import psutil
 
+from bench import openai_parts
 from bench.common import BENCH_DIR, ROOT, BenchEnv, free_port, run_loadgen, write_result
 from shared.db import Database
 from shared.invariants import check_ledger
@@ -235,6 +238,8 @@ def main() -> None:
         results["throughput_c16"] = throughput(env, keys, port, roles, seconds=args.seconds, profile=args.profile)
         served = results["throughput_c16"]["conduit"]["requests"]
         results["checks"] = asyncio.run(checks(env, served))
+        env.stop_procs()
+        results["steps_c1"] = openai_parts.run(env.settings(), keys[0], MODEL)
     finally:
         upstream.terminate()
         upstream.wait(timeout=10)
