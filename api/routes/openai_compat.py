@@ -18,7 +18,7 @@ from litestar.response import Stream
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
 from api.ratelimits import TASK_ROUTE
 from shared.compat import chat
-from shared.compat.chat_input import ChatInput, prepare_chat
+from shared.compat.chat_input import ChatInput
 from shared.compat.images import ImageDeps, ImageInput, generate_images
 from shared.money import Credits
 from shared.services import Services
@@ -63,28 +63,24 @@ class OpenAIController(Controller):
     async def chat_completions(
         self, data: JSONBody[ChatCompletionBody], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
-        call = prepare_chat(
-            services.catalog,
-            services.providers,
-            principal,
-            ChatInput(
-                model=data.model,
-                messages=data.messages,
-                max_tokens=data.max_completion_tokens if data.max_completion_tokens is not None else data.max_tokens,
-                temperature=data.temperature,
-                seed=data.seed,
-                n=data.n,
-                stream=bool(data.stream),
-                include_usage=bool(data.stream_options and data.stream_options.include_usage),
-            ),
+        request = ChatInput(
+            model=data.model,
+            messages=data.messages,
+            max_tokens=data.max_completion_tokens if data.max_completion_tokens is not None else data.max_tokens,
+            temperature=data.temperature,
+            seed=data.seed,
+            n=data.n,
+            stream=bool(data.stream),
+            include_usage=bool(data.stream_options and data.stream_options.include_usage),
         )
-        ctx = await chat.begin(services.db, principal, call)
+        ctx = await chat.begin(services.db, services.catalog, services.providers, principal, request)
+        call = ctx.call
         budget_s = min(services.settings.retry_budget_s, float(call.model.max_runtime_s))
         if call.stream:
             events = await chat.open_stream(ctx, services.providers, budget_s)
             return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        body, charged = await chat.complete(ctx, services.providers, budget_s)
-        return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
+        completion, charged = await chat.complete(ctx, services.providers, budget_s)
+        return Response(completion, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
 
     @post(
         "/images/generations",

@@ -25,12 +25,13 @@ from typing import Any
 import msgspec
 
 from shared.accounts.keys import Principal
+from shared.catalog import Catalog
 from shared.catalog.pricing import Usage, cost
 from shared.compat.billing import place_request_hold, record_refused_request, settle_request
-from shared.compat.chat_input import ChatCall
+from shared.compat.chat_input import ChatCall, ChatInput, find_model, prepare_chat
 from shared.compat.routing import call_routes
 from shared.db import Database
-from shared.errors import InsufficientCredits
+from shared.errors import InsufficientCredits, InvalidInput, ModelUnavailable
 from shared.ids import uuid7
 from shared.providers import ProviderRegistry
 from shared.providers.base import Completed, GenerationRequest, Provider, ProviderError, RetryableError
@@ -92,15 +93,20 @@ def _with_request(usage: Usage) -> Usage:
     return Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, requests=1)
 
 
-async def begin(db: Database, principal: Principal, call: ChatCall) -> ChatContext:
-    """Place the worst-case hold. A refusal (insufficient credits, spend cap) is recorded as a failed request."""
+async def begin(
+    db: Database, catalog: Catalog, providers: ProviderRegistry, principal: Principal, body: ChatInput
+) -> ChatContext:
+    """Check the request and place its worst-case hold. A request for a model the caller may use that is refused
+    here (bad parameters, no provider, not enough credits) is recorded as a failed request."""
     started = time.monotonic()
+    model = find_model(catalog, principal, body.model, "text")
     try:
+        call = prepare_chat(providers, model, body)
         hold_id = await place_request_hold(db, principal, call.hold, f"{call.model.id} {SOURCE}")
-    except InsufficientCredits:
+    except (InvalidInput, InsufficientCredits, ModelUnavailable):
         latency_ms = int((time.monotonic() - started) * 1000)
         await record_refused_request(
-            db, principal=principal, source=SOURCE, model=call.model.id, kind="text", latency_ms=latency_ms
+            db, principal=principal, source=SOURCE, model=model.id, kind="text", latency_ms=latency_ms
         )
         raise
     return ChatContext(db, principal, call, uuid7(), hold_id, started)

@@ -49,7 +49,8 @@ class ChatCall:
     include_usage: bool
 
 
-def find_model(catalog: Catalog, providers: ProviderRegistry, principal: Principal, model_id: str, kind: str) -> Model:
+def find_model(catalog: Catalog, principal: Principal, model_id: str, kind: str) -> Model:
+    """The catalog model of this kind that the caller's key may use (``NotFound`` / ``PermissionDenied``)."""
     model = catalog.get(model_id)
     if model is None or model.kind != kind:
         what = "chat (text)" if kind == "text" else kind
@@ -59,13 +60,17 @@ def find_model(catalog: Catalog, providers: ProviderRegistry, principal: Princip
             param="model",
         )
     check_model_allowed(principal, model_id)
-    if not providers.available(model):
-        raise ModelUnavailable(f"model {model_id!r} has no provider configured right now", param="model")
     return model
 
 
-def prepare_chat(catalog: Catalog, providers: ProviderRegistry, principal: Principal, body: ChatInput) -> ChatCall:
-    model = find_model(catalog, providers, principal, body.model, "text")
+def check_available(providers: ProviderRegistry, model: Model) -> None:
+    if not providers.available(model):
+        raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
+
+
+def prepare_chat(providers: ProviderRegistry, model: Model, body: ChatInput) -> ChatCall:
+    """The validated parameters and the worst-case hold (``InvalidInput``, ``ModelUnavailable``)."""
+    check_available(providers, model)
     if body.n not in (None, 1):
         raise InvalidInput("only n = 1 is supported", param="n")
     raw: dict[str, Any] = {"messages": _messages(body.messages)}

@@ -20,10 +20,10 @@ from typing import Any
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog
 from shared.compat.billing import record_refused_request
-from shared.compat.chat_input import find_model
+from shared.compat.chat_input import check_available, find_model
 from shared.compat.routing import UpstreamRefused
 from shared.db import Database
-from shared.errors import ConduitError, InsufficientCredits, InvalidInput, UpstreamFailed
+from shared.errors import ConduitError, InsufficientCredits, InvalidInput, ModelUnavailable, UpstreamFailed
 from shared.providers import ProviderRegistry
 from shared.storage import LocalStorage, UrlSigner
 from shared.tasks.queries import get_task
@@ -78,20 +78,11 @@ async def generate_images(
     deps: ImageDeps, principal: Principal, body: ImageInput, task_id: uuid.UUID
 ) -> dict[str, Any]:
     """Submit the task (its id given: its rate-limit slot is taken for it) and wait for its images."""
-    model = find_model(deps.catalog, deps.providers, principal, body.model, "image")
-    response_format = body.response_format or "url"
-    if response_format not in RESPONSE_FORMATS:
-        raise InvalidInput("response_format must be 'url' or 'b64_json'", param="response_format")
-    params: dict[str, Any] = {"prompt": body.prompt}
-    if body.n is not None:
-        params["num_images"] = body.n
-    if body.size is not None and body.size != "auto":
-        match = _SIZE.fullmatch(body.size)
-        if match is None:
-            raise InvalidInput("size must look like '1024x1024'", param="size")
-        params["width"], params["height"] = int(match.group(1)), int(match.group(2))
+    model = find_model(deps.catalog, principal, body.model, "image")
     started = time.monotonic()
     try:
+        check_available(deps.providers, model)
+        params = _task_input(body)
         task, _ = await submit_task(
             db=deps.db,
             enqueue=deps.enqueue,
@@ -101,16 +92,14 @@ async def generate_images(
             submission=TaskSubmission(model=model.id, input=params),
             task_id=task_id,
         )
-    except InvalidInput as exc:
-        param = {"input.num_images": "n", "input.width": "size", "input.height": "size"}.get(exc.param or "")
-        raise InvalidInput(
-            exc.message, code=exc.code, param=param or (exc.param or "").removeprefix("input.")
-        ) from None
-    except InsufficientCredits:
+    except (InvalidInput, InsufficientCredits, ModelUnavailable) as exc:
         latency_ms = int((time.monotonic() - started) * 1000)
         await record_refused_request(
             deps.db, principal=principal, source=SOURCE, model=model.id, kind="image", latency_ms=latency_ms
         )
+        if isinstance(exc, InvalidInput) and (exc.param or "").startswith("input."):
+            param = {"input.num_images": "n", "input.width": "size", "input.height": "size"}.get(exc.param or "")
+            raise InvalidInput(exc.message, code=exc.code, param=param or (exc.param or "")[6:]) from None
         raise
     done = await wait_terminal(deps.db, principal.account_id, task.id, deps.wait_s)
     if done is None:
@@ -120,8 +109,23 @@ async def generate_images(
         if done.error_code in _REFUSALS:
             raise UpstreamRefused(message, code=done.error_code)
         raise UpstreamFailed(message, code=done.error_code or "upstream_error")
+    response_format = body.response_format or "url"
     data = [await _item(deps, output, response_format) for output in done.outputs if output.get("type") == "image"]
     return {"created": int(done.created_at.timestamp()), "data": data}
+
+
+def _task_input(body: ImageInput) -> dict[str, Any]:
+    if (body.response_format or "url") not in RESPONSE_FORMATS:
+        raise InvalidInput("response_format must be 'url' or 'b64_json'", param="response_format")
+    params: dict[str, Any] = {"prompt": body.prompt}
+    if body.n is not None:
+        params["num_images"] = body.n
+    if body.size is not None and body.size != "auto":
+        match = _SIZE.fullmatch(body.size)
+        if match is None:
+            raise InvalidInput("size must look like '1024x1024'", param="size")
+        params["width"], params["height"] = int(match.group(1)), int(match.group(2))
+    return params
 
 
 async def _item(deps: ImageDeps, output: dict[str, Any], response_format: str) -> dict[str, Any]:

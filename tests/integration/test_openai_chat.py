@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam
 from shared.accounts.keys import authenticate
 from shared.compat.billing import void_abandoned_request_holds
 from shared.compat.chat import begin
-from shared.compat.chat_input import ChatInput, prepare_chat
+from shared.compat.chat_input import ChatInput
 from shared.providers.local import count_tokens, reply_text
 from shared.services import Services
 from tests.conftest import AccountFactory
@@ -248,8 +248,7 @@ async def test_a_hold_left_by_a_dead_api_process_is_voided_by_the_sweep(
     account = await make_account(credits="10")
     principal = await authenticate(services.db, account.key)
     body = ChatInput(model="test-chat-local", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
-    call = prepare_chat(services.catalog, services.providers, principal, body)
-    ctx = await begin(services.db, principal, call)  # the hold; then the process "dies"
+    ctx = await begin(services.db, services.catalog, services.providers, principal, body)  # then the process "dies"
     assert (await balance(client, account))[1] > 0
     assert await void_abandoned_request_holds(services.db, older_than_s=600) == 0  # too young to be abandoned
     await services.db.execute("UPDATE holds SET created_at = now() - interval '1 hour' WHERE id = $1", ctx.hold_id)

@@ -18,12 +18,14 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 from PIL import Image
 
+from shared.accounts.keys import create_api_key
+from shared.money import parse_credits
 from shared.request_limits import set_account_limits
 from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker
 from tests.integration.helpers import balance
-from tests.integration.openai_helpers import async_client, sync_client, usage_records
+from tests.integration.openai_helpers import async_client, sync_client, token_cost, usage_records
 from tests.simulators import Simulators
 from tests.simulators.base import Fault
 
@@ -154,7 +156,12 @@ async def test_unknown_models_raise_not_found(api: ApiServer, make_account: Acco
     ],
 )  # fmt: skip
 async def test_bad_parameters_raise_bad_request(
-    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, kwargs: dict[str, object], param: str
+    api: ApiServer,
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    services: Services,
+    kwargs: dict[str, object],
+    param: str,
 ) -> None:
     account = await make_account(credits="10")
     async with async_client(api, account) as oai:
@@ -163,6 +170,10 @@ async def test_bad_parameters_raise_bad_request(
     assert caught.value.status_code == 400
     assert caught.value.param is not None and caught.value.param.startswith(param)
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
+    [record] = await usage_records(services.db, account.id)
+    assert (record["source"], record["status"], record["model"], record["credits"]) == (
+        "chat.completion", "failed", "test-chat-local", 0
+    )  # fmt: skip
 
 
 async def test_a_body_that_is_not_a_chat_request_is_bad_request(api: ApiServer, make_account: AccountFactory) -> None:
@@ -215,6 +226,25 @@ async def test_an_upstream_refusal_is_bad_request(
         with pytest.raises(openai.BadRequestError) as caught:
             await oai.chat.completions.create(model="test-up-chat", messages=HI, max_tokens=10, stream=True)
     assert caught.value.code == "content_policy_violation"
+
+
+async def test_a_key_spend_cap_bounds_chat_completions(
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    account = await make_account(credits="50")
+    async with services.db.transaction() as conn:
+        capped = await create_api_key(conn, account_id=account.id, name="capped", spend_cap=parse_credits("1"))
+    async with async_client(api, key=capped.secret) as oai:
+        # 100 output tokens at 2000 credits per 1M: the worst case fits under the cap of 1 credit
+        done = await oai.chat.completions.create(model="test-chat-local", messages=HI, max_tokens=100, seed=2)
+        with pytest.raises(openai.APIStatusError) as caught:  # 4096 tokens (the model's cap) would not
+            await oai.chat.completions.create(model="test-chat-local", messages=HI)
+    assert caught.value.status_code == 402 and caught.value.code == "spend_cap_exceeded"
+    assert done.usage is not None
+    charged = token_cost(done.usage.prompt_tokens, done.usage.completion_tokens)
+    row = await services.db.fetchrow("SELECT spent, cap_held FROM api_keys WHERE id = $1", capped.id)
+    assert row is not None and (row["spent"], row["cap_held"]) == (int(charged * 1_000_000), 0)
+    assert await balance(client, account) == (Decimal("50") - charged, Decimal("0"))
 
 
 async def test_a_model_with_no_usable_provider_is_503(api: ApiServer, make_account: AccountFactory) -> None:
