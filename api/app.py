@@ -25,6 +25,7 @@ from api.routes.health import healthz, readyz
 from api.routes.keys import KeyController
 from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
+from api.routes.openai_compat import OpenAIController
 from api.routes.promotions import PromoController
 from api.routes.rate_limits import RateLimitController
 from api.routes.support import support_router
@@ -80,6 +81,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             support_router(settings.support.max_request_bytes),
             # billing (issue 6)
             BillingController,
+            # OpenAI-compatible chat completions and image generations (issue 4)
+            OpenAIController,
             # operating (issue 9)
             readyz,
             metrics,
@@ -100,4 +103,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,
+        # The process's logging is configured by the CLI (shared.logs, LOG_LEVEL). Litestar's default config
+        # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call (issue 4).
+        logging_config=None,
     )

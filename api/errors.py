@@ -15,6 +15,7 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
+from shared.compat.images import GenerationPending
 from shared.errors import (
     BillingUnavailable,
     ConduitError,
@@ -48,6 +49,8 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     ServiceUnavailable: (503, "service_unavailable_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
     BillingUnavailable: (503, "service_unavailable_error"),
+    # issue 4: an image generation still running when the wait ran out (the error names its task)
+    GenerationPending: (504, "timeout_error"),
 }
 
 # Litestar's own HTTP errors (routing, body parsing) -> (error type, code)
@@ -88,6 +91,8 @@ def handle_domain_error(_: Request[Any, Any, Any], exc: ConduitError) -> Respons
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
+    elif isinstance(exc, GenerationPending):
+        headers = exc.headers
     return error_response(status, type_, exc.code, exc.message, exc.param, headers)
 
 

@@ -365,6 +365,8 @@ class Settings:
     checkout_success_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=success"
     checkout_cancel_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=cancel"
     billing_products_path: Path = DEFAULT_PRODUCTS
+    # OpenAI-compatible API (issue 4): how long POST /v1/images/generations waits for its task
+    image_generation_wait_s: float = 60.0
     operating: OperatingSettings = OperatingSettings()  # issue 9: metrics, retention, shutdown, logs
 
     @classmethod
@@ -420,6 +422,7 @@ class Settings:
             checkout_success_url=_str(env, "CHECKOUT_SUCCESS_URL"),
             checkout_cancel_url=_str(env, "CHECKOUT_CANCEL_URL"),
             billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
+            image_generation_wait_s=_positive_float(env, "IMAGE_GENERATION_WAIT_S", 60.0),
             operating=OperatingSettings.from_env(env),
         )
 

@@ -129,6 +129,8 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
         "RATE_LIMIT_RPM_PER_ACCOUNT": "100000",
         "MAX_INFLIGHT_TASKS_PER_KEY": "10000",
         "MAX_INFLIGHT_TASKS_PER_ACCOUNT": "10000",
+        # OpenAI-compatible images (issue 4): a short wait, so the timeout test is quick
+        "IMAGE_GENERATION_WAIT_S": "5",
     }
     env.update(extra)
     return env

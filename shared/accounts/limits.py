@@ -7,8 +7,8 @@ the same three functions):
 * ``reserve_key_spend(conn, principal, hold_id, amount)`` in the transaction that places the hold, after it
   (lock order: account -> lots -> key). A conditional UPDATE of the key row, re-checked by PostgreSQL after
   any concurrent reservation, so concurrent submits can never take a key past its cap;
-* ``settle_key_spend(conn, api_key_id, resolution)`` in the transaction that resolves the hold: the charge is
-  added to ``spent`` (for every key, capped or not) and the reservation, if any, is released.
+* ``key_spend_sql(key_id)`` in the statement that resolves the hold: the charge is added to ``spent`` (for
+  every key, capped or not) and the reservation, if any, is released.
 
 Keys without a cap reserve nothing, so the uncapped submit stays one SQL statement.
 """
@@ -20,7 +20,6 @@ import uuid
 from shared.accounts.keys import Principal
 from shared.db import Connection
 from shared.errors import PermissionDenied, SpendCapExceeded
-from shared.ledger import HoldResolution
 from shared.money import Credits
 
 
@@ -71,18 +70,14 @@ async def reserve_key_spend(conn: Connection, principal: Principal, hold_id: uui
     )
 
 
-async def settle_key_spend(conn: Connection, api_key_id: uuid.UUID | None, resolution: HoldResolution | None) -> None:
-    """Record the charge of a resolved hold on its key and release the key's reservation for it."""
-    if resolution is None or api_key_id is None:
-        return
-    await conn.execute(
-        """
-        WITH released AS (DELETE FROM api_key_holds WHERE hold_id = $2 RETURNING amount)
-        UPDATE api_keys
-        SET spent = spent + $3, cap_held = cap_held - COALESCE((SELECT sum(amount) FROM released), 0)
-        WHERE id = $1
-        """,
-        api_key_id,
-        resolution.hold_id,
-        resolution.charged,
-    )
+def key_spend_sql(key_id: str) -> str:
+    """CTEs that settle a hold resolved in the same statement (a CTE named ``resolved`` with ``hold_id`` and
+    ``charged``) on the API key ``key_id`` (an SQL expression): the charge is added to the key's ``spent`` and
+    the key's spend-cap reservation for the hold is released. Nothing happens when nothing was resolved."""
+    return f"""released_key_hold AS (
+    DELETE FROM api_key_holds WHERE hold_id IN (SELECT hold_id FROM resolved) RETURNING amount
+), key_spend AS (
+    UPDATE api_keys SET spent = spent + resolved.charged,
+                        cap_held = cap_held - COALESCE((SELECT sum(amount) FROM released_key_hold), 0)
+    FROM resolved WHERE api_keys.id = {key_id}
+)"""

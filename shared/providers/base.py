@@ -35,6 +35,7 @@ class Output:
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
+    finish_reason: str | None = None  # text: why generation stopped ("stop", "length"), when the upstream says
 
 
 @dataclass(slots=True)

@@ -184,6 +184,10 @@ class HttpProvider:
             headers["Authorization"] = f"{self.auth_scheme} {self._resolved.api_key}"
         return headers
 
+    def stream_target(self, path: str) -> tuple[httpx.AsyncClient, str, dict[str, str]]:
+        """The client, URL and headers for a streamed call (``path`` relative to the base URL)."""
+        return self._http, f"{self._resolved.base_url}{path}", self._headers()
+
     async def _call(self, method: str, path: str, body: Any = None) -> Any:
         """``path`` is relative to the provider's base URL."""
         return await send_json(

@@ -170,9 +170,11 @@ class LocalProvider:
         if kind == "video":
             return await self._video(params, seed)
         if kind == "text":
-            text, tokens_in, tokens_out = reply_text(params["messages"], int(params.get("max_tokens", 256)), seed)
+            max_tokens = int(params.get("max_tokens", 256))
+            text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed)
+            finish = "length" if tokens_out >= max_tokens else "stop"
             return Completed(
-                outputs=[Output(type="text", text=text, content_type="text/plain")],
+                outputs=[Output(type="text", text=text, content_type="text/plain", finish_reason=finish)],
                 usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
             )
         raise PermanentError(f"the local provider cannot generate {kind!r}", code="unsupported_model")

@@ -52,8 +52,9 @@ def parse_chat_response(provider: str, data: Any, params: dict[str, Any]) -> Com
         # No usage reported (some self-hosted servers): estimate it the way the local provider counts.
         prompt_tokens = sum(count_tokens(m.get("content", "")) + 4 for m in params.get("messages", [])) + 2
         completion_tokens = count_tokens(content)
+    finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
     return Completed(
-        outputs=[Output(type="text", text=content, content_type="text/plain")],
+        outputs=[Output(type="text", text=content, content_type="text/plain", finish_reason=finish)],
         usage=Usage(input_tokens=max(0, prompt_tokens), output_tokens=max(0, completion_tokens)),
     )
 

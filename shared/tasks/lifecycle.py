@@ -11,16 +11,15 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from shared.accounts.limits import settle_key_spend
+from shared.accounts.limits import key_spend_sql
 from shared.catalog.pricing import Usage
-from shared.db import Connection, Database, Record, to_json
+from shared.db import Database, Record, to_json
 from shared.errors import Conflict
-from shared.ledger import post_hold, void_hold
+from shared.ids import uuid7
 from shared.metrics import METRICS
-from shared.tasks import CANCELED, FAILED
+from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
-from shared.usage import record_usage
 from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
 from shared.webhooks.outbox import has_destination_sql, record_task_event
 
@@ -60,6 +59,72 @@ async def release_lease(db: Database, task_id: uuid.UUID) -> None:
     await db.execute("UPDATE tasks SET lease_expires_at = NULL WHERE id = $1 AND status = 'running'", task_id)
 
 
+def _terminal_sql(update: str, *, params: int) -> str:
+    """One statement for a terminal transition. ``update`` is the compare-and-set on the task (``$1`` is its id; it
+    uses ``$2``..``$<params>`` and returns at least account_id, api_key_id, model, kind, provider, credits_charged,
+    latency_ms). When it matched, the same statement resolves the task's hold (``posted``: charge the task's
+    ``credits_charged``; ``voided``: release it all), settles it on the API key, and writes the usage record.
+    The parameters after the update's are those of ``_settlement``."""
+    hold, suffix, entry_a, entry_b, usage_id, status, units = (f"${params + i}" for i in range(1, 8))
+    charged = f"CASE WHEN {hold} = 'posted' THEN t.credits_charged ELSE 0 END"
+    return f"""
+WITH t AS ({update}
+), resolved AS (
+    SELECT r.* FROM t, LATERAL ledger_resolve_hold(NULL, $1, {charged}, {hold}, t.model || {suffix}, {entry_a}, {entry_b}) r
+), {key_spend_sql("(SELECT api_key_id FROM t)")}, usage AS (
+    INSERT INTO usage_records
+        (id, account_id, api_key_id, task_id, model, provider, kind, status, units, credits, latency_ms, source)
+    SELECT {usage_id}, t.account_id, t.api_key_id, $1, t.model, t.provider, t.kind, {status}, {units}::jsonb,
+           {charged}, t.latency_ms, 'task'
+    FROM t
+    ON CONFLICT DO NOTHING
+)
+SELECT * FROM t
+"""  # noqa: E501
+
+
+def _settlement(outcome: str, units: dict[str, Any] | None = None) -> tuple[Any, ...]:
+    """The parameters of ``_terminal_sql`` after the update's, for a task ending ``outcome``."""
+    if outcome == SUCCEEDED:
+        hold, suffix = "posted", " task"
+    else:
+        hold, suffix = "voided", f" task {outcome}"
+    return hold, suffix, uuid7(), uuid7(), uuid7(), outcome, to_json(units or {})
+
+
+_TERMINAL_UPDATE = "completed_at = now(), lease_expires_at = NULL, progress = NULL"
+
+_COMPLETE = _terminal_sql(
+    f"""
+    UPDATE tasks
+    SET status = 'succeeded', outputs = $2::jsonb, provider = $3, credits_charged = LEAST($4::bigint, credits_held),
+        {_TERMINAL_UPDATE}
+    WHERE id = $1 AND status = 'running'
+    RETURNING account_id, api_key_id, model, kind, provider, credits_charged, {_LATENCY},
+              {has_destination_sql("$5", terminal=True)}""",
+    params=5,
+)
+
+_FAIL = _terminal_sql(
+    f"""
+    UPDATE tasks
+    SET status = 'failed', error_code = $2, error_message = $3, provider = COALESCE($4, provider), {_TERMINAL_UPDATE}
+    WHERE id = $1 AND status IN ('queued', 'running')
+    RETURNING account_id, api_key_id, model, kind, provider, credits_charged, {_LATENCY},
+              {has_destination_sql("$5", terminal=True)}""",
+    params=5,
+)
+
+_CANCEL = _terminal_sql(
+    f"""
+    UPDATE tasks
+    SET status = 'canceled', error_code = 'canceled', error_message = 'canceled by the client', {_TERMINAL_UPDATE}
+    WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
+    RETURNING {COLUMNS}, {_LATENCY}, {has_destination_sql("$3", terminal=True)}""",
+    params=3,
+)
+
+
 async def complete(
     db: Database,
     task: TaskRecord,
@@ -73,31 +138,15 @@ async def complete(
     """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage."""
     async with db.transaction() as conn:
         row = await conn.fetchrow(
-            f"""
-            UPDATE tasks
-            SET status = 'succeeded', outputs = $2::jsonb, provider = $3,
-                credits_charged = LEAST($4::bigint, credits_held), completed_at = now(),
-                lease_expires_at = NULL, progress = NULL
-            WHERE id = $1 AND status = 'running'
-            RETURNING account_id, api_key_id, model, kind, credits_charged, {_LATENCY},
-                      {has_destination_sql("$5", terminal=True)}
-            """,
-            task.id,
-            to_json(outputs),
-            provider,
-            charge,
-            TASK_SUCCEEDED,
-        )
+            _COMPLETE,
+            task.id, to_json(outputs), provider, charge, TASK_SUCCEEDED, *_settlement(SUCCEEDED, usage.public()),
+        )  # fmt: skip
         if row is None:
             return False
-        charged = row["credits_charged"]
-        resolution = await post_hold(conn, task_id=task.id, charge=charged, description=f"{task.model} task")
-        await settle_key_spend(conn, row["api_key_id"], resolution)  # the key's spent / spend cap
-        await _record(conn, task.id, row, "succeeded", provider, usage.public(), row["credits_charged"])
         if row["has_webhook"]:
             await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     _count_finished(row, "succeeded", provider)
-    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, charged / 1_000_000)
+    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / 1_000_000)
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task.id)
     return True
@@ -114,24 +163,9 @@ async def fail(
 ) -> bool:
     """queued|running -> failed, voiding the hold."""
     async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            f"""
-            UPDATE tasks
-            SET status = 'failed', error_code = $2, error_message = $3, provider = COALESCE($4, provider),
-                completed_at = now(), lease_expires_at = NULL, progress = NULL
-            WHERE id = $1 AND status IN ('queued', 'running')
-            RETURNING account_id, api_key_id, model, kind, provider, {_LATENCY},
-                      {has_destination_sql("$5", terminal=True)}
-            """,
-            task_id,
-            code,
-            message,
-            provider,
-            TASK_FAILED,
-        )
+        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, *_settlement(FAILED))
         if row is None:
             return False
-        await _void(conn, task_id, row, FAILED)
         if row["has_webhook"]:
             await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
     _count_finished(row, "failed", row["provider"])
@@ -146,20 +180,8 @@ async def cancel(
     """queued|running -> canceled for the task's owner, voiding the hold. Returns the updated task."""
     current = None
     async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            f"""
-            UPDATE tasks
-            SET status = 'canceled', error_code = 'canceled', error_message = 'canceled by the client',
-                completed_at = now(), lease_expires_at = NULL, progress = NULL
-            WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
-            RETURNING {COLUMNS}, {_LATENCY}, {has_destination_sql("$3", terminal=True)}
-            """,
-            task_id,
-            account_id,
-            TASK_CANCELED,
-        )
+        row = await conn.fetchrow(_CANCEL, task_id, account_id, TASK_CANCELED, *_settlement(CANCELED))
         if row is not None:
-            await _void(conn, task_id, row, CANCELED)
             if row["has_webhook"]:
                 await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction
         else:
@@ -174,36 +196,6 @@ async def cancel(
     if current is None:
         raise task_not_found(task_id)
     raise Conflict(f"task {task_id} is already {current} and cannot be canceled", code="task_not_cancelable")
-
-
-async def _void(conn: Connection, task_id: uuid.UUID, row: Record, status: str) -> None:
-    resolution = await void_hold(conn, task_id=task_id, description=f"{row['model']} task {status}")
-    await settle_key_spend(conn, row["api_key_id"], resolution)  # releases the key's spend-cap reservation
-    await _record(conn, task_id, row, status, row["provider"], {}, 0)
-
-
-async def _record(
-    conn: Connection,
-    task_id: uuid.UUID,
-    row: Record,
-    status: str,
-    provider: str | None,
-    units: dict[str, Any],
-    credits: int,
-) -> None:
-    await record_usage(
-        conn,
-        account_id=row["account_id"],
-        api_key_id=row["api_key_id"],
-        task_id=task_id,
-        model=row["model"],
-        provider=provider,
-        kind=row["kind"],
-        status=status,
-        units=units,
-        credits=credits,
-        latency_ms=row["latency_ms"],
-    )
 
 
 def _count_finished(row: Record, status: str, provider: str | None) -> None:

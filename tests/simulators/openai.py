@@ -7,13 +7,17 @@ Errors use OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import copy
+import json
 import re
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.response import Stream
 
 from tests.simulators.base import Simulator, payload
 from tests.simulators.media import png
@@ -25,9 +29,13 @@ class OpenAISimulator(Simulator):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.usages: list[dict[str, int]] = []  # the usage reported in each chat answer
+        self.stream_cut_after: int | None = None  # streamed answers: drop the connection after this many words
+        self.stream_delay_s = 0.0  # streamed answers: pause before each word
 
     def reset_state(self) -> None:
         self.usages.clear()
+        self.stream_cut_after = None
+        self.stream_delay_s = 0.0
 
     @property
     def base_url(self) -> str:
@@ -58,6 +66,9 @@ class OpenAISimulator(Simulator):
                      "total_tokens": prompt_tokens + completion_tokens}  # fmt: skip
             completion["usage"].update(usage)
             sim.usages.append(usage)
+            if body.get("stream"):
+                include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+                return Stream(sim.chunks(completion, reply, usage, include_usage), media_type="text/event-stream")
             return Response(completion)
 
         @post("/v1/images/generations", status_code=200)
@@ -82,3 +93,28 @@ class OpenAISimulator(Simulator):
             return Response({"created": 1713833628, "data": items})
 
         return [chat, images]
+
+    async def chunks(
+        self, completion: dict[str, Any], reply: str, usage: dict[str, int], include_usage: bool
+    ) -> AsyncIterator[bytes]:
+        """OpenAI's streamed answer: a role chunk, one chunk per word, a finish chunk, the usage, [DONE]."""
+        head = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+                "model": completion["model"], "system_fingerprint": "fp_sim"}  # fmt: skip
+
+        def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
+            chunk = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            if include_usage:
+                chunk["usage"] = None
+            return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+        yield event({"role": "assistant", "content": "", "refusal": None})
+        for index, word in enumerate(reply.split(" ")):
+            if self.stream_cut_after is not None and index >= self.stream_cut_after:
+                raise ConnectionAbortedError("simulated cut")  # the server drops the connection mid-answer
+            if self.stream_delay_s:
+                await asyncio.sleep(self.stream_delay_s)
+            yield event({"content": word if index == 0 else f" {word}"})
+        yield event({}, "stop")
+        if include_usage:
+            yield b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from shared.compat.billing import void_abandoned_request_holds
 from shared.ledger import expire_lots
 from shared.retention import prune_account_tokens, prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext
+
+ABANDONED_MARGIN_S = 600.0  # a request's hold outlives its longest possible run by this much before it is voided
 
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
@@ -15,7 +18,11 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
     async with services.db.transaction() as conn:
         expired = await expire_lots(conn)
     slots = await services.request_limits.slots.repair(services.db)  # rate limits (issue 8)
-    return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots}
+    # OpenAI-compatible requests (issue 4): holds left pending by an API process that died mid-request
+    longest = max((model.max_runtime_s for model in services.catalog if model.kind == "text"), default=600)
+    abandoned = await void_abandoned_request_holds(services.db, older_than_s=longest + ABANDONED_MARGIN_S)
+    return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots,
+            "abandoned_request_holds": abandoned}  # fmt: skip
 
 
 async def housekeeping(ctx: WorkerContext) -> dict[str, int]:

@@ -1,0 +1,253 @@
+"""Benchmark of the OpenAI-compatible chat completion path (issue 4). Run: ``.venv/bin/python -m bench.openai_compat``.
+
+Setup: embedded PostgreSQL (durable) and Redis, one ``conduit web`` process, and an instant OpenAI-compatible
+upstream (``bench/lean_upstream.py``: a raw asyncio server answering a pre-encoded completion). The load
+generator (``bench/loadgen.py``) runs in its own process and sends non-streaming
+``POST /v1/chat/completions`` for ``bench-instant-chat`` (priced per token), spread over 64 accounts.
+
+1. Added latency at concurrency 1: rounds alternating the direct upstream call (the same request, straight to
+   the upstream) and the call through Conduit (key auth, rate-limit check, hold, upstream call through the
+   adapter, settlement + usage record, response); the p50 of each, the difference and the ratio.
+2. Throughput of one API process at concurrency 16 (and, for reference, of the direct upstream), with the CPU
+   each process of this benchmark spent per request.
+3. Server-side steps of one completion, each timed alone in this process (``bench/openai_parts.py``): where the
+   added latency goes.
+4. Checks: every answer 200, one usage record per completion, the ledger invariants hold.
+
+Results are printed and written to bench/out/openai_compat.json; bench/RESULTS.md records them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from typing import Any
+
+import asyncpg
+import psutil
+
+from bench import openai_parts
+from bench.common import BENCH_DIR, ROOT, BenchEnv, free_port, run_loadgen, write_result
+from shared.db import Database
+from shared.invariants import check_ledger
+
+MODEL = "bench-instant-chat"
+UPSTREAM_KEY = "sk-bench-instant"
+BODY = {"model": MODEL, "messages": [{"role": "user", "content": "hello"}], "max_tokens": 16}
+
+
+def start_upstream() -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.lean_upstream", "--port", str(port)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the upstream did not start")
+
+
+def chat_requests(url: str, keys: list[str], count: int, key_header: str = "Authorization") -> list[dict[str, Any]]:
+    body = json.dumps({**BODY, "model": MODEL})
+    return [
+        {
+            "method": "POST",
+            "url": url,
+            "body": body,
+            "headers": {key_header: f"Bearer {keys[n % len(keys)]}", "Content-Type": "application/json"},
+        }
+        for n in range(count)
+    ]
+
+
+def direct_requests(port: int, count: int) -> list[dict[str, Any]]:
+    body = json.dumps({**BODY, "model": "bench-llama", "stream": False})
+    headers = {"Authorization": f"Bearer {UPSTREAM_KEY}", "Content-Type": "application/json"}
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    return [{"method": "POST", "url": url, "body": body, "headers": headers} for _ in range(count)]
+
+
+def bench_processes(api_pid: int, upstream_pid: int) -> dict[str, list[psutil.Process]]:
+    """This benchmark's own processes by role (the machine may run other PostgreSQL and Redis servers)."""
+    roles: dict[str, list[psutil.Process]] = {
+        "api": [psutil.Process(api_pid)],
+        "upstream": [psutil.Process(upstream_pid)],
+        "postgres": [],
+        "redis": [],
+    }
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(BENCH_DIR) not in cmd:
+            continue
+        if proc.info["name"] == "postgres" or "postgres" in cmd.split(" ")[0]:
+            roles["postgres"].append(proc)
+        elif "redis-server" in cmd:
+            roles["redis"].append(proc)
+    return roles
+
+
+def cpu_seconds(roles: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for role, procs in roles.items():
+        total = 0.0
+        for root in procs:
+            try:
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in family:
+                try:
+                    times = proc.cpu_times()
+                except psutil.NoSuchProcess:
+                    continue
+                total += times.user + times.system
+        totals[role] = total
+    return totals
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def added_latency(env: BenchEnv, keys: list[str], port: int, *, rounds: int, per_round: int) -> dict[str, Any]:
+    url = f"{env.base_url}/v1/chat/completions"
+    conduit: dict[str, Any] = {
+        "base_url": env.base_url,
+        "concurrency": 1,
+        "requests": chat_requests(url, keys, per_round),
+    }
+    direct: dict[str, Any] = {"base_url": f"http://127.0.0.1:{port}", "concurrency": 1,
+                              "requests": direct_requests(port, per_round)}  # fmt: skip
+    run_loadgen({**conduit, "requests": conduit["requests"][:300]})  # warm-up
+    run_loadgen({**direct, "requests": direct["requests"][:300]})
+    p50s: dict[str, list[float]] = {"direct": [], "conduit": []}
+    p99s: dict[str, list[float]] = {"direct": [], "conduit": []}
+    for _ in range(rounds):
+        for name, job in (("direct", direct), ("conduit", conduit)):
+            result = run_loadgen(job)
+            assert set(result["statuses"]) == {"200"}, result["statuses"]
+            p50s[name].append(result["latency_ms"]["p50"])
+            p99s[name].append(result["latency_ms"]["p99"])
+    direct_p50, conduit_p50 = statistics.median(p50s["direct"]), statistics.median(p50s["conduit"])
+    return {
+        "rounds": rounds,
+        "requests_per_round": per_round,
+        "direct_p50_ms": round(direct_p50, 3),
+        "conduit_p50_ms": round(conduit_p50, 3),
+        "added_p50_ms": round(conduit_p50 - direct_p50, 3),
+        "ratio_p50": round(conduit_p50 / direct_p50, 2),
+        "direct_p99_ms": round(statistics.median(p99s["direct"]), 3),
+        "conduit_p99_ms": round(statistics.median(p99s["conduit"]), 3),
+        "round_p50s_ms": p50s,
+    }
+
+
+def _profile(pid: int, seconds: float) -> subprocess.Popen[bytes]:
+    """py-spy (``pip install py-spy``) on the API process during the measured run: bench/out/api-profile.txt."""
+    out = ROOT / "bench" / "out" / "api-profile.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    args = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+            "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
+    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def throughput(
+    env: BenchEnv,
+    keys: list[str],
+    port: int,
+    roles: dict[str, list[psutil.Process]],
+    *,
+    seconds: float,
+    profile: bool = False,
+) -> dict[str, Any]:
+    conduit = {"base_url": env.base_url, "concurrency": 16,
+               "requests": chat_requests(f"{env.base_url}/v1/chat/completions", keys, 4096)}  # fmt: skip
+    run_loadgen({**conduit, "duration_s": 3})  # warm-up
+    profiler = _profile(roles["api"][0].pid, seconds) if profile else None
+    cpu0, gen0 = cpu_seconds(roles), children_cpu()
+    result = run_loadgen({**conduit, "duration_s": seconds})
+    cpu1, gen1 = cpu_seconds(roles), children_cpu()
+    if profiler is not None:
+        profiler.wait(timeout=60)
+    n = result["requests"]
+    cpu = {role: round((cpu1[role] - cpu0[role]) / n * 1e6) for role in cpu1}
+    cpu["load_generator"] = round((gen1 - gen0) / n * 1e6)
+    direct = {"base_url": f"http://127.0.0.1:{port}", "concurrency": 16, "requests": direct_requests(port, 1024)}
+    direct_result = run_loadgen({**direct, "duration_s": min(seconds, 5)})
+    return {
+        "concurrency": 16,
+        "conduit": result,
+        "cpu_us_per_request": cpu,
+        "direct_upstream": {"rate_per_s": direct_result["rate_per_s"], "latency_ms": direct_result["latency_ms"]},
+        "load_average": os.getloadavg(),
+    }
+
+
+async def checks(env: BenchEnv, expected_min: int) -> dict[str, Any]:
+    conn = await asyncpg.connect(env.embedded.urls.database_url)
+    try:
+        records = await conn.fetchval("SELECT count(*) FROM usage_records WHERE source = 'chat.completion'")
+        pending = await conn.fetchval("SELECT count(*) FROM holds WHERE status = 'pending'")
+        charges = await conn.fetchval("SELECT count(*) FROM ledger_entries WHERE kind = 'charge'")
+    finally:
+        await conn.close()
+    db = await Database.connect(env.settings(), min_size=1, max_size=2)
+    try:
+        problems = await check_ledger(db)
+    finally:
+        await db.close()
+    assert records >= expected_min, (records, expected_min)
+    assert pending == 0 and records == charges and problems == [], (pending, records, charges, problems)
+    return {"usage_records": records, "charge_entries": charges, "pending_holds": pending, "invariant_problems": 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--per-round", type=int, default=500)
+    parser.add_argument("--profile", action="store_true", help="py-spy the API process during the throughput run")
+    parser.add_argument("--skip-latency", action="store_true")
+    args = parser.parse_args()
+    env = BenchEnv()
+    env.start()
+    upstream, port = start_upstream()
+    os.environ["BENCH_INSTANT_BASE_URL"] = f"http://127.0.0.1:{port}/v1"  # inherited by `conduit web`
+    os.environ["BENCH_INSTANT_API_KEY"] = UPSTREAM_KEY
+    results: dict[str, Any] = {}
+    try:
+        keys = asyncio.run(env.accounts(64))
+        api = env.spawn("web")
+        env.wait_healthy()
+        roles = bench_processes(api.pid, upstream.pid)
+        if not args.skip_latency:
+            results["added_latency_c1"] = added_latency(env, keys, port, rounds=args.rounds, per_round=args.per_round)
+        results["throughput_c16"] = throughput(env, keys, port, roles, seconds=args.seconds, profile=args.profile)
+        served = results["throughput_c16"]["conduit"]["requests"]
+        results["checks"] = asyncio.run(checks(env, served))
+        env.stop_procs()
+        results["steps_c1"] = openai_parts.run(env.settings(), keys[0], MODEL)
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=10)
+        env.stop()
+    path = write_result("openai_compat", results)
+    print(json.dumps(results, indent=2))
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
