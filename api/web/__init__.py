@@ -36,7 +36,5 @@ def web_router() -> Router:
         path="/static",
         directories=[STATIC],
         include_in_schema=False,
-        cache_control=None,
-        headers=None,
     )
     return Router(path="/", route_handlers=[PublicPages, AuthPages, DashboardPages, WorkPages, static])
