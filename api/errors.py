@@ -18,7 +18,6 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from api.web.context import SignInRequired
 from api.web.errors import error_page, handle_sign_in_required
 from api.web.security import is_page_path
-
 from shared.errors import (
     BillingUnavailable,
     ConduitError,

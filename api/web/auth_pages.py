@@ -50,7 +50,9 @@ class AuthPages(Controller):
         return page("signin.html", visitor, next=target, oauth=_oauth_providers(auth))
 
     @get("/verify-email")
-    async def verify_email(self, visitor: VisitorDep, auth: AuthDep, services: ServicesDep, token: Token = "") -> Template:
+    async def verify_email(
+        self, visitor: VisitorDep, auth: AuthDep, services: ServicesDep, token: Token = ""
+    ) -> Template:
         """The link in the verification mail."""
         try:
             _, email = await signup.verify_email(auth, token)

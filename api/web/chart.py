@@ -62,7 +62,7 @@ def chart_data(rows: Iterable[Mapping[str, Any]], days: list[dt.date]) -> ChartD
 
 
 def _nice_max(value: Decimal) -> Decimal:
-    """A round axis maximum at or above ``value`` (1, 2, 5 × 10^n)."""
+    """A round axis maximum at or above ``value`` (1, 2, 5 x 10^n)."""
     if value <= 0:
         return Decimal(1)
     exponent = value.adjusted()
@@ -70,7 +70,7 @@ def _nice_max(value: Decimal) -> Decimal:
         top = Decimal(step).scaleb(exponent)
         if top >= value:
             return top
-    return Decimal(10).scaleb(exponent)  # pragma: no cover - 10 × 10^n always fits
+    return Decimal(10).scaleb(exponent)  # pragma: no cover - 10 x 10^n always fits
 
 
 def _fmt(value: Decimal) -> str:

@@ -72,9 +72,7 @@ def signin_redirect(path: str) -> Redirect:
     return Redirect(f"/signin?next={quote(path, safe='/')}", status_code=303)
 
 
-def page(
-    template: str, visitor: Visitor, status_code: int = 200, *, private: bool = False, **context: Any
-) -> Template:
+def page(template: str, visitor: Visitor, status_code: int = 200, *, private: bool = False, **context: Any) -> Template:
     """A rendered page with the security headers; dashboard pages (``private``) are never cached."""
     response = Template(
         template_name=template,

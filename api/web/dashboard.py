@@ -19,8 +19,8 @@ from api.web.chart import chart_data, chart_days, legend, render_svg
 from api.web.context import MemberDep, VisitorDep, page, provide_member, provide_visitor
 from shared.accounts import key_management
 from shared.accounts.rewards import list_reward_grants
-from shared.accounts.signin import account_has_password
 from shared.accounts.service import get_account
+from shared.accounts.signin import account_has_password
 from shared.billing.orders import get_order, list_orders
 from shared.errors import InvalidInput
 from shared.tasks.queries import list_tasks
@@ -108,7 +108,9 @@ class DashboardPages(Controller):
         )
 
     @get("/billing/orders/{order_id:str}")
-    async def order(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, order_id: FromPath[str]) -> Template:
+    async def order(
+        self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, order_id: FromPath[str]
+    ) -> Template:
         found = await get_order(services.db, member.account_id, order_id)
         return page("dashboard/order.html", visitor, order=found, section="billing")
 
@@ -125,9 +127,7 @@ class DashboardPages(Controller):
         while the payment is being confirmed)."""
         found = await get_order(services.db, member.account_id, order_id) if order_id else None
         account = (await get_account(services.db, member.account_id)).public()
-        return page(
-            "dashboard/return.html", visitor, result=result, order=found, account=account, section="billing"
-        )
+        return page("dashboard/return.html", visitor, result=result, order=found, account=account, section="billing")
 
     @get("/rewards")
     async def rewards(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:

@@ -7,6 +7,8 @@ not this one (S3-compatible storage), so ``img-src`` also allows https images.
 
 from __future__ import annotations
 
+from typing import Any
+
 from litestar import Response
 
 CSP = "; ".join(
@@ -41,7 +43,7 @@ def is_page_path(path: str) -> bool:
     return path != "/v1" and not path.startswith(NOT_PAGES)
 
 
-def add_page_headers(response: Response[object], *, private: bool) -> None:
+def add_page_headers(response: Response[Any], *, private: bool) -> None:
     """Set the security headers on a page's response; ``private`` pages (signed in) are never cached."""
     for name, value in PAGE_HEADERS.items():
         response.headers.setdefault(name, value)

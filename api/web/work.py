@@ -49,11 +49,11 @@ class WorkPages(Controller):
         )
 
     @get("/tasks/{task_id:str}")
-    async def task(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, task_id: FromPath[str]) -> Template:
+    async def task(
+        self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, task_id: FromPath[str]
+    ) -> Template:
         shown = public_task(await get_task(services.db, member.account_id, task_id), services.signer)
-        return page(
-            "dashboard/task.html", visitor, task=shown, refresh=shown["status"] in ACTIVE, section="tasks"
-        )
+        return page("dashboard/task.html", visitor, task=shown, refresh=shown["status"] in ACTIVE, section="tasks")
 
     @get("/playground")
     async def playground(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
@@ -79,6 +79,8 @@ class WorkPages(Controller):
         )
 
     @get("/support/{ticket_id:str}")
-    async def ticket(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, ticket_id: FromPath[str]) -> Template:
+    async def ticket(
+        self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> Template:
         found = await tickets.ticket_detail(services.db, ticket_id, Viewer(member.account_id))
         return page("dashboard/ticket.html", visitor, ticket=found, section="support")

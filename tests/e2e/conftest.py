@@ -11,6 +11,7 @@ when run as root with apt available.
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import os
@@ -146,7 +147,7 @@ class Tab:
         return await self.page.goto(self.base_url + path)
 
     async def shot(self, label: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(SCREENSHOTS.mkdir, parents=True, exist_ok=True)
         await self.page.screenshot(path=str(SCREENSHOTS / f"{self.name}-{label}.png"), full_page=True)
 
 
@@ -164,13 +165,16 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 async def outbox_mail(outbox: Path, to: str, subject: str) -> str:
     """The text of the newest mail to ``to`` with ``subject`` written to the local outbox."""
 
-    async def find() -> str | None:
+    def read() -> str | None:
         for path in sorted(outbox.glob("*.eml"), reverse=True):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             if message["To"] == to and subject in str(message["Subject"]):
                 body = message.get_body(preferencelist=("plain",))
-                return body.get_content() if body is not None else ""
+                return str(body.get_content()) if body is not None else ""
         return None
+
+    async def find() -> str | None:
+        return await asyncio.to_thread(read)
 
     text: str = await wait_for(find, timeout=20, what=f"mail {subject!r} to {to}")
     return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.async_api import BrowserContext, expect
+from playwright.async_api import BrowserContext, FilePayload, expect
 
 from shared.services import Services
 from shared.settings import Settings
@@ -109,7 +109,7 @@ async def test_sign_up_to_support_ticket(
     await page.select_option("#new-ticket select[name=category]", "technical")
     await page.fill("#new-ticket textarea[name=body]", "My task failed, log attached.")
     await page.set_input_files(
-        "#new-ticket input[type=file]", files=[{"name": "worker.log", "mimeType": "text/plain", "buffer": ATTACHMENT}]
+        "#new-ticket input[type=file]", files=[FilePayload(name="worker.log", mimeType="text/plain", buffer=ATTACHMENT)]
     )
     await page.click("#new-ticket button[type=submit]")
     await page.wait_for_url(re.compile(r".*/dashboard/support/[0-9a-f-]{36}$"))

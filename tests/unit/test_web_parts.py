@@ -77,7 +77,9 @@ def test_chart_stacks_models_per_day_with_heights_proportional_to_credits() -> N
     heights = {(model, day): float(h) for h, model, day in bars}
     assert set(heights) == {("flux-schnell", "2026-11-20"), ("llama", "2026-11-20"), ("flux-schnell", "2026-11-22")}
     assert heights[("flux-schnell", "2026-11-20")] == pytest.approx(3 * heights[("llama", "2026-11-20")], rel=0.01)
-    assert heights[("flux-schnell", "2026-11-20")] == pytest.approx(2 * heights[("flux-schnell", "2026-11-22")], rel=0.01)
+    assert heights[("flux-schnell", "2026-11-20")] == pytest.approx(
+        2 * heights[("flux-schnell", "2026-11-22")], rel=0.01
+    )
     assert "old" not in svg
     assert "flux-schnell: 3 credits" in svg  # the tooltip
     assert [model for model, _ in legend(data)] == ["flux-schnell", "llama"]
