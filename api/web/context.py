@@ -63,8 +63,9 @@ async def provide_visitor(request: Request[Any, Any, Any], services: ServicesDep
 
 
 async def provide_member(request: Request[Any, Any, Any], visitor: VisitorDep) -> Principal:
-    if visitor.principal is None:
-        raise SignInRequired(request.url.path)
+    if visitor.principal is None:  # back to the same page (with its query) once signed in
+        query = request.url.query
+        raise SignInRequired(f"{request.url.path}?{query}" if query else request.url.path)
     return visitor.principal
 
 

@@ -25,6 +25,8 @@ import pytest
 from shared.services import Services
 from shared.settings import Settings
 from tests.harness import TEST_DATA_DIR, ApiServer, InProcessWorker, free_port, wait_for
+from tests.integration.accounts.conftest import AppServer
+from tests.integration.accounts.oauth_provider import OAuthProvider
 from tests.simulators.stripe_checkout import HostedCheckoutStripe
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
@@ -68,13 +70,26 @@ async def stripe_checkout() -> AsyncIterator[HostedCheckoutStripe]:
 
 
 @pytest.fixture(scope="session")
-def web_settings(env: dict[str, str], stripe_checkout: HostedCheckoutStripe) -> Settings:
+async def oauth_sim() -> AsyncIterator[OAuthProvider]:
+    """Google and GitHub, simulated: their consent screen signs in whoever ``sign_in_as`` names."""
+    provider = OAuthProvider()
+    server = AppServer(provider.app(), provider.port)
+    await server.start()
+    try:
+        yield provider
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="session")
+def web_settings(env: dict[str, str], stripe_checkout: HostedCheckoutStripe, oauth_sim: OAuthProvider) -> Settings:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     stripe_checkout.webhook_url = f"{base}/v1/billing/stripe/webhook"
     return Settings.from_env(
         {
             **env,
+            **oauth_sim.env(),
             "PORT": str(port),
             "PUBLIC_BASE_URL": base,
             "STRIPE_SECRET_KEY": STRIPE_KEY,

@@ -60,6 +60,10 @@ async def test_dashboard_pages_send_strangers_to_sign_in(client: httpx.AsyncClie
         response = await client.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"] == f"/signin?next={path}"
+    back = await client.get("/dashboard/billing/return", params={"result": "success", "order_id": "x"})
+    assert back.headers["location"] == "/signin?next=/dashboard/billing/return%3Fresult%3Dsuccess%26order_id%3Dx"
+    signin = await client.get(back.headers["location"])
+    assert 'data-next="/dashboard/billing/return?result=success&amp;order_id=x"' in signin.text
     # an ended session is the same as none
     async with httpx.AsyncClient(base_url=str(client.base_url), cookies={"conduit_session": "ended"}) as stale:
         assert (await stale.get("/dashboard")).status_code == 303
