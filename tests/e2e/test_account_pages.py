@@ -71,7 +71,7 @@ async def test_account_pages_on_a_phone(
             await tab.goto(path)
             width = await page.evaluate("document.documentElement.scrollWidth")
             assert width <= 390, (path, width)
-        await tab.shot("dashboard")
+            await tab.shot(path.strip("/").replace("/", "-") or "home")
 
         # Keys: create, rotate (a new secret, shown once), revoke.
         await tab.goto("/dashboard/keys")

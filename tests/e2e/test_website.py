@@ -50,7 +50,16 @@ async def test_sign_up_to_support_ticket(
     page = tab.page
     address = f"browser-{uuid.uuid4().hex[:10]}@example.com"
 
-    # Sign up -> verify through the outbox mail -> the dashboard shows the signup reward.
+    # The public pages (screenshots of each), then sign up -> verify through the outbox mail -> the dashboard
+    # shows the signup reward.
+    for path, name in (
+        ("/", "home"),
+        ("/models?kind=image", "models"),
+        ("/pricing", "pricing"),
+        ("/quickstart", "docs"),
+    ):
+        await tab.goto(path)
+        await tab.shot(name)
     await sign_up_and_verify(tab, site.settings, address)
     await expect(page.locator("#balance-available")).to_have_text("25.00")
     await expect(page.locator("#expiries")).to_contain_text("signup")

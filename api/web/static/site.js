@@ -112,7 +112,16 @@
 
   document.addEventListener("submit", async (event) => {
     const form = event.target;
-    if (!(form instanceof HTMLFormElement) || !form.dataset.api) return;
+    if (!(form instanceof HTMLFormElement)) return;
+    if ("navigate" in form.dataset) {
+      // A GET form whose target redirects to another site (Google/GitHub sign-in): the CSP's form-action
+      // allows only this origin, redirects included, so the browser is sent there as a plain navigation.
+      event.preventDefault();
+      const query = new URLSearchParams(new FormData(form)).toString();
+      location.assign(`${form.getAttribute("action")}?${query}`);
+      return;
+    }
+    if (!form.dataset.api) return;
     event.preventDefault();
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
     const error = form.querySelector("[data-error]");

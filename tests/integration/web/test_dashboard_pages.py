@@ -39,7 +39,7 @@ async def test_dashboard_pages_render_for_a_session(
         assert ticket.status_code == 201, ticket.text
 
         pages = {
-            "/dashboard": "10.00",
+            "/dashboard": account.email,
             "/dashboard/keys": "cdt_",
             "/dashboard/usage": "sdxl",
             "/dashboard/billing": "Starter pack",
