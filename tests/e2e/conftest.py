@@ -59,6 +59,16 @@ def chromium_missing() -> str | None:
     return None
 
 
+# Without a browser the tests of this folder are not collected, and the run ends with one line saying why.
+MISSING = chromium_missing()
+collect_ignore_glob = ["test_*.py"] if MISSING else []
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if MISSING:
+        terminalreporter.write_line(MISSING, yellow=True)
+
+
 @pytest.fixture(scope="session")
 async def stripe_checkout() -> AsyncIterator[HostedCheckoutStripe]:
     sim = HostedCheckoutStripe(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET, port=free_port())
@@ -125,9 +135,8 @@ async def site_worker(services: Services, web_settings: Settings) -> AsyncIterat
 
 @pytest.fixture(scope="session")
 async def browser() -> AsyncIterator[Browser]:
-    missing = chromium_missing()
-    if missing:
-        pytest.skip(missing)
+    if MISSING:  # pragma: no cover - the tests are not collected then
+        pytest.skip(MISSING)
     async with async_playwright() as playwright:
         launched = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
         try:
