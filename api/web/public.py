@@ -13,11 +13,12 @@ from api.deps import ServicesDep
 from api.web.context import VisitorDep, page, provide_visitor
 from shared.catalog.views import public_model
 from shared.money import Credits
+from shared.services import Services
 
 KINDS = ("image", "video", "text")
 
 
-def catalog(services: Any, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
+def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
     """The models as ``GET /v1/models`` shows them, filtered by kind and by a word in id, name or description."""
     models = [public_model(m, available=services.providers.available(m)) for m in services.catalog]
     if kind:
