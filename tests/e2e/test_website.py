@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from playwright.async_api import BrowserContext, FilePayload, expect
+from playwright.async_api import BrowserContext, Dialog, FilePayload, expect
 
 from shared.services import Services
 from shared.settings import Settings
@@ -40,6 +40,10 @@ async def sign_up_and_verify(tab: Tab, settings: Settings, address: str) -> None
     await page.fill("#signin input[name=password]", PASSWORD)
     await page.click("#signin button[type=submit]")
     await page.wait_for_url(f"{tab.base_url}/dashboard")
+
+
+async def accept(dialog: Dialog) -> None:
+    await dialog.accept()
 
 
 async def test_sign_up_to_support_ticket(
@@ -112,6 +116,17 @@ async def test_sign_up_to_support_ticket(
     await tab.goto("/dashboard/billing")
     await expect(page.locator("#orders")).to_contain_text("paid")
 
+    # The pack's credits are unused: the order page offers their refund (within 7 days), through Stripe.
+    await page.click("#orders >> text=Details")
+    await expect(page.locator("#refund")).to_contain_text("refund of $5.00")
+    page.once("dialog", accept)
+    await page.click("#refund button[type=submit]")
+    await expect(page.locator("#flash")).to_have_text("Refund requested.")
+    await expect(page.locator(".facts .badge")).to_have_text("refunded")
+    await expect(page.locator("#refund")).to_have_count(0)
+    await tab.goto("/dashboard")
+    await expect(page.locator("#balance-available")).to_have_text("24.70")
+
     # Open a ticket with an attachment; the thread shows it.
     await tab.goto("/dashboard/support")
     await page.fill("#new-ticket input[name=subject]", "Video task failed")
@@ -131,6 +146,14 @@ async def test_sign_up_to_support_ticket(
     download = await download_info.value
     assert download.suggested_filename == "worker.log"
 
+    # Close it: the thread stays, the reply form goes, and it can be reopened.
+    await page.click("text=Close the ticket")
+    await expect(page.locator("main .badge").first).to_have_text("closed")
+    await expect(page.locator("#reply")).to_have_count(0)
+    await expect(page.locator("button", has_text="Reopen")).to_be_visible()
+
     assert tab.problems == []
-    balance = await services.db.fetchval("SELECT COUNT(*) FROM billing_orders WHERE status = 'paid'")
-    assert balance >= 1
+    refunds = await services.db.fetchval(
+        "SELECT count(*) FROM billing_refunds r JOIN accounts a ON a.id = r.account_id WHERE a.email = $1", address
+    )
+    assert refunds == 1

@@ -59,6 +59,10 @@ async def test_dashboard_pages_render_for_a_session(
             assert page.headers["cache-control"] == "no-store", path
             assert f'<meta name="csrf-token" content="{session.csrf_token}">' in page.text
             assert not re.search(r"cdt_[A-Za-z0-9]{40}", page.text), path  # no key secret, ever
+        # the CSV download of the usage page works with the session
+        csv = await http.get("/v1/usage/export")
+        assert csv.status_code == 200
+        assert csv.text.startswith("id,created_at,") and ",sdxl," in csv.text
         # the task's image is previewed through its signed URL
         assert re.search(
             r'<img class="preview" src="[^"]+/v1/files/outputs/', (await http.get("/dashboard/tasks")).text
