@@ -20,7 +20,7 @@ from api.deps import SESSION_COOKIE, ServicesDep
 from api.web.security import add_page_headers
 from shared.accounts.keys import Principal
 from shared.accounts.sessions import Session, session_principal
-from shared.errors import Unauthenticated
+from shared.errors import PermissionDenied, Unauthenticated
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +57,7 @@ async def provide_visitor(request: Request[Any, Any, Any], services: ServicesDep
         return Visitor()
     try:
         principal, session = await session_principal(services.db, services.sessions, token)
-    except Unauthenticated:  # ended or expired: the page is shown signed out
+    except (Unauthenticated, PermissionDenied):  # ended, expired or suspended: the page is shown signed out
         return Visitor()
     return Visitor(principal, session)
 

@@ -7,6 +7,7 @@ import uuid
 
 import httpx
 
+from shared.accounts.erasure import suspend
 from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker, wait_for
@@ -75,3 +76,18 @@ async def test_dashboard_pages_render_for_a_session(
         bad_filter = await http.get("/dashboard/usage", params={"from": "yesterday"})
         assert bad_filter.status_code == 400
         assert 'role="alert"' in bad_filter.text
+
+
+async def test_a_suspended_account_sees_the_site_signed_out(
+    api: ApiServer, services: Services, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    token, _ = await services.sessions.create(account.id, ip="127.0.0.1", user_agent="pytest")
+    await suspend(services.db, services.redis, account.email, suspended=True)
+    async with httpx.AsyncClient(base_url=api.base_url, cookies={"conduit_session": token}) as http:
+        home = await http.get("/")
+        assert home.status_code == 200
+        assert 'href="/signin"' in home.text and "csrf-token" not in home.text
+        assert (await http.get("/dashboard")).headers["location"] == "/signin?next=/dashboard"
+        refused = await http.get("/v1/account")  # the API says why
+        assert refused.json()["error"]["code"] == "account_suspended"
