@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import platform
+import signal
 import socket
 import subprocess
 import sys
@@ -102,8 +103,14 @@ class BenchEnv:
         return Settings.from_env(self.env())
 
     def spawn(self, *args: str, **extra_env: str) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "cli.main", *args]
+        if args[0] in os.environ.get("BENCH_PROFILE", "").split(","):
+            # BENCH_PROFILE=worker,web samples those processes with py-spy (pip install py-spy).
+            OUT_DIR.mkdir(parents=True, exist_ok=True)
+            out = OUT_DIR / f"{args[0]}-{len(self.procs)}.speedscope.json"
+            command = ["py-spy", "record", "-r", "200", "-f", "speedscope", "-o", str(out), "--", *command]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
+            command,
             env=self.env(**extra_env),
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -133,16 +140,19 @@ class BenchEnv:
         finally:
             await db.close()
 
-    def stop_procs(self) -> None:
-        for proc in self.procs:
+    def stop_procs(self, *procs: subprocess.Popen[bytes]) -> None:
+        """Stop the given processes (default: every spawned one) and wait for them."""
+        targets = list(procs or self.procs)
+        for proc in targets:
             if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
+                # py-spy writes its profile on SIGINT; the Conduit processes stop cleanly on either.
+                proc.send_signal(signal.SIGINT if os.environ.get("BENCH_PROFILE") else signal.SIGTERM)
+        for proc in targets:
             try:
-                proc.wait(timeout=20)
+                proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        self.procs = []
+        self.procs = [proc for proc in self.procs if proc not in targets]
 
     def stop(self) -> None:
         self.stop_procs()

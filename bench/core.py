@@ -103,8 +103,7 @@ def submit_to_success(env: BenchEnv, keys: list[str], *, rate: float, seconds: f
     client = run_loadgen({"base_url": env.base_url, "requests": requests, "concurrency": 16, "rate_per_s": rate})
     time.sleep(2)  # let the last tasks finish
     latencies = asyncio.run(_task_latencies(env, since))
-    worker.terminate()
-    worker.wait(timeout=30)
+    env.stop_procs(worker)
     return {"rate_per_s": rate, "seconds": seconds, **latencies, "submit_http": client["latency_ms"]}
 
 
@@ -148,8 +147,7 @@ def worker_in_flight(env: BenchEnv, keys: list[str], *, tasks: int, model: str =
     cpu0 = process_cpu()
     asyncio.run(watch())
     cpu1 = process_cpu()
-    worker.terminate()
-    worker.wait(timeout=30)
+    env.stop_procs(worker)
     # Steady state: from the first completion until 90% of the tasks are done.
     first = next(s for s in samples if s["done"] > 0)
     last = next(s for s in samples if s["done"] >= 0.9 * tasks)

@@ -76,12 +76,8 @@ async def services(prepared: None, settings: Settings) -> AsyncIterator[Services
 
 @pytest.fixture(scope="session")
 async def api(services: Services, settings: Settings) -> AsyncIterator[ApiServer]:
-    server = ApiServer(settings)
-    await server.start()
-    try:
+    async with ApiServer(settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
@@ -94,12 +90,8 @@ async def client(api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
 async def worker(services: Services, settings: Settings) -> AsyncIterator[InProcessWorker]:
     """A running in-process worker; the queue is emptied first so earlier tests' jobs do not leak in."""
     await services.redis.flushdb()
-    running = InProcessWorker(settings)
-    await running.start()
-    try:
+    async with InProcessWorker(settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @dataclass(frozen=True)

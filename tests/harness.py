@@ -21,7 +21,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -134,24 +134,36 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
     return env
 
 
-class ApiServer:
-    """The Litestar app under uvicorn, in this process, on a real TCP port."""
+class Started:
+    """``async with thing:`` starts it and stops it however the block ends."""
 
-    def __init__(self, settings: Settings) -> None:
-        from api.app import create_app
+    async def start(self) -> None:
+        raise NotImplementedError
 
-        self.settings = settings
-        self.base_url = f"http://127.0.0.1:{settings.port}"
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=settings.port,
-            loop="asyncio",
-            lifespan="on",
-            log_level="warning",
-            access_log=False,
+    async def stop(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+class AsgiServer(Started):
+    """An ASGI app under uvicorn, in this event loop, on a real TCP port (the API, simulators, receivers)."""
+
+    def __init__(
+        self, app: Any, port: int, *, name: str = "server", lifespan: Literal["on", "off"] = "off", **config: Any
+    ) -> None:
+        self.name = name
+        self.base_url = f"http://127.0.0.1:{port}"
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                app, host="127.0.0.1", port=port, lifespan=lifespan, log_level="warning", access_log=False, **config
+            )
         )
-        self.server = uvicorn.Server(config)
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -161,16 +173,29 @@ class ApiServer:
             if self._task.done():
                 self._task.result()
             if time.monotonic() > deadline:
-                raise RuntimeError("API server did not start")
+                raise RuntimeError(f"{self.name} did not start")
             await asyncio.sleep(0.02)
 
-    async def stop(self) -> None:
+    async def stop(self, *, force: bool = False) -> None:
+        """Stop serving; ``force`` also drops connections still open (e.g. a request a test keeps hanging)."""
         self.server.should_exit = True
+        self.server.force_exit = force
         if self._task is not None:
             await self._task
+            self._task = None
 
 
-class InProcessWorker:
+class ApiServer(AsgiServer):
+    """The Litestar app under uvicorn, in this process, on a real TCP port."""
+
+    def __init__(self, settings: Settings) -> None:
+        from api.app import create_app
+
+        self.settings = settings
+        super().__init__(create_app(settings), settings.port, name="API server", lifespan="on")
+
+
+class InProcessWorker(Started):
     """An arq worker running in this event loop."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:

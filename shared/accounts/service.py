@@ -10,12 +10,12 @@ from typing import Any
 from shared.accounts.keys import NewKey, create_api_key
 from shared.db import Database
 from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ids import parse_uuid, uuid7
+from shared.ids import uuid7
 from shared.ledger import Balance, get_balance, grant, upcoming_expiries
 from shared.money import Credits
+from shared.pagination import page_cursor
 
 ROLES = ("user", "support", "admin")
-MAX_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,13 +124,7 @@ async def list_ledger(
     db: Database, account_id: uuid.UUID, *, limit: int = 50, after: str | None = None
 ) -> tuple[list[dict[str, Any]], bool]:
     """Newest first; each entry with its effect on the available and held balances."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-    cursor = None
-    if after is not None:
-        cursor = parse_uuid(after)
-        if cursor is None:
-            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+    cursor = page_cursor(limit, after)
     rows = await db.fetch(
         """
         SELECT e.id, e.kind, e.amount, e.delta_total, e.delta_held, e.lot_id, e.task_id, e.description,

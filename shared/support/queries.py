@@ -14,10 +14,10 @@ from typing import Any
 from shared.db import Connection, Database, Record
 from shared.errors import InvalidInput, NotFound, PermissionDenied
 from shared.ids import parse_uuid
+from shared.pagination import choice_filter, page_cursor
 from shared.storage import LocalStorage
 from shared.support import CATEGORIES, STAFF_ROLES, STATUSES
 
-MAX_PAGE = 100
 TICKET_COLUMNS = (
     "t.id, t.account_id, t.subject, t.category, t.status, t.created_at, t.updated_at, t.last_message_at, "
     "t.last_message_by, t.closed_at"
@@ -159,12 +159,9 @@ async def list_tickets(
     after: str | None = None,
 ) -> TicketPage:
     """Newest first. Staff see every account's tickets (``account`` narrows to one); owners see their own."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
-    if category is not None and category not in CATEGORIES:
-        raise InvalidInput(f"category must be one of: {', '.join(CATEGORIES)}", param="category")
+    cursor = page_cursor(limit, after)
+    choice_filter(status, STATUSES, "status")
+    choice_filter(category, CATEGORIES, "category")
     owner: uuid.UUID | None = viewer.account_id
     if viewer.staff:
         owner = None
@@ -172,11 +169,6 @@ async def list_tickets(
             owner = parse_uuid(account)
             if owner is None:
                 raise InvalidInput("account must be an account id", param="account")
-    cursor = None
-    if after is not None:
-        cursor = parse_uuid(after)
-        if cursor is None:
-            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
     rows = await db.fetch(
         f"""
         SELECT {TICKET_COLUMNS} FROM support_tickets t

@@ -6,12 +6,11 @@ import uuid
 from dataclasses import dataclass
 
 from shared.db import Database
-from shared.errors import InvalidInput, NotFound
+from shared.errors import NotFound
 from shared.ids import parse_uuid
+from shared.pagination import choice_filter, page_cursor
 from shared.tasks import STATUSES
 from shared.tasks.records import COLUMNS, TaskRecord
-
-MAX_PAGE = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +47,8 @@ async def list_tasks(
     model: str | None = None,
 ) -> TaskPage:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a task id)."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
-    cursor = None
-    if after is not None:
-        cursor = parse_uuid(after)
-        if cursor is None:
-            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+    cursor = page_cursor(limit, after)
+    choice_filter(status, STATUSES, "status")
     rows = await db.fetch(
         f"""
         SELECT {COLUMNS} FROM tasks

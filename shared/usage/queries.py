@@ -17,9 +17,9 @@ from shared.db import Database, Record, from_json
 from shared.errors import InvalidInput
 from shared.ids import parse_uuid
 from shared.money import Credits
+from shared.pagination import page_cursor
 from shared.usage import STATUSES, UNIT_FIELDS
 
-MAX_PAGE = 100
 MAX_MODEL = 128
 
 RECORD_COLUMNS = (
@@ -144,13 +144,9 @@ class UsagePage:
 
 async def list_usage(db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None) -> UsagePage:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a record id)."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
+    cursor = page_cursor(limit, after)
     where, args = filters.where()
-    if after is not None:
-        cursor = parse_uuid(after)
-        if cursor is None:
-            raise InvalidInput("after must be a cursor returned by a previous page", param="after")
+    if cursor is not None:
         args.append(cursor)
         where += f" AND u.id < ${len(args)}"
     args.append(limit + 1)

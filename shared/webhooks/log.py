@@ -12,14 +12,14 @@ from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
 from shared.db import Database, Record
-from shared.errors import Conflict, InvalidInput, NotFound
+from shared.errors import Conflict, NotFound
 from shared.ids import parse_uuid
+from shared.pagination import choice_filter, id_filter, page_cursor
 from shared.webhooks import EVENT_TYPES
 from shared.webhooks.dispatch import enqueue_delivery, epoch_ms
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE = 100
 STATUSES = ("pending", "delivered", "failed")
 
 _COLUMNS = (
@@ -132,15 +132,6 @@ def delivery_not_found(delivery_id: object) -> NotFound:
     return NotFound(f"webhook delivery {delivery_id} not found", code="webhook_delivery_not_found")
 
 
-def _uuid_filter(value: str | None, param: str) -> uuid.UUID | None:
-    if value is None:
-        return None
-    parsed = parse_uuid(value)
-    if parsed is None:
-        raise InvalidInput(f"{param} must be an id", param=param)
-    return parsed
-
-
 async def list_deliveries(
     db: Database,
     account_id: uuid.UUID,
@@ -153,15 +144,11 @@ async def list_deliveries(
     event_type: str | None = None,
 ) -> DeliveryPage:
     """Newest first, each with its attempts. ``after`` is the ``next_cursor`` of the previous page."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}", param="limit")
-    if status is not None and status not in STATUSES:
-        raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
-    if event_type is not None and event_type not in EVENT_TYPES:
-        raise InvalidInput(f"event_type must be one of: {', '.join(EVENT_TYPES)}", param="event_type")
-    cursor = _uuid_filter(after, "after")
-    task = task_id if isinstance(task_id, uuid.UUID) else _uuid_filter(task_id, "task_id")
-    endpoint = _uuid_filter(endpoint_id, "endpoint_id")
+    cursor = page_cursor(limit, after)
+    choice_filter(status, STATUSES, "status")
+    choice_filter(event_type, EVENT_TYPES, "event_type")
+    task = task_id if isinstance(task_id, uuid.UUID) else id_filter(task_id, "task_id")
+    endpoint = id_filter(endpoint_id, "endpoint_id")
     rows = await db.fetch(
         f"""
         SELECT {_COLUMNS} FROM webhook_deliveries

@@ -32,12 +32,8 @@ HELLO = [{"role": "user", "content": "hello there"}]
 @contextlib.asynccontextmanager
 async def worker_with(services: Services, settings: Settings, **changes: Any) -> AsyncIterator[InProcessWorker]:
     await services.redis.flushdb()
-    running = InProcessWorker(dataclasses.replace(settings, **changes))
-    await running.start()
-    try:
+    async with InProcessWorker(dataclasses.replace(settings, **changes)) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 async def run_chat(client: httpx.AsyncClient, account: TestAccount, model: str = "test-up-chat") -> dict[str, Any]:

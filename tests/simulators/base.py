@@ -17,11 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from litestar import Litestar, Request, Response, get
 from litestar.params import FromPath
 
-from tests.harness import free_port
+from tests.harness import AsgiServer, free_port
 
 PAYLOADS = Path(__file__).parent / "payloads"
 
@@ -67,8 +66,7 @@ class Simulator:
         self.files: dict[str, tuple[bytes, str]] = {}
         self.latency_s = 0.0
         self.finish_after_s = self.default_finish_after_s
-        self._server: uvicorn.Server | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._server: AsgiServer | None = None
 
     @property
     def origin(self) -> str:
@@ -151,21 +149,9 @@ class Simulator:
         return Litestar(route_handlers=[serve_file, *self.handlers()], debug=False)
 
     async def start(self) -> None:
-        config = uvicorn.Config(
-            self.app(), host="127.0.0.1", port=self.port, log_level="warning", access_log=False, lifespan="off"
-        )
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} simulator did not start")
-            await asyncio.sleep(0.02)
+        self._server = AsgiServer(self.app(), self.port, name=f"{self.name} simulator")
+        await self._server.start()
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+            await self._server.stop()

@@ -18,7 +18,6 @@ What a customer or an operator would do happens through methods (``pay``, ``expi
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -31,7 +30,8 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
-import uvicorn
+
+from tests.harness import AsgiServer
 
 API_VERSION = "2025-09-30.clover"
 Scope = dict[str, Any]
@@ -113,8 +113,7 @@ class StripeSimulator:
     requests: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
     _idempotent: dict[str, tuple[str, dict[str, Any], int, dict[str, Any]]] = field(default_factory=dict)
     _failures: list[_Failure] = field(default_factory=list)
-    _server: uvicorn.Server | None = None
-    _task: asyncio.Task[None] | None = None
+    _server: AsgiServer | None = None
 
     @property
     def base_url(self) -> str:
@@ -123,23 +122,12 @@ class StripeSimulator:
     # -- process ------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        config = uvicorn.Config(self, host="127.0.0.1", port=self.port, loop="asyncio", lifespan="off",
-                                log_level="warning", access_log=False)  # fmt: skip
-        self._server = uvicorn.Server(config)
-        self._task = asyncio.create_task(self._server.serve())
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-            if time.monotonic() > deadline:
-                raise RuntimeError("the Stripe simulator did not start")
-            await asyncio.sleep(0.02)
+        self._server = AsgiServer(self, self.port, name="the Stripe simulator")
+        await self._server.start()
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._task is not None:
-            await self._task
+            await self._server.stop()
 
     def fail_next(
         self,

@@ -3,7 +3,6 @@ server configured to use both (its own port and settings, so the rest of the sui
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -12,28 +11,17 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from shared.accounts.sessions import SessionStore
 from shared.accounts.signup import AuthDeps
 from shared.mail import Mailer
 from shared.services import Services
 from shared.settings import Settings
-from tests.harness import ApiServer, TestServers, free_port, test_env
+from tests.harness import ApiServer, AsgiServer, TestServers, free_port, test_env
 from tests.integration.accounts.mailbox import Mailbox
 from tests.integration.accounts.oauth_provider import OAuthProvider
 
 PASSWORD = "correct horse 42"
-
-
-class AppServer(ApiServer):
-    """Any ASGI app under uvicorn in this process (here: the simulated OAuth provider)."""
-
-    def __init__(self, app: Any, port: int) -> None:
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on")
-        self.base_url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
 
 
 @pytest.fixture(scope="session")
@@ -49,7 +37,7 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture(scope="session")
 async def oauth_provider() -> AsyncIterator[OAuthProvider]:
     provider = OAuthProvider()
-    server = AppServer(provider.app(), provider.port)
+    server = AsgiServer(provider.app(), provider.port, name="OAuth provider", lifespan="on")
     await server.start()
     try:
         yield provider
@@ -78,12 +66,8 @@ def accounts_settings(
 
 @pytest.fixture(scope="session")
 async def accounts_api(services: Services, accounts_settings: Settings) -> AsyncIterator[ApiServer]:
-    server = ApiServer(accounts_settings)
-    await server.start()
-    try:
+    async with ApiServer(accounts_settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

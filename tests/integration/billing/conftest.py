@@ -57,12 +57,8 @@ def billing_settings(env: dict[str, str], stripe_sim: StripeSimulator) -> Settin
 
 @pytest.fixture(scope="session")
 async def billing_api(services: Services, billing_settings: Settings) -> AsyncIterator[ApiServer]:
-    server = ApiServer(billing_settings)
-    await server.start()
-    try:
+    async with ApiServer(billing_settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -78,12 +74,8 @@ async def gateway(billing_settings: Settings) -> AsyncIterator[StripeGateway]:
 @pytest.fixture
 async def billing_worker(services: Services, billing_settings: Settings) -> AsyncIterator[InProcessWorker]:
     await services.redis.flushdb()
-    running = InProcessWorker(billing_settings)
-    await running.start()
-    try:
+    async with InProcessWorker(billing_settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @dataclass

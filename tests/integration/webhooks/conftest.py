@@ -43,12 +43,8 @@ def loopback_settings(env: dict[str, str]) -> Settings:
 
 @pytest.fixture(scope="session")
 async def loopback_api(services: Services, loopback_settings: Settings) -> AsyncIterator[ApiServer]:
-    server = ApiServer(loopback_settings)
-    await server.start()
-    try:
+    async with ApiServer(loopback_settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
@@ -89,12 +85,8 @@ async def pending(
 async def wh_worker(services: Services, loopback_settings: Settings) -> AsyncIterator[InProcessWorker]:
     """A running worker that may deliver to loopback URLs."""
     await services.redis.flushdb()
-    running = InProcessWorker(loopback_settings)
-    await running.start()
-    try:
+    async with InProcessWorker(loopback_settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture

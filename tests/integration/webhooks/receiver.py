@@ -10,10 +10,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from standardwebhooks.webhooks import Webhook
 
-from tests.harness import free_port
+from tests.harness import AsgiServer, free_port
 
 
 @dataclass(frozen=True)
@@ -52,17 +51,7 @@ class Receiver:
         self.default = Reply()
         self.release = asyncio.Event()
         self.arrived = asyncio.Event()  # set by every request
-        config = uvicorn.Config(
-            self.app,
-            host="127.0.0.1",
-            port=self.port,
-            lifespan="off",
-            interface="asgi3",
-            log_level="warning",
-            access_log=False,
-        )
-        self.server = uvicorn.Server(config)
-        self._task: asyncio.Task[None] | None = None
+        self.server = AsgiServer(self.app, self.port, name="webhook receiver", interface="asgi3")
 
     def url(self, path: str = "/hook") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -101,18 +90,8 @@ class Receiver:
         return self.requests
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self.server.serve())
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if self._task.done():
-                self._task.result()
-            if time.monotonic() > deadline:
-                raise RuntimeError("webhook receiver did not start")
-            await asyncio.sleep(0.02)
+        await self.server.start()
 
     async def stop(self) -> None:
         self.release.set()
-        self.server.should_exit = True
-        self.server.force_exit = True
-        if self._task is not None:
-            await self._task
+        await self.server.stop(force=True)
