@@ -24,8 +24,7 @@ import pytest
 
 from shared.services import Services
 from shared.settings import Settings
-from tests.harness import TEST_DATA_DIR, ApiServer, InProcessWorker, free_port, wait_for
-from tests.integration.accounts.conftest import AppServer
+from tests.harness import TEST_DATA_DIR, ApiServer, AsgiServer, InProcessWorker, free_port, wait_for
 from tests.integration.accounts.oauth_provider import OAuthProvider
 from tests.simulators.stripe_checkout import HostedCheckoutStripe
 
@@ -83,12 +82,8 @@ async def stripe_checkout() -> AsyncIterator[HostedCheckoutStripe]:
 async def oauth_sim() -> AsyncIterator[OAuthProvider]:
     """Google and GitHub, simulated: their consent screen signs in whoever ``sign_in_as`` names."""
     provider = OAuthProvider()
-    server = AppServer(provider.app(), provider.port)
-    await server.start()
-    try:
+    async with AsgiServer(provider.app(), provider.port, name="OAuth provider", lifespan="on"):
         yield provider
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -114,23 +109,15 @@ def web_settings(env: dict[str, str], stripe_checkout: HostedCheckoutStripe, oau
 
 @pytest.fixture(scope="session")
 async def site(services: Services, web_settings: Settings) -> AsyncIterator[ApiServer]:
-    server = ApiServer(web_settings)
-    await server.start()
-    try:
+    async with ApiServer(web_settings) as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
 async def site_worker(services: Services, web_settings: Settings) -> AsyncIterator[InProcessWorker]:
     await services.redis.flushdb()
-    running = InProcessWorker(web_settings)
-    await running.start()
-    try:
+    async with InProcessWorker(web_settings) as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @pytest.fixture(scope="session")
