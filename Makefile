@@ -6,7 +6,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: run test lint bench install clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +23,19 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/conduit run
 
+## The browser tests drive Debian's Chromium: install it when missing and apt is usable (as root, e.g. CI);
+## otherwise they are skipped with a line saying how to enable them.
+browser:
+	@if [ ! -x $(CHROMIUM) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1; } || \
+	  echo "could not install chromium: the browser tests will be skipped"; \
+	fi
+
 ## Run the test suite against real PostgreSQL and Redis (embedded unless the URLs are set).
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -32,6 +32,7 @@ from api.routes.support import support_router
 from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
+from api.web import template_config, web_router
 from shared.metrics.store import MetricsFlusher
 from shared.money import Credits
 from shared.services import Services
@@ -87,6 +88,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             readyz,
             metrics,
             AdminController,
+            # the website and dashboard (issue 10)
+            web_router(),
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
@@ -94,6 +97,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_rate_limit_headers],  # rate limits (issue 8)
         middleware=[observability_middleware],  # request ids, HTTP metrics (issue 9)
         type_encoders={Credits: encode_credits},
+        template_config=template_config(),  # the website (issue 10)
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Conduit",

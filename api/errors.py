@@ -15,6 +15,9 @@ from typing import Any
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, SerializationException, ValidationException
 
+from api.web.context import SignInRequired
+from api.web.errors import error_page, handle_sign_in_required
+from api.web.security import is_page_path
 from shared.compat.images import GenerationPending
 from shared.errors import (
     BillingUnavailable,
@@ -81,7 +84,7 @@ def error_response(
     return Response(content=error_body(type_, code, message, param), status_code=status, headers=headers)
 
 
-def handle_domain_error(_: Request[Any, Any, Any], exc: ConduitError) -> Response[dict[str, Any]]:
+def handle_domain_error(request: Request[Any, Any, Any], exc: ConduitError) -> Response[Any]:
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERRORS:
             status, type_ = DOMAIN_ERRORS[cls]
@@ -93,13 +96,18 @@ def handle_domain_error(_: Request[Any, Any, Any], exc: ConduitError) -> Respons
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     elif isinstance(exc, GenerationPending):
         headers = exc.headers
+    if is_page_path(request.url.path):  # the website: an error page (issue 10)
+        return error_page(status, exc.message)
     return error_response(status, type_, exc.code, exc.message, exc.param, headers)
 
 
-def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     status = exc.status_code
+    page = is_page_path(request.url.path)
     if status >= 500:
         log.error("HTTP %d: %s", status, exc.detail)
+        if page:
+            return error_page(status, "An error on our side; it has been logged. Please try again.")
         return error_response(status, "api_error", "internal_error", "internal server error")
     type_, code = HTTP_ERRORS.get(status, ("invalid_request_error", "invalid_request"))
     message, param = str(exc.detail or "bad request"), None
@@ -114,11 +122,15 @@ def handle_http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Resp
     elif status == 413:
         message = "request body too large"
     headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() == "allow"}
+    if page:
+        return error_page(status, "There is no page at this address." if status == 404 else message)
     return error_response(status, type_, code, message, param, headers or None)
 
 
-def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    if is_page_path(request.url.path):
+        return error_page(500, "An error on our side; it has been logged. Please try again.")
     return error_response(500, "api_error", "internal_error", "internal server error; it has been logged")
 
 
@@ -148,6 +160,7 @@ def _describe_validation(exc: ValidationException) -> tuple[str, str | None, str
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
+    SignInRequired: handle_sign_in_required,  # a dashboard page without a session (issue 10)
     ConduitError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_internal_error,

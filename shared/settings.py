@@ -152,8 +152,8 @@ GITHUB_DEFAULTS = (
 class AuthSettings:
     """People's accounts: sign-up links, sessions, sign-in throttling, OAuth providers, the signup reward."""
 
-    verify_email_url: str = "http://127.0.0.1:8000/v1/auth/verify-email?token={token}"
-    reset_password_url: str = "http://127.0.0.1:8000/v1/auth/password-reset?token={token}"
+    verify_email_url: str = "http://127.0.0.1:8000/verify-email?token={token}"  # the website's pages (issue 10)
+    reset_password_url: str = "http://127.0.0.1:8000/reset-password?token={token}"
     verify_token_ttl_s: int = 48 * 3600
     reset_token_ttl_s: int = 3600
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
@@ -178,8 +178,8 @@ class AuthSettings:
         origins += [_origin(o.strip()) for o in (env.get("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
         templates = {}
         for name, default in (
-            ("VERIFY_EMAIL_URL", f"{public_base_url}/v1/auth/verify-email?token={{token}}"),
-            ("RESET_PASSWORD_URL", f"{public_base_url}/v1/auth/password-reset?token={{token}}"),
+            ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),  # the website (issue 10)
+            ("RESET_PASSWORD_URL", f"{public_base_url}/reset-password?token={{token}}"),
         ):
             templates[name] = env.get(name) or default
             if "{token}" not in templates[name]:
@@ -362,8 +362,8 @@ class Settings:
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
-    checkout_success_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=success"
-    checkout_cancel_url: str | None = None  # default: PUBLIC_BASE_URL + "/v1/billing/return?result=cancel"
+    checkout_success_url: str | None = None  # default: the dashboard's return page (issue 10)
+    checkout_cancel_url: str | None = None
     billing_products_path: Path = DEFAULT_PRODUCTS
     # OpenAI-compatible API (issue 4): how long POST /v1/images/generations waits for its task
     image_generation_wait_s: float = 60.0
@@ -448,11 +448,11 @@ class Settings:
 
     @property
     def resolved_checkout_success_url(self) -> str:
-        return self.checkout_success_url or f"{self.public_base_url}/v1/billing/return?result=success"
+        return self.checkout_success_url or f"{self.public_base_url}/dashboard/billing/return?result=success"
 
     @property
     def resolved_checkout_cancel_url(self) -> str:
-        return self.checkout_cancel_url or f"{self.public_base_url}/v1/billing/return?result=cancel"
+        return self.checkout_cancel_url or f"{self.public_base_url}/dashboard/billing/return?result=cancel"
 
     def with_connections(self, database_url: str, redis_url: str) -> Settings:
         return dataclasses.replace(self, database_url=database_url, redis_url=redis_url)

@@ -238,3 +238,25 @@ async def _redeem(db: Database, account_id: uuid.UUID, code: str) -> Redemption:
         assert lot_id is not None  # the redemption row makes this the first grant for (code, account)
         await conn.execute("UPDATE promo_redemptions SET lot_id = $2 WHERE id = $1", redemption_id, lot_id)
     return Redemption(code=code, credits=promo["credits"], lot_id=lot_id, expires_at=expires_at)
+
+
+async def list_reward_grants(db: Database, account_id: uuid.UUID, limit: int = 50) -> list[dict[str, Any]]:
+    """The account's free credits (signup reward and promo codes), newest first, with what is left of each."""
+    rows = await db.fetch(
+        """
+        SELECT source, amount, remaining, expires_at, created_at FROM credit_lots
+        WHERE account_id = $1 AND source IN ('signup', 'promo') ORDER BY created_at DESC LIMIT $2
+        """,
+        account_id,
+        limit,
+    )
+    return [
+        {
+            "source": row["source"],
+            "credits": Credits(row["amount"]),
+            "remaining": Credits(row["remaining"]),
+            "expires_at": row["expires_at"],
+            "granted_at": row["created_at"],
+        }
+        for row in rows
+    ]

@@ -17,23 +17,17 @@ import uuid
 from typing import Any
 
 from shared.accounts.keys import Principal
-from shared.accounts.limits import needs_spend_reservation, reserve_key_spend
+from shared.accounts.limits import key_spend_sql, needs_spend_reservation, reserve_key_spend
 from shared.db import Database, to_json
 from shared.ids import uuid7
 from shared.ledger import hold_errors
 from shared.metrics import METRICS
 from shared.usage import record_request_usage
 
-_SETTLE = """
+_SETTLE = f"""
 WITH resolved AS (
     SELECT * FROM ledger_resolve_hold($1, NULL, $2, $3, $4, $5, $6)
-), released AS (
-    DELETE FROM api_key_holds WHERE hold_id = $1 AND EXISTS (SELECT 1 FROM resolved) RETURNING amount
-), key AS (
-    UPDATE api_keys SET spent = spent + resolved.charged,
-                        cap_held = cap_held - COALESCE((SELECT sum(amount) FROM released), 0)
-    FROM resolved WHERE api_keys.id = $7
-)
+), {key_spend_sql("$7")}
 INSERT INTO usage_records
     (id, account_id, api_key_id, task_id, model, provider, kind, status, units, credits, latency_ms, source,
      request_id)

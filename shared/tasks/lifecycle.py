@@ -64,7 +64,10 @@ def _terminal_sql(update: str, *, params: int) -> str:
     uses ``$2``..``$<params>`` and returns at least account_id, api_key_id, model, kind, provider, credits_charged,
     latency_ms). When it matched, the same statement resolves the task's hold (``posted``: charge the task's
     ``credits_charged``; ``voided``: release it all), settles it on the API key, and writes the usage record.
-    The parameters after the update's are those of ``_settlement``."""
+    The parameters after the update's are those of ``_settlement``.
+
+    The final SELECT reads ``resolved`` so that the hold is resolved whatever the plan of the CTEs that use it
+    (without an API key, or with no spend-cap reservations, PostgreSQL may never evaluate it for them)."""
     hold, suffix, entry_a, entry_b, usage_id, status, units = (f"${params + i}" for i in range(1, 8))
     charged = f"CASE WHEN {hold} = 'posted' THEN t.credits_charged ELSE 0 END"
     return f"""
@@ -79,7 +82,7 @@ WITH t AS ({update}
     FROM t
     ON CONFLICT DO NOTHING
 )
-SELECT * FROM t
+SELECT t.*, (SELECT count(*) FROM resolved) AS holds_resolved FROM t
 """  # noqa: E501
 
 

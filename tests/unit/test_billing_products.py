@@ -72,8 +72,10 @@ def test_settings_for_stripe() -> None:
     settings = Settings.from_env({"PUBLIC_BASE_URL": "https://conduit.example.com/"})
     assert settings.stripe_secret_key is None
     assert settings.stripe_api_base == "https://api.stripe.com"
-    assert settings.resolved_checkout_success_url == "https://conduit.example.com/v1/billing/return?result=success"
-    assert settings.resolved_checkout_cancel_url == "https://conduit.example.com/v1/billing/return?result=cancel"
+    assert (
+        settings.resolved_checkout_success_url == "https://conduit.example.com/dashboard/billing/return?result=success"
+    )
+    assert settings.resolved_checkout_cancel_url == "https://conduit.example.com/dashboard/billing/return?result=cancel"
     custom = Settings.from_env({"CHECKOUT_SUCCESS_URL": "https://app.example.com/paid/{ORDER_ID}",
                                 "STRIPE_API_BASE": "http://127.0.0.1:12111/"})  # fmt: skip
     assert custom.resolved_checkout_success_url == "https://app.example.com/paid/{ORDER_ID}"

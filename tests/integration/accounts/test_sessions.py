@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from http.cookies import SimpleCookie
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from shared.accounts.signup import AuthDeps
 from shared.errors import RateLimited
 from shared.services import Services
 from shared.settings import Settings
-from tests.harness import wait_for
+from tests.harness import InProcessWorker, wait_for
 from tests.integration.accounts.conftest import PASSWORD, BrowserFactory, PersonFactory, new_email
 
 IMAGE = {"model": "flux-schnell", "input": {"prompt": "a session task", "width": 256, "height": 256}}
@@ -179,3 +180,29 @@ async def test_change_password_ends_other_sessions(person: PersonFactory, browse
     assert (await someone.browser.get("/v1/account")).status_code == 200  # this session stays
     assert (await other.get("/v1/account")).status_code == 401  # the other one ended
     assert (await browser().signin(someone.email, "Changed pass 123")).status_code == 200
+
+
+async def test_tasks_submitted_with_a_session_are_charged_once_and_released_on_cancel(
+    person: PersonFactory, worker: InProcessWorker
+) -> None:
+    """No API key behind the request: the settlement must still resolve the hold (charge or release)."""
+    b = (await person("session-task")).browser
+    start = (await b.get("/v1/account")).json()["balance"]
+
+    async def finished(task_id: str) -> dict[str, Any] | None:
+        task: dict[str, Any] = (await b.get(f"/v1/tasks/{task_id}")).json()
+        return task if task["status"] in ("succeeded", "failed", "canceled") else None
+
+    submitted = await b.post("/v1/tasks", json=IMAGE)
+    assert submitted.status_code == 202, submitted.text
+    done = await wait_for(lambda: finished(submitted.json()["id"]), what="the session's task to finish")
+    assert done["status"] == "succeeded"
+    assert done["credits"] == {"held": 0.3, "charged": 0.3}
+    balance = (await b.get("/v1/account")).json()["balance"]
+    assert balance == {"available": pytest.approx(start["available"] - 0.3), "held": 0}
+
+    await worker.stop()  # keep the next one queued so it can be canceled
+    queued = (await b.post("/v1/tasks", json=IMAGE)).json()
+    canceled = await b.post(f"/v1/tasks/{queued['id']}/cancel")
+    assert canceled.json()["status"] == "canceled"
+    assert (await b.get("/v1/account")).json()["balance"] == balance

@@ -1,0 +1,75 @@
+"""The public pages: home, model catalog, pricing, the API quick start, terms and privacy."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Controller, get
+from litestar.di import Provide
+from litestar.params import QueryParameter
+from litestar.response import Template
+
+from api.deps import ServicesDep
+from api.web.context import VisitorDep, page, provide_visitor
+from shared.catalog.views import public_model
+from shared.money import Credits
+from shared.services import Services
+
+KINDS = ("image", "video", "text")
+
+
+def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
+    """The models as ``GET /v1/models`` shows them, filtered by kind and by a word in id, name or description."""
+    models = [public_model(m, available=services.providers.available(m)) for m in services.catalog]
+    if kind:
+        models = [m for m in models if m["kind"] == kind]
+    if query:
+        needle = query.strip().lower()
+        models = [m for m in models if needle in f"{m['id']} {m['name']} {m['description']}".lower()]
+    return models
+
+
+class PublicPages(Controller):
+    path = "/"
+    include_in_schema = False
+    dependencies = {"visitor": Provide(provide_visitor)}
+
+    @get("/")
+    async def home(self, visitor: VisitorDep, services: ServicesDep) -> Template:
+        models = catalog(services)
+        counts = {kind: sum(1 for m in models if m["kind"] == kind) for kind in KINDS}
+        return page("home.html", visitor, counts=counts, featured=models[:6], settings=services.settings)
+
+    @get("/models")
+    async def models(
+        self,
+        visitor: VisitorDep,
+        services: ServicesDep,
+        kind: Annotated[str | None, QueryParameter(max_length=20)] = None,
+        q: Annotated[str | None, QueryParameter(max_length=100)] = None,
+    ) -> Template:
+        kind = kind if kind in KINDS else None
+        return page("models.html", visitor, models=catalog(services, kind, q), kind=kind, q=q or "", kinds=KINDS)
+
+    @get("/pricing")
+    async def pricing(self, visitor: VisitorDep, services: ServicesDep) -> Template:
+        products = [product.public() for product in services.billing.products]
+        return page(
+            "pricing.html",
+            visitor,
+            products=products,
+            models=catalog(services),
+            signup_reward=Credits(services.settings.auth.signup_reward),
+        )
+
+    @get("/quickstart")
+    async def quickstart(self, visitor: VisitorDep, services: ServicesDep) -> Template:
+        return page("quickstart.html", visitor, base_url=services.settings.public_base_url)
+
+    @get("/terms")
+    async def terms(self, visitor: VisitorDep) -> Template:
+        return page("terms.html", visitor)
+
+    @get("/privacy")
+    async def privacy(self, visitor: VisitorDep) -> Template:
+        return page("privacy.html", visitor)

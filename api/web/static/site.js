@@ -1,0 +1,167 @@
+// Conduit website: forms call the JSON API with the session's CSRF token; a few small behaviours.
+// A form with data-api="/v1/…" is sent with fetch (JSON, or multipart with enctype="multipart/form-data"),
+// with X-CSRF-Token from <meta name="csrf-token">. data-then says what happens on success:
+//   reload (with data-success shown after the reload), go (to data-next, "{id}" = the answer's id),
+//   message (show data-success), secret (show a new API key once), checkout (go to Stripe), task (poll it).
+(() => {
+  "use strict";
+  const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+  const csrf = () => document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+  function setPath(obj, path, value) {
+    const parts = path.split(".");
+    let node = obj;
+    for (const part of parts.slice(0, -1)) node = node[part] ??= {};
+    node[parts[parts.length - 1]] = value;
+  }
+
+  function jsonBody(form) {
+    const body = {};
+    for (const el of form.elements) {
+      if (!el.name || el.disabled || el.type === "file" || el.type === "submit") continue;
+      if (el.type === "checkbox") { setPath(body, el.name, el.checked); continue; }
+      let value = el.value;
+      if (value === "" && "optional" in el.dataset) continue;
+      const type = el.dataset.type;
+      if (type === "number") value = Number(value);
+      else if (type === "list") value = value.split(",").map((s) => s.trim()).filter(Boolean);
+      else if (type === "chat") value = [{ role: "user", content: value }];
+      setPath(body, el.name, value);
+    }
+    return body;
+  }
+
+  function multipartBody(form) {
+    const data = new FormData(form);
+    for (const [name, value] of [...data.entries()]) {
+      if (value instanceof File && value.size === 0 && value.name === "") data.delete(name);
+    }
+    return data;
+  }
+
+  async function api(method, url, body) {
+    const headers = { Accept: "application/json", "X-CSRF-Token": csrf() };
+    let payload;
+    if (body instanceof FormData) payload = body;
+    else if (body !== undefined) { headers["Content-Type"] = "application/json"; payload = JSON.stringify(body); }
+    const response = await fetch(url, { method, headers, body: payload, credentials: "same-origin" });
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = null; }
+    if (!response.ok) throw new Error(data?.error?.message || `request failed (HTTP ${response.status})`);
+    return data;
+  }
+
+  function show(el, text) { if (el) { el.textContent = text; el.hidden = false; } }
+
+  function renderOutputs(task, into) {
+    into.replaceChildren();
+    for (const out of task.outputs || []) {
+      if (out.type === "text" || out.text) {
+        const pre = document.createElement("pre"); pre.className = "text-output"; pre.textContent = out.text || "";
+        into.append(pre);
+      } else if ((out.content_type || "").startsWith("image/")) {
+        const img = document.createElement("img"); img.className = "preview"; img.src = out.url;
+        img.alt = `${out.type} output of task ${task.id}`; into.append(img);
+      } else {
+        const a = document.createElement("a"); a.href = out.url; a.textContent = `${out.type} output`; into.append(a);
+      }
+    }
+  }
+
+  async function pollTask(form, task) {
+    const out = form.querySelector("[data-out]");
+    const status = document.createElement("p");
+    status.className = "muted task-status";
+    out.replaceChildren(status);
+    while (true) {
+      status.textContent = `Task ${task.id}: ${task.status}`;
+      status.dataset.status = task.status;
+      if (TERMINAL.has(task.status)) break;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      task = await api("GET", `/v1/tasks/${task.id}`);
+    }
+    const box = document.createElement("div");
+    out.append(box);
+    if (task.status === "succeeded") {
+      renderOutputs(task, box);
+      const cost = document.createElement("p"); cost.className = "muted";
+      cost.textContent = `Charged ${task.credits.charged} credits.`;
+      out.append(cost);
+    } else if (task.error) {
+      show(form.querySelector("[data-error]"), task.error.message);
+    }
+  }
+
+  const then = {
+    reload(form) {
+      if (form.dataset.success) sessionStorage.setItem("flash", form.dataset.success);
+      location.reload();
+    },
+    go(form, data) { location.assign((form.dataset.next || "/").replace("{id}", data?.id ?? "")); },
+    message(form) { show(form.querySelector("[data-out]"), form.dataset.success || "Done."); },
+    secret(form, data) {
+      const box = document.getElementById("secret-box");
+      document.getElementById("new-secret").textContent = data.secret;
+      box.hidden = false;
+      box.scrollIntoView({ block: "center" });
+    },
+    checkout(form, data) { location.assign(data.url); },
+    task(form, data) { return pollTask(form, data); },
+  };
+
+  document.addEventListener("submit", async (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement)) return;
+    if ("navigate" in form.dataset) {
+      // A GET form whose target redirects to another site (Google/GitHub sign-in): the CSP's form-action
+      // allows only this origin, redirects included, so the browser is sent there as a plain navigation.
+      event.preventDefault();
+      const query = new URLSearchParams(new FormData(form)).toString();
+      location.assign(`${form.getAttribute("action")}?${query}`);
+      return;
+    }
+    if (!form.dataset.api) return;
+    event.preventDefault();
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
+    const error = form.querySelector("[data-error]");
+    const out = form.querySelector("[data-out]");
+    if (error) error.hidden = true;
+    if (out && form.dataset.then !== "task") out.hidden = true;
+    const buttons = form.querySelectorAll("button");
+    buttons.forEach((b) => { b.disabled = true; });
+    try {
+      const method = (form.dataset.method || "POST").toUpperCase();
+      const multipart = form.enctype === "multipart/form-data";
+      const data = await api(method, form.dataset.api, multipart ? multipartBody(form) : jsonBody(form));
+      await then[form.dataset.then || "reload"](form, data);
+      if ("reset" in form.dataset) form.reset();
+    } catch (err) {
+      show(error, err.message);
+    } finally {
+      buttons.forEach((b) => { b.disabled = false; });
+    }
+  });
+
+  document.addEventListener("click", async (event) => {
+    const button = event.target.closest("[data-copy]");
+    if (!button) return;
+    const text = document.querySelector(button.dataset.copy)?.textContent || "";
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      const range = document.createRange();
+      range.selectNodeContents(document.querySelector(button.dataset.copy));
+      getSelection().removeAllRanges(); getSelection().addRange(range);
+      document.execCommand("copy");
+    }
+    button.textContent = "Copied";
+  });
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const flash = sessionStorage.getItem("flash");
+    if (flash) { sessionStorage.removeItem("flash"); show(document.getElementById("flash"), flash); }
+    const every = Number(document.body.dataset.refresh || (document.querySelector("[data-refresh-page]") ? 1500 : 0));
+    if (every) setTimeout(() => location.reload(), every);
+  });
+})();
