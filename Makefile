@@ -46,6 +46,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.core
 	$(BIN)/python -m bench.providers
+	$(BIN)/python -m bench.ratelimits
+	$(BIN)/python -m bench.openai_compat
 
 clean:
 	rm -rf $(VENV) .conduit

@@ -70,6 +70,9 @@ class BenchEnv:
         try:
             await admin.execute('DROP DATABASE IF EXISTS "conduit_bench" WITH (FORCE)')
             await admin.execute('CREATE DATABASE "conduit_bench"')
+            # Write back what the previous scenario left in shared buffers now, so that its checkpoint does
+            # not land (with its fsync stalls) in the middle of the next scenario's measurement.
+            await admin.execute("CHECKPOINT")
         finally:
             await admin.close()
         await apply_migrations(urls.database_url)

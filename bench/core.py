@@ -18,6 +18,7 @@ import resource
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -168,6 +169,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--in-flight-tasks", type=int, default=4000)
+    parser.add_argument("--only", help="comma-separated scenarios (default: all), e.g. submit_to_success")
     args = parser.parse_args()
     env = BenchEnv()
     env.start()
@@ -180,15 +182,16 @@ def main() -> None:
         env.wait_healthy()
         return keys
 
+    scenarios: dict[str, Callable[[list[str]], dict[str, Any]]] = {
+        "submit_throughput_many_accounts": lambda keys: submit_throughput(env, keys, accounts=64, seconds=args.seconds),
+        "submit_throughput_one_account": lambda keys: submit_throughput(env, keys, accounts=1, seconds=args.seconds),
+        "submit_to_success": lambda keys: submit_to_success(env, keys, rate=100, seconds=20),
+        "worker_in_flight": lambda keys: worker_in_flight(env, keys, tasks=args.in_flight_tasks),
+    }
+    chosen = args.only.split(",") if args.only else list(scenarios)
     try:
-        keys = fresh()
-        results["submit_throughput_many_accounts"] = submit_throughput(env, keys, accounts=64, seconds=args.seconds)
-        keys = fresh()
-        results["submit_throughput_one_account"] = submit_throughput(env, keys, accounts=1, seconds=args.seconds)
-        keys = fresh()
-        results["submit_to_success"] = submit_to_success(env, keys, rate=100, seconds=20)
-        keys = fresh()
-        results["worker_in_flight"] = worker_in_flight(env, keys, tasks=args.in_flight_tasks)
+        for name in chosen:
+            results[name] = scenarios[name](fresh())
     finally:
         env.stop()
     path = write_result("core", results)
