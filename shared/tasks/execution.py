@@ -40,11 +40,10 @@ from shared.providers.base import (
     Provider,
     ProviderError,
     RetryableError,
-    RouteError,
     Submitted,
 )
-from shared.providers.circuit import Gate
 from shared.providers.retry import with_retries
+from shared.providers.routing import RequestRefused, RoutesExhausted, serve
 from shared.storage import LocalStorage
 from shared.tasks import lifecycle, upstream
 from shared.tasks.outputs import output_prefix, store_outputs
@@ -108,53 +107,46 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             rt.db, task.id, code="model_unavailable", message="no provider can serve this model now", slots=rt.slots
         )
         return None
-    last: ProviderError | None = None
-    for route in routes:
-        budget = ends - time.monotonic()
-        if budget <= 0:
-            break
-        provider = registry.get(route.provider)
-        assert provider is not None
-        labels["provider"] = route.provider
-        gate = await _gate(registry, route.provider)
-        if not gate.allowed:
-            last = RetryableError(f"{route.provider} is failing (circuit open)", code="upstream_unavailable")
-            continue
-        request = GenerationRequest(task_id=task.id, model=model, route=route, params=task.input)
-        try:
-            result = await with_retries(
-                functools.partial(provider.start, request), registry.policy, budget_s=budget, provider=route.provider
-            )
-        except (RetryableError, RouteError) as exc:
-            if _seconds_left(task) > 0:  # running out of the task's own time says nothing about the provider
-                await _record_failure(registry, route.provider)
-            log.warning("task %s: route %s failed (%s), trying the next one", task.id, route.provider, exc.code)
-            last = exc
-            continue
-        except PermanentError as exc:
-            await _record_success(registry, route.provider, gate)  # it answered: the provider is up
-            await lifecycle.fail(
-                rt.db, task.id, code=exc.code, message=exc.message, provider=route.provider, slots=rt.slots
-            )
+    try:
+        served = await serve(
+            registry,
+            model,
+            task.input,
+            _call_start,
+            request_id=task.id,
+            ends=ends,
+            on_route=functools.partial(labels.__setitem__, "provider"),
+            count_failures=lambda: _seconds_left(task) > 0,  # running out of the task's own time says nothing
+        )
+    except RequestRefused as refused:
+        await lifecycle.fail(
+            rt.db, task.id, code=refused.error.code, message=refused.error.message, provider=refused.provider,
+            slots=rt.slots,
+        )  # fmt: skip
+        return None
+    except RoutesExhausted as exhausted:
+        if _seconds_left(task) <= 0:
+            await _deadline_exceeded(rt, task, model)
             return None
-        await _record_success(registry, route.provider, gate)
-        if isinstance(result, Submitted):
-            return await _submitted(rt, task, provider, request, result)
-        await _settle(rt, task, model, result, route.provider, ends)
+        last = exhausted.last
+        code = last.code if last is not None else "upstream_unavailable"
+        reason = last.message if last is not None else "no time left to try"
+        await lifecycle.fail(
+            rt.db,
+            task.id,
+            code=code,
+            message=f"no provider could serve this task; the last one said: {reason}",
+            slots=rt.slots,
+        )
         return None
-    if _seconds_left(task) <= 0:
-        await _deadline_exceeded(rt, task, model)
-        return None
-    code = last.code if last is not None else "upstream_unavailable"
-    reason = last.message if last is not None else "no time left to try"
-    await lifecycle.fail(
-        rt.db,
-        task.id,
-        code=code,
-        message=f"no provider could serve this task; the last one said: {reason}",
-        slots=rt.slots,
-    )
+    if isinstance(served.result, Submitted):
+        return await _submitted(rt, task, served.provider, served.request, served.result)
+    await _settle(rt, task, model, served.result, served.provider.name, ends)
     return None
+
+
+async def _call_start(provider: Provider, request: GenerationRequest) -> Completed | Submitted:
+    return await provider.start(request)
 
 
 async def _submitted(
@@ -279,17 +271,3 @@ async def _cancel_quietly(provider: Provider, request: GenerationRequest, upstre
             await provider.cancel(request, upstream_id)
     except (ProviderError, TimeoutError) as exc:
         log.warning("could not cancel %s job %s: %s", provider.name, upstream_id, exc)
-
-
-async def _gate(registry: ProviderRegistry, provider: str) -> Gate:
-    return await registry.breaker.allow(provider) if registry.breaker is not None else Gate.CLOSED
-
-
-async def _record_success(registry: ProviderRegistry, provider: str, gate: Gate) -> None:
-    if registry.breaker is not None:
-        await registry.breaker.record_success(provider, gate)
-
-
-async def _record_failure(registry: ProviderRegistry, provider: str) -> None:
-    if registry.breaker is not None and await registry.breaker.record_failure(provider):
-        log.warning("circuit for provider %s is open: its routes are skipped for a while", provider)
