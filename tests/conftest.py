@@ -135,12 +135,8 @@ async def ledger_invariants(request: pytest.FixtureRequest) -> AsyncIterator[Non
 @pytest.fixture(scope="session")
 async def simulators() -> AsyncIterator[Simulators]:
     """One simulator per upstream protocol, for the whole session (their URLs are in every test's env)."""
-    sims = Simulators.create()
-    await sims.start()
-    try:
+    async with Simulators.create() as sims:
         yield sims
-    finally:
-        await sims.stop()
 
 
 @pytest.fixture

@@ -70,12 +70,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 @pytest.fixture(scope="session")
 async def stripe_checkout() -> AsyncIterator[HostedCheckoutStripe]:
-    sim = HostedCheckoutStripe(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET, port=free_port())
-    await sim.start()
-    try:
+    async with HostedCheckoutStripe(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET, port=free_port()) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,13 +10,14 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from tests.harness import Started
 from tests.simulators.fal import FalSimulator
 from tests.simulators.openai import OpenAISimulator
 from tests.simulators.replicate import ReplicateSimulator
 
 
 @dataclass
-class Simulators:
+class Simulators(Started):
     openai: OpenAISimulator
     openai_backup: OpenAISimulator
     replicate: ReplicateSimulator

@@ -31,7 +31,7 @@ from urllib.parse import parse_qsl
 
 import httpx
 
-from tests.harness import AsgiServer
+from tests.harness import AsgiServer, Started
 
 API_VERSION = "2025-09-30.clover"
 Scope = dict[str, Any]
@@ -102,7 +102,7 @@ class _Failure:
 
 
 @dataclass
-class StripeSimulator:
+class StripeSimulator(Started):
     api_key: str
     webhook_secret: str
     port: int

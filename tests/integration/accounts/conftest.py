@@ -37,12 +37,8 @@ def mailbox() -> Iterator[Mailbox]:
 @pytest.fixture(scope="session")
 async def oauth_provider() -> AsyncIterator[OAuthProvider]:
     provider = OAuthProvider()
-    server = AsgiServer(provider.app(), provider.port, name="OAuth provider", lifespan="on")
-    await server.start()
-    try:
+    async with AsgiServer(provider.app(), provider.port, name="OAuth provider", lifespan="on"):
         yield provider
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="session")

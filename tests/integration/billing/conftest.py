@@ -32,12 +32,8 @@ C = 1_000_000  # one credit in micro-credits
 
 @pytest.fixture(scope="session")
 async def stripe_sim() -> AsyncIterator[StripeSimulator]:
-    sim = StripeSimulator(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET, port=free_port())
-    await sim.start()
-    try:
+    async with StripeSimulator(api_key=STRIPE_KEY, webhook_secret=WEBHOOK_SECRET, port=free_port()) as sim:
         yield sim
-    finally:
-        await sim.stop()
 
 
 @pytest.fixture(scope="session")

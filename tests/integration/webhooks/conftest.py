@@ -56,12 +56,8 @@ async def lclient(loopback_api: ApiServer) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[Receiver]:
-    running = Receiver()
-    await running.start()
-    try:
+    async with Receiver() as running:
         yield running
-    finally:
-        await running.stop()
 
 
 @dataclass(frozen=True)

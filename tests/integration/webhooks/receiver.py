@@ -12,7 +12,7 @@ from typing import Any
 
 from standardwebhooks.webhooks import Webhook
 
-from tests.harness import AsgiServer, free_port
+from tests.harness import AsgiServer, Started, free_port
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Received:
         return self.headers["webhook-signature"].split(" ")
 
 
-class Receiver:
+class Receiver(Started):
     def __init__(self) -> None:
         self.port = free_port()
         self.requests: list[Received] = []
