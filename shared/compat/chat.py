@@ -18,9 +18,9 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 SOURCE = "chat.completion"
 _encode = msgspec.json.encode
 _background: set[asyncio.Task[Any]] = set()
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -112,6 +113,20 @@ async def begin(
     return ChatContext(db, principal, call, uuid7(), hold_id, started)
 
 
+async def _routed(
+    ctx: ChatContext,
+    registry: ProviderRegistry,
+    call: Callable[[Provider, GenerationRequest], Awaitable[T]],
+    budget_s: float,
+) -> tuple[T, str]:
+    """``call`` through the model's routes; when no route serves the request it is settled as failed."""
+    try:
+        return await call_routes(registry, ctx.call.model, ctx.call.params, call, budget_s=budget_s)
+    except BaseException:
+        await asyncio.shield(ctx.settle(None, "failed", None))
+        raise
+
+
 async def _start(provider: Provider, request: GenerationRequest) -> Completed:
     result = await provider.start(request)
     assert isinstance(result, Completed)
@@ -121,11 +136,7 @@ async def _start(provider: Provider, request: GenerationRequest) -> Completed:
 async def complete(ctx: ChatContext, registry: ProviderRegistry, budget_s: float) -> tuple[dict[str, Any], int]:
     """A plain (non-streamed) completion. Returns (OpenAI's ``chat.completion`` object, credits charged)."""
     call = ctx.call
-    try:
-        completed, provider = await call_routes(registry, call.model, call.params, _start, budget_s=budget_s)
-    except BaseException:
-        await asyncio.shield(ctx.settle(None, "failed", None))
-        raise
+    completed, provider = await _routed(ctx, registry, _start, budget_s)
     usage = completed.usage
     charged = await asyncio.shield(ctx.settle(usage, "succeeded", provider))
     output = completed.outputs[0] if completed.outputs else None
@@ -153,12 +164,7 @@ async def complete(ctx: ChatContext, registry: ProviderRegistry, budget_s: float
 
 async def open_stream(ctx: ChatContext, registry: ProviderRegistry, budget_s: float) -> AsyncIterator[bytes]:
     """Start the upstream answer; the returned iterator yields the SSE events and settles when it ends."""
-    call = ctx.call
-    try:
-        stream, provider = await call_routes(registry, call.model, call.params, open_chat_stream, budget_s=budget_s)
-    except BaseException:
-        await asyncio.shield(ctx.settle(None, "failed", None))
-        raise
+    stream, provider = await _routed(ctx, registry, open_chat_stream, budget_s)
     return _events(ctx, stream, provider)
 
 
