@@ -41,9 +41,11 @@ def _wait_healthy(url: str, procs: dict[str, subprocess.Popen[bytes]], timeout_s
 def _banner(settings: Settings, base: str, embedded: bool) -> str:
     conduit = os.path.relpath(os.path.join(os.path.dirname(sys.executable), "conduit"))
     storage = settings.database_url if not embedded else f"embedded, data in {os.path.relpath(settings.data_dir)}"
+    outbox = os.path.relpath(settings.mail.outbox_dir) if not settings.mail.smtp_host else "your SMTP server"
     return f"""
 Conduit is running.
-  API            {base}            (OpenAPI docs: {base}/docs)
+  Website        {base}/            (sign up, dashboard, playground; mail lands in {outbox})
+  API            {base}/v1          (OpenAPI docs: {base}/docs)
   PostgreSQL     {storage}
   Redis          {"embedded" if embedded else settings.redis_url}
   Outputs        {os.path.relpath(settings.resolved_storage_dir)}
@@ -58,6 +60,10 @@ Then call it:
        -d '{{"model": "flux-schnell", "input": {{"prompt": "a lighthouse at dusk, oil painting"}}}}'
   curl -s {base}/v1/tasks/<task id> -H "Authorization: Bearer $CONDUIT_KEY"
   curl -s {base}/v1/account -H "Authorization: Bearer $CONDUIT_KEY"
+  curl -s {base}/v1/chat/completions -H "Authorization: Bearer $CONDUIT_KEY" -H 'Content-Type: application/json' \\
+       -d '{{"model": "llama-3.1-8b-instruct", "messages": [{{"role": "user", "content": "Hello!"}}]}}'
+
+OpenAI clients work too: base_url="{base}/v1", api_key=$CONDUIT_KEY.
 
 Press Ctrl-C to stop.
 """
