@@ -83,3 +83,35 @@ async def test_web_and_worker_processes_serve_a_task_for_a_cli_created_account(
     finally:
         assert web.stop() in (0, -15), web.output()
         worker.stop()
+
+
+async def test_conduit_run_serves_the_website_and_api_and_stops_everything_on_sigterm(
+    env: dict[str, str], tmp_path: Path, services: object
+) -> None:
+    """What `make run` runs (here against the test servers, as with DATABASE_URL / REDIS_URL set)."""
+    port = free_port()
+    proc_env = {key: value for key, value in env.items() if key not in ("PORT", "PUBLIC_BASE_URL")}
+    run = Subprocess(["run", "--port", str(port)], proc_env, tmp_path / "run.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+
+        async def banner() -> bool:
+            return "Conduit is running." in run.output()
+
+        await wait_for(banner, timeout=60, what="conduit run to print how to call it")
+        assert f"Website        {base}/" in run.output()
+        assert f'base_url="{base}/v1"' in run.output()
+        async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+            assert (await client.get("/readyz")).status_code == 200
+            home = await client.get("/")
+            assert home.status_code == 200 and home.headers["content-type"].startswith("text/html")
+            assert (await client.get("/v1/models")).json()["object"] == "list"
+        assert run.stop() == 0, run.output()
+        async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+            try:
+                await client.get("/healthz")
+                raise AssertionError("the web process still answers after conduit run stopped")
+            except httpx.TransportError:
+                pass  # nothing listens any more: the web and worker children stopped with it
+    finally:
+        run.stop()
