@@ -11,7 +11,6 @@ is the hottest path in the API, so the round trips matter.
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 
@@ -19,6 +18,8 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import default_queue_name, expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
+
+from shared.group_commit import GroupCommit
 
 RUN_TASK = "run_task"
 CANCEL_UPSTREAM = "cancel_upstream"
@@ -75,36 +76,19 @@ async def enqueue_upstream_cancel(redis: ArqRedis, task_id: uuid.UUID) -> None:
 
 
 class Enqueuer:
-    """Enqueues for many concurrent requests in one Redis round trip, like a database's group commit.
-
-    Each caller still waits for its own job to be written; while one pipeline is in flight, the
-    callers that arrive meanwhile are gathered into the next one. At low load a batch is one job."""
+    """Enqueues for many concurrent requests in one Redis round trip (``shared.group_commit``)."""
 
     def __init__(self, redis: ArqRedis) -> None:
         self.redis = redis
-        self._pending: list[tuple[uuid.UUID, asyncio.Future[bool]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[uuid.UUID, bool] = GroupCommit(self._execute)
 
     async def enqueue(self, task_id: uuid.UUID) -> bool:
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append((task_id, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.shield(future)
+        """Enqueue the task's job. False when a job for this task is already queued or running."""
+        return await self._batches.submit(task_id)
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for task_id, _ in batch:
-                        pipe.eval(*_enqueue_args(task_id, None))  # type: ignore[arg-type]
-                    results = await pipe.execute()
-            except Exception as exc:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-            else:
-                for (_, future), added in zip(batch, results, strict=True):
-                    if not future.done():
-                        future.set_result(bool(added))
+    async def _execute(self, task_ids: list[uuid.UUID]) -> list[bool | Exception]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.eval(*_enqueue_args(task_id, None))  # type: ignore[arg-type]
+            results = await pipe.execute()
+        return [bool(added) for added in results]

@@ -39,6 +39,7 @@ from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, RedisError
 
 from shared.errors import RateLimited, ServiceUnavailable
+from shared.group_commit import GroupCommit
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -217,46 +218,22 @@ class Policy:
 
 
 class _ScriptBatch:
-    """Runs one Lua script for many concurrent callers in one pipelined round trip (like a database's group
-    commit): while a pipeline is in flight, the calls that arrive are gathered into the next one. Each caller
-    gets its own result or error. At low load a batch is one call."""
+    """Runs one Lua script for many concurrent callers in one pipelined round trip (``shared.group_commit``).
+    Each caller gets its own result or error."""
 
     def __init__(self, redis: Redis, script: str) -> None:
         self.redis = redis
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
-        self._pending: list[tuple[Sequence[bytes], Sequence[bytes], asyncio.Future[Any]]] = []
-        self._flusher: asyncio.Task[None] | None = None
+        self._batches: GroupCommit[tuple[Sequence[bytes], Sequence[bytes]], Any] = GroupCommit(self._execute)
 
     async def run(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((keys, args, future))
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.shield(future)
+        return await self._batches.submit((keys, args))
 
-    async def _flush(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                results = await self._execute(batch)
-            except Exception as exc:
-                for *_, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            for (*_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(result)
-                else:
-                    future.set_result(result)
-
-    async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes], asyncio.Future[Any]]]) -> list[Any]:
+    async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes]]]) -> list[Any]:
         for attempt in range(2):
             async with self.redis.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
+                for keys, args in batch:
                     pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
                 results: list[Any] = await pipe.execute(raise_on_error=False)
             if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
