@@ -17,7 +17,7 @@ import time
 import urllib.error
 import urllib.request
 
-from cli.main import Connections
+from cli.connections import Connections
 from shared.db.migrate import apply_migrations
 from shared.settings import Settings
 

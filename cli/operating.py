@@ -19,15 +19,10 @@ import json
 import socket
 from typing import Any
 
+from cli.connections import Connections, run_with_services
 from shared.settings import Settings
 
 CLI_ACTOR = "cli"
-
-
-def _services_action(settings: Settings, action: Any) -> int:
-    from cli.main import _with_services
-
-    return _with_services(settings, action)
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -39,7 +34,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         )
         return {"data": page.accounts, "has_more": page.has_more, "next_cursor": page.next_cursor}
 
-    return _services_action(settings, action)
+    return run_with_services(settings, action)
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,7 +43,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     async def action(services: Any) -> dict[str, Any]:
         return await account_detail(services.db, args.account)
 
-    return _services_action(settings, action)
+    return run_with_services(settings, action)
 
 
 def cmd_credits(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,7 +62,7 @@ def cmd_credits(args: argparse.Namespace, settings: Settings) -> int:
             operation_id=args.operation_id,
         )
 
-    return _services_action(settings, action)
+    return run_with_services(settings, action)
 
 
 def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
@@ -76,7 +71,7 @@ def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
     async def action(services: Any) -> dict[str, Any]:
         return await revoke_any_key(services.db, services.redis, args.key_id)
 
-    return _services_action(settings, action)
+    return run_with_services(settings, action)
 
 
 def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
@@ -92,7 +87,7 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
             return await tasks.retry_task(services.db, services.redis, services.signer, args.task_id)
         return await tasks.view_task(services.db, services.signer, args.task_id)
 
-    return _services_action(settings, action)
+    return run_with_services(settings, action)
 
 
 def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
@@ -101,13 +96,12 @@ def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
     async def action(services: Any) -> list[dict[str, Any]]:
         return await provider_health(services.db, services.providers)
 
-    return _services_action(settings, action)
+    return run_with_services(settings, action)
 
 
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     """Live worker processes (a heartbeat within the last 2 beats). ``--check``: exit 1 when none is alive
     (on ``--host``, e.g. ``$(hostname)`` in a container's liveness probe)."""
-    from cli.main import Connections
     from shared.queue import connect_redis
     from worker.heartbeat import live_workers
 
