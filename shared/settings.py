@@ -8,89 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
 
-from shared.money import CreditsFormatError, parse_credits
+from shared.env import (
+    SettingsError,
+    env_bool,
+    env_credits,
+    env_float,
+    env_int,
+    env_positive_float,
+    env_str,
+    origin_of,
+    provider_env,
+)
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
 DEFAULT_PRODUCTS = PACKAGE_ROOT / "billing" / "products.toml"
-
-
-class SettingsError(ValueError):
-    """An environment variable has a value we cannot use."""
-
-
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int | None = None) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
-    if minimum is not None and value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-
-
-def _positive_float(env: Mapping[str, str], name: str, default: float) -> float:
-    value = _float(env, name, default)
-    if value <= 0:
-        raise SettingsError(f"{name} must be > 0, got {value}")
-    return value
-
-
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be a boolean (true/false), got {raw!r}")
-
-
-def _str(env: Mapping[str, str], name: str) -> str | None:
-    raw = env.get(name)
-    return raw if raw else None
-
-
-# Upstream provider credentials and base URLs are named by the catalog's [providers.*] tables; only
-# variables with these suffixes are captured (see shared/catalog/providers.py).
-PROVIDER_ENV = re.compile(r"[A-Z][A-Z0-9_]*_(API_KEY|API_TOKEN|KEY|TOKEN|BASE_URL)")
-NOT_PROVIDER_ENV = re.compile(r"SECRET_KEY|STRIPE_.*")  # our own secrets are never handed to a provider
-
-
-def _provider_env(env: Mapping[str, str]) -> dict[str, str]:
-    return {
-        name: value
-        for name, value in env.items()
-        if value and PROVIDER_ENV.fullmatch(name) and not NOT_PROVIDER_ENV.fullmatch(name)
-    }
-
-
-# -- accounts: mail, sign-in, sessions, OAuth, rewards (issue 5) -------------------------------------------
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,12 +47,12 @@ class MailSettings:
         if tls not in ("starttls", "tls", "none"):
             raise SettingsError(f"SMTP_TLS must be starttls, tls or none, got {tls!r}")
         return cls(
-            smtp_host=_str(env, "SMTP_HOST"),
-            smtp_port=_int(env, "SMTP_PORT", 465 if tls == "tls" else 587, minimum=1),
+            smtp_host=env_str(env, "SMTP_HOST"),
+            smtp_port=env_int(env, "SMTP_PORT", 465 if tls == "tls" else 587, minimum=1),
             smtp_tls=tls,
-            smtp_user=_str(env, "SMTP_USER"),
-            smtp_password=_str(env, "SMTP_PASSWORD"),
-            smtp_timeout_s=_float(env, "SMTP_TIMEOUT_S", 15.0),
+            smtp_user=env_str(env, "SMTP_USER"),
+            smtp_password=env_str(env, "SMTP_PASSWORD"),
+            smtp_timeout_s=env_float(env, "SMTP_TIMEOUT_S", 15.0),
             sender=env.get("MAIL_FROM") or "Conduit <no-reply@localhost>",
             outbox_dir=data_dir / "outbox",
         )
@@ -174,8 +109,8 @@ class AuthSettings:
         samesite = (env.get("SESSION_COOKIE_SAMESITE") or "lax").strip().lower()
         if samesite not in ("lax", "strict"):
             raise SettingsError(f"SESSION_COOKIE_SAMESITE must be lax or strict, got {samesite!r}")
-        origins = [_origin(public_base_url)]
-        origins += [_origin(o.strip()) for o in (env.get("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
+        origins = [origin_of(public_base_url)]
+        origins += [origin_of(o.strip()) for o in (env.get("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
         templates = {}
         for name, default in (
             ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),  # the website (issue 10)
@@ -187,46 +122,33 @@ class AuthSettings:
         return cls(
             verify_email_url=templates["VERIFY_EMAIL_URL"],
             reset_password_url=templates["RESET_PASSWORD_URL"],
-            verify_token_ttl_s=_int(env, "VERIFY_TOKEN_TTL_S", 48 * 3600, minimum=60),
-            reset_token_ttl_s=_int(env, "RESET_TOKEN_TTL_S", 3600, minimum=60),
+            verify_token_ttl_s=env_int(env, "VERIFY_TOKEN_TTL_S", 48 * 3600, minimum=60),
+            reset_token_ttl_s=env_int(env, "RESET_TOKEN_TTL_S", 3600, minimum=60),
             allowed_origins=tuple(dict.fromkeys(origins)),
-            session_ttl_s=_int(env, "SESSION_TTL_S", 7 * 24 * 3600, minimum=60),
-            session_max_age_s=_int(env, "SESSION_MAX_AGE_S", 30 * 24 * 3600, minimum=60),
-            session_cookie_secure=_bool(env, "SESSION_COOKIE_SECURE", public_base_url.startswith("https://")),
+            session_ttl_s=env_int(env, "SESSION_TTL_S", 7 * 24 * 3600, minimum=60),
+            session_max_age_s=env_int(env, "SESSION_MAX_AGE_S", 30 * 24 * 3600, minimum=60),
+            session_cookie_secure=env_bool(env, "SESSION_COOKIE_SECURE", public_base_url.startswith("https://")),
             session_cookie_samesite=samesite,
-            signin_max_failures=_int(env, "SIGNIN_MAX_FAILURES", 5, minimum=1),
-            signin_failure_window_s=_int(env, "SIGNIN_FAILURE_WINDOW_S", 900, minimum=1),
-            auth_ip_rate_per_min=_int(env, "AUTH_IP_RATE_PER_MIN", 30, minimum=1),
-            signup_reward=_credits(env, "SIGNUP_REWARD_CREDITS", "25"),
-            signup_reward_validity_days=_int(env, "SIGNUP_REWARD_VALIDITY_DAYS", 30, minimum=0),
+            signin_max_failures=env_int(env, "SIGNIN_MAX_FAILURES", 5, minimum=1),
+            signin_failure_window_s=env_int(env, "SIGNIN_FAILURE_WINDOW_S", 900, minimum=1),
+            auth_ip_rate_per_min=env_int(env, "AUTH_IP_RATE_PER_MIN", 30, minimum=1),
+            signup_reward=env_credits(env, "SIGNUP_REWARD_CREDITS", "25"),
+            signup_reward_validity_days=env_int(env, "SIGNUP_REWARD_VALIDITY_DAYS", 30, minimum=0),
             google=_oauth_provider(env, "GOOGLE", GOOGLE_DEFAULTS, "GOOGLE_USERINFO_URL"),
             github=_oauth_provider(env, "GITHUB", GITHUB_DEFAULTS, "GITHUB_API_URL"),
         )
-
-
-def _credits(env: Mapping[str, str], name: str, default: str) -> int:
-    try:
-        value = parse_credits(env.get(name) or default)
-    except CreditsFormatError as exc:
-        raise SettingsError(f"{name}: {exc}") from exc
-    if value < 0:
-        raise SettingsError(f"{name} cannot be negative")
-    return value
 
 
 def _oauth_provider(
     env: Mapping[str, str], prefix: str, defaults: tuple[str, str, str], info_var: str
 ) -> OAuthProviderSettings:
     return OAuthProviderSettings(
-        client_id=_str(env, f"{prefix}_CLIENT_ID"),
-        client_secret=_str(env, f"{prefix}_CLIENT_SECRET"),
+        client_id=env_str(env, f"{prefix}_CLIENT_ID"),
+        client_secret=env_str(env, f"{prefix}_CLIENT_SECRET"),
         authorize_url=env.get(f"{prefix}_AUTHORIZE_URL") or defaults[0],
         token_url=env.get(f"{prefix}_TOKEN_URL") or defaults[1],
         userinfo_url=(env.get(info_var) or defaults[2]).rstrip("/"),
     )
-
-
-# -- rate limits and support tickets (issue 8) --------------------------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -247,12 +169,12 @@ class RateLimitSettings:
         if mode not in ("open", "closed"):
             raise SettingsError(f"RATE_LIMIT_ON_REDIS_ERROR must be open or closed, got {mode!r}")
         return cls(
-            rpm_per_key=_int(env, "RATE_LIMIT_RPM_PER_KEY", 600, minimum=0),
-            rpm_per_account=_int(env, "RATE_LIMIT_RPM_PER_ACCOUNT", 1200, minimum=0),
-            inflight_per_key=_int(env, "MAX_INFLIGHT_TASKS_PER_KEY", 50, minimum=0),
-            inflight_per_account=_int(env, "MAX_INFLIGHT_TASKS_PER_ACCOUNT", 100, minimum=0),
+            rpm_per_key=env_int(env, "RATE_LIMIT_RPM_PER_KEY", 600, minimum=0),
+            rpm_per_account=env_int(env, "RATE_LIMIT_RPM_PER_ACCOUNT", 1200, minimum=0),
+            inflight_per_key=env_int(env, "MAX_INFLIGHT_TASKS_PER_KEY", 50, minimum=0),
+            inflight_per_account=env_int(env, "MAX_INFLIGHT_TASKS_PER_ACCOUNT", 100, minimum=0),
             fail_open=mode == "open",
-            redis_timeout_s=_positive_float(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 1000.0) / 1000.0,
+            redis_timeout_s=env_positive_float(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 1000.0) / 1000.0,
         )
 
 
@@ -267,9 +189,9 @@ class SupportSettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SupportSettings:
         return cls(
-            attachment_max_bytes=_int(env, "SUPPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
-            attachments_per_message=_int(env, "SUPPORT_ATTACHMENTS_PER_MESSAGE", 5, minimum=1),
-            attachments_per_ticket=_int(env, "SUPPORT_ATTACHMENTS_PER_TICKET", 20, minimum=1),
+            attachment_max_bytes=env_int(env, "SUPPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
+            attachments_per_message=env_int(env, "SUPPORT_ATTACHMENTS_PER_MESSAGE", 5, minimum=1),
+            attachments_per_ticket=env_int(env, "SUPPORT_ATTACHMENTS_PER_TICKET", 20, minimum=1),
         )
 
     @property
@@ -296,12 +218,12 @@ class OperatingSettings:
         if log_format not in ("json", "text"):
             raise SettingsError(f"LOG_FORMAT must be 'json' or 'text', got {log_format!r}")
         return cls(
-            metrics_token=_str(env, "METRICS_TOKEN"),
-            metrics_flush_s=_positive_float(env, "METRICS_FLUSH_S", 5.0),
-            retention_days=_int(env, "RETENTION_DAYS", 30, minimum=0),
-            idempotency_ttl_h=_int(env, "IDEMPOTENCY_TTL_H", 24, minimum=1),
-            worker_shutdown_grace_s=_float(env, "WORKER_SHUTDOWN_GRACE_S", 25.0),
-            worker_heartbeat_s=min(_int(env, "WORKER_HEARTBEAT_S", 15, minimum=1), 60),
+            metrics_token=env_str(env, "METRICS_TOKEN"),
+            metrics_flush_s=env_positive_float(env, "METRICS_FLUSH_S", 5.0),
+            retention_days=env_int(env, "RETENTION_DAYS", 30, minimum=0),
+            idempotency_ttl_h=env_int(env, "IDEMPOTENCY_TTL_H", 24, minimum=1),
+            worker_shutdown_grace_s=env_float(env, "WORKER_SHUTDOWN_GRACE_S", 25.0),
+            worker_heartbeat_s=min(env_int(env, "WORKER_HEARTBEAT_S", 15, minimum=1), 60),
             log_format=log_format,
         )
 
@@ -373,56 +295,56 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("CONDUIT_DATA_DIR") or ".conduit/dev").expanduser().resolve()
-        port = _int(env, "PORT", 8000, minimum=0)
+        port = env_int(env, "PORT", 8000, minimum=0)
         public_base_url = (env.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}").rstrip("/")
-        storage = _str(env, "STORAGE_DIR")
+        storage = env_str(env, "STORAGE_DIR")
         return cls(
-            database_url=_str(env, "DATABASE_URL"),
-            redis_url=_str(env, "REDIS_URL"),
+            database_url=env_str(env, "DATABASE_URL"),
+            redis_url=env_str(env, "REDIS_URL"),
             data_dir=data_dir,
             storage_dir=Path(storage).expanduser().resolve() if storage else None,
             host=env.get("HOST") or "127.0.0.1",
             port=port,
             public_base_url=public_base_url,
-            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
-            secret_key=_str(env, "SECRET_KEY"),
-            file_url_ttl_s=_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
-            db_pool_min=_int(env, "DB_POOL_MIN", 2, minimum=1),
-            db_pool_max=_int(env, "DB_POOL_MAX", 20, minimum=1),
+            max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            secret_key=env_str(env, "SECRET_KEY"),
+            file_url_ttl_s=env_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
+            db_pool_min=env_int(env, "DB_POOL_MIN", 2, minimum=1),
+            db_pool_max=env_int(env, "DB_POOL_MAX", 20, minimum=1),
             catalog_paths=tuple(
                 Path(p) for p in (env.get("CATALOG_PATH") or str(DEFAULT_CATALOG)).split(os.pathsep) if p
             ),
-            worker_max_jobs=_int(env, "WORKER_MAX_JOBS", 1000, minimum=1),
-            worker_poll_delay_s=_float(env, "WORKER_POLL_DELAY_MS", 5.0) / 1000.0,
-            task_job_timeout_s=_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),
-            task_max_tries=_int(env, "TASK_MAX_TRIES", 20, minimum=1),
+            worker_max_jobs=env_int(env, "WORKER_MAX_JOBS", 1000, minimum=1),
+            worker_poll_delay_s=env_float(env, "WORKER_POLL_DELAY_MS", 5.0) / 1000.0,
+            task_job_timeout_s=env_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),
+            task_max_tries=env_int(env, "TASK_MAX_TRIES", 20, minimum=1),
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
-            provider_env=_provider_env(env),
-            provider_connect_timeout_s=_float(env, "PROVIDER_CONNECT_TIMEOUT_S", 5.0),
-            provider_read_timeout_s=_float(env, "PROVIDER_READ_TIMEOUT_S", 60.0),
-            provider_max_connections=_int(env, "PROVIDER_MAX_CONNECTIONS", 1000, minimum=1),
-            provider_max_attempts=_int(env, "PROVIDER_MAX_ATTEMPTS", 4, minimum=1),
-            provider_retry_budget_s=_float(env, "PROVIDER_RETRY_BUDGET_S", 0) or None,
-            provider_retry_after_cap_s=_float(env, "PROVIDER_RETRY_AFTER_CAP_S", 20.0),
-            circuit_failure_threshold=_int(env, "CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1),
-            circuit_cooldown_s=_float(env, "CIRCUIT_COOLDOWN_S", 30.0),
-            upstream_poll_min_s=_float(env, "UPSTREAM_POLL_MIN_S", 1.0),
-            upstream_poll_max_s=_float(env, "UPSTREAM_POLL_MAX_S", 10.0),
-            output_max_bytes=_int(env, "OUTPUT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024),
-            output_download_timeout_s=_float(env, "OUTPUT_DOWNLOAD_TIMEOUT_S", 0) or None,
-            url_guard_allow_loopback=_bool(env, "URL_GUARD_ALLOW_LOOPBACK", False),
-            webhook_timeout_s=_positive_float(env, "WEBHOOK_TIMEOUT_S", 15.0),
+            provider_env=provider_env(env),
+            provider_connect_timeout_s=env_float(env, "PROVIDER_CONNECT_TIMEOUT_S", 5.0),
+            provider_read_timeout_s=env_float(env, "PROVIDER_READ_TIMEOUT_S", 60.0),
+            provider_max_connections=env_int(env, "PROVIDER_MAX_CONNECTIONS", 1000, minimum=1),
+            provider_max_attempts=env_int(env, "PROVIDER_MAX_ATTEMPTS", 4, minimum=1),
+            provider_retry_budget_s=env_float(env, "PROVIDER_RETRY_BUDGET_S", 0) or None,
+            provider_retry_after_cap_s=env_float(env, "PROVIDER_RETRY_AFTER_CAP_S", 20.0),
+            circuit_failure_threshold=env_int(env, "CIRCUIT_FAILURE_THRESHOLD", 5, minimum=1),
+            circuit_cooldown_s=env_float(env, "CIRCUIT_COOLDOWN_S", 30.0),
+            upstream_poll_min_s=env_float(env, "UPSTREAM_POLL_MIN_S", 1.0),
+            upstream_poll_max_s=env_float(env, "UPSTREAM_POLL_MAX_S", 10.0),
+            output_max_bytes=env_int(env, "OUTPUT_MAX_BYTES", 200 * 1024 * 1024, minimum=1024),
+            output_download_timeout_s=env_float(env, "OUTPUT_DOWNLOAD_TIMEOUT_S", 0) or None,
+            url_guard_allow_loopback=env_bool(env, "URL_GUARD_ALLOW_LOOPBACK", False),
+            webhook_timeout_s=env_positive_float(env, "WEBHOOK_TIMEOUT_S", 15.0),
             mail=MailSettings.from_env(env, data_dir),
             auth=AuthSettings.from_env(env, public_base_url),
             rate_limits=RateLimitSettings.from_env(env),
             support=SupportSettings.from_env(env),
-            stripe_secret_key=_str(env, "STRIPE_SECRET_KEY"),
-            stripe_webhook_secret=_str(env, "STRIPE_WEBHOOK_SECRET"),
+            stripe_secret_key=env_str(env, "STRIPE_SECRET_KEY"),
+            stripe_webhook_secret=env_str(env, "STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=(env.get("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/"),
-            checkout_success_url=_str(env, "CHECKOUT_SUCCESS_URL"),
-            checkout_cancel_url=_str(env, "CHECKOUT_CANCEL_URL"),
+            checkout_success_url=env_str(env, "CHECKOUT_SUCCESS_URL"),
+            checkout_cancel_url=env_str(env, "CHECKOUT_CANCEL_URL"),
             billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
-            image_generation_wait_s=_positive_float(env, "IMAGE_GENERATION_WAIT_S", 60.0),
+            image_generation_wait_s=env_positive_float(env, "IMAGE_GENERATION_WAIT_S", 60.0),
             operating=OperatingSettings.from_env(env),
         )
 
