@@ -90,6 +90,13 @@ def detach(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     return task
 
 
+async def drain_settlements(timeout_s: float = 15) -> None:
+    """Wait for settlements still running on their own (a stream whose client left), before the process closes
+    its database pool: otherwise they would fail and leave their holds to the abandoned-hold sweep."""
+    if _background:
+        await asyncio.wait(set(_background), timeout=timeout_s)
+
+
 def _with_request(usage: Usage) -> Usage:
     return Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, requests=1)
 
