@@ -26,6 +26,7 @@ from shared.db.migrate import apply_migrations
 from shared.settings import DEFAULT_CATALOG, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
+PY_SPY = str(Path(sys.executable).with_name("py-spy"))  # the virtualenv's, not whatever PATH holds
 BENCH_DIR = ROOT / ".conduit" / "bench"
 OUT_DIR = ROOT / "bench" / "out"
 
@@ -111,7 +112,7 @@ class BenchEnv:
             # BENCH_PROFILE=worker,web samples those processes with py-spy (pip install py-spy).
             OUT_DIR.mkdir(parents=True, exist_ok=True)
             out = OUT_DIR / f"{args[0]}-{len(self.procs)}.speedscope.json"
-            command = ["py-spy", "record", "-r", "200", "-f", "speedscope", "-o", str(out), "--", *command]
+            command = [PY_SPY, "record", "-r", "200", "-f", "speedscope", "-o", str(out), "--", *command]
         proc = subprocess.Popen(
             command,
             env=self.env(**extra_env),

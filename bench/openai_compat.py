@@ -35,7 +35,7 @@ import asyncpg
 import psutil
 
 from bench import openai_parts
-from bench.common import BENCH_DIR, ROOT, BenchEnv, free_port, run_loadgen, write_result
+from bench.common import BENCH_DIR, PY_SPY, ROOT, BenchEnv, free_port, run_loadgen, write_result
 from shared.db import Database
 from shared.invariants import check_ledger
 
@@ -159,7 +159,7 @@ def _profile(pid: int, seconds: float) -> subprocess.Popen[bytes]:
     """py-spy (``pip install py-spy``) on the API process during the measured run: bench/out/api-profile.txt."""
     out = ROOT / "bench" / "out" / "api-profile.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
+    args = [PY_SPY, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200",
             "--format", "raw", "--output", str(out), "--nonblocking"]  # fmt: skip
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
