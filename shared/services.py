@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 import httpx
 from arq.connections import ArqRedis
-from httpx_aiohttp import AiohttpTransport
 
 from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
@@ -15,6 +14,7 @@ from shared.catalog import Catalog, load_catalog_paths
 from shared.db import Database
 from shared.mail import Mailer
 from shared.providers import ProviderRegistry
+from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
 from shared.queue import Enqueuer, connect_redis
 from shared.ratelimit import RateLimiter
 from shared.request_limits import RequestLimits
@@ -34,7 +34,7 @@ class Services:
     providers: ProviderRegistry
     keys: KeyCache
     enqueuer: Enqueuer
-    http: httpx.AsyncClient  # one client per process for upstream providers and output downloads
+    http: UpstreamClient  # one client per process for upstream providers and output downloads
     url_guard: UrlGuard  # webhooks (issue 7): checks user-supplied URLs
     # Accounts (issue 5): rate limits, people's sessions, outgoing mail
     limiter: RateLimiter
@@ -88,21 +88,22 @@ class Services:
         await self.db.close()
 
 
-def upstream_http_client(settings: Settings) -> httpx.AsyncClient:
+def upstream_http_client(settings: Settings) -> UpstreamClient:
     """Connection pool for upstream calls: sized for a worker's concurrent jobs, never following redirects
     unless asked (output downloads allow a few).
 
     The httpx API on aiohttp's connection pool (``httpx-aiohttp``, the backend the official OpenAI SDK
     offers for speed): httpx's own transport spends ~1.6 ms of CPU per request on this machine and scans
-    its whole pool for every request, aiohttp's ~0.5 ms (bench/RESULTS.md)."""
-    return httpx.AsyncClient(
-        transport=AiohttpTransport(
+    its whole pool for every request, aiohttp's ~0.5 ms (bench/RESULTS.md). JSON calls take the client's
+    direct path (``shared.providers.upstream_client``)."""
+    return UpstreamClient(
+        transport=UpstreamTransport(
             limits=httpx.Limits(max_connections=settings.provider_max_connections, keepalive_expiry=30.0),
             trust_env=False,
         ),
+        user_agent="conduit/0.1",
         timeout=httpx.Timeout(settings.provider_read_timeout_s, connect=settings.provider_connect_timeout_s, pool=30.0),
         follow_redirects=False,
         max_redirects=3,
-        headers={"User-Agent": "conduit/0.1"},
         trust_env=False,
     )

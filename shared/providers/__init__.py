@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
-import httpx
 from redis.asyncio import Redis
 
 from shared.catalog import Model, Route
@@ -23,11 +22,12 @@ from shared.providers.local import LocalProvider
 from shared.providers.openai_compat import OpenAICompatProvider
 from shared.providers.replicate import ReplicateProvider
 from shared.providers.retry import RetryPolicy
+from shared.providers.upstream_client import UpstreamClient
 
 if TYPE_CHECKING:
     from shared.settings import Settings
 
-ADAPTERS: dict[str, Callable[[ResolvedProvider, httpx.AsyncClient], Provider]] = {
+ADAPTERS: dict[str, Callable[[ResolvedProvider, UpstreamClient], Provider]] = {
     "openai": OpenAICompatProvider,
     "replicate": ReplicateProvider,
     "fal": FalProvider,
@@ -58,7 +58,7 @@ class ProviderRegistry:
         specs: Mapping[str, ProviderSpec],
         settings: Settings,
         *,
-        http: httpx.AsyncClient,
+        http: UpstreamClient,
         redis: Redis,
     ) -> ProviderRegistry:
         providers: list[Provider] = [LocalProvider()]

@@ -23,15 +23,18 @@ import time
 from typing import Any
 
 import httpx
+import msgspec
 
 from shared.catalog.providers import ResolvedProvider
 from shared.providers.base import PermanentError, ProviderError, RetryableError, RouteError
+from shared.providers.upstream_client import UpstreamClient
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({408, 500, 502, 503, 504})
 _POLICY = re.compile(r"content[ _-]?policy|safety[ _-]?(system|checker|filter)|nsfw|moderation|flagged", re.I)
 _LOGGED_BODY = 300
+_decode = msgspec.json.decode
 
 
 def parse_retry_after(headers: httpx.Headers, now: float | None = None) -> float | None:
@@ -104,7 +107,7 @@ def _body(response: httpx.Response) -> Any:
 
 
 async def send_json(
-    client: httpx.AsyncClient,
+    client: UpstreamClient,
     method: str,
     url: str,
     *,
@@ -115,13 +118,7 @@ async def send_json(
 ) -> Any:
     """One request; the decoded JSON of a 2xx answer, or a classified ``ProviderError``."""
     try:
-        response = await client.request(
-            method,
-            url,
-            headers=headers,
-            json=body,
-            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-        )
+        response = await client.call(method, url, headers=headers, body=body, timeout=timeout)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{provider} did not answer in time", code="upstream_timeout") from exc
     except httpx.TransportError as exc:
@@ -141,8 +138,8 @@ async def send_json(
     if response.status_code == 204 or not response.content:
         return None
     try:
-        return response.json()
-    except ValueError as exc:
+        return _decode(response.content)
+    except msgspec.DecodeError as exc:
         log.warning("%s %s %s -> malformed JSON: %.300s", provider, method, url, response.text)
         raise RetryableError(f"{provider} sent a malformed response", code="upstream_bad_response") from exc
 
@@ -170,7 +167,7 @@ class HttpProvider:
 
     auth_scheme = "Bearer"
 
-    def __init__(self, resolved: ResolvedProvider, http: httpx.AsyncClient) -> None:
+    def __init__(self, resolved: ResolvedProvider, http: UpstreamClient) -> None:
         self.name = resolved.spec.name
         self._resolved = resolved
         self._http = http

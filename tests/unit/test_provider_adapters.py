@@ -27,6 +27,7 @@ from shared.providers.base import (
 )
 from shared.providers.http import classify_status, parse_retry_after
 from shared.providers.params import nearest_aspect_ratio, upstream_input
+from shared.providers.upstream_client import UpstreamClient
 from tests.simulators.base import payload
 
 PNG_1PX = base64.b64decode(payload("openai_image_b64")["data"][0]["b64_json"])
@@ -47,7 +48,7 @@ def provider_with(
 ) -> Any:
     spec = ProviderSpec(name="up", protocol=protocol, base_url=base_url, api_key_env="UP_API_KEY")
     resolved = spec.resolve({"UP_API_KEY": "secret-key"})
-    return cls(resolved, httpx.AsyncClient(transport=httpx.MockTransport(handler)))
+    return cls(resolved, UpstreamClient(transport=httpx.MockTransport(handler), user_agent="conduit-test"))
 
 
 # -- parameters ----------------------------------------------------------------------------------------------
