@@ -33,7 +33,7 @@ from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
-from shared.compat import chat
+from shared.compat import settlements
 from shared.metrics.store import MetricsFlusher
 from shared.money import Credits
 from shared.services import Services
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             with contextlib.suppress(asyncio.CancelledError):
                 await invalidations
             await flusher.close()
-            await chat.drain_settlements()  # chat completions settling after their client left (issue 4)
+            await settlements.drain()  # chat completions still settling (issue 4)
             await services.close()
 
     return Litestar(

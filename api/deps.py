@@ -29,6 +29,7 @@ from api.ratelimits import checks_itself, enforce_limits
 from shared.accounts.keys import Principal, authenticate
 from shared.accounts.sessions import csrf_matches, session_principal
 from shared.accounts.signup import AuthDeps
+from shared.compat import settlements
 from shared.errors import PermissionDenied, Unauthenticated
 from shared.ids import uuid7
 from shared.request_limits import LimitExceeded
@@ -55,6 +56,7 @@ TaskAdmissionDep: TypeAlias = NamedDependency[TaskAdmission]
 SESSION_COOKIE = "conduit_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+SETTLES_LATER = "settles_later"  # route ``opt``: answered before its settlement, which it need not wait for
 
 
 def provide_services(state: State) -> Services:
@@ -105,7 +107,15 @@ async def provide_principal(request: Request, services: ServicesDep) -> Principa
     principal = await _identify(request, services)
     if not checks_itself(request):
         await enforce_limits(request, services, principal)
+    await _read_settled(request, principal)
     return principal
+
+
+async def _read_settled(request: Request, principal: Principal) -> None:
+    """Chat completions are answered before they are settled; anything else the account asks of this process
+    sees their settlements (``shared.compat.settlements``). Chat completions themselves do not wait."""
+    if not request.route_handler.opt.get(SETTLES_LATER):
+        await settlements.settled(principal.account_id)
 
 
 async def _identify(request: Request, services: Services) -> Principal:
@@ -129,6 +139,7 @@ async def provide_session_principal(request: Request, services: ServicesDep) -> 
         raise Unauthenticated("sign in first (POST /v1/auth/signin)", code="not_signed_in")
     principal = await _from_session(request, services, cookie)
     await enforce_limits(request, services, principal)
+    await _read_settled(request, principal)
     return principal
 
 

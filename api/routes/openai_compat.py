@@ -15,7 +15,14 @@ from litestar.di import Provide
 from litestar.params import JSONBody
 from litestar.response import Stream
 
-from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
+from api.deps import (
+    SETTLES_LATER,
+    PrincipalDep,
+    ServicesDep,
+    TaskAdmissionDep,
+    provide_principal,
+    provide_task_admission,
+)
 from api.ratelimits import TASK_ROUTE
 from shared.compat import chat
 from shared.compat.chat_input import ChatInput
@@ -59,7 +66,7 @@ class OpenAIController(Controller):
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/chat/completions", status_code=200)
+    @post("/chat/completions", status_code=200, opt={SETTLES_LATER: True})
     async def chat_completions(
         self, data: JSONBody[ChatCompletionBody], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:

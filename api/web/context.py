@@ -20,6 +20,7 @@ from api.deps import SESSION_COOKIE, ServicesDep
 from api.web.security import add_page_headers
 from shared.accounts.keys import Principal
 from shared.accounts.sessions import Session, session_principal
+from shared.compat import settlements
 from shared.errors import PermissionDenied, Unauthenticated
 
 
@@ -59,6 +60,7 @@ async def provide_visitor(request: Request[Any, Any, Any], services: ServicesDep
         principal, session = await session_principal(services.db, services.sessions, token)
     except (Unauthenticated, PermissionDenied):  # ended, expired or suspended: the page is shown signed out
         return Visitor()
+    await settlements.settled(principal.account_id)  # pages show the account's chat completions settled
     return Visitor(principal, session)
 
 

@@ -8,7 +8,8 @@ byte) and returns the Server-Sent Events to send: ``chat.completion.chunk`` even
 Whatever ends a request — success, every route failing, the upstream cutting the stream, the client going
 away, the process being told to stop — it is settled once (``billing.settle_request``): charged from the
 upstream's reported usage, or, for a cut stream, from the prompt and the text produced until the cut. The
-settlement runs as its own task, so the cancellation of the request that triggered it cannot interrupt it.
+settlement runs as its own task, so the cancellation of the request that triggered it cannot interrupt it; a
+plain completion is answered without waiting for it (``shared.compat.settlements``).
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import asyncpg
 import msgspec
 
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog
 from shared.catalog.pricing import Usage, cost
+from shared.compat import settlements
 from shared.compat.billing import place_request_hold, record_refused_request, settle_request
 from shared.compat.chat_input import ChatCall, ChatInput, find_model, prepare_chat
 from shared.compat.routing import call_routes
@@ -42,7 +45,7 @@ log = logging.getLogger(__name__)
 
 SOURCE = "chat.completion"
 _encode = msgspec.json.encode
-_background: set[asyncio.Task[Any]] = set()
+SETTLE_RETRY_PAUSES_S = (0.1, 0.5, 2.0)
 T = TypeVar("T")
 
 
@@ -61,16 +64,20 @@ class ChatContext:
     def completion_id(self) -> str:
         return f"chatcmpl-{self.request_id.hex}"
 
+    def charge_for(self, usage: Usage | None) -> int:
+        """What ``usage`` costs, capped at the hold (the settlement caps it the same way)."""
+        return min(cost(self.call.model.pricing, _with_request(usage)), self.call.hold) if usage is not None else 0
+
     def settle(self, usage: Usage | None, status: str, provider: str | None) -> asyncio.Task[int | None]:
-        """Charge for ``usage`` (None: nothing) and record the request, in a task of its own."""
+        """Charge for ``usage`` (None: nothing) and record the request, in a task of its own
+        (``shared.compat.settlements``)."""
         billed = _with_request(usage) if usage is not None else None
-        charge = cost(self.call.model.pricing, billed) if billed is not None else 0
-        settlement = settle_request(
+        settlement = _settle_retrying(
             self.db,
             hold_id=self.hold_id,
             request_id=self.request_id,
             principal=self.principal,
-            charge=charge,
+            charge=self.charge_for(usage),
             status=status,
             source=SOURCE,
             model=self.call.model.id,
@@ -79,22 +86,19 @@ class ChatContext:
             units=billed.public() if billed is not None else {},
             latency_ms=int((time.monotonic() - self.started) * 1000),
         )
-        return detach(settlement)
+        return settlements.detach(settlement, self.principal.account_id)
 
 
-def detach(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-    """Run ``coro`` to completion even if whoever awaits it is cancelled."""
-    task = asyncio.get_running_loop().create_task(coro)
-    _background.add(task)
-    task.add_done_callback(_background.discard)
-    return task
-
-
-async def drain_settlements(timeout_s: float = 15) -> None:
-    """Wait for settlements still running on their own (a stream whose client left), before the process closes
-    its database pool: otherwise they would fail and leave their holds to the abandoned-hold sweep."""
-    if _background:
-        await asyncio.wait(set(_background), timeout=timeout_s)
+async def _settle_retrying(db: Database, **settlement: Any) -> int | None:
+    """``settle_request``, tried again after a lost connection or a deadlock (settling twice changes nothing).
+    If it still fails the hold stays pending and the abandoned-hold sweep voids it: not charged, never twice."""
+    for pause in SETTLE_RETRY_PAUSES_S:
+        try:
+            return await settle_request(db, **settlement)
+        except (asyncpg.PostgresConnectionError, asyncpg.DeadlockDetectedError, OSError) as exc:
+            log.warning("settling request %s failed (%s); retrying", settlement["request_id"], exc)
+            await asyncio.sleep(pause)
+    return await settle_request(db, **settlement)
 
 
 def _with_request(usage: Usage) -> Usage:
@@ -110,7 +114,7 @@ async def begin(
     model = find_model(catalog, principal, body.model, "text")
     try:
         call = prepare_chat(providers, model, body)
-        hold_id = await place_request_hold(db, principal, call.hold, f"{call.model.id} {SOURCE}")
+        hold_id = await _hold(db, principal, call.hold, f"{call.model.id} {SOURCE}")
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         latency_ms = int((time.monotonic() - started) * 1000)
         await record_refused_request(
@@ -118,6 +122,17 @@ async def begin(
         )
         raise
     return ChatContext(db, principal, call, uuid7(), hold_id, started)
+
+
+async def _hold(db: Database, principal: Principal, amount: int, description: str) -> uuid.UUID:
+    """The request's hold. Refused for want of credits while earlier requests of the account are still settling
+    here: tried once more when they are done (their unused holds come back)."""
+    try:
+        return await place_request_hold(db, principal, amount, description)
+    except InsufficientCredits:
+        if not await settlements.settled(principal.account_id):
+            raise
+    return await place_request_hold(db, principal, amount, description)
 
 
 async def _routed(
@@ -145,7 +160,7 @@ async def complete(ctx: ChatContext, registry: ProviderRegistry, budget_s: float
     call = ctx.call
     completed, provider = await _routed(ctx, registry, _start, budget_s)
     usage = completed.usage
-    charged = await asyncio.shield(ctx.settle(usage, "succeeded", provider))
+    ctx.settle(usage, "succeeded", provider)  # runs on its own: the answer does not wait for the commit
     output = completed.outputs[0] if completed.outputs else None
     body = {
         "id": ctx.completion_id,
@@ -166,7 +181,7 @@ async def complete(ctx: ChatContext, registry: ProviderRegistry, budget_s: float
             "total_tokens": usage.input_tokens + usage.output_tokens,
         },
     }
-    return body, charged or 0
+    return body, ctx.charge_for(usage)
 
 
 async def open_stream(ctx: ChatContext, registry: ProviderRegistry, budget_s: float) -> AsyncIterator[bytes]:
@@ -219,7 +234,9 @@ async def _events(ctx: ChatContext, stream: ChatStream, provider: str) -> AsyncI
     finally:
         if usage is None and produced:
             usage = _produced_usage(ctx.call.params, produced)
-        settlement = detach(_close_and_settle(ctx, stream, usage, status, provider))
+        settlement = settlements.detach(
+            _close_and_settle(ctx, stream, usage, status, provider), ctx.principal.account_id
+        )
         with contextlib.suppress(asyncio.CancelledError):  # the client went away: the settlement goes on alone
             await asyncio.shield(settlement)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import openai
 
+from shared.compat import settlements
 from shared.db import Database, from_json
 from tests.conftest import TestAccount
 from tests.harness import ApiServer
@@ -32,6 +33,9 @@ def token_cost(
 
 
 async def usage_records(db: Database, account_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The account's usage records, oldest first. Chat completions are answered before they settle; like the
+    API's own reads, these read once the account's settlements in this process (the test's API) are done."""
+    await settlements.settled(account_id)
     rows = await db.fetch(
         """
         SELECT source, status, model, provider, kind, units, credits, latency_ms, request_id, task_id
@@ -43,7 +47,8 @@ async def usage_records(db: Database, account_id: uuid.UUID) -> list[dict[str, A
 
 
 async def charges(db: Database, account_id: uuid.UUID) -> list[int]:
-    """The amounts of the account's ledger charge entries, oldest first."""
+    """The amounts of the account's ledger charge entries, oldest first (settled, as ``usage_records``)."""
+    await settlements.settled(account_id)
     rows = await db.fetch(
         "SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'charge' ORDER BY id", account_id
     )

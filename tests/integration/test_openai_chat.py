@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import openai
@@ -17,6 +18,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from shared.accounts.keys import authenticate
+from shared.compat import chat as chat_module
 from shared.compat.billing import void_abandoned_request_holds
 from shared.compat.chat import begin
 from shared.compat.chat_input import ChatInput
@@ -261,3 +263,81 @@ async def test_a_hold_left_by_a_dead_api_process_is_voided_by_the_sweep(
     # The request's own settlement, had its process come back, changes nothing now.
     assert await ctx.settle(None, "failed", None) is None
     assert await void_abandoned_request_holds(services.db, older_than_s=600) == 0
+
+
+@pytest.fixture
+def slow_settlements(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Settlements that take half a second to start; returns when each one started committing."""
+    started: list[float] = []
+    real = chat_module.settle_request
+
+    async def slow(*args: Any, **kwargs: Any) -> int | None:
+        await asyncio.sleep(0.5)
+        started.append(time.monotonic())
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(chat_module, "settle_request", slow)
+    return started
+
+
+async def test_a_plain_completion_is_answered_before_it_settles_and_later_reads_see_the_settlement(
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services,
+    slow_settlements: list[float],
+) -> None:  # fmt: skip
+    account = await make_account(credits="10")
+    async with async_client(api, account) as oai:
+        raw = await oai.chat.completions.with_raw_response.create(
+            model="test-up-chat", messages=MESSAGES, max_tokens=100
+        )
+    completion = raw.parse()
+    assert completion.usage is not None
+    expected = token_cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    assert Decimal(raw.headers["X-Conduit-Credits-Charged"]) == expected
+    # The answer did not wait for the settlement: the hold is still pending in the database.
+    statuses = await services.db.fetch("SELECT status FROM holds WHERE account_id = $1", account.id)
+    assert [row["status"] for row in statuses] == ["pending"] and slow_settlements == []
+    # The account's next read through this API process waits for it, and sees it.
+    assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
+    assert len(slow_settlements) == 1
+    assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+
+
+async def test_a_hold_refused_while_an_earlier_request_settles_is_tried_again_once_it_has(
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services,
+    slow_settlements: list[float],
+) -> None:  # fmt: skip
+    # max_tokens=100 holds about 0.22 credits and the answer costs about 0.03: 0.3 credits pay for two
+    # requests one after the other, but not two holds at once.
+    account = await make_account(credits="0.3")
+    async with async_client(api, account) as oai:
+        first = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100)
+        second = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100)
+    assert len(slow_settlements) >= 1  # the second hold waited for the first settlement
+    spent = sum(
+        token_cost(c.usage.prompt_tokens, c.usage.completion_tokens) for c in (first, second) if c.usage is not None
+    )
+    assert await balance(client, account) == (Decimal("0.3") - spent, Decimal("0"))
+    assert len(await charges(services.db, account.id)) == 2
+
+
+async def test_a_settlement_that_loses_its_connection_is_retried(
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    real = chat_module.settle_request
+    failures = [ConnectionResetError("connection reset by peer")]
+
+    async def flaky(*args: Any, **kwargs: Any) -> int | None:
+        if failures:
+            raise failures.pop()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(chat_module, "settle_request", flaky)
+    monkeypatch.setattr(chat_module, "SETTLE_RETRY_PAUSES_S", (0.01, 0.01))
+    account = await make_account(credits="10")
+    async with async_client(api, account) as oai:
+        completion = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100)
+    assert completion.usage is not None
+    expected = token_cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+    assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
+    assert failures == [] and await charges(services.db, account.id) == [int(expected * 1_000_000)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.compat import chat
+from shared.compat import settlements
 
 
 async def test_shutdown_waits_for_settlements_still_running() -> None:
@@ -14,14 +14,14 @@ async def test_shutdown_waits_for_settlements_still_running() -> None:
         await asyncio.sleep(0.2)
         settled.append("charged")
 
-    chat.detach(settlement())
-    await chat.drain_settlements(timeout_s=5)
+    settlements.detach(settlement())
+    await settlements.drain(timeout_s=5)
     assert settled == ["charged"]
 
 
 async def test_shutdown_does_not_wait_forever_for_a_stuck_settlement() -> None:
-    stuck = chat.detach(asyncio.sleep(60))
+    stuck = settlements.detach(asyncio.sleep(60))
     started = asyncio.get_running_loop().time()
-    await chat.drain_settlements(timeout_s=0.1)
+    await settlements.drain(timeout_s=0.1)
     assert asyncio.get_running_loop().time() - started < 5
     stuck.cancel()
