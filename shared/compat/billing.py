@@ -13,11 +13,12 @@ Both are on the hot path of every completion, so each is one round trip:
 Under load, the holds and the settlements that concurrent requests of one process make are group-committed
 (``shared.group_commit``): one statement places a batch of holds (``ledger_place_holds``, m0700: a refusal is
 that item's outcome, not the batch's error) and one settles a batch (``_SETTLE_MANY``), each in account order
-so that concurrent batches cannot deadlock on the account locks. At low load a batch is one request, which
-takes the single-item statement above. A batch that PostgreSQL refuses (a deadlock or serialization failure
-after a couple of retries, or any other error) changed nothing, so its requests are then billed one by one;
-an error that leaves the outcome unknown (the connection lost) is every caller's error, as it would be
-without batching. Holds for keys with a spend cap (a transaction with the key's reservation) are not batched.
+so that concurrent batches cannot deadlock on the account locks. At low load (nothing else under way) a
+request takes the single-item statement above directly, without the batching machinery. A batch that
+PostgreSQL refuses (a deadlock or serialization failure after a couple of retries, or any other error)
+changed nothing, so its requests are then billed one by one; an error that leaves the outcome unknown (the
+connection lost) is every caller's error, as it would be without batching. Holds for keys with a spend cap
+(a transaction with the key's reservation) are not batched.
 """
 
 from __future__ import annotations
@@ -144,20 +145,24 @@ class RequestBilling:
     def __init__(self, db: Database) -> None:
         self.pool = db.pool  # not the Database: it is the key of the weak mapping below
         self.loop = asyncio.get_running_loop()
-        self.holds: GroupCommit[_Hold, uuid.UUID] = GroupCommit(self._place_holds)
-        self.settlements: GroupCommit[_Settlement, int | None] = GroupCommit(self._settle)
+        # At low load a call runs the single-item statement itself (``alone``), with no batching machinery.
+        self.holds: GroupCommit[_Hold, uuid.UUID] = GroupCommit(self._place_holds, alone=self._place_single)
+        self.settlements: GroupCommit[_Settlement, int | None] = GroupCommit(self._settle, alone=self._settle_single)
         self.batches = {"holds": 0, "settlements": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
 
     # -- holds -------------------------------------------------------------------------------------------
 
+    async def _place_single(self, hold: _Hold) -> uuid.UUID:
+        async with hold_errors(hold.amount):
+            await self.pool.execute(_PLACE, hold.hold_id, hold.account_id, hold.amount, None, hold.entry_id,
+                                    hold.description)  # fmt: skip
+        return hold.hold_id
+
     async def _place_one(self, hold: _Hold) -> uuid.UUID | Exception:
         try:
-            async with hold_errors(hold.amount):
-                await self.pool.execute(_PLACE, hold.hold_id, hold.account_id, hold.amount, None, hold.entry_id,
-                                        hold.description)  # fmt: skip
+            return await self._place_single(hold)
         except Exception as exc:
             return exc
-        return hold.hold_id
 
     async def _place_holds(self, holds: list[_Hold]) -> list[uuid.UUID | Exception]:
         if len(holds) == 1:
@@ -190,17 +195,20 @@ class RequestBilling:
 
     # -- settlements -------------------------------------------------------------------------------------
 
+    async def _settle_single(self, item: _Settlement) -> int | None:
+        charged: int | None = await self.pool.fetchval(
+            _SETTLE,
+            item.hold_id, item.charge, item.resolution, item.description, item.charge_entry_id,
+            item.release_entry_id, item.api_key_id, item.usage_id, item.model, item.provider, item.kind,
+            item.status, item.units, item.latency_ms, item.source, item.request_id,
+        )  # fmt: skip
+        return charged
+
     async def _settle_one(self, item: _Settlement) -> int | Exception | None:
         try:
-            charged: int | None = await self.pool.fetchval(
-                _SETTLE,
-                item.hold_id, item.charge, item.resolution, item.description, item.charge_entry_id,
-                item.release_entry_id, item.api_key_id, item.usage_id, item.model, item.provider, item.kind,
-                item.status, item.units, item.latency_ms, item.source, item.request_id,
-            )  # fmt: skip
+            return await self._settle_single(item)
         except Exception as exc:
             return exc
-        return charged
 
     async def _settle(self, items: list[_Settlement]) -> list[int | Exception | None]:
         # The same hold twice in a batch: the first settles it, the others find it settled (as they would have

@@ -63,8 +63,10 @@ async def test_concurrent_holds_on_one_account_place_exactly_the_affordable_ones
     assert len(refused) == 37
     assert request_billing(db).batches["holds"] > batches_before  # they did go in batches
     # Refused exactly as one hold alone is (the single-item statement, at low load).
+    batches = dict(request_billing(db).batches)
     with pytest.raises(InsufficientCredits) as alone:
         await place_request_hold(db, principal, 300_000, "alone")
+    assert request_billing(db).batches == batches
     assert all(type(r) is InsufficientCredits and str(r) == str(alone.value) for r in refused)
     assert "needs up to 0.3 credits and 0.1 are available" in str(alone.value)
     assert await account_money(db, account.id) == (1_000_000, 900_000)
@@ -174,23 +176,25 @@ async def test_a_failing_item_fails_only_itself(services: Services, make_account
     principal = await principal_of(db, account.id)
     fallbacks = request_billing(db).batches["fallbacks"]
 
-    results = await attempt_holds(db, [principal] * 5, 100_000)
-    negative = place_request_hold(db, principal, -5, "negative")
-    bad = await asyncio.gather(negative, *(place_request_hold(db, principal, 100_000, "ok") for _ in range(3)),
-                               return_exceptions=True)  # fmt: skip
-    assert isinstance(bad[0], asyncpg.CheckViolationError)
-    holds = [h for h in [*results, *bad[1:]] if isinstance(h, uuid.UUID)]
+    # The first call of a burst goes alone; the others are batched, the invalid one with them.
+    ok = [place_request_hold(db, principal, 100_000, "ok") for _ in range(8)]
+    placed = await asyncio.gather(*ok[:2], place_request_hold(db, principal, -5, "negative"), *ok[2:],
+                                  return_exceptions=True)  # fmt: skip
+    assert isinstance(placed[2], asyncpg.CheckViolationError)
+    holds = [h for h in placed if isinstance(h, uuid.UUID)]
     assert len(holds) == 8
+    assert request_billing(db).batches["fallbacks"] == fallbacks + 1
     assert await account_money(db, account.id) == (2_000_000, 800_000)
 
     settled = await asyncio.gather(
+        settle(db, principal, holds[1], uuid7(), 50_000),
         settle(db, principal, holds[0], uuid7(), -1),  # ledger_resolve_hold refuses a negative charge
-        *(settle(db, principal, h, uuid7(), 50_000) for h in holds[1:]),
+        *(settle(db, principal, h, uuid7(), 50_000) for h in holds[2:]),
         return_exceptions=True,
     )  # fmt: skip
-    assert isinstance(settled[0], asyncpg.CheckViolationError)
-    assert settled[1:] == [50_000] * 7
-    assert request_billing(db).batches["fallbacks"] >= fallbacks + 2
+    assert isinstance(settled[1], asyncpg.CheckViolationError)
+    assert [settled[0], *settled[2:]] == [50_000] * 7
+    assert request_billing(db).batches["fallbacks"] == fallbacks + 2
     assert await account_money(db, account.id) == (2_000_000 - 350_000, 100_000)
     assert await settle(db, principal, holds[0], uuid7(), 0) == 0
     assert await account_money(db, account.id) == (2_000_000 - 350_000, 0)
