@@ -1,8 +1,8 @@
 """Many concurrent callers, one round trip: the group commit of a database, for Redis pipelines.
 
 Each caller waits for its own result; while one batch is in flight, the calls that arrive meanwhile are
-gathered into the next one. At low load a batch is one call. Used by the task enqueue (``shared.queue``) and
-the rate-limit script (``shared.ratelimit``)."""
+gathered into the next one. At low load a batch is one call. Used by the task enqueue (``shared.queue``), the
+rate-limit script (``shared.ratelimit``) and the billing of synchronous requests (``shared.compat.billing``)."""
 
 from __future__ import annotations
 
@@ -16,17 +16,38 @@ Result = TypeVar("Result")
 
 class GroupCommit(Generic[Item, Result]):
     """``execute(batch)`` answers every item of a batch, in order: a result, or an exception for that item.
-    If it raises, every caller of that batch gets the exception."""
+    If it raises, every caller of that batch gets the exception.
 
-    def __init__(self, execute: Callable[[list[Item]], Awaitable[list[Result | Exception]]]) -> None:
+    With ``alone(item)``, a call that finds nothing under way (no batch in flight, no call waiting) runs
+    ``alone`` itself, in the caller's task, instead of a batch of one: no task or futures at low load. It
+    counts as the batch in flight: the calls that arrive meanwhile wait and go together when it ends."""
+
+    def __init__(
+        self,
+        execute: Callable[[list[Item]], Awaitable[list[Result | Exception]]],
+        alone: Callable[[Item], Awaitable[Result]] | None = None,
+    ) -> None:
         self._execute = execute
+        self._alone = alone
+        self._alone_running = False
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
+    def _flushing(self) -> bool:
+        return self._flusher is not None and not self._flusher.done()
+
     async def submit(self, item: Item) -> Result:
+        if self._alone is not None and not self._alone_running and not self._pending and not self._flushing():
+            self._alone_running = True
+            try:
+                return await self._alone(item)
+            finally:
+                self._alone_running = False
+                if self._pending and not self._flushing():
+                    self._flusher = asyncio.create_task(self._flush())
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
-        if self._flusher is None or self._flusher.done():
+        if not self._alone_running and not self._flushing():
             self._flusher = asyncio.create_task(self._flush())
         return await asyncio.shield(future)  # a caller that gives up does not break the batch
 

@@ -134,15 +134,22 @@ async def hold_errors(amount: int) -> AsyncIterator[None]:
     try:
         yield
     except asyncpg.PostgresError as exc:
-        state = getattr(exc, "sqlstate", None)
-        detail = getattr(exc, "detail", None) or ""
-        if state == "CD402":
-            raise InsufficientCredits(_insufficient_message(int(detail or 0), amount)) from None
-        if state == "CD403":
-            if detail == "suspended":
-                raise PermissionDenied("this account is suspended; contact support", code="account_suspended") from None
-            raise PermissionDenied("this account no longer exists", code="account_deleted") from None
-        raise
+        error = hold_refusal(getattr(exc, "sqlstate", None), getattr(exc, "detail", None) or "", amount)
+        if error is None:
+            raise
+        raise error from None
+
+
+def hold_refusal(state: str | None, detail: str, amount: int) -> Exception | None:
+    """The domain error of a refused hold: SQLSTATE CD402 (insufficient; detail = spendable micro-credits) or
+    CD403 (account not active; detail = its status). None for any other state."""
+    if state == "CD402":
+        return InsufficientCredits(_insufficient_message(int(detail or 0), amount))
+    if state == "CD403":
+        if detail == "suspended":
+            return PermissionDenied("this account is suspended; contact support", code="account_suspended")
+        return PermissionDenied("this account no longer exists", code="account_deleted")
+    return None
 
 
 async def post_hold(

@@ -9,20 +9,46 @@ Both are on the hot path of every completion, so each is one round trip:
   writes the usage record keyed by the request id. The hold's compare-and-set makes a second settlement of
   the same request a no-op: whatever path ends a request (success, upstream failure, client gone), it is
   charged exactly once.
+
+Under load, the holds and the settlements that concurrent requests of one process make are group-committed
+(``shared.group_commit``): one statement places a batch of holds (``ledger_place_holds``, m0700: a refusal is
+that item's outcome, not the batch's error) and one settles a batch (``_SETTLE_MANY``), each in account order
+so that concurrent batches cannot deadlock on the account locks. At low load (nothing else under way) a
+request takes the single-item statement above directly, without the batching machinery. A batch that
+PostgreSQL refuses (a deadlock or serialization failure after a couple of retries, or any other error)
+changed nothing, so its requests are then billed one by one; an error that leaves the outcome unknown (the
+connection lost) is every caller's error, as it would be without batching. Holds for keys with a spend cap
+(a transaction with the key's reservation) are not batched.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from typing import Any
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
 
 from shared.accounts.keys import Principal
 from shared.accounts.limits import key_spend_sql, needs_spend_reservation, reserve_key_spend
 from shared.db import Database, to_json
+from shared.group_commit import GroupCommit
 from shared.ids import uuid7
-from shared.ledger import hold_errors
+from shared.ledger import hold_errors, hold_refusal
 from shared.metrics import METRICS
 from shared.usage import record_request_usage
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+MAX_BATCH = 32  # items per statement (ledger_place_holds takes at most 64: one subtransaction each)
+BATCH_RETRIES = 2  # after a deadlock or serialization failure, before billing the items one by one
+
+_PLACE = "SELECT ledger_place_hold($1, $2, $3, $4, $5, $6)"
+_PLACE_MANY = "SELECT item, outcome, detail FROM ledger_place_holds($1, $2, $3, $4, $5)"
 
 _SETTLE = f"""
 WITH resolved AS (
@@ -37,18 +63,251 @@ ON CONFLICT DO NOTHING
 RETURNING credits
 """
 
+# _SETTLE for many holds (distinct ones): resolved one after the other in account order, the charges and
+# released spend-cap reservations summed per key (a key belongs to one account, whose lock this transaction
+# holds by then), one usage record per resolved hold. Returns (usage record id, credits) per record written.
+_SETTLE_MANY = """
+WITH items AS MATERIALIZED (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::uuid[], $7::uuid[],
+                         $8::uuid[], $9::uuid[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[],
+                         $15::integer[], $16::text[], $17::uuid[])
+        AS i(hold_id, account_id, charge, resolution, description, charge_entry_id, release_entry_id, api_key_id,
+             usage_id, model, provider, kind, status, units, latency_ms, source, request_id)
+    ORDER BY i.account_id, i.hold_id
+), resolved AS MATERIALIZED (
+    SELECT i.usage_id, i.hold_id, r.account_id, i.api_key_id, r.charged, i.model, i.provider, i.kind, i.status,
+           i.units, i.latency_ms, i.source, i.request_id
+    FROM items i
+    CROSS JOIN LATERAL ledger_resolve_hold(i.hold_id, NULL, i.charge, i.resolution, i.description,
+                                           i.charge_entry_id, i.release_entry_id) r
+), released_key_hold AS (
+    DELETE FROM api_key_holds h USING resolved WHERE h.hold_id = resolved.hold_id
+    RETURNING resolved.api_key_id, h.amount
+), key_spend AS (
+    UPDATE api_keys SET spent = spent + per_key.charged,
+                        cap_held = cap_held - COALESCE((SELECT sum(amount) FROM released_key_hold r
+                                                        WHERE r.api_key_id = per_key.api_key_id), 0)
+    FROM (SELECT api_key_id, sum(charged) AS charged FROM resolved GROUP BY api_key_id) per_key
+    WHERE api_keys.id = per_key.api_key_id
+)
+INSERT INTO usage_records
+    (id, account_id, api_key_id, task_id, model, provider, kind, status, units, credits, latency_ms, source,
+     request_id)
+SELECT usage_id, account_id, api_key_id, NULL, model, provider, kind, status, units::jsonb, charged, latency_ms,
+       source, request_id
+FROM resolved
+ON CONFLICT DO NOTHING
+RETURNING id, credits
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class _Hold:
+    hold_id: uuid.UUID
+    account_id: uuid.UUID
+    amount: int
+    entry_id: uuid.UUID
+    description: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Settlement:
+    hold_id: uuid.UUID
+    account_id: uuid.UUID
+    charge: int
+    description: str
+    charge_entry_id: uuid.UUID
+    release_entry_id: uuid.UUID
+    api_key_id: uuid.UUID | None
+    usage_id: uuid.UUID
+    model: str
+    provider: str | None
+    kind: str
+    status: str
+    units: str  # JSON
+    latency_ms: int | None
+    source: str
+    request_id: uuid.UUID
+
+    @property
+    def resolution(self) -> str:
+        return "posted" if self.charge > 0 else "voided"
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError)
+
+
+class RequestBilling:
+    """The group commits of one process's request holds and settlements, bound to one pool and event loop
+    (``request_billing(db)``)."""
+
+    def __init__(self, db: Database) -> None:
+        self.pool = db.pool  # not the Database: it is the key of the weak mapping below
+        self.loop = asyncio.get_running_loop()
+        # At low load a call runs the single-item statement itself (``alone``), with no batching machinery.
+        self.holds: GroupCommit[_Hold, uuid.UUID] = GroupCommit(self._place_holds, alone=self._place_single)
+        self.settlements: GroupCommit[_Settlement, int | None] = GroupCommit(self._settle, alone=self._settle_single)
+        self.batches = {"holds": 0, "settlements": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
+
+    # -- holds -------------------------------------------------------------------------------------------
+
+    async def _place_single(self, hold: _Hold) -> uuid.UUID:
+        async with hold_errors(hold.amount):
+            await self.pool.execute(_PLACE, hold.hold_id, hold.account_id, hold.amount, None, hold.entry_id,
+                                    hold.description)  # fmt: skip
+        return hold.hold_id
+
+    async def _place_one(self, hold: _Hold) -> uuid.UUID | Exception:
+        try:
+            return await self._place_single(hold)
+        except Exception as exc:
+            return exc
+
+    async def _place_holds(self, holds: list[_Hold]) -> list[uuid.UUID | Exception]:
+        if len(holds) == 1:
+            return [await self._place_one(holds[0])]
+        return await _in_chunks(holds, self._place_chunk)
+
+    async def _place_chunk(self, holds: list[_Hold]) -> list[uuid.UUID | Exception]:
+        rows = await self._batch(
+            lambda: self.pool.fetch(
+                _PLACE_MANY,
+                [h.hold_id for h in holds],
+                [h.account_id for h in holds],
+                [h.amount for h in holds],
+                [h.entry_id for h in holds],
+                [h.description for h in holds],
+            ),
+        )
+        if rows is None:
+            return list(await asyncio.gather(*(self._place_one(hold) for hold in holds)))
+        self.batches["holds"] += 1
+        results: list[uuid.UUID | Exception] = [hold.hold_id for hold in holds]
+        for row in rows:
+            if row["outcome"] != "placed":
+                hold = holds[row["item"] - 1]
+                state = "CD402" if row["outcome"] == "insufficient" else "CD403"
+                refusal = hold_refusal(state, row["detail"] or "", hold.amount)
+                assert refusal is not None
+                results[row["item"] - 1] = refusal
+        return results
+
+    # -- settlements -------------------------------------------------------------------------------------
+
+    async def _settle_single(self, item: _Settlement) -> int | None:
+        charged: int | None = await self.pool.fetchval(
+            _SETTLE,
+            item.hold_id, item.charge, item.resolution, item.description, item.charge_entry_id,
+            item.release_entry_id, item.api_key_id, item.usage_id, item.model, item.provider, item.kind,
+            item.status, item.units, item.latency_ms, item.source, item.request_id,
+        )  # fmt: skip
+        return charged
+
+    async def _settle_one(self, item: _Settlement) -> int | Exception | None:
+        try:
+            return await self._settle_single(item)
+        except Exception as exc:
+            return exc
+
+    async def _settle(self, items: list[_Settlement]) -> list[int | Exception | None]:
+        # The same hold twice in a batch: the first settles it, the others find it settled (as they would have
+        # one after the other).
+        first: dict[uuid.UUID, int] = {}
+        for n, item in enumerate(items):
+            first.setdefault(item.hold_id, n)
+        distinct = [items[n] for n in first.values()]
+        if len(distinct) == 1:
+            settled = [await self._settle_one(distinct[0])]
+        else:
+            settled = await _in_chunks(distinct, self._settle_chunk)
+        by_position = dict(zip(first.values(), settled, strict=True))
+        return [by_position.get(n) for n in range(len(items))]
+
+    async def _settle_chunk(self, items: list[_Settlement]) -> list[int | Exception | None]:
+        rows = await self._batch(
+            lambda: self.pool.fetch(
+                _SETTLE_MANY,
+                [i.hold_id for i in items],
+                [i.account_id for i in items],
+                [i.charge for i in items],
+                [i.resolution for i in items],
+                [i.description for i in items],
+                [i.charge_entry_id for i in items],
+                [i.release_entry_id for i in items],
+                [i.api_key_id for i in items],
+                [i.usage_id for i in items],
+                [i.model for i in items],
+                [i.provider for i in items],
+                [i.kind for i in items],
+                [i.status for i in items],
+                [i.units for i in items],
+                [i.latency_ms for i in items],
+                [i.source for i in items],
+                [i.request_id for i in items],
+            ),
+        )
+        if rows is None:
+            return list(await asyncio.gather(*(self._settle_one(item) for item in items)))
+        self.batches["settlements"] += 1
+        charged = {row["id"]: row["credits"] for row in rows}
+        return [charged.get(item.usage_id) for item in items]
+
+    async def _batch(self, run: Callable[[], Awaitable[list[asyncpg.Record]]]) -> list[asyncpg.Record] | None:
+        """Run one batch statement: its rows, or None when PostgreSQL refused it (the statement, a transaction of
+        its own, then changed nothing) and the items are to be billed one by one. Any other error (the outcome
+        unknown) is raised to every caller of the batch."""
+        for attempt in range(BATCH_RETRIES + 1):
+            try:
+                return await run()
+            except asyncpg.PostgresError as exc:
+                if _retryable(exc) and attempt < BATCH_RETRIES:
+                    self.batches["retries"] += 1
+                    await asyncio.sleep(0.002 * (attempt + 1))
+                    continue
+                self.batches["fallbacks"] += 1
+                return None
+        raise AssertionError("unreachable")
+
+
+async def _in_chunks(
+    items: list[Item], run: Callable[[list[Item]], Awaitable[list[Result | Exception]]]
+) -> list[Result | Exception]:
+    """``run`` over chunks of at most MAX_BATCH items, concurrently; a chunk that raises is the error of each
+    of its items only (the other chunks' outcomes are kept)."""
+    chunks = [items[start : start + MAX_BATCH] for start in range(0, len(items), MAX_BATCH)]
+    outcomes = await asyncio.gather(*(run(chunk) for chunk in chunks), return_exceptions=True)
+    results: list[Result | Exception] = []
+    for chunk, outcome in zip(chunks, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, Exception):
+                raise outcome
+            results.extend([outcome] * len(chunk))
+        else:
+            results.extend(outcome)
+    return results
+
+
+_billing: weakref.WeakKeyDictionary[Database, RequestBilling] = weakref.WeakKeyDictionary()
+
+
+def request_billing(db: Database) -> RequestBilling:
+    """The batcher of ``db``'s pool in the running event loop (a new one if either changed)."""
+    billing = _billing.get(db)
+    if billing is None or billing.pool is not db.pool or billing.loop is not asyncio.get_running_loop():
+        billing = _billing[db] = RequestBilling(db)
+    return billing
+
 
 async def place_request_hold(db: Database, principal: Principal, amount: int, description: str) -> uuid.UUID:
     """Set ``amount`` aside for one request. Raises ``InsufficientCredits`` / ``SpendCapExceeded``."""
     hold_id = uuid7()
-    args = (hold_id, principal.account_id, amount, None, uuid7(), description)
     if not needs_spend_reservation(principal):
-        async with hold_errors(amount):
-            await db.pool.execute("SELECT ledger_place_hold($1, $2, $3, $4, $5, $6)", *args)
-        return hold_id
+        hold = _Hold(hold_id, principal.account_id, amount, uuid7(), description)
+        return await request_billing(db).holds.submit(hold)
     async with db.transaction() as conn:
         async with hold_errors(amount):
-            await conn.execute("SELECT ledger_place_hold($1, $2, $3, $4, $5, $6)", *args)
+            await conn.execute(_PLACE, hold_id, principal.account_id, amount, None, uuid7(), description)
         await reserve_key_spend(conn, principal, hold_id, amount)
     return hold_id
 
@@ -70,12 +329,13 @@ async def settle_request(
 ) -> int | None:
     """Charge ``charge`` (capped at the hold; 0 voids it) and record the usage. Returns the credits charged,
     or None when the request was settled before."""
-    description = f"{model} {source}"
-    charged: int | None = await db.pool.fetchval(
-        _SETTLE,
-        hold_id, charge, "posted" if charge > 0 else "voided", description, uuid7(), uuid7(),
-        principal.api_key_id, uuid7(), model, provider, kind, status, to_json(units), latency_ms, source, request_id,
+    item = _Settlement(
+        hold_id=hold_id, account_id=principal.account_id, charge=charge, description=f"{model} {source}",
+        charge_entry_id=uuid7(), release_entry_id=uuid7(), api_key_id=principal.api_key_id, usage_id=uuid7(),
+        model=model, provider=provider, kind=kind, status=status, units=to_json(units), latency_ms=latency_ms,
+        source=source, request_id=request_id,
     )  # fmt: skip
+    charged = await request_billing(db).settlements.submit(item)
     if charged:  # metrics (issue 9): credits charged for synchronous requests too
         METRICS.inc("conduit_credits_charged", {"model": model}, charged / 1_000_000)
     return charged
