@@ -19,6 +19,7 @@ from shared.db.piccolo_app import APP_CONFIG
 from shared.logs import ContextFilter, JsonFormatter, request_id
 from shared.services import Services
 from shared.settings import OperatingSettings, Settings
+from shared.tasks import lifecycle
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker, free_port, wait_for
 from tests.integration.helpers import submit, wait_terminal
@@ -128,6 +129,9 @@ async def test_metrics_add_up_across_processes_and_change_after_tasks(
     client: httpx.AsyncClient, make_account: AccountFactory, services: Services, settings: Settings
 ) -> None:
     await services.redis.flushdb()
+    # Tasks an earlier test left unfinished would be picked up by the workers below and counted with ours.
+    for row in await services.db.fetch("SELECT id, account_id FROM tasks WHERE status IN ('queued', 'running')"):
+        await lifecycle.cancel(services.db, row["account_id"], row["id"])
     account = await make_account(credits="10")
     before = (await client.get("/metrics")).text
     assert "# TYPE conduit_http_requests_total counter" in before
