@@ -33,3 +33,18 @@ def test_uuid7_is_version_7_and_strictly_increasing() -> None:
     assert all(i.version == 7 and i.variant == uuid.RFC_4122 for i in ids)
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_uuid7_random_bits_differ_between_a_forked_child_and_its_parent() -> None:
+    import os
+
+    uuid7()  # the parent has random bytes read ahead
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: send the random part of its next id, and leave at once
+        os.write(write, uuid7().bytes[8:])
+        os._exit(0)
+    os.close(write)
+    child_random = os.read(read, 8)
+    os.waitpid(pid, 0)
+    assert uuid7().bytes[8:] != child_random
