@@ -91,14 +91,24 @@ class ChatContext:
 
 async def _settle_retrying(db: Database, **settlement: Any) -> int | None:
     """``settle_request``, tried again after a lost connection or a deadlock (settling twice changes nothing).
-    If it still fails the hold stays pending and the abandoned-hold sweep voids it: not charged, never twice."""
-    for pause in SETTLE_RETRY_PAUSES_S:
+    If it still fails the hold stays pending and the abandoned-hold sweep voids it: not charged, never twice.
+    Never raises: nobody may be waiting for it (the answer went out), and a caller that is (a failed request)
+    must answer with its own error."""
+    for pause in (*SETTLE_RETRY_PAUSES_S, None):
         try:
             return await settle_request(db, **settlement)
         except (asyncpg.PostgresConnectionError, asyncpg.DeadlockDetectedError, OSError) as exc:
+            if pause is None:
+                failure: Exception = exc
+                break
             log.warning("settling request %s failed (%s); retrying", settlement["request_id"], exc)
             await asyncio.sleep(pause)
-    return await settle_request(db, **settlement)
+        except Exception as exc:
+            failure = exc
+            break
+    log.error("could not settle request %s (%s): the abandoned-hold sweep will void its hold",
+              settlement["request_id"], failure)  # fmt: skip
+    return None
 
 
 def _with_request(usage: Usage) -> Usage:

@@ -341,3 +341,26 @@ async def test_a_settlement_that_loses_its_connection_is_retried(
     expected = token_cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
     assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
     assert failures == [] and await charges(services.db, account.id) == [int(expected * 1_000_000)]
+
+
+async def test_a_settlement_that_keeps_failing_leaves_the_hold_to_the_sweep_and_charges_nothing(
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    async def broken(*args: Any, **kwargs: Any) -> int | None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(chat_module, "settle_request", broken)
+    account = await make_account(credits="10")
+    async with async_client(api, account) as oai:
+        completion = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100)
+    assert completion.choices[0].message.content  # the answer went out
+    available, held = await balance(client, account)  # waits for the (failed) settlement
+    assert held > 0 and available + held == Decimal("10")
+    assert any("could not settle request" in record.getMessage() for record in caplog.records)
+    monkeypatch.undo()
+    await services.db.execute("UPDATE holds SET created_at = now() - interval '1 hour' WHERE account_id = $1",
+                              account.id)  # fmt: skip
+    assert await void_abandoned_request_holds(services.db, older_than_s=600) == 1
+    assert await balance(client, account) == (Decimal("10"), Decimal("0"))
+    assert await charges(services.db, account.id) == []
