@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -101,6 +101,18 @@ RETURNING id, credits
 """
 
 
+# _SETTLE_MANY's parameters, $1 to $17: one array per _Settlement attribute
+_SETTLE_MANY_COLUMNS = (
+    "hold_id", "account_id", "charge", "resolution", "description", "charge_entry_id", "release_entry_id",
+    "api_key_id", "usage_id", "model", "provider", "kind", "status", "units", "latency_ms", "source", "request_id",
+)  # fmt: skip
+
+
+def _columns(items: Sequence[Any], *fields: str) -> list[list[Any]]:
+    """One array per attribute, in order: the parameters of a statement that ``unnest``s a batch."""
+    return [[getattr(item, field) for item in items] for field in fields]
+
+
 @dataclass(frozen=True, slots=True)
 class _Hold:
     hold_id: uuid.UUID
@@ -172,12 +184,7 @@ class RequestBilling:
     async def _place_chunk(self, holds: list[_Hold]) -> list[uuid.UUID | Exception]:
         rows = await self._batch(
             lambda: self.pool.fetch(
-                _PLACE_MANY,
-                [h.hold_id for h in holds],
-                [h.account_id for h in holds],
-                [h.amount for h in holds],
-                [h.entry_id for h in holds],
-                [h.description for h in holds],
+                _PLACE_MANY, *_columns(holds, "hold_id", "account_id", "amount", "entry_id", "description")
             ),
         )
         if rows is None:
@@ -226,26 +233,7 @@ class RequestBilling:
 
     async def _settle_chunk(self, items: list[_Settlement]) -> list[int | Exception | None]:
         rows = await self._batch(
-            lambda: self.pool.fetch(
-                _SETTLE_MANY,
-                [i.hold_id for i in items],
-                [i.account_id for i in items],
-                [i.charge for i in items],
-                [i.resolution for i in items],
-                [i.description for i in items],
-                [i.charge_entry_id for i in items],
-                [i.release_entry_id for i in items],
-                [i.api_key_id for i in items],
-                [i.usage_id for i in items],
-                [i.model for i in items],
-                [i.provider for i in items],
-                [i.kind for i in items],
-                [i.status for i in items],
-                [i.units for i in items],
-                [i.latency_ms for i in items],
-                [i.source for i in items],
-                [i.request_id for i in items],
-            ),
+            lambda: self.pool.fetch(_SETTLE_MANY, *_columns(items, *_SETTLE_MANY_COLUMNS)),
         )
         if rows is None:
             return list(await asyncio.gather(*(self._settle_one(item) for item in items)))
