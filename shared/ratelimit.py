@@ -219,26 +219,16 @@ class Policy:
 
 class _ScriptBatch:
     """Runs one Lua script for many concurrent callers in one pipelined round trip (``shared.group_commit``).
-    Each caller gets its own result or error. A call that finds nothing else under way runs the script itself."""
+    Each caller gets its own result or error."""
 
     def __init__(self, redis: Redis, script: str) -> None:
         self.redis = redis
         self.script = script
         self.sha = hashlib.sha1(script.encode()).hexdigest()
-        self._batches: GroupCommit[tuple[Sequence[bytes], Sequence[bytes]], Any] = GroupCommit(
-            self._execute, alone=self._execute_one
-        )
+        self._batches: GroupCommit[tuple[Sequence[bytes], Sequence[bytes]], Any] = GroupCommit(self._execute)
 
     async def run(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._batches.submit((keys, args))
-
-    async def _execute_one(self, item: tuple[Sequence[bytes], Sequence[bytes]]) -> Any:
-        keys, args = item
-        try:
-            return await self.redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-        except NoScriptError:
-            await self.redis.script_load(self.script)  # Redis restarted: its script cache is empty
-            return await self.redis.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
     async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes]]]) -> list[Any]:
         for attempt in range(2):
