@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 SOURCE = "chat.completion"
 _encode = msgspec.json.encode
 SETTLE_RETRY_PAUSES_S = (0.1, 0.5, 2.0)
+_TRANSIENT = (asyncpg.PostgresConnectionError, asyncpg.DeadlockDetectedError, OSError)  # worth settling again
 T = TypeVar("T")
 
 
@@ -97,15 +98,15 @@ async def _settle_retrying(db: Database, **settlement: Any) -> int | None:
     for pause in (*SETTLE_RETRY_PAUSES_S, None):
         try:
             return await settle_request(db, **settlement)
-        except (asyncpg.PostgresConnectionError, asyncpg.DeadlockDetectedError, OSError) as exc:
-            if pause is None:
-                failure: Exception = exc
-                break
-            log.warning("settling request %s failed (%s); retrying", settlement["request_id"], exc)
-            await asyncio.sleep(pause)
+        except _TRANSIENT as exc:
+            failure: Exception = exc
+            if pause is not None:
+                log.warning("settling request %s failed (%s); retrying", settlement["request_id"], exc)
+                await asyncio.sleep(pause)
+                continue
         except Exception as exc:
             failure = exc
-            break
+        break
     log.error("could not settle request %s (%s): the abandoned-hold sweep will void its hold",
               settlement["request_id"], failure)  # fmt: skip
     return None
