@@ -15,7 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
-from api.ratelimits import add_rate_limit_headers
+from api.rate_limit_headers import add_rate_limit_headers
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
 from api.routes.auth import AuthController
@@ -25,7 +25,7 @@ from api.routes.health import healthz, readyz
 from api.routes.keys import KeyController
 from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
-from api.routes.openai_compat import OpenAIController
+from api.routes.openai_api import OpenAIController
 from api.routes.promotions import PromoController
 from api.routes.rate_limits import RateLimitController
 from api.routes.support import support_router
@@ -33,9 +33,9 @@ from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
-from shared.compat import settlements
-from shared.metrics.store import MetricsFlusher
-from shared.money import Credits
+from shared.infra.metrics.store import MetricsFlusher
+from shared.ledger.money import Credits
+from shared.openai_api import settlements
 from shared.services import Services
 from shared.settings import Settings
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         services = await Services.start(settings)
         app.state.services = services
         invalidations = asyncio.create_task(services.keys.listen(services.redis))
-        flusher = MetricsFlusher(services.redis, settings.operating.metrics_flush_s)  # metrics (issue 9)
+        flusher = MetricsFlusher(services.redis, settings.operating.metrics_flush_s)
         flusher.start()
         try:
             yield
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             with contextlib.suppress(asyncio.CancelledError):
                 await invalidations
             await flusher.close()
-            await settlements.drain()  # chat completions still settling (issue 4)
+            await settlements.drain()  # chat completions still settling
             await services.close()
 
     return Litestar(
@@ -72,34 +72,34 @@ def create_app(settings: Settings | None = None) -> Litestar:
             TaskController,
             AccountController,
             FileController,
-            *WEBHOOK_CONTROLLERS,  # webhooks (issue 7)
-            # accounts (issue 5)
+            *WEBHOOK_CONTROLLERS,
+            # accounts
             AuthController,
             OAuthController,
             KeyController,
             PromoController,
-            # usage, rate limits, support (issue 8)
+            # usage, rate limits, support
             UsageController,
             RateLimitController,
             support_router(settings.support.max_request_bytes),
-            # billing (issue 6)
+            # billing
             BillingController,
-            # OpenAI-compatible chat completions and image generations (issue 4)
+            # OpenAI-compatible chat completions and image generations
             OpenAIController,
-            # operating (issue 9)
+            # operating
             readyz,
             metrics,
             AdminController,
-            # the website and dashboard (issue 10)
+            # the website and dashboard
             web_router(),
         ],
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_rate_limit_headers],  # rate limits (issue 8)
-        middleware=[observability_middleware],  # request ids, HTTP metrics (issue 9)
+        before_send=[add_rate_limit_headers],
+        middleware=[observability_middleware],  # request ids, HTTP metrics
         type_encoders={Credits: encode_credits},
-        template_config=template_config(),  # the website (issue 10)
+        template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Conduit",
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             render_plugins=[ScalarRenderPlugin()],
         ),
         debug=False,
-        # The process's logging is configured by the CLI (shared.logs, LOG_LEVEL). Litestar's default config
-        # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call (issue 4).
+        # The process's logging is configured by the CLI (shared.infra.logs, LOG_LEVEL). Litestar's default config
+        # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call.
         logging_config=None,
     )

@@ -10,7 +10,7 @@ Two kinds of callers:
 ``PrincipalDep`` (``provide_principal``) accepts either; ``SessionPrincipalDep`` (``provide_session_principal``)
 only a session — for what an API key must not do, such as managing keys.
 
-Both count the request against the caller's rate limits (``api.ratelimits``); a task submit takes its
+Both count the request against the caller's rate limits (``api.rate_limit_headers``); a task submit takes its
 in-flight slots through ``TaskAdmissionDep`` instead, in the same single check.
 """
 
@@ -25,14 +25,14 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
-from api.ratelimits import checks_itself, enforce_limits
+from api.rate_limit_headers import checks_itself, enforce_limits
 from shared.accounts.keys import Principal, authenticate
 from shared.accounts.sessions import csrf_matches, session_principal
 from shared.accounts.signup import AuthDeps
-from shared.compat import settlements
-from shared.errors import PermissionDenied, Unauthenticated
-from shared.ids import uuid7
-from shared.request_limits import LimitExceeded
+from shared.infra.errors import PermissionDenied, Unauthenticated
+from shared.infra.ids import uuid7
+from shared.openai_api import settlements
+from shared.ratelimits.request_limits import LimitExceeded
 from shared.services import Services
 from shared.tasks.submit import idempotency_key_used
 
@@ -113,7 +113,7 @@ async def provide_principal(request: Request, services: ServicesDep) -> Principa
 
 async def _read_settled(request: Request, principal: Principal) -> None:
     """Chat completions are answered before they are settled; anything else the account asks of this process
-    sees their settlements (``shared.compat.settlements``). Chat completions themselves do not wait."""
+    sees their settlements (``shared.openai_api.settlements``). Chat completions themselves do not wait."""
     if not request.route_handler.opt.get(SETTLES_LATER):
         await settlements.settled(principal.account_id)
 

@@ -18,8 +18,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from api.web.context import SignInRequired
 from api.web.errors import error_page, handle_sign_in_required
 from api.web.security import is_page_path
-from shared.compat.images import GenerationPending
-from shared.errors import (
+from shared.infra.errors import (
     BillingUnavailable,
     ConduitError,
     Conflict,
@@ -34,6 +33,7 @@ from shared.errors import (
     Unauthenticated,
     UpstreamFailed,
 )
+from shared.openai_api.images import GenerationPending
 
 log = logging.getLogger("conduit.api")
 
@@ -48,11 +48,10 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     RateLimited: (429, "rate_limit_error"),
     UpstreamFailed: (502, "upstream_error"),
     ModelUnavailable: (503, "service_unavailable_error"),
-    # issue 8
     ServiceUnavailable: (503, "service_unavailable_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
     BillingUnavailable: (503, "service_unavailable_error"),
-    # issue 4: an image generation still running when the wait ran out (the error names its task)
+    # an image generation still running when the wait ran out (the error names its task)
     GenerationPending: (504, "timeout_error"),
 }
 
@@ -96,7 +95,7 @@ def handle_domain_error(request: Request[Any, Any, Any], exc: ConduitError) -> R
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}
     elif isinstance(exc, GenerationPending):
         headers = exc.headers
-    if is_page_path(request.url.path):  # the website: an error page (issue 10)
+    if is_page_path(request.url.path):  # the website: an error page
         return error_page(status, exc.message)
     return error_response(status, type_, exc.code, exc.message, exc.param, headers)
 
@@ -160,7 +159,7 @@ def _describe_validation(exc: ValidationException) -> tuple[str, str | None, str
 
 
 EXCEPTION_HANDLERS: dict[Any, Any] = {
-    SignInRequired: handle_sign_in_required,  # a dashboard page without a session (issue 10)
+    SignInRequired: handle_sign_in_required,  # a dashboard page without a session
     ConduitError: handle_domain_error,
     HTTPException: handle_http_exception,
     Exception: handle_internal_error,

@@ -1,7 +1,7 @@
 """Request ids, HTTP metrics and the ``/metrics`` route.
 
 Every response carries ``X-Request-ID`` (the client's, when it sent a sane one, or a new one); logs written
-while serving the request carry it too (``shared.logs``). Each request is counted and timed by method, route
+while serving the request carry it too (``shared.infra.logs``). Each request is counted and timed by method, route
 template (``/v1/tasks/{task_id}``, never the raw path) and status."""
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ServicesDep
 from api.errors import error_response
-from shared.ids import uuid7
-from shared.logs import request_id
-from shared.metrics import METRICS
-from shared.metrics.exposition import metrics_allowed, render
+from shared.infra.ids import uuid7
+from shared.infra.logs import request_id
+from shared.infra.metrics import METRICS
+from shared.infra.metrics.exposition import metrics_allowed, render
 
 REQUEST_ID_HEADER = "x-request-id"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -21,8 +21,8 @@ import psutil
 
 from cli.embedded import EmbeddedServices
 from shared.accounts.service import create_account
-from shared.db import Database
-from shared.db.migrate import apply_migrations
+from shared.infra.db import Database
+from shared.infra.db.migrate import apply_migrations
 from shared.settings import DEFAULT_CATALOG, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,7 +95,7 @@ class BenchEnv:
             "CATALOG_PATH": os.pathsep.join([str(DEFAULT_CATALOG), str(ROOT / "bench" / "catalog.toml")]),
             "SECRET_KEY": "bench",
             "LOG_LEVEL": "WARNING",
-            # rate limits (issue 8): checked on every request, but never binding in the benchmarks
+            # rate limits: checked on every request, but never binding in the benchmarks
             "RATE_LIMIT_RPM_PER_KEY": "10000000",
             "RATE_LIMIT_RPM_PER_ACCOUNT": "10000000",
             "MAX_INFLIGHT_TASKS_PER_KEY": "1000000",

@@ -1,4 +1,4 @@
-"""Benchmarks for the core pipeline (issue 2). Run: ``make bench`` or ``.venv/bin/python -m bench.core``.
+"""Benchmarks for the core pipeline. Run: ``make bench`` or ``.venv/bin/python -m bench.core``.
 
 1. submit throughput: POST /v1/tasks (auth + validation + hold + enqueue) against one API process;
 2. submit -> succeeded latency (server timestamps) at a steady 100 tasks/s through one worker;

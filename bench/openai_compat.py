@@ -1,4 +1,4 @@
-"""Benchmark of the OpenAI-compatible chat completion path (issue 4). Run: ``.venv/bin/python -m bench.openai_compat``.
+"""Benchmark of the OpenAI-compatible chat completion path. Run: ``.venv/bin/python -m bench.openai_compat``.
 
 Setup: embedded PostgreSQL (durable) and Redis, one ``conduit web`` process, and an instant OpenAI-compatible
 upstream (``bench/lean_upstream.py``: a raw asyncio server answering a pre-encoded completion). The load
@@ -38,8 +38,8 @@ import psutil
 
 from bench import openai_parts
 from bench.common import BENCH_DIR, PY_SPY, ROOT, BenchEnv, free_port, run_loadgen, write_result
-from shared.db import Database
-from shared.invariants import check_ledger
+from shared.infra.db import Database
+from shared.ledger.invariants import check_ledger
 
 MODEL = "bench-instant-chat"
 UPSTREAM_KEY = "sk-bench-instant"

@@ -17,15 +17,15 @@ from typing import Any
 
 from shared.accounts.keys import KeyCache, authenticate
 from shared.catalog import load_catalog_paths
-from shared.compat.billing import place_request_hold, settle_request
-from shared.compat.chat import _start
-from shared.compat.routing import call_routes
-from shared.db import Database
-from shared.ids import uuid7
+from shared.infra.db import Database
+from shared.infra.ids import uuid7
+from shared.infra.queue import connect_redis
+from shared.ledger.request_holds import place_request_hold, settle_request
+from shared.openai_api.chat import _start
+from shared.openai_api.routing import call_routes
 from shared.providers import ProviderRegistry
-from shared.queue import connect_redis
-from shared.ratelimit import RateLimiter
-from shared.request_limits import RequestLimits
+from shared.ratelimits.limiter import RateLimiter
+from shared.ratelimits.request_limits import RequestLimits
 from shared.services import upstream_http_client
 from shared.settings import Settings
 

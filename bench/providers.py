@@ -1,4 +1,4 @@
-"""Benchmark of the upstream provider path (issue 3). Run: ``.venv/bin/python -m bench.providers``.
+"""Benchmark of the upstream provider path. Run: ``.venv/bin/python -m bench.providers``.
 
 1. One worker process draining 4000 queued tasks of a model served by an OpenAI-compatible upstream
    (simulated in its own process, bench/upstream.py) that answers every call after 2 s: completions per
@@ -30,12 +30,12 @@ from bench.common import ROOT, BenchEnv, free_port, write_result
 from bench.core import worker_in_flight
 from bench.upstream import KEY
 from shared.catalog import load_catalog_paths
-from shared.ids import uuid7
+from shared.infra.ids import uuid7
+from shared.infra.queue import connect_redis
 from shared.providers import ProviderRegistry
 from shared.providers.base import GenerationRequest
-from shared.providers.openai_compat import build_chat_request, parse_chat_response
+from shared.providers.openai_protocol import build_chat_request, parse_chat_response
 from shared.providers.retry import with_retries
-from shared.queue import connect_redis
 from shared.services import upstream_http_client
 from shared.settings import DEFAULT_CATALOG, Settings
 

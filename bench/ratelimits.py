@@ -1,4 +1,4 @@
-"""What the API rate limits cost on the submit hot path (issue 8). Run: ``.venv/bin/python -m bench.ratelimits``.
+"""What the API rate limits cost on the submit hot path. Run: ``.venv/bin/python -m bench.ratelimits``.
 
 POST /v1/tasks throughput from one API process, 64 accounts, 32 connections (as ``bench.core``), twice:
 with every limit disabled (``0``: no Redis call) and with every limit enforced (one Redis script call per

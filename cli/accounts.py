@@ -14,9 +14,9 @@ from shared.settings import Settings, SettingsError
 
 def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.service import create_account
-    from shared.db import Database
-    from shared.db.migrate import apply_migrations
-    from shared.money import parse_credits
+    from shared.infra.db import Database
+    from shared.infra.db.migrate import apply_migrations
+    from shared.ledger.money import parse_credits
 
     credits = parse_credits(args.credits)
 
@@ -66,7 +66,7 @@ def _parse_when(value: str) -> dt.datetime:
 
 def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import create_promo_code
-    from shared.money import parse_credits
+    from shared.ledger.money import parse_credits
 
     credits = parse_credits(args.credits)
     expires_at = _parse_when(args.expires_at) if args.expires_at else None
@@ -146,7 +146,7 @@ def _limit_value(raw: str | None) -> Any:
 
 def cmd_accounts_limits(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.erasure import find_account
-    from shared.request_limits import set_account_limits
+    from shared.ratelimits.request_limits import set_account_limits
 
     rpm, inflight = _limit_value(args.rpm), _limit_value(args.max_inflight)
 

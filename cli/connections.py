@@ -45,8 +45,8 @@ def run_with_connections(coro_fn: Callable[[Settings], Coroutine[Any, Any, int]]
 
 def run_with_services(settings: Settings, action: Callable[[Any], Coroutine[Any, Any, Any]]) -> int:
     """Run ``action(services)`` against the database and Redis (applying migrations first); print its JSON."""
-    from shared.db.migrate import apply_migrations
-    from shared.metrics.store import flush
+    from shared.infra.db.migrate import apply_migrations
+    from shared.infra.metrics.store import flush
     from shared.services import Services
 
     async def go(resolved: Settings) -> int:
@@ -56,7 +56,7 @@ def run_with_services(settings: Settings, action: Callable[[Any], Coroutine[Any,
         try:
             result = await action(services)
         finally:
-            await flush(services.redis)  # metrics (issue 9): e.g. credits an operator granted
+            await flush(services.redis)  # metrics: e.g. credits an operator granted
             await services.close()
         print(json.dumps(result, indent=2, default=str))
         return 0

@@ -18,7 +18,7 @@ import urllib.error
 import urllib.request
 
 from cli.connections import Connections
-from shared.db.migrate import apply_migrations
+from shared.infra.db.migrate import apply_migrations
 from shared.settings import Settings
 
 
@@ -93,7 +93,7 @@ def run_platform(settings: Settings, *, port: int | None) -> int:
             "PORT": str(port),
             "CONDUIT_DATA_DIR": str(resolved.data_dir),
             "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or f"http://127.0.0.1:{port}",
-            "LOG_FORMAT": os.environ.get("LOG_FORMAT") or "text",  # a person reads this terminal (issue 9)
+            "LOG_FORMAT": os.environ.get("LOG_FORMAT") or "text",  # a person reads this terminal
         }
         for name in ("web", "worker"):
             procs[name] = subprocess.Popen([sys.executable, "-m", "cli.main", name], env=env)

@@ -27,7 +27,7 @@ from shared.settings import Settings, SettingsError
 
 
 def _setup_logging(settings: Settings, process: str = "conduit") -> None:
-    from shared.logs import configure_logging
+    from shared.infra.logs import configure_logging
 
     configure_logging(settings.log_level, fmt=settings.operating.log_format, process=process)
 
@@ -72,7 +72,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.db.migrate import apply_migrations
+    from shared.infra.db.migrate import apply_migrations
 
     async def go(resolved: Settings) -> int:
         database_url, _ = resolved.require_connections()
@@ -92,8 +92,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_ledger_check(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.db import Database
-    from shared.invariants import check_ledger
+    from shared.infra.db import Database
+    from shared.ledger.invariants import check_ledger
 
     async def go(resolved: Settings) -> int:
         db = await Database.connect(resolved, min_size=1, max_size=2)
@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=cmd_accounts_create)
     add_account_commands(accounts, sub)
     add_limit_and_role_commands(accounts)
-    add_operating_commands(sub)  # issue 9: conduit admin …, conduit workers
+    add_operating_commands(sub)  # conduit admin …, conduit workers
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
     ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)
@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.errors import ConduitError
-    from shared.money import CreditsFormatError
+    from shared.infra.errors import ConduitError
+    from shared.ledger.money import CreditsFormatError
 
     args = build_parser().parse_args(argv)
     try:

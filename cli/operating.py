@@ -1,4 +1,4 @@
-"""Operator commands (issue 9): the admin API's actions from a shell, and worker liveness.
+"""Operator commands: the admin API's actions from a shell, and worker liveness.
 
     conduit admin accounts search [QUERY] [--status S] [--role R]
     conduit admin accounts show ACCOUNT
@@ -48,7 +48,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_credits(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.accounts import adjust_credits
-    from shared.money import parse_credits
+    from shared.ledger.money import parse_credits
 
     amount = parse_credits(args.amount)
 
@@ -102,7 +102,7 @@ def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     """Live worker processes (a heartbeat within the last 2 beats). ``--check``: exit 1 when none is alive
     (on ``--host``, e.g. ``$(hostname)`` in a container's liveness probe)."""
-    from shared.queue import connect_redis
+    from shared.infra.queue import connect_redis
     from worker.heartbeat import live_workers
 
     async def go(redis_url: str) -> list[dict[str, Any]]:

@@ -7,7 +7,7 @@ SQLSTATE CD402 (insufficient credits; DETAIL = spendable micro-credits) or CD403
 DETAIL = its status), which ``shared.ledger`` turns into domain errors.
 """
 
-from shared.db.raw_migrations import sql_migration
+from shared.infra.db.raw_migrations import sql_migration
 
 ID = "2026-11-21T22:10:00:000000"
 VERSION = "1.38.0"

@@ -10,7 +10,7 @@ Returns one row (hold_id, account_id, task_id, amount, charged, expired) or none
 pending.
 """
 
-from shared.db.raw_migrations import sql_migration
+from shared.infra.db.raw_migrations import sql_migration
 
 ID = "2026-11-22T05:00:00:000000"
 VERSION = "1.38.0"

@@ -1,6 +1,6 @@
 """Billing indexes Piccolo's table definitions cannot express (composite, partial)."""
 
-from shared.db.raw_migrations import index_migration
+from shared.infra.db.raw_migrations import index_migration
 
 ID = "2026-11-21T21:59:32:000000"
 VERSION = "1.38.0"

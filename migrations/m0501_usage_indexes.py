@@ -1,6 +1,6 @@
 """Indexes for reading usage records: by time range (list, summary, export), by model and by API key."""
 
-from shared.db.raw_migrations import index_migration
+from shared.infra.db.raw_migrations import index_migration
 
 ID = "2026-11-22T03:00:01:000000"
 VERSION = "1.38.0"

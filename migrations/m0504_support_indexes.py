@@ -1,6 +1,6 @@
 """Indexes for listing support tickets: an account's own, and the staff queue by status."""
 
-from shared.db.raw_migrations import index_migration
+from shared.infra.db.raw_migrations import index_migration
 
 ID = "2026-11-22T03:20:01:000000"
 VERSION = "1.38.0"

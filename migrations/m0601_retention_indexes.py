@@ -1,7 +1,7 @@
 """Indexes for the retention and pruning sweeps: finished tasks not purged yet, by completion time; old
 idempotency records and account tokens, by age."""
 
-from shared.db.raw_migrations import index_migration
+from shared.infra.db.raw_migrations import index_migration
 
 ID = "2026-11-22T06:00:01:000000"
 VERSION = "1.38.0"

@@ -1,6 +1,6 @@
 """ledger_place_holds(): the holds of many synchronous requests in one round trip (a group commit).
 
-The API gathers the holds of concurrent chat completions (``shared.compat.billing``) and places them with one
+The API gathers the holds of concurrent chat completions (``shared.ledger.request_holds``) and places them with one
 statement. Each item is placed by ``ledger_place_hold`` (m0003), so the rules are exactly the same; but a
 refusal (CD402 insufficient credits, CD403 account not active) is an outcome of that item, caught in its own
 subtransaction, not an error of the batch: one request without credits does not fail the others. Any other
@@ -17,7 +17,7 @@ the same order and cannot deadlock on them. Returns one row per item: its positi
 'deleted' when it is gone).
 """
 
-from shared.db.raw_migrations import sql_migration
+from shared.infra.db.raw_migrations import sql_migration
 
 ID = "2026-11-22T07:00:00:000000"
 VERSION = "1.38.0"

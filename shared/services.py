@@ -11,16 +11,16 @@ from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
-from shared.db import Database
-from shared.mail import Mailer
+from shared.infra.db import Database
+from shared.infra.mail import Mailer
+from shared.infra.queue import Enqueuer, connect_redis
+from shared.infra.storage import LocalStorage, UrlSigner
+from shared.infra.urlguard import UrlGuard
 from shared.providers import ProviderRegistry
 from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
-from shared.queue import Enqueuer, connect_redis
-from shared.ratelimit import RateLimiter
-from shared.request_limits import RequestLimits
+from shared.ratelimits.limiter import RateLimiter
+from shared.ratelimits.request_limits import RequestLimits
 from shared.settings import Settings
-from shared.storage import LocalStorage, UrlSigner
-from shared.urlguard import UrlGuard
 
 
 @dataclass(slots=True)
@@ -35,14 +35,14 @@ class Services:
     keys: KeyCache
     enqueuer: Enqueuer
     http: UpstreamClient  # one client per process for upstream providers and output downloads
-    url_guard: UrlGuard  # webhooks (issue 7): checks user-supplied URLs
-    # Accounts (issue 5): rate limits, people's sessions, outgoing mail
+    url_guard: UrlGuard  # webhooks: checks user-supplied URLs
+    # Accounts: rate limits, people's sessions, outgoing mail
     limiter: RateLimiter
     sessions: SessionStore
     mailer: Mailer
-    # Rate limits of API requests and in-flight tasks (issue 8)
+    # Rate limits of API requests and in-flight tasks
     request_limits: RequestLimits
-    billing: Billing  # billing (issue 6): credit packs, Stripe
+    billing: Billing  # billing: credit packs, Stripe
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -56,7 +56,7 @@ class Services:
             await db.close()
             raise
         http = upstream_http_client(settings)
-        # issue 8: every limiter (API limits, sign-in throttles) fails open or closed as configured
+        # every limiter (API limits, sign-in throttles) fails open or closed as configured
         limiter = RateLimiter(
             redis, fail_open=settings.rate_limits.fail_open, timeout_s=settings.rate_limits.redis_timeout_s
         )

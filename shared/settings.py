@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from shared.env import (
+from shared.infra.env import (
     SettingsError,
     env_bool,
     env_credits,
@@ -87,7 +87,7 @@ GITHUB_DEFAULTS = (
 class AuthSettings:
     """People's accounts: sign-up links, sessions, sign-in throttling, OAuth providers, the signup reward."""
 
-    verify_email_url: str = "http://127.0.0.1:8000/verify-email?token={token}"  # the website's pages (issue 10)
+    verify_email_url: str = "http://127.0.0.1:8000/verify-email?token={token}"  # the website's pages
     reset_password_url: str = "http://127.0.0.1:8000/reset-password?token={token}"
     verify_token_ttl_s: int = 48 * 3600
     reset_token_ttl_s: int = 3600
@@ -113,7 +113,7 @@ class AuthSettings:
         origins += [origin_of(o.strip()) for o in (env.get("ALLOWED_ORIGINS") or "").split(",") if o.strip()]
         templates = {}
         for name, default in (
-            ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),  # the website (issue 10)
+            ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),
             ("RESET_PASSWORD_URL", f"{public_base_url}/reset-password?token={{token}}"),
         ):
             templates[name] = env.get(name) or default
@@ -202,7 +202,7 @@ class SupportSettings:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OperatingSettings:
-    """Operating Conduit (issue 9): metrics access, retention, sweeps, shutdown, log format."""
+    """Operating Conduit: metrics access, retention, sweeps, shutdown, log format."""
 
     metrics_token: str | None = None  # set: /metrics wants "Authorization: Bearer <token>"; unset: loopback only
     metrics_flush_s: float = 5.0  # how often a process adds its counters to the shared totals in Redis
@@ -271,25 +271,25 @@ class Settings:
     upstream_poll_max_s: float = 10.0
     output_max_bytes: int = 200 * 1024 * 1024
     output_download_timeout_s: float | None = None  # None: a quarter of TASK_JOB_TIMEOUT_S
-    # Webhooks and the URL guard (issue 7)
+    # Webhooks and the URL guard
     url_guard_allow_loopback: bool = False  # development and tests only: let user URLs reach 127.0.0.1 / ::1
     webhook_timeout_s: float = 15.0
-    # Accounts (issue 5)
+    # Accounts
     mail: MailSettings = MailSettings()
     auth: AuthSettings = AuthSettings()
-    # Rate limits and support tickets (issue 8)
+    # Rate limits and support tickets
     rate_limits: RateLimitSettings = RateLimitSettings()
     support: SupportSettings = SupportSettings()
     # Billing (Stripe). Without a secret key, checkout and refunds answer 503; the rest of the API works.
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
     stripe_api_base: str = "https://api.stripe.com"
-    checkout_success_url: str | None = None  # default: the dashboard's return page (issue 10)
+    checkout_success_url: str | None = None  # default: the dashboard's return page
     checkout_cancel_url: str | None = None
     billing_products_path: Path = DEFAULT_PRODUCTS
-    # OpenAI-compatible API (issue 4): how long POST /v1/images/generations waits for its task
+    # OpenAI-compatible API: how long POST /v1/images/generations waits for its task
     image_generation_wait_s: float = 60.0
-    operating: OperatingSettings = OperatingSettings()  # issue 9: metrics, retention, shutdown, logs
+    operating: OperatingSettings = OperatingSettings()  # metrics, retention, shutdown, logs
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

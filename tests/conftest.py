@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from shared.accounts.service import create_account
-from shared.invariants import check_ledger
-from shared.money import parse_credits
+from shared.ledger.invariants import check_ledger
+from shared.ledger.money import parse_credits
 from shared.services import Services
 from shared.settings import Settings
 from tests.harness import (
@@ -129,7 +129,7 @@ async def ledger_invariants(request: pytest.FixtureRequest) -> AsyncIterator[Non
     assert problems == [], f"ledger invariants violated: {problems}"
 
 
-# -- provider simulators (issue 3) ----------------------------------------------------------------------
+# -- provider simulators ----------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")

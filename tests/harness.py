@@ -29,7 +29,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from cli.embedded import EmbeddedServices
-from shared.db.migrate import apply_migrations
+from shared.infra.db.migrate import apply_migrations
 from shared.settings import DEFAULT_CATALOG, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,12 +124,12 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
         "SECRET_KEY": "test-secret-key",
         "TASK_JOB_TIMEOUT_S": "30",
         "LOG_LEVEL": "WARNING",
-        # rate limits (issue 8): enforced, but far above what tests send; rate-limit tests set their own
+        # rate limits: enforced, but far above what tests send; rate-limit tests set their own
         "RATE_LIMIT_RPM_PER_KEY": "100000",
         "RATE_LIMIT_RPM_PER_ACCOUNT": "100000",
         "MAX_INFLIGHT_TASKS_PER_KEY": "10000",
         "MAX_INFLIGHT_TASKS_PER_ACCOUNT": "10000",
-        # OpenAI-compatible images (issue 4): a short wait, so the timeout test is quick
+        # OpenAI-compatible images: a short wait, so the timeout test is quick
         "IMAGE_GENERATION_WAIT_S": "5",
     }
     env.update(extra)

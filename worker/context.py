@@ -17,4 +17,4 @@ class WorkerContext(TypedDict):
     job_try: int
     services: Services
     runtime: TaskRuntime
-    webhooks: WebhookWorker  # webhooks (issue 7)
+    webhooks: WebhookWorker

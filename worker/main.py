@@ -14,8 +14,8 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Worker
 
 from shared.billing.events import PROCESS_STRIPE_EVENT
-from shared.metrics.store import MetricsFlusher
-from shared.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
+from shared.infra.metrics.store import MetricsFlusher
+from shared.infra.queue import CANCEL_UPSTREAM, RUN_TASK, redis_settings
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = {0, 15, 30, 45}
 BILLING_SWEEP_SECONDS = {7, 37}
-HOUSEKEEPING_MINUTES = set(range(2, 60, 5))  # retention and pruning (issue 9)
+HOUSEKEEPING_MINUTES = set(range(2, 60, 5))  # retention and pruning
 
 
 def _job(fn: Any) -> WorkerCoroutine:
@@ -56,12 +56,12 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
             lease_s=lease_s,
             poll_min_s=settings.upstream_poll_min_s,
             poll_max_s=settings.upstream_poll_max_s,
-            slots=services.request_limits.slots,  # rate limits (issue 8)
+            slots=services.request_limits.slots,
         )
         log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
-        ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)  # webhooks (issue 7)
+        ctx["webhooks"] = WebhookWorker.start(services, settings, lease_s=lease_s)
         ctx["metrics_flusher"] = flusher = MetricsFlusher(services.redis, settings.operating.metrics_flush_s)
-        flusher.start()  # metrics (issue 9)
+        flusher.start()
         log.info(
             "worker ready: max_jobs=%d poll=%.0f ms",
             settings.worker_max_jobs,
@@ -95,9 +95,9 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
                 max_tries=3,
                 keep_result=0,
             ),
-            # webhooks (issue 7): one job per delivery attempt; the default timeout (task_job_timeout_s)
+            # webhooks: one job per delivery attempt; the default timeout (task_job_timeout_s)
             func(_job(deliver_webhook), name=DELIVER_WEBHOOK, max_tries=5, keep_result=0),
-            # billing (issue 6): one job per Stripe event
+            # billing: one job per Stripe event
             func(_job(process_stripe_event), name=PROCESS_STRIPE_EVENT, max_tries=20, keep_result=0),
         ],
         "cron_jobs": [
@@ -113,7 +113,7 @@ def worker_kwargs(settings: Settings) -> dict[str, Any]:
         "poll_delay": settings.worker_poll_delay_s,
         "job_timeout": settings.task_job_timeout_s,
         "keep_result": 0,
-        # issue 9: the arq health check (and our per-process heartbeat) every WORKER_HEARTBEAT_S (<= 60 s);
+        # the arq health check (and our per-process heartbeat) every WORKER_HEARTBEAT_S (<= 60 s);
         # on SIGTERM, stop taking jobs and give the running ones WORKER_SHUTDOWN_GRACE_S to finish, then
         # cancel them: a cancelled task job hands its task back (lease released, job re-queued by arq).
         "health_check_interval": settings.operating.worker_heartbeat_s,
@@ -129,7 +129,7 @@ class ConduitWorker(Worker):
     async def record_health(self) -> None:
         due = (time.time() - self._last_health_check) >= self.health_check_interval
         await super().record_health()
-        if due:  # issue 9: this process's own liveness record (``conduit workers``)
+        if due:  # this process's own liveness record (``conduit workers``)
             await write_heartbeat(self.pool, self, ttl_s=self.health_check_interval * 2 + 5)
 
     async def _poll_iteration(self) -> None:

@@ -21,8 +21,8 @@ from shared.admin import accounts as admin_accounts
 from shared.admin import require_admin
 from shared.admin import tasks as admin_tasks
 from shared.admin.providers import provider_health
-from shared.errors import InvalidInput
-from shared.money import CreditsFormatError, parse_credits
+from shared.infra.errors import InvalidInput
+from shared.ledger.money import CreditsFormatError, parse_credits
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 

@@ -24,7 +24,7 @@ from api.deps import (
 from shared.accounts import signin, signup
 from shared.accounts.service import get_account
 from shared.accounts.sessions import Session
-from shared.errors import InvalidInput, NotFound
+from shared.infra.errors import InvalidInput, NotFound
 from shared.settings import AuthSettings
 
 PENDING = {

@@ -7,8 +7,8 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
 from api.deps import ServicesDep
-from shared.errors import NotFound
-from shared.storage import content_type_for, valid_key
+from shared.infra.errors import NotFound
+from shared.infra.storage import content_type_for, valid_key
 
 
 class FileController(Controller):

@@ -8,7 +8,7 @@ from typing import Any
 from litestar import Response, get
 
 from api.deps import ServicesDep
-from shared.health import readiness
+from shared.infra.health import readiness
 
 
 @get("/healthz", tags=["health"])

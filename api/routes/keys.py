@@ -16,7 +16,7 @@ from shared.accounts import key_management as keys
 
 
 class RateLimitsBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """The key's own rate limits (issue 8); null: the default. The account's limits apply as well."""
+    """The key's own rate limits; null: the default. The account's limits apply as well."""
 
     requests_per_minute: int | msgspec.UnsetType | None = msgspec.UNSET
     max_inflight_tasks: int | msgspec.UnsetType | None = msgspec.UNSET

@@ -9,7 +9,7 @@ from litestar.params import FromPath
 
 from api.deps import ServicesDep
 from shared.catalog.views import public_model
-from shared.errors import NotFound
+from shared.infra.errors import NotFound
 
 
 class ModelController(Controller):

@@ -18,7 +18,7 @@ from litestar.response import File
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from shared.accounts.keys import Principal
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 from shared.services import Services
 from shared.support import queries, tickets
 from shared.support.attachments import Upload

@@ -10,8 +10,8 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
-from api.ratelimits import TASK_ROUTE
-from shared.ids import parse_uuid
+from api.rate_limit_headers import TASK_ROUTE
+from shared.infra.ids import parse_uuid
 from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
 from shared.tasks.submit import TaskSubmission, submit_task

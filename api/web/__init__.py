@@ -1,4 +1,4 @@
-"""The website and developer dashboard (issue 10): server-rendered pages on the API's own origin.
+"""The website and developer dashboard: server-rendered pages on the API's own origin.
 
 ``web_router()`` holds the pages and the static files; ``template_config()`` the Jinja environment.
 """

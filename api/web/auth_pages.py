@@ -17,8 +17,8 @@ from litestar.response import Redirect, Template
 from api.deps import AuthDep, ServicesDep, provide_auth
 from api.web.context import VisitorDep, page, provide_visitor
 from shared.accounts import signup
-from shared.errors import InvalidInput
-from shared.money import Credits
+from shared.infra.errors import InvalidInput
+from shared.ledger.money import Credits
 
 Token = Annotated[str, QueryParameter(max_length=200)]
 Next = Annotated[str, QueryParameter(name="next", max_length=500)]

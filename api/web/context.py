@@ -20,8 +20,8 @@ from api.deps import SESSION_COOKIE, ServicesDep
 from api.web.security import add_page_headers
 from shared.accounts.keys import Principal
 from shared.accounts.sessions import Session, session_principal
-from shared.compat import settlements
-from shared.errors import PermissionDenied, Unauthenticated
+from shared.infra.errors import PermissionDenied, Unauthenticated
+from shared.openai_api import settlements
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,7 @@ from shared.accounts.rewards import list_reward_grants
 from shared.accounts.service import get_account
 from shared.accounts.signin import account_has_password
 from shared.billing.orders import get_order, list_orders
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 from shared.tasks.queries import list_tasks
 from shared.tasks.views import public_task
 from shared.usage.queries import UsageFilters, list_usage, summarize_usage

@@ -8,7 +8,7 @@ from typing import Any
 
 from jinja2 import Environment
 
-from shared.money import MICRO, Credits
+from shared.ledger.money import MICRO, Credits
 
 CURRENCY_SYMBOLS = {"usd": "$", "eur": "€", "gbp": "£"}
 ZERO_DECIMAL = {"jpy", "krw", "vnd", "clp", "isk", "ugx", "xaf", "xof"}

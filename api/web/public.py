@@ -12,7 +12,7 @@ from litestar.response import Template
 from api.deps import ServicesDep
 from api.web.context import VisitorDep, page, provide_visitor
 from shared.catalog.views import public_model
-from shared.money import Credits
+from shared.ledger.money import Credits
 from shared.services import Services
 
 KINDS = ("image", "video", "text")

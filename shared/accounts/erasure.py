@@ -20,12 +20,12 @@ from shared.accounts import mails
 from shared.accounts.keys import Principal, publish_invalidation, set_account_status
 from shared.accounts.passwords import verify_password
 from shared.accounts.signup import AuthDeps
-from shared.accounts.throttles import check_signin_failures, record_signin_failure
-from shared.db import Database
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ids import parse_uuid
-from shared.request_limits import TaskSlots
-from shared.storage import LocalStorage
+from shared.infra.db import Database
+from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.ids import parse_uuid
+from shared.infra.storage import LocalStorage
+from shared.ratelimits.signin_throttle import check_signin_failures, record_signin_failure
+from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
 
@@ -83,7 +83,7 @@ async def delete_account(
     for task in scrubbed:
         if task["had_outputs"]:
             await storage.delete_prefix(f"outputs/{task['id']}")
-    await erase_tickets(deps.db, storage, account_id)  # support tickets (issue 8): threads and attachments
+    await erase_tickets(deps.db, storage, account_id)  # support tickets: threads and attachments
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)
 

@@ -24,10 +24,10 @@ from shared.accounts.keys import (
     publish_invalidation,
 )
 from shared.catalog import Catalog
-from shared.db import Database, Record
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ids import parse_uuid
-from shared.money import MICRO, Credits, CreditsFormatError, parse_credits
+from shared.infra.db import Database, Record
+from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.ids import parse_uuid
+from shared.ledger.money import MICRO, Credits, CreditsFormatError, parse_credits
 
 MAX_KEYS_PER_ACCOUNT = 100
 MAX_NAME = 100
@@ -61,7 +61,7 @@ class KeyView:
     spent: int
     reserved: int
     expired: bool
-    rate_limit_rpm: int | None = None  # rate limits (issue 8); None: the default
+    rate_limit_rpm: int | None = None  # rate limits; None: the default
     max_inflight_tasks: int | None = None
 
     @classmethod

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared.db import Connection, Database
-from shared.errors import PermissionDenied, Unauthenticated
-from shared.ids import uuid7
+from shared.infra.db import Connection, Database
+from shared.infra.errors import PermissionDenied, Unauthenticated
+from shared.infra.ids import uuid7
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ class Principal:
     allowed_models: frozenset[str] | None = None  # None: every model
     spend_cap: int | None = None  # micro-credits this key may spend in total; None: no cap
     session_id: str | None = None  # set when a person's browser session (not an API key) is calling
-    # Rate limits (issue 8) set on the key and on the account; None: the defaults from the settings
+    # Rate limits set on the key and on the account; None: the defaults from the settings
     key_rpm: int | None = None
     key_max_inflight: int | None = None
     account_rpm: int | None = None

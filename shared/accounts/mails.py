@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared.mail import Mail
+from shared.infra.mail import Mail
 from shared.settings import AuthSettings
 
 

@@ -32,9 +32,9 @@ from shared.accounts.rewards import mark_email_verified
 from shared.accounts.service import normalize_email
 from shared.accounts.sessions import Session
 from shared.accounts.signup import AuthDeps
-from shared.db import Connection
-from shared.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
-from shared.ids import uuid7
+from shared.infra.db import Connection
+from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
+from shared.infra.ids import uuid7
 from shared.settings import OAuthProviderSettings
 
 PROVIDERS = {"google": "Google", "github": "GitHub"}

@@ -14,7 +14,7 @@ import weakref
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 
 MIN_LENGTH = 10
 MAX_LENGTH = 256

@@ -18,12 +18,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.db import Connection, Database, Record
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ids import uuid7
+from shared.infra.db import Connection, Database, Record
+from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.ids import uuid7
 from shared.ledger import grant
-from shared.money import Credits
-from shared.ratelimit import Rate, RateLimiter, raise_if_limited
+from shared.ledger.money import Credits
+from shared.ratelimits.limiter import Rate, RateLimiter, raise_if_limited
 from shared.settings import AuthSettings
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,63}$")

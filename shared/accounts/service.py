@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.accounts.keys import NewKey, create_api_key
-from shared.db import Database
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ids import uuid7
+from shared.infra.db import Database
+from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.ids import uuid7
+from shared.infra.pagination import page_cursor
 from shared.ledger import Balance, get_balance, grant, upcoming_expiries
-from shared.money import Credits
-from shared.pagination import page_cursor
+from shared.ledger.money import Credits
 
 ROLES = ("user", "support", "admin")
 

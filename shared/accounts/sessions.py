@@ -25,9 +25,9 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 
 from shared.accounts.keys import Principal
-from shared.db import Database
-from shared.errors import PermissionDenied, Unauthenticated
-from shared.ids import uuid7
+from shared.infra.db import Database
+from shared.infra.errors import PermissionDenied, Unauthenticated
+from shared.infra.ids import uuid7
 from shared.settings import AuthSettings
 
 T = TypeVar("T")

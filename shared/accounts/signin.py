@@ -1,6 +1,6 @@
 """Signing in with a password, and changing it.
 
-Sign-in is throttled per client IP and per address (see ``shared.accounts.throttles``); a wrong password,
+Sign-in is throttled per client IP and per address (see ``shared.ratelimits.signin_throttle``); a wrong password,
 an unknown address and an account without a password all answer ``invalid_credentials`` after the same
 amount of work. Only once the password is right does the answer say more (unverified address, suspension).
 """
@@ -15,8 +15,8 @@ from shared.accounts.passwords import check_password_policy, hash_password, need
 from shared.accounts.service import normalize_email
 from shared.accounts.sessions import Session
 from shared.accounts.signup import AuthDeps
-from shared.accounts.throttles import check_signin_failures, record_signin_failure, throttle_ip
-from shared.errors import InvalidInput, PermissionDenied, Unauthenticated
+from shared.infra.errors import InvalidInput, PermissionDenied, Unauthenticated
+from shared.ratelimits.signin_throttle import check_signin_failures, record_signin_failure, throttle_ip
 
 
 async def sign_in(deps: AuthDeps, *, email: str, password: str, ip: str, user_agent: str) -> tuple[str, Session]:

@@ -12,8 +12,8 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from shared.db import Connection
-from shared.ids import uuid7
+from shared.infra.db import Connection, Database
+from shared.infra.ids import uuid7
 
 VERIFY_EMAIL = "verify_email"
 RESET_PASSWORD = "reset_password"
@@ -96,3 +96,18 @@ async def revoke_tokens(conn: Connection, account_id: uuid.UUID, purpose: str | 
         account_id,
         purpose,
     )
+
+
+async def prune_account_tokens(db: Database, *, limit: int = 5000) -> int:
+    """The retention sweep: delete tokens used or expired more than a day ago. Returns how many."""
+    deleted = await db.fetch(
+        """
+        DELETE FROM account_tokens WHERE id IN (
+            SELECT id FROM account_tokens
+            WHERE expires_at < now() - interval '1 day' OR used_at < now() - interval '1 day'
+            LIMIT $1 FOR UPDATE SKIP LOCKED
+        ) RETURNING id
+        """,
+        limit,
+    )
+    return len(deleted)

@@ -1,10 +1,10 @@
-"""Operator actions (issue 9): what the admin API (``/v1/admin``) and the ``conduit`` CLI both call.
+"""Operator actions: what the admin API (``/v1/admin``) and the ``conduit`` CLI both call.
 
 Every action takes its dependencies as arguments; money moves only through ``shared.ledger``."""
 
 from __future__ import annotations
 
-from shared.errors import PermissionDenied
+from shared.infra.errors import PermissionDenied
 
 ADMIN_ROLE = "admin"
 

@@ -17,12 +17,12 @@ from redis.asyncio import Redis
 from shared.accounts.erasure import find_account, suspend
 from shared.accounts.keys import revoke_key
 from shared.accounts.service import get_account
-from shared.db import Database
-from shared.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
-from shared.ids import parse_uuid, uuid7
+from shared.infra.db import Database
+from shared.infra.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
+from shared.infra.ids import parse_uuid, uuid7
+from shared.infra.pagination import page_cursor
 from shared.ledger import get_balance, grant, take_back
-from shared.money import Credits
-from shared.pagination import page_cursor
+from shared.ledger.money import Credits
 
 MAX_REASON = 500
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import Database
+from shared.infra.db import Database
 from shared.providers import ProviderRegistry
 
 

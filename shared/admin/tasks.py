@@ -7,11 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from arq.connections import ArqRedis
 
-from shared.db import Database
-from shared.errors import Conflict
-from shared.ids import parse_uuid
-from shared.queue import enqueue_task
-from shared.storage import UrlSigner
+from shared.infra.db import Database
+from shared.infra.errors import Conflict
+from shared.infra.ids import parse_uuid
+from shared.infra.queue import enqueue_task
+from shared.infra.storage import UrlSigner
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 from shared.tasks.queries import task_not_found
@@ -19,7 +19,7 @@ from shared.tasks.records import COLUMNS, TaskRecord
 from shared.tasks.views import public_task
 
 if TYPE_CHECKING:
-    from shared.request_limits import TaskSlots
+    from shared.ratelimits.task_slots import TaskSlots
 
 ACTIVE = ("queued", "running")
 

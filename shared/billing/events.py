@@ -19,9 +19,9 @@ from arq.connections import ArqRedis
 
 from shared.billing import payments
 from shared.billing.stripe_gateway import InvalidSignature, StripeGateway, StripeUnavailable
-from shared.db import Connection, Database, from_json
-from shared.errors import BillingUnavailable, InvalidInput
-from shared.ids import parse_uuid, uuid7
+from shared.infra.db import Connection, Database, from_json
+from shared.infra.errors import BillingUnavailable, InvalidInput
+from shared.infra.ids import parse_uuid, uuid7
 
 log = logging.getLogger(__name__)
 

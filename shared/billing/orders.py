@@ -14,11 +14,11 @@ from typing import Any
 
 from shared.billing.runtime import Billing
 from shared.billing.stripe_gateway import StripeRefused, StripeUnavailable
-from shared.db import Connection, Database, Record
-from shared.errors import BillingUnavailable, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
-from shared.ids import parse_uuid, uuid7
-from shared.money import Credits
-from shared.pagination import page_cursor
+from shared.infra.db import Connection, Database, Record
+from shared.infra.errors import BillingUnavailable, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
+from shared.infra.ids import parse_uuid, uuid7
+from shared.infra.pagination import page_cursor
+from shared.ledger.money import Credits
 
 REFUND_WINDOW = dt.timedelta(days=7)
 ORDER_STATUSES = ("pending", "paid", "failed", "expired", "refunded", "partially_refunded")

@@ -21,7 +21,7 @@ from typing import Any
 
 from shared import ledger
 from shared.billing.orders import fetch_order
-from shared.db import Connection, Record
+from shared.infra.db import Connection, Record
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.money import Credits, CreditsFormatError, parse_credits
+from shared.ledger.money import Credits, CreditsFormatError, parse_credits
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _CURRENCY = re.compile(r"^[a-z]{3}$")

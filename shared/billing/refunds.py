@@ -23,10 +23,10 @@ from shared import ledger
 from shared.billing.orders import REFUND_WINDOW, REFUNDABLE_STATUSES, get_order, order_not_found, refund_amount
 from shared.billing.payments import lock_order
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
-from shared.db import Database, from_json, to_json
-from shared.errors import BillingUnavailable, Conflict, UpstreamFailed
-from shared.ids import parse_uuid, uuid7
-from shared.money import Credits
+from shared.infra.db import Database, from_json, to_json
+from shared.infra.errors import BillingUnavailable, Conflict, UpstreamFailed
+from shared.infra.ids import parse_uuid, uuid7
+from shared.ledger.money import Credits
 
 log = logging.getLogger(__name__)
 

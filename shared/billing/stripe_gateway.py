@@ -18,7 +18,7 @@ from typing import Any
 
 import stripe
 
-from shared.errors import BillingUnavailable
+from shared.infra.errors import BillingUnavailable
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from shared.billing import payments
 from shared.billing.events import enqueue_event
 from shared.billing.refunds import send_refund
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
-from shared.db import Database
+from shared.infra.db import Database
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 
 TYPES = ("string", "integer", "number", "boolean", "messages")
 ROLES = ("system", "user", "assistant")

@@ -10,7 +10,7 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from shared.money import CreditsFormatError, parse_credits
+from shared.ledger.money import CreditsFormatError, parse_credits
 
 UNITS = ("image", "video_second", "token", "request")
 MESSAGE_OVERHEAD_TOKENS = 8  # chat template tokens around each message, generously
@@ -25,7 +25,7 @@ class Pricing:
     output_per_million: int = 0  # micro-credits per 1M output tokens
 
     def public(self) -> dict[str, Any]:
-        from shared.money import Credits
+        from shared.ledger.money import Credits
 
         if self.unit == "token":
             return {

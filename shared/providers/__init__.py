@@ -19,7 +19,7 @@ from shared.providers.circuit import CircuitBreaker
 from shared.providers.fal import FalProvider
 from shared.providers.fetch import OutputFetcher
 from shared.providers.local import LocalProvider
-from shared.providers.openai_compat import OpenAICompatProvider
+from shared.providers.openai_protocol import OpenAICompatProvider
 from shared.providers.replicate import ReplicateProvider
 from shared.providers.retry import RetryPolicy
 from shared.providers.upstream_client import UpstreamClient

@@ -30,7 +30,7 @@ from shared.catalog.pricing import Usage
 from shared.providers.base import Completed, GenerationRequest, PermanentError, Provider, RetryableError
 from shared.providers.http import classify_status, malformed
 from shared.providers.local import LocalProvider, count_tokens, reply_text
-from shared.providers.openai_compat import OpenAICompatProvider, build_chat_request
+from shared.providers.openai_protocol import OpenAICompatProvider, build_chat_request
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared.metrics import METRICS
+from shared.infra.metrics import METRICS
 from shared.providers.base import ProviderError, RetryableError
 
 T = TypeVar("T")

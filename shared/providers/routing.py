@@ -1,5 +1,5 @@
 """Serving one request through a model's routes: circuit breaker, retries, fallbacks. Used by task runs
-(``shared.tasks.execution``) and by synchronous requests (``shared.compat.routing``).
+(``shared.tasks.execution``) and by synchronous requests (``shared.openai_api.routing``).
 
 Routes are tried in catalog order. Each call is retried for transient failures within the time left; a route
 whose retries ran out, whose credentials or model were refused, or whose circuit is open hands over to the

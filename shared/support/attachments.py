@@ -18,9 +18,9 @@ import unicodedata
 import uuid
 from dataclasses import dataclass
 
-from shared.errors import InvalidInput, PayloadTooLarge
+from shared.infra.errors import InvalidInput, PayloadTooLarge
+from shared.infra.storage import EXTENSIONS
 from shared.settings import SupportSettings
-from shared.storage import EXTENSIONS
 
 ALLOWED_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
 _MAGIC: tuple[tuple[bytes, str], ...] = (

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.db import Connection, Database, Record
-from shared.errors import InvalidInput, NotFound, PermissionDenied
-from shared.ids import parse_uuid
-from shared.pagination import choice_filter, page_cursor
-from shared.storage import LocalStorage
+from shared.infra.db import Connection, Database, Record
+from shared.infra.errors import InvalidInput, NotFound, PermissionDenied
+from shared.infra.ids import parse_uuid
+from shared.infra.pagination import choice_filter, page_cursor
+from shared.infra.storage import LocalStorage
 from shared.support import CATEGORIES, STAFF_ROLES, STATUSES
 
 TICKET_COLUMNS = (

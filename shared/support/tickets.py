@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.accounts.keys import hash_secret
-from shared.db import Connection, Database
-from shared.errors import Conflict, InvalidInput
-from shared.ids import uuid7
-from shared.mail import Mail, Mailer
+from shared.infra.db import Connection, Database
+from shared.infra.errors import Conflict, InvalidInput
+from shared.infra.ids import uuid7
+from shared.infra.mail import Mail, Mailer
+from shared.infra.storage import LocalStorage
 from shared.settings import SupportSettings
-from shared.storage import LocalStorage
 from shared.support import CATEGORIES
 from shared.support.attachments import CheckedFile, Upload, check_uploads
 from shared.support.queries import Viewer, load_ticket, ticket_detail

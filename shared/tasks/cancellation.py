@@ -17,17 +17,17 @@ from typing import TYPE_CHECKING
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from shared.db import Database, from_json
+from shared.infra.db import Database, from_json
+from shared.infra.queue import enqueue_upstream_cancel
 from shared.providers import route_for
 from shared.providers.base import GenerationRequest, PermanentError, ProviderError
 from shared.providers.retry import RetryPolicy, with_retries
-from shared.queue import enqueue_upstream_cancel
 from shared.tasks import lifecycle
 from shared.tasks.execution import TaskRuntime
 from shared.tasks.records import TaskRecord
 
 if TYPE_CHECKING:
-    from shared.request_limits import TaskSlots
+    from shared.ratelimits.task_slots import TaskSlots
 
 log = logging.getLogger(__name__)
 

@@ -30,8 +30,9 @@ from typing import TYPE_CHECKING, Any
 
 from shared.catalog import Catalog, Model
 from shared.catalog.pricing import Usage, cost
-from shared.db import Database
-from shared.metrics import METRICS
+from shared.infra.db import Database
+from shared.infra.metrics import METRICS
+from shared.infra.storage import LocalStorage
 from shared.providers import ProviderRegistry, route_for
 from shared.providers.base import (
     Completed,
@@ -44,13 +45,12 @@ from shared.providers.base import (
 )
 from shared.providers.retry import with_retries
 from shared.providers.routing import RequestRefused, RoutesExhausted, serve
-from shared.storage import LocalStorage
 from shared.tasks import lifecycle, upstream
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
 
 if TYPE_CHECKING:
-    from shared.request_limits import TaskSlots
+    from shared.ratelimits.task_slots import TaskSlots
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class TaskRuntime:
     lease_s: float
     poll_min_s: float = 1.0
     poll_max_s: float = 10.0
-    slots: TaskSlots | None = None  # rate limits (issue 8): in-flight slots given back when a task ends
+    slots: TaskSlots | None = None  # rate limits: in-flight slots given back when a task ends
 
 
 def _seconds_left(task: TaskRecord) -> float:
@@ -95,7 +95,7 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
         if task.upstream_id and task.provider:
             return await _poll(rt, task, model, ends)
         return await _start(rt, task, model, ends, labels)
-    finally:  # metrics (issue 9): each run of the job, by model and the provider it last tried
+    finally:  # metrics: each run of the job, by model and the provider it last tried
         METRICS.observe("conduit_job_duration_seconds", labels, time.monotonic() - began)
 
 

@@ -4,19 +4,19 @@ canceled meanwhile, or a redelivered job already finished it) changes nothing an
 
 Given ``slots``, a terminal transition gives back the task's in-flight slots (rate limits) once it committed;
 a release that is lost (no ``slots``, a crash, Redis down) is repaired from the database, see
-``shared.request_limits``."""
+``shared.ratelimits.request_limits``."""
 
 from __future__ import annotations
 
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from shared.accounts.limits import key_spend_sql
+from shared.accounts.key_policy import key_spend_sql
 from shared.catalog.pricing import Usage
-from shared.db import Database, Record, to_json
-from shared.errors import Conflict
-from shared.ids import uuid7
-from shared.metrics import METRICS
+from shared.infra.db import Database, Record, to_json
+from shared.infra.errors import Conflict
+from shared.infra.ids import uuid7
+from shared.infra.metrics import METRICS
 from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
@@ -24,7 +24,7 @@ from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCE
 from shared.webhooks.outbox import has_destination_sql, record_task_event
 
 if TYPE_CHECKING:
-    from shared.request_limits import TaskSlots
+    from shared.ratelimits.task_slots import TaskSlots
 
 _LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
 
@@ -202,5 +202,5 @@ async def cancel(
 
 
 def _count_finished(row: Record, status: str, provider: str | None) -> None:
-    """metrics (issue 9): counted once the transition committed."""
+    """metrics: counted once the transition committed."""
     METRICS.inc("conduit_tasks_finished", {"model": row["model"], "provider": provider or "", "status": status})

@@ -12,11 +12,11 @@ import functools
 import uuid
 from typing import Any
 
+from shared.infra.storage import EXTENSIONS, LocalStorage
 from shared.providers.base import Output, PermanentError, RetryableError
 from shared.providers.fetch import OutputFetcher
 from shared.providers.media import acceptable, measure, sniff
 from shared.providers.retry import RetryPolicy, with_retries
-from shared.storage import EXTENSIONS, LocalStorage
 
 
 def output_prefix(task_id: uuid.UUID) -> str:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from shared.db import Database
-from shared.errors import NotFound
-from shared.ids import parse_uuid
-from shared.pagination import choice_filter, page_cursor
+from shared.infra.db import Database
+from shared.infra.errors import NotFound
+from shared.infra.ids import parse_uuid
+from shared.infra.pagination import choice_filter, page_cursor
 from shared.tasks import STATUSES
 from shared.tasks.records import COLUMNS, TaskRecord
 

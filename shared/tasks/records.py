@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.db import Record, from_json
+from shared.infra.db import Record, from_json
 
 COLUMNS = (
     "id, account_id, api_key_id, model, kind, status, input, outputs, metadata, webhook_url, error_code, "

@@ -13,18 +13,18 @@ from typing import Any
 import asyncpg
 from redis.exceptions import RedisError
 
+from shared.accounts.key_policy import check_model_allowed, needs_spend_reservation, reserve_key_spend
 from shared.accounts.keys import Principal
-from shared.accounts.limits import check_model_allowed, needs_spend_reservation, reserve_key_spend
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
-from shared.db import Connection, Database, to_json
-from shared.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
-from shared.ids import uuid7
+from shared.infra.db import Connection, Database, to_json
+from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
+from shared.infra.ids import uuid7
+from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import hold_errors
 from shared.providers import ProviderRegistry
 from shared.tasks.records import COLUMNS, TaskRecord
-from shared.urlguard import UrlGuard, parse_url
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ async def submit_task(
                     )
     except _Replay:
         return await _replayed_task(db, principal, key or "", request_hash), False
-    # logs (issue 9): with the request id (shared.logs), this line links the request to the task's worker lines
+    # logs: with the request id (shared.infra.logs), this line links the request to the task's worker lines
     log.info("task created", extra={"task_id": str(task.id), "model": task.model})
     try:
         await enqueue(task.id)

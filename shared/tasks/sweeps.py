@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 
 from arq.connections import ArqRedis
 
-from shared.db import Database
-from shared.queue import enqueue_task
+from shared.infra.db import Database
+from shared.infra.queue import enqueue_task
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 
 if TYPE_CHECKING:
-    from shared.request_limits import TaskSlots
+    from shared.ratelimits.task_slots import TaskSlots
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared.db import Database, to_json
+from shared.infra.db import Database, to_json
 
 
 async def save_submitted(

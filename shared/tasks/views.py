@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.money import Credits
-from shared.storage import UrlSigner
+from shared.infra.storage import UrlSigner
+from shared.ledger.money import Credits
 from shared.tasks.records import TaskRecord
 
 OUTPUT_FIELDS = ("type", "url", "content_type", "width", "height", "duration_s", "text")

@@ -18,8 +18,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from shared.db import Connection, to_json
-from shared.ids import uuid7
+from shared.infra.db import Connection, to_json
+from shared.infra.ids import uuid7
 
 SOURCES = ("task", "chat.completion", "image.generation")
 STATUSES = ("succeeded", "failed", "canceled")

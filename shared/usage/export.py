@@ -14,8 +14,8 @@ import io
 import logging
 from collections.abc import AsyncIterator
 
-from shared.db import Database, Record, from_json
-from shared.money import Credits
+from shared.infra.db import Database, Record, from_json
+from shared.ledger.money import Credits
 from shared.usage.queries import FROM_RECORDS, RECORD_COLUMNS, UsageFilters
 
 log = logging.getLogger(__name__)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from shared.db import Database, Record, from_json
-from shared.errors import InvalidInput
-from shared.ids import parse_uuid
-from shared.money import Credits
-from shared.pagination import page_cursor
+from shared.infra.db import Database, Record, from_json
+from shared.infra.errors import InvalidInput
+from shared.infra.ids import parse_uuid
+from shared.infra.pagination import page_cursor
+from shared.ledger.money import Credits
 from shared.usage import STATUSES, UNIT_FIELDS
 
 MAX_MODEL = 128

@@ -29,14 +29,14 @@ from typing import Any
 import httpx
 import msgspec
 
-from shared.db import Connection, Database
-from shared.ids import uuid7
-from shared.metrics import METRICS
-from shared.money import Credits
-from shared.storage import UrlSigner
+from shared.infra.db import Connection, Database
+from shared.infra.ids import uuid7
+from shared.infra.metrics import METRICS
+from shared.infra.storage import UrlSigner
+from shared.infra.urlguard import UrlNotAllowed, read_capped
+from shared.ledger.money import Credits
 from shared.tasks.records import TaskRecord
 from shared.tasks.views import public_task
-from shared.urlguard import UrlNotAllowed, read_capped
 from shared.webhooks import RETRY_SCHEDULE_S
 from shared.webhooks.endpoints import signing_secret
 from shared.webhooks.signing import SecretSet, signed_headers
@@ -322,7 +322,7 @@ async def _finish(
             return Outcome()
         if claimed.endpoint_id is not None:
             await _endpoint_health(conn, claimed.endpoint_id, response.ok, gone, now)
-    # metrics (issue 9): every attempt's outcome; "retrying" when another attempt follows
+    # metrics: every attempt's outcome; "retrying" when another attempt follows
     METRICS.inc("conduit_webhook_deliveries", {"outcome": "retrying" if status == "pending" else status})
     if status != "pending":
         log.info("webhook delivery %s %s after %d attempt(s)", claimed.id, status, attempt)

@@ -26,7 +26,7 @@ import asyncpg
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from shared.db import Database
+from shared.infra.db import Database
 from shared.services import Services
 from shared.settings import Settings
 from shared.webhooks.delivery import Clock, WebhookRuntime, deliver, utcnow

@@ -15,10 +15,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.db import Connection, Database, Record
-from shared.errors import Conflict, InvalidInput, NotFound
-from shared.ids import parse_uuid, uuid7
-from shared.urlguard import UrlGuard
+from shared.infra.db import Connection, Database, Record
+from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.ids import parse_uuid, uuid7
+from shared.infra.urlguard import UrlGuard
 from shared.webhooks import DEFAULT_EVENTS, EVENT_TYPES
 from shared.webhooks.signing import SecretSet, check_grace, generate_secret
 

@@ -11,10 +11,10 @@ from typing import Any
 from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
-from shared.db import Database, Record
-from shared.errors import Conflict, NotFound
-from shared.ids import parse_uuid
-from shared.pagination import choice_filter, id_filter, page_cursor
+from shared.infra.db import Database, Record
+from shared.infra.errors import Conflict, NotFound
+from shared.infra.ids import parse_uuid
+from shared.infra.pagination import choice_filter, id_filter, page_cursor
 from shared.webhooks import EVENT_TYPES
 from shared.webhooks.dispatch import enqueue_delivery, epoch_ms
 

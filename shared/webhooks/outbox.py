@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.db import Connection, Database
-from shared.ids import uuid7
+from shared.infra.db import Connection, Database
+from shared.infra.ids import uuid7
 from shared.webhooks import TERMINAL_EVENTS
 
 CHANNEL = "conduit_webhook_deliveries"

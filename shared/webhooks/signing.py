@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 
 SECRET_PREFIX = "whsec_"
 SECRET_BYTES = 32

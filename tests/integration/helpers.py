@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 
-from shared.db import Database
+from shared.infra.db import Database
 from tests.conftest import TestAccount
 from tests.harness import wait_for
 

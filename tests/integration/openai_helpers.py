@@ -8,8 +8,8 @@ from typing import Any
 
 import openai
 
-from shared.compat import settlements
-from shared.db import Database, from_json
+from shared.infra.db import Database, from_json
+from shared.openai_api import settlements
 from tests.conftest import TestAccount
 from tests.harness import ApiServer
 

@@ -6,7 +6,7 @@ import pytest
 
 from shared.catalog import CatalogError, load_catalog, parse_catalog
 from shared.catalog.params import validate_input
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 from shared.settings import DEFAULT_CATALOG
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.compat import settlements
+from shared.openai_api import settlements
 
 
 async def test_shutdown_waits_for_settlements_still_running() -> None:

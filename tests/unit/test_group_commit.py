@@ -1,4 +1,4 @@
-"""shared.group_commit: batches while one is in flight; with ``alone``, a call at low load runs by itself."""
+"""shared.infra.group_commit: batches while one is in flight; with ``alone``, a call at low load runs by itself."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from shared.group_commit import GroupCommit
+from shared.infra.group_commit import GroupCommit
 
 
 class Recorder:

@@ -6,7 +6,7 @@ from fractions import Fraction
 import pytest
 
 from shared.catalog.pricing import Pricing, Usage, cost, max_input_tokens, worst_case_usage
-from shared.money import Credits, CreditsFormatError, parse_credits
+from shared.ledger.money import Credits, CreditsFormatError, parse_credits
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.metrics import Recorder
-from shared.metrics.exposition import _families, metrics_allowed
+from shared.infra.metrics import Recorder
+from shared.infra.metrics.exposition import _families, metrics_allowed
 from shared.settings import Settings, SettingsError
 
 

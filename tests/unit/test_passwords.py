@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shared.accounts.passwords import check_password_policy, hash_password, needs_rehash, verify_password
-from shared.errors import InvalidInput
+from shared.infra.errors import InvalidInput
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import pytest
 from shared.catalog import Model, Route
 from shared.catalog.pricing import Pricing, Usage
 from shared.catalog.providers import ProviderSpec
-from shared.providers import fal, openai_compat, replicate
+from shared.providers import fal, openai_protocol, replicate
 from shared.providers.base import (
     Completed,
     GenerationRequest,
@@ -70,7 +70,7 @@ def test_route_options_map_parameters_onto_the_upstream_input() -> None:
 
 
 def test_openai_chat_response_gives_text_and_token_usage() -> None:
-    result = openai_compat.parse_chat_response("up", payload("openai_chat_completion"), {"messages": []})
+    result = openai_protocol.parse_chat_response("up", payload("openai_chat_completion"), {"messages": []})
     assert (result.outputs[0].text or "").startswith("The image shows a wooden boardwalk")
     assert result.usage == Usage(input_tokens=1117, output_tokens=46)
 
@@ -79,31 +79,31 @@ def test_openai_chat_refusal_and_missing_usage() -> None:
     filtered = payload("openai_chat_completion")
     filtered["choices"][0].update(finish_reason="content_filter", message={"role": "assistant", "content": None})
     with pytest.raises(PermanentError) as refused:
-        openai_compat.parse_chat_response("up", filtered, {})
+        openai_protocol.parse_chat_response("up", filtered, {})
     assert refused.value.code == "content_policy_violation"
 
     no_usage = payload("openai_chat_completion")
     del no_usage["usage"]
-    estimated = openai_compat.parse_chat_response("up", no_usage, {"messages": [{"role": "user", "content": "a b"}]})
+    estimated = openai_protocol.parse_chat_response("up", no_usage, {"messages": [{"role": "user", "content": "a b"}]})
     assert estimated.usage.input_tokens > 0 and estimated.usage.output_tokens > 0
 
     with pytest.raises(RetryableError) as malformed:
-        openai_compat.parse_chat_response("up", {"choices": []}, {})
+        openai_protocol.parse_chat_response("up", {"choices": []}, {})
     assert malformed.value.code == "upstream_bad_response"
 
 
 def test_openai_image_responses_in_base64_and_as_urls() -> None:
-    b64 = openai_compat.parse_image_response("up", payload("openai_image_b64"))
+    b64 = openai_protocol.parse_image_response("up", payload("openai_image_b64"))
     assert [o.data for o in b64.outputs] == [PNG_1PX] and b64.usage == Usage(images=1)
-    urls = openai_compat.parse_image_response("up", payload("openai_image_url"))
+    urls = openai_protocol.parse_image_response("up", payload("openai_image_url"))
     assert [o.url for o in urls.outputs] == [item["url"] for item in payload("openai_image_url")["data"]]
     with pytest.raises(RetryableError):
-        openai_compat.parse_image_response("up", {"data": [{"b64_json": "not base64!"}]})
+        openai_protocol.parse_image_response("up", {"data": [{"b64_json": "not base64!"}]})
 
 
 def test_openai_image_request_uses_size_n_and_b64_by_default() -> None:
     route = Route("up", "dall-e-3", {"drop": ["seed"]})
-    body = openai_compat.build_image_request(route, {"prompt": "p", "width": 1024, "height": 768, "num_images": 2,
+    body = openai_protocol.build_image_request(route, {"prompt": "p", "width": 1024, "height": 768, "num_images": 2,
                                                      "seed": 1})  # fmt: skip
     assert body == {"model": "dall-e-3", "response_format": "b64_json", "prompt": "p", "n": 2, "size": "1024x768"}
 
@@ -115,7 +115,7 @@ async def test_openai_provider_sends_the_key_and_classifies_errors() -> None:
         seen.append(req)
         return httpx.Response(200, json=payload("openai_chat_completion"))
 
-    provider = provider_with(openai_compat.OpenAICompatProvider, "openai", handler)
+    provider = provider_with(openai_protocol.OpenAICompatProvider, "openai", handler)
     params = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
     result = await provider.start(request("text", Route("up", "llama", {}), params))
     assert isinstance(result, Completed)
@@ -126,7 +126,7 @@ async def test_openai_provider_sends_the_key_and_classifies_errors() -> None:
     def refusing(req: httpx.Request) -> httpx.Response:
         return httpx.Response(422, json=payload("openai_error_invalid"))
 
-    provider = provider_with(openai_compat.OpenAICompatProvider, "openai", refusing)
+    provider = provider_with(openai_protocol.OpenAICompatProvider, "openai", refusing)
     with pytest.raises(PermanentError) as error:
         await provider.start(request("text", Route("up", "llama", {}), params))
     assert error.value.code == "upstream_invalid_request"
@@ -135,7 +135,7 @@ async def test_openai_provider_sends_the_key_and_classifies_errors() -> None:
     def down(req: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=req)
 
-    provider = provider_with(openai_compat.OpenAICompatProvider, "openai", down)
+    provider = provider_with(openai_protocol.OpenAICompatProvider, "openai", down)
     with pytest.raises(RetryableError) as unreachable:
         await provider.start(request("text", Route("up", "llama", {}), params))
     assert unreachable.value.code == "upstream_unreachable"

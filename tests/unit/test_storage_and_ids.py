@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import uuid
 
-from shared.ids import uuid7
-from shared.storage import UrlSigner, valid_key
+from shared.infra.ids import uuid7
+from shared.infra.storage import UrlSigner, valid_key
 
 KEY = "outputs/01a20003-675b-7f97-98cf-3c2203a85aa8/0.png"
 

@@ -7,9 +7,9 @@ import uuid
 import pytest
 
 from shared.accounts.keys import generate_secret
-from shared.errors import InvalidInput, PayloadTooLarge
+from shared.infra.errors import InvalidInput, PayloadTooLarge
+from shared.infra.storage import valid_key
 from shared.settings import SupportSettings
-from shared.storage import valid_key
 from shared.support.attachments import Upload, check_uploads, clean_filename, sniff
 from shared.support.redaction import redact_keys
 

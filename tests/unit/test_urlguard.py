@@ -7,8 +7,8 @@ import ipaddress
 
 import pytest
 
-from shared.errors import InvalidInput
-from shared.urlguard import Resolver, UrlGuard, UrlNotAllowed, parse_url, refusal
+from shared.infra.errors import InvalidInput
+from shared.infra.urlguard import Resolver, UrlGuard, UrlNotAllowed, parse_url, refusal
 
 
 @pytest.mark.parametrize(

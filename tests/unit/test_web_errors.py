@@ -8,7 +8,7 @@ from litestar.testing import AsyncTestClient
 from api.errors import EXCEPTION_HANDLERS
 from api.web import template_config
 from api.web.security import CSP
-from shared.errors import Conflict
+from shared.infra.errors import Conflict
 
 
 @get("/dashboard/boom")

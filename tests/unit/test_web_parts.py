@@ -13,7 +13,7 @@ from api.web.auth_pages import safe_next
 from api.web.chart import MAX_DAYS, chart_data, chart_days, legend, render_svg
 from api.web.filters import credits, money, when
 from api.web.security import CSP, is_page_path
-from shared.money import Credits
+from shared.ledger.money import Credits
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "api" / "web" / "templates"
 

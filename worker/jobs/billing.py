@@ -9,7 +9,7 @@ from arq import Retry
 from shared.billing.events import process_event
 from shared.billing.stripe_gateway import StripeUnavailable
 from shared.billing.sweeps import run_billing_sweep
-from shared.errors import BillingUnavailable
+from shared.infra.errors import BillingUnavailable
 from worker.context import WorkerContext
 
 

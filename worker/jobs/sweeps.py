@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from shared.compat.billing import void_abandoned_request_holds
+from shared.accounts.tokens import prune_account_tokens
 from shared.ledger import expire_lots
-from shared.retention import prune_account_tokens, prune_idempotency_records, purge_task_data
+from shared.ledger.request_holds import void_abandoned_request_holds
+from shared.tasks.retention import prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext
 
@@ -17,8 +18,8 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
     requeued = await requeue_orphans(services.db, services.redis)
     async with services.db.transaction() as conn:
         expired = await expire_lots(conn)
-    slots = await services.request_limits.slots.repair(services.db)  # rate limits (issue 8)
-    # OpenAI-compatible requests (issue 4): holds left pending by an API process that died mid-request
+    slots = await services.request_limits.slots.repair(services.db)
+    # OpenAI-compatible requests: holds left pending by an API process that died mid-request
     longest = max((model.max_runtime_s for model in services.catalog if model.kind == "text"), default=600)
     abandoned = await void_abandoned_request_holds(services.db, older_than_s=longest + ABANDONED_MARGIN_S)
     return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots,
@@ -26,7 +27,7 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
 
 
 async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
-    """Retention and pruning (issue 9): every few minutes is plenty."""
+    """Retention and pruning: every few minutes is plenty."""
     services = ctx["services"]
     operating = services.settings.operating
     return {

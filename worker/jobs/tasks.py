@@ -10,7 +10,7 @@ import uuid
 from arq import Retry
 from arq.constants import retry_key_prefix
 
-from shared.logs import task_id as task_id_context
+from shared.infra.logs import task_id as task_id_context
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import cancel_upstream
 from shared.tasks.execution import execute_task
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 
 async def run_task(ctx: WorkerContext, task_id: str) -> None:
-    task_id_context.set(task_id)  # every log line of this job names the task (shared.logs)
+    task_id_context.set(task_id)  # every log line of this job names the task (shared.infra.logs)
     try:
         delay = await execute_task(ctx["runtime"], uuid.UUID(task_id))
     except asyncio.CancelledError:

@@ -14,7 +14,7 @@ import pytest
 
 from shared.accounts.sessions import SessionStore
 from shared.accounts.signup import AuthDeps
-from shared.mail import Mailer
+from shared.infra.mail import Mailer
 from shared.services import Services
 from shared.settings import Settings
 from tests.harness import ApiServer, AsgiServer, TestServers, free_port, test_env

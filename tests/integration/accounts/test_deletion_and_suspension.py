@@ -15,7 +15,7 @@ from tests.integration.accounts.conftest import BrowserFactory, PersonFactory
 from tests.integration.accounts.mailbox import Mailbox
 from tests.integration.accounts.oauth_provider import GoogleUser, OAuthProvider
 from tests.integration.accounts.test_oauth import oauth_sign_in
-from tests.integration.test_platform import conduit
+from tests.integration.operating.test_platform import conduit
 
 FLUX = {"model": "flux-schnell", "input": {"prompt": "private prompt", "width": 256, "height": 256}}
 

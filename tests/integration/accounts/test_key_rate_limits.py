@@ -1,4 +1,4 @@
-"""A key's own rate limits, set by its owner with a session (issue 8), apply on every process at once."""
+"""A key's own rate limits, set by its owner with a session, apply on every process at once."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.mail import Mail, Mailer
+from shared.infra.mail import Mail, Mailer
 from shared.settings import MailSettings, Settings
 from tests.integration.accounts.mailbox import Mailbox
 
@@ -19,7 +19,7 @@ async def test_without_smtp_mails_land_in_the_outbox_and_the_log_says_where(
 ) -> None:
     settings = Settings.from_env({"CONDUIT_DATA_DIR": str(tmp_path)})
     assert settings.mail.smtp_host is None
-    with caplog.at_level(logging.INFO, logger="shared.mail"):
+    with caplog.at_level(logging.INFO, logger="shared.infra.mail"):
         mailer = Mailer(settings.mail)
         path = await mailer.send(Mail(to="dev@example.com", subject="Hello", text="Body text\n"))
     assert path is not None and path.parent == tmp_path / "outbox" and path.suffix == ".eml"

@@ -12,7 +12,7 @@ import pytest
 
 from shared.accounts import oauth
 from shared.accounts.signup import AuthDeps
-from shared.errors import NotFound, UpstreamFailed
+from shared.infra.errors import NotFound, UpstreamFailed
 from shared.services import Services
 from shared.settings import OAuthProviderSettings
 from tests.integration.accounts.conftest import Browser, BrowserFactory, PersonFactory, new_email

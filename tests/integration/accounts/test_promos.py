@@ -15,7 +15,7 @@ from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer
 from tests.integration.accounts.conftest import PersonFactory
-from tests.integration.test_platform import conduit
+from tests.integration.operating.test_platform import conduit
 
 
 def unique_code(tag: str) -> str:

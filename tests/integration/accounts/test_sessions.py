@@ -12,7 +12,7 @@ import pytest
 from api.routes.auth import session_cookie
 from shared.accounts.signin import sign_in
 from shared.accounts.signup import AuthDeps
-from shared.errors import RateLimited
+from shared.infra.errors import RateLimited
 from shared.services import Services
 from shared.settings import Settings
 from tests.harness import InProcessWorker, wait_for

@@ -16,8 +16,8 @@ import pytest
 
 from shared.billing.events import process_event
 from shared.billing.stripe_gateway import StripeGateway
-from shared.db import Database
-from shared.ids import uuid7
+from shared.infra.db import Database
+from shared.infra.ids import uuid7
 from shared.ledger import place_hold, post_hold
 from shared.services import Services
 from shared.settings import Settings

@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.infra.urlguard import Resolver, UrlGuard
 from shared.services import Services
 from shared.settings import Settings
-from shared.urlguard import Resolver, UrlGuard
 from shared.webhooks.delivery import WebhookRuntime
 from tests.conftest import AccountFactory, TestAccount
 from tests.harness import ApiServer, InProcessWorker, free_port

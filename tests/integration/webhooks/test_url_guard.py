@@ -7,8 +7,8 @@ from decimal import Decimal
 import httpx
 import pytest
 
+from shared.infra.urlguard import UrlGuard
 from shared.services import Services
-from shared.urlguard import UrlGuard
 from shared.webhooks.delivery import deliver
 from shared.webhooks.endpoints import create_endpoint as create_endpoint_row
 from tests.conftest import AccountFactory

@@ -1,0 +1,126 @@
+"""OpenAI-compatible routes: ``POST /v1/chat/completions`` and ``POST /v1/images/generations``.
+
+A client built for OpenAI works by changing its base URL to ``<conduit>/v1`` and its key to a Conduit key.
+(``GET /v1/models`` is ``api.routes.models``.) Errors have OpenAI's shape and statuses (``api.errors``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import msgspec
+from litestar import Controller, Response, post
+from litestar.di import Provide
+from litestar.params import JSONBody
+from litestar.response import Stream
+
+from api.deps import (
+    SETTLES_LATER,
+    PrincipalDep,
+    ServicesDep,
+    TaskAdmissionDep,
+    provide_principal,
+    provide_task_admission,
+)
+from api.rate_limit_headers import TASK_ROUTE
+from shared.ledger.money import Credits
+from shared.openai_api import chat
+from shared.openai_api.chat_input import ChatInput
+from shared.openai_api.images import ImageDeps, ImageInput, generate_images
+from shared.services import Services
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class StreamOptions(msgspec.Struct):
+    include_usage: bool = False
+
+
+class ChatCompletionBody(msgspec.Struct):
+    """OpenAI's chat completion request (fields Conduit does not act on are accepted and ignored)."""
+
+    model: str
+    messages: list[Any]
+    max_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    temperature: float | None = None
+    seed: int | None = None
+    n: int | None = None
+    stream: bool | None = False
+    stream_options: StreamOptions | None = None
+
+
+class ImageGenerationBody(msgspec.Struct):
+    """OpenAI's image generation request (``quality``, ``style``, ``user`` are accepted and ignored)."""
+
+    prompt: Any
+    model: str
+    n: int | None = None
+    size: str | None = None
+    response_format: str | None = None
+
+
+class OpenAIController(Controller):
+    path = "/v1"
+    tags = ["openai"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post("/chat/completions", status_code=200, opt={SETTLES_LATER: True})
+    async def chat_completions(
+        self, data: JSONBody[ChatCompletionBody], principal: PrincipalDep, services: ServicesDep
+    ) -> Response[Any]:
+        request = ChatInput(
+            model=data.model,
+            messages=data.messages,
+            max_tokens=data.max_completion_tokens if data.max_completion_tokens is not None else data.max_tokens,
+            temperature=data.temperature,
+            seed=data.seed,
+            n=data.n,
+            stream=bool(data.stream),
+            include_usage=bool(data.stream_options and data.stream_options.include_usage),
+        )
+        ctx = await chat.begin(services.db, services.catalog, services.providers, principal, request)
+        call = ctx.call
+        budget_s = min(services.settings.retry_budget_s, float(call.model.max_runtime_s))
+        if call.stream:
+            events = await chat.open_stream(ctx, services.providers, budget_s)
+            return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        completion, charged = await chat.complete(ctx, services.providers, budget_s)
+        return Response(completion, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
+
+    @post(
+        "/images/generations",
+        status_code=200,
+        opt={"rate_limit": TASK_ROUTE},  # requests per minute and an in-flight slot, like a task submit
+        dependencies={"admission": Provide(provide_task_admission)},
+    )
+    async def image_generations(
+        self,
+        data: JSONBody[ImageGenerationBody],
+        principal: PrincipalDep,
+        admission: TaskAdmissionDep,
+        services: ServicesDep,
+    ) -> dict[str, Any]:
+        deps = ImageDeps(
+            db=services.db,
+            enqueue=services.enqueuer.enqueue,
+            catalog=services.catalog,
+            providers=services.providers,
+            storage=services.storage,
+            signer=services.signer,
+            wait_s=services.settings.image_generation_wait_s,
+        )
+        body = ImageInput(
+            model=data.model, prompt=data.prompt, n=data.n, size=data.size, response_format=data.response_format
+        )
+        admission.created = True  # from here on the task (if any) owns the slot and gives it back when it ends
+        try:
+            return await generate_images(deps, principal, body, admission.task_id)
+        except BaseException:
+            admission.created = await _task_exists(services, admission.task_id)
+            raise
+
+
+async def _task_exists(services: Services, task_id: uuid.UUID) -> bool:
+    return bool(await services.db.fetchval("SELECT 1 FROM tasks WHERE id = $1", task_id))

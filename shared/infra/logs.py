@@ -1,0 +1,77 @@
+"""Logging set-up for every process: one JSON object per line (``LOG_FORMAT=json``, the default) or plain
+text, each record with the ``request_id`` of the HTTP request and the ``task_id`` of the task it concerns
+when there is one, so ``grep <task id>`` follows a task from the API process to the worker that ran it."""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import json
+import logging
+import os
+import socket
+import sys
+from typing import Any
+
+request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
+
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+
+class ContextFilter(logging.Filter):
+    """Puts the current request id and task id on every record (None outside of one)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = request_id.get()
+        if getattr(record, "task_id", None) is None:
+            record.task_id = task_id.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def __init__(self, process: str) -> None:
+        super().__init__()
+        self.process_name = process
+        self.host = socket.gethostname()
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "process": self.process_name,
+            "host": self.host,
+            "pid": os.getpid(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RESERVED and value is not None:
+                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        ids = [f"{name}={getattr(record, name)}" for name in ("request_id", "task_id") if getattr(record, name, None)]
+        return f"{line} [{' '.join(ids)}]" if ids else line
+
+
+def configure_logging(level: str = "INFO", *, fmt: str = "json", process: str = "conduit") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter(process) if fmt == "json" else TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # arq logs every job start and finish at INFO; that is noise at hundreds of jobs per second.
+    logging.getLogger("arq.worker").setLevel(logging.getLevelName(level) if level == "DEBUG" else logging.INFO)
+    # httpx logs every request at INFO: one line per upstream call on the chat completion path.
+    logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

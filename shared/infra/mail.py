@@ -1,0 +1,125 @@
+"""Outgoing mail: SMTP in production, a local outbox folder in development.
+
+``Mailer.send`` delivers one message (retrying transient SMTP failures a few times). ``Mailer.dispatch``
+sends it in the background and returns at once, so a response never waits for, or reveals anything
+through, mail delivery; ``drain`` waits for background sends at shutdown. With no ``SMTP_HOST``, each
+message is written as an ``.eml`` file under ``<data dir>/outbox`` and the log says where.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import smtplib
+import ssl
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid, parseaddr
+from pathlib import Path
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from shared.infra.ids import uuid7
+from shared.settings import MailSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    to: str
+    subject: str
+    text: str
+
+
+class MailError(RuntimeError):
+    pass
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return 400 <= exc.smtp_code < 500
+    return isinstance(exc, smtplib.SMTPServerDisconnected | smtplib.SMTPConnectError | OSError)
+
+
+class Mailer:
+    def __init__(self, settings: MailSettings, *, attempts: int = 3) -> None:
+        self.settings = settings
+        self.attempts = attempts
+        self._pending: set[asyncio.Task[None]] = set()
+        if not settings.smtp_host:
+            log.info("no SMTP_HOST set: outgoing mail is written to %s", settings.outbox_dir)
+
+    def build(self, mail: Mail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.settings.sender
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        message["Date"] = format_datetime(dt.datetime.now(dt.UTC))
+        domain = parseaddr(self.settings.sender)[1].partition("@")[2] or "localhost"
+        message["Message-ID"] = make_msgid(domain=domain)
+        # Plain ASCII stays readable as is (links intact in the outbox files); anything else is encoded.
+        readable = mail.text.isascii() and all(len(line) < 990 for line in mail.text.splitlines())
+        message.set_content(mail.text, cte="7bit" if readable else "quoted-printable")
+        return message
+
+    async def send(self, mail: Mail) -> Path | None:
+        """Deliver now. Returns the outbox file when there is no SMTP server configured."""
+        message = self.build(mail)
+        if not self.settings.smtp_host:
+            path = await asyncio.to_thread(self._write_outbox, message)
+            log.info("mail to %s (%r) written to %s", mail.to, mail.subject, path)
+            return path
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.attempts),
+            wait=wait_exponential(multiplier=0.5, max=5),
+            retry=retry_if_exception(_transient),
+            reraise=True,
+        ):
+            with attempt:
+                await asyncio.to_thread(self._send_smtp, message)
+        return None
+
+    def dispatch(self, mail: Mail) -> None:
+        """Send in the background; failures are logged (the person can ask for the mail again)."""
+
+        async def run() -> None:
+            try:
+                await self.send(mail)
+            except Exception as exc:
+                log.error("could not send mail %r to %s: %s", mail.subject, mail.to, exc)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        if self._pending:
+            await asyncio.wait(set(self._pending), timeout=timeout_s)
+
+    def _send_smtp(self, message: EmailMessage) -> None:
+        s = self.settings
+        assert s.smtp_host is not None
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if s.smtp_tls == "tls":
+            smtp = smtplib.SMTP_SSL(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s, context=context)
+        else:
+            smtp = smtplib.SMTP(s.smtp_host, s.smtp_port, timeout=s.smtp_timeout_s)
+        with smtp:
+            if s.smtp_tls == "starttls":
+                smtp.starttls(context=context)
+            if s.smtp_user:
+                smtp.login(s.smtp_user, s.smtp_password or "")
+            smtp.send_message(message)
+
+    def _write_outbox(self, message: EmailMessage) -> Path:
+        folder = self.settings.outbox_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
+        path = folder / f"{stamp}-{uuid7()}.eml"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(message.as_bytes())
+        tmp.rename(path)
+        return path

@@ -1,0 +1,63 @@
+"""The shared totals in Redis: one hash, ``HINCRBYFLOAT`` per field, so every process adds to the same sums."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from shared.infra.metrics import METRICS, Recorder
+
+log = logging.getLogger(__name__)
+
+TOTALS_KEY = "conduit:metrics:totals"
+
+
+async def flush(redis: Redis, recorder: Recorder = METRICS) -> int:
+    """Add this process's increments to the totals. Returns how many fields were written."""
+    values = recorder.drain()
+    if not values:
+        return 0
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for field, value in values.items():
+                pipe.hincrbyfloat(TOTALS_KEY, field, value)
+            await pipe.execute()
+    except (RedisError, OSError) as exc:
+        recorder.restore(values)
+        log.warning("metrics: could not flush to Redis (%s); will retry", type(exc).__name__)
+        return 0
+    return len(values)
+
+
+async def read_totals(redis: Redis) -> dict[str, float]:
+    raw = await redis.hgetall(TOTALS_KEY)  # type: ignore[misc]
+    return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
+
+
+class MetricsFlusher:
+    """Flushes every ``interval_s`` in the background, and once more when closed."""
+
+    def __init__(self, redis: Redis, interval_s: float) -> None:
+        self.redis = redis
+        self.interval_s = interval_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            await flush(self.redis)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await flush(self.redis)
