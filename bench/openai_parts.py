@@ -20,7 +20,7 @@ from shared.catalog import load_catalog_paths
 from shared.infra.db import Database
 from shared.infra.ids import uuid7
 from shared.infra.queue import connect_redis
-from shared.ledger.request_holds import place_request_hold, settle_request
+from shared.ledger import place_request_hold, settle_request
 from shared.openai_api.chat import _start
 from shared.openai_api.routing import call_routes
 from shared.providers import ProviderRegistry

@@ -8,7 +8,6 @@ the operator's reason and an idempotency key derived from the operation id, so a
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,10 +17,10 @@ from shared.accounts.erasure import find_account, suspend
 from shared.accounts.keys import revoke_key
 from shared.accounts.service import get_account
 from shared.infra.db import Database
-from shared.infra.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
+from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid, uuid7
 from shared.infra.pagination import page_cursor
-from shared.ledger import get_balance, grant, take_back
+from shared.ledger import deduct_unused, get_balance, grant
 from shared.ledger.money import Credits
 
 MAX_REASON = 500
@@ -152,7 +151,9 @@ async def adjust_credits(
             )  # fmt: skip
             applied = amount if lot is not None else 0
         else:
-            applied = -await _deduct(conn, account_id, -amount, key, description)
+            applied = -await deduct_unused(
+                conn, account_id=account_id, amount=-amount, idempotency_key=key, description=description
+            )
         balance = await get_balance(conn, account_id)
     return {
         "object": "credit_adjustment",
@@ -163,38 +164,6 @@ async def adjust_credits(
         "reason": reason,
         "balance": {"available": Credits(balance.available), "held": Credits(balance.held)},
     }
-
-
-async def _deduct(conn: Any, account_id: uuid.UUID, amount: int, key: str, description: str) -> int:
-    # The first lot's entry carries the operation's own key (indexed), the others ``key:lot``.
-    if await conn.fetchval("SELECT 1 FROM ledger_entries WHERE idempotency_key = $1", key):
-        return 0  # this operation was applied before
-    lots = await conn.fetch(
-        """
-        SELECT id, remaining - reserved AS unused FROM credit_lots
-        WHERE account_id = $1 AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
-        ORDER BY expires_at NULLS LAST, id FOR UPDATE
-        """,
-        account_id,
-    )
-    unused = sum(lot["unused"] for lot in lots)
-    if unused < amount:
-        raise InsufficientCredits(
-            f"the account has {Credits(unused)} unused credits; cannot deduct {Credits(amount)}",
-            code="insufficient_credits",
-            param="amount",
-        )
-    left = amount
-    for index, lot in enumerate(lots):
-        if left == 0:
-            break
-        part = min(left, lot["unused"])
-        entry_key = key if index == 0 else f"{key}:{lot['id']}"
-        await take_back(
-            conn, lot_id=lot["id"], amount=part, kind="revoke", idempotency_key=entry_key, description=description
-        )
-        left -= part
-    return amount
 
 
 async def set_suspended(db: Database, redis: Redis, ident: str, *, suspended: bool) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import BillingUnavailable, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
 from shared.infra.ids import parse_uuid, uuid7
 from shared.infra.pagination import page_cursor
+from shared.ledger import unused_credits_sql
 from shared.ledger.money import Credits
 
 REFUND_WINDOW = dt.timedelta(days=7)
@@ -194,8 +195,8 @@ async def _refundable_now(conn: Connection, row: Record) -> tuple[int, int]:
     if row["status"] not in REFUNDABLE_STATUSES or row["lot_id"] is None or row["credits_granted"] <= 0:
         return 0, 0
     unused = await conn.fetchval(
-        """
-        SELECT CASE WHEN l.expires_at IS NOT NULL AND l.expires_at <= now() THEN 0 ELSE l.remaining - l.reserved END
+        f"""
+        SELECT {unused_credits_sql("l")}
         FROM credit_lots l WHERE l.id = $1 AND $2::timestamptz + $3::interval > now()
         """,
         row["lot_id"],

@@ -57,7 +57,7 @@ async def apply_payment(
         description=f"{order['product_name']} (order {order_id})",
     )
     if lot_id is None:  # granted before, but the order was not updated: take the lot that grant made
-        lot_id = await conn.fetchval("SELECT lot_id FROM ledger_entries WHERE idempotency_key = $1", key)
+        lot_id = await ledger.granted_lot(conn, key)
     await conn.execute(
         """
         UPDATE billing_orders

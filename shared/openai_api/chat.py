@@ -32,7 +32,7 @@ from shared.catalog.pricing import Usage, cost
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
 from shared.infra.ids import uuid7
-from shared.ledger.request_holds import place_request_hold, record_refused_request, settle_request
+from shared.ledger import place_request_hold, record_refused_request, settle_request
 from shared.openai_api import settlements
 from shared.openai_api.chat_input import ChatCall, ChatInput, find_model, prepare_chat
 from shared.openai_api.routing import call_routes

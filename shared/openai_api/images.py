@@ -22,7 +22,7 @@ from shared.catalog import Catalog
 from shared.infra.db import Database
 from shared.infra.errors import ConduitError, InsufficientCredits, InvalidInput, ModelUnavailable, UpstreamFailed
 from shared.infra.storage import LocalStorage, UrlSigner
-from shared.ledger.request_holds import record_refused_request
+from shared.ledger import record_refused_request
 from shared.openai_api.chat_input import check_available, find_model
 from shared.openai_api.routing import UpstreamRefused
 from shared.providers import ProviderRegistry

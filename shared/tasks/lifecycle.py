@@ -11,12 +11,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from shared.accounts.key_policy import key_spend_sql
 from shared.catalog.pricing import Usage
 from shared.infra.db import Database, Record, to_json
 from shared.infra.errors import Conflict
-from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
+from shared.ledger import task_settlement_params, task_settlement_sql
 from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import COLUMNS, TaskRecord
@@ -62,37 +61,14 @@ async def release_lease(db: Database, task_id: uuid.UUID) -> None:
 def _terminal_sql(update: str, *, params: int) -> str:
     """One statement for a terminal transition. ``update`` is the compare-and-set on the task (``$1`` is its id; it
     uses ``$2``..``$<params>`` and returns at least account_id, api_key_id, model, kind, provider, credits_charged,
-    latency_ms). When it matched, the same statement resolves the task's hold (``posted``: charge the task's
-    ``credits_charged``; ``voided``: release it all), settles it on the API key, and writes the usage record.
-    The parameters after the update's are those of ``_settlement``.
-
-    The final SELECT reads ``resolved`` so that the hold is resolved whatever the plan of the CTEs that use it
-    (without an API key, or with no spend-cap reservations, PostgreSQL may never evaluate it for them)."""
-    hold, suffix, entry_a, entry_b, usage_id, status, units = (f"${params + i}" for i in range(1, 8))
-    charged = f"CASE WHEN {hold} = 'posted' THEN t.credits_charged ELSE 0 END"
+    latency_ms). When it matched, the same statement settles the task's hold (``shared.ledger``: posted with the
+    task's ``credits_charged`` when it succeeded, voided otherwise), counts it on the API key and writes the
+    usage record. The parameters after the update's are ``task_settlement_params``'s."""
     return f"""
 WITH t AS ({update}
-), resolved AS (
-    SELECT r.* FROM t, LATERAL ledger_resolve_hold(NULL, $1, {charged}, {hold}, t.model || {suffix}, {entry_a}, {entry_b}) r
-), {key_spend_sql("(SELECT api_key_id FROM t)")}, usage AS (
-    INSERT INTO usage_records
-        (id, account_id, api_key_id, task_id, model, provider, kind, status, units, credits, latency_ms, source)
-    SELECT {usage_id}, t.account_id, t.api_key_id, $1, t.model, t.provider, t.kind, {status}, {units}::jsonb,
-           {charged}, t.latency_ms, 'task'
-    FROM t
-    ON CONFLICT DO NOTHING
-)
-SELECT t.*, (SELECT count(*) FROM resolved) AS holds_resolved FROM t
-"""  # noqa: E501
-
-
-def _settlement(outcome: str, units: dict[str, Any] | None = None) -> tuple[Any, ...]:
-    """The parameters of ``_terminal_sql`` after the update's, for a task ending ``outcome``."""
-    if outcome == SUCCEEDED:
-        hold, suffix = "posted", " task"
-    else:
-        hold, suffix = "voided", f" task {outcome}"
-    return hold, suffix, uuid7(), uuid7(), uuid7(), outcome, to_json(units or {})
+), {task_settlement_sql(params + 1)}
+SELECT t.* FROM t
+"""
 
 
 _TERMINAL_UPDATE = "completed_at = now(), lease_expires_at = NULL, progress = NULL"
@@ -142,7 +118,8 @@ async def complete(
     async with db.transaction() as conn:
         row = await conn.fetchrow(
             _COMPLETE,
-            task.id, to_json(outputs), provider, charge, TASK_SUCCEEDED, *_settlement(SUCCEEDED, usage.public()),
+            task.id, to_json(outputs), provider, charge, TASK_SUCCEEDED,
+            *task_settlement_params(SUCCEEDED, usage.public()),
         )  # fmt: skip
         if row is None:
             return False
@@ -166,7 +143,7 @@ async def fail(
 ) -> bool:
     """queued|running -> failed, voiding the hold."""
     async with db.transaction() as conn:
-        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, *_settlement(FAILED))
+        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, *task_settlement_params(FAILED))
         if row is None:
             return False
         if row["has_webhook"]:
@@ -183,7 +160,7 @@ async def cancel(
     """queued|running -> canceled for the task's owner, voiding the hold. Returns the updated task."""
     current = None
     async with db.transaction() as conn:
-        row = await conn.fetchrow(_CANCEL, task_id, account_id, TASK_CANCELED, *_settlement(CANCELED))
+        row = await conn.fetchrow(_CANCEL, task_id, account_id, TASK_CANCELED, *task_settlement_params(CANCELED))
         if row is not None:
             if row["has_webhook"]:
                 await record_task_event(conn, task_id, TASK_CANCELED)  # webhooks outbox, same transaction

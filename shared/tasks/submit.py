@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 from redis.exceptions import RedisError
 
-from shared.accounts.key_policy import check_model_allowed, needs_spend_reservation, reserve_key_spend
+from shared.accounts.key_policy import check_model_allowed
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
@@ -22,7 +22,7 @@ from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.infra.ids import uuid7
 from shared.infra.urlguard import UrlGuard, parse_url
-from shared.ledger import hold_errors
+from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
 from shared.providers import ProviderRegistry
 from shared.tasks.records import COLUMNS, TaskRecord
 
@@ -101,17 +101,18 @@ async def submit_task(
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
-    task_id, hold_id = task_id or uuid7(), uuid7()
+    task_id = task_id or uuid7()
+    hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
         if key is None and not needs_spend_reservation(principal):
             # The common path: one statement, one round trip, atomic on its own.
-            task = await _insert_task_and_hold(db.pool, principal, prepared, task_id, hold_id)
+            task = await _insert_task_and_hold(db.pool, principal, prepared, hold)
         else:
             async with db.transaction() as conn:
                 if key is not None and not await _claim_idempotency_key(conn, principal, key, request_hash):
                     raise _Replay
-                task = await _insert_task_and_hold(conn, principal, prepared, task_id, hold_id)
-                await reserve_key_spend(conn, principal, hold_id, prepared.hold)  # the key's spend cap
+                task = await _insert_task_and_hold(conn, principal, prepared, hold)
+                await reserve_key_spend(conn, principal, hold.id, hold.amount)  # the key's spend cap
                 if key is not None:
                     await conn.execute(
                         "UPDATE idempotency_records SET task_id = $3 WHERE account_id = $1 AND key = $2",
@@ -138,25 +139,22 @@ WITH task AS (
     VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, now() + make_interval(secs => $10))
     RETURNING {COLUMNS}
 )
-SELECT task.*, ledger_place_hold($11, task.account_id, task.credits_held, task.id, $12, $13) FROM task
+SELECT task.*, {hold_call_sql(11)} FROM task
 """
 
 
 async def _insert_task_and_hold(
-    conn: Connection | asyncpg.Pool,
-    principal: Principal,
-    prepared: PreparedTask,
-    task_id: uuid.UUID,
-    hold_id: uuid.UUID,
+    conn: Connection | asyncpg.Pool, principal: Principal, prepared: PreparedTask, hold: NewHold
 ) -> TaskRecord:
-    """Insert the task and place its hold in a single statement (``ledger_place_hold`` runs inside it)."""
-    async with hold_errors(prepared.hold):
-        row = await conn.fetchrow(
-            _INSERT_TASK_AND_HOLD,
-            task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
-            to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, prepared.hold,
-            float(prepared.model.max_runtime_s), hold_id, uuid7(), f"{prepared.model.id} task",
-        )  # fmt: skip
+    """Insert the task and place its hold in a single statement (the ledger's ``ledger_place_hold`` runs inside
+    it, once the task row exists)."""
+    row = await fetchrow_with_hold(
+        conn, _INSERT_TASK_AND_HOLD,
+        hold.task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
+        to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, hold.amount,
+        float(prepared.model.max_runtime_s),
+        hold=hold,
+    )  # fmt: skip
     assert row is not None
     return TaskRecord.from_row(row)
 

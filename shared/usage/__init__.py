@@ -1,12 +1,11 @@
 """Usage records: one row per model request, whatever its outcome (succeeded, failed, canceled).
 
-Every model request is recorded in the transaction that ends it, next to the ledger movement it causes:
-
-* tasks: ``shared.tasks.lifecycle`` calls ``record_usage`` at each terminal transition (``source='task'``,
-  keyed by the task id);
-* synchronous requests (OpenAI-compatible chat completions, image generations) call ``record_request_usage``
-  in the transaction that posts or voids their hold (``source='chat.completion'`` / ``'image.generation'``,
-  keyed by the request id, so a replayed settlement records nothing twice).
+Every model request is recorded in the statement that settles its credit hold (``shared.ledger.settlement``),
+next to the ledger movement it causes: a task at its terminal transition (``source='task'``, keyed by the task
+id), a synchronous request (OpenAI-compatible chat completion) when it is settled (``source='chat.completion'``,
+keyed by the request id, so a replayed settlement records nothing twice). A request refused before anything
+was held (e.g. insufficient credits) is recorded by ``record_request_usage``, with no credits. All of them
+write through ``insert_usage_sql``.
 
 ``credits`` is what the request was charged (0 when it failed or was canceled), so the sum of the records of an
 account equals the sum of its ledger ``charge`` entries. Reading: ``shared.usage.queries`` (list, summary) and
@@ -27,38 +26,21 @@ STATUSES = ("succeeded", "failed", "canceled")
 UNIT_FIELDS = ("images", "video_seconds", "input_tokens", "output_tokens", "requests")
 
 
-async def record_usage(
-    conn: Connection,
-    *,
-    account_id: uuid.UUID,
-    api_key_id: uuid.UUID | None,
-    task_id: uuid.UUID | None,
-    model: str,
-    provider: str | None,
-    kind: str,
-    status: str,
-    units: dict[str, Any],
-    credits: int,
-    latency_ms: int | None,
-    source: str = "task",
-    request_id: uuid.UUID | None = None,
-) -> None:
-    """Write the record of one finished request (idempotent per task id / request id)."""
-    if source not in SOURCES:
-        raise ValueError(f"unknown usage source {source!r}")
-    if status not in STATUSES:
-        raise ValueError(f"usage status must be one of {STATUSES}, got {status!r}")
-    await conn.execute(
-        """
-        INSERT INTO usage_records
-            (id, account_id, api_key_id, task_id, model, provider, kind, status, units, credits, latency_ms,
-             source, request_id)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10, $11, $12, $13)
-        ON CONFLICT DO NOTHING
-        """,
-        uuid7(), account_id, api_key_id, task_id, model, provider, kind, status, to_json(units), credits, latency_ms,
-        source, request_id,
-    )  # fmt: skip
+# The columns a usage record is written with, in the order of ``insert_usage_sql``'s rows.
+USAGE_COLUMNS = (
+    "id", "account_id", "api_key_id", "task_id", "model", "provider", "kind", "status", "units", "credits",
+    "latency_ms", "source", "request_id",
+)  # fmt: skip
+
+
+def insert_usage_sql(rows: str, *, returning: str | None = None) -> str:
+    """The INSERT of usage records: ``rows`` is a SELECT (or VALUES) of ``USAGE_COLUMNS``, in order. A record for
+    a task or request that was recorded before is skipped (a replay records nothing twice)."""
+    sql = f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)})\n{rows}\nON CONFLICT DO NOTHING"
+    return f"{sql}\nRETURNING {returning}" if returning else sql
+
+
+_INSERT_ONE = insert_usage_sql("VALUES (" + ", ".join(f"${n}" for n in range(1, len(USAGE_COLUMNS) + 1)) + ")")
 
 
 async def record_request_usage(
@@ -76,22 +58,16 @@ async def record_request_usage(
     credits: int,
     latency_ms: int | None,
 ) -> None:
-    """The record of a synchronous model request (chat completion, image generation): call it in the
-    transaction that settles the request's hold, with the credits actually charged (0 unless succeeded)."""
+    """Write the record of a synchronous model request (idempotent per request id), e.g. one refused before
+    anything was held. A request that held credits is recorded by the statement that settles its hold."""
     if source == "task":
-        raise ValueError("tasks are recorded by shared.tasks.lifecycle (record_usage with task_id)")
-    await record_usage(
-        conn,
-        account_id=account_id,
-        api_key_id=api_key_id,
-        task_id=None,
-        model=model,
-        provider=provider,
-        kind=kind,
-        status=status,
-        units=units,
-        credits=credits,
-        latency_ms=latency_ms,
-        source=source,
-        request_id=request_id,
-    )
+        raise ValueError("tasks are recorded by the statement that settles their hold (shared.ledger.settlement)")
+    if source not in SOURCES:
+        raise ValueError(f"unknown usage source {source!r}")
+    if status not in STATUSES:
+        raise ValueError(f"usage status must be one of {STATUSES}, got {status!r}")
+    await conn.execute(
+        _INSERT_ONE,
+        uuid7(), account_id, api_key_id, None, model, provider, kind, status, to_json(units), credits, latency_ms,
+        source, request_id,
+    )  # fmt: skip

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from shared.accounts.tokens import prune_account_tokens
-from shared.ledger import expire_lots
-from shared.ledger.request_holds import void_abandoned_request_holds
+from shared.ledger import expire_lots, void_abandoned_request_holds
 from shared.tasks.retention import prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext

@@ -18,7 +18,7 @@ from shared.billing.events import process_event
 from shared.billing.stripe_gateway import StripeGateway
 from shared.infra.db import Database
 from shared.infra.ids import uuid7
-from shared.ledger import place_hold, post_hold
+from shared.ledger import NewHold, place_hold, post_hold
 from shared.services import Services
 from shared.settings import Settings
 from tests.conftest import TestAccount
@@ -166,7 +166,7 @@ async def hold(db: Database, account_id: uuid.UUID, amount: int) -> uuid.UUID:
             account_id,
             amount,
         )
-        await place_hold(conn, account_id=account_id, amount=amount, task_id=task_id)
+        await place_hold(conn, NewHold(account_id=account_id, amount=amount, task_id=task_id))
     return task_id
 
 

@@ -10,7 +10,7 @@ import pytest
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits
 from shared.infra.ids import uuid7
-from shared.ledger import expire_lots, get_balance, grant, place_hold, post_hold, void_hold
+from shared.ledger import NewHold, expire_lots, get_balance, grant, place_hold, post_hold, void_hold
 from shared.services import Services
 from tests.conftest import AccountFactory
 
@@ -54,7 +54,7 @@ async def test_holds_draw_on_the_lot_that_expires_first(services: Services, make
                     expires_at=now + dt.timedelta(days=1), idempotency_key=f"t:{account.id}:c")  # fmt: skip
     task_id = await make_task(db, account.id, 4 * C)
     async with db.transaction() as conn:
-        await place_hold(conn, account_id=account.id, amount=4 * C, task_id=task_id)
+        await place_hold(conn, NewHold(account_id=account.id, amount=4 * C, task_id=task_id))
     assert await lots(db, account.id) == {
         "forever": (5 * C, 0),
         "next-week": (3 * C, 2 * C),
@@ -81,7 +81,7 @@ async def test_a_charge_never_exceeds_the_hold(services: Services, make_account:
     account = await make_account(credits="10")
     task_id = await make_task(services.db, account.id, 2 * C)
     async with services.db.transaction() as conn:
-        await place_hold(conn, account_id=account.id, amount=2 * C, task_id=task_id)
+        await place_hold(conn, NewHold(account_id=account.id, amount=2 * C, task_id=task_id))
         resolution = await post_hold(conn, task_id=task_id, charge=5 * C)
     await finish(services.db, task_id, "succeeded", 2 * C)
     assert resolution is not None
@@ -113,7 +113,7 @@ async def test_expired_lots_stop_counting_and_cannot_be_spent(services: Services
     task_id = await make_task(db, account.id, C)
     with pytest.raises(InsufficientCredits):
         async with db.transaction() as conn:
-            await place_hold(conn, account_id=account.id, amount=C, task_id=task_id)
+            await place_hold(conn, NewHold(account_id=account.id, amount=C, task_id=task_id))
     async with db.transaction() as conn:
         expired = await expire_lots(conn)
     assert expired >= 3 * C
@@ -126,7 +126,7 @@ async def test_expired_lots_stop_counting_and_cannot_be_spent(services: Services
     assert [(r["kind"], r["amount"]) for r in kinds] == [("grant", 3 * C), ("expire", 3 * C)]
     await db.execute("UPDATE tasks SET status = 'failed', credits_held = 0 WHERE id = $1", task_id)
     async with db.transaction() as conn:  # give the refused test task a resolved hold of zero
-        await place_hold(conn, account_id=account.id, amount=0, task_id=task_id)
+        await place_hold(conn, NewHold(account_id=account.id, amount=0, task_id=task_id))
         await void_hold(conn, task_id=task_id)
 
 
@@ -140,7 +140,7 @@ async def test_a_hold_on_a_lot_that_expires_before_settlement(services: Services
                     idempotency_key=f"t:{account.id}:soon")  # fmt: skip
     task_id = await make_task(db, account.id, 2 * C)
     async with db.transaction() as conn:
-        await place_hold(conn, account_id=account.id, amount=2 * C, task_id=task_id)
+        await place_hold(conn, NewHold(account_id=account.id, amount=2 * C, task_id=task_id))
     await db.execute(
         "UPDATE credit_lots SET expires_at = now() - interval '1 second' WHERE account_id = $1", account.id
     )

@@ -14,6 +14,7 @@ from shared.accounts.keys import Principal
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, PermissionDenied
 from shared.infra.ids import uuid7
+from shared.ledger import NewHold
 from shared.ledger import request_holds as billing
 from shared.ledger.request_holds import place_request_hold, request_billing, settle_request
 from shared.services import Services
@@ -226,7 +227,7 @@ async def test_a_deadlocked_batch_is_retried_then_billed_one_by_one(
     principal = await principal_of(db, account.id)
     batcher = billing.RequestBilling(db)
     batcher.pool = FlakyPool(db.pool, failures)
-    items = [billing._Hold(uuid7(), account.id, 300_000, uuid7(), "flaky") for _ in range(5)]
+    items = [NewHold(account_id=account.id, amount=300_000, description="flaky") for _ in range(5)]
 
     results = await asyncio.gather(*(batcher.holds.submit(item) for item in items), return_exceptions=True)
 

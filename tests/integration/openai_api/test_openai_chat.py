@@ -18,7 +18,7 @@ import pytest
 from openai.types.chat import ChatCompletionMessageParam
 
 from shared.accounts.keys import authenticate
-from shared.ledger.request_holds import void_abandoned_request_holds
+from shared.ledger import void_abandoned_request_holds
 from shared.openai_api import chat as chat_module
 from shared.openai_api.chat import begin
 from shared.openai_api.chat_input import ChatInput

@@ -55,9 +55,9 @@ class ApiKey(Table, tablename="api_keys"):
     last_used_at = Timestamptz(null=True, default=None)
     expires_at = Timestamptz(null=True, default=None)
     revoked_at = Timestamptz(null=True, default=None)
-    # Limits set by the owner: NULL means "any model" / "no cap". ``spent`` is what tasks through this key
-    # were charged; ``cap_held`` what capped submits have reserved and not settled yet (see
-    # ``shared.accounts.key_policy``).
+    # Limits set by the owner: NULL means "any model" / "no cap". ``spent`` is what requests through this key
+    # were charged; ``cap_held`` what the pending holds of a capped key have reserved (see
+    # ``shared.accounts.key_policy`` and ``shared.ledger.spend_caps``).
     allowed_models = Array(Varchar(length=128), null=True, default=None)
     spend_cap = BigInt(null=True, default=None)
     spent = BigInt(default=0)

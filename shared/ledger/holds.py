@@ -1,0 +1,128 @@
+"""Holds: credits set aside before the work they pay for (a task, a synchronous request), earliest expiry first.
+
+A hold is placed by the ``ledger_place_hold`` SQL function (``sql/ledger_place_hold.sql``): the conditional
+UPDATE of the account row that PostgreSQL re-checks after any concurrent hold (so the available balance never
+goes below zero), the allocation from the lots that expire first and the ``hold`` ledger entry, in one round
+trip. Every hold goes through this module, in one of three ways:
+
+* ``place_hold(conn, hold)``: the call on its own (a request's hold; a task's in tests);
+* ``fetchrow_with_hold(conn, statement, *args, hold=hold)``: a caller's statement that places the hold along
+  with its own change, e.g. the task submit inserting the task (``hold_call_sql`` is the call to embed);
+* ``place_holds(conn, holds)``: many requests' holds in one statement (``ledger_place_holds``), where a
+  refusal is that hold's outcome, not the batch's error.
+
+A refusal is ``InsufficientCredits`` or ``PermissionDenied`` (the account is suspended or deleted).
+Resolving a hold (charging it, releasing it) is ``shared.ledger.settlement``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from shared.infra.db import Connection, Record
+from shared.infra.errors import InsufficientCredits, PermissionDenied
+from shared.infra.ids import uuid7
+from shared.ledger.money import Credits
+
+MAX_HOLDS_PER_STATEMENT = 64  # ledger_place_holds: one subtransaction per hold
+
+
+@dataclass(frozen=True, slots=True)
+class NewHold:
+    """A hold to place: ``amount`` micro-credits of the account, for a task (``task_id``) or a request (None)."""
+
+    account_id: uuid.UUID
+    amount: int
+    task_id: uuid.UUID | None = None
+    description: str = ""
+    id: uuid.UUID = field(default_factory=uuid7)
+    entry_id: uuid.UUID = field(default_factory=uuid7)  # its ``hold`` ledger entry
+
+    def params(self) -> tuple[Any, ...]:
+        """The arguments of ``ledger_place_hold``, in the order of ``hold_call_sql``'s parameters."""
+        return self.id, self.account_id, self.amount, self.task_id, self.entry_id, self.description
+
+
+def hold_call_sql(first_param: int) -> str:
+    """The call of ``ledger_place_hold`` with ``NewHold.params()`` as parameters ``$first_param`` onwards."""
+    return "ledger_place_hold(" + ", ".join(f"${first_param + n}" for n in range(6)) + ")"
+
+
+_PLACE = f"SELECT {hold_call_sql(1)}"
+_PLACE_MANY = "SELECT item, outcome, detail FROM ledger_place_holds($1, $2, $3, $4, $5)"
+
+
+async def place_hold(conn: Connection | asyncpg.Pool, hold: NewHold) -> uuid.UUID:
+    """Place ``hold`` (one round trip). Returns its id. The caller's transaction creates whatever the hold is for
+    (e.g. the task row) if it was not created before."""
+    await fetchrow_with_hold(conn, _PLACE, hold=hold)
+    return hold.id
+
+
+async def fetchrow_with_hold(
+    conn: Connection | asyncpg.Pool, statement: str, *args: Any, hold: NewHold
+) -> Record | None:
+    """Run a statement that places ``hold`` with ``hold_call_sql(len(args) + 1)`` besides what else it does; the
+    hold's parameters follow ``args``. Returns the statement's first row."""
+    async with _hold_errors(hold.amount):
+        return await conn.fetchrow(statement, *args, *hold.params())
+
+
+async def place_holds(conn: Connection | asyncpg.Pool, holds: Sequence[NewHold]) -> list[uuid.UUID | Exception]:
+    """Place the holds of synchronous requests (no task) in one statement, in account order. Each hold's
+    outcome, in order: its id, or its refusal. Raises the statement's error (nothing was placed then)."""
+    if len(holds) > MAX_HOLDS_PER_STATEMENT:
+        raise ValueError(f"at most {MAX_HOLDS_PER_STATEMENT} holds per statement")
+    if any(hold.task_id is not None for hold in holds):
+        raise ValueError("place_holds is for the holds of synchronous requests (no task)")
+    rows = await conn.fetch(
+        _PLACE_MANY,
+        [hold.id for hold in holds],
+        [hold.account_id for hold in holds],
+        [hold.amount for hold in holds],
+        [hold.entry_id for hold in holds],
+        [hold.description for hold in holds],
+    )
+    outcomes: list[uuid.UUID | Exception] = [hold.id for hold in holds]
+    for row in rows:
+        if row["outcome"] != "placed":
+            hold = holds[row["item"] - 1]
+            state = "CD402" if row["outcome"] == "insufficient" else "CD403"
+            refusal = _refusal(state, row["detail"] or "", hold.amount)
+            assert refusal is not None
+            outcomes[row["item"] - 1] = refusal
+    return outcomes
+
+
+@contextlib.asynccontextmanager
+async def _hold_errors(amount: int) -> AsyncIterator[None]:
+    """Turn ``ledger_place_hold``'s SQLSTATEs into domain errors."""
+    try:
+        yield
+    except asyncpg.PostgresError as exc:
+        error = _refusal(getattr(exc, "sqlstate", None), getattr(exc, "detail", None) or "", amount)
+        if error is None:
+            raise
+        raise error from None
+
+
+def _refusal(state: str | None, detail: str, amount: int) -> Exception | None:
+    """The domain error of a refused hold: SQLSTATE CD402 (insufficient; detail = spendable micro-credits) or
+    CD403 (account not active; detail = its status). None for any other state."""
+    if state == "CD402":
+        available = max(int(detail or 0), 0)
+        return InsufficientCredits(
+            f"insufficient credits: this request needs up to {Credits(amount)} credits "
+            f"and {Credits(available)} are available"
+        )
+    if state == "CD403":
+        if detail == "suspended":
+            return PermissionDenied("this account is suspended; contact support", code="account_suspended")
+        return PermissionDenied("this account no longer exists", code="account_deleted")
+    return None
