@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -33,9 +32,8 @@ from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
-from shared.infra.metrics.store import MetricsFlusher
+from shared.infra.metrics.store import flush_periodically
 from shared.ledger.money import Credits
-from shared.openai_api import settlements
 from shared.services import Services
 from shared.settings import Settings
 
@@ -52,18 +50,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = await Services.start(settings)
         app.state.services = services
-        invalidations = asyncio.create_task(services.keys.listen(services.redis))
-        flusher = MetricsFlusher(services.redis, settings.operating.metrics_flush_s)
-        flusher.start()
+        background = services.background
+        background.spawn_loop(services.keys.listen(services.redis), name="key invalidation listener")
+        flush_s = settings.operating.metrics_flush_s
+        background.spawn_loop(flush_periodically(services.redis, flush_s), name="metrics flusher")
         try:
             yield
         finally:
-            invalidations.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await invalidations
-            await flusher.close()
-            await settlements.drain()  # chat completions still settling
-            await services.close()
+            await services.close()  # drains the background tasks (chat completions still settling, mails, ...)
 
     return Litestar(
         route_handlers=[

@@ -107,15 +107,15 @@ async def provide_principal(request: Request, services: ServicesDep) -> Principa
     principal = await _identify(request, services)
     if not checks_itself(request):
         await enforce_limits(request, services, principal)
-    await _read_settled(request, principal)
+    await _read_settled(request, services, principal)
     return principal
 
 
-async def _read_settled(request: Request, principal: Principal) -> None:
+async def _read_settled(request: Request, services: Services, principal: Principal) -> None:
     """Chat completions are answered before they are settled; anything else the account asks of this process
     sees their settlements (``shared.openai_api.settlements``). Chat completions themselves do not wait."""
     if not request.route_handler.opt.get(SETTLES_LATER):
-        await settlements.settled(principal.account_id)
+        await settlements.settled(services.background, principal.account_id)
 
 
 async def _identify(request: Request, services: Services) -> Principal:
@@ -139,7 +139,7 @@ async def provide_session_principal(request: Request, services: ServicesDep) -> 
         raise Unauthenticated("sign in first (POST /v1/auth/signin)", code="not_signed_in")
     principal = await _from_session(request, services, cookie)
     await enforce_limits(request, services, principal)
-    await _read_settled(request, principal)
+    await _read_settled(request, services, principal)
     return principal
 
 

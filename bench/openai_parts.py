@@ -17,6 +17,7 @@ from typing import Any
 
 from shared.accounts.keys import KeyCache, authenticate
 from shared.catalog import load_catalog_paths
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.ids import uuid7
 from shared.infra.queue import connect_redis
@@ -59,7 +60,7 @@ async def measure_parts(settings: Settings, key: str, model_id: str, calls: int 
     try:
         registry = ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis)
         limits = RequestLimits(RateLimiter(redis), settings.rate_limits, slot_ttl_s=3600)
-        cache = KeyCache()
+        cache = KeyCache(BackgroundTasks())
         cache.enabled = True
         principal = await authenticate(db, key, cache)
         route = model.routes[0]

@@ -59,16 +59,14 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.main import create_worker
+    from worker.process import WorkerProcess
 
     with Connections(settings) as resolved:
         _setup_logging(resolved, "worker")
         import uvloop  # the API runs on uvloop too (uvicorn); asyncio's own loop costs ~30% more CPU per job
 
-        asyncio.set_event_loop(uvloop.new_event_loop())
-        worker = create_worker(resolved)
-        worker.run()
-    return 0
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(WorkerProcess(resolved).run())
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

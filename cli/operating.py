@@ -80,11 +80,11 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
     async def action(services: Any) -> dict[str, Any]:
         if args.task_action == "fail":
             return await tasks.fail_task(
-                services.db, services.redis, services.signer, args.task_id, reason=args.reason,
+                services.db, services.queue, services.signer, args.task_id, reason=args.reason,
                 slots=services.request_limits.slots,
             )  # fmt: skip
         if args.task_action == "retry":
-            return await tasks.retry_task(services.db, services.redis, services.signer, args.task_id)
+            return await tasks.retry_task(services.db, services.queue, services.signer, args.task_id)
         return await tasks.view_task(services.db, services.signer, args.task_id)
 
     return run_with_services(settings, action)

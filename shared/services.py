@@ -11,9 +11,10 @@ from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.mail import Mailer
-from shared.infra.queue import Enqueuer, connect_redis
+from shared.infra.queue import JobQueue, connect_redis
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
 from shared.providers import ProviderRegistry
@@ -22,10 +23,13 @@ from shared.ratelimits.limiter import RateLimiter
 from shared.ratelimits.request_limits import RequestLimits
 from shared.settings import Settings
 
+SHUTDOWN_DRAIN_S = 30.0  # how long background work (settlements, mails, ...) may take to end at shutdown
+
 
 @dataclass(slots=True)
 class Services:
     settings: Settings
+    background: BackgroundTasks  # the process's background tasks, drained by ``close``
     db: Database
     redis: ArqRedis
     catalog: Catalog
@@ -33,7 +37,7 @@ class Services:
     signer: UrlSigner
     providers: ProviderRegistry
     keys: KeyCache
-    enqueuer: Enqueuer
+    queue: JobQueue  # hands jobs to the workers
     http: UpstreamClient  # one client per process for upstream providers and output downloads
     url_guard: UrlGuard  # webhooks: checks user-supplied URLs
     # Accounts: rate limits, people's sessions, outgoing mail
@@ -61,27 +65,30 @@ class Services:
             redis, fail_open=settings.rate_limits.fail_open, timeout_s=settings.rate_limits.redis_timeout_s
         )
         slot_ttl_s = max((model.max_runtime_s for model in catalog), default=3600) + 300
+        background = BackgroundTasks()
         return cls(
             settings=settings,
+            background=background,
             db=db,
             redis=redis,
             catalog=catalog,
             storage=LocalStorage(settings.resolved_storage_dir),
             signer=UrlSigner(settings.signing_key(), settings.public_base_url, settings.file_url_ttl_s),
             providers=ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis),
-            keys=KeyCache(),
-            enqueuer=Enqueuer(redis),
+            keys=KeyCache(background),
+            queue=JobQueue(redis),
             http=http,
             url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
             limiter=limiter,
             sessions=SessionStore(redis, settings.auth),
-            mailer=Mailer(settings.mail),
+            mailer=Mailer(settings.mail, background),
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
             billing=billing,
         )
 
     async def close(self) -> None:
-        await self.mailer.drain()
+        """Drain the background tasks (they may still need the connections), then close the connections."""
+        await self.background.drain(SHUTDOWN_DRAIN_S)
         await self.http.aclose()
         await self.billing.close()
         await self.redis.aclose()

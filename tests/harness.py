@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -30,6 +29,7 @@ from redis.asyncio import Redis
 
 from cli.embedded import EmbeddedServices
 from shared.infra.db.migrate import apply_migrations
+from shared.services import Services
 from shared.settings import DEFAULT_CATALOG, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -194,27 +194,29 @@ class ApiServer(AsgiServer):
         from api.app import create_app
 
         self.settings = settings
-        super().__init__(create_app(settings), settings.port, name="API server", lifespan="on")
+        self.app = create_app(settings)
+        super().__init__(self.app, settings.port, name="API server", lifespan="on")
+
+    @property
+    def services(self) -> Services:
+        """The running API's own services (its database pool, its background tasks, ...)."""
+        services: Services = self.app.state.services
+        return services
 
 
 class InProcessWorker(Started):
-    """An arq worker running in this event loop."""
+    """A worker process (``worker.process.WorkerProcess``: its own services and arq worker) in this event loop."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
-        from worker.main import create_worker
+        from worker.process import WorkerProcess
 
-        self.worker = create_worker(settings, handle_signals=False, **overrides)
-        self._task: asyncio.Task[None] | None = None
+        self.process = WorkerProcess(settings, **overrides)
 
     async def start(self) -> None:
-        self._task = self.worker.main_task = asyncio.create_task(self.worker.main())
-        await asyncio.sleep(0)
+        await self.process.start()
 
     async def stop(self) -> None:
-        await self.worker.close()  # cancels the main task and the running jobs
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self.process.stop()  # no grace: the running jobs are interrupted and handed back
 
 
 class Subprocess:

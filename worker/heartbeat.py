@@ -1,16 +1,23 @@
-"""Per-process liveness: each worker refreshes ``conduit:worker:<host>:<pid>`` (a JSON record with a TTL) on
-arq's health-check beat. ``conduit workers`` lists the live ones; ``conduit workers --check`` exits non-zero
-when none (or none on ``--host``) is alive, for orchestration probes."""
+"""Per-process liveness: each worker refreshes ``conduit:worker:<host>:<pid>`` (a JSON record with a TTL) every
+``WORKER_HEARTBEAT_S``, in a background loop that deletes the record when the process stops. ``conduit
+workers`` lists the live ones; ``conduit workers --check`` exits non-zero when none (or none on ``--host``) is
+alive, for orchestration probes."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import logging
 import os
 import socket
 import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
 
 HEARTBEAT_PREFIX = "conduit:worker:"
 
@@ -19,7 +26,22 @@ def heartbeat_key() -> str:
     return f"{HEARTBEAT_PREFIX}{socket.gethostname()}:{os.getpid()}"
 
 
+async def beat(redis: Redis, worker: Any, interval_s: float) -> None:
+    """Write the record now and every ``interval_s`` (kept for two beats) until cancelled, then delete it."""
+    try:
+        while True:
+            try:
+                await write_heartbeat(redis, worker, ttl_s=interval_s * 2 + 5)
+            except (RedisError, OSError) as exc:  # the next beat tries again; the record outlives one miss
+                log.warning("worker heartbeat not written: %s", exc)
+            await asyncio.sleep(interval_s)
+    finally:
+        with contextlib.suppress(RedisError, OSError):
+            await delete_heartbeat(redis)
+
+
 async def write_heartbeat(redis: Redis, worker: Any, *, ttl_s: float) -> None:
+    """``worker`` is the arq ``Worker``: the record shows its public counters."""
     record = {
         "host": socket.gethostname(),
         "pid": os.getpid(),

@@ -128,7 +128,7 @@ class AdminController(Controller):
         """Fail a queued or running task (``failed_by_operator``); its hold is voided."""
         return await admin_tasks.fail_task(
             services.db,
-            services.redis,
+            services.queue,
             services.signer,
             task_id,
             reason=data.reason,
@@ -138,7 +138,7 @@ class AdminController(Controller):
     @post("/tasks/{task_id:str}/retry", status_code=200)
     async def retry_task(self, admin: AdminDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
         """Hand a stuck queued or running task back to the workers."""
-        return await admin_tasks.retry_task(services.db, services.redis, services.signer, task_id)
+        return await admin_tasks.retry_task(services.db, services.queue, services.signer, task_id)
 
     @get("/providers")
     async def providers(self, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class BillingController(Controller):
     async def stripe_webhook(self, request: Request[Any, Any, Any], services: ServicesDep) -> dict[str, Any]:
         body = await request.body()
         await receive_event(
-            services.db, services.redis, services.billing.stripe, body, request.headers.get("stripe-signature")
+            services.db, services.queue, services.billing.stripe, body, request.headers.get("stripe-signature")
         )
         return {"received": True}
 

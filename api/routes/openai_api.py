@@ -80,7 +80,9 @@ class OpenAIController(Controller):
             stream=bool(data.stream),
             include_usage=bool(data.stream_options and data.stream_options.include_usage),
         )
-        ctx = await chat.begin(services.db, services.catalog, services.providers, principal, request)
+        ctx = await chat.begin(
+            services.db, services.background, services.catalog, services.providers, principal, request
+        )
         call = ctx.call
         budget_s = min(services.settings.retry_budget_s, float(call.model.max_runtime_s))
         if call.stream:
@@ -104,7 +106,7 @@ class OpenAIController(Controller):
     ) -> dict[str, Any]:
         deps = ImageDeps(
             db=services.db,
-            enqueue=services.enqueuer.enqueue,
+            queue=services.queue,
             catalog=services.catalog,
             providers=services.providers,
             storage=services.storage,

@@ -46,7 +46,7 @@ class TaskController(Controller):
     ) -> Response[dict[str, Any]]:
         task, created = await submit_task(
             db=services.db,
-            enqueue=services.enqueuer.enqueue,
+            queue=services.queue,
             catalog=services.catalog,
             providers=services.providers,
             principal=principal,
@@ -95,6 +95,6 @@ class TaskController(Controller):
         if parsed is None:
             raise task_not_found(task_id)
         task = await cancel_task(
-            services.db, services.redis, principal.account_id, parsed, slots=services.request_limits.slots
+            services.db, services.queue, principal.account_id, parsed, slots=services.request_limits.slots
         )
         return public_task(task, services.signer)

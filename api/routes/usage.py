@@ -63,7 +63,7 @@ class UsageController(Controller):
         """The filtered records as CSV, oldest first, streamed (any size)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
         return Stream(
-            export_csv(services.db, filters),
+            export_csv(services.db, services.background, filters),
             media_type="text/csv; charset=utf-8",
             headers={
                 "Content-Disposition": f'attachment; filename="conduit-usage-{stamp}.csv"',

@@ -166,7 +166,7 @@ class WebhookDeliveryController(Controller):
 
     @post("/{delivery_id:str}/retry", status_code=202)
     async def retry(self, principal: PrincipalDep, services: ServicesDep, delivery_id: FromPath[str]) -> dict[str, Any]:
-        delivery = await retry_delivery(services.db, services.redis, principal.account_id, delivery_id)
+        delivery = await retry_delivery(services.db, services.queue, principal.account_id, delivery_id)
         return delivery.public()
 
 

@@ -60,7 +60,9 @@ async def provide_visitor(request: Request[Any, Any, Any], services: ServicesDep
         principal, session = await session_principal(services.db, services.sessions, token)
     except (Unauthenticated, PermissionDenied):  # ended, expired or suspended: the page is shown signed out
         return Visitor()
-    await settlements.settled(principal.account_id)  # pages show the account's chat completions settled
+    await settlements.settled(
+        services.background, principal.account_id
+    )  # pages show the account's chat completions settled
     return Visitor(principal, session)
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Connection, Database
 from shared.infra.errors import PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
@@ -111,9 +112,11 @@ async def create_api_key(
 
 
 class KeyCache:
-    """Recently authenticated keys of this process. Entries are dropped on invalidation messages."""
+    """Recently authenticated keys of this process. Entries are dropped on invalidation messages. A cached key's
+    ``last_used_at`` is stamped in the process's ``background`` tasks, off the request path."""
 
-    def __init__(self, *, ttl_s: float = 60.0, max_entries: int = 50_000) -> None:
+    def __init__(self, background: BackgroundTasks, *, ttl_s: float = 60.0, max_entries: int = 50_000) -> None:
+        self.background = background
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
@@ -241,9 +244,6 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
     return principal
 
 
-_background: set[asyncio.Task[None]] = set()
-
-
 def _touch(db: Database, cache: KeyCache, principal: Principal, now: float) -> None:
     """Record ``last_used_at`` at most once a minute per key, off the request path."""
     if principal.api_key_id is None or not cache.due_for_touch(principal.api_key_id, now):
@@ -253,9 +253,7 @@ def _touch(db: Database, cache: KeyCache, principal: Principal, now: float) -> N
         with contextlib.suppress(Exception):
             await db.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", principal.api_key_id)
 
-    task = asyncio.get_running_loop().create_task(touch())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    cache.background.spawn(touch(), name="api key last-used stamp")
 
 
 async def revoke_key(db: Database, redis: Redis, key_id: uuid.UUID) -> bool:

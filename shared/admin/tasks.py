@@ -5,12 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from arq.connections import ArqRedis
-
+from shared.infra import jobs
 from shared.infra.db import Database
 from shared.infra.errors import Conflict
 from shared.infra.ids import parse_uuid
-from shared.infra.queue import enqueue_task
+from shared.infra.queue import JobQueue
 from shared.infra.storage import UrlSigner
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
@@ -49,7 +48,7 @@ async def view_task(db: Database, signer: UrlSigner, task_id: str) -> dict[str, 
 
 async def fail_task(
     db: Database,
-    redis: ArqRedis,
+    queue: JobQueue,
     signer: UrlSigner,
     task_id: str,
     *,
@@ -62,11 +61,11 @@ async def fail_task(
     if not await lifecycle.fail(db, task.id, code="failed_by_operator", message=message[:500], slots=slots):
         raise Conflict(f"task {task.id} already finished ({task.status})", code="task_finished")
     if task.upstream_id:
-        await request_upstream_cancel(redis, task.id)
+        await request_upstream_cancel(queue, task.id)
     return await view_task(db, signer, str(task.id))
 
 
-async def retry_task(db: Database, redis: ArqRedis, signer: UrlSigner, task_id: str) -> dict[str, Any]:
+async def retry_task(db: Database, queue: JobQueue, signer: UrlSigner, task_id: str) -> dict[str, Any]:
     """Hand a stuck queued or running task back to the workers: its lease is dropped and its job enqueued
     (a no-op when the job exists; a worker still running it cannot settle twice)."""
     task = await _load(db, task_id)
@@ -76,7 +75,7 @@ async def retry_task(db: Database, redis: ArqRedis, signer: UrlSigner, task_id: 
     )
     if released is None:
         raise Conflict(f"task {task.id} already finished ({task.status}); submit it again", code="task_finished")
-    enqueued = await enqueue_task(redis, uuid.UUID(str(task.id)))
+    enqueued = await queue.enqueue(jobs.run_task(uuid.UUID(str(task.id))))
     view = await view_task(db, signer, str(task.id))
     view["requeued"] = enqueued
     return view

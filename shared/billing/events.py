@@ -15,17 +15,17 @@ import uuid
 from typing import Any
 
 import msgspec
-from arq.connections import ArqRedis
 
 from shared.billing import payments
 from shared.billing.stripe_gateway import InvalidSignature, StripeGateway, StripeUnavailable
+from shared.infra import jobs
 from shared.infra.db import Connection, Database, from_json
 from shared.infra.errors import BillingUnavailable, InvalidInput
 from shared.infra.ids import parse_uuid, uuid7
+from shared.infra.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
-PROCESS_STRIPE_EVENT = "process_stripe_event"
 MAX_ATTEMPTS = 10
 
 CHECKOUT_EVENTS = (
@@ -42,7 +42,7 @@ class _Envelope(msgspec.Struct):
     type: str
 
 
-async def receive_event(db: Database, redis: ArqRedis, gateway: StripeGateway, body: bytes,
+async def receive_event(db: Database, queue: JobQueue, gateway: StripeGateway, body: bytes,
                         signature: str | None) -> bool:  # fmt: skip
     """Verify and store one delivery; True if the event is new. Raises ``InvalidInput`` (bad signature or
     body) before anything is stored."""
@@ -72,14 +72,10 @@ async def receive_event(db: Database, redis: ArqRedis, gateway: StripeGateway, b
         assert row is not None
     if row["status"] == "pending":
         try:
-            await enqueue_event(redis, row["id"])
+            await queue.enqueue(jobs.process_stripe_event(row["id"]))
         except Exception:  # stored: the sweep will enqueue it; Stripe must still get its 2xx
             log.exception("could not enqueue Stripe event %s; the sweep will retry", envelope.id)
     return inserted
-
-
-async def enqueue_event(redis: ArqRedis, row_id: uuid.UUID) -> None:
-    await redis.enqueue_job(PROCESS_STRIPE_EVENT, str(row_id), _job_id=f"stripe-event:{row_id}")
 
 
 async def process_event(db: Database, gateway: StripeGateway, row_id: uuid.UUID) -> str:

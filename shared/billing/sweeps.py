@@ -11,20 +11,19 @@ from __future__ import annotations
 import logging
 import uuid
 
-from arq.connections import ArqRedis
-
 from shared.billing import payments
-from shared.billing.events import enqueue_event
 from shared.billing.refunds import send_refund
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
+from shared.infra import jobs
 from shared.infra.db import Database
+from shared.infra.queue import JobQueue
 
 log = logging.getLogger(__name__)
 
 STALE_CHECKOUT_S = 25 * 3600
 
 
-async def requeue_events(db: Database, redis: ArqRedis, *, older_than_s: float = 60, limit: int = 500) -> int:
+async def requeue_events(db: Database, queue: JobQueue, *, older_than_s: float = 60, limit: int = 500) -> int:
     rows = await db.fetch(
         """
         SELECT id FROM stripe_events
@@ -35,7 +34,7 @@ async def requeue_events(db: Database, redis: ArqRedis, *, older_than_s: float =
         limit,
     )
     for row in rows:
-        await enqueue_event(redis, row["id"])
+        await queue.enqueue(jobs.process_stripe_event(row["id"]))
     if rows:
         log.info("billing sweep: re-enqueued %d Stripe event(s)", len(rows))
     return len(rows)
@@ -111,9 +110,9 @@ async def _settle(db: Database, gateway: StripeGateway, order_id: uuid.UUID, ses
     return 1
 
 
-async def run_billing_sweep(db: Database, redis: ArqRedis, gateway: StripeGateway) -> dict[str, int]:
+async def run_billing_sweep(db: Database, queue: JobQueue, gateway: StripeGateway) -> dict[str, int]:
     return {
-        "events_requeued": await requeue_events(db, redis),
+        "events_requeued": await requeue_events(db, queue),
         "refunds_settled": await retry_refunds(db, gateway),
         "checkouts_settled": await settle_stale_checkouts(db, gateway),
     }

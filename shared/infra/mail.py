@@ -1,9 +1,9 @@
 """Outgoing mail: SMTP in production, a local outbox folder in development.
 
 ``Mailer.send`` delivers one message (retrying transient SMTP failures a few times). ``Mailer.dispatch``
-sends it in the background and returns at once, so a response never waits for, or reveals anything
-through, mail delivery; ``drain`` waits for background sends at shutdown. With no ``SMTP_HOST``, each
-message is written as an ``.eml`` file under ``<data dir>/outbox`` and the log says where.
+sends it in the background (the process's ``BackgroundTasks``, drained at shutdown) and returns at once, so a
+response never waits for, or reveals anything through, mail delivery. With no ``SMTP_HOST``, each message is
+written as an ``.eml`` file under ``<data dir>/outbox`` and the log says where.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from shared.infra.background import BackgroundTasks
 from shared.infra.ids import uuid7
 from shared.settings import MailSettings
 
@@ -44,10 +45,10 @@ def _transient(exc: BaseException) -> bool:
 
 
 class Mailer:
-    def __init__(self, settings: MailSettings, *, attempts: int = 3) -> None:
+    def __init__(self, settings: MailSettings, background: BackgroundTasks, *, attempts: int = 3) -> None:
         self.settings = settings
+        self.background = background
         self.attempts = attempts
-        self._pending: set[asyncio.Task[None]] = set()
         if not settings.smtp_host:
             log.info("no SMTP_HOST set: outgoing mail is written to %s", settings.outbox_dir)
 
@@ -90,13 +91,7 @@ class Mailer:
             except Exception as exc:
                 log.error("could not send mail %r to %s: %s", mail.subject, mail.to, exc)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
-
-    async def drain(self, timeout_s: float = 30.0) -> None:
-        if self._pending:
-            await asyncio.wait(set(self._pending), timeout=timeout_s)
+        self.background.spawn(run(), name="mail")
 
     def _send_smtp(self, message: EmailMessage) -> None:
         s = self.settings

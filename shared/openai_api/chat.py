@@ -29,6 +29,7 @@ import msgspec
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog
 from shared.catalog.pricing import Usage, cost
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
 from shared.infra.ids import uuid7
@@ -55,6 +56,7 @@ class ChatContext:
     """One request's identity and money: who asked, for what, the hold, and when it started."""
 
     db: Database
+    background: BackgroundTasks  # the process's, where settlements run
     principal: Principal
     call: ChatCall
     request_id: uuid.UUID
@@ -87,7 +89,7 @@ class ChatContext:
             units=billed.public() if billed is not None else {},
             latency_ms=int((time.monotonic() - self.started) * 1000),
         )
-        return settlements.detach(settlement, self.principal.account_id)
+        return settlements.detach(self.background, settlement, self.principal.account_id)
 
 
 async def _settle_retrying(db: Database, **settlement: Any) -> int | None:
@@ -117,7 +119,12 @@ def _with_request(usage: Usage) -> Usage:
 
 
 async def begin(
-    db: Database, catalog: Catalog, providers: ProviderRegistry, principal: Principal, body: ChatInput
+    db: Database,
+    background: BackgroundTasks,
+    catalog: Catalog,
+    providers: ProviderRegistry,
+    principal: Principal,
+    body: ChatInput,
 ) -> ChatContext:
     """Check the request and place its worst-case hold. A request for a model the caller may use that is refused
     here (bad parameters, no provider, not enough credits) is recorded as a failed request."""
@@ -125,23 +132,25 @@ async def begin(
     model = find_model(catalog, principal, body.model, "text")
     try:
         call = prepare_chat(providers, model, body)
-        hold_id = await _hold(db, principal, call.hold, f"{call.model.id} {SOURCE}")
+        hold_id = await _hold(db, background, principal, call.hold, f"{call.model.id} {SOURCE}")
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         latency_ms = int((time.monotonic() - started) * 1000)
         await record_refused_request(
             db, principal=principal, source=SOURCE, model=model.id, kind="text", latency_ms=latency_ms
         )
         raise
-    return ChatContext(db, principal, call, uuid7(), hold_id, started)
+    return ChatContext(db, background, principal, call, uuid7(), hold_id, started)
 
 
-async def _hold(db: Database, principal: Principal, amount: int, description: str) -> uuid.UUID:
+async def _hold(
+    db: Database, background: BackgroundTasks, principal: Principal, amount: int, description: str
+) -> uuid.UUID:
     """The request's hold. Refused for want of credits while earlier requests of the account are still settling
     here: tried once more when they are done (their unused holds come back)."""
     try:
         return await place_request_hold(db, principal, amount, description)
     except InsufficientCredits:
-        if not await settlements.settled(principal.account_id):
+        if not await settlements.settled(background, principal.account_id):
             raise
     return await place_request_hold(db, principal, amount, description)
 
@@ -246,7 +255,7 @@ async def _events(ctx: ChatContext, stream: ChatStream, provider: str) -> AsyncI
         if usage is None and produced:
             usage = _produced_usage(ctx.call.params, produced)
         settlement = settlements.detach(
-            _close_and_settle(ctx, stream, usage, status, provider), ctx.principal.account_id
+            ctx.background, _close_and_settle(ctx, stream, usage, status, provider), ctx.principal.account_id
         )
         with contextlib.suppress(asyncio.CancelledError):  # the client went away: the settlement goes on alone
             await asyncio.shield(settlement)

@@ -13,7 +13,6 @@ import base64
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +20,7 @@ from shared.accounts.keys import Principal
 from shared.catalog import Catalog
 from shared.infra.db import Database
 from shared.infra.errors import ConduitError, InsufficientCredits, InvalidInput, ModelUnavailable, UpstreamFailed
+from shared.infra.queue import JobQueue
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.ledger import record_refused_request
 from shared.openai_api.chat_input import check_available, find_model
@@ -66,7 +66,7 @@ class ImageInput:
 @dataclass(frozen=True, slots=True)
 class ImageDeps:
     db: Database
-    enqueue: Callable[[uuid.UUID], Awaitable[bool]]
+    queue: JobQueue
     catalog: Catalog
     providers: ProviderRegistry
     storage: LocalStorage
@@ -85,7 +85,7 @@ async def generate_images(
         params = _task_input(body)
         task, _ = await submit_task(
             db=deps.db,
-            enqueue=deps.enqueue,
+            queue=deps.queue,
             catalog=deps.catalog,
             providers=deps.providers,
             principal=principal,

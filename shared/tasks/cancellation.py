@@ -14,11 +14,11 @@ import logging
 import uuid
 from typing import TYPE_CHECKING
 
-from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from shared.infra import jobs
 from shared.infra.db import Database, from_json
-from shared.infra.queue import enqueue_upstream_cancel
+from shared.infra.queue import JobQueue
 from shared.providers import route_for
 from shared.providers.base import GenerationRequest, PermanentError, ProviderError
 from shared.providers.retry import RetryPolicy, with_retries
@@ -35,19 +35,19 @@ CANCEL_RETRIES = RetryPolicy(max_attempts=4, budget_s=30)
 
 
 async def cancel_task(
-    db: Database, redis: ArqRedis, account_id: uuid.UUID, task_id: uuid.UUID, *, slots: TaskSlots | None = None
+    db: Database, queue: JobQueue, account_id: uuid.UUID, task_id: uuid.UUID, *, slots: TaskSlots | None = None
 ) -> TaskRecord:
     """Cancel the caller's task (voiding its hold) and, if it runs upstream, have the upstream job cancelled.
     With ``slots``, its in-flight slots (rate limits) are given back."""
     task = await lifecycle.cancel(db, account_id, task_id, slots=slots)
     if task.upstream_id:
-        await request_upstream_cancel(redis, task.id)
+        await request_upstream_cancel(queue, task.id)
     return task
 
 
-async def request_upstream_cancel(redis: ArqRedis, task_id: uuid.UUID) -> None:
+async def request_upstream_cancel(queue: JobQueue, task_id: uuid.UUID) -> None:
     try:
-        await enqueue_upstream_cancel(redis, task_id)
+        await queue.enqueue(jobs.cancel_upstream(task_id))
     except (OSError, RedisError) as exc:  # the task is canceled either way; the upstream job just runs out
         log.warning("could not enqueue the upstream cancel of task %s: %s", task_id, exc)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,9 +17,11 @@ from shared.accounts.keys import Principal
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
+from shared.infra import jobs
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.infra.ids import uuid7
+from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
 from shared.providers import ProviderRegistry
@@ -81,7 +82,7 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
 async def submit_task(
     *,
     db: Database,
-    enqueue: Callable[[uuid.UUID], Awaitable[bool]],
+    queue: JobQueue,
     catalog: Catalog,
     providers: ProviderRegistry,
     principal: Principal,
@@ -125,7 +126,7 @@ async def submit_task(
     # logs: with the request id (shared.infra.logs), this line links the request to the task's worker lines
     log.info("task created", extra={"task_id": str(task.id), "model": task.model})
     try:
-        await enqueue(task.id)
+        await queue.enqueue(jobs.run_task(task.id))
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The task is safely queued in PostgreSQL; the sweep enqueues it once Redis is back.
         log.warning("enqueue failed for task %s, the sweep will retry: %s", task.id, exc)

@@ -10,10 +10,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from arq.connections import ArqRedis
-
+from shared.infra import jobs
 from shared.infra.db import Database
-from shared.infra.queue import enqueue_task
+from shared.infra.queue import JobQueue
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 
@@ -23,7 +22,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float = 30, limit: int = 500) -> int:
+async def requeue_orphans(db: Database, queue: JobQueue, *, older_than_s: float = 30, limit: int = 500) -> int:
     rows = await db.fetch(
         """
         SELECT id FROM tasks
@@ -38,7 +37,7 @@ async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float 
     )
     enqueued = 0
     for row in rows:
-        if await enqueue_task(redis, row["id"]):
+        if await queue.enqueue(jobs.run_task(row["id"])):
             enqueued += 1
     if enqueued:
         log.info("sweep re-enqueued %d task(s) whose job was missing", enqueued)
@@ -46,9 +45,9 @@ async def requeue_orphans(db: Database, redis: ArqRedis, *, older_than_s: float 
 
 
 async def fail_overdue(
-    db: Database, *, limit: int = 500, redis: ArqRedis | None = None, slots: TaskSlots | None = None
+    db: Database, *, limit: int = 500, queue: JobQueue | None = None, slots: TaskSlots | None = None
 ) -> int:
-    """Fail tasks past their deadline (voiding their holds); with ``redis``, also have their upstream jobs
+    """Fail tasks past their deadline (voiding their holds); with ``queue``, also have their upstream jobs
     cancelled; with ``slots``, give back their in-flight slots (rate limits)."""
     rows = await db.fetch(
         """
@@ -63,8 +62,8 @@ async def fail_overdue(
             db, row["id"], code="deadline_exceeded", message="the task ran past its deadline", slots=slots
         ):
             failed += 1
-            if redis is not None and row["upstream_id"]:
-                await request_upstream_cancel(redis, row["id"])
+            if queue is not None and row["upstream_id"]:
+                await request_upstream_cancel(queue, row["id"])
     if failed:
         log.info("sweep failed %d task(s) past their deadline", failed)
     return failed

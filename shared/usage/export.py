@@ -2,8 +2,8 @@
 chunks, so an export of any size needs memory for one batch only.
 
 The export runs in one read-only, repeatable-read transaction (a consistent snapshot) on one pooled connection,
-held until the last row is sent. A client that disconnects ends it: the generator is closed and the
-transaction rolled back.
+held until the last row is sent, in a background task of the process (drained at shutdown). A client that
+disconnects ends it: the generator is closed and the transaction rolled back.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import io
 import logging
 from collections.abc import AsyncIterator
 
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database, Record, from_json
 from shared.ledger.money import Credits
 from shared.usage.queries import FROM_RECORDS, RECORD_COLUMNS, UsageFilters
@@ -72,11 +73,14 @@ def _csv_row(row: Record) -> list[str]:
     ]
 
 
-async def export_csv(db: Database, filters: UsageFilters, *, batch_rows: int = BATCH_ROWS) -> AsyncIterator[bytes]:
+async def export_csv(
+    db: Database, background: BackgroundTasks, filters: UsageFilters, *, batch_rows: int = BATCH_ROWS
+) -> AsyncIterator[bytes]:
     """The filtered records, oldest first, as CSV (UTF-8, header line first) in chunks of ``batch_rows`` rows.
 
-    The database side runs in its own task, at most two batches ahead of the client. Closing the generator
-    (the client went away) cancels that task, which rolls its transaction back and returns the connection."""
+    The database side runs in a task of ``background``, at most two batches ahead of the client. Closing the
+    generator (the client went away) cancels that task, which rolls its transaction back and returns the
+    connection."""
     where, args = filters.where()
     query = f"SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS} WHERE {where} ORDER BY u.id"
     chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=2)
@@ -107,9 +111,7 @@ async def export_csv(db: Database, filters: UsageFilters, *, batch_rows: int = B
             log.exception("usage export failed")
             await chunks.put(exc)
 
-    producer = asyncio.get_running_loop().create_task(produce())
-    _producers.add(producer)
-    producer.add_done_callback(_producers.discard)
+    producer = background.spawn(produce(), name="usage export reader")
     try:
         while (chunk := await chunks.get()) is not None:
             if isinstance(chunk, BaseException):
@@ -118,6 +120,3 @@ async def export_csv(db: Database, filters: UsageFilters, *, batch_rows: int = B
                 yield chunk
     finally:
         producer.cancel()  # not awaited: it cleans up in its own task, even while this one is being cancelled
-
-
-_producers: set[asyncio.Task[None]] = set()

@@ -1,15 +1,15 @@
 """Getting deliveries onto the queue, worker side.
 
 * ``OutboxListener``: each worker LISTENs on the outbox channel; the notification of a committed
-  transaction names its new deliveries, which are enqueued at once.
+  transaction names its new deliveries, whose jobs are enqueued at once.
 * ``process_delivery``: what the delivery job runs; after a failed attempt it enqueues the job of the next
   attempt, deferred to its time (a job never sleeps in its slot).
-* ``sweep``: enqueues every due delivery that has no live job (the notification was missed, Redis restarted
-  empty, a worker died between an attempt and the enqueue of the next) and purges old logs.
+* ``requeue_due`` (the webhook sweep): enqueues every due delivery that has no live job (the notification
+  was missed, Redis restarted empty, a worker died between an attempt and the enqueue of the next) and
+  purges old logs.
 
-A delivery's job id is ``webhook:<delivery id>:<attempts so far>:<due time in ms>``: the listener, the
-previous attempt and the sweep all name the same job for the same pending attempt, and arq ignores an id
-that is already queued or running, so they never double each other.
+The listener, the previous attempt and the sweep all name the same job for the same pending attempt
+(``shared.infra.jobs.deliver_webhook``), so they never double each other.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import asyncpg
-from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from shared.infra import jobs
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
+from shared.infra.queue import JobQueue
 from shared.services import Services
 from shared.settings import Settings
 from shared.webhooks.delivery import Clock, WebhookRuntime, deliver, utcnow
@@ -34,7 +36,6 @@ from shared.webhooks.outbox import CHANNEL, parse_notification
 
 log = logging.getLogger(__name__)
 
-DELIVER_WEBHOOK = "deliver_webhook"
 SWEEP_GRACE_S = 10.0  # a due delivery is the sweep's business once it has waited this long for its job
 LOG_RETENTION = dt.timedelta(days=30)
 USER_AGENT = "Conduit-Webhooks/1.0"
@@ -46,35 +47,16 @@ def epoch_ms(when: dt.datetime) -> int:
     return (when - _EPOCH) // dt.timedelta(milliseconds=1)
 
 
-def delivery_job_id(delivery_id: uuid.UUID, attempts: int, due_ms: int) -> str:
-    return f"webhook:{delivery_id}:{attempts}:{due_ms}"
-
-
-async def enqueue_delivery(redis: ArqRedis, delivery_id: uuid.UUID, *, attempts: int, due_ms: int, now_ms: int) -> bool:
-    """Enqueue the job of the delivery's next attempt, deferred to its due time. False if already queued."""
-    defer_ms = due_ms - now_ms
-    job = await redis.enqueue_job(
-        DELIVER_WEBHOOK,
-        str(delivery_id),
-        _job_id=delivery_job_id(delivery_id, attempts, due_ms),
-        _defer_by=dt.timedelta(milliseconds=defer_ms) if defer_ms > 0 else None,
-    )
-    return job is not None
-
-
-async def process_delivery(rt: WebhookRuntime, redis: ArqRedis, delivery_id: uuid.UUID) -> float | None:
+async def process_delivery(rt: WebhookRuntime, queue: JobQueue, delivery_id: uuid.UUID) -> float | None:
     """Run the delivery's due attempt. Returns a delay when this job came early and should run again."""
     outcome = await deliver(rt, delivery_id)
     if outcome.not_due_in is not None:
         return outcome.not_due_in
     if outcome.next_attempt_at is not None:
+        due_ms, now_ms = epoch_ms(outcome.next_attempt_at), epoch_ms(rt.clock())
         try:
-            await enqueue_delivery(
-                redis,
-                delivery_id,
-                attempts=outcome.attempts,
-                due_ms=epoch_ms(outcome.next_attempt_at),
-                now_ms=epoch_ms(rt.clock()),
+            await queue.enqueue(
+                jobs.deliver_webhook(delivery_id, attempts=outcome.attempts, due_ms=due_ms, now_ms=now_ms)
             )
         except (OSError, RedisError) as exc:
             log.warning("could not enqueue the next attempt of delivery %s, the sweep will: %s", delivery_id, exc)
@@ -82,7 +64,7 @@ async def process_delivery(rt: WebhookRuntime, redis: ArqRedis, delivery_id: uui
 
 
 async def requeue_due(
-    db: Database, redis: ArqRedis, now: dt.datetime, *, grace_s: float = SWEEP_GRACE_S, limit: int = 500
+    db: Database, queue: JobQueue, now: dt.datetime, *, grace_s: float = SWEEP_GRACE_S, limit: int = 500
 ) -> int:
     """Enqueue the job of every pending delivery that has been due for ``grace_s`` and is not being sent."""
     rows = await db.fetch(
@@ -99,8 +81,10 @@ async def requeue_due(
     )
     enqueued = 0
     for row in rows:
-        due_ms = epoch_ms(row["next_attempt_at"])
-        if await enqueue_delivery(redis, row["id"], attempts=row["attempts"], due_ms=due_ms, now_ms=epoch_ms(now)):
+        job = jobs.deliver_webhook(
+            row["id"], attempts=row["attempts"], due_ms=epoch_ms(row["next_attempt_at"]), now_ms=epoch_ms(now)
+        )
+        if await queue.enqueue(job):
             enqueued += 1
     if enqueued:
         log.info("webhook sweep enqueued %d delivery job(s) that were missing", enqueued)
@@ -126,27 +110,27 @@ async def purge_logs(db: Database, now: dt.datetime, *, older_than: dt.timedelta
 class OutboxListener:
     """LISTENs for committed outbox notifications on a dedicated connection and enqueues their deliveries.
 
-    Reconnects after a lost connection; whatever was notified meanwhile is picked up by the sweep."""
+    A loop of the process's background tasks, which also run the enqueues. Reconnects after a lost
+    connection; whatever was notified meanwhile is picked up by the sweep."""
 
-    def __init__(self, database_url: str, redis: ArqRedis, *, clock: Clock = utcnow, retry_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        queue: JobQueue,
+        background: BackgroundTasks,
+        *,
+        clock: Clock = utcnow,
+        retry_s: float = 1.0,
+    ) -> None:
         self.database_url = database_url
-        self.redis = redis
+        self.queue = queue
+        self.background = background
         self.clock = clock
         self.retry_s = retry_s
         self.listening = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._pending: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-outbox-listener")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        self.background.spawn_loop(self._run(), name="webhook outbox listener")
 
     async def _run(self) -> None:
         while True:
@@ -169,15 +153,13 @@ class OutboxListener:
             await asyncio.sleep(self.retry_s)
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        task = asyncio.create_task(self._enqueue(parse_notification(payload)))
-        self._pending.add(task)
-        task.add_done_callback(self._pending.discard)
+        self.background.spawn(self._enqueue(parse_notification(payload)), name="webhook delivery enqueue")
 
     async def _enqueue(self, deliveries: list[tuple[uuid.UUID, int]]) -> None:
         now_ms = epoch_ms(self.clock())
         for delivery_id, due_ms in deliveries:
             try:
-                await enqueue_delivery(self.redis, delivery_id, attempts=0, due_ms=due_ms, now_ms=now_ms)
+                await self.queue.enqueue(jobs.deliver_webhook(delivery_id, attempts=0, due_ms=due_ms, now_ms=now_ms))
             except (OSError, RedisError) as exc:
                 log.warning("could not enqueue webhook delivery %s, the sweep will: %s", delivery_id, exc)
 
@@ -192,7 +174,7 @@ class WebhookWorker:
 
     runtime: WebhookRuntime
     listener: OutboxListener
-    redis: ArqRedis
+    queue: JobQueue
     _closed: bool = field(default=False)
 
     @classmethod
@@ -209,21 +191,21 @@ class WebhookWorker:
             lease_s=lease_s,
             clock=clock,
         )
-        listener = OutboxListener(database_url, services.redis, clock=clock)
+        listener = OutboxListener(database_url, services.queue, services.background, clock=clock)
         listener.start()
-        return cls(runtime=runtime, listener=listener, redis=services.redis)
+        return cls(runtime=runtime, listener=listener, queue=services.queue)
 
     async def deliver(self, delivery_id: uuid.UUID) -> float | None:
-        return await process_delivery(self.runtime, self.redis, delivery_id)
+        return await process_delivery(self.runtime, self.queue, delivery_id)
 
     async def sweep(self) -> dict[str, int]:
         now = self.runtime.clock()
-        requeued = await requeue_due(self.runtime.db, self.redis, now)
+        requeued = await requeue_due(self.runtime.db, self.queue, now)
         purged = await purge_logs(self.runtime.db, now)
         return {"requeued": requeued, "purged_events": purged}
 
     async def close(self) -> None:
+        """Close the delivery client (the listener is a background loop: it ends when the services close)."""
         if not self._closed:
             self._closed = True
-            await self.listener.stop()
             await self.runtime.http.aclose()

@@ -8,15 +8,16 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from arq.connections import ArqRedis
 from redis.exceptions import RedisError
 
+from shared.infra import jobs
 from shared.infra.db import Database, Record
 from shared.infra.errors import Conflict, NotFound
 from shared.infra.ids import parse_uuid
 from shared.infra.pagination import choice_filter, id_filter, page_cursor
+from shared.infra.queue import JobQueue
 from shared.webhooks import EVENT_TYPES
-from shared.webhooks.dispatch import enqueue_delivery, epoch_ms
+from shared.webhooks.dispatch import epoch_ms
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ async def _attempts(db: Database, delivery_ids: list[uuid.UUID]) -> dict[uuid.UU
     return {key: tuple(value) for key, value in grouped.items()}
 
 
-async def retry_delivery(db: Database, redis: ArqRedis, account_id: uuid.UUID, delivery_id: str) -> Delivery:
+async def retry_delivery(db: Database, queue: JobQueue, account_id: uuid.UUID, delivery_id: str) -> Delivery:
     """Send the delivery again now, with the same ``webhook-id``.
 
     A pending delivery's next attempt is moved to now (its schedule continues if that fails); a delivered or
@@ -249,7 +250,9 @@ async def retry_delivery(db: Database, redis: ArqRedis, account_id: uuid.UUID, d
     assert delivery.next_attempt_at is not None
     due_ms = epoch_ms(delivery.next_attempt_at)
     try:
-        await enqueue_delivery(redis, delivery.id, attempts=delivery.attempt_count, due_ms=due_ms, now_ms=due_ms)
+        await queue.enqueue(
+            jobs.deliver_webhook(delivery.id, attempts=delivery.attempt_count, due_ms=due_ms, now_ms=due_ms)
+        )
     except (OSError, RedisError) as exc:  # the delivery is pending in PostgreSQL: the sweep enqueues it
         log.warning("could not enqueue the retry of delivery %s, the sweep will: %s", delivery.id, exc)
     return delivery

@@ -8,7 +8,7 @@ from typing import Any
 
 import openai
 
-from shared.infra.db import Database, from_json
+from shared.infra.db import from_json
 from shared.openai_api import settlements
 from tests.conftest import TestAccount
 from tests.harness import ApiServer
@@ -32,11 +32,11 @@ def token_cost(
     return Decimal(prompt_tokens * input_per_token + completion_tokens * output_per_token) / 1_000_000
 
 
-async def usage_records(db: Database, account_id: uuid.UUID) -> list[dict[str, Any]]:
+async def usage_records(api: ApiServer, account_id: uuid.UUID) -> list[dict[str, Any]]:
     """The account's usage records, oldest first. Chat completions are answered before they settle; like the
-    API's own reads, these read once the account's settlements in this process (the test's API) are done."""
-    await settlements.settled(account_id)
-    rows = await db.fetch(
+    API's own reads, these read once the account's settlements in the API process ``api`` are done."""
+    await settlements.settled(api.services.background, account_id)
+    rows = await api.services.db.fetch(
         """
         SELECT source, status, model, provider, kind, units, credits, latency_ms, request_id, task_id
         FROM usage_records WHERE account_id = $1 ORDER BY id
@@ -46,10 +46,10 @@ async def usage_records(db: Database, account_id: uuid.UUID) -> list[dict[str, A
     return [{**dict(row), "units": from_json(row["units"])} for row in rows]
 
 
-async def charges(db: Database, account_id: uuid.UUID) -> list[int]:
+async def charges(api: ApiServer, account_id: uuid.UUID) -> list[int]:
     """The amounts of the account's ledger charge entries, oldest first (settled, as ``usage_records``)."""
-    await settlements.settled(account_id)
-    rows = await db.fetch(
+    await settlements.settled(api.services.background, account_id)
+    rows = await api.services.db.fetch(
         "SELECT amount FROM ledger_entries WHERE account_id = $1 AND kind = 'charge' ORDER BY id", account_id
     )
     return [row["amount"] for row in rows]

@@ -10,9 +10,10 @@ import uuid
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from shared.infra.jobs import delivery_job_id
 from shared.webhooks import RETRY_SCHEDULE_S
 from shared.webhooks.delivery import next_delay_s, parse_retry_after
-from shared.webhooks.dispatch import delivery_job_id, epoch_ms
+from shared.webhooks.dispatch import epoch_ms
 from shared.webhooks.outbox import parse_notification
 from shared.webhooks.signing import SecretSet, generate_secret, secret_key, signature, signed_headers
 

@@ -24,4 +24,4 @@ async def process_stripe_event(ctx: WorkerContext, event_row_id: str) -> str:
 
 async def billing_sweep(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
-    return await run_billing_sweep(services.db, services.redis, services.billing.stripe)
+    return await run_billing_sweep(services.db, services.queue, services.billing.stripe)

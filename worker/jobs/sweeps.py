@@ -13,8 +13,8 @@ ABANDONED_MARGIN_S = 600.0  # a request's hold outlives its longest possible run
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
-    failed = await fail_overdue(services.db, redis=services.redis, slots=services.request_limits.slots)
-    requeued = await requeue_orphans(services.db, services.redis)
+    failed = await fail_overdue(services.db, queue=services.queue, slots=services.request_limits.slots)
+    requeued = await requeue_orphans(services.db, services.queue)
     async with services.db.transaction() as conn:
         expired = await expire_lots(conn)
     slots = await services.request_limits.slots.repair(services.db)

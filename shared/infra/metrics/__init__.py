@@ -1,10 +1,10 @@
 """Counters and histograms of one process, added up across processes and machines in Redis.
 
 Each process counts in memory (no I/O on the hot path) and adds its increments to one Redis hash every
-``METRICS_FLUSH_S`` (``MetricsFlusher``, started with the process's services); ``/metrics`` on any ``web``
-process renders the totals of every process, plus gauges read from PostgreSQL and Redis at scrape time
-(``shared.infra.metrics.exposition``). The totals survive process restarts; a Redis restarted empty starts them
-again from zero, which Prometheus handles as a counter reset.
+``METRICS_FLUSH_S`` (``store.flush_periodically``, a background loop of the ``web`` and ``worker`` processes);
+``/metrics`` on any ``web`` process renders the totals of every process, plus gauges read from PostgreSQL and
+Redis at scrape time (``shared.infra.metrics.exposition``). The totals survive process restarts; a Redis
+restarted empty starts them again from zero, which Prometheus handles as a counter reset.
 """
 
 from __future__ import annotations

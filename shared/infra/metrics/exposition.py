@@ -19,9 +19,9 @@ from prometheus_client.registry import Collector
 from redis.asyncio import Redis
 
 from shared.infra.db import Database
+from shared.infra.jobs import QUEUE
 from shared.infra.metrics import DEFINITIONS
 from shared.infra.metrics.store import flush, read_totals
-from shared.infra.queue import QUEUE_NAME
 from shared.providers import ProviderRegistry
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
@@ -65,7 +65,7 @@ async def _gauges(db: Database, redis: Redis, providers: ProviderRegistry) -> li
     )
     by_status = {row["status"]: row for row in active}
     held = await db.fetchval("SELECT COALESCE(sum(credits_held), 0) FROM accounts")
-    jobs = await redis.zcard(QUEUE_NAME)
+    jobs = await redis.zcard(QUEUE)
 
     tasks = GaugeMetricFamily("conduit_tasks", "Tasks queued or running now", labels=["status"])
     for status in ("queued", "running"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 from redis.asyncio import Redis
@@ -38,26 +37,12 @@ async def read_totals(redis: Redis) -> dict[str, float]:
     return {(k.decode() if isinstance(k, bytes) else k): float(v) for k, v in raw.items()}
 
 
-class MetricsFlusher:
-    """Flushes every ``interval_s`` in the background, and once more when closed."""
-
-    def __init__(self, redis: Redis, interval_s: float) -> None:
-        self.redis = redis
-        self.interval_s = interval_s
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def _run(self) -> None:
+async def flush_periodically(redis: Redis, interval_s: float) -> None:
+    """Flush every ``interval_s`` until cancelled (a loop of the process's ``BackgroundTasks``, cancelled at
+    shutdown), then once more, so the last counts of a stopping process are not lost."""
+    try:
         while True:
-            await asyncio.sleep(self.interval_s)
-            await flush(self.redis)
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await flush(self.redis)
+            await asyncio.sleep(interval_s)
+            await flush(redis)
+    finally:
+        await flush(redis)

@@ -71,7 +71,7 @@ def auth_deps(services: Services, accounts_settings: Settings) -> AuthDeps:
     """The account services wired like the accounts API (same SMTP server), for tests below the HTTP layer."""
     return AuthDeps(
         db=services.db,
-        mailer=Mailer(accounts_settings.mail),
+        mailer=Mailer(accounts_settings.mail, services.background),
         limiter=services.limiter,
         sessions=SessionStore(services.redis, accounts_settings.auth),
         settings=accounts_settings.auth,

@@ -202,7 +202,7 @@ async def test_an_event_whose_job_was_lost_is_processed_later(
     await restarted.start()
     try:
         if recovery == "sweep":
-            assert await requeue_events(shop.db, services.redis, older_than_s=0) >= 1
+            assert await requeue_events(shop.db, services.queue, older_than_s=0) >= 1
         else:
             assert (await shop.deliver(event)).status_code == 200
         assert await shop.wait_event(event) == "processed"

@@ -60,7 +60,7 @@ async def test_sync_client_plain_chat_is_charged_the_upstreams_reported_tokens(
                          "stream": False}  # fmt: skip
     expected = token_cost(usage["prompt_tokens"], usage["completion_tokens"])
     assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["source"], record["status"], record["provider"], record["kind"]) == (
         "chat.completion", "succeeded", "sim-openai", "text"
     )  # fmt: skip
@@ -88,7 +88,7 @@ async def test_async_client_plain_chat_on_the_local_provider(
     assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (prompt_tokens, completion_tokens)
     expected = token_cost(prompt_tokens, completion_tokens)
     assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
-    assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+    assert await charges(api, account.id) == [int(expected * 1_000_000)]
 
 
 async def test_a_failing_first_route_falls_back_to_the_next(
@@ -147,7 +147,7 @@ async def test_streamed_chat_arrives_word_by_word_with_a_usage_chunk_when_asked(
         return await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
 
     await wait_for(settled, timeout=10, what="the streamed completion to be settled")
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["status"], record["credits"]) == ("succeeded", int(expected * 1_000_000))
 
 
@@ -195,7 +195,7 @@ async def test_a_client_that_disconnects_mid_stream_is_charged_once_for_what_was
         await stream.close()  # the client goes away mid-answer
 
     async def record() -> dict[str, object] | None:
-        records = await usage_records(services.db, account.id)
+        records = await usage_records(api, account.id)
         return records[0] if records else None
 
     settled = await wait_for(record, timeout=15, what="the cut stream to be settled")
@@ -207,11 +207,11 @@ async def test_a_client_that_disconnects_mid_stream_is_charged_once_for_what_was
     assert count_tokens("".join(received)) <= units["output_tokens"] < full_tokens
     expected = token_cost(units["input_tokens"], units["output_tokens"])
     assert settled["credits"] == int(expected * 1_000_000)
-    assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+    assert await charges(api, account.id) == [int(expected * 1_000_000)]
     assert await balance(client, account) == (Decimal("20") - expected, Decimal("0"))
     await asyncio.sleep(0.5)  # the generation would have gone on for seconds: nothing more is charged later
-    assert len(await usage_records(services.db, account.id)) == 1
-    assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+    assert len(await usage_records(api, account.id)) == 1
+    assert await charges(api, account.id) == [int(expected * 1_000_000)]
 
 
 async def test_an_upstream_that_cuts_the_stream_is_charged_for_what_it_produced(
@@ -239,24 +239,25 @@ async def test_an_upstream_that_cuts_the_stream_is_charged_for_what_it_produced(
         return await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
 
     await wait_for(settled, timeout=10, what="the cut stream to be settled")
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["status"], record["units"]["output_tokens"]) == ("failed", 2)
-    assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+    assert await charges(api, account.id) == [int(expected * 1_000_000)]
 
 
 async def test_a_hold_left_by_a_dead_api_process_is_voided_by_the_sweep(
-    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services
 ) -> None:
     account = await make_account(credits="10")
     principal = await authenticate(services.db, account.key)
     body = ChatInput(model="test-chat-local", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
-    ctx = await begin(services.db, services.catalog, services.providers, principal, body)  # then the process "dies"
+    ctx = await begin(services.db, services.background, services.catalog, services.providers, principal, body)
+    # ...then the process "dies"
     assert (await balance(client, account))[1] > 0
     assert await void_abandoned_request_holds(services.db, older_than_s=600) == 0  # too young to be abandoned
     await services.db.execute("UPDATE holds SET created_at = now() - interval '1 hour' WHERE id = $1", ctx.hold_id)
     assert await void_abandoned_request_holds(services.db, older_than_s=600) == 1
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["source"], record["status"], record["model"], record["credits"]) == (
         "chat.completion", "failed", "test-chat-local", 0
     )  # fmt: skip
@@ -299,7 +300,7 @@ async def test_a_plain_completion_is_answered_before_it_settles_and_later_reads_
     # The account's next read through this API process waits for it, and sees it.
     assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
     assert len(slow_settlements) == 1
-    assert await charges(services.db, account.id) == [int(expected * 1_000_000)]
+    assert await charges(api, account.id) == [int(expected * 1_000_000)]
 
 
 async def test_a_hold_refused_while_an_earlier_request_settles_is_tried_again_once_it_has(
@@ -317,7 +318,7 @@ async def test_a_hold_refused_while_an_earlier_request_settles_is_tried_again_on
         token_cost(c.usage.prompt_tokens, c.usage.completion_tokens) for c in (first, second) if c.usage is not None
     )
     assert await balance(client, account) == (Decimal("0.3") - spent, Decimal("0"))
-    assert len(await charges(services.db, account.id)) == 2
+    assert len(await charges(api, account.id)) == 2
 
 
 async def test_a_settlement_that_loses_its_connection_is_retried(
@@ -340,7 +341,7 @@ async def test_a_settlement_that_loses_its_connection_is_retried(
     assert completion.usage is not None
     expected = token_cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
     assert await balance(client, account) == (Decimal("10") - expected, Decimal("0"))
-    assert failures == [] and await charges(services.db, account.id) == [int(expected * 1_000_000)]
+    assert failures == [] and await charges(api, account.id) == [int(expected * 1_000_000)]
 
 
 async def test_a_settlement_that_keeps_failing_leaves_the_hold_to_the_sweep_and_charges_nothing(
@@ -363,4 +364,4 @@ async def test_a_settlement_that_keeps_failing_leaves_the_hold_to_the_sweep_and_
                               account.id)  # fmt: skip
     assert await void_abandoned_request_holds(services.db, older_than_s=600) == 1
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
-    assert await charges(services.db, account.id) == []
+    assert await charges(api, account.id) == []

@@ -47,7 +47,7 @@ async def test_images_as_urls_through_the_task_pipeline(
             assert image.status_code == 200
             assert Image.open(io.BytesIO(image.content)).size == (384, 256)
     assert await balance(client, account) == (Decimal("9"), Decimal("0"))  # 2 images at 0.5
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["source"], record["status"], record["kind"], record["credits"]) == ("task", "succeeded", "image",
                                                                                         1_000_000)  # fmt: skip
     assert record["units"]["images"] == 2
@@ -125,7 +125,7 @@ async def test_insufficient_credits_is_402_and_recorded(
         assert image_error.value.status_code == 402
     assert sims.openai.calls_to("chat") == []
     assert await balance(client, account) == (Decimal("0.01"), Decimal("0"))
-    records = await usage_records(services.db, account.id)
+    records = await usage_records(api, account.id)
     assert [(r["source"], r["status"], r["credits"]) for r in records] == [
         ("chat.completion", "failed", 0),
         ("image.generation", "failed", 0),
@@ -170,7 +170,7 @@ async def test_bad_parameters_raise_bad_request(
     assert caught.value.status_code == 400
     assert caught.value.param is not None and caught.value.param.startswith(param)
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["source"], record["status"], record["model"], record["credits"]) == (
         "chat.completion", "failed", "test-chat-local", 0
     )  # fmt: skip
@@ -212,7 +212,7 @@ async def test_an_upstream_outage_is_502_and_costs_nothing(
     assert "sim-openai" in caught.value.message
     assert len(sims.openai.calls_to("chat")) == 3  # retried by Conduit, not by the client (max_retries=0)
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
-    [record] = await usage_records(services.db, account.id)
+    [record] = await usage_records(api, account.id)
     assert (record["source"], record["status"], record["credits"]) == ("chat.completion", "failed", 0)
 
 

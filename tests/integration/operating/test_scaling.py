@@ -158,7 +158,7 @@ async def test_redis_restarted_empty_mid_run_loses_no_task(
         await wait_for(lambda: _status_is(client, account, ids[0], "running"), timeout=30, what="work to start")
         await services.redis.flushdb()  # the queue is gone: queued tasks have no job any more
         # The sweep (every 15 s on some worker) puts them back; here it is called at once.
-        assert await requeue_orphans(services.db, services.redis, older_than_s=0) >= 1
+        assert await requeue_orphans(services.db, services.queue, older_than_s=0) >= 1
         await _all_charged_once(client, account, services, ids)
 
 

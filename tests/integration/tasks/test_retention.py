@@ -133,8 +133,8 @@ async def test_deadline_and_requeue_sweeps_run_by_every_worker_at_once(
     )
     await services.redis.flushdb()
     failed, requeued = await asyncio.gather(
-        asyncio.gather(*(fail_overdue(services.db, redis=services.redis) for _ in range(WORKERS))),
-        asyncio.gather(*(requeue_orphans(services.db, services.redis, older_than_s=0) for _ in range(WORKERS))),
+        asyncio.gather(*(fail_overdue(services.db, queue=services.queue) for _ in range(WORKERS))),
+        asyncio.gather(*(requeue_orphans(services.db, services.queue, older_than_s=0) for _ in range(WORKERS))),
     )
     # (other tests' leftovers may be swept too) each task is failed by exactly one sweep: one void each below
     assert sum(failed) >= 5

@@ -21,8 +21,8 @@ async def test_a_task_whose_job_was_lost_is_requeued_and_runs(
     account = await make_account(credits="5")
     created = (await submit(client, account, "sdxl", prompt="lost", width=256, height=256)).json()
     await services.redis.flushdb()  # Redis restarted empty: the job is gone, the task is still queued
-    assert await requeue_orphans(services.db, services.redis, older_than_s=0) >= 1
-    assert await requeue_orphans(services.db, services.redis, older_than_s=0) == 0  # the job exists now
+    assert await requeue_orphans(services.db, services.queue, older_than_s=0) >= 1
+    assert await requeue_orphans(services.db, services.queue, older_than_s=0) == 0  # the job exists now
 
     worker = InProcessWorker(settings)  # type: ignore[arg-type]
     await worker.start()

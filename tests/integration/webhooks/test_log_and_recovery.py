@@ -156,10 +156,10 @@ async def test_deliveries_whose_job_was_lost_are_found_by_the_sweep(
     task_id = await canceled_task(lclient, account, webhook_url=receiver.url())
     delivery_id = await only_delivery(services, task_id)
     await services.redis.flushdb()  # Redis restarted empty
-    assert await requeue_due(services.db, services.redis, dt.datetime.now(dt.UTC)) == 0  # not overdue yet
+    assert await requeue_due(services.db, services.queue, dt.datetime.now(dt.UTC)) == 0  # not overdue yet
     later = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=11)
-    assert await requeue_due(services.db, services.redis, later) >= 1
-    assert await requeue_due(services.db, services.redis, later) == 0  # the same job is not queued twice
+    assert await requeue_due(services.db, services.queue, later) >= 1
+    assert await requeue_due(services.db, services.queue, later) == 0  # the same job is not queued twice
     worker = InProcessWorker(loopback_settings)  # type: ignore[arg-type]
     await worker.start()
     try:

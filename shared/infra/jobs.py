@@ -1,0 +1,71 @@
+"""Every job the workers run: its name, its queue, and the id that makes handing it over idempotent.
+
+A producer builds the ``Job`` here and hands it to the workers with ``JobQueue.enqueue``
+(``shared.infra.queue``) once the state it refers to is committed; ``worker/main.py`` registers each name
+with the function that runs it. Jobs carry ids only. Enqueueing a job whose id is already queued or running
+does nothing, so a producer, a retry and a sweep that hand over the same work never double it:
+
+* a task's job id is the task id;
+* a webhook delivery's is ``webhook:<delivery id>:<attempts so far>:<due time in ms>``: the outbox listener,
+  the previous attempt and the sweep all name the same job for the same pending attempt.
+
+Periodic jobs are arq cron jobs: each worker enqueues them itself, one per tick (``unique``), under these names.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+from arq.constants import default_queue_name
+
+QUEUE = default_queue_name  # every job, one queue
+
+# Jobs handed over by producers
+RUN_TASK = "run_task"
+CANCEL_UPSTREAM = "cancel_upstream"
+DELIVER_WEBHOOK = "deliver_webhook"
+PROCESS_STRIPE_EVENT = "process_stripe_event"
+
+# Periodic jobs (arq cron), under arq's default names (``cron:<function>``): a worker of the previous release
+# names them the same, so during a rolling deploy the workers still share one job per tick
+SWEEP = "cron:sweep"
+WEBHOOK_SWEEP = "cron:webhook_sweep"
+BILLING_SWEEP = "cron:billing_sweep"
+HOUSEKEEPING = "cron:housekeeping"
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One job to hand to the workers: the function ``name`` runs with ``args``, under ``job_id``, not before
+    ``defer_ms`` from now."""
+
+    name: str
+    job_id: str
+    args: tuple[str, ...]
+    defer_ms: int = 0
+
+
+def run_task(task_id: uuid.UUID) -> Job:
+    """Run (or poll again) the task."""
+    return Job(RUN_TASK, str(task_id), (str(task_id),))
+
+
+def cancel_upstream(task_id: uuid.UUID) -> Job:
+    """Cancel the upstream job of a canceled or failed task."""
+    return Job(CANCEL_UPSTREAM, f"{CANCEL_UPSTREAM}:{task_id}", (str(task_id),))
+
+
+def delivery_job_id(delivery_id: uuid.UUID, attempts: int, due_ms: int) -> str:
+    return f"webhook:{delivery_id}:{attempts}:{due_ms}"
+
+
+def deliver_webhook(delivery_id: uuid.UUID, *, attempts: int, due_ms: int, now_ms: int) -> Job:
+    """The delivery's next attempt (``attempts`` made so far), due at ``due_ms`` (epoch ms; ``now_ms`` is now)."""
+    job_id = delivery_job_id(delivery_id, attempts, due_ms)
+    return Job(DELIVER_WEBHOOK, job_id, (str(delivery_id),), defer_ms=max(0, due_ms - now_ms))
+
+
+def process_stripe_event(event_row_id: uuid.UUID) -> Job:
+    """Process a stored Stripe event."""
+    return Job(PROCESS_STRIPE_EVENT, f"stripe-event:{event_row_id}", (str(event_row_id),))
