@@ -10,7 +10,7 @@ from shared.infra.errors import NotFound
 from shared.infra.ids import parse_uuid
 from shared.infra.pagination import choice_filter, page_cursor
 from shared.tasks import STATUSES
-from shared.tasks.records import COLUMNS, TaskRecord
+from shared.tasks.records import TASK_ROWS, TaskRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,10 +31,12 @@ async def get_task(db: Database, account_id: uuid.UUID, task_id: str | uuid.UUID
     parsed = task_id if isinstance(task_id, uuid.UUID) else parse_uuid(task_id)
     if parsed is None:
         raise task_not_found(task_id)
-    row = await db.fetchrow(f"SELECT {COLUMNS} FROM tasks WHERE id = $1 AND account_id = $2", parsed, account_id)
+    row = await db.fetchrow(
+        f"SELECT {TASK_ROWS.columns} FROM tasks WHERE id = $1 AND account_id = $2", parsed, account_id
+    )
     if row is None:
         raise task_not_found(task_id)
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 async def list_tasks(
@@ -51,7 +53,7 @@ async def list_tasks(
     choice_filter(status, STATUSES, "status")
     rows = await db.fetch(
         f"""
-        SELECT {COLUMNS} FROM tasks
+        SELECT {TASK_ROWS.columns} FROM tasks
         WHERE account_id = $1
           AND ($2::uuid IS NULL OR id < $2)
           AND ($3::text IS NULL OR status = $3)
@@ -65,5 +67,5 @@ async def list_tasks(
         model,
         limit + 1,
     )
-    tasks = [TaskRecord.from_row(row) for row in rows[:limit]]
+    tasks = [TASK_ROWS.from_row(row) for row in rows[:limit]]
     return TaskPage(tasks=tasks, has_more=len(rows) > limit)

@@ -24,7 +24,7 @@ from shared.infra.ids import uuid7
 from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import hold_errors
 from shared.providers import ProviderRegistry
-from shared.tasks.records import COLUMNS, TaskRecord
+from shared.tasks.records import TASK_ROWS, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +136,7 @@ WITH task AS (
     INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
                        credits_held, deadline_at)
     VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, now() + make_interval(secs => $10))
-    RETURNING {COLUMNS}
+    RETURNING {TASK_ROWS.columns}
 )
 SELECT task.*, ledger_place_hold($11, task.account_id, task.credits_held, task.id, $12, $13) FROM task
 """
@@ -158,7 +158,7 @@ async def _insert_task_and_hold(
             float(prepared.model.max_runtime_s), hold_id, uuid7(), f"{prepared.model.id} task",
         )  # fmt: skip
     assert row is not None
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 async def _claim_idempotency_key(conn: Connection, principal: Principal, key: str, request_hash: str) -> bool:
@@ -208,7 +208,7 @@ async def _replayed_task(db: Database, principal: Principal, key: str, request_h
             code="idempotency_key_reused",
             param="Idempotency-Key",
         )
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 def _request_hash(submission: TaskSubmission) -> str:
