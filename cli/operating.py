@@ -32,7 +32,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         page = await search_accounts(
             services.db, query=args.query, status=args.status, role=args.role, limit=args.limit, after=args.after
         )
-        return {"data": page.accounts, "has_more": page.has_more, "next_cursor": page.next_cursor}
+        return {"data": page.items, "has_more": page.has_more, "next_cursor": page.next_cursor}
 
     return run_with_services(settings, action)
 

@@ -37,7 +37,7 @@ class WorkPages(Controller):
         after: Text = None,
     ) -> Template:
         found = await list_tasks(services.db, member.account_id, limit=20, after=after or None, status=status or None)
-        shown = [public_task(task, services.signer) for task in found.tasks]
+        shown = [public_task(task, services.signer) for task in found.items]
         return page(
             "dashboard/tasks.html",
             visitor,
@@ -72,7 +72,7 @@ class WorkPages(Controller):
         return page(
             "dashboard/support.html",
             visitor,
-            tickets=found.tickets,
+            tickets=found.items,
             categories=CATEGORIES,
             limits=services.settings.support,
             section="support",

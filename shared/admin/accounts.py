@@ -9,7 +9,6 @@ the operator's reason and an idempotency key derived from the operation id, so a
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -20,21 +19,11 @@ from shared.accounts.service import get_account
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InsufficientCredits, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid, uuid7
-from shared.infra.pagination import page_cursor
+from shared.infra.pagination import Page, page_cursor
 from shared.ledger import get_balance, grant, take_back
 from shared.ledger.money import Credits
 
 MAX_REASON = 500
-
-
-@dataclass(frozen=True, slots=True)
-class AccountPage:
-    accounts: list[dict[str, Any]]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return self.accounts[-1]["id"] if self.has_more and self.accounts else None
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -60,7 +49,7 @@ async def search_accounts(
     role: str | None = None,
     limit: int = 20,
     after: str | None = None,
-) -> AccountPage:
+) -> Page[dict[str, Any]]:
     """Newest first. ``query`` is an account id, an API key prefix (``cdt_…``) or part of an email address."""
     cursor = page_cursor(limit, after)
     text = (query or "").strip().lower()
@@ -78,7 +67,7 @@ async def search_accounts(
         """,
         text, exact_id, status, role, cursor, limit + 1, pattern,
     )  # fmt: skip
-    return AccountPage([_summary(row) for row in rows[:limit]], len(rows) > limit)
+    return Page.of(rows, limit, _summary)
 
 
 async def account_detail(db: Database, ident: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from shared.infra.db import Connection, Database
 from shared.infra.db.records import RecordMapping
 from shared.infra.errors import InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import choice_filter, page_cursor
+from shared.infra.pagination import Page, choice_filter, page_cursor
 from shared.infra.storage import LocalStorage
 from shared.support import CATEGORIES, STAFF_ROLES, STATUSES
 
@@ -152,16 +152,6 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
     return {**public_ticket(ticket, viewer), "messages": thread}
 
 
-@dataclass(frozen=True, slots=True)
-class TicketPage:
-    tickets: list[dict[str, Any]]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return self.tickets[-1]["id"] if self.has_more and self.tickets else None
-
-
 async def list_tickets(
     db: Database,
     viewer: Viewer,
@@ -171,7 +161,7 @@ async def list_tickets(
     account: str | None = None,
     limit: int = 20,
     after: str | None = None,
-) -> TicketPage:
+) -> Page[dict[str, Any]]:
     """Newest first. Staff see every account's tickets (``account`` narrows to one); owners see their own."""
     cursor = page_cursor(limit, after)
     choice_filter(status, STATUSES, "status")
@@ -198,9 +188,7 @@ async def list_tickets(
         cursor,
         limit + 1,
     )
-    return TicketPage(
-        [public_ticket(TICKET_ROWS.from_row(row), viewer) for row in rows[:limit]], has_more=len(rows) > limit
-    )
+    return Page.of(rows, limit, lambda row: public_ticket(TICKET_ROWS.from_row(row), viewer))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from shared.infra.db import Database
 from shared.infra.errors import NotFound
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import choice_filter, page_cursor
+from shared.infra.pagination import Page, choice_filter, page_cursor
 from shared.tasks import STATUSES
 from shared.tasks.records import TASK_ROWS, TaskRecord
-
-
-@dataclass(frozen=True, slots=True)
-class TaskPage:
-    tasks: list[TaskRecord]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return str(self.tasks[-1].id) if self.has_more and self.tasks else None
 
 
 def task_not_found(task_id: object) -> NotFound:
@@ -47,7 +36,7 @@ async def list_tasks(
     after: str | None = None,
     status: str | None = None,
     model: str | None = None,
-) -> TaskPage:
+) -> Page[TaskRecord]:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a task id)."""
     cursor = page_cursor(limit, after)
     choice_filter(status, STATUSES, "status")
@@ -67,5 +56,4 @@ async def list_tasks(
         model,
         limit + 1,
     )
-    tasks = [TASK_ROWS.from_row(row) for row in rows[:limit]]
-    return TaskPage(tasks=tasks, has_more=len(rows) > limit)
+    return Page.of(rows, limit, TASK_ROWS.from_row)

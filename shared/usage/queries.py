@@ -17,7 +17,7 @@ from shared.infra.db import Database, Record
 from shared.infra.db.records import JSONB, Column, RecordMapping
 from shared.infra.errors import InvalidInput
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import page_cursor
+from shared.infra.pagination import Page, page_cursor
 from shared.ledger.money import Credits
 from shared.usage import STATUSES, UNIT_FIELDS
 
@@ -149,17 +149,9 @@ class UsageRecordRow:
 USAGE_ROWS = RecordMapping(UsageRecordRow, "usage_records u LEFT JOIN api_keys k ON k.id = u.api_key_id", alias="u")
 
 
-@dataclass(frozen=True, slots=True)
-class UsagePage:
-    records: list[dict[str, Any]]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return self.records[-1]["id"] if self.has_more and self.records else None
-
-
-async def list_usage(db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None) -> UsagePage:
+async def list_usage(
+    db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None
+) -> Page[dict[str, Any]]:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a record id)."""
     cursor = page_cursor(limit, after)
     where, args = filters.where()
@@ -171,7 +163,7 @@ async def list_usage(db: Database, filters: UsageFilters, *, limit: int = 50, af
         f"SELECT {USAGE_ROWS.columns} FROM {USAGE_ROWS.source} WHERE {where} ORDER BY u.id DESC LIMIT ${len(args)}",
         *args,
     )
-    return UsagePage(records=[USAGE_ROWS.from_row(row).public() for row in rows[:limit]], has_more=len(rows) > limit)
+    return Page.of(rows, limit, lambda row: USAGE_ROWS.from_row(row).public())
 
 
 # Counts, credits and units of a group of records (the summary's columns).

@@ -15,7 +15,7 @@ from shared.infra.db import Database
 from shared.infra.db.records import FILLED_BY_CALLER, Column, RecordMapping
 from shared.infra.errors import Conflict, NotFound
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import choice_filter, id_filter, page_cursor
+from shared.infra.pagination import Page, choice_filter, id_filter, page_cursor
 from shared.webhooks import EVENT_TYPES
 from shared.webhooks.dispatch import enqueue_delivery, epoch_ms
 
@@ -95,16 +95,6 @@ ATTEMPT_ROWS = RecordMapping(Attempt, "webhook_attempts")
 DELIVERY_ROWS = RecordMapping(Delivery, "webhook_deliveries")
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryPage:
-    deliveries: list[Delivery]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return str(self.deliveries[-1].id) if self.has_more and self.deliveries else None
-
-
 def delivery_not_found(delivery_id: object) -> NotFound:
     return NotFound(f"webhook delivery {delivery_id} not found", code="webhook_delivery_not_found")
 
@@ -119,7 +109,7 @@ async def list_deliveries(
     task_id: str | uuid.UUID | None = None,
     endpoint_id: str | None = None,
     event_type: str | None = None,
-) -> DeliveryPage:
+) -> Page[Delivery]:
     """Newest first, each with its attempts. ``after`` is the ``next_cursor`` of the previous page."""
     cursor = page_cursor(limit, after)
     choice_filter(status, STATUSES, "status")
@@ -146,10 +136,8 @@ async def list_deliveries(
         event_type,
         limit + 1,
     )
-    page = rows[:limit]
-    attempts = await _attempts(db, [row["id"] for row in page])
-    deliveries = [DELIVERY_ROWS.from_row(row, attempts=attempts.get(row["id"], ())) for row in page]
-    return DeliveryPage(deliveries=deliveries, has_more=len(rows) > limit)
+    attempts = await _attempts(db, [row["id"] for row in rows[:limit]])
+    return Page.of(rows, limit, lambda row: DELIVERY_ROWS.from_row(row, attempts=attempts.get(row["id"], ())))
 
 
 async def get_delivery(db: Database, account_id: uuid.UUID, delivery_id: str | uuid.UUID) -> Delivery:
