@@ -7,6 +7,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.accounts import ROLES
 from shared.accounts.keys import NewKey, create_api_key
 from shared.infra.db import Database, Record
 from shared.infra.errors import Conflict, InvalidInput, NotFound
@@ -14,8 +15,6 @@ from shared.infra.ids import uuid7
 from shared.infra.pagination import Page, page_cursor
 from shared.ledger import Balance, get_balance, grant, upcoming_expiries
 from shared.ledger.money import Credits
-
-ROLES = ("user", "support", "admin")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,8 +21,6 @@ from shared.tasks.views import public_task
 if TYPE_CHECKING:
     from shared.ratelimits.task_slots import TaskSlots
 
-ACTIVE = ("queued", "running")
-
 
 async def _load(db: Database, task_id: str) -> TaskRecord:
     parsed = parse_uuid(task_id)

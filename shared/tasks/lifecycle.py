@@ -17,6 +17,7 @@ from shared.infra.db import Database, Record, to_json
 from shared.infra.errors import Conflict
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
+from shared.ledger.money import MICRO
 from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import TASK_ROWS, TaskRecord
@@ -149,7 +150,7 @@ async def complete(
         if row["has_webhook"]:
             await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     _count_finished(row, "succeeded", provider)
-    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / 1_000_000)
+    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / MICRO)
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task.id)
     return True
