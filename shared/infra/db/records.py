@@ -84,10 +84,11 @@ class RecordMapping(Generic[R]):
         self.keys = tuple(keys)
         self._json_positions = tuple(json_positions)
         self.json_keys = tuple(keys[position] for position in json_positions)
-        self._values: Callable[[Record], tuple[Any, ...]] = itemgetter(*keys)  # one C call for every column
+        self._values: Callable[[Record], tuple[Any, ...]] = itemgetter(*keys)  # every column in one C call
         MAPPINGS.append(self)
 
     def from_row(self, row: Record, **filled: Any) -> R:
+        """The record of ``row``; ``filled`` gives the fields that the caller fills."""
         values = self._values(row)
         if self._json_positions:
             decoded = list(values)
