@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from cli.connections import run_with_connections, run_with_services
+from shared.accounts import ROLES
 from shared.settings import Settings, SettingsError
 
 
@@ -189,5 +190,5 @@ def add_limit_and_role_commands(accounts: Any) -> None:
     limits.set_defaults(handler=cmd_accounts_limits)
     role = accounts.add_parser("role", help="set an account's role (support staff answer tickets)")
     role.add_argument("account", help="account id or email")
-    role.add_argument("role", choices=["user", "support", "admin"])
+    role.add_argument("role", choices=ROLES)
     role.set_defaults(handler=cmd_accounts_role)

@@ -23,6 +23,7 @@ from cli.accounts import add_account_commands, add_limit_and_role_commands, cmd_
 from cli.connections import Connections, run_with_connections
 from cli.embedded import EmbeddedError, EmbeddedServices
 from cli.operating import add_operating_commands
+from shared.accounts import ROLES
 from shared.settings import Settings, SettingsError
 
 
@@ -147,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     create = accounts.add_parser("create", help="create an account with credits and print an API key")
     create.add_argument("--email", required=True)
     create.add_argument("--credits", default="0", help="credits to grant, e.g. 100 or 2.5")
-    create.add_argument("--role", default="user", choices=["user", "support", "admin"])
+    create.add_argument("--role", default="user", choices=ROLES)
     create.set_defaults(handler=cmd_accounts_create)
     add_account_commands(accounts, sub)
     add_limit_and_role_commands(accounts)

@@ -20,6 +20,7 @@ import socket
 from typing import Any
 
 from cli.connections import Connections, run_with_services
+from shared.accounts import ROLES
 from shared.settings import Settings
 
 CLI_ACTOR = "cli"
@@ -32,7 +33,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
         page = await search_accounts(
             services.db, query=args.query, status=args.status, role=args.role, limit=args.limit, after=args.after
         )
-        return {"data": page.accounts, "has_more": page.has_more, "next_cursor": page.next_cursor}
+        return {"data": page.items, "has_more": page.has_more, "next_cursor": page.next_cursor}
 
     return run_with_services(settings, action)
 
@@ -131,7 +132,7 @@ def add_operating_commands(sub: Any) -> None:
     search = accounts.add_parser("search", help="accounts by id, key prefix or part of an email; newest first")
     search.add_argument("query", nargs="?", default=None)
     search.add_argument("--status", choices=["active", "suspended", "deleted"], default=None)
-    search.add_argument("--role", choices=["user", "support", "admin"], default=None)
+    search.add_argument("--role", choices=ROLES, default=None)
     search.add_argument("--limit", type=int, default=20)
     search.add_argument("--after", default=None, help="next_cursor of the previous page")
     search.set_defaults(handler=cmd_search)

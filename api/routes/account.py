@@ -21,6 +21,7 @@ from api.deps import (
 from api.routes.auth import session_cookie
 from shared.accounts.erasure import delete_account
 from shared.accounts.service import get_account, list_ledger
+from shared.infra.pagination import page_envelope
 
 
 class DeleteAccountBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,13 +46,7 @@ class AccountController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
         after: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        entries, has_more = await list_ledger(services.db, principal.account_id, limit=limit, after=after)
-        return {
-            "object": "list",
-            "data": entries,
-            "has_more": has_more,
-            "next_cursor": entries[-1]["id"] if has_more and entries else None,
-        }
+        return page_envelope(await list_ledger(services.db, principal.account_id, limit=limit, after=after))
 
     @delete(
         "/",

@@ -22,6 +22,7 @@ from shared.admin import require_admin
 from shared.admin import tasks as admin_tasks
 from shared.admin.providers import provider_health
 from shared.infra.errors import InvalidInput
+from shared.infra.pagination import list_envelope, page_envelope
 from shared.ledger.money import CreditsFormatError, parse_credits
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
@@ -85,7 +86,7 @@ class AdminController(Controller):
         page = await admin_accounts.search_accounts(
             services.db, query=q, status=status, role=role, limit=limit, after=after
         )
-        return {"object": "list", "data": page.accounts, "has_more": page.has_more, "next_cursor": page.next_cursor}
+        return page_envelope(page)
 
     @get("/accounts/{account:str}")
     async def get_account(self, admin: AdminDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
@@ -142,11 +143,11 @@ class AdminController(Controller):
 
     @get("/providers")
     async def providers(self, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
-        return {"object": "list", "data": await provider_health(services.db, services.providers)}
+        return list_envelope(await provider_health(services.db, services.providers))
 
     @get("/promo-codes")
     async def list_promos(self, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
-        return {"object": "list", "data": [promo.summary() for promo in await list_promo_codes(services.db)]}
+        return list_envelope([promo.summary() for promo in await list_promo_codes(services.db)])
 
     @post("/promo-codes", status_code=201)
     async def create_promo(self, admin: AdminDep, services: ServicesDep, data: JSONBody[PromoBody]) -> dict[str, Any]:

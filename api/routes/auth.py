@@ -25,6 +25,7 @@ from shared.accounts import signin, signup
 from shared.accounts.service import get_account
 from shared.accounts.sessions import Session
 from shared.infra.errors import InvalidInput, NotFound
+from shared.infra.pagination import list_envelope
 from shared.settings import AuthSettings
 
 PENDING = {
@@ -182,7 +183,7 @@ class AuthController(Controller):
     @get("/sessions", dependencies={"principal": Provide(provide_session_principal)})
     async def list_sessions(self, principal: SessionPrincipalDep, auth: AuthDep) -> dict[str, Any]:
         sessions = await auth.sessions.list(principal.account_id)
-        return {"object": "list", "data": [s.public(current=s.id == principal.session_id) for s in sessions]}
+        return list_envelope([s.public(current=s.id == principal.session_id) for s in sessions])
 
     @delete(
         "/sessions/{session_id:str}", status_code=204, dependencies={"principal": Provide(provide_session_principal)}

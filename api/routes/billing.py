@@ -13,6 +13,7 @@ from api.deps import PrincipalDep, ServicesDep, provide_principal
 from shared.billing.events import receive_event
 from shared.billing.orders import get_order, list_orders, start_checkout
 from shared.billing.refunds import refund_order
+from shared.infra.pagination import list_envelope, page_envelope
 
 
 class CheckoutBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,7 +33,7 @@ class BillingController(Controller):
 
     @get("/products")
     async def products(self, services: ServicesDep) -> dict[str, Any]:
-        return {"object": "list", "data": [product.public() for product in services.billing.products]}
+        return list_envelope([product.public() for product in services.billing.products])
 
     @post("/checkout", status_code=201, dependencies={"principal": Provide(provide_principal)})
     async def checkout(
@@ -52,13 +53,9 @@ class BillingController(Controller):
         after: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        orders, has_more = await list_orders(services.db, principal.account_id, limit=limit, after=after, status=status)
-        return {
-            "object": "list",
-            "data": orders,
-            "has_more": has_more,
-            "next_cursor": orders[-1]["id"] if has_more and orders else None,
-        }
+        return page_envelope(
+            await list_orders(services.db, principal.account_id, limit=limit, after=after, status=status)
+        )
 
     @get("/orders/{order_id:str}", dependencies={"principal": Provide(provide_principal)})
     async def order(self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]) -> dict[str, Any]:

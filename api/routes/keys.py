@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody
 
 from api.deps import ServicesDep, SessionPrincipalDep, provide_session_principal
 from shared.accounts import key_management as keys
+from shared.infra.pagination import list_envelope
 
 
 class RateLimitsBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -70,10 +71,7 @@ class KeyController(Controller):
 
     @get("/")
     async def list_keys(self, principal: SessionPrincipalDep, services: ServicesDep) -> dict[str, Any]:
-        return {
-            "object": "list",
-            "data": [view.public() for view in await keys.list_keys(services.db, principal.account_id)],
-        }
+        return list_envelope([view.public() for view in await keys.list_keys(services.db, principal.account_id)])
 
     @get("/{key_id:str}")
     async def get_key(

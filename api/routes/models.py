@@ -10,6 +10,7 @@ from litestar.params import FromPath
 from api.deps import ServicesDep
 from shared.catalog.views import public_model
 from shared.infra.errors import NotFound
+from shared.infra.pagination import list_envelope
 
 
 class ModelController(Controller):
@@ -19,7 +20,7 @@ class ModelController(Controller):
     @get("/")
     async def list_models(self, services: ServicesDep) -> dict[str, Any]:
         data = [public_model(m, available=services.providers.available(m)) for m in services.catalog]
-        return {"object": "list", "data": data}
+        return list_envelope(data)
 
     @get("/{model_id:str}")
     async def get_model(self, services: ServicesDep, model_id: FromPath[str]) -> dict[str, Any]:

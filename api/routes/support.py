@@ -19,6 +19,7 @@ from litestar.response import File
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from shared.accounts.keys import Principal
 from shared.infra.errors import InvalidInput
+from shared.infra.pagination import page_envelope
 from shared.services import Services
 from shared.support import queries, tickets
 from shared.support.attachments import Upload
@@ -80,10 +81,6 @@ def _download(found: queries.AttachmentFile) -> File:
     )
 
 
-def _page(page: queries.TicketPage) -> dict[str, Any]:
-    return {"object": "list", "data": page.tickets, "has_more": page.has_more, "next_cursor": page.next_cursor}
-
-
 async def _post_message(
     request: Request[Any, Any, Any], services: Services, ticket_id: str, viewer: Viewer
 ) -> dict[str, Any]:
@@ -134,7 +131,7 @@ class SupportTicketController(Controller):
         after: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         viewer = Viewer(principal.account_id)
-        return _page(
+        return page_envelope(
             await queries.list_tickets(services.db, viewer, status=status, category=category, limit=limit, after=after)
         )
 
@@ -190,7 +187,7 @@ class StaffTicketController(Controller):
         page = await queries.list_tickets(
             services.db, viewer, status=status, category=category, account=account, limit=limit, after=after
         )
-        return _page(page)
+        return page_envelope(page)
 
     @get("/{ticket_id:str}")
     async def get_ticket(

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
 from api.rate_limit_headers import TASK_ROUTE
 from shared.infra.ids import parse_uuid
+from shared.infra.pagination import page_envelope
 from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
 from shared.tasks.submit import TaskSubmission, submit_task
@@ -77,12 +78,7 @@ class TaskController(Controller):
         model: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         page = await list_tasks(services.db, principal.account_id, limit=limit, after=after, status=status, model=model)
-        return {
-            "object": "list",
-            "data": [public_task(task, services.signer) for task in page.tasks],
-            "has_more": page.has_more,
-            "next_cursor": page.next_cursor,
-        }
+        return page_envelope(page.map(lambda task: public_task(task, services.signer)))
 
     @get("/{task_id:str}")
     async def get_task(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from shared.infra.pagination import page_envelope
 from shared.usage.export import export_csv
 from shared.usage.queries import UsageFilters, list_usage, summarize_usage
 
@@ -50,8 +51,7 @@ class UsageController(Controller):
         after: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
         """Usage records, newest first: one per model request (succeeded, failed or canceled)."""
-        page = await list_usage(services.db, filters, limit=limit, after=after)
-        return {"object": "list", "data": page.records, "has_more": page.has_more, "next_cursor": page.next_cursor}
+        return page_envelope(await list_usage(services.db, filters, limit=limit, after=after))
 
     @get("/summary")
     async def summary(self, filters: FiltersDep, services: ServicesDep) -> dict[str, Any]:

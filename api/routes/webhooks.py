@@ -11,9 +11,10 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from shared.infra.pagination import Page, page_envelope
 from shared.tasks.queries import get_task
 from shared.webhooks import endpoints
-from shared.webhooks.log import DeliveryPage, get_delivery, list_deliveries, retry_delivery
+from shared.webhooks.log import Delivery, get_delivery, list_deliveries, retry_delivery
 
 
 class CreateEndpointBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,15 +33,6 @@ class UpdateEndpointBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class RotateSecretBody(msgspec.Struct, forbid_unknown_fields=True):
     grace_period_s: int | None = None
-
-
-def _page(page: DeliveryPage) -> dict[str, Any]:
-    return {
-        "object": "list",
-        "data": [delivery.public() for delivery in page.deliveries],
-        "has_more": page.has_more,
-        "next_cursor": page.next_cursor,
-    }
 
 
 class WebhookEndpointController(Controller):
@@ -66,7 +58,7 @@ class WebhookEndpointController(Controller):
     @get("/")
     async def list_endpoints(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
         found = await endpoints.list_endpoints(services.db, principal.account_id)
-        return {"object": "list", "data": [e.public() for e in found], "has_more": False, "next_cursor": None}
+        return page_envelope(Page([e.public() for e in found]))  # every endpoint, in the shape of a page
 
     @get("/{endpoint_id:str}")
     async def get_endpoint(
@@ -156,7 +148,7 @@ class WebhookDeliveryController(Controller):
             endpoint_id=endpoint_id,
             event_type=event_type,
         )
-        return _page(page)
+        return page_envelope(page.map(Delivery.public))
 
     @get("/{delivery_id:str}")
     async def get_delivery(
@@ -186,7 +178,7 @@ class TaskWebhooksController(Controller):
     ) -> dict[str, Any]:
         task = await get_task(services.db, principal.account_id, task_id)  # 404 for another account's task
         page = await list_deliveries(services.db, principal.account_id, limit=limit, after=after, task_id=task.id)
-        return _page(page)
+        return page_envelope(page.map(Delivery.public))
 
 
 WEBHOOK_CONTROLLERS = [

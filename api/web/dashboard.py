@@ -47,7 +47,7 @@ class DashboardPages(Controller):
     async def overview(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
         account = (await get_account(services.db, member.account_id)).public()
         recent = await list_tasks(services.db, member.account_id, limit=5)
-        tasks = [public_task(task, services.signer) for task in recent.tasks]
+        tasks = [public_task(task, services.signer) for task in recent.items]
         return page("dashboard/overview.html", visitor, account=account, tasks=tasks, section="overview")
 
     @get("/keys")
@@ -82,7 +82,7 @@ class DashboardPages(Controller):
         return page(
             "dashboard/usage.html",
             visitor,
-            records=records.records,
+            records=records.items,
             next_query=urlencode({**query, "after": records.next_cursor}) if records.next_cursor else None,
             summary=summary,
             chart=render_svg(data),
@@ -94,7 +94,7 @@ class DashboardPages(Controller):
 
     @get("/billing")
     async def billing(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
-        orders, _ = await list_orders(services.db, member.account_id, limit=50)
+        orders = (await list_orders(services.db, member.account_id, limit=50)).items
         account = (await get_account(services.db, member.account_id)).public()
         products = [product.public() for product in services.billing.products]
         return page(

@@ -11,11 +11,10 @@ from litestar.response import Template
 
 from api.deps import ServicesDep
 from api.web.context import VisitorDep, page, provide_visitor
+from shared.catalog import KINDS
 from shared.catalog.views import public_model
 from shared.ledger.money import Credits
 from shared.services import Services
-
-KINDS = ("image", "video", "text")
 
 
 def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:

@@ -12,14 +12,14 @@ from api.deps import ServicesDep
 from api.web.context import MemberDep, VisitorDep, page
 from api.web.dashboard import DASHBOARD
 from api.web.public import catalog
+from shared.support import CATEGORIES
 from shared.support import queries as tickets
 from shared.support.queries import Viewer
+from shared.tasks import ACTIVE
 from shared.tasks.queries import get_task, list_tasks
 from shared.tasks.views import public_task
 
 Text = Annotated[str | None, QueryParameter(max_length=100)]
-ACTIVE = ("queued", "running")
-CATEGORIES = ("technical", "billing", "account", "product")
 
 
 class WorkPages(Controller):
@@ -37,7 +37,7 @@ class WorkPages(Controller):
         after: Text = None,
     ) -> Template:
         found = await list_tasks(services.db, member.account_id, limit=20, after=after or None, status=status or None)
-        shown = [public_task(task, services.signer) for task in found.tasks]
+        shown = [public_task(task, services.signer) for task in found.items]
         return page(
             "dashboard/tasks.html",
             visitor,
@@ -72,8 +72,9 @@ class WorkPages(Controller):
         return page(
             "dashboard/support.html",
             visitor,
-            tickets=found.tickets,
+            tickets=found.items,
             categories=CATEGORIES,
+            suggested_category="technical",
             limits=services.settings.support,
             section="support",
         )

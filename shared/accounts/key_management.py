@@ -12,7 +12,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
 from redis.asyncio import Redis
 
@@ -24,7 +24,8 @@ from shared.accounts.keys import (
     publish_invalidation,
 )
 from shared.catalog import Catalog
-from shared.infra.db import Database, Record
+from shared.infra.db import Database
+from shared.infra.db.records import Column, RecordMapping
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid
 from shared.ledger.money import MICRO, Credits, CreditsFormatError, parse_credits
@@ -33,10 +34,6 @@ MAX_KEYS_PER_ACCOUNT = 100
 MAX_NAME = 100
 MAX_ALLOWED_MODELS = 100
 MAX_SPEND_CAP = 1_000_000_000 * MICRO
-_COLUMNS = (
-    "id, name, prefix, created_at, last_used_at, expires_at, revoked_at, rotated_at, allowed_models, spend_cap, "
-    "spent, cap_held, (expires_at IS NOT NULL AND expires_at <= now()) AS expired, rate_limit_rpm, max_inflight_tasks"
-)
 
 
 class Unset:
@@ -59,30 +56,10 @@ class KeyView:
     allowed_models: list[str] | None
     spend_cap: int | None
     spent: int
-    reserved: int
-    expired: bool
+    reserved: Annotated[int, Column("cap_held")]
+    expired: Annotated[bool, Column("(expires_at IS NOT NULL AND expires_at <= now())")]
     rate_limit_rpm: int | None = None  # rate limits; None: the default
     max_inflight_tasks: int | None = None
-
-    @classmethod
-    def from_row(cls, row: Record) -> KeyView:
-        return cls(
-            id=row["id"],
-            name=row["name"],
-            prefix=row["prefix"],
-            created_at=row["created_at"],
-            last_used_at=row["last_used_at"],
-            expires_at=row["expires_at"],
-            revoked_at=row["revoked_at"],
-            rotated_at=row["rotated_at"],
-            allowed_models=list(row["allowed_models"]) if row["allowed_models"] is not None else None,
-            spend_cap=row["spend_cap"],
-            spent=row["spent"],
-            reserved=row["cap_held"],
-            expired=bool(row["expired"]),
-            rate_limit_rpm=row["rate_limit_rpm"],
-            max_inflight_tasks=row["max_inflight_tasks"],
-        )
 
     @property
     def status(self) -> str:
@@ -116,6 +93,9 @@ class KeyView:
         if secret is not None:
             body["secret"] = secret
         return body
+
+
+KEY_ROWS = RecordMapping(KeyView, "api_keys")
 
 
 def _not_found(key_id: object) -> NotFound:
@@ -223,27 +203,28 @@ async def create_key(
             await conn.execute(
                 "UPDATE api_keys SET rate_limit_rpm = $2, max_inflight_tasks = $3 WHERE id = $1", new.id, rpm, inflight
             )
-        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1", new.id)
+        row = await conn.fetchrow(f"SELECT {KEY_ROWS.columns} FROM api_keys WHERE id = $1", new.id)
     assert row is not None
-    return KeyView.from_row(row), new.secret
+    return KEY_ROWS.from_row(row), new.secret
 
 
 async def list_keys(db: Database, account_id: uuid.UUID) -> list[KeyView]:
     rows = await db.fetch(
-        f"SELECT {_COLUMNS} FROM api_keys WHERE account_id = $1 AND deleted_at IS NULL ORDER BY id DESC", account_id
+        f"SELECT {KEY_ROWS.columns} FROM api_keys WHERE account_id = $1 AND deleted_at IS NULL ORDER BY id DESC",
+        account_id,
     )
-    return [KeyView.from_row(row) for row in rows]
+    return [KEY_ROWS.from_row(row) for row in rows]
 
 
 async def get_key(db: Database, account_id: uuid.UUID, key_id: str) -> KeyView:
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM api_keys WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
+        f"SELECT {KEY_ROWS.columns} FROM api_keys WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
         _key_id(key_id),
         account_id,
     )
     if row is None:
         raise _not_found(key_id)
-    return KeyView.from_row(row)
+    return KEY_ROWS.from_row(row)
 
 
 async def update_key(
@@ -284,14 +265,14 @@ async def update_key(
         f"""
         UPDATE api_keys SET {", ".join(sets)}
         WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
-        RETURNING {_COLUMNS}
+        RETURNING {KEY_ROWS.columns}
         """,
         *args,
     )
     if row is None:
         raise _not_found(key_id)
     await publish_invalidation(redis, f"key:{parsed}")
-    return KeyView.from_row(row)
+    return KEY_ROWS.from_row(row)
 
 
 async def revoke_key(db: Database, redis: Redis, account_id: uuid.UUID, key_id: str) -> KeyView:
@@ -300,7 +281,7 @@ async def revoke_key(db: Database, redis: Redis, account_id: uuid.UUID, key_id: 
         f"""
         UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now())
         WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL
-        RETURNING {_COLUMNS}
+        RETURNING {KEY_ROWS.columns}
         """,
         parsed,
         account_id,
@@ -308,7 +289,7 @@ async def revoke_key(db: Database, redis: Redis, account_id: uuid.UUID, key_id: 
     if row is None:
         raise _not_found(key_id)
     await publish_invalidation(redis, f"key:{parsed}")
-    return KeyView.from_row(row)
+    return KEY_ROWS.from_row(row)
 
 
 async def delete_key(db: Database, redis: Redis, account_id: uuid.UUID, key_id: str) -> None:
@@ -336,7 +317,7 @@ async def rotate_key(db: Database, redis: Redis, account_id: uuid.UUID, key_id: 
         UPDATE api_keys SET key_hash = $3, prefix = $4, rotated_at = now()
         WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL AND revoked_at IS NULL
           AND (expires_at IS NULL OR expires_at > now())
-        RETURNING {_COLUMNS}
+        RETURNING {KEY_ROWS.columns}
         """,
         parsed,
         account_id,
@@ -347,4 +328,4 @@ async def rotate_key(db: Database, redis: Redis, account_id: uuid.UUID, key_id: 
         current = await get_key(db, account_id, key_id)  # raises 404 for a missing or deleted key
         raise Conflict(f"this key is {current.status} and cannot be rotated; create a new one", code="key_not_active")
     await publish_invalidation(redis, f"key:{parsed}")
-    return KeyView.from_row(row), secret
+    return KEY_ROWS.from_row(row), secret

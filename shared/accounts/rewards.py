@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import re
 import secrets
@@ -18,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.infra.db import Connection, Database, Record
+from shared.infra.db import Connection, Database
+from shared.infra.db.records import RecordMapping
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import uuid7
 from shared.ledger import grant
@@ -76,10 +76,6 @@ class PromoCode:
     created_at: dt.datetime
     disabled_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Record) -> PromoCode:
-        return cls(**{field.name: row[field.name] for field in dataclasses.fields(cls)})
-
     def summary(self) -> dict[str, Any]:
         """For the operator CLI (plain JSON types)."""
         return {
@@ -93,6 +89,9 @@ class PromoCode:
             "created_at": self.created_at.isoformat(),
             "disabled": self.disabled_at is not None,
         }
+
+
+PROMO_ROWS = RecordMapping(PromoCode, "promo_codes")
 
 
 def normalize_code(code: str) -> str:
@@ -125,31 +124,35 @@ async def create_promo_code(
     if expires_at is not None and expires_at <= dt.datetime.now(dt.UTC):
         raise InvalidInput("the code's expiry is in the past", param="expires_at")
     row = await db.fetchrow(
-        """
+        f"""
         INSERT INTO promo_codes (id, code, credits, expires_at, credit_validity_days, max_redemptions, description)
         VALUES ($1, $2, $3, $4, $5, $6, $7)
         ON CONFLICT (code) DO NOTHING
-        RETURNING *
+        RETURNING {PROMO_ROWS.columns}
         """,
         uuid7(), code, credits, expires_at, credit_validity_days, max_redemptions, description,
     )  # fmt: skip
     if row is None:
         raise Conflict(f"promo code {code} already exists", code="promo_code_exists", param="code")
-    return PromoCode.from_row(row)
+    return PROMO_ROWS.from_row(row)
 
 
 async def list_promo_codes(db: Database) -> list[PromoCode]:
-    return [PromoCode.from_row(row) for row in await db.fetch("SELECT * FROM promo_codes ORDER BY id DESC")]
+    rows = await db.fetch(f"SELECT {PROMO_ROWS.columns} FROM promo_codes ORDER BY id DESC")
+    return [PROMO_ROWS.from_row(row) for row in rows]
 
 
 async def disable_promo_code(db: Database, code: str) -> PromoCode:
     row = await db.fetchrow(
-        "UPDATE promo_codes SET disabled_at = COALESCE(disabled_at, now()) WHERE code = $1 RETURNING *",
+        f"""
+        UPDATE promo_codes SET disabled_at = COALESCE(disabled_at, now()) WHERE code = $1
+        RETURNING {PROMO_ROWS.columns}
+        """,
         normalize_code(code),
     )
     if row is None:
         raise NotFound(f"no promo code {normalize_code(code)}", code="promo_code_not_found", param="code")
-    return PromoCode.from_row(row)
+    return PROMO_ROWS.from_row(row)
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,15 +7,14 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.accounts import ROLES
 from shared.accounts.keys import NewKey, create_api_key
-from shared.infra.db import Database
+from shared.infra.db import Database, Record
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import uuid7
-from shared.infra.pagination import page_cursor
+from shared.infra.pagination import Page, page_cursor
 from shared.ledger import Balance, get_balance, grant, upcoming_expiries
 from shared.ledger.money import Credits
-
-ROLES = ("user", "support", "admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +121,7 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
 
 async def list_ledger(
     db: Database, account_id: uuid.UUID, *, limit: int = 50, after: str | None = None
-) -> tuple[list[dict[str, Any]], bool]:
+) -> Page[dict[str, Any]]:
     """Newest first; each entry with its effect on the available and held balances."""
     cursor = page_cursor(limit, after)
     rows = await db.fetch(
@@ -137,23 +136,23 @@ async def list_ledger(
         cursor,
         limit + 1,
     )
-    entries = [
-        {
-            "id": str(row["id"]),
-            "object": "ledger_entry",
-            "type": row["kind"],
-            "amount": Credits(row["amount"]),
-            "available_change": Credits(row["delta_total"] - row["delta_held"]),
-            "held_change": Credits(row["delta_held"]),
-            "task_id": str(row["task_id"]) if row["task_id"] else None,
-            "lot": (
-                {"id": str(row["lot_id"]), "source": row["lot_source"], "expires_at": row["lot_expires_at"]}
-                if row["lot_id"]
-                else None
-            ),
-            "description": row["description"],
-            "created_at": row["created_at"],
-        }
-        for row in rows[:limit]
-    ]
-    return entries, len(rows) > limit
+    return Page.of(rows, limit, _ledger_entry)
+
+
+def _ledger_entry(row: Record) -> dict[str, Any]:
+    return {
+        "id": str(row["id"]),
+        "object": "ledger_entry",
+        "type": row["kind"],
+        "amount": Credits(row["amount"]),
+        "available_change": Credits(row["delta_total"] - row["delta_held"]),
+        "held_change": Credits(row["delta_held"]),
+        "task_id": str(row["task_id"]) if row["task_id"] else None,
+        "lot": (
+            {"id": str(row["lot_id"]), "source": row["lot_source"], "expires_at": row["lot_expires_at"]}
+            if row["lot_id"]
+            else None
+        ),
+        "description": row["description"],
+        "created_at": row["created_at"],
+    }

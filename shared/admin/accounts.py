@@ -8,7 +8,6 @@ the operator's reason and an idempotency key derived from the operation id, so a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
@@ -19,21 +18,11 @@ from shared.accounts.service import get_account
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid, uuid7
-from shared.infra.pagination import page_cursor
+from shared.infra.pagination import Page, page_cursor
 from shared.ledger import deduct_unused, get_balance, grant
 from shared.ledger.money import Credits
 
 MAX_REASON = 500
-
-
-@dataclass(frozen=True, slots=True)
-class AccountPage:
-    accounts: list[dict[str, Any]]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return self.accounts[-1]["id"] if self.has_more and self.accounts else None
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -59,7 +48,7 @@ async def search_accounts(
     role: str | None = None,
     limit: int = 20,
     after: str | None = None,
-) -> AccountPage:
+) -> Page[dict[str, Any]]:
     """Newest first. ``query`` is an account id, an API key prefix (``cdt_…``) or part of an email address."""
     cursor = page_cursor(limit, after)
     text = (query or "").strip().lower()
@@ -77,7 +66,7 @@ async def search_accounts(
         """,
         text, exact_id, status, role, cursor, limit + 1, pattern,
     )  # fmt: skip
-    return AccountPage([_summary(row) for row in rows[:limit]], len(rows) > limit)
+    return Page.of(rows, limit, _summary)
 
 
 async def account_detail(db: Database, ident: str) -> dict[str, Any]:

@@ -14,21 +14,19 @@ from shared.infra.storage import UrlSigner
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 from shared.tasks.queries import task_not_found
-from shared.tasks.records import COLUMNS, TaskRecord
+from shared.tasks.records import TASK_ROWS, TaskRecord
 from shared.tasks.views import public_task
 
 if TYPE_CHECKING:
     from shared.ratelimits.task_slots import TaskSlots
 
-ACTIVE = ("queued", "running")
-
 
 async def _load(db: Database, task_id: str) -> TaskRecord:
     parsed = parse_uuid(task_id)
-    row = await db.fetchrow(f"SELECT {COLUMNS} FROM tasks WHERE id = $1", parsed) if parsed else None
+    row = await db.fetchrow(f"SELECT {TASK_ROWS.columns} FROM tasks WHERE id = $1", parsed) if parsed else None
     if row is None:
         raise task_not_found(task_id)
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 async def view_task(db: Database, signer: UrlSigner, task_id: str) -> dict[str, Any]:

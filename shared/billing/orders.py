@@ -17,7 +17,7 @@ from shared.billing.stripe_gateway import StripeRefused, StripeUnavailable
 from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import BillingUnavailable, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
 from shared.infra.ids import parse_uuid, uuid7
-from shared.infra.pagination import page_cursor
+from shared.infra.pagination import Page, page_cursor
 from shared.ledger import unused_credits_sql
 from shared.ledger.money import Credits
 
@@ -222,7 +222,7 @@ def refund_amount(row: Record, unused: int, pending_refunds: int) -> int:
 
 async def list_orders(
     db: Database, account_id: uuid.UUID, *, limit: int = 20, after: str | None = None, status: str | None = None
-) -> tuple[list[dict[str, Any]], bool]:
+) -> Page[dict[str, Any]]:
     """The account's orders, newest first."""
     cursor = page_cursor(limit, after)
     if status is not None and status not in ORDER_STATUSES:
@@ -238,4 +238,4 @@ async def list_orders(
         status,
         limit + 1,
     )
-    return [public_order(row) for row in rows[:limit]], len(rows) > limit
+    return Page.of(rows, limit, public_order)

@@ -1,15 +1,60 @@
-"""Cursor pagination and filter checks shared by the list endpoints: newest first, ``after`` = the last id of
-the previous page. Each check raises ``InvalidInput`` naming the parameter at fault."""
+"""Cursor pagination shared by the list endpoints: newest first, ``after`` = the last id of the previous page.
+
+The checks of ``limit``, ``after`` and filters raise ``InvalidInput`` naming the parameter at fault. A list
+query fetches ``limit + 1`` rows; ``Page.of`` keeps ``limit`` of them and says whether more follow. Every list
+route answers in one shape, ``list_envelope`` (``page_envelope`` adds ``has_more`` and ``next_cursor``).
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from shared.infra.errors import InvalidInput
 from shared.infra.ids import parse_uuid
 
+if TYPE_CHECKING:
+    from shared.infra.db import Record
+
 MAX_PAGE = 100
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """Items of a list, and the ``after`` cursor of the next page (None: this page is the last)."""
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    @property
+    def has_more(self) -> bool:
+        return self.next_cursor is not None
+
+    @classmethod
+    def of(cls, rows: Sequence[Record], limit: int, item: Callable[[Record], T]) -> Page[T]:
+        """The page of ``rows`` fetched with ``LIMIT limit + 1`` (each with an ``id``), each turned by ``item``."""
+        shown = rows[:limit]
+        more = len(rows) > limit and bool(shown)
+        return cls([item(row) for row in shown], str(shown[-1]["id"]) if more else None)
+
+    def map(self, shape: Callable[[T], U]) -> Page[U]:
+        """The same page with each item shaped (e.g. as the API shows it)."""
+        return Page([shape(item) for item in self.items], self.next_cursor)
+
+
+def list_envelope(data: list[Any]) -> dict[str, Any]:
+    """The answer of a list route: ``{"object": "list", "data": [...]}``."""
+    return {"object": "list", "data": data}
+
+
+def page_envelope(page: Page[Any]) -> dict[str, Any]:
+    """The answer of a paginated list route: the list with ``has_more`` and ``next_cursor``."""
+    return {**list_envelope(page.items), "has_more": page.has_more, "next_cursor": page.next_cursor}
 
 
 def page_cursor(limit: int, after: str | None, *, max_page: int = MAX_PAGE) -> uuid.UUID | None:

@@ -26,6 +26,7 @@ from shared.ledger import record_refused_request
 from shared.openai_api.chat_input import check_available, find_model
 from shared.openai_api.routing import UpstreamRefused
 from shared.providers import ProviderRegistry
+from shared.tasks import TERMINAL
 from shared.tasks.queries import get_task
 from shared.tasks.records import TaskRecord
 from shared.tasks.submit import TaskSubmission, submit_task
@@ -141,7 +142,7 @@ async def wait_terminal(db: Database, account_id: uuid.UUID, task_id: uuid.UUID,
     delay = 0.02
     while True:
         task = await get_task(db, account_id, task_id)
-        if task.status in ("succeeded", "failed", "canceled"):
+        if task.status in TERMINAL:
             return task
         left = deadline - time.monotonic()
         if left <= 0:

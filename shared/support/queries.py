@@ -6,22 +6,36 @@ found") or staff (sees every ticket). Staff routes build the staff viewer only f
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.infra.db import Connection, Database, Record
+from shared.infra.db import Connection, Database
+from shared.infra.db.records import RecordMapping
 from shared.infra.errors import InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import choice_filter, page_cursor
+from shared.infra.pagination import Page, choice_filter, page_cursor
 from shared.infra.storage import LocalStorage
 from shared.support import CATEGORIES, STAFF_ROLES, STATUSES
 
-TICKET_COLUMNS = (
-    "t.id, t.account_id, t.subject, t.category, t.status, t.created_at, t.updated_at, t.last_message_at, "
-    "t.last_message_by, t.closed_at"
-)
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: uuid.UUID
+    account_id: uuid.UUID
+    subject: str
+    category: str
+    status: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    last_message_at: dt.datetime
+    last_message_by: str
+    closed_at: dt.datetime | None
+
+
+TICKET_ROWS = RecordMapping(Ticket, "support_tickets t", alias="t")
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,11 +67,11 @@ def parse_ticket_id(ticket_id: str | uuid.UUID) -> uuid.UUID:
 
 async def load_ticket(
     conn: Connection, ticket_id: str | uuid.UUID, viewer: Viewer, *, for_update: bool = False
-) -> Record:
+) -> Ticket:
     parsed = parse_ticket_id(ticket_id)
     row = await conn.fetchrow(
         f"""
-        SELECT {TICKET_COLUMNS} FROM support_tickets t
+        SELECT {TICKET_ROWS.columns} FROM {TICKET_ROWS.source}
         WHERE t.id = $1 AND ($2::boolean OR t.account_id = $3)
         {"FOR UPDATE" if for_update else ""}
         """,
@@ -67,25 +81,25 @@ async def load_ticket(
     )
     if row is None:
         raise ticket_not_found(ticket_id)
-    return row
+    return TICKET_ROWS.from_row(row)
 
 
-def public_ticket(row: Record, viewer: Viewer) -> dict[str, Any]:
+def public_ticket(ticket: Ticket, viewer: Viewer) -> dict[str, Any]:
     return {
-        "id": str(row["id"]),
+        "id": str(ticket.id),
         "object": "support_ticket",
-        "account_id": str(row["account_id"]),
-        "subject": row["subject"],
-        "category": row["category"],
-        "status": row["status"],
+        "account_id": str(ticket.account_id),
+        "subject": ticket.subject,
+        "category": ticket.category,
+        "status": ticket.status,
         # who is expected to write next
-        "awaiting": None if row["status"] == "closed" else ("staff" if row["status"] == "open" else "user"),
-        "created_at": row["created_at"],
-        "updated_at": row["updated_at"],
-        "last_message_at": row["last_message_at"],
-        "last_message_by": row["last_message_by"],
-        "closed_at": row["closed_at"],
-        "url": f"{viewer.base_path}/{row['id']}",
+        "awaiting": None if ticket.status == "closed" else ("staff" if ticket.status == "open" else "user"),
+        "created_at": ticket.created_at,
+        "updated_at": ticket.updated_at,
+        "last_message_at": ticket.last_message_at,
+        "last_message_by": ticket.last_message_by,
+        "closed_at": ticket.closed_at,
+        "url": f"{viewer.base_path}/{ticket.id}",
     }
 
 
@@ -98,14 +112,14 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
             SELECT id, author_id, author_role, body, redacted_keys, created_at FROM support_messages
             WHERE ticket_id = $1 ORDER BY id
             """,
-            ticket["id"],
+            ticket.id,
         )
         files = await conn.fetch(
             """
             SELECT id, message_id, filename, content_type, size_bytes, sha256, created_at FROM support_attachments
             WHERE ticket_id = $1 ORDER BY id
             """,
-            ticket["id"],
+            ticket.id,
         )
     by_message: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for f in files:
@@ -118,7 +132,7 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
                 "size_bytes": f["size_bytes"],
                 "sha256": f["sha256"],
                 "created_at": f["created_at"],
-                "url": f"{viewer.base_path}/{ticket['id']}/attachments/{f['id']}",
+                "url": f"{viewer.base_path}/{ticket.id}/attachments/{f['id']}",
             }
         )
     thread = []
@@ -138,16 +152,6 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
     return {**public_ticket(ticket, viewer), "messages": thread}
 
 
-@dataclass(frozen=True, slots=True)
-class TicketPage:
-    tickets: list[dict[str, Any]]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return self.tickets[-1]["id"] if self.has_more and self.tickets else None
-
-
 async def list_tickets(
     db: Database,
     viewer: Viewer,
@@ -157,7 +161,7 @@ async def list_tickets(
     account: str | None = None,
     limit: int = 20,
     after: str | None = None,
-) -> TicketPage:
+) -> Page[dict[str, Any]]:
     """Newest first. Staff see every account's tickets (``account`` narrows to one); owners see their own."""
     cursor = page_cursor(limit, after)
     choice_filter(status, STATUSES, "status")
@@ -171,7 +175,7 @@ async def list_tickets(
                 raise InvalidInput("account must be an account id", param="account")
     rows = await db.fetch(
         f"""
-        SELECT {TICKET_COLUMNS} FROM support_tickets t
+        SELECT {TICKET_ROWS.columns} FROM {TICKET_ROWS.source}
         WHERE ($1::uuid IS NULL OR t.account_id = $1)
           AND ($2::text IS NULL OR t.status = $2)
           AND ($3::text IS NULL OR t.category = $3)
@@ -184,7 +188,7 @@ async def list_tickets(
         cursor,
         limit + 1,
     )
-    return TicketPage([public_ticket(row, viewer) for row in rows[:limit]], has_more=len(rows) > limit)
+    return Page.of(rows, limit, lambda row: public_ticket(TICKET_ROWS.from_row(row), viewer))
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +210,7 @@ async def attachment_file(
         row = await conn.fetchrow(
             "SELECT filename, content_type, storage_key FROM support_attachments WHERE id = $1 AND ticket_id = $2",
             parsed,
-            ticket["id"],
+            ticket.id,
         )
     if row is None:
         raise not_found

@@ -206,29 +206,29 @@ async def post_message(
     role = "staff" if viewer.staff else "user"
     async with db.connection() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer)
-        on_ticket = await conn.fetchval("SELECT count(*) FROM support_attachments WHERE ticket_id = $1", ticket["id"])
+        on_ticket = await conn.fetchval("SELECT count(*) FROM support_attachments WHERE ticket_id = $1", ticket.id)
     draft = _draft(body, uploads, settings, on_ticket=on_ticket)
-    stored = await _store_files(storage, ticket["id"], draft.files)
+    stored = await _store_files(storage, ticket.id, draft.files)
     try:
         async with db.transaction() as conn:
-            locked = await load_ticket(conn, ticket["id"], viewer, for_update=True)
-            if locked["status"] == "closed":
+            locked = await load_ticket(conn, ticket.id, viewer, for_update=True)
+            if locked.status == "closed":
                 raise Conflict("this ticket is closed; reopen it to write again", code="ticket_closed")
-            count = await conn.fetchval("SELECT count(*) FROM support_attachments WHERE ticket_id = $1", ticket["id"])
+            count = await conn.fetchval("SELECT count(*) FROM support_attachments WHERE ticket_id = $1", ticket.id)
             if count + len(draft.files) > settings.attachments_per_ticket:
                 raise InvalidInput(
                     f"a ticket can have at most {settings.attachments_per_ticket} attachments ({count} already)",
                     code="too_many_attachments",
                     param="files",
                 )
-            await _insert_message(conn, ticket["id"], viewer.account_id, role, draft, stored)
+            await _insert_message(conn, ticket.id, viewer.account_id, role, draft, stored)
             await conn.execute(
                 """
                 UPDATE support_tickets SET status = $2, last_message_at = now(), last_message_by = $3,
                                            updated_at = now()
                 WHERE id = $1
                 """,
-                ticket["id"],
+                ticket.id,
                 "pending" if viewer.staff else "open",
                 role,
             )
@@ -236,10 +236,10 @@ async def post_message(
         await _remove_files(storage, [key for _, key in stored])
         raise
     if viewer.staff and mailer is not None:
-        email = await db.fetchval("SELECT email FROM accounts WHERE id = $1", ticket["account_id"])
+        email = await db.fetchval("SELECT email FROM accounts WHERE id = $1", ticket.account_id)
         if email:
-            mailer.dispatch(_staff_replied(email, ticket["subject"], str(ticket["id"])))
-    detail = await ticket_detail(db, ticket["id"], viewer)
+            mailer.dispatch(_staff_replied(email, ticket.subject, str(ticket.id)))
+    detail = await ticket_detail(db, ticket.id, viewer)
     return {**detail, "warnings": await _warnings(db, viewer.account_id, draft.keys)}
 
 
@@ -247,10 +247,10 @@ async def set_status(db: Database, ticket_id: str, viewer: Viewer, *, close: boo
     """Close an open or pending ticket, or reopen a closed one (``open`` again)."""
     async with db.transaction() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer, for_update=True)
-        if close and ticket["status"] == "closed":
+        if close and ticket.status == "closed":
             raise Conflict("this ticket is already closed", code="ticket_closed")
-        if not close and ticket["status"] != "closed":
-            raise Conflict(f"this ticket is {ticket['status']}, not closed", code="ticket_not_closed")
+        if not close and ticket.status != "closed":
+            raise Conflict(f"this ticket is {ticket.status}, not closed", code="ticket_not_closed")
         await conn.execute(
             """
             UPDATE support_tickets
@@ -258,10 +258,10 @@ async def set_status(db: Database, ticket_id: str, viewer: Viewer, *, close: boo
                 closed_at = CASE WHEN $2 THEN now() ELSE NULL END, updated_at = now()
             WHERE id = $1
             """,
-            ticket["id"],
+            ticket.id,
             close,
         )
-    return await ticket_detail(db, ticket["id"], viewer)
+    return await ticket_detail(db, ticket.id, viewer)
 
 
 async def erase_tickets(db: Database, storage: LocalStorage, account_id: uuid.UUID) -> int:

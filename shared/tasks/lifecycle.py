@@ -16,9 +16,10 @@ from shared.infra.db import Database, Record, to_json
 from shared.infra.errors import Conflict
 from shared.infra.metrics import METRICS
 from shared.ledger import task_settlement_params, task_settlement_sql
+from shared.ledger.money import MICRO
 from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
-from shared.tasks.records import COLUMNS, TaskRecord
+from shared.tasks.records import TASK_ROWS, TaskRecord
 from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
 from shared.webhooks.outbox import has_destination_sql, record_task_event
 
@@ -39,7 +40,7 @@ async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskReco
             lease_expires_at = now() + make_interval(secs => $2)
         WHERE id = $1
           AND (status = 'queued' OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
-        RETURNING {COLUMNS}, {has_destination_sql("$3", terminal=False)}
+        RETURNING {TASK_ROWS.columns}, {has_destination_sql("$3", terminal=False)}
         """,
         task_id,
         float(lease_s),
@@ -50,7 +51,7 @@ async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskReco
     if row["has_webhook"]:
         # webhooks: task.started (idempotent; a takeover after a crash records it if the first claim could not)
         await record_task_event(db, task_id, TASK_STARTED)
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 async def release_lease(db: Database, task_id: uuid.UUID) -> None:
@@ -99,7 +100,7 @@ _CANCEL = _terminal_sql(
     UPDATE tasks
     SET status = 'canceled', error_code = 'canceled', error_message = 'canceled by the client', {_TERMINAL_UPDATE}
     WHERE id = $1 AND account_id = $2 AND status IN ('queued', 'running')
-    RETURNING {COLUMNS}, {_LATENCY}, {has_destination_sql("$3", terminal=True)}""",
+    RETURNING {TASK_ROWS.columns}, {_LATENCY}, {has_destination_sql("$3", terminal=True)}""",
     params=3,
 )
 
@@ -126,7 +127,7 @@ async def complete(
         if row["has_webhook"]:
             await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     _count_finished(row, "succeeded", provider)
-    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / 1_000_000)
+    METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / MICRO)
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task.id)
     return True
@@ -172,7 +173,7 @@ async def cancel(
         _count_finished(row, "canceled", row["provider"])
         if slots is not None:
             await slots.release(row["account_id"], row["api_key_id"], task_id)
-        return TaskRecord.from_row(row)
+        return TASK_ROWS.from_row(row)
     if current is None:
         raise task_not_found(task_id)
     raise Conflict(f"task {task_id} is already {current} and cannot be canceled", code="task_not_cancelable")

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 
 from shared.infra.db import Database
 from shared.infra.errors import NotFound
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import choice_filter, page_cursor
+from shared.infra.pagination import Page, choice_filter, page_cursor
 from shared.tasks import STATUSES
-from shared.tasks.records import COLUMNS, TaskRecord
-
-
-@dataclass(frozen=True, slots=True)
-class TaskPage:
-    tasks: list[TaskRecord]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return str(self.tasks[-1].id) if self.has_more and self.tasks else None
+from shared.tasks.records import TASK_ROWS, TaskRecord
 
 
 def task_not_found(task_id: object) -> NotFound:
@@ -31,10 +20,12 @@ async def get_task(db: Database, account_id: uuid.UUID, task_id: str | uuid.UUID
     parsed = task_id if isinstance(task_id, uuid.UUID) else parse_uuid(task_id)
     if parsed is None:
         raise task_not_found(task_id)
-    row = await db.fetchrow(f"SELECT {COLUMNS} FROM tasks WHERE id = $1 AND account_id = $2", parsed, account_id)
+    row = await db.fetchrow(
+        f"SELECT {TASK_ROWS.columns} FROM tasks WHERE id = $1 AND account_id = $2", parsed, account_id
+    )
     if row is None:
         raise task_not_found(task_id)
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 async def list_tasks(
@@ -45,13 +36,13 @@ async def list_tasks(
     after: str | None = None,
     status: str | None = None,
     model: str | None = None,
-) -> TaskPage:
+) -> Page[TaskRecord]:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a task id)."""
     cursor = page_cursor(limit, after)
     choice_filter(status, STATUSES, "status")
     rows = await db.fetch(
         f"""
-        SELECT {COLUMNS} FROM tasks
+        SELECT {TASK_ROWS.columns} FROM tasks
         WHERE account_id = $1
           AND ($2::uuid IS NULL OR id < $2)
           AND ($3::text IS NULL OR status = $3)
@@ -65,5 +56,4 @@ async def list_tasks(
         model,
         limit + 1,
     )
-    tasks = [TaskRecord.from_row(row) for row in rows[:limit]]
-    return TaskPage(tasks=tasks, has_more=len(rows) > limit)
+    return Page.of(rows, limit, TASK_ROWS.from_row)

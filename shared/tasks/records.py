@@ -1,19 +1,14 @@
-"""The task row as the rest of the code sees it."""
+"""The task row as the rest of the code sees it: ``TASK_ROWS.columns`` selects it, ``TASK_ROWS.from_row`` reads
+it."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from shared.infra.db import Record, from_json
-
-COLUMNS = (
-    "id, account_id, api_key_id, model, kind, status, input, outputs, metadata, webhook_url, error_code, "
-    "error_message, provider, upstream_id, progress, credits_held, credits_charged, attempts, "
-    "lease_expires_at, deadline_at, created_at, started_at, completed_at"
-)
+from shared.infra.db.records import JSONB, RecordMapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,15 +19,15 @@ class TaskRecord:
     model: str
     kind: str
     status: str
-    input: dict[str, Any]
-    outputs: list[dict[str, Any]]
-    metadata: dict[str, Any]
+    input: Annotated[dict[str, Any], JSONB]
+    outputs: Annotated[list[dict[str, Any]], JSONB]
+    metadata: Annotated[dict[str, Any], JSONB]
     webhook_url: str | None
     error_code: str | None
     error_message: str | None
     provider: str | None
     upstream_id: str | None
-    progress: dict[str, Any] | None
+    progress: Annotated[dict[str, Any] | None, JSONB]
     credits_held: int
     credits_charged: int
     attempts: int
@@ -42,30 +37,5 @@ class TaskRecord:
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
 
-    @classmethod
-    def from_row(cls, row: Record) -> TaskRecord:
-        return cls(
-            id=row["id"],
-            account_id=row["account_id"],
-            api_key_id=row["api_key_id"],
-            model=row["model"],
-            kind=row["kind"],
-            status=row["status"],
-            input=from_json(row["input"]),
-            outputs=from_json(row["outputs"]),
-            metadata=from_json(row["metadata"]),
-            webhook_url=row["webhook_url"],
-            error_code=row["error_code"],
-            error_message=row["error_message"],
-            provider=row["provider"],
-            upstream_id=row["upstream_id"],
-            progress=from_json(row["progress"]),
-            credits_held=row["credits_held"],
-            credits_charged=row["credits_charged"],
-            attempts=row["attempts"],
-            lease_expires_at=row["lease_expires_at"],
-            deadline_at=row["deadline_at"],
-            created_at=row["created_at"],
-            started_at=row["started_at"],
-            completed_at=row["completed_at"],
-        )
+
+TASK_ROWS = RecordMapping(TaskRecord, "tasks")

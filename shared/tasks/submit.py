@@ -25,7 +25,7 @@ from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
 from shared.providers import ProviderRegistry
-from shared.tasks.records import COLUMNS, TaskRecord
+from shared.tasks.records import TASK_ROWS, TaskRecord
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ WITH task AS (
     INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
                        credits_held, deadline_at)
     VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, now() + make_interval(secs => $10))
-    RETURNING {COLUMNS}
+    RETURNING {TASK_ROWS.columns}
 )
 SELECT task.*, {hold_call_sql(11)} FROM task
 """
@@ -157,7 +157,7 @@ async def _insert_task_and_hold(
         hold=hold,
     )  # fmt: skip
     assert row is not None
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 async def _claim_idempotency_key(conn: Connection, principal: Principal, key: str, request_hash: str) -> bool:
@@ -207,7 +207,7 @@ async def _replayed_task(db: Database, principal: Principal, key: str, request_h
             code="idempotency_key_reused",
             param="Idempotency-Key",
         )
-    return TaskRecord.from_row(row)
+    return TASK_ROWS.from_row(row)
 
 
 def _request_hash(submission: TaskSubmission) -> str:

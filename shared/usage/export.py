@@ -15,15 +15,17 @@ import logging
 from collections.abc import AsyncIterator
 
 from shared.infra.background import BackgroundTasks
-from shared.infra.db import Database, Record, from_json
+from shared.infra.db import Database
 from shared.ledger.money import Credits
-from shared.usage.queries import FROM_RECORDS, RECORD_COLUMNS, UsageFilters
+from shared.usage import UNIT_FIELDS
+from shared.usage.queries import USAGE_ROWS, UsageFilters, UsageRecordRow
 
 log = logging.getLogger(__name__)
 
 BATCH_ROWS = 1000
 
-COLUMNS = (
+# The CSV's columns: a record's fields with its units spread out, one column per unit.
+HEADER = (
     "id",
     "created_at",
     "source",
@@ -35,41 +37,33 @@ COLUMNS = (
     "provider",
     "kind",
     "status",
-    "images",
-    "video_seconds",
-    "input_tokens",
-    "output_tokens",
-    "requests",
+    *UNIT_FIELDS,
     "credits",
     "latency_ms",
 )
 
 
-def _csv_row(row: Record) -> list[str]:
-    units = from_json(row["units"]) or {}
+def _csv_row(record: UsageRecordRow) -> list[str]:
+    units = record.units or {}
 
     def text(value: object) -> str:
         return "" if value is None else str(value)
 
     return [
-        str(row["id"]),
-        row["created_at"].isoformat().replace("+00:00", "Z"),
-        row["source"],
-        text(row["task_id"]),
-        text(row["request_id"]),
-        text(row["api_key_id"]),
-        text(row["api_key_prefix"]),
-        row["model"],
-        text(row["provider"]),
-        row["kind"],
-        row["status"],
-        text(units.get("images")),
-        text(units.get("video_seconds")),
-        text(units.get("input_tokens")),
-        text(units.get("output_tokens")),
-        text(units.get("requests")),
-        str(Credits(row["credits"])),
-        text(row["latency_ms"]),
+        str(record.id),
+        record.created_at.isoformat().replace("+00:00", "Z"),
+        record.source,
+        text(record.task_id),
+        text(record.request_id),
+        text(record.api_key_id),
+        text(record.api_key_prefix),
+        record.model,
+        text(record.provider),
+        record.kind,
+        record.status,
+        *(text(units.get(unit)) for unit in UNIT_FIELDS),
+        str(Credits(record.credits)),
+        text(record.latency_ms),
     ]
 
 
@@ -82,7 +76,7 @@ async def export_csv(
     generator (the client went away) cancels that task, which rolls its transaction back and returns the
     connection."""
     where, args = filters.where()
-    query = f"SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS} WHERE {where} ORDER BY u.id"
+    query = f"SELECT {USAGE_ROWS.columns} FROM {USAGE_ROWS.source} WHERE {where} ORDER BY u.id"
     chunks: asyncio.Queue[bytes | BaseException | None] = asyncio.Queue(maxsize=2)
 
     async def produce() -> None:
@@ -96,11 +90,11 @@ async def export_csv(
             return chunk
 
         try:
-            writer.writerow(COLUMNS)
+            writer.writerow(HEADER)
             async with db.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
                 pending = 0
                 async for row in conn.cursor(query, *args, prefetch=batch_rows):
-                    writer.writerow(_csv_row(row))
+                    writer.writerow(_csv_row(USAGE_ROWS.from_row(row)))
                     pending += 1
                     if pending >= batch_rows:
                         pending = 0

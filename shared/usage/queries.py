@@ -11,22 +11,17 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any
 
-from shared.infra.db import Database, Record, from_json
+from shared.infra.db import Database, Record
+from shared.infra.db.records import JSONB, Column, RecordMapping
 from shared.infra.errors import InvalidInput
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import page_cursor
+from shared.infra.pagination import Page, page_cursor
 from shared.ledger.money import Credits
 from shared.usage import STATUSES, UNIT_FIELDS
 
 MAX_MODEL = 128
-
-RECORD_COLUMNS = (
-    "u.id, u.created_at, u.source, u.task_id, u.request_id, u.api_key_id, k.prefix AS api_key_prefix, u.model, "
-    "u.provider, u.kind, u.status, u.units, u.credits, u.latency_ms"
-)
-FROM_RECORDS = "usage_records u LEFT JOIN api_keys k ON k.id = u.api_key_id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,37 +107,51 @@ def parse_time(value: str | None, param: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-def public_record(row: Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "object": "usage_record",
-        "created_at": row["created_at"],
-        "source": row["source"],
-        "task_id": str(row["task_id"]) if row["task_id"] else None,
-        "request_id": str(row["request_id"]) if row["request_id"] else None,
-        "api_key_id": str(row["api_key_id"]) if row["api_key_id"] else None,
-        "api_key_prefix": row["api_key_prefix"],
-        "model": row["model"],
-        "provider": row["provider"],
-        "kind": row["kind"],
-        "status": row["status"],
-        "units": from_json(row["units"]) or {},
-        "credits": Credits(row["credits"]),
-        "latency_ms": row["latency_ms"],
-    }
-
-
 @dataclass(frozen=True, slots=True)
-class UsagePage:
-    records: list[dict[str, Any]]
-    has_more: bool
+class UsageRecordRow:
+    """A usage record with the prefix of the API key it was made with, as the list and the export show it."""
 
-    @property
-    def next_cursor(self) -> str | None:
-        return self.records[-1]["id"] if self.has_more and self.records else None
+    id: uuid.UUID
+    created_at: dt.datetime
+    source: str
+    task_id: uuid.UUID | None
+    request_id: uuid.UUID | None
+    api_key_id: uuid.UUID | None
+    api_key_prefix: Annotated[str | None, Column("k.prefix")]
+    model: str
+    provider: str | None
+    kind: str
+    status: str
+    units: Annotated[dict[str, Any], JSONB]
+    credits: int
+    latency_ms: int | None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": str(self.id),
+            "object": "usage_record",
+            "created_at": self.created_at,
+            "source": self.source,
+            "task_id": str(self.task_id) if self.task_id else None,
+            "request_id": str(self.request_id) if self.request_id else None,
+            "api_key_id": str(self.api_key_id) if self.api_key_id else None,
+            "api_key_prefix": self.api_key_prefix,
+            "model": self.model,
+            "provider": self.provider,
+            "kind": self.kind,
+            "status": self.status,
+            "units": self.units or {},
+            "credits": Credits(self.credits),
+            "latency_ms": self.latency_ms,
+        }
 
 
-async def list_usage(db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None) -> UsagePage:
+USAGE_ROWS = RecordMapping(UsageRecordRow, "usage_records u LEFT JOIN api_keys k ON k.id = u.api_key_id", alias="u")
+
+
+async def list_usage(
+    db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None
+) -> Page[dict[str, Any]]:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a record id)."""
     cursor = page_cursor(limit, after)
     where, args = filters.where()
@@ -151,9 +160,10 @@ async def list_usage(db: Database, filters: UsageFilters, *, limit: int = 50, af
         where += f" AND u.id < ${len(args)}"
     args.append(limit + 1)
     rows = await db.fetch(
-        f"SELECT {RECORD_COLUMNS} FROM {FROM_RECORDS} WHERE {where} ORDER BY u.id DESC LIMIT ${len(args)}", *args
+        f"SELECT {USAGE_ROWS.columns} FROM {USAGE_ROWS.source} WHERE {where} ORDER BY u.id DESC LIMIT ${len(args)}",
+        *args,
     )
-    return UsagePage(records=[public_record(row) for row in rows[:limit]], has_more=len(rows) > limit)
+    return Page.of(rows, limit, lambda row: USAGE_ROWS.from_row(row).public())
 
 
 # Counts, credits and units of a group of records (the summary's columns).
@@ -204,7 +214,7 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> dict[str, Any]
         keys = await conn.fetch(
             f"""
             SELECT u.api_key_id, k.prefix, k.name, {_TOTALS}
-            FROM {FROM_RECORDS} WHERE {where}
+            FROM {USAGE_ROWS.source} WHERE {where}
             GROUP BY u.api_key_id, k.prefix, k.name ORDER BY credits DESC, u.api_key_id NULLS LAST
             """,
             *args,

@@ -35,7 +35,7 @@ from shared.infra.metrics import METRICS
 from shared.infra.storage import UrlSigner
 from shared.infra.urlguard import UrlNotAllowed, read_capped
 from shared.ledger.money import Credits
-from shared.tasks.records import TaskRecord
+from shared.tasks.records import TASK_ROWS
 from shared.tasks.views import public_task
 from shared.webhooks import RETRY_SCHEDULE_S
 from shared.webhooks.endpoints import signing_secret
@@ -195,7 +195,7 @@ async def _message(rt: WebhookRuntime, claimed: _Claimed, now: dt.datetime) -> t
         claimed.event_id,
     )
     assert row is not None  # the delivery references it
-    task = public_task(TaskRecord.from_row(row), rt.signer)  # output URLs signed afresh for this attempt
+    task = public_task(TASK_ROWS.from_row(row), rt.signer)  # output URLs signed afresh for this attempt
     body = event_body(claimed.event_id, row["event_type"], row["event_created_at"], task)
     secrets = claimed.secrets or (await signing_secret(rt.db, claimed.account_id)).secrets
     return str(claimed.event_id), body, secrets.signing(now)

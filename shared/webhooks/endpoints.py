@@ -15,7 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from shared.infra.db import Connection, Database, Record
+from shared.infra.db import Connection, Database
+from shared.infra.db.records import RecordMapping
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid, uuid7
 from shared.infra.urlguard import UrlGuard
@@ -25,15 +26,22 @@ from shared.webhooks.signing import SecretSet, check_grace, generate_secret
 MAX_ENDPOINTS = 10
 MAX_DESCRIPTION = 200
 
-_ENDPOINT_COLUMNS = (
-    "id, account_id, url, description, events, status, disabled_reason, disabled_at, failing_since, secret, "
-    "previous_secret, previous_secret_expires_at, secret_rotated_at, created_at, updated_at"
-)
-_SECRET_COLUMNS = "account_id, secret, previous_secret, previous_secret_expires_at, secret_rotated_at, created_at"
+
+@dataclass(frozen=True, slots=True)
+class _SigningColumns:
+    """The secret columns of an endpoint or of an account's signing secret."""
+
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: dt.datetime | None
+
+    @property
+    def secrets(self) -> SecretSet:
+        return SecretSet(self.secret, self.previous_secret, self.previous_secret_expires_at)
 
 
 @dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(_SigningColumns):
     id: uuid.UUID
     account_id: uuid.UUID
     url: str
@@ -43,28 +51,9 @@ class Endpoint:
     disabled_reason: str | None
     disabled_at: dt.datetime | None
     failing_since: dt.datetime | None
-    secrets: SecretSet
     secret_rotated_at: dt.datetime | None
     created_at: dt.datetime
     updated_at: dt.datetime
-
-    @classmethod
-    def from_row(cls, row: Record) -> Endpoint:
-        return cls(
-            id=row["id"],
-            account_id=row["account_id"],
-            url=row["url"],
-            description=row["description"],
-            events=list(row["events"]),
-            status=row["status"],
-            disabled_reason=row["disabled_reason"],
-            disabled_at=row["disabled_at"],
-            failing_since=row["failing_since"],
-            secrets=_secret_set(row),
-            secret_rotated_at=row["secret_rotated_at"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-        )
 
     def public(self, *, with_secret: bool = False) -> dict[str, Any]:
         shaped: dict[str, Any] = {
@@ -89,22 +78,12 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
-class SigningSecret:
+class SigningSecret(_SigningColumns):
     """The account's secret for task-level ``webhook_url`` deliveries."""
 
     account_id: uuid.UUID
-    secrets: SecretSet
     secret_rotated_at: dt.datetime | None
     created_at: dt.datetime
-
-    @classmethod
-    def from_row(cls, row: Record) -> SigningSecret:
-        return cls(
-            account_id=row["account_id"],
-            secrets=_secret_set(row),
-            secret_rotated_at=row["secret_rotated_at"],
-            created_at=row["created_at"],
-        )
 
     def public(self) -> dict[str, Any]:
         return {
@@ -116,6 +95,10 @@ class SigningSecret:
         }
 
 
+ENDPOINT_ROWS = RecordMapping(Endpoint, "webhook_endpoints")
+SIGNING_SECRET_ROWS = RecordMapping(SigningSecret, "webhook_signing_secrets")
+
+
 @dataclass(frozen=True, slots=True)
 class EndpointChanges:
     """A partial update; None leaves a field as it is."""
@@ -124,10 +107,6 @@ class EndpointChanges:
     events: list[str] | None = None
     description: str | None = None
     enabled: bool | None = None
-
-
-def _secret_set(row: Record) -> SecretSet:
-    return SecretSet(row["secret"], row["previous_secret"], row["previous_secret_expires_at"])
 
 
 def endpoint_not_found(endpoint_id: object) -> NotFound:
@@ -181,7 +160,7 @@ async def create_endpoint(
             INSERT INTO webhook_endpoints (id, account_id, url, description, events, status, disabled_reason,
                                            disabled_at, secret)
             VALUES ($1, $2, $3, $4, $5, $6::text, $7, CASE WHEN $6::text = 'enabled' THEN NULL ELSE now() END, $8)
-            RETURNING {_ENDPOINT_COLUMNS}
+            RETURNING {ENDPOINT_ROWS.columns}
             """,
             uuid7(),
             account_id,
@@ -193,15 +172,16 @@ async def create_endpoint(
             generate_secret(),
         )
     assert row is not None
-    return Endpoint.from_row(row)
+    return ENDPOINT_ROWS.from_row(row)
 
 
 async def list_endpoints(db: Database, account_id: uuid.UUID) -> list[Endpoint]:
     rows = await db.fetch(
-        f"SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints WHERE account_id = $1 AND status <> 'deleted' ORDER BY id",
+        f"""SELECT {ENDPOINT_ROWS.columns} FROM webhook_endpoints
+            WHERE account_id = $1 AND status <> 'deleted' ORDER BY id""",
         account_id,
     )
-    return [Endpoint.from_row(row) for row in rows]
+    return [ENDPOINT_ROWS.from_row(row) for row in rows]
 
 
 async def get_endpoint(db: Database | Connection, account_id: uuid.UUID, endpoint_id: str | uuid.UUID) -> Endpoint:
@@ -209,14 +189,14 @@ async def get_endpoint(db: Database | Connection, account_id: uuid.UUID, endpoin
     if parsed is None:
         raise endpoint_not_found(endpoint_id)
     row = await db.fetchrow(
-        f"""SELECT {_ENDPOINT_COLUMNS} FROM webhook_endpoints
+        f"""SELECT {ENDPOINT_ROWS.columns} FROM webhook_endpoints
             WHERE id = $1 AND account_id = $2 AND status <> 'deleted'""",
         parsed,
         account_id,
     )
     if row is None:
         raise endpoint_not_found(endpoint_id)
-    return Endpoint.from_row(row)
+    return ENDPOINT_ROWS.from_row(row)
 
 
 async def update_endpoint(
@@ -240,7 +220,7 @@ async def update_endpoint(
             failing_since = CASE WHEN $6::bool THEN NULL ELSE failing_since END,
             updated_at = now()
         WHERE id = $1 AND account_id = $2 AND status <> 'deleted'
-        RETURNING {_ENDPOINT_COLUMNS}
+        RETURNING {ENDPOINT_ROWS.columns}
         """,
         current.id,
         account_id,
@@ -251,7 +231,7 @@ async def update_endpoint(
     )
     if row is None:
         raise endpoint_not_found(endpoint_id)
-    return Endpoint.from_row(row)
+    return ENDPOINT_ROWS.from_row(row)
 
 
 async def delete_endpoint(db: Database, account_id: uuid.UUID, endpoint_id: str) -> None:
@@ -280,7 +260,7 @@ async def rotate_endpoint_secret(
         SET previous_secret = secret, previous_secret_expires_at = now() + make_interval(secs => $3),
             secret = $4, secret_rotated_at = now(), updated_at = now()
         WHERE id = $1 AND account_id = $2 AND status <> 'deleted'
-        RETURNING {_ENDPOINT_COLUMNS}
+        RETURNING {ENDPOINT_ROWS.columns}
         """,
         current.id,
         account_id,
@@ -289,7 +269,7 @@ async def rotate_endpoint_secret(
     )
     if row is None:
         raise endpoint_not_found(endpoint_id)
-    return Endpoint.from_row(row)
+    return ENDPOINT_ROWS.from_row(row)
 
 
 async def signing_secret(db: Database | Connection, account_id: uuid.UUID) -> SigningSecret:
@@ -300,11 +280,11 @@ async def signing_secret(db: Database | Connection, account_id: uuid.UUID) -> Si
             WITH created AS (
                 INSERT INTO webhook_signing_secrets (id, account_id, secret) VALUES ($1, $2, $3)
                 ON CONFLICT (account_id) DO NOTHING
-                RETURNING {_SECRET_COLUMNS}
+                RETURNING {SIGNING_SECRET_ROWS.columns}
             )
             SELECT * FROM created
             UNION ALL
-            SELECT {_SECRET_COLUMNS} FROM webhook_signing_secrets WHERE account_id = $2
+            SELECT {SIGNING_SECRET_ROWS.columns} FROM webhook_signing_secrets WHERE account_id = $2
             LIMIT 1
             """,
             uuid7(),
@@ -312,11 +292,13 @@ async def signing_secret(db: Database | Connection, account_id: uuid.UUID) -> Si
             generate_secret(),
         )
         if row is not None:
-            return SigningSecret.from_row(row)
+            return SIGNING_SECRET_ROWS.from_row(row)
     # Both reads lost a race with a concurrent creation that committed in between: read it now.
-    row = await db.fetchrow(f"SELECT {_SECRET_COLUMNS} FROM webhook_signing_secrets WHERE account_id = $1", account_id)
+    row = await db.fetchrow(
+        f"SELECT {SIGNING_SECRET_ROWS.columns} FROM webhook_signing_secrets WHERE account_id = $1", account_id
+    )
     assert row is not None
-    return SigningSecret.from_row(row)
+    return SIGNING_SECRET_ROWS.from_row(row)
 
 
 async def rotate_signing_secret(db: Database, account_id: uuid.UUID, *, grace_s: int | None = None) -> SigningSecret:
@@ -328,11 +310,11 @@ async def rotate_signing_secret(db: Database, account_id: uuid.UUID, *, grace_s:
         SET previous_secret = secret, previous_secret_expires_at = now() + make_interval(secs => $2),
             secret = $3, secret_rotated_at = now()
         WHERE account_id = $1
-        RETURNING {_SECRET_COLUMNS}
+        RETURNING {SIGNING_SECRET_ROWS.columns}
         """,
         account_id,
         float(grace),
         generate_secret(),
     )
     assert row is not None
-    return SigningSecret.from_row(row)
+    return SIGNING_SECRET_ROWS.from_row(row)

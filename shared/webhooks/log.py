@@ -6,15 +6,16 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 from redis.exceptions import RedisError
 
 from shared.infra import jobs
-from shared.infra.db import Database, Record
+from shared.infra.db import Database
+from shared.infra.db.records import FILLED_BY_CALLER, Column, RecordMapping
 from shared.infra.errors import Conflict, NotFound
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import choice_filter, id_filter, page_cursor
+from shared.infra.pagination import Page, choice_filter, id_filter, page_cursor
 from shared.infra.queue import JobQueue
 from shared.webhooks import EVENT_TYPES
 from shared.webhooks.dispatch import epoch_ms
@@ -22,11 +23,6 @@ from shared.webhooks.dispatch import epoch_ms
 log = logging.getLogger(__name__)
 
 STATUSES = ("pending", "delivered", "failed")
-
-_COLUMNS = (
-    "id, event_id, account_id, task_id, event_type, endpoint_id, url, status, attempts, max_attempts, "
-    "next_attempt_at, locked_until, last_attempt_at, last_status_code, last_error, delivered_at, created_at"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +59,7 @@ class Delivery:
     endpoint_id: uuid.UUID | None
     url: str
     status: str
-    attempt_count: int
+    attempt_count: Annotated[int, Column("attempts")]
     max_attempts: int
     next_attempt_at: dt.datetime | None
     locked_until: dt.datetime | None
@@ -72,30 +68,7 @@ class Delivery:
     last_error: str | None
     delivered_at: dt.datetime | None
     created_at: dt.datetime
-    attempts: tuple[Attempt, ...] = ()
-
-    @classmethod
-    def from_row(cls, row: Record, attempts: tuple[Attempt, ...] = ()) -> Delivery:
-        return cls(
-            id=row["id"],
-            event_id=row["event_id"],
-            account_id=row["account_id"],
-            task_id=row["task_id"],
-            event_type=row["event_type"],
-            endpoint_id=row["endpoint_id"],
-            url=row["url"],
-            status=row["status"],
-            attempt_count=row["attempts"],
-            max_attempts=row["max_attempts"],
-            next_attempt_at=row["next_attempt_at"],
-            locked_until=row["locked_until"],
-            last_attempt_at=row["last_attempt_at"],
-            last_status_code=row["last_status_code"],
-            last_error=row["last_error"],
-            delivered_at=row["delivered_at"],
-            created_at=row["created_at"],
-            attempts=attempts,
-        )
+    attempts: Annotated[tuple[Attempt, ...], FILLED_BY_CALLER] = ()
 
     def public(self) -> dict[str, Any]:
         return {
@@ -119,14 +92,8 @@ class Delivery:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class DeliveryPage:
-    deliveries: list[Delivery]
-    has_more: bool
-
-    @property
-    def next_cursor(self) -> str | None:
-        return str(self.deliveries[-1].id) if self.has_more and self.deliveries else None
+ATTEMPT_ROWS = RecordMapping(Attempt, "webhook_attempts")
+DELIVERY_ROWS = RecordMapping(Delivery, "webhook_deliveries")
 
 
 def delivery_not_found(delivery_id: object) -> NotFound:
@@ -143,7 +110,7 @@ async def list_deliveries(
     task_id: str | uuid.UUID | None = None,
     endpoint_id: str | None = None,
     event_type: str | None = None,
-) -> DeliveryPage:
+) -> Page[Delivery]:
     """Newest first, each with its attempts. ``after`` is the ``next_cursor`` of the previous page."""
     cursor = page_cursor(limit, after)
     choice_filter(status, STATUSES, "status")
@@ -152,7 +119,7 @@ async def list_deliveries(
     endpoint = id_filter(endpoint_id, "endpoint_id")
     rows = await db.fetch(
         f"""
-        SELECT {_COLUMNS} FROM webhook_deliveries
+        SELECT {DELIVERY_ROWS.columns} FROM webhook_deliveries
         WHERE account_id = $1
           AND ($2::uuid IS NULL OR id < $2)
           AND ($3::text IS NULL OR status = $3)
@@ -170,10 +137,8 @@ async def list_deliveries(
         event_type,
         limit + 1,
     )
-    page = rows[:limit]
-    attempts = await _attempts(db, [row["id"] for row in page])
-    deliveries = [Delivery.from_row(row, attempts.get(row["id"], ())) for row in page]
-    return DeliveryPage(deliveries=deliveries, has_more=len(rows) > limit)
+    attempts = await _attempts(db, [row["id"] for row in rows[:limit]])
+    return Page.of(rows, limit, lambda row: DELIVERY_ROWS.from_row(row, attempts=attempts.get(row["id"], ())))
 
 
 async def get_delivery(db: Database, account_id: uuid.UUID, delivery_id: str | uuid.UUID) -> Delivery:
@@ -181,38 +146,27 @@ async def get_delivery(db: Database, account_id: uuid.UUID, delivery_id: str | u
     if parsed is None:
         raise delivery_not_found(delivery_id)
     row = await db.fetchrow(
-        f"SELECT {_COLUMNS} FROM webhook_deliveries WHERE id = $1 AND account_id = $2", parsed, account_id
+        f"SELECT {DELIVERY_ROWS.columns} FROM webhook_deliveries WHERE id = $1 AND account_id = $2", parsed, account_id
     )
     if row is None:
         raise delivery_not_found(delivery_id)
     attempts = await _attempts(db, [parsed])
-    return Delivery.from_row(row, attempts.get(parsed, ()))
+    return DELIVERY_ROWS.from_row(row, attempts=attempts.get(parsed, ()))
 
 
 async def _attempts(db: Database, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Attempt, ...]]:
     if not delivery_ids:
         return {}
     rows = await db.fetch(
-        """
-        SELECT delivery_id, attempt, url, started_at, finished_at, status_code, latency_ms, error, response_body
+        f"""
+        SELECT delivery_id, {ATTEMPT_ROWS.columns}
         FROM webhook_attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY delivery_id, attempt, id
         """,
         delivery_ids,
     )
     grouped: dict[uuid.UUID, list[Attempt]] = {}
     for row in rows:
-        grouped.setdefault(row["delivery_id"], []).append(
-            Attempt(
-                attempt=row["attempt"],
-                url=row["url"],
-                started_at=row["started_at"],
-                finished_at=row["finished_at"],
-                status_code=row["status_code"],
-                latency_ms=row["latency_ms"],
-                error=row["error"],
-                response_body=row["response_body"],
-            )
-        )
+        grouped.setdefault(row["delivery_id"], []).append(ATTEMPT_ROWS.from_row(row))
     return {key: tuple(value) for key, value in grouped.items()}
 
 
@@ -239,14 +193,14 @@ async def retry_delivery(db: Database, queue: JobQueue, account_id: uuid.UUID, d
             SET max_attempts = CASE WHEN status = 'pending' THEN max_attempts ELSE attempts + 1 END,
                 status = 'pending', next_attempt_at = now()
             WHERE id = $1 AND account_id = $2 AND (status <> 'pending' OR locked_until IS NULL OR locked_until <= now())
-            RETURNING {_COLUMNS}
+            RETURNING {DELIVERY_ROWS.columns}
             """,
             current.id,
             account_id,
         )
     if row is None:
         raise Conflict("an attempt of this delivery is being sent right now", code="webhook_delivery_in_progress")
-    delivery = Delivery.from_row(row, current.attempts)
+    delivery = DELIVERY_ROWS.from_row(row, attempts=current.attempts)
     assert delivery.next_attempt_at is not None
     due_ms = epoch_ms(delivery.next_attempt_at)
     try:

@@ -22,7 +22,9 @@ from shared.infra.db import Database
 from shared.infra.jobs import QUEUE
 from shared.infra.metrics import DEFINITIONS
 from shared.infra.metrics.store import flush, read_totals
+from shared.ledger.money import MICRO
 from shared.providers import ProviderRegistry
+from shared.tasks import ACTIVE, QUEUED
 
 CIRCUIT_VALUES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -68,10 +70,10 @@ async def _gauges(db: Database, redis: Redis, providers: ProviderRegistry) -> li
     jobs = await redis.zcard(QUEUE)
 
     tasks = GaugeMetricFamily("conduit_tasks", "Tasks queued or running now", labels=["status"])
-    for status in ("queued", "running"):
+    for status in ACTIVE:
         row = by_status.get(status)
         tasks.add_metric([status], row["n"] if row else 0)
-    oldest = by_status.get("queued")
+    oldest = by_status.get(QUEUED)
     families: list[Metric] = [
         tasks,
         GaugeMetricFamily("conduit_queue_depth", "Jobs waiting in the arq queue (including deferred polls)", jobs),
@@ -80,7 +82,7 @@ async def _gauges(db: Database, redis: Redis, providers: ProviderRegistry) -> li
             "Age of the oldest task still queued (0: none)",
             float(oldest["oldest_s"]) if oldest else 0.0,
         ),
-        GaugeMetricFamily("conduit_credits_held", "Credits held by pending tasks now", held / 1_000_000),
+        GaugeMetricFamily("conduit_credits_held", "Credits held by pending tasks now", held / MICRO),
     ]
     circuit = GaugeMetricFamily(
         "conduit_provider_circuit_state",

@@ -91,3 +91,15 @@ async def test_a_suspended_account_sees_the_site_signed_out(
         assert (await http.get("/dashboard")).headers["location"] == "/signin?next=/dashboard"
         refused = await http.get("/v1/account")  # the API says why
         assert refused.json()["error"]["code"] == "account_suspended"
+
+
+async def test_the_ticket_form_offers_every_category_and_suggests_technical(
+    api: ApiServer, services: Services, make_account: AccountFactory
+) -> None:
+    account = await make_account()
+    token, _ = await services.sessions.create(account.id, ip="127.0.0.1", user_agent="pytest")
+    async with httpx.AsyncClient(base_url=api.base_url, cookies={"conduit_session": token}) as http:
+        page = (await http.get("/dashboard/support")).text
+    options = re.findall(r"<option( selected)?>(\w+)</option>", page)
+    assert sorted(name for _, name in options) == ["account", "billing", "product", "technical"]
+    assert [name for selected, name in options if selected] == ["technical"]
