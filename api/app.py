@@ -16,6 +16,7 @@ from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
 from api.rate_limit_headers import add_rate_limit_headers
+from api.request_input import check_request_input, guarded_request
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
 from api.routes.auth import AuthController
@@ -96,11 +97,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=check_request_input,  # bad bytes in the path, query or headers; forms parsed and checked
         before_send=[add_rate_limit_headers],
         middleware=[observability_middleware],  # request ids, HTTP metrics
         type_encoders={Credits: encode_credits},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=guarded_request(settings.input_limits),  # JSON bodies and forms decoded and checked
         openapi_config=OpenAPIConfig(
             title="Conduit",
             version="0.1.0",

@@ -31,6 +31,7 @@ from shared.infra.errors import (
     RateLimited,
     ServiceUnavailable,
     Unauthenticated,
+    UnsupportedMediaType,
     UpstreamFailed,
 )
 from shared.openai_api.images import GenerationPending
@@ -50,6 +51,7 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     ModelUnavailable: (503, "service_unavailable_error"),
     ServiceUnavailable: (503, "service_unavailable_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
+    UnsupportedMediaType: (415, "invalid_request_error"),
     BillingUnavailable: (503, "service_unavailable_error"),
     # an image generation still running when the wait ran out (the error names its task)
     GenerationPending: (504, "timeout_error"),
