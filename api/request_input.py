@@ -112,12 +112,39 @@ def decode_json(body: bytes, limits: InputLimits) -> Any:
     except msgspec.DecodeError as exc:
         hint = "; a \\u escape is an unpaired UTF-16 surrogate" if _SURROGATE_ESCAPE.search(text) else ""
         raise InvalidInput(f"the request body is not valid JSON ({exc}{hint})", code="invalid_json") from None
-    except RecursionError:  # msgspec's own guard, far deeper than ours
-        raise _too_deep(limits, None) from None
+    except RecursionError:  # msgspec's own guard, far deeper than ours: find where ours was crossed
+        raise _too_deep(limits, _first_too_deep(text, limits.json_max_depth)) from None
     _check_value(value, limits, "", 0)
     if isinstance(value, dict | list):
         json.loads(text, object_pairs_hook=_one_key_once)  # the same text, now known to be shallow
     return value
+
+
+# JSON tokens that open, close or separate values, and strings (with the colon that makes one a key)
+_STRUCTURE = re.compile(r'"(?:[^"\\]|\\.)*"(\s*:)?|[\[\]{},]')
+
+
+def _first_too_deep(text: str, max_depth: int) -> str | None:
+    """The path of the first array or object nested deeper than ``max_depth``, found without recursion."""
+    frames: list[list[Any]] = []  # per open container: its bracket, and the key or index being read
+    for match in _STRUCTURE.finditer(text):
+        token = match.group(0)
+        if token[0] == '"':
+            if match.group(1) and frames and frames[-1][0] == "{":
+                frames[-1][1] = json.loads(token[: match.start(1) - match.start(0)])
+        elif token in "[{":
+            if len(frames) >= max_depth:
+                path = ""
+                for bracket, at in frames:  # as _check_value names it: a.b[0].c
+                    path += f"[{at}]" if bracket == "[" else f".{at}" if path else str(at)
+                return path or None
+            frames.append([token, 0 if token == "[" else ""])
+        elif token in "]}":
+            if frames:
+                frames.pop()
+        elif frames and frames[-1][0] == "[":
+            frames[-1][1] += 1
+    return None
 
 
 def _too_deep(limits: InputLimits, param: str | None) -> InvalidInput:
