@@ -15,6 +15,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
+from api.openapi_document import describe_answers
 from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
 from api.routes.account import AccountController
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await settlements.drain()  # chat completions still settling
             await services.close()
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             ModelController,
@@ -116,3 +117,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call.
         logging_config=None,
     )
+    describe_answers(app.openapi_schema)  # built once here, served as /docs/openapi.json
+    return app
