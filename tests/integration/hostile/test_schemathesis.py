@@ -37,6 +37,9 @@ def _operations() -> dict[str, schemathesis.APIOperation]:
 
 
 OPERATIONS = _operations()
+# Hypothesis warns when the `random` module's state changes while a strategy draws; here the API, on the event
+# loop's thread, uses `random` while the examples are drawn in another thread: not the strategies' doing.
+pytestmark = pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
 EXAMPLES_PER_OPERATION = 5
 CHECKS = [not_a_server_error, response_schema_conformance]
 
