@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterator
 from typing import Any, ClassVar
 from urllib.parse import unquote_to_bytes
 
@@ -55,9 +54,7 @@ async def check_request_input(request: Request[Any, Any, Any]) -> None:
     every form field is checked however the handler reads it."""
     scope = request.scope
     _check_path(scope.get("raw_path") or scope["path"].encode(), scope.get("path_params") or {})
-    for name, value in _query_pairs(scope.get("query_string", b"")):
-        _no_nul(name, name, "a query parameter's name")
-        _no_nul(value, name, f"the query parameter {name!r}")
+    _check_encoded_pairs(scope.get("query_string", b""), "query parameter")
     for raw_name, raw_value in scope["headers"]:
         if _HEADER_CONTROLS.search(raw_value):
             name = raw_name.decode("latin-1")
@@ -67,34 +64,35 @@ async def check_request_input(request: Request[Any, Any, Any]) -> None:
 
 
 def _check_path(raw_path: bytes, path_params: dict[str, Any]) -> None:
-    def at_fault(mark: str) -> str:
+    def refuse(mark: str, problem: str) -> InvalidInput:  # names the path parameter that holds the mark
         names = [name for name, value in path_params.items() if isinstance(value, str) and mark in value]
-        return names[0] if names else "path"
+        what = f"the path parameter {names[0]!r}" if names else "the path"
+        return InvalidInput(f"{what} {problem}", param=names[0] if names else "path")
 
     try:
         path = unquote_to_bytes(raw_path).decode("utf-8")
     except UnicodeDecodeError:
-        param = at_fault("\ufffd")
-        raise InvalidInput(f"the {param} must be UTF-8 text", param=param) from None
+        raise refuse("\ufffd", "must be UTF-8 text") from None
     if "\x00" in path:
-        param = at_fault("\x00")
-        raise InvalidInput(f"the {param} must not contain NUL characters", param=param)
+        raise refuse("\x00", "must not contain NUL characters")
 
 
-def _query_pairs(query_string: bytes) -> Iterator[tuple[str, str]]:
-    """The query's names and values, decoded strictly: percent-escapes that are not UTF-8 are refused."""
-    for part in query_string.split(b"&"):
+def _check_encoded_pairs(encoded: bytes, kind: str) -> None:
+    """A query string or a URL-encoded form: every name and value must decode, strictly, to UTF-8 without NUL
+    (the parsers that come after would replace what is not UTF-8, silently)."""
+    for part in encoded.split(b"&"):
         if part:
             raw_name, _, raw_value = part.partition(b"=")
-            name = _query_text(raw_name, None)
-            yield name, _query_text(raw_value, name)
+            name = _percent_decoded(raw_name, None, kind)
+            _no_nul(name, name, f"a {kind}'s name")
+            _no_nul(_percent_decoded(raw_value, name, kind), name, f"the {kind} {name!r}")
 
 
-def _query_text(raw: bytes, name: str | None) -> str:
+def _percent_decoded(raw: bytes, name: str | None, kind: str) -> str:
     try:
         return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
     except UnicodeDecodeError:
-        what = f"the query parameter {name!r}" if name is not None else "a query parameter's name"
+        what = f"the {kind} {name!r}" if name is not None else f"a {kind}'s name"
         raise InvalidInput(f"{what} must be UTF-8 text", param=name) from None
 
 
@@ -116,7 +114,10 @@ def decode_json(body: bytes, limits: InputLimits) -> Any:
         raise _too_deep(limits, _first_too_deep(text, limits.json_max_depth)) from None
     _check_value(value, limits, "", 0)
     if isinstance(value, dict | list):
-        json.loads(text, object_pairs_hook=_one_key_once)  # the same text, now known to be shallow
+        try:
+            json.loads(text, object_pairs_hook=_one_key_once)  # the same text, now known to be shallow
+        except ValueError as exc:  # not expected once msgspec has read it; refused all the same
+            raise InvalidInput(f"the request body is not valid JSON ({exc})", code="invalid_json") from None
     return value
 
 
@@ -216,6 +217,8 @@ class GuardedRequest(Request[Any, Any, Any]):
 
     async def form(self) -> FormMultiDict:
         if self._checked_form is None:
+            if self.content_type[0] == "application/x-www-form-urlencoded":
+                _check_encoded_pairs(await self.body(), "form field")
             try:
                 form = await super().form()
             except (UnicodeDecodeError, LookupError):  # a multipart field in another (or an unknown) charset

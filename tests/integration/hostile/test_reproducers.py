@@ -159,9 +159,12 @@ async def test_a_nul_in_an_email_is_refused_without_a_key(
     assert_refused(await http.post(path, json=body), "invalid_input", "email")
 
 
-async def test_a_nul_in_the_reset_form_is_refused(http: httpx.AsyncClient) -> None:
+async def test_a_nul_or_bytes_that_are_not_utf8_in_a_url_encoded_form_are_refused(http: httpx.AsyncClient) -> None:
     response = await http.post("/v1/auth/password-reset/form", data={"token": "t\x00", "password": "x"})
     assert_refused(response, "invalid_input", "token")
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    latin1 = await http.post("/v1/auth/password-reset/form", content=b"token=caf%e9&password=x", headers=form)
+    assert "must be UTF-8" in assert_refused(latin1, "invalid_input", "token")
 
 
 @pytest.mark.parametrize(
