@@ -18,7 +18,7 @@ from litestar.response import File
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from shared.accounts.keys import Principal
-from shared.infra.errors import InvalidInput
+from shared.infra.errors import InvalidInput, UnsupportedMediaType
 from shared.services import Services
 from shared.support import queries, tickets
 from shared.support.attachments import Upload
@@ -53,7 +53,11 @@ async def _read(request: Request[Any, Any, Any], shape: type[msgspec.Struct]) ->
                 raise InvalidInput(f"unknown field {name!r}", param=name)
         return fields, uploads
     try:
-        parsed = msgspec.convert(await request.json(), type=shape)
+        body = await request.json()
+    except UnsupportedMediaType:
+        raise UnsupportedMediaType("send JSON, or multipart/form-data to attach files") from None
+    try:
+        parsed = msgspec.convert(body, type=shape)
     except msgspec.ValidationError as exc:
         raise InvalidInput(f"the request body is not valid: {exc}", code="invalid_request") from None
     return msgspec.structs.asdict(parsed), []

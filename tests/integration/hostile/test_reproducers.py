@@ -264,8 +264,11 @@ async def test_counts_beyond_their_column_are_refused(http: httpx.AsyncClient, a
 
 async def test_a_body_that_is_not_json_is_unsupported(http: httpx.AsyncClient, admin: Admin) -> None:
     body = json.dumps({"model": "flux-schnell", "input": PROMPT})
+    form_type = {"Content-Type": "application/x-www-form-urlencoded"}
     for content_type in ("text/plain", "application/x-www-form-urlencoded", "application/json; charset=latin-1"):
         response = await http.post("/v1/tasks", content=body, headers={**admin.key, "Content-Type": content_type})
         assert_refused(response, "unsupported_media_type", None, status=415)
     accepted = await http.post("/v1/tasks", content=body, headers=admin.key)  # no Content-Type: read as JSON
     assert accepted.status_code == 202, accepted.text
+    ticket = await http.post("/v1/support/tickets", content=b"subject=x", headers={**admin.key, **form_type})
+    assert "multipart/form-data to attach files" in assert_refused(ticket, "unsupported_media_type", None, status=415)
