@@ -14,7 +14,9 @@ from litestar.openapi.plugins import ScalarRenderPlugin
 from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
+from api.openapi_document import describe_answers
 from api.rate_limit_headers import add_rate_limit_headers
+from api.request_input import check_request_input, guarded_request
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
 from api.routes.auth import AuthController
@@ -59,7 +61,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await services.close()  # drains the background tasks (chat completions still settling, mails, ...)
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             ModelController,
@@ -90,11 +92,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(provide_services, sync_to_thread=False)},
         exception_handlers=EXCEPTION_HANDLERS,
+        before_request=check_request_input,  # bad bytes in the path, query or headers; forms parsed and checked
         before_send=[add_rate_limit_headers],
         middleware=[observability_middleware],  # request ids, HTTP metrics
         type_encoders={Credits: encode_credits},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
+        request_class=guarded_request(settings.input_limits),  # JSON bodies and forms decoded and checked
         openapi_config=OpenAPIConfig(
             title="Conduit",
             version="0.1.0",
@@ -107,3 +111,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call.
         logging_config=None,
     )
+    describe_answers(app.openapi_schema)  # built once here, served as /docs/openapi.json
+    return app

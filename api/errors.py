@@ -2,7 +2,8 @@
 
     {"error": {"type": "...", "code": "...", "message": "...", "param": "..."}}
 
-A 500 is a bug: it is logged with its stack trace and answered with a generic message.
+A 500 is a bug: it is answered with a generic message, logged with its stack trace and the request id, and
+counted in ``conduit_http_unhandled_errors_total`` by route and exception class, so that crash paths show.
 """
 
 from __future__ import annotations
@@ -31,8 +32,10 @@ from shared.infra.errors import (
     RateLimited,
     ServiceUnavailable,
     Unauthenticated,
+    UnsupportedMediaType,
     UpstreamFailed,
 )
+from shared.infra.metrics import METRICS
 from shared.openai_api.images import GenerationPending
 
 log = logging.getLogger("conduit.api")
@@ -50,6 +53,7 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     ModelUnavailable: (503, "service_unavailable_error"),
     ServiceUnavailable: (503, "service_unavailable_error"),
     PayloadTooLarge: (413, "invalid_request_error"),
+    UnsupportedMediaType: (415, "invalid_request_error"),
     BillingUnavailable: (503, "service_unavailable_error"),
     # an image generation still running when the wait ran out (the error names its task)
     GenerationPending: (504, "timeout_error"),
@@ -104,7 +108,8 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     status = exc.status_code
     page = is_page_path(request.url.path)
     if status >= 500:
-        log.error("HTTP %d: %s", status, exc.detail)
+        _count_crash(request, exc)
+        log.error("HTTP %d on %s %s: %s", status, request.method, request.url.path, exc.detail)
         if page:
             return error_page(status, "An error on our side; it has been logged. Please try again.")
         return error_response(status, "api_error", "internal_error", "internal server error")
@@ -127,10 +132,17 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
 
 
 def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    _count_crash(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if is_page_path(request.url.path):
         return error_page(500, "An error on our side; it has been logged. Please try again.")
     return error_response(500, "api_error", "internal_error", "internal server error; it has been logged")
+
+
+def _count_crash(request: Request[Any, Any, Any], exc: Exception) -> None:
+    route = str(request.scope.get("path_template") or "unmatched")  # the template, never the raw path
+    labels = {"method": request.method, "route": route, "exception": type(exc).__name__}
+    METRICS.inc("conduit_http_unhandled_errors", labels)
 
 
 _FIELD = re.compile(r"field `([^`]+)`")

@@ -22,40 +22,11 @@ from shared.infra.env import (
     origin_of,
     provider_env,
 )
+from shared.infra.mail import MailSettings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
 DEFAULT_PRODUCTS = PACKAGE_ROOT / "billing" / "products.toml"
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class MailSettings:
-    """SMTP delivery. With no ``smtp_host`` (development), mails are written to ``outbox_dir`` instead."""
-
-    smtp_host: str | None = None
-    smtp_port: int = 587
-    smtp_tls: str = "starttls"  # starttls | tls (implicit, usually port 465) | none
-    smtp_user: str | None = None
-    smtp_password: str | None = None
-    smtp_timeout_s: float = 15.0
-    sender: str = "Conduit <no-reply@localhost>"
-    outbox_dir: Path = Path(".conduit/dev/outbox")
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str], data_dir: Path) -> MailSettings:
-        tls = (env.get("SMTP_TLS") or "starttls").strip().lower()
-        if tls not in ("starttls", "tls", "none"):
-            raise SettingsError(f"SMTP_TLS must be starttls, tls or none, got {tls!r}")
-        return cls(
-            smtp_host=env_str(env, "SMTP_HOST"),
-            smtp_port=env_int(env, "SMTP_PORT", 465 if tls == "tls" else 587, minimum=1),
-            smtp_tls=tls,
-            smtp_user=env_str(env, "SMTP_USER"),
-            smtp_password=env_str(env, "SMTP_PASSWORD"),
-            smtp_timeout_s=env_float(env, "SMTP_TIMEOUT_S", 15.0),
-            sender=env.get("MAIL_FROM") or "Conduit <no-reply@localhost>",
-            outbox_dir=data_dir / "outbox",
-        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -180,11 +151,12 @@ class RateLimitSettings:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SupportSettings:
-    """Support tickets: attachment caps."""
+    """Support tickets: attachment caps (an image attachment is decoded only up to ``attachment_max_pixels``)."""
 
     attachment_max_bytes: int = 5 * 1024 * 1024
     attachments_per_message: int = 5
     attachments_per_ticket: int = 20
+    attachment_max_pixels: int = 25_000_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> SupportSettings:
@@ -192,12 +164,36 @@ class SupportSettings:
             attachment_max_bytes=env_int(env, "SUPPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
             attachments_per_message=env_int(env, "SUPPORT_ATTACHMENTS_PER_MESSAGE", 5, minimum=1),
             attachments_per_ticket=env_int(env, "SUPPORT_ATTACHMENTS_PER_TICKET", 20, minimum=1),
+            attachment_max_pixels=env_int(env, "SUPPORT_ATTACHMENT_MAX_PIXELS", 25_000_000, minimum=1),
         )
 
     @property
     def max_request_bytes(self) -> int:
         """The largest multipart request a ticket route accepts: every attachment at its cap, plus the text."""
         return self.attachments_per_message * self.attachment_max_bytes + 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class InputLimits:
+    """What one request may carry besides its size (``MAX_BODY_BYTES``), checked where the API decodes it:
+    JSON nesting depth, array and object sizes, and the largest credit amount a field accepts."""
+
+    json_max_depth: int = 32
+    json_max_array_items: int = 10_000
+    json_max_object_keys: int = 1_000
+    max_credit_amount: int = 1_000_000_000 * 1_000_000  # micro-credits (a billion credits)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> InputLimits:
+        max_credits = env_credits(env, "MAX_CREDIT_AMOUNT", "1000000000")
+        if not 0 < max_credits <= 2**62:  # sums of such amounts must still fit a BIGINT column
+            raise SettingsError("MAX_CREDIT_AMOUNT must be above 0 and at most 4611686018427 credits")
+        return cls(
+            json_max_depth=env_int(env, "MAX_JSON_DEPTH", 32, minimum=2),
+            json_max_array_items=env_int(env, "MAX_JSON_ARRAY_ITEMS", 10_000, minimum=1),
+            json_max_object_keys=env_int(env, "MAX_JSON_OBJECT_KEYS", 1_000, minimum=1),
+            max_credit_amount=max_credits,
+        )
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -243,6 +239,7 @@ class Settings:
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
+    input_limits: InputLimits = InputLimits()  # JSON nesting and sizes, credit amounts
     secret_key: str | None = None
     file_url_ttl_s: int = 24 * 3600
     # Database pool per process
@@ -275,7 +272,7 @@ class Settings:
     url_guard_allow_loopback: bool = False  # development and tests only: let user URLs reach 127.0.0.1 / ::1
     webhook_timeout_s: float = 15.0
     # Accounts
-    mail: MailSettings = MailSettings()
+    mail: MailSettings = dataclasses.field(default_factory=MailSettings)
     auth: AuthSettings = AuthSettings()
     # Rate limits and support tickets
     rate_limits: RateLimitSettings = RateLimitSettings()
@@ -307,6 +304,7 @@ class Settings:
             port=port,
             public_base_url=public_base_url,
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            input_limits=InputLimits.from_env(env),
             secret_key=env_str(env, "SECRET_KEY"),
             file_url_ttl_s=env_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
             db_pool_min=env_int(env, "DB_POOL_MIN", 2, minimum=1),

@@ -15,15 +15,14 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.input_fields import Days, IntegerCount, micro_credits
 from shared.accounts.keys import Principal
 from shared.accounts.rewards import create_promo_code, disable_promo_code, list_promo_codes
 from shared.admin import accounts as admin_accounts
 from shared.admin import require_admin
 from shared.admin import tasks as admin_tasks
 from shared.admin.providers import provider_health
-from shared.infra.errors import InvalidInput
 from shared.infra.pagination import list_envelope, page_envelope
-from shared.ledger.money import CreditsFormatError, parse_credits
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 
@@ -50,16 +49,9 @@ class PromoBody(msgspec.Struct, forbid_unknown_fields=True):
     credits: Decimal
     code: str | None = None
     expires_at: dt.datetime | None = None
-    credit_validity_days: int | None = None
-    max_redemptions: int | None = None
+    credit_validity_days: Days | None = None
+    max_redemptions: IntegerCount | None = None
     description: str = ""
-
-
-def _credits(value: Decimal, param: str) -> int:
-    try:
-        return parse_credits(value)
-    except CreditsFormatError as exc:
-        raise InvalidInput(str(exc), param=param) from None
 
 
 def _actor(principal: Principal) -> str:
@@ -100,7 +92,7 @@ class AdminController(Controller):
         return await admin_accounts.adjust_credits(
             services.db,
             account,
-            amount=_credits(data.amount, "amount"),
+            amount=micro_credits(data.amount, "amount", services.settings.input_limits),
             reason=data.reason,
             actor=_actor(admin),
             operation_id=data.operation_id,
@@ -153,7 +145,7 @@ class AdminController(Controller):
     async def create_promo(self, admin: AdminDep, services: ServicesDep, data: JSONBody[PromoBody]) -> dict[str, Any]:
         promo = await create_promo_code(
             services.db,
-            credits=_credits(data.credits, "credits"),
+            credits=micro_credits(data.credits, "credits", services.settings.input_limits),
             code=data.code,
             expires_at=data.expires_at,
             credit_validity_days=data.credit_validity_days,

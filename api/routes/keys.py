@@ -12,8 +12,10 @@ from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
 from api.deps import ServicesDep, SessionPrincipalDep, provide_session_principal
+from api.input_fields import credits_within_limit
 from shared.accounts import key_management as keys
 from shared.infra.pagination import list_envelope
+from shared.services import Services
 
 
 class RateLimitsBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -46,6 +48,12 @@ def _or_none(value: Any) -> Any:
     return None if value is msgspec.UNSET else value
 
 
+def _spend_cap(value: Any, services: Services) -> Any:
+    if isinstance(value, Decimal):
+        return credits_within_limit(value, "spend_cap", services.settings.input_limits)
+    return value
+
+
 class KeyController(Controller):
     path = "/v1/keys"
     tags = ["keys"]
@@ -63,7 +71,7 @@ class KeyController(Controller):
             name=data.name,
             expires_at=data.expires_at,
             allowed_models=data.allowed_models,
-            spend_cap=data.spend_cap,
+            spend_cap=_spend_cap(data.spend_cap, services),
             rate_limit_rpm=_or_none(data.rate_limits.requests_per_minute if data.rate_limits else None),
             max_inflight_tasks=_or_none(data.rate_limits.max_inflight_tasks if data.rate_limits else None),
         )
@@ -97,7 +105,7 @@ class KeyController(Controller):
             key_id,
             name=_or_unset(data.name),
             allowed_models=_or_unset(data.allowed_models),
-            spend_cap=_or_unset(data.spend_cap),
+            spend_cap=_or_unset(_spend_cap(data.spend_cap, services)),
             rate_limit_rpm=_or_unset(limits.requests_per_minute) if limits else keys.UNSET,
             max_inflight_tasks=_or_unset(limits.max_inflight_tasks) if limits else keys.UNSET,
         )

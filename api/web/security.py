@@ -36,7 +36,7 @@ PAGE_HEADERS = {
 }
 
 # Paths that are not website pages: the JSON API, its documentation, health checks and static files.
-NOT_PAGES = ("/v1/", "/docs", "/healthz", "/static/")
+NOT_PAGES = ("/v1/", "/docs", "/healthz", "/readyz", "/metrics", "/static/")
 
 
 def is_page_path(path: str) -> bool:

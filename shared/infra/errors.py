@@ -80,6 +80,12 @@ class PayloadTooLarge(InvalidInput):
     code = "payload_too_large"
 
 
+class UnsupportedMediaType(InvalidInput):
+    """The body is in a format the route does not read (e.g. not JSON where JSON is expected)."""
+
+    code = "unsupported_media_type"
+
+
 class BillingUnavailable(ConduitError):
     """Payments are not configured on this server (no Stripe keys)."""
 

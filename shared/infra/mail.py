@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import smtplib
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
@@ -21,10 +22,40 @@ from pathlib import Path
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from shared.infra.background import BackgroundTasks
+from shared.infra.env import SettingsError, env_float, env_int, env_str
 from shared.infra.ids import uuid7
-from shared.settings import MailSettings
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class MailSettings:
+    """SMTP delivery. With no ``smtp_host`` (development), mails are written to ``outbox_dir`` instead."""
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_tls: str = "starttls"  # starttls | tls (implicit, usually port 465) | none
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_s: float = 15.0
+    sender: str = "Conduit <no-reply@localhost>"
+    outbox_dir: Path = Path(".conduit/dev/outbox")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], data_dir: Path) -> MailSettings:
+        tls = (env.get("SMTP_TLS") or "starttls").strip().lower()
+        if tls not in ("starttls", "tls", "none"):
+            raise SettingsError(f"SMTP_TLS must be starttls, tls or none, got {tls!r}")
+        return cls(
+            smtp_host=env_str(env, "SMTP_HOST"),
+            smtp_port=env_int(env, "SMTP_PORT", 465 if tls == "tls" else 587, minimum=1),
+            smtp_tls=tls,
+            smtp_user=env_str(env, "SMTP_USER"),
+            smtp_password=env_str(env, "SMTP_PASSWORD"),
+            smtp_timeout_s=env_float(env, "SMTP_TIMEOUT_S", 15.0),
+            sender=env.get("MAIL_FROM") or "Conduit <no-reply@localhost>",
+            outbox_dir=data_dir / "outbox",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,11 @@
 """Ticket attachments: what is accepted, and how it is kept.
 
-The type of a file is decided by its content (magic bytes), never by the name or the ``Content-Type`` the
-client sent: PNG, JPEG, GIF, WebP, PDF, and plain text (UTF-8 without control characters: logs, JSON, CSV).
-Anything else is refused with ``400 attachment_type_not_allowed``; a file over the size cap with ``413``;
-more files than the caps allow with ``400 too_many_attachments``.
+The type of a file is decided by its content (``shared.infra.media_checks``), never by the name or the
+``Content-Type`` the client sent: PNG, JPEG, GIF and WebP images (decoded in full, up to
+``SUPPORT_ATTACHMENT_MAX_PIXELS``), PDF, and plain text (UTF-8 without control characters: logs, JSON, CSV;
+not HTML, SVG or other markup). Anything else is refused with ``400 attachment_type_not_allowed``, an image
+with more pixels with ``400 image_too_large``, a file over the size cap with ``413``, more files than the caps
+allow with ``400 too_many_attachments``.
 
 Files are stored under ``attachments/<ticket id>/<attachment id>.<ext>`` and served only by the ticket routes,
 to the ticket's owner and to staff, as downloads (``Content-Disposition: attachment``, ``nosniff``, a sandbox
@@ -13,25 +15,15 @@ CSP) — never through public signed URLs.
 from __future__ import annotations
 
 import hashlib
-import re
 import unicodedata
 import uuid
 from dataclasses import dataclass
 
 from shared.infra.errors import InvalidInput, PayloadTooLarge
+from shared.infra.media_checks import ImageTooLarge, detect
 from shared.infra.storage import EXTENSIONS
 from shared.settings import SupportSettings
 
-ALLOWED_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain")
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"%PDF-", "application/pdf"),
-)
-# Control characters a text file may contain: tab, line feed, form feed, carriage return.
-_TEXT_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
 MAX_FILENAME = 255
 
 
@@ -55,20 +47,6 @@ class CheckedFile:
 
     def storage_key(self, ticket_id: uuid.UUID, attachment_id: uuid.UUID) -> str:
         return f"attachments/{ticket_id}/{attachment_id}.{EXTENSIONS[self.content_type]}"
-
-
-def sniff(data: bytes) -> str | None:
-    """The allowed content type of these bytes, or None."""
-    for magic, content_type in _MAGIC:
-        if data.startswith(magic):
-            return content_type
-    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return None if _TEXT_CONTROLS.search(text) else "text/plain"
 
 
 def clean_filename(name: str, content_type: str) -> str:
@@ -108,11 +86,15 @@ def check_uploads(uploads: list[Upload], settings: SupportSettings, *, already_o
                 code="attachment_too_large",
                 param=param,
             )
-        content_type = sniff(upload.data)
+        try:
+            content_type = detect(upload.data, max_pixels=settings.attachment_max_pixels)
+        except ImageTooLarge as exc:
+            name = upload.filename or "the image"
+            raise InvalidInput(f"{name}: {exc}", code="image_too_large", param=param) from None
         if content_type is None:
             raise InvalidInput(
                 f"{upload.filename or 'this file'} is not an allowed type; attach PNG, JPEG, GIF or WebP images, "
-                "PDF documents or plain text",
+                "PDF documents or plain text (not HTML, SVG or other markup)",
                 code="attachment_type_not_allowed",
                 param=param,
             )

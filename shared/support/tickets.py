@@ -7,6 +7,7 @@ written to storage before the transaction that records them, and removed again i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -160,7 +161,7 @@ async def create_ticket(
     if category not in CATEGORIES:
         raise InvalidInput(f"category must be one of: {', '.join(CATEGORIES)}", param="category")
     title = redact_keys(" ".join(_text(subject, "subject", MAX_SUBJECT).split()))
-    draft = _draft(body, uploads, settings, on_ticket=0)
+    draft = await asyncio.to_thread(_draft, body, uploads, settings, on_ticket=0)  # images are decoded
     keys = list(dict.fromkeys([*title.keys, *draft.keys]))
     ticket_id = uuid7()
     stored = await _store_files(storage, ticket_id, draft.files)
@@ -207,7 +208,7 @@ async def post_message(
     async with db.connection() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer)
         on_ticket = await conn.fetchval("SELECT count(*) FROM support_attachments WHERE ticket_id = $1", ticket.id)
-    draft = _draft(body, uploads, settings, on_ticket=on_ticket)
+    draft = await asyncio.to_thread(_draft, body, uploads, settings, on_ticket=on_ticket)
     stored = await _store_files(storage, ticket.id, draft.files)
     try:
         async with db.transaction() as conn:

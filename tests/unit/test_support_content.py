@@ -1,4 +1,4 @@
-"""Support tickets, pure parts: content sniffing, file names, caps, storage keys, API key redaction."""
+"""Support tickets, pure parts: file names, caps, storage keys, API key redaction (file types: test_media_checks)."""
 
 from __future__ import annotations
 
@@ -10,29 +10,9 @@ from shared.accounts.keys import generate_secret
 from shared.infra.errors import InvalidInput, PayloadTooLarge
 from shared.infra.storage import valid_key
 from shared.settings import SupportSettings
-from shared.support.attachments import Upload, check_uploads, clean_filename, sniff
+from shared.support.attachments import Upload, check_uploads, clean_filename
 from shared.support.redaction import redact_keys
-
-
-@pytest.mark.parametrize(
-    ("data", "expected"),
-    [
-        (b"\x89PNG\r\n\x1a\n" + bytes(8), "image/png"),
-        (b"\xff\xd8\xff\xe0" + bytes(8), "image/jpeg"),
-        (b"GIF89a" + bytes(8), "image/gif"),
-        (b"RIFF\x10\x00\x00\x00WEBPVP8 ", "image/webp"),
-        (b"%PDF-1.7\n", "application/pdf"),
-        ("naïve log line\r\n\tindented\n".encode(), "text/plain"),
-        (b"MZ\x90\x00", None),  # Windows executable
-        (b"\x7fELF\x02\x01", None),
-        (b"PK\x03\x04", None),  # zip
-        (b"text with a \x00 byte", None),
-        (b"\xff\xfe not utf-8", None),
-        (b"RIFF\x10\x00\x00\x00WAVEfmt ", None),
-    ],
-)
-def test_sniff_decides_by_content(data: bytes, expected: str | None) -> None:
-    assert sniff(data) == expected
+from tests.files import image_bytes
 
 
 def test_file_names_are_cleaned() -> None:
@@ -46,7 +26,7 @@ def test_file_names_are_cleaned() -> None:
 
 def test_caps_and_storage_keys() -> None:
     settings = SupportSettings(attachment_max_bytes=1024, attachments_per_message=2, attachments_per_ticket=3)
-    png = Upload("a.png", b"\x89PNG\r\n\x1a\n" + bytes(10))
+    png = Upload("a.png", image_bytes("PNG"))
     checked = check_uploads([png, png], settings)
     key = checked[0].storage_key(uuid.uuid4(), uuid.uuid4())
     assert valid_key(key) and key.startswith("attachments/") and key.endswith(".png")

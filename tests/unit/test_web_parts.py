@@ -123,7 +123,7 @@ def test_forms_that_change_something_go_through_the_api() -> None:
 
 def test_page_paths_and_safe_redirects() -> None:
     assert is_page_path("/") and is_page_path("/dashboard/keys") and is_page_path("/no-such-page")
-    assert not any(is_page_path(p) for p in ("/v1/tasks", "/v1", "/docs", "/docs/openapi.json", "/healthz"))
+    assert not any(is_page_path(p) for p in ("/v1/tasks", "/v1", "/docs", "/docs/openapi.json", "/healthz", "/readyz"))
     assert safe_next("/dashboard/usage?from=2026-11-01") == "/dashboard/usage?from=2026-11-01"
     for hostile in ("//evil.example", "https://evil.example", "/\\evil.example", "", None):
         assert safe_next(hostile) == "/dashboard"

@@ -20,6 +20,10 @@ JOB_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300
 # name -> (type, help, label names, buckets)
 DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
     "conduit_http_requests": ("counter", "HTTP requests by route and status", ("method", "route", "status"), ()),
+    "conduit_http_unhandled_errors": (
+        "counter", "Requests answered 500 by an exception nothing expected (crash paths)",
+        ("method", "route", "exception"), (),
+    ),
     "conduit_http_request_duration_seconds": (
         "histogram", "HTTP request latency by route", ("method", "route"), HTTP_BUCKETS,
     ),
