@@ -13,10 +13,12 @@ from pathlib import Path
 
 from shared.infra.env import (
     SettingsError,
+    development_secret,
     env_bool,
     env_credits,
     env_float,
     env_int,
+    env_networks,
     env_positive_float,
     env_str,
     origin_of,
@@ -243,6 +245,7 @@ class Settings:
     port: int = 8000
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
+    forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For is believed ("*": any peer)
     secret_key: str | None = None
     file_url_ttl_s: int = 24 * 3600
     # Database pool per process
@@ -307,6 +310,7 @@ class Settings:
             port=port,
             public_base_url=public_base_url,
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            forwarded_allow_ips=env_networks(env, "FORWARDED_ALLOW_IPS"),
             secret_key=env_str(env, "SECRET_KEY"),
             file_url_ttl_s=env_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
             db_pool_min=env_int(env, "DB_POOL_MIN", 2, minimum=1),
@@ -380,19 +384,6 @@ class Settings:
         return dataclasses.replace(self, database_url=database_url, redis_url=redis_url)
 
     def signing_key(self) -> bytes:
-        """Key for signed file URLs. SECRET_KEY in production; a per-data-dir random key in development."""
-        if self.secret_key:
-            return self.secret_key.encode()
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".secret_key.{os.getpid()}")
-            tmp.write_text(os.urandom(32).hex())
-            tmp.chmod(0o600)
-            try:
-                os.link(tmp, path)  # atomic: the first process to create it wins
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        return path.read_text().strip().encode()
+        """Key for signed file URLs and sign-in device cookies. SECRET_KEY in production; a per-data-dir random
+        key in development."""
+        return self.secret_key.encode() if self.secret_key else development_secret(self.data_dir / "secret_key")

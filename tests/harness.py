@@ -194,7 +194,9 @@ class ApiServer(AsgiServer):
         from api.app import create_app
 
         self.settings = settings
-        super().__init__(create_app(settings), settings.port, name="API server", lifespan="on")
+        self.app = create_app(settings)
+        # as ``conduit web`` serves it: the app decides which proxies to believe (FORWARDED_ALLOW_IPS)
+        super().__init__(self.app, settings.port, name="API server", lifespan="on", proxy_headers=False)
 
 
 class InProcessWorker(Started):

@@ -21,6 +21,7 @@ from api.deps import (
     provide_auth,
     provide_session_principal,
 )
+from api.proxies import client_ip
 from shared.accounts import signin, signup
 from shared.accounts.service import get_account
 from shared.accounts.sessions import Session
@@ -61,10 +62,6 @@ class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
 class ChangePasswordBody(msgspec.Struct, forbid_unknown_fields=True):
     current_password: str
     new_password: str
-
-
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def session_cookie(settings: AuthSettings, token: str, max_age: int) -> Cookie:

@@ -115,6 +115,23 @@ async def test_list_and_end_sessions(person: PersonFactory, browser: BrowserFact
     assert nobody.json()["error"]["code"] == "not_signed_in"
 
 
+async def test_a_forwarded_for_header_is_ignored_without_a_trusted_proxy(
+    person: PersonFactory, browser: BrowserFactory
+) -> None:
+    """This server names no trusted proxy (the default): the client is the connection's peer, whatever headers
+    it sends, both for the per-IP limits and for what a session records."""
+    someone = await person("forwarded")
+    other = browser()
+    spoofed = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
+    signed_in = await other.http.post(
+        "/v1/auth/signin", json={"email": someone.email, "password": someone.password}, headers=spoofed
+    )
+    assert signed_in.status_code == 200
+    assert signed_in.json()["session"]["ip"] == "127.0.0.1"
+    listed = (await someone.browser.get("/v1/auth/sessions")).json()["data"]
+    assert {s["ip"] for s in listed} == {"127.0.0.1"}
+
+
 async def test_wrong_passwords_are_throttled_per_address(person: PersonFactory, browser: BrowserFactory) -> None:
     someone = await person("throttle")
     attacker = browser()
