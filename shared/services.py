@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 from arq.connections import ArqRedis
 
+from shared.accounts.devices import DeviceCookies
 from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
@@ -36,9 +37,10 @@ class Services:
     enqueuer: Enqueuer
     http: UpstreamClient  # one client per process for upstream providers and output downloads
     url_guard: UrlGuard  # webhooks: checks user-supplied URLs
-    # Accounts: rate limits, people's sessions, outgoing mail
+    # Accounts: rate limits, people's sessions, sign-in device cookies, outgoing mail
     limiter: RateLimiter
     sessions: SessionStore
+    devices: DeviceCookies
     mailer: Mailer
     # Rate limits of API requests and in-flight tasks
     request_limits: RequestLimits
@@ -61,13 +63,14 @@ class Services:
             redis, fail_open=settings.rate_limits.fail_open, timeout_s=settings.rate_limits.redis_timeout_s
         )
         slot_ttl_s = max((model.max_runtime_s for model in catalog), default=3600) + 300
+        secret = settings.signing_key()
         return cls(
             settings=settings,
             db=db,
             redis=redis,
             catalog=catalog,
             storage=LocalStorage(settings.resolved_storage_dir),
-            signer=UrlSigner(settings.signing_key(), settings.public_base_url, settings.file_url_ttl_s),
+            signer=UrlSigner(secret, settings.public_base_url, settings.file_url_ttl_s),
             providers=ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis),
             keys=KeyCache(),
             enqueuer=Enqueuer(redis),
@@ -75,6 +78,7 @@ class Services:
             url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
             limiter=limiter,
             sessions=SessionStore(redis, settings.auth),
+            devices=DeviceCookies(secret),
             mailer=Mailer(settings.mail),
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
             billing=billing,

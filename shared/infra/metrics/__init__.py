@@ -33,6 +33,10 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
     "conduit_webhook_deliveries": ("counter", "Webhook delivery attempts by outcome", ("outcome",), ()),
     "conduit_credits_charged": ("counter", "Credits charged for tasks", ("model",), ()),
     "conduit_credits_granted": ("counter", "Credits granted, by source of the lot", ("source",), ()),
+    "conduit_signin_attempts": (
+        "counter", "Password checks by outcome (succeeded, failed, throttled) and client (device, untrusted)",
+        ("outcome", "client"), (),
+    ),
 }  # fmt: skip
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
