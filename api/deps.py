@@ -135,7 +135,9 @@ async def _identify(request: Request, services: Services) -> Principal:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             return await _from_session(request, services, cookie)
-    return await authenticate(services.db, token, services.keys)
+    return await authenticate(
+        services.db, token, services.keys, invalid_keys=services.invalid_keys, ip=client_ip(request)
+    )
 
 
 async def provide_session_principal(request: Request, services: ServicesDep) -> Principal:

@@ -19,6 +19,7 @@ from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
 from shared.providers import ProviderRegistry
 from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
+from shared.ratelimits.invalid_keys import InvalidKeyLimit
 from shared.ratelimits.limiter import RateLimiter
 from shared.ratelimits.request_limits import RequestLimits
 from shared.settings import Settings
@@ -42,8 +43,9 @@ class Services:
     sessions: SessionStore
     devices: DeviceCookies
     mailer: Mailer
-    # Rate limits of API requests and in-flight tasks
+    # Rate limits of API requests and in-flight tasks; requests with keys that do not work, per client IP
     request_limits: RequestLimits
+    invalid_keys: InvalidKeyLimit
     billing: Billing  # billing: credit packs, Stripe
 
     @classmethod
@@ -81,6 +83,7 @@ class Services:
             devices=DeviceCookies(secret),
             mailer=Mailer(settings.mail),
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
+            invalid_keys=InvalidKeyLimit(limiter, settings.rate_limits.invalid_keys_per_ip_per_min),
             billing=billing,
         )
 

@@ -164,6 +164,7 @@ class RateLimitSettings:
     inflight_per_account: int = 100
     fail_open: bool = True  # Redis unreachable: let requests through (True) or answer 503 (False)
     redis_timeout_s: float = 1.0
+    invalid_keys_per_ip_per_min: int = 60  # requests with an unknown, revoked or expired API key per client IP
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimitSettings:
@@ -177,6 +178,7 @@ class RateLimitSettings:
             inflight_per_account=env_int(env, "MAX_INFLIGHT_TASKS_PER_ACCOUNT", 100, minimum=0),
             fail_open=mode == "open",
             redis_timeout_s=env_positive_float(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 1000.0) / 1000.0,
+            invalid_keys_per_ip_per_min=env_int(env, "INVALID_KEY_RATE_PER_MIN", 60, minimum=1),
         )
 
 

@@ -31,6 +31,9 @@ def test_trusted_proxies_are_explicit() -> None:
     for wrong in ("localhost", "10.0.0.0/33", "*, 10.0.0.1"):
         with pytest.raises(SettingsError, match="FORWARDED_ALLOW_IPS"):
             Settings.from_env({"FORWARDED_ALLOW_IPS": wrong})
+    assert Settings.from_env({}).rate_limits.invalid_keys_per_ip_per_min == 60
+    with pytest.raises(SettingsError, match="INVALID_KEY_RATE_PER_MIN"):
+        Settings.from_env({"INVALID_KEY_RATE_PER_MIN": "0"})
 
 
 def test_histograms_render_cumulative_buckets_and_counters_add_up() -> None:

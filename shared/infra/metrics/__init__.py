@@ -37,6 +37,11 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
         "counter", "Password checks by outcome (succeeded, failed, throttled) and client (device, untrusted)",
         ("outcome", "client"), (),
     ),
+    "conduit_invalid_api_keys": (
+        "counter", "Requests with an unknown, revoked or expired API key, by how they were refused "
+        "(looked_up: a database lookup; cached: the short-lived cache of refused keys; throttled: 429)",
+        ("outcome",), (),
+    ),
 }  # fmt: skip
 
 Key = tuple[str, tuple[tuple[str, str], ...]]
