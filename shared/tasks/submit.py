@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from shared.accounts.key_policy import check_model_allowed, needs_spend_reservation, reserve_key_spend
 from shared.accounts.keys import Principal
+from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
@@ -238,7 +239,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
                 f"metadata values must be strings of at most {MAX_METADATA_VALUE} characters",
                 param=f"metadata.{key}",
             )
-    return dict(metadata)
+    return {key: without_keys(value) for key, value in metadata.items()}  # keys are too short to hold an API key
 
 
 def _check_webhook_url(url: str | None) -> str | None:
