@@ -98,7 +98,7 @@ class AuthSettings:
     session_max_age_s: int = 30 * 24 * 3600  # absolute lifetime
     session_cookie_secure: bool = False
     session_cookie_samesite: str = "lax"
-    signin_max_failures: int = 5  # wrong passwords per email ...
+    signin_max_failures: int = 5  # wrong passwords per budget (an address's, or a device cookie's) ...
     signin_failure_window_s: int = 900  # ... per this window
     auth_ip_rate_per_min: int = 30  # sign-in / sign-up / mail requests per client IP
     signup_reward: int = 25_000_000  # micro-credits; 0 disables the reward

@@ -23,6 +23,7 @@ from shared.settings import AuthSettings
 
 MAILS_PER_ADDRESS = Rate(3, 3600)
 IP_LIMITED = "too many requests from this address; slow down"
+FAILURES_LIMITED = "too many failed sign-in attempts for this account; try again later"
 
 
 def _address(email: str) -> str:
@@ -71,13 +72,10 @@ async def reserve_password_attempt(
     if not admission.allowed:
         METRICS.inc("conduit_signin_attempts", {"outcome": "throttled", "client": attempt.client})
         for (key, _), decision in zip(rates, admission.rates, strict=True):
-            if key != attempt.budget_key:
+            if key == attempt.budget_key:
+                raise_if_limited(decision, FAILURES_LIMITED, code="too_many_signin_attempts")
+            else:
                 raise_if_limited(decision, IP_LIMITED, code="too_many_requests")
-            raise_if_limited(
-                decision,
-                "too many failed sign-in attempts for this account; try again later",
-                code="too_many_signin_attempts",
-            )
     return attempt
 
 
