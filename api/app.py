@@ -15,6 +15,7 @@ from api.deps import provide_services
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
 from api.openapi_document import describe_answers
+from api.proxies import trusted_proxies_middleware
 from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
 from api.routes.account import AccountController
@@ -94,7 +95,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_request_input,  # bad bytes in the path, query or headers; forms parsed and checked
         before_send=[add_rate_limit_headers],
-        middleware=[observability_middleware],  # request ids, HTTP metrics
+        # the client's address (behind trusted proxies only), then request ids and HTTP metrics
+        middleware=[*trusted_proxies_middleware(settings.forwarded_allow_ips), observability_middleware],
         type_encoders={Credits: encode_credits},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,

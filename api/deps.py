@@ -25,9 +25,12 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from api.proxies import client_ip
 from api.rate_limit_headers import checks_itself, enforce_limits
+from shared.accounts.devices import DEVICE_COOKIE
 from shared.accounts.keys import Principal, authenticate
 from shared.accounts.sessions import csrf_matches, session_principal
+from shared.accounts.signin import PasswordClient
 from shared.accounts.signup import AuthDeps
 from shared.infra.errors import PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
@@ -71,7 +74,13 @@ def provide_auth(services: ServicesDep) -> AuthDeps:
         limiter=services.limiter,
         sessions=services.sessions,
         settings=services.settings.auth,
+        devices=services.devices,
     )
+
+
+def password_client(request: Request) -> PasswordClient:
+    """Who is trying a password: the client's IP and the browser's sign-in device cookie."""
+    return PasswordClient(ip=client_ip(request), device_cookie=request.cookies.get(DEVICE_COOKIE))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -126,7 +135,9 @@ async def _identify(request: Request, services: Services) -> Principal:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             return await _from_session(request, services, cookie)
-    return await authenticate(services.db, token, services.keys)
+    return await authenticate(
+        services.db, token, services.keys, invalid_keys=services.invalid_keys, ip=client_ip(request)
+    )
 
 
 async def provide_session_principal(request: Request, services: ServicesDep) -> Principal:

@@ -156,6 +156,8 @@ def _describe_validation(exc: ValidationException) -> tuple[str, str | None, str
     first = extra[0] if isinstance(extra[0], dict) else {"message": str(extra[0])}
     message = str(first.get("message", "invalid request"))
     param = str(first["key"]) if first.get("key") else None
+    if first.get("source") == "body" and param == "data" and message == "'data'":  # no body at all
+        return "this request needs a JSON body; see the API documentation at /docs", None, "invalid_request"
     # Body errors come keyed "data"; name the field inside the body instead.
     path = _PATH.search(message)
     if path:

@@ -15,6 +15,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import ServicesDep
 from api.errors import error_response
+from api.proxies import client_ip, relayed_by_a_proxy
 from shared.infra.ids import uuid7
 from shared.infra.logs import request_id
 from shared.infra.metrics import METRICS
@@ -70,8 +71,9 @@ def observability_middleware(app: ASGIApp) -> ASGIApp:
 
 @get("/metrics", tags=["health"], include_in_schema=False)
 async def metrics(request: Request[Any, Any, Any], services: ServicesDep) -> Response[Any]:
-    """Prometheus metrics of every process. ``METRICS_TOKEN`` set: it is the bearer token; unset: loopback only."""
-    client = request.client.host if request.client else None
+    """Prometheus metrics of every process. ``METRICS_TOKEN`` set: it is the bearer token; unset: loopback only,
+    never a request relayed by a proxy (a proxy on this machine would otherwise make every client loopback)."""
+    client = None if relayed_by_a_proxy(request) else client_ip(request)
     if not metrics_allowed(services.settings.operating.metrics_token, request.headers.get("authorization"), client):
         return error_response(404, "not_found_error", "route_not_found", "not found")
     body = await render(services.db, services.redis, services.providers)

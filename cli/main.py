@@ -53,7 +53,7 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
             access_log=False,
             log_level=resolved.log_level.lower(),
             log_config=None,  # keep our handlers (JSON lines with request ids)
-            proxy_headers=True,
+            proxy_headers=False,  # the app believes proxies itself: FORWARDED_ALLOW_IPS (api.proxies)
             server_header=False,
         )
     return 0

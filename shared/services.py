@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import httpx
 from arq.connections import ArqRedis
 
+from shared.accounts.devices import DeviceCookies
 from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
@@ -19,6 +20,7 @@ from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
 from shared.providers import ProviderRegistry
 from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
+from shared.ratelimits.invalid_keys import InvalidKeyLimit
 from shared.ratelimits.limiter import RateLimiter
 from shared.ratelimits.request_limits import RequestLimits
 from shared.settings import Settings
@@ -40,12 +42,14 @@ class Services:
     queue: JobQueue  # hands jobs to the workers
     http: UpstreamClient  # one client per process for upstream providers and output downloads
     url_guard: UrlGuard  # webhooks: checks user-supplied URLs
-    # Accounts: rate limits, people's sessions, outgoing mail
+    # Accounts: rate limits, people's sessions, sign-in device cookies, outgoing mail
     limiter: RateLimiter
     sessions: SessionStore
+    devices: DeviceCookies
     mailer: Mailer
-    # Rate limits of API requests and in-flight tasks
+    # Rate limits of API requests and in-flight tasks; requests with keys that do not work, per client IP
     request_limits: RequestLimits
+    invalid_keys: InvalidKeyLimit
     billing: Billing  # billing: credit packs, Stripe
 
     @classmethod
@@ -66,6 +70,7 @@ class Services:
         )
         slot_ttl_s = max((model.max_runtime_s for model in catalog), default=3600) + 300
         background = BackgroundTasks()
+        secret = settings.signing_key()
         return cls(
             settings=settings,
             background=background,
@@ -73,7 +78,7 @@ class Services:
             redis=redis,
             catalog=catalog,
             storage=LocalStorage(settings.resolved_storage_dir),
-            signer=UrlSigner(settings.signing_key(), settings.public_base_url, settings.file_url_ttl_s),
+            signer=UrlSigner(secret, settings.public_base_url, settings.file_url_ttl_s),
             providers=ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis),
             keys=KeyCache(background),
             queue=JobQueue(redis),
@@ -81,8 +86,10 @@ class Services:
             url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
             limiter=limiter,
             sessions=SessionStore(redis, settings.auth),
+            devices=DeviceCookies(secret),
             mailer=Mailer(settings.mail, background),
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
+            invalid_keys=InvalidKeyLimit(limiter, settings.rate_limits.invalid_keys_per_ip_per_min),
             billing=billing,
         )
 

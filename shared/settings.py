@@ -13,10 +13,12 @@ from pathlib import Path
 
 from shared.infra.env import (
     SettingsError,
+    development_secret,
     env_bool,
     env_credits,
     env_float,
     env_int,
+    env_networks,
     env_positive_float,
     env_str,
     origin_of,
@@ -67,7 +69,7 @@ class AuthSettings:
     session_max_age_s: int = 30 * 24 * 3600  # absolute lifetime
     session_cookie_secure: bool = False
     session_cookie_samesite: str = "lax"
-    signin_max_failures: int = 5  # wrong passwords per email ...
+    signin_max_failures: int = 5  # wrong passwords per budget (an address's, or a device cookie's) ...
     signin_failure_window_s: int = 900  # ... per this window
     auth_ip_rate_per_min: int = 30  # sign-in / sign-up / mail requests per client IP
     signup_reward: int = 25_000_000  # micro-credits; 0 disables the reward
@@ -133,6 +135,7 @@ class RateLimitSettings:
     inflight_per_account: int = 100
     fail_open: bool = True  # Redis unreachable: let requests through (True) or answer 503 (False)
     redis_timeout_s: float = 1.0
+    invalid_keys_per_ip_per_min: int = 60  # requests with an unknown, revoked or expired API key per client IP
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RateLimitSettings:
@@ -146,6 +149,7 @@ class RateLimitSettings:
             inflight_per_account=env_int(env, "MAX_INFLIGHT_TASKS_PER_ACCOUNT", 100, minimum=0),
             fail_open=mode == "open",
             redis_timeout_s=env_positive_float(env, "RATE_LIMIT_REDIS_TIMEOUT_MS", 1000.0) / 1000.0,
+            invalid_keys_per_ip_per_min=env_int(env, "INVALID_KEY_RATE_PER_MIN", 60, minimum=1),
         )
 
 
@@ -240,6 +244,7 @@ class Settings:
     public_base_url: str = "http://127.0.0.1:8000"
     max_body_bytes: int = 1_048_576
     input_limits: InputLimits = InputLimits()  # JSON nesting and sizes, credit amounts
+    forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For is believed ("*": any peer)
     secret_key: str | None = None
     file_url_ttl_s: int = 24 * 3600
     # Database pool per process
@@ -305,6 +310,7 @@ class Settings:
             public_base_url=public_base_url,
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
             input_limits=InputLimits.from_env(env),
+            forwarded_allow_ips=env_networks(env, "FORWARDED_ALLOW_IPS"),
             secret_key=env_str(env, "SECRET_KEY"),
             file_url_ttl_s=env_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
             db_pool_min=env_int(env, "DB_POOL_MIN", 2, minimum=1),
@@ -378,19 +384,6 @@ class Settings:
         return dataclasses.replace(self, database_url=database_url, redis_url=redis_url)
 
     def signing_key(self) -> bytes:
-        """Key for signed file URLs. SECRET_KEY in production; a per-data-dir random key in development."""
-        if self.secret_key:
-            return self.secret_key.encode()
-        path = self.data_dir / "secret_key"
-        if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".secret_key.{os.getpid()}")
-            tmp.write_text(os.urandom(32).hex())
-            tmp.chmod(0o600)
-            try:
-                os.link(tmp, path)  # atomic: the first process to create it wins
-            except FileExistsError:
-                pass
-            finally:
-                tmp.unlink()
-        return path.read_text().strip().encode()
+        """Key for signed file URLs and sign-in device cookies. SECRET_KEY in production; a per-data-dir random
+        key in development."""
+        return self.secret_key.encode() if self.secret_key else development_secret(self.data_dir / "secret_key")

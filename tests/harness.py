@@ -129,6 +129,7 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
         "RATE_LIMIT_RPM_PER_ACCOUNT": "100000",
         "MAX_INFLIGHT_TASKS_PER_KEY": "10000",
         "MAX_INFLIGHT_TASKS_PER_ACCOUNT": "10000",
+        "INVALID_KEY_RATE_PER_MIN": "100000",
         # OpenAI-compatible images: a short wait, so the timeout test is quick
         "IMAGE_GENERATION_WAIT_S": "5",
     }
@@ -195,7 +196,8 @@ class ApiServer(AsgiServer):
 
         self.settings = settings
         self.app = create_app(settings)
-        super().__init__(self.app, settings.port, name="API server", lifespan="on")
+        # as ``conduit web`` serves it: the app decides which proxies to believe (FORWARDED_ALLOW_IPS)
+        super().__init__(self.app, settings.port, name="API server", lifespan="on", proxy_headers=False)
 
     @property
     def services(self) -> Services:

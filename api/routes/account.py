@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Response, delete, get
+from litestar import Controller, Request, Response, delete, get
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
@@ -14,6 +14,7 @@ from api.deps import (
     PrincipalDep,
     ServicesDep,
     SessionPrincipalDep,
+    password_client,
     provide_auth,
     provide_principal,
     provide_session_principal,
@@ -57,10 +58,17 @@ class AccountController(Controller):
         },
     )
     async def delete_account(
-        self, principal: SessionPrincipalDep, auth: AuthDep, services: ServicesDep, data: JSONBody[DeleteAccountBody]
+        self,
+        request: Request,
+        principal: SessionPrincipalDep,
+        auth: AuthDep,
+        services: ServicesDep,
+        data: JSONBody[DeleteAccountBody],
     ) -> Response[None]:
         """Delete your account for good (with a session; an account with a password confirms it with
         ``{"password": ...}``): keys revoked, sessions ended, personal data erased. The ledger and usage
         records are kept, anonymised."""
-        await delete_account(auth, services.redis, services.storage, principal, password=data.password)
+        await delete_account(
+            auth, services.redis, services.storage, principal, password=data.password, client=password_client(request)
+        )
         return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])

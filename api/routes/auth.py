@@ -18,10 +18,13 @@ from api.deps import (
     ServicesDep,
     SessionPrincipalDep,
     check_origin,
+    password_client,
     provide_auth,
     provide_session_principal,
 )
+from api.proxies import client_ip
 from shared.accounts import signin, signup
+from shared.accounts.devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_S, DEVICE_COOKIE_PATH
 from shared.accounts.service import get_account
 from shared.accounts.sessions import Session
 from shared.infra.errors import InvalidInput, NotFound
@@ -64,10 +67,6 @@ class ChangePasswordBody(msgspec.Struct, forbid_unknown_fields=True):
     new_password: str
 
 
-def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def session_cookie(settings: AuthSettings, token: str, max_age: int) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
@@ -77,6 +76,19 @@ def session_cookie(settings: AuthSettings, token: str, max_age: int) -> Cookie:
         httponly=True,
         secure=settings.session_cookie_secure,
         samesite="strict" if settings.session_cookie_samesite == "strict" else "lax",
+    )
+
+
+def device_cookie(settings: AuthSettings, value: str) -> Cookie:
+    """The browser's sign-in device cookie (``shared.accounts.devices``): sent only to the API, never to scripts."""
+    return Cookie(
+        key=DEVICE_COOKIE,
+        value=value,
+        path=DEVICE_COOKIE_PATH,
+        max_age=DEVICE_COOKIE_MAX_AGE_S,
+        httponly=True,
+        secure=settings.session_cookie_secure,
+        samesite="strict",
     )
 
 
@@ -150,17 +162,21 @@ class AuthController(Controller):
         self, request: Request, data: JSONBody[SignInBody], auth: AuthDep, services: ServicesDep
     ) -> Response[dict[str, Any]]:
         check_origin(request, services)
-        token, session = await signin.sign_in(
+        signed_in = await signin.sign_in(
             auth,
             email=data.email,
             password=data.password,
-            ip=client_ip(request),
+            client=password_client(request),
             user_agent=request.headers.get("user-agent", ""),
         )
+        session = signed_in.session
         account = (await get_account(services.db, session.account_id)).public()
         return Response(
             signed_in_body(session, account),
-            cookies=[session_cookie(auth.settings, token, int(session.expires_at - session.created_at))],
+            cookies=[
+                session_cookie(auth.settings, signed_in.token, int(session.expires_at - session.created_at)),
+                device_cookie(auth.settings, signed_in.device_cookie),
+            ],
         )
 
     @post("/signout", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
@@ -194,10 +210,14 @@ class AuthController(Controller):
 
     @post("/password", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
     async def change_password(
-        self, principal: SessionPrincipalDep, auth: AuthDep, data: JSONBody[ChangePasswordBody]
+        self, request: Request, principal: SessionPrincipalDep, auth: AuthDep, data: JSONBody[ChangePasswordBody]
     ) -> None:
         await signin.change_password(
-            auth, principal, current_password=data.current_password, new_password=data.new_password
+            auth,
+            principal,
+            current_password=data.current_password,
+            new_password=data.new_password,
+            client=password_client(request),
         )
 
     @post("/password-reset", status_code=202)

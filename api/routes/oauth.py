@@ -11,7 +11,8 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 
 from api.deps import AuthDep, ServicesDep, provide_auth
-from api.routes.auth import client_ip, session_cookie, signed_in_body
+from api.proxies import client_ip
+from api.routes.auth import session_cookie, signed_in_body
 from shared.accounts import oauth
 from shared.accounts.service import get_account
 

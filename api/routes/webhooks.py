@@ -32,6 +32,8 @@ class UpdateEndpointBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class RotateSecretBody(msgspec.Struct, forbid_unknown_fields=True):
+    """The body of a rotation, required: ``{}`` keeps the old secret signing for the default day."""
+
     grace_period_s: int | None = None
 
 
@@ -89,16 +91,19 @@ class WebhookEndpointController(Controller):
         await endpoints.delete_endpoint(services.db, principal.account_id, endpoint_id)
         return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
-    @post("/{endpoint_id:str}/rotate-secret", status_code=200)
+    @post("/{endpoint_id:str}/rotate-secret", status_code=200, summary="Rotate an endpoint's signing secret")
     async def rotate_secret(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
         endpoint_id: FromPath[str],
-        data: JSONBody[RotateSecretBody | None] = None,
+        data: JSONBody[RotateSecretBody],
     ) -> dict[str, Any]:
-        grace = data.grace_period_s if data is not None else None
-        rotated = await endpoints.rotate_endpoint_secret(services.db, principal.account_id, endpoint_id, grace_s=grace)
+        """A new ``whsec_`` secret for this endpoint (shown in this answer only); the old one keeps signing for
+        ``grace_period_s`` (default a day). The body is required: ``{}`` for the default."""
+        rotated = await endpoints.rotate_endpoint_secret(
+            services.db, principal.account_id, endpoint_id, grace_s=data.grace_period_s
+        )
         return rotated.public(with_secret=True)
 
 
@@ -113,12 +118,15 @@ class WebhookSecretController(Controller):
     async def get_secret(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
         return (await endpoints.signing_secret(services.db, principal.account_id)).public()
 
-    @post("/rotate", status_code=200)
+    @post("/rotate", status_code=200, summary="Rotate the account's signing secret of tasks' webhook_url")
     async def rotate(
-        self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RotateSecretBody | None] = None
+        self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RotateSecretBody]
     ) -> dict[str, Any]:
-        grace = data.grace_period_s if data is not None else None
-        return (await endpoints.rotate_signing_secret(services.db, principal.account_id, grace_s=grace)).public()
+        """A new account signing secret, the one that signs the deliveries to tasks' own ``webhook_url`` (each
+        endpoint has its own: ``/v1/webhooks/endpoints/{id}/rotate-secret``). The old one keeps signing for
+        ``grace_period_s`` (default a day). The body is required: ``{}`` for the default."""
+        rotated = await endpoints.rotate_signing_secret(services.db, principal.account_id, grace_s=data.grace_period_s)
+        return rotated.public()
 
 
 class WebhookDeliveryController(Controller):

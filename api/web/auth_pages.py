@@ -17,6 +17,7 @@ from litestar.response import Redirect, Template
 from api.deps import AuthDep, ServicesDep, provide_auth
 from api.web.context import VisitorDep, page, provide_visitor
 from shared.accounts import signup
+from shared.accounts.redirects import same_site_path
 from shared.infra.errors import InvalidInput
 from shared.ledger.money import Credits
 
@@ -25,10 +26,9 @@ Next = Annotated[str, QueryParameter(name="next", max_length=500)]
 
 
 def safe_next(target: str | None) -> str:
-    """Only paths on this site (no ``//host`` or scheme): an open redirect otherwise."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return "/dashboard"
+    """Where to go after signing in: ``target`` if it is a path on this site (``same_site_path``), else the
+    dashboard."""
+    return same_site_path(target) or "/dashboard"
 
 
 class AuthPages(Controller):

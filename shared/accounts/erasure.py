@@ -18,13 +18,12 @@ from redis.asyncio import Redis
 
 from shared.accounts import mails
 from shared.accounts.keys import Principal, publish_invalidation, set_account_status
-from shared.accounts.passwords import verify_password
+from shared.accounts.signin import PasswordClient, check_password
 from shared.accounts.signup import AuthDeps
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid
 from shared.infra.storage import LocalStorage
-from shared.ratelimits.signin_throttle import check_signin_failures, record_signin_failure
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
@@ -33,7 +32,13 @@ log = logging.getLogger(__name__)
 
 
 async def delete_account(
-    deps: AuthDeps, redis: Redis, storage: LocalStorage, principal: Principal, *, password: str | None
+    deps: AuthDeps,
+    redis: Redis,
+    storage: LocalStorage,
+    principal: Principal,
+    *,
+    password: str | None,
+    client: PasswordClient,
 ) -> None:
     """Erase the caller's account. An account with a password must confirm it."""
     account_id = principal.account_id
@@ -41,13 +46,12 @@ async def delete_account(
     if row is None or row["email"] is None:
         raise NotFound("account not found", code="account_not_found")
     email: str = row["email"]
-    if row["password_hash"] is not None:
-        await check_signin_failures(deps.limiter, deps.settings, email)
-        if not password or not await verify_password(row["password_hash"], password):
-            await record_signin_failure(deps.limiter, deps.settings, email)
-            raise InvalidInput(
-                "confirm the deletion with your current password", code="invalid_credentials", param="password"
-            )
+    if row["password_hash"] is not None and not await check_password(
+        deps, email, row["password_hash"], password or "", client
+    ):
+        raise InvalidInput(
+            "confirm the deletion with your current password", code="invalid_credentials", param="password"
+        )
     async with deps.db.transaction() as conn:
         erased = await conn.fetchval(
             """

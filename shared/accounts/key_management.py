@@ -23,6 +23,7 @@ from shared.accounts.keys import (
     hash_secret,
     publish_invalidation,
 )
+from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog
 from shared.infra.db import Database
 from shared.infra.db.records import Column, RecordMapping
@@ -110,10 +111,11 @@ def _key_id(key_id: str) -> uuid.UUID:
 
 
 def check_name(name: str) -> str:
+    """The name to store: trimmed, with any API key in it cut out."""
     name = name.strip()
     if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
         raise InvalidInput(f"name must be at most {MAX_NAME} printable characters", param="name")
-    return name
+    return without_keys(name)
 
 
 def check_expiry(expires_at: dt.datetime | None) -> dt.datetime | None:

@@ -5,6 +5,10 @@ lookup stays a single indexed query. On the request path even that query is usua
 process keeps a small cache of recently seen keys. Whatever changes a key's or an account's standing
 (revocation, deletion, suspension) publishes an invalidation on Redis, which every API process applies
 at once; the cache also forgets entries after ``ttl_s`` as a safety net.
+
+Keys that were refused (unknown, revoked, expired: states that never turn back into a working key) are
+remembered for ``REFUSAL_TTL_S`` too, so a flood of the same bad key costs no lookups; lookups of keys not
+cached are limited per client IP (``shared.ratelimits.invalid_keys``).
 """
 
 from __future__ import annotations
@@ -25,9 +29,11 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 
 from shared.infra.background import BackgroundTasks
-from shared.infra.db import Connection, Database
+from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
+from shared.infra.metrics import METRICS
+from shared.ratelimits.invalid_keys import InvalidKeyLimit
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +44,8 @@ _ALPHABET = string.ascii_letters + string.digits
 KEY_PATTERN = re.compile(rf"^{KEY_PREFIX}[A-Za-z0-9]{{{KEY_BODY_LENGTH}}}$")
 INVALIDATION_CHANNEL = "conduit:auth:invalidate"
 TOUCH_INTERVAL_S = 60.0
+REFUSAL_TTL_S = 60.0
+MAX_REFUSALS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +80,13 @@ class NewKey:
 class _Cached:
     principal: Principal
     expires_at: float | None  # the key's own expiry (epoch seconds)
+    cached_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    message: str
+    code: str
     cached_at: float
 
 
@@ -120,6 +135,7 @@ class KeyCache:
         self.ttl_s = ttl_s
         self.max_entries = max_entries
         self._entries: OrderedDict[str, _Cached] = OrderedDict()
+        self._refusals: OrderedDict[str, _Refusal] = OrderedDict()  # key hash -> why it was refused
         self._touched: dict[uuid.UUID, float] = {}
         self.enabled = False  # only while the invalidation subscription is live
         # Bumped by every invalidation: a lookup that read the database before an invalidation arrived
@@ -143,6 +159,23 @@ class KeyCache:
         self._entries[key_hash] = _Cached(principal, expires_at.timestamp() if expires_at else None, now)
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
+
+    def refusal(self, key_hash: str, now: float) -> Unauthenticated | None:
+        """The answer given to this key when it was last looked up, if that was a refusal not long ago."""
+        entry = self._refusals.get(key_hash)
+        if entry is None:
+            return None
+        if now - entry.cached_at > REFUSAL_TTL_S:
+            del self._refusals[key_hash]
+            return None
+        return Unauthenticated(entry.message, code=entry.code)
+
+    def remember_refusal(self, key_hash: str, refused: Unauthenticated, now: float) -> None:
+        """Refusals need no invalidation: an unknown, revoked or expired key never works again."""
+        self._refusals[key_hash] = _Refusal(refused.message, refused.code, now)
+        self._refusals.move_to_end(key_hash)
+        if len(self._refusals) > MAX_REFUSALS:
+            self._refusals.popitem(last=False)
 
     def due_for_touch(self, key_id: uuid.UUID, now: float) -> bool:
         if now - self._touched.get(key_id, 0.0) < TOUCH_INTERVAL_S:
@@ -192,8 +225,17 @@ async def publish_invalidation(redis: Redis, message: str) -> None:
     await redis.publish(INVALIDATION_CHANNEL, message)
 
 
-async def authenticate(db: Database, secret: str | None, cache: KeyCache | None = None) -> Principal:
-    """Resolve a bearer secret to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``."""
+async def authenticate(
+    db: Database,
+    secret: str | None,
+    cache: KeyCache | None = None,
+    *,
+    invalid_keys: InvalidKeyLimit | None = None,
+    ip: str = "",
+) -> Principal:
+    """Resolve a bearer secret to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``. With
+    ``invalid_keys``, a key that is not cached as working counts against ``ip``'s budget of invalid keys until it
+    proves to work (``RateLimited`` when the budget is spent)."""
     if not secret:
         raise Unauthenticated("missing API key: send it as 'Authorization: Bearer cdt_...'", code="missing_api_key")
     if not KEY_PATTERN.match(secret):
@@ -206,6 +248,14 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
         if cached is not None:
             _touch(db, cache, cached, now)
             return cached
+        refused = cache.refusal(key_hash, now)
+        if refused is not None:
+            if invalid_keys is not None:
+                await invalid_keys.reserve(ip)
+            METRICS.inc("conduit_invalid_api_keys", {"outcome": "cached"})
+            raise refused
+    if invalid_keys is not None:
+        await invalid_keys.reserve(ip)  # before the lookup: a spent budget costs the database nothing
     row = await db.fetchrow(
         """
         SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
@@ -216,6 +266,28 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
         """,
         key_hash,
     )
+    try:
+        principal = _principal(row)
+    except Unauthenticated as refused:
+        METRICS.inc("conduit_invalid_api_keys", {"outcome": "looked_up"})
+        if cache is not None:
+            cache.remember_refusal(key_hash, refused, now)
+        raise
+    except PermissionDenied:
+        if invalid_keys is not None:
+            await invalid_keys.give_back(ip)  # a real key, of a suspended account: not a guess
+        raise
+    assert row is not None  # a missing row is refused above
+    if invalid_keys is not None:
+        await invalid_keys.give_back(ip)
+    if cache is not None:
+        cache.put(key_hash, principal, row["expires_at"], now, generation)
+        _touch(db, cache, principal, now)
+    return principal
+
+
+def _principal(row: Record | None) -> Principal:
+    """The caller a key's row names, or why the key cannot be used."""
     if row is None:
         raise Unauthenticated("invalid API key")
     if row["revoked_at"] is not None:
@@ -227,7 +299,7 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
     if row["status"] != "active":
         raise Unauthenticated("invalid API key")
     allowed = row["allowed_models"]
-    principal = Principal(
+    return Principal(
         account_id=row["account_id"],
         api_key_id=row["id"],
         role=row["role"],
@@ -238,10 +310,6 @@ async def authenticate(db: Database, secret: str | None, cache: KeyCache | None 
         account_rpm=row["account_rpm"],
         account_max_inflight=row["account_max_inflight"],
     )
-    if cache is not None:
-        cache.put(key_hash, principal, row["expires_at"], now, generation)
-        _touch(db, cache, principal, now)
-    return principal
 
 
 def _touch(db: Database, cache: KeyCache, principal: Principal, now: float) -> None:

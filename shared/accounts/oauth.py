@@ -28,6 +28,7 @@ import httpx
 from redis.asyncio import Redis
 
 from shared.accounts import tokens
+from shared.accounts.redirects import has_unsafe_characters, same_site_path
 from shared.accounts.rewards import mark_email_verified
 from shared.accounts.service import normalize_email
 from shared.accounts.sessions import Session
@@ -78,14 +79,14 @@ def check_redirect(deps: AuthDeps, redirect_to: str | None) -> str | None:
     """Where to send the browser afterwards: a path on this site or a URL on an allowed origin."""
     if not redirect_to:
         return None
+    if same_site_path(redirect_to):
+        return redirect_to
     parts = urlsplit(redirect_to)
-    if parts.scheme or parts.netloc:
-        if f"{parts.scheme}://{parts.netloc}".lower() in deps.settings.allowed_origins and parts.scheme in (
-            "http",
-            "https",
-        ):
-            return redirect_to
-    elif redirect_to.startswith("/") and not redirect_to.startswith("//") and "\\" not in redirect_to:
+    if (
+        not has_unsafe_characters(redirect_to)
+        and parts.scheme in ("http", "https")
+        and f"{parts.scheme}://{parts.netloc}".lower() in deps.settings.allowed_origins
+    ):
         return redirect_to
     raise InvalidInput("redirect_to must be a path on this site or a URL on an allowed origin", param="redirect_to")
 

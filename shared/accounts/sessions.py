@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from redis.asyncio import Redis
 
 from shared.accounts.keys import Principal
+from shared.accounts.redaction import without_keys
 from shared.infra.db import Database
 from shared.infra.errors import PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
@@ -106,7 +107,7 @@ class SessionStore:
             last_seen_at=now,
             expires_at=now + self.settings.session_max_age_s,
             ip=ip,
-            user_agent=user_agent[:MAX_USER_AGENT],
+            user_agent=without_keys(user_agent)[:MAX_USER_AGENT],
             csrf_token=secrets.token_urlsafe(24),
         )
         token_hash = _hash(token)

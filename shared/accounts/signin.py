@@ -1,13 +1,16 @@
 """Signing in with a password, and changing it.
 
-Sign-in is throttled per client IP and per address (see ``shared.ratelimits.signin_throttle``); a wrong password,
-an unknown address and an account without a password all answer ``invalid_credentials`` after the same
-amount of work. Only once the password is right does the answer say more (unverified address, suspension).
+Every password check (sign-in, password change, account deletion) goes through ``check_password``: throttled
+per client IP and per address, or per device cookie for a browser that signed in to the address before (see
+``shared.ratelimits.signin_throttle``). A wrong password, an unknown address and an account without a password
+all answer ``invalid_credentials`` after the same amount of work. Only once the password is right does the
+answer say more (unverified address, suspension).
 """
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 
 from shared.accounts import mails
 from shared.accounts.keys import Principal
@@ -16,20 +19,61 @@ from shared.accounts.service import normalize_email
 from shared.accounts.sessions import Session
 from shared.accounts.signup import AuthDeps
 from shared.infra.errors import InvalidInput, PermissionDenied, Unauthenticated
-from shared.ratelimits.signin_throttle import check_signin_failures, record_signin_failure, throttle_ip
+from shared.infra.metrics import METRICS
+from shared.ratelimits.signin_throttle import (
+    PasswordAttempt,
+    give_back_password_attempt,
+    reserve_password_attempt,
+)
 
 
-async def sign_in(deps: AuthDeps, *, email: str, password: str, ip: str, user_agent: str) -> tuple[str, Session]:
-    """Check the password and open a session. Returns (cookie token, session)."""
+@dataclass(frozen=True, slots=True)
+class PasswordClient:
+    """Where a password comes from: the client's IP and its browser's device cookie, if it sent one."""
+
+    ip: str
+    device_cookie: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    token: str  # the session cookie's value
+    session: Session
+    device_cookie: str  # the browser's device cookie from now on
+
+
+async def reserve_attempt(deps: AuthDeps, email: str, client: PasswordClient) -> PasswordAttempt:
+    """Reserve a password check for ``email`` (normalised) under the sign-in throttle; 429 when its budget is
+    spent (the device cookie's own budget for a browser that signed in to the address before)."""
+    device_id = deps.devices.device_for(client.device_cookie, email)
+    return await reserve_password_attempt(deps.limiter, deps.settings, email, ip=client.ip, device_id=device_id)
+
+
+async def verify_attempt(deps: AuthDeps, attempt: PasswordAttempt, password_hash: str | None, password: str) -> bool:
+    """Whether ``password`` matches ``password_hash`` (None never matches); a match gives the attempt back."""
+    matches = await verify_password(password_hash, password)
+    if matches:
+        await give_back_password_attempt(deps.limiter, attempt)
+    METRICS.inc("conduit_signin_attempts", {"outcome": "succeeded" if matches else "failed", "client": attempt.client})
+    return matches
+
+
+async def check_password(
+    deps: AuthDeps, email: str, password_hash: str | None, password: str, client: PasswordClient
+) -> bool:
+    """``reserve_attempt`` then ``verify_attempt``, for a password hash already at hand."""
+    return await verify_attempt(deps, await reserve_attempt(deps, email, client), password_hash, password)
+
+
+async def sign_in(deps: AuthDeps, *, email: str, password: str, client: PasswordClient, user_agent: str) -> SignedIn:
+    """Check the password and open a session; the browser's device cookie gets an entry for the address."""
     email = normalize_email(email)
-    await throttle_ip(deps.limiter, deps.settings, ip)
-    await check_signin_failures(deps.limiter, deps.settings, email)
+    attempt = await reserve_attempt(deps, email, client)  # before anything costs: a refused attempt costs no query
     row = await deps.db.fetchrow(
         "SELECT id, password_hash, status, email_verified_at FROM accounts WHERE email = $1", email
     )
     password_hash = row["password_hash"] if row is not None else None
-    if not await verify_password(password_hash, password):
-        await record_signin_failure(deps.limiter, deps.settings, email)
+    if not await verify_attempt(deps, attempt, password_hash, password):
         raise Unauthenticated("wrong email or password", code="invalid_credentials")
     assert row is not None and password_hash is not None
     if row["status"] == "suspended":
@@ -44,10 +88,13 @@ async def sign_in(deps: AuthDeps, *, email: str, password: str, ip: str, user_ag
         await deps.db.execute(
             "UPDATE accounts SET password_hash = $2 WHERE id = $1", row["id"], await hash_password(password)
         )
-    return await deps.sessions.create(row["id"], ip=ip, user_agent=user_agent)
+    token, session = await deps.sessions.create(row["id"], ip=client.ip, user_agent=user_agent)
+    return SignedIn(token, session, deps.devices.issue(client.device_cookie, email))
 
 
-async def change_password(deps: AuthDeps, principal: Principal, *, current_password: str, new_password: str) -> None:
+async def change_password(
+    deps: AuthDeps, principal: Principal, *, current_password: str, new_password: str, client: PasswordClient
+) -> None:
     """Replace the password (the current one is required) and end the account's other sessions."""
     row = await deps.db.fetchrow("SELECT email, password_hash FROM accounts WHERE id = $1", principal.account_id)
     if row is None or row["email"] is None:
@@ -57,9 +104,7 @@ async def change_password(deps: AuthDeps, principal: Principal, *, current_passw
             "this account has no password yet; set one with the password reset link (POST /v1/auth/password-reset)",
             code="no_password",
         )
-    await check_signin_failures(deps.limiter, deps.settings, row["email"])
-    if not await verify_password(row["password_hash"], current_password):
-        await record_signin_failure(deps.limiter, deps.settings, row["email"])
+    if not await check_password(deps, row["email"], row["password_hash"], current_password, client):
         raise InvalidInput("the current password is wrong", code="invalid_credentials", param="current_password")
     check_password_policy(new_password, email=row["email"])
     await deps.db.execute(

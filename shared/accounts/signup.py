@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from shared.accounts import mails, tokens
+from shared.accounts.devices import DeviceCookies
 from shared.accounts.passwords import check_password_policy, hash_password
 from shared.accounts.rewards import mark_email_verified
 from shared.accounts.service import normalize_email
@@ -36,6 +37,7 @@ class AuthDeps:
     limiter: RateLimiter
     sessions: SessionStore
     settings: AuthSettings
+    devices: DeviceCookies  # signs the sign-in device cookies
 
 
 def invalid_token() -> InvalidInput:

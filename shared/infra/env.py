@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import re
 from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shared.ledger.money import CreditsFormatError, parse_credits
@@ -70,6 +73,20 @@ def env_credits(env: Mapping[str, str], name: str, default: str) -> int:
     return value
 
 
+def env_networks(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """Comma-separated IP addresses and networks (``10.0.0.0/8``), or ``*`` for any; empty: none."""
+    items = [item.strip() for item in (env.get(name) or "").split(",") if item.strip()]
+    if items == ["*"]:
+        return ("*",)
+    networks = []
+    for item in items:
+        try:
+            networks.append(str(ipaddress.ip_network(item, strict=False)))
+        except ValueError as exc:
+            raise SettingsError(f"{name} must list IP addresses or networks (or be *), got {item!r}") from exc
+    return tuple(networks)
+
+
 # Upstream provider credentials and base URLs are named by the catalog's [providers.*] tables; only
 # variables with these suffixes are captured (see shared/catalog/providers.py).
 PROVIDER_ENV = re.compile(r"[A-Z][A-Z0-9_]*_(API_KEY|API_TOKEN|KEY|TOKEN|BASE_URL)")
@@ -87,3 +104,20 @@ def provider_env(env: Mapping[str, str]) -> dict[str, str]:
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def development_secret(path: Path) -> bytes:
+    """A random secret kept in ``path``, created on first use (development: no SECRET_KEY). Safe when several
+    processes start at once: the first one to create the file wins and every process reads the same key."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_text(os.urandom(32).hex())
+        tmp.chmod(0o600)
+        try:
+            os.link(tmp, path)  # atomic: the first process to create it wins
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    return path.read_text().strip().encode()

@@ -11,13 +11,16 @@ script call using Redis's own clock, so any number of API processes share the li
         ... decision.retry_after_s ...
 
 ``hit`` consumes ``cost`` (default 1) when allowed; ``peek`` tells whether a request of ``cost`` would be
-allowed without consuming anything (e.g. check before an expensive step, consume only on failure);
-``reset`` forgets a key. ``Decision`` carries what rate-limit headers need: ``limit``, ``remaining``,
-``retry_after_s`` (0 when allowed) and ``reset_after_s`` (until the full burst is available again).
+allowed without consuming anything; ``refund`` gives back what a ``hit`` (or an ``admit``) consumed, so a
+caller can reserve an attempt atomically before an expensive check and return it when the check passes
+(the sign-in throttle does); ``reset`` forgets a key. ``Decision`` carries what rate-limit headers need:
+``limit``, ``remaining``, ``retry_after_s`` (0 when allowed) and ``reset_after_s`` (until the full burst is
+available again).
 
 ``admit`` checks several limits at once, all or nothing, in one script call (one round trip): GCRA rates and
 concurrency slots (a sorted set per limit whose members are what is in flight, each with an expiry as a
 backstop). ``release`` frees a member's slots. API requests use it through ``shared.ratelimits.request_limits``.
+The scripts are in ``shared.ratelimits.limiter_scripts``.
 
 When Redis cannot be reached (or does not answer within ``timeout_s``), a limiter built with
 ``fail_open=True`` lets the request through (a ``Decision`` with ``degraded=True``) and one built with
@@ -40,46 +43,12 @@ from redis.exceptions import NoScriptError, RedisError
 
 from shared.infra.errors import RateLimited, ServiceUnavailable
 from shared.infra.group_commit import GroupCommit
+from shared.ratelimits.limiter_scripts import ADMIT, GCRA, REFUND, RELEASE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 KEY_PREFIX = "conduit:rl:"
-
-# KEYS[1] the key. ARGV: emission interval (ms per request), burst, cost, dry run (1/0).
-# Returns {allowed (1/0), remaining, retry_after_ms, reset_after_ms}.
-_GCRA = """
-local emission = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local dry = ARGV[4] == '1'
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local tolerance = emission * burst
-local tat = tonumber(redis.call('GET', KEYS[1]))
-if tat == nil or tat < now then
-    tat = now
-end
-local new_tat = tat + emission * cost
-local allow_at = new_tat - tolerance
-if now < allow_at then
-    local remaining = math.floor((now - (tat - tolerance)) / emission)
-    if remaining < 0 then remaining = 0 end
-    local retry = allow_at - now
-    if cost > burst then retry = -1 end
-    return {0, remaining, retry, tat - now}
-end
-if not dry and cost > 0 then
-    redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.max(1, math.ceil(new_tat - now)))
-end
-local remaining = math.floor((now - allow_at) / emission)
-local reset = new_tat - now
-if dry or cost == 0 then
-    remaining = math.floor((now - (tat - tolerance)) / emission)
-    reset = tat - now
-end
-return {1, remaining, 0, reset}
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,88 +70,6 @@ class Rate:
     @property
     def tolerance(self) -> int:
         return self.burst if self.burst is not None else self.count
-
-
-# KEYS: the GCRA keys (n_rates of them), then the slot sets (n_slots), then the index of slot sets.
-# ARGV[1]: the member; ARGV[2]: the policy, space-separated: n_rates n_slots slot_ttl_ms, then per rate its
-# emission (ms) and burst, then per slot its limit (one argument, cheap to send: it is the same every time).
-# Returns, per rate then per slot: allowed (1/0), remaining, retry_after_ms (-1: unknown), reset_after_ms.
-# Consumes nothing unless every limit allows.
-_ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local member = ARGV[1]
-local spec = {}
-for v in string.gmatch(ARGV[2], '%S+') do
-    table.insert(spec, tonumber(v))
-end
-local n_rates = spec[1]
-local n_slots = spec[2]
-local ttl = spec[3]
-local out = {}
-local ok = true
-local tats = {}
-local counts = {}
-for i = 1, n_rates do
-    local emission = spec[2 + 2 * i]
-    local burst = spec[3 + 2 * i]
-    local tolerance = emission * burst
-    local tat = tonumber(redis.call('GET', KEYS[i]))
-    if tat == nil or tat < now then
-        tat = now
-    end
-    local new_tat = tat + emission
-    local allow_at = new_tat - tolerance
-    if now < allow_at then
-        ok = false
-        local remaining = math.floor((now - (tat - tolerance)) / emission)
-        if remaining < 0 then remaining = 0 end
-        for _, v in ipairs({0, remaining, math.ceil(allow_at - now), math.ceil(tat - now)}) do table.insert(out, v) end
-    else
-        tats[i] = new_tat
-        local remaining = math.floor((now - allow_at) / emission)
-        for _, v in ipairs({1, remaining, 0, math.ceil(new_tat - now)}) do table.insert(out, v) end
-    end
-end
-local base = 3 + 2 * n_rates
-for j = 1, n_slots do
-    local key = KEYS[n_rates + j]
-    local limit = spec[base + j]
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
-    local count = redis.call('ZCARD', key)
-    counts[j] = count
-    if count >= limit then
-        ok = false
-        for _, v in ipairs({0, 0, -1, 0}) do table.insert(out, v) end
-    else
-        for _, v in ipairs({1, limit - count - 1, 0, 0}) do table.insert(out, v) end
-    end
-end
-if ok then
-    for i = 1, n_rates do
-        redis.call('SET', KEYS[i], tostring(tats[i]), 'PX', math.max(1, math.ceil(tats[i] - now)))
-    end
-    for j = 1, n_slots do
-        local key = KEYS[n_rates + j]
-        -- every member expires within ttl, so the set may too
-        redis.call('ZADD', key, now + ttl, member)
-        redis.call('PEXPIRE', key, ttl)
-        if counts[j] == 0 then
-            redis.call('SADD', KEYS[n_rates + n_slots + 1], key)
-        end
-    end
-end
-return out
-"""
-
-
-# KEYS: slot sets; ARGV[1]: the member to remove from each.
-_RELEASE = """
-for _, key in ipairs(KEYS) do
-    redis.call('ZREM', key, ARGV[1])
-end
-return 1
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,9 +148,10 @@ class RateLimiter:
         self.prefix = prefix
         self.fail_open = fail_open
         self.timeout_s = timeout_s
-        self._script = redis.register_script(_GCRA)
-        self._batch = _ScriptBatch(redis, _ADMIT)
-        self._release = redis.register_script(_RELEASE)
+        self._script = redis.register_script(GCRA)
+        self._batch = _ScriptBatch(redis, ADMIT)
+        self._release = redis.register_script(RELEASE)
+        self._refund = redis.register_script(REFUND)
         self._last_warning = 0.0
 
     @property
@@ -346,6 +234,17 @@ class RateLimiter:
     async def peek(self, key: str, rate: Rate, cost: int = 1) -> Decision:
         """Would ``cost`` be allowed now? Consumes nothing."""
         return await self._run(key, rate, cost, dry=True)
+
+    async def refund(self, key: str, rate: Rate, cost: int = 1) -> None:
+        """Give back ``cost`` requests consumed from ``key`` (a reservation whose check passed). Best effort: when
+        Redis cannot be reached the reservation simply stays consumed, as if the check had failed."""
+        if cost < 0:
+            raise ValueError("cost cannot be negative")
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._refund(keys=[self.prefix + key], args=[repr(rate.emission_ms), cost])
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("rate limiter: could not refund %s (%s)", key, exc)
 
     async def reset(self, key: str) -> None:
         await self.redis.delete(self.prefix + key)

@@ -4,8 +4,8 @@
   ``support`` or ``admin``); another account's ticket is "not found".
 * ``attachments``: files checked by their content against an allow-list, capped in size and number, kept in
   storage and served only through the authenticated ticket routes.
-* ``redaction``: Conduit API keys pasted into a subject, a message or a text attachment are replaced before
-  anything is stored, and the author is told to rotate them.
+* Conduit API keys pasted into a subject, a message, a text attachment or an attachment's file name are
+  replaced before anything is stored (``shared.accounts.redaction``), and the author is told to rotate them.
 
 Status: ``open`` (waiting for staff) -> ``pending`` (staff answered, waiting for the user) -> ``closed``; a
 message from the user puts a pending ticket back to ``open``; a closed ticket takes no messages until it is

@@ -1,7 +1,8 @@
 """Writing support tickets: create, reply (owner or staff), close, reopen, and erasure with the account.
 
-Every text an author writes (subject, message, text attachments) goes through ``redact_keys`` before it is
-stored; the answer then carries a warning per key found, telling the author to rotate it. Attachment files are
+Every text an author writes (subject, message, text attachments, attachment file names) goes through
+``redact_keys`` before it is stored; the answer then carries a warning per key found, telling the author to
+rotate it. Attachment files are
 written to storage before the transaction that records them, and removed again if it fails.
 """
 
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.accounts.keys import hash_secret
+from shared.accounts.redaction import redact_keys
 from shared.infra.db import Connection, Database
 from shared.infra.errors import Conflict, InvalidInput
 from shared.infra.ids import uuid7
@@ -23,7 +25,6 @@ from shared.settings import SupportSettings
 from shared.support import CATEGORIES
 from shared.support.attachments import CheckedFile, Upload, check_uploads
 from shared.support.queries import Viewer, load_ticket, ticket_detail
-from shared.support.redaction import redact_keys
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +55,14 @@ def _draft(body: str | None, uploads: list[Upload], settings: SupportSettings, *
     redacted = redact_keys(_text(body, "body", MAX_BODY))
     draft = Draft(body=redacted.text, files=[], keys=list(redacted.keys))
     for checked in check_uploads(uploads, settings, already_on_ticket=on_ticket):
+        name = redact_keys(checked.filename)
+        found, content = list(name.keys), checked.data
         if checked.content_type == "text/plain":
             in_file = redact_keys(checked.data.decode("utf-8"))
-            if in_file.keys:
-                checked = CheckedFile(checked.filename, checked.content_type, in_file.text.encode())
-                draft.keys += [k for k in in_file.keys if k not in draft.keys]
-        draft.files.append(checked)
+            found += in_file.keys
+            content = in_file.text.encode() if in_file.keys else checked.data
+        draft.keys += [k for k in found if k not in draft.keys]
+        draft.files.append(CheckedFile(name.text, checked.content_type, content))
     return draft
 
 

@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 
 from shared.accounts.key_policy import check_model_allowed
 from shared.accounts.keys import Principal
+from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
@@ -237,7 +238,7 @@ def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
                 f"metadata values must be strings of at most {MAX_METADATA_VALUE} characters",
                 param=f"metadata.{key}",
             )
-    return dict(metadata)
+    return {key: without_keys(value) for key, value in metadata.items()}  # keys are too short to hold an API key
 
 
 def _check_webhook_url(url: str | None) -> str | None:

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from shared.accounts.redaction import without_keys
 from shared.infra.db import Connection, Database
 from shared.infra.db.records import RecordMapping
 from shared.infra.errors import Conflict, InvalidInput, NotFound
@@ -125,9 +126,10 @@ def check_events(events: object) -> list[str]:
 
 
 def _check_description(description: str) -> str:
+    """The description to store, with any API key in it cut out."""
     if len(description) > MAX_DESCRIPTION:
         raise InvalidInput(f"description must be at most {MAX_DESCRIPTION} characters", param="description")
-    return description
+    return without_keys(description)
 
 
 async def create_endpoint(

@@ -23,6 +23,19 @@ def test_operating_settings_from_the_environment() -> None:
         Settings.from_env({"RETENTION_DAYS": "-1"})
 
 
+def test_trusted_proxies_are_explicit() -> None:
+    assert Settings.from_env({}).forwarded_allow_ips == ()  # by default no proxy is believed
+    listed = Settings.from_env({"FORWARDED_ALLOW_IPS": " 10.0.0.0/8, 127.0.0.1 ,::1,192.168.1.7/24"})
+    assert listed.forwarded_allow_ips == ("10.0.0.0/8", "127.0.0.1/32", "::1/128", "192.168.1.0/24")
+    assert Settings.from_env({"FORWARDED_ALLOW_IPS": "*"}).forwarded_allow_ips == ("*",)
+    for wrong in ("localhost", "10.0.0.0/33", "*, 10.0.0.1"):
+        with pytest.raises(SettingsError, match="FORWARDED_ALLOW_IPS"):
+            Settings.from_env({"FORWARDED_ALLOW_IPS": wrong})
+    assert Settings.from_env({}).rate_limits.invalid_keys_per_ip_per_min == 60
+    with pytest.raises(SettingsError, match="INVALID_KEY_RATE_PER_MIN"):
+        Settings.from_env({"INVALID_KEY_RATE_PER_MIN": "0"})
+
+
 def test_histograms_render_cumulative_buckets_and_counters_add_up() -> None:
     recorder = Recorder()
     for seconds in (0.003, 0.2, 0.2, 99.0):

@@ -7,11 +7,11 @@ import uuid
 import pytest
 
 from shared.accounts.keys import generate_secret
+from shared.accounts.redaction import redact_keys
 from shared.infra.errors import InvalidInput, PayloadTooLarge
 from shared.infra.storage import valid_key
 from shared.settings import SupportSettings
 from shared.support.attachments import Upload, check_uploads, clean_filename
-from shared.support.redaction import redact_keys
 from tests.files import image_bytes
 
 

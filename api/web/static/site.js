@@ -52,6 +52,20 @@
     return data;
   }
 
+  // Where "go" may send the browser: a path on this site, as the browser itself reads it; anything else (another
+  // origin, a scheme, "//host", back slashes, control characters such as a tab the URL parser would drop)
+  // goes to the dashboard. The server checks sign-in's "next" too; this is the last word before navigating.
+  function sameSitePath(target) {
+    const fallback = "/dashboard";
+    if (typeof target !== "string" || !target.startsWith("/") || /[\u0000-\u0020\u007f-\u009f\\]/.test(target)) {
+      return fallback;
+    }
+    let url;
+    try { url = new URL(target, location.origin); } catch { return fallback; }
+    if (url.origin !== location.origin || target.startsWith("//")) return fallback;
+    return url.pathname + url.search + url.hash;
+  }
+
   function show(el, text) { if (el) { el.textContent = text; el.hidden = false; } }
 
   function renderOutputs(task, into) {
@@ -98,7 +112,7 @@
       if (form.dataset.success) sessionStorage.setItem("flash", form.dataset.success);
       location.reload();
     },
-    go(form, data) { location.assign((form.dataset.next || "/").replace("{id}", data?.id ?? "")); },
+    go(form, data) { location.assign(sameSitePath((form.dataset.next || "/").replace("{id}", data?.id ?? ""))); },
     message(form) { show(form.querySelector("[data-out]"), form.dataset.success || "Done."); },
     secret(form, data) {
       const box = document.getElementById("secret-box");

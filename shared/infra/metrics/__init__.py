@@ -37,6 +37,15 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
     "conduit_webhook_deliveries": ("counter", "Webhook delivery attempts by outcome", ("outcome",), ()),
     "conduit_credits_charged": ("counter", "Credits charged for tasks", ("model",), ()),
     "conduit_credits_granted": ("counter", "Credits granted, by source of the lot", ("source",), ()),
+    "conduit_signin_attempts": (
+        "counter", "Password checks by outcome (succeeded, failed, throttled) and client (device, untrusted)",
+        ("outcome", "client"), (),
+    ),
+    "conduit_invalid_api_keys": (
+        "counter", "Requests with an unknown, revoked or expired API key, by how they were refused "
+        "(looked_up: a database lookup; cached: the short-lived cache of refused keys; throttled: 429)",
+        ("outcome",), (),
+    ),
 }  # fmt: skip
 
 Key = tuple[str, tuple[tuple[str, str], ...]]

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.accounts.devices import DeviceCookies
 from shared.accounts.sessions import SessionStore
 from shared.accounts.signup import AuthDeps
 from shared.infra.mail import Mailer
@@ -75,6 +76,7 @@ def auth_deps(services: Services, accounts_settings: Settings) -> AuthDeps:
         limiter=services.limiter,
         sessions=SessionStore(services.redis, accounts_settings.auth),
         settings=accounts_settings.auth,
+        devices=DeviceCookies(accounts_settings.signing_key()),
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from api.routes.auth import session_cookie
-from shared.accounts.signin import sign_in
+from shared.accounts.signin import PasswordClient, sign_in
 from shared.accounts.signup import AuthDeps
 from shared.infra.errors import RateLimited
 from shared.services import Services
@@ -26,7 +26,8 @@ async def test_sign_in_sets_an_http_only_same_site_cookie_backed_by_redis(
 ) -> None:
     someone = await person("cookie")
     response = await someone.browser.signin(someone.email)
-    cookie = SimpleCookie(response.headers["set-cookie"])["conduit_session"]
+    [header] = [h for h in response.headers.get_list("set-cookie") if h.startswith("conduit_session=")]
+    cookie = SimpleCookie(header)["conduit_session"]
     assert cookie["httponly"] is True
     assert cookie["samesite"].lower() == "lax"
     assert cookie["path"] == "/"
@@ -115,6 +116,23 @@ async def test_list_and_end_sessions(person: PersonFactory, browser: BrowserFact
     assert nobody.json()["error"]["code"] == "not_signed_in"
 
 
+async def test_a_forwarded_for_header_is_ignored_without_a_trusted_proxy(
+    person: PersonFactory, browser: BrowserFactory
+) -> None:
+    """This server names no trusted proxy (the default): the client is the connection's peer, whatever headers
+    it sends, both for the per-IP limits and for what a session records."""
+    someone = await person("forwarded")
+    other = browser()
+    spoofed = {"X-Forwarded-For": "203.0.113.50", "X-Forwarded-Proto": "https"}
+    signed_in = await other.http.post(
+        "/v1/auth/signin", json={"email": someone.email, "password": someone.password}, headers=spoofed
+    )
+    assert signed_in.status_code == 200
+    assert signed_in.json()["session"]["ip"] == "127.0.0.1"
+    listed = (await someone.browser.get("/v1/auth/sessions")).json()["data"]
+    assert {s["ip"] for s in listed} == {"127.0.0.1"}
+
+
 async def test_wrong_passwords_are_throttled_per_address(person: PersonFactory, browser: BrowserFactory) -> None:
     someone = await person("throttle")
     attacker = browser()
@@ -139,12 +157,13 @@ async def test_sign_in_attempts_are_throttled_per_ip(person: PersonFactory, auth
     deps = dataclasses.replace(auth_deps, settings=dataclasses.replace(auth_deps.settings, auth_ip_rate_per_min=3))
     ip = f"198.51.100.{someone.account_id.int % 250 + 1}"
     for _ in range(3):
-        await sign_in(deps, email=someone.email, password=someone.password, ip=ip, user_agent="test")
+        await sign_in(deps, email=someone.email, password=someone.password, client=PasswordClient(ip), user_agent="t")
     with pytest.raises(RateLimited) as limited:
-        await sign_in(deps, email=someone.email, password=someone.password, ip=ip, user_agent="test")
+        await sign_in(deps, email=someone.email, password=someone.password, client=PasswordClient(ip), user_agent="t")
     assert limited.value.code == "too_many_requests"
     assert 1 <= limited.value.retry_after_s <= 20
-    await sign_in(deps, email=someone.email, password=someone.password, ip="198.51.100.251", user_agent="test")
+    other = PasswordClient("198.51.100.251")
+    await sign_in(deps, email=someone.email, password=someone.password, client=other, user_agent="t")
 
 
 async def test_sessions_expire(auth_deps: AuthDeps, services: Services, person: PersonFactory) -> None:

@@ -163,6 +163,14 @@ async def test_metrics_add_up_across_processes_and_change_after_tasks(
     assert not re.search(r"route=\"[^\"]*[0-9a-f]{8}-", after)  # route templates, never ids
 
 
+async def test_metrics_without_a_token_are_for_this_machine_only(client: httpx.AsyncClient) -> None:
+    assert (await client.get("/metrics")).status_code == 200
+    # A request relayed by a proxy on this machine is not local, whatever address it arrives from.
+    for header in ("X-Forwarded-For", "Forwarded"):
+        relayed = await client.get("/metrics", headers={header: "for=198.51.100.7"})
+        assert relayed.status_code == 404, header
+
+
 async def test_metrics_need_the_token_when_one_is_set(settings: Settings, services: Services) -> None:
     port = free_port()
     guarded = replace(settings, port=port, operating=OperatingSettings(metrics_token="s3cret"))

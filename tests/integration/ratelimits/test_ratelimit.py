@@ -69,6 +69,22 @@ async def test_concurrent_hits_never_exceed_the_burst(services: Services) -> Non
     assert 0 < ttl <= 3600 * 1000  # the state expires once it no longer matters
 
 
+async def test_a_refund_gives_back_what_was_consumed_and_never_more(services: Services) -> None:
+    limiter = RateLimiter(services.redis)
+    k, rate = key(), Rate(3, 3600)
+    assert all([(await limiter.hit(k, rate)).allowed for _ in range(3)])
+    assert not (await limiter.peek(k, rate)).allowed
+    await limiter.refund(k, rate)  # e.g. the password turned out to be right
+    assert (await limiter.peek(k, rate)).remaining == 1
+    for _ in range(5):  # more refunds than hits: back to a full burst, not beyond it
+        await limiter.refund(k, rate)
+    assert (await limiter.peek(k, rate)).remaining == 3
+    assert await services.redis.exists("conduit:rl:" + k) == 0  # a full burst needs no state
+    await limiter.refund(key(), rate)  # nothing consumed yet: nothing happens
+    with pytest.raises(ValueError, match="negative"):
+        await limiter.refund(k, rate, cost=-1)
+
+
 def test_invalid_rates_are_refused() -> None:
     for args in ((0, 1), (1, 0), (1, 1, 0)):
         with pytest.raises(ValueError, match="invalid rate"):

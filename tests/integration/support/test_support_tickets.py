@@ -253,3 +253,29 @@ async def test_api_keys_are_redacted_before_storing(
     assert later.json()["messages"][-1]["redacted_keys"] == 1 and len(later.json()["warnings"]) == 1
     clean = await client.post(f"/v1/support/tickets/{ticket['id']}/messages", json={"body": "ok"}, headers=user.headers)
     assert clean.json()["warnings"] == []
+
+
+async def test_an_attachment_named_after_a_key_is_redacted(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    user = await make_account()
+    created = await client.post(
+        "/v1/support/tickets",
+        data={"subject": "Screenshot", "category": "account", "body": "See the file."},
+        files=[("files", (f"{user.key}.png", png(), "image/png"))],
+        headers=user.headers,
+    )
+    assert created.status_code == 201, created.text
+    ticket = created.json()
+    [attachment] = ticket["messages"][0]["attachments"]
+    assert attachment["filename"] == f"[redacted API key {user.key[:12]}…].png"
+    assert ticket["messages"][0]["redacted_keys"] == 1
+    [warning] = ticket["warnings"]
+    assert warning["code"] == "api_key_redacted" and warning["key_prefix"] == user.key[:12]
+    stored = await services.db.fetchval("SELECT filename FROM support_attachments WHERE id = $1", attachment["id"])
+    assert user.key not in stored
+    download = await client.get(attachment["url"], headers=user.headers)
+    assert download.status_code == 200 and download.content == png()
+    assert user.key not in download.headers["content-disposition"]
+    shown = await client.get(f"/v1/support/tickets/{ticket['id']}", headers=user.headers)
+    assert user.key not in shown.text

@@ -58,7 +58,7 @@ async def test_another_accounts_endpoint_is_not_found(lclient: httpx.AsyncClient
         await lclient.get(path, headers=other.headers),
         await lclient.patch(path, json={"enabled": False}, headers=other.headers),
         await lclient.delete(path, headers=other.headers),
-        await lclient.post(f"{path}/rotate-secret", headers=other.headers),
+        await lclient.post(f"{path}/rotate-secret", json={}, headers=other.headers),
         await lclient.get("/v1/webhooks/endpoints/not-an-id", headers=other.headers),
     ):
         assert response.status_code == 404, response.text
@@ -176,7 +176,16 @@ async def test_the_account_signing_secret_signs_task_urls_and_rotates(
     assert first == await account_secret(lclient, account)  # stable until rotated
     other = await make_account()
     assert await account_secret(lclient, other) != first  # one per account
-    rotated = await lclient.post("/v1/webhooks/secret/rotate", headers=account.headers)  # default grace: a day
+    no_body = await lclient.post("/v1/webhooks/secret/rotate", headers=account.headers)
+    assert no_body.status_code == 400, no_body.text  # the body is required: nothing rotated by accident
+    assert no_body.json()["error"] == {
+        "type": "invalid_request_error",
+        "code": "invalid_request",
+        "message": "this request needs a JSON body; see the API documentation at /docs",
+        "param": None,
+    }
+    assert await account_secret(lclient, account) == first
+    rotated = await lclient.post("/v1/webhooks/secret/rotate", json={}, headers=account.headers)  # default: a day
     assert rotated.status_code == 200, rotated.text
     second = rotated.json()["secret"]
     assert rotated.json()["previous_secret_expires_at"] is not None
@@ -202,3 +211,14 @@ async def test_the_webhook_routes_are_documented(lclient: httpx.AsyncClient) -> 
         "/v1/tasks/{task_id}/webhooks",
     ):
         assert path in paths, sorted(paths)
+    # A rotation needs its body (what the documentation says), and says which secret it rotates.
+    for path, names in (
+        ("/v1/webhooks/secret/rotate", "the account's signing secret of tasks' webhook_url"),
+        ("/v1/webhooks/endpoints/{endpoint_id}/rotate-secret", "an endpoint's signing secret"),
+    ):
+        rotate = paths[path]["post"]
+        assert rotate["requestBody"]["required"] is True
+        assert rotate["requestBody"]["content"]["application/json"]["schema"] == {
+            "$ref": "#/components/schemas/RotateSecretBody"
+        }
+        assert names in rotate["summary"]

@@ -1,4 +1,8 @@
-"""Conduit API keys pasted where they do not belong (a support ticket) are cut out before anything is stored.
+"""Conduit API keys pasted where they do not belong are cut out before anything is stored.
+
+Every text a customer writes that Conduit stores goes through ``redact_keys``: support tickets (subject,
+messages, text attachments, attachment file names), task metadata (keys and values), webhook endpoint
+descriptions, API key names and the user agent recorded with a session.
 
 A key is ``cdt_`` + 40 base62 characters (``shared.accounts.keys``). The replacement keeps the key's visible
 prefix (the same 12 characters ``GET /v1/keys`` lists), so the author can tell which key to rotate, and drops
@@ -31,3 +35,8 @@ def redact_keys(text: str) -> Redacted:
         return f"[redacted API key {key[:VISIBLE_PREFIX_LENGTH]}…]"
 
     return Redacted(KEY_IN_TEXT.sub(replace, text), tuple(found))
+
+
+def without_keys(text: str) -> str:
+    """``text`` with every key cut out (when nobody needs to be told which keys they were)."""
+    return redact_keys(text).text
