@@ -1,7 +1,8 @@
 """The model catalog: ids, kinds, prices, parameter schemas and provider routes, loaded from a TOML file.
 
-The file is checked thoroughly when it is loaded, so a typo in a price or a schema stops the process at
-start-up instead of surfacing as a wrong charge later.
+The file is checked thoroughly when it is loaded, so a typo in a price or a schema, or a route that would not
+honour a parameter its model offers, stops the process at start-up instead of surfacing as a wrong charge or
+an ignored request later.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.catalog.params import Parameter, parse_parameter
+from shared.catalog.params import Parameter, default_problem, parse_parameter
 from shared.catalog.pricing import Pricing, parse_pricing
 from shared.catalog.providers import ProviderSpec, check_route_options, parse_provider
 from shared.catalog.routes import Route, parse_mappings, route_truth_problems
-
-__all__ = ["KINDS", "Catalog", "CatalogError", "Model", "Route", "load_catalog", "load_catalog_paths", "parse_catalog"]
 
 KINDS = ("image", "video", "text")
 
@@ -121,8 +120,6 @@ def parameter_truth_problems(catalog: Catalog) -> list[str]:
 def catalog_problems(catalog: Catalog) -> list[str]:
     """The catalog's self-check: parameter truth, defaults within their ranges, an offline ``local`` route per
     model (so every model works with no credentials). Loading already refuses the first two."""
-    from shared.catalog.params import default_problem
-
     problems = parameter_truth_problems(catalog)
     for model in catalog:
         for parameter in model.parameters:
