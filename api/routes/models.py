@@ -19,7 +19,10 @@ class ModelController(Controller):
 
     @get("/")
     async def list_models(self, services: ServicesDep) -> dict[str, Any]:
-        data = [public_model(m, available=services.providers.available(m)) for m in services.catalog]
+        data = [
+            public_model(m, available=services.providers.available(m), route_usable=services.providers.usable)
+            for m in services.catalog
+        ]
         return list_envelope(data)
 
     @get("/{model_id:str}")
@@ -27,4 +30,6 @@ class ModelController(Controller):
         model = services.catalog.get(model_id)
         if model is None:
             raise NotFound(f"model {model_id!r} does not exist", code="model_not_found", param="model")
-        return public_model(model, available=services.providers.available(model))
+        return public_model(
+            model, available=services.providers.available(model), route_usable=services.providers.usable
+        )

@@ -6,20 +6,24 @@ from typing import Annotated, Any
 
 from litestar import Controller, get
 from litestar.di import Provide
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from api.deps import ServicesDep
 from api.web.context import VisitorDep, page, provide_visitor
 from shared.catalog import KINDS
 from shared.catalog.views import public_model
+from shared.infra.errors import NotFound
 from shared.ledger.money import Credits
 from shared.services import Services
 
 
 def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
     """The models as ``GET /v1/models`` shows them, filtered by kind and by a word in id, name or description."""
-    models = [public_model(m, available=services.providers.available(m)) for m in services.catalog]
+    models = [
+        public_model(m, available=services.providers.available(m), route_usable=services.providers.usable)
+        for m in services.catalog
+    ]
     if kind:
         models = [m for m in models if m["kind"] == kind]
     if query:
@@ -49,6 +53,17 @@ class PublicPages(Controller):
     ) -> Template:
         kind = kind if kind in KINDS else None
         return page("models.html", visitor, models=catalog(services, kind, q), kind=kind, q=q or "", kinds=KINDS)
+
+    @get("/models/{model_id:str}")
+    async def model(self, visitor: VisitorDep, services: ServicesDep, model_id: FromPath[str]) -> Template:
+        """One model: its parameters and, per route, the provider and how it takes each parameter."""
+        found = services.catalog.get(model_id)
+        if found is None:
+            raise NotFound(f"model {model_id!r} does not exist", code="model_not_found")
+        shown = public_model(
+            found, available=services.providers.available(found), route_usable=services.providers.usable
+        )
+        return page("model.html", visitor, model=shown)
 
     @get("/pricing")
     async def pricing(self, visitor: VisitorDep, services: ServicesDep) -> Template:

@@ -1,33 +1,28 @@
 """The model catalog: ids, kinds, prices, parameter schemas and provider routes, loaded from a TOML file.
 
-The file is checked thoroughly when it is loaded, so a typo in a price or a schema stops the process at
-start-up instead of surfacing as a wrong charge later.
+The file is checked thoroughly when it is loaded, so a typo in a price or a schema, or a route that would not
+honour a parameter its model offers, stops the process at start-up instead of surfacing as a wrong charge or
+an ignored request later.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shared.catalog.params import Parameter, parse_parameter
+from shared.catalog.params import Parameter, default_problem, parse_parameter
 from shared.catalog.pricing import Pricing, parse_pricing
 from shared.catalog.providers import ProviderSpec, check_route_options, parse_provider
+from shared.catalog.routes import Route, parse_mappings, route_truth_problems
 
 KINDS = ("image", "video", "text")
 
 
 class CatalogError(ValueError):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    provider: str
-    upstream_model: str
-    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +98,37 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> Catalog
         name: parse_provider(name, raw, where=f"{source}: providers.{name}")
         for name, raw in (data.get("providers") or {}).items()
     }
-    return Catalog(models, version=int(data.get("version", 1)), providers=providers)
+    catalog = Catalog(models, version=int(data.get("version", 1)), providers=providers)
+    problems = parameter_truth_problems(catalog)
+    if problems:
+        raise CatalogError(f"{source}: routes that do not honour what their model offers:\n  " + "\n  ".join(problems))
+    return catalog
+
+
+def parameter_truth_problems(catalog: Catalog) -> list[str]:
+    """Every route of every model must honour every parameter the model offers (``shared.catalog.routes``)."""
+    problems = []
+    for model in catalog:
+        for route in model.routes:
+            spec = catalog.providers.get(route.provider)
+            protocol = spec.protocol if spec is not None else None
+            for problem in route_truth_problems(route, model.parameters, protocol=protocol, kind=model.kind):
+                problems.append(f"{model.id}, route {route.provider}: {problem}")
+    return problems
+
+
+def catalog_problems(catalog: Catalog) -> list[str]:
+    """The catalog's self-check: parameter truth, defaults within their ranges, an offline ``local`` route per
+    model (so every model works with no credentials). Loading already refuses the first two."""
+    problems = parameter_truth_problems(catalog)
+    for model in catalog:
+        for parameter in model.parameters:
+            problem = default_problem(parameter)
+            if problem:
+                problems.append(f"{model.id}: {problem}")
+        if not any(route.provider == "local" for route in model.routes):
+            problems.append(f"{model.id}: has no local route")
+    return problems
 
 
 def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], where: str) -> Model:
@@ -127,18 +152,21 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
     if not parameters:
         raise CatalogError(f"{where}: model {model_id!r} has no parameters")
     pricing = parse_pricing(raw.get("pricing") or {}, kind=kind, where=f"{where} ({model_id})")
-    routes = tuple(
-        Route(
-            provider=str(route["provider"]),
-            upstream_model=str(route.get("model", "")),
-            options={k: v for k, v in route.items() if k not in ("provider", "model")},
+    routes = []
+    for route in routes_raw:
+        route_where = f"{where} ({model_id}, route {route.get('provider')})"
+        options = {k: v for k, v in route.items() if k not in ("provider", "model", "params")}
+        check_route_options(options, where=route_where)
+        routes.append(
+            Route(
+                provider=str(route["provider"]),
+                upstream_model=str(route.get("model", "")),
+                options=options,
+                params=parse_mappings(route.get("params"), where=route_where),
+            )
         )
-        for route in routes_raw
-    )
     if not routes:
         raise CatalogError(f"{where}: model {model_id!r} has no routes")
-    for route in routes:
-        check_route_options(route.options, where=f"{where} ({model_id}, route {route.provider})")
     created = raw.get("created", dt.date(2024, 1, 1))
     if isinstance(created, dt.date):
         created = int(dt.datetime(created.year, created.month, created.day, tzinfo=dt.UTC).timestamp())
@@ -151,6 +179,6 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
         description=str(raw.get("description", "")),
         pricing=pricing,
         parameters=tuple(parameters),
-        routes=routes,
+        routes=tuple(routes),
         max_runtime_s=int(raw.get("max_runtime_s", 600)),
     )

@@ -64,12 +64,21 @@ def parse_parameter(raw: dict[str, Any], *, where: str) -> Parameter:
     if "choices" in values:
         values["choices"] = tuple(values["choices"])
     parameter = Parameter(**values)
-    if parameter.default is not None:
-        try:
-            _check(parameter, parameter.default)
-        except InvalidInput as exc:
-            raise CatalogError(f"{where}: default of {name!r} is invalid: {exc.message}") from exc
+    problem = default_problem(parameter)
+    if problem:
+        raise CatalogError(f"{where}: {problem}")
     return parameter
+
+
+def default_problem(parameter: Parameter) -> str | None:
+    """Why the parameter's default is not a value a request may give (outside its range, wrong type), or None."""
+    if parameter.default is None:
+        return None
+    try:
+        _check(parameter, parameter.default)
+    except InvalidInput as exc:
+        return f"default of {parameter.name!r} is invalid: {exc.message}"
+    return None
 
 
 def validate_input(parameters: tuple[Parameter, ...], raw: Any) -> dict[str, Any]:

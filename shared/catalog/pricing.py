@@ -46,13 +46,25 @@ class Usage:
     output_tokens: int = 0
     requests: int = 0
     upstream_seconds: float = 0.0  # compute time the upstream reported (Replicate's predict_time); not priced
+    # What was asked for and what came, when charges follow delivery (shared.tasks.delivery); not priced.
+    images_requested: int = 0
+    video_seconds_requested: Fraction = Fraction(0)
+    video_seconds_delivered: Fraction = Fraction(0)
 
     def public(self) -> dict[str, Any]:
+        """The usage record's units: the priced ones, and the requested and delivered figures where they differ
+        from what was charged."""
         out: dict[str, Any] = {}
         if self.images:
             out["images"] = self.images
+        if self.images_requested and self.images_requested != self.images:
+            out["images_requested"] = self.images_requested
         if self.video_seconds:
             out["video_seconds"] = float(self.video_seconds)
+        for name in ("video_seconds_requested", "video_seconds_delivered"):
+            value = getattr(self, name)
+            if value and value != self.video_seconds:
+                out[name] = float(value)
         if self.input_tokens or self.output_tokens:
             out["input_tokens"] = self.input_tokens
             out["output_tokens"] = self.output_tokens

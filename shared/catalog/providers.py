@@ -97,20 +97,20 @@ def parse_provider(name: str, raw: Any, *, where: str) -> ProviderSpec:
     )
 
 
-SIZE_STYLES = ("width_height", "size", "image_size", "aspect_ratio")
+RETIRED_ROUTE_OPTIONS = {
+    "size": 'map width and height in params (e.g. width = "image_size.width")',
+    "rename": 'name the upstream field in params (e.g. num_images = "num_outputs")',
+    "drop": "a route honours every parameter its model offers: map it in params, fix it, or stop offering it",
+}
 
 
 def check_route_options(options: dict[str, Any], *, where: str) -> None:
-    """The route options the upstream adapters read (see shared/providers/params.py) must be well-formed."""
+    """The route options the upstream adapters read must be well-formed; ``params`` is checked on its own
+    (``shared.catalog.routes``)."""
     from shared.catalog import CatalogError
 
-    if "size" in options and options["size"] not in SIZE_STYLES:
-        raise CatalogError(f"{where}: route option size must be one of {SIZE_STYLES}")
-    rename = options.get("rename", {})
-    if not isinstance(rename, dict) or not all(isinstance(v, str) for v in rename.values()):
-        raise CatalogError(f"{where}: route option rename must be a table of strings")
-    drop = options.get("drop", [])
-    if not isinstance(drop, list) or not all(isinstance(v, str) for v in drop):
-        raise CatalogError(f"{where}: route option drop must be a list of parameter names")
+    for option, instead in RETIRED_ROUTE_OPTIONS.items():
+        if option in options:
+            raise CatalogError(f"{where}: route option {option!r} is no longer read: {instead}")
     if not isinstance(options.get("extra", {}), dict):
         raise CatalogError(f"{where}: route option extra must be a table")

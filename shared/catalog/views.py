@@ -1,13 +1,27 @@
-"""The public shape of a model: OpenAI's model object extended with kind, pricing and parameters."""
+"""The public shape of a model: OpenAI's model object extended with kind, pricing, parameters and routes.
+
+Each route shows its provider, the upstream model and how it takes each parameter (``as`` the upstream's name,
+converted, or ``fixed`` at the one value it makes), and whether it is usable here now; never credentials or
+base URLs. A parameter that some route only takes at one value says so in ``only_on``.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from shared.catalog import Model
+from shared.catalog import Model, Route
 
 
-def public_model(model: Model, *, available: bool) -> dict[str, Any]:
+def public_model(
+    model: Model, *, available: bool, route_usable: Callable[[Route], bool] | None = None
+) -> dict[str, Any]:
+    parameters = {p.name: p.schema() for p in model.parameters}
+    for route in model.routes:
+        for name, schema in parameters.items():
+            mapping = route.mapping(name)
+            if mapping is not None and mapping.is_fixed:
+                schema.setdefault("only_on", {})[route.provider] = mapping.fixed
     return {
         "id": model.id,
         "object": "model",
@@ -17,6 +31,19 @@ def public_model(model: Model, *, available: bool) -> dict[str, Any]:
         "kind": model.kind,
         "description": model.description,
         "pricing": model.pricing.public(),
-        "parameters": {p.name: p.schema() for p in model.parameters},
+        "parameters": parameters,
+        "routes": [_public_route(model, route, route_usable) for route in model.routes],
         "available": available,
     }
+
+
+def _public_route(model: Model, route: Route, usable: Callable[[Route], bool] | None) -> dict[str, Any]:
+    honoured = {}
+    for parameter in model.parameters:
+        mapping = route.mapping(parameter.name)
+        if mapping is not None:
+            honoured[parameter.name] = mapping.public()
+    out: dict[str, Any] = {"provider": route.provider, "model": route.upstream_model or None, "parameters": honoured}
+    if usable is not None:
+        out["available"] = usable(route)
+    return out

@@ -85,6 +85,7 @@ def prepare_chat(providers: ProviderRegistry, model: Model, body: ChatInput) -> 
         raw["seed"] = body.seed
     try:
         params = validate_input(model.parameters, raw)
+        providers.check_routable(model, params)
     except InvalidInput as exc:
         # name the OpenAI field, not the task API's "input.<name>"
         raise InvalidInput(exc.message, code=exc.code, param=(exc.param or "").removeprefix("input.") or None) from None

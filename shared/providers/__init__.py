@@ -8,12 +8,13 @@ Redis-backed circuit breaker and the bounded output downloader.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
 
 from shared.catalog import Model, Route
 from shared.catalog.providers import ProviderSpec, ResolvedProvider
+from shared.infra.errors import InvalidInput
 from shared.providers.base import Provider
 from shared.providers.circuit import CircuitBreaker
 from shared.providers.fal import FalProvider
@@ -89,17 +90,42 @@ class ProviderRegistry:
     def configured_names(self) -> list[str]:
         return sorted(name for name, provider in self._providers.items() if provider.configured())
 
+    def usable(self, route: Route) -> bool:
+        """Whether the route's provider is known and has credentials."""
+        provider = self._providers.get(route.provider)
+        return provider is not None and provider.configured()
+
     def usable_routes(self, model: Model) -> list[Route]:
         """The model's routes, in catalog order, whose provider is known and has credentials."""
-        usable = []
-        for route in model.routes:
-            provider = self._providers.get(route.provider)
-            if provider is not None and provider.configured():
-                usable.append(route)
-        return usable
+        return [route for route in model.routes if self.usable(route)]
 
     def available(self, model: Model) -> bool:
         return bool(self.usable_routes(model))
+
+    def routes_for(self, model: Model, params: Mapping[str, Any]) -> list[Route]:
+        """The usable routes, in catalog order, that honour every parameter of this request."""
+        return [route for route in self.usable_routes(model) if route.refuses(params) is None]
+
+    def check_routable(self, model: Model, params: Mapping[str, Any]) -> None:
+        """``InvalidInput`` naming a parameter when no usable route honours the request (the model has usable
+        routes: check ``available`` first)."""
+        refusals = [(route, route.refuses(params)) for route in self.usable_routes(model)]
+        if not refusals or any(name is None for _, name in refusals):
+            return
+        name = refusals[0][1]
+        assert name is not None
+        reasons = []
+        for route, refused in refusals:
+            mapping = route.mapping(refused or "")
+            if mapping is not None and mapping.is_fixed:
+                reasons.append(f"{route.provider} only makes {refused} = {mapping.fixed!r}")
+            else:
+                reasons.append(f"{route.provider} does not take {refused!r}")
+        raise InvalidInput(
+            f"no available provider of {model.id!r} can honour {name} = {params[name]!r} with this request "
+            f"({'; '.join(reasons)})",
+            param=f"input.{name}",
+        )
 
 
 def route_for(model: Model, provider: str) -> Route:

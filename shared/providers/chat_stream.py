@@ -169,7 +169,7 @@ class _LocalStream:
             raise PermanentError(f"the local provider was configured to fail with {code!r}", code=code)
         seed = int(params["seed"]) if "seed" in params else self.request.task_id.int % 2**32
         max_tokens = int(params.get("max_tokens", 256))
-        text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed)
+        text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed, params.get("temperature"))
         delay = float(options.get("token_delay_ms", 0)) / 1000
         for index, word in enumerate(text.split(" ")):
             if delay:

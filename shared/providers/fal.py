@@ -42,7 +42,7 @@ def app_id(model: str) -> str:
 
 def build_submit_request(route: Route, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(path, body) of the submit call."""
-    return f"/{route.upstream_model.strip('/')}", upstream_input(route, params, default_size="image_size")
+    return f"/{route.upstream_model.strip('/')}", upstream_input(route, params)
 
 
 def request_id(provider: str, data: Any) -> str:

@@ -1,8 +1,12 @@
 """The offline ``local`` provider: real outputs with no upstream and no credentials.
 
 * image: a PNG drawn with Pillow from the prompt and seed, at the requested size;
-* video: a short animated GIF (``duration_s`` x ``fps`` frames);
+* video: an animated GIF of ``duration_s`` x ``fps`` frames, whose frame delays add up to exactly ``duration_s``;
 * text: a deterministic reply, with token usage counted like an upstream would report it.
+
+Every parameter the catalog lets a local route take (``shared.catalog.routes.PASS_THROUGH``) changes what is
+made: the negative prompt, steps and guidance scale of images and videos pick the drawing (steps also set how
+many shapes it has), the temperature of a reply its words.
 
 Route options (catalog): ``latency_ms`` waits that long (asynchronously) before answering, to stand in
 for a slow upstream; ``error = "<code>"`` fails every request permanently with that code, so client
@@ -79,14 +83,22 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def draw_image(prompt: str, seed: int, width: int, height: int, index: int = 0) -> bytes:
-    rng = _rng(prompt, seed, index)
+def _style(params: dict[str, Any]) -> tuple[Any, ...]:
+    """The parameters that pick a drawing besides prompt, seed and size."""
+    return tuple(params.get(name) for name in ("negative_prompt", "num_inference_steps", "guidance_scale"))
+
+
+def draw_image(
+    prompt: str, seed: int, width: int, height: int, index: int = 0, style: tuple[Any, ...] = (), shapes: int = 0
+) -> bytes:
+    """``style`` values pick the colours and layout; ``shapes`` ellipses are drawn (0: four to nine)."""
+    rng = _rng(prompt, seed, index, *style)
     start = tuple(rng.randrange(256) for _ in range(3))
     end = tuple(rng.randrange(256) for _ in range(3))
     gradient = Image.linear_gradient("L").rotate(rng.choice((0, 45, 90, 135))).resize((width, height))
     image = ImageOps.colorize(gradient, start, end).convert("RGB")
     draw = ImageDraw.Draw(image, "RGBA")
-    for _ in range(rng.randint(4, 9)):
+    for _ in range(shapes or rng.randint(4, 9)):
         radius = rng.randint(min(width, height) // 12, min(width, height) // 3)
         x, y = rng.randrange(width), rng.randrange(height)
         colour = (*(rng.randrange(256) for _ in range(3)), rng.randint(60, 160))
@@ -110,8 +122,18 @@ def draw_image(prompt: str, seed: int, width: int, height: int, index: int = 0) 
     return buffer.getvalue()
 
 
-def draw_animation(prompt: str, seed: int, width: int, height: int, seconds: int, fps: int) -> bytes:
-    rng = _rng(prompt, seed, "video")
+def frame_delays_ms(seconds: int, fps: int) -> list[int]:
+    """Per-frame delays in GIF's 10 ms steps whose sum is exactly ``seconds`` (1000/fps is rarely a multiple of
+    10 ms: 24 fps alternates 40 and 50 ms)."""
+    count = max(1, seconds * fps)
+    ticks = [round(n * seconds * 100 / count) for n in range(count + 1)]
+    return [10 * (ticks[n + 1] - ticks[n]) for n in range(count)]
+
+
+def draw_animation(
+    prompt: str, seed: int, width: int, height: int, seconds: int, fps: int, style: tuple[Any, ...] = ()
+) -> bytes:
+    rng = _rng(prompt, seed, "video", *style)
     background = tuple(rng.randrange(256) for _ in range(3))
     colour = tuple(rng.randrange(256) for _ in range(3))
     radius = max(6, min(width, height) // 8)
@@ -126,15 +148,18 @@ def draw_animation(prompt: str, seed: int, width: int, height: int, seconds: int
         draw.text((8, 8), prompt[:60], fill=(255, 255, 255))
         frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
     buffer = io.BytesIO()
-    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0)
+    delays = frame_delays_ms(seconds, fps)
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=delays, loop=0)
     return buffer.getvalue()
 
 
-def reply_text(messages: list[dict[str, str]], max_tokens: int, seed: int) -> tuple[str, int, int]:
-    """Return (text, input_tokens, output_tokens) for a chat request."""
+def reply_text(
+    messages: list[dict[str, str]], max_tokens: int, seed: int, temperature: float | None = None
+) -> tuple[str, int, int]:
+    """Return (text, input_tokens, output_tokens) for a chat request; the temperature picks the closing words."""
     prompt_tokens = sum(count_tokens(m["content"]) + 4 for m in messages) + 2
     last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
-    rng = _rng(last_user, seed)
+    rng = _rng(last_user, seed) if temperature is None else _rng(last_user, seed, temperature)
     words = ["Local", "model", "reply", "to:", *last_user.split()[:24], "—"]
     words += [rng.choice(_WORDS) for _ in range(8 + len(last_user) % 24)]
     out: list[str] = []
@@ -171,7 +196,7 @@ class LocalProvider:
             return await self._video(params, seed)
         if kind == "text":
             max_tokens = int(params.get("max_tokens", 256))
-            text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed)
+            text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed, params.get("temperature"))
             finish = "length" if tokens_out >= max_tokens else "stop"
             return Completed(
                 outputs=[Output(type="text", text=text, content_type="text/plain", finish_reason=finish)],
@@ -181,24 +206,22 @@ class LocalProvider:
 
     async def _image(self, params: dict[str, Any], seed: int) -> Completed:
         width, height, count = int(params["width"]), int(params["height"]), int(params.get("num_images", 1))
+        shapes = min(16, 3 + int(params["num_inference_steps"]) // 4) if "num_inference_steps" in params else 0
         outputs = []
         for index in range(count):
-            png = await asyncio.to_thread(draw_image, params["prompt"], seed, width, height, index)
+            png = await asyncio.to_thread(
+                draw_image, params["prompt"], seed, width, height, index, _style(params), shapes
+            )
             outputs.append(Output(type="image", content_type="image/png", data=png, width=width, height=height))
         return Completed(outputs=outputs, usage=Usage(images=count))
 
     async def _video(self, params: dict[str, Any], seed: int) -> Completed:
         width, height = int(params["width"]), int(params["height"])
         seconds, fps = int(params["duration_s"]), int(params["fps"])
-        gif = await asyncio.to_thread(draw_animation, params["prompt"], seed, width, height, seconds, fps)
-        output = Output(
-            type="video",
-            content_type="image/gif",
-            data=gif,
-            width=width,
-            height=height,
-            duration_s=float(seconds),
+        gif = await asyncio.to_thread(
+            draw_animation, params["prompt"], seed, width, height, seconds, fps, _style(params)
         )
+        output = Output(type="video", content_type="image/gif", data=gif, width=width, height=height)
         return Completed(outputs=[output], usage=Usage(video_seconds=Fraction(seconds)))
 
     async def poll(self, request: GenerationRequest, upstream_id: str) -> Completed | Running:

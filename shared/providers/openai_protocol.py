@@ -21,9 +21,6 @@ from shared.providers.http import HttpProvider, malformed
 from shared.providers.local import count_tokens
 from shared.providers.params import upstream_input
 
-IMAGE_RENAME = {"num_images": "n", "num_inference_steps": "steps"}
-
-
 # -- pure request builders and response parsers ---------------------------------------------------------
 
 
@@ -63,7 +60,7 @@ def build_image_request(route: Route, params: dict[str, Any]) -> dict[str, Any]:
     body = {
         "model": route.upstream_model,
         "response_format": "b64_json",
-        **upstream_input(route, params, default_size="size", default_rename=IMAGE_RENAME),
+        **upstream_input(route, params),
     }
     return {key: value for key, value in body.items() if value is not None}
 

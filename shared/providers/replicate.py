@@ -29,7 +29,6 @@ from shared.providers.base import (
 from shared.providers.http import HttpProvider, job_id, malformed, mentions_content_policy
 from shared.providers.params import upstream_input
 
-RENAME = {"num_images": "num_outputs"}
 ACTIVE = ("starting", "processing")
 _PERCENT = re.compile(r"(\d{1,3})%\|")
 
@@ -39,7 +38,7 @@ _PERCENT = re.compile(r"(\d{1,3})%\|")
 
 def build_prediction_request(route: Route, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """(path, body) of the create call."""
-    model_input = upstream_input(route, params, default_rename=RENAME)
+    model_input = upstream_input(route, params)
     version = route.options.get("version")
     if version:
         return "/v1/predictions", {"version": str(version), "input": model_input}

@@ -70,13 +70,14 @@ async def serve(
     on_route: Callable[[str], None] | None = None,
     count_failures: Callable[[], bool] = lambda: True,
 ) -> Served[T]:
-    """``call`` on the first route that serves the request before ``ends`` (``time.monotonic()``).
+    """``call`` on the first route that honours ``params`` and serves the request before ``ends``
+    (``time.monotonic()``).
 
     ``on_route`` is told each provider tried; ``count_failures`` says whether a route's failure counts against
     its circuit (a task that ran out of its own time says nothing about the provider).
     Raises ``RequestRefused`` or ``RoutesExhausted``."""
     last: ProviderError | None = None
-    for route in registry.usable_routes(model):
+    for route in registry.routes_for(model, params):
         budget = ends - time.monotonic()
         if budget <= 0:
             break

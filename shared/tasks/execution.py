@@ -7,8 +7,9 @@ for a task that is still running.
 Routes are tried in catalog order. Each call is retried for transient failures (``shared.providers.retry``)
 inside a time budget below the job timeout; a route whose retries ran out, whose credentials or model are
 refused, or whose circuit is open hands over to the next route. A refusal of the request itself (invalid
-input, content policy) fails the task at once. Whatever route serves the task, it is charged once, at the
-model's price.
+input, content policy) fails the task at once. Only routes that honour every parameter of the task are tried.
+Whatever route serves the task, it is charged once, at the model's price, for what it delivered
+(``shared.tasks.delivery``).
 
 Queue-based upstreams answer with a job id: it is saved on the task (with the provider) before anything
 else, then the job is re-scheduled to poll it (``execute_task`` returns the delay; the arq job raises
@@ -18,18 +19,16 @@ else, then the job is re-scheduled to poll it (``execute_task`` returns the dela
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import functools
 import logging
 import time
 import uuid
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from shared.catalog import Catalog, Model
-from shared.catalog.pricing import Usage, cost
+from shared.catalog.pricing import cost
 from shared.infra.db import Database
 from shared.infra.metrics import METRICS
 from shared.infra.storage import LocalStorage
@@ -46,6 +45,7 @@ from shared.providers.base import (
 from shared.providers.retry import with_retries
 from shared.providers.routing import RequestRefused, RoutesExhausted, serve
 from shared.tasks import lifecycle, upstream
+from shared.tasks.delivery import billable_usage, note_requested
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
 
@@ -101,10 +101,9 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
 
 async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, labels: dict[str, str]) -> float | None:
     registry = rt.providers
-    routes = registry.usable_routes(model)
-    if not routes:
+    if not registry.routes_for(model, task.input):
         await lifecycle.fail(
-            rt.db, task.id, code="model_unavailable", message="no provider can serve this model now", slots=rt.slots
+            rt.db, task.id, code="model_unavailable", message="no provider can serve this request now", slots=rt.slots
         )
         return None
     try:
@@ -220,7 +219,8 @@ async def _settle(
         await rt.storage.delete_prefix(output_prefix(task.id))
         await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider, slots=rt.slots)
         return
-    usage = _billable_usage(model, task.input, result.usage, outputs)
+    usage = billable_usage(model, task.input, result.usage, outputs)
+    outputs = note_requested(model, task.input, outputs)
     charge = cost(model.pricing, usage)
     if charge > task.credits_held:
         log.warning("task %s cost %d exceeds its hold %d; charging the hold", task.id, charge, task.credits_held)
@@ -233,23 +233,6 @@ async def _settle(
         current = await rt.db.fetchval("SELECT status FROM tasks WHERE id = $1", task.id)
         if current != "succeeded":
             await rt.storage.delete_prefix(output_prefix(task.id))
-
-
-def _billable_usage(model: Model, params: dict[str, Any], usage: Usage, outputs: list[dict[str, Any]]) -> Usage:
-    """The upstream's usage in the catalog's unit: one request per call; images as delivered; video seconds
-    as measured from the stored files when the upstream did not say (never more than requested)."""
-    usage = dataclasses.replace(usage, requests=max(usage.requests, 1))
-    if model.pricing.unit == "image" and not usage.images:
-        usage = dataclasses.replace(usage, images=sum(1 for o in outputs if o["type"] == "image"))
-    if model.pricing.unit == "video_second" and not usage.video_seconds:
-        requested = Fraction(params.get("duration_s", 0))
-        measured = sum(
-            (Fraction(str(o["duration_s"])) for o in outputs if o["type"] == "video" and o.get("duration_s")),
-            Fraction(0),
-        )
-        seconds = min(measured, requested) if measured and requested else (measured or requested)
-        usage = dataclasses.replace(usage, video_seconds=seconds)
-    return usage
 
 
 async def _deadline_exceeded(rt: TaskRuntime, task: TaskRecord, model: Model) -> None:

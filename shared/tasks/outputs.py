@@ -70,8 +70,9 @@ async def store_outputs(
             entry["content_type"] = content_type
             entry["width"] = dimensions.width or output.width
             entry["height"] = dimensions.height or output.height
-            # GIF frame delays are quantised to 10 ms: a duration the provider states wins over the measured one.
-            entry["duration_s"] = output.duration_s or dimensions.duration_s
+            # What the file holds is what was delivered (and is charged): the provider's figure only when the
+            # file cannot be measured (WebM).
+            entry["duration_s"] = dimensions.duration_s or output.duration_s
             key = f"{output_prefix(task_id)}/{index}.{EXTENSIONS[content_type]}"
             await storage.put(key, data)
             entry["key"] = key

@@ -70,6 +70,7 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
     if not providers.available(model):
         raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
     params = validate_input(model.parameters, submission.input)
+    providers.check_routable(model, params)
     hold = cost(model.pricing, worst_case_usage(model.pricing.unit, params))
     return PreparedTask(
         model=model,

@@ -13,6 +13,8 @@ OUTPUT_FIELDS = ("type", "url", "content_type", "width", "height", "duration_s",
 
 def public_output(output: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     shaped = {name: output.get(name) for name in OUTPUT_FIELDS}
+    if output.get("requested"):  # what was asked for, where this output differs (shared.tasks.delivery)
+        shaped["requested"] = output["requested"]
     if output.get("key"):
         shaped["url"] = signer.url(output["key"])
     return shaped

@@ -4,7 +4,8 @@
 
 Model names decide the course: ``…/never`` stays in progress, ``…/slow`` completes after 6 s, others after
 ``finish_after_s``. Image models answer ``{"images": [...]}``; models with "video" in their id answer
-``{"video": {...}}`` with an MP4 half a second shorter than the requested ``duration``.
+``{"video": {...}}`` with an MP4 of the requested ``width`` x ``height`` (640x360 when not given) half a second
+shorter than the requested ``duration`` (``…-long`` models: half a second longer).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class FalSimulator(Simulator):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.requests: dict[str, FalRequest] = {}
+        self.nsfw_images: set[int] = set()  # indexes of images the result flags in has_nsfw_concepts
 
     @property
     def base_url(self) -> str:
@@ -50,6 +52,7 @@ class FalSimulator(Simulator):
 
     def reset_state(self) -> None:
         self.requests.clear()
+        self.nsfw_images = set()
 
     def unauthorized(self) -> Response[Any]:
         return Response({"detail": "Unauthorized"}, status_code=401)
@@ -71,8 +74,9 @@ class FalSimulator(Simulator):
 
     def _result(self, job: FalRequest) -> dict[str, Any]:
         if "video" in job.model:
-            seconds = float(job.input.get("duration", 5)) - 0.5
-            url = self.host_file(f"{job.id}.mp4", mp4(640, 360, seconds), "video/mp4")
+            seconds = float(job.input.get("duration", 5)) + (0.5 if job.model.endswith("-long") else -0.5)
+            width, height = int(job.input.get("width", 640)), int(job.input.get("height", 360))
+            url = self.host_file(f"{job.id}.mp4", mp4(width, height, seconds), "video/mp4")
             body = copy.deepcopy(payload("fal_result_video"))
             body["video"]["url"] = url
             return body
@@ -83,7 +87,7 @@ class FalSimulator(Simulator):
             url = self.host_file(f"{job.id}-{index}.png", data, "image/png")
             images.append({"url": url, "width": size["width"], "height": size["height"], "content_type": "image/png"})
         body = copy.deepcopy(payload("fal_result_images"))
-        body.update(images=images, has_nsfw_concepts=[False] * len(images))
+        body.update(images=images, has_nsfw_concepts=[index in self.nsfw_images for index in range(len(images))])
         return body
 
     def handlers(self) -> list[Any]:

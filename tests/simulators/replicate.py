@@ -53,7 +53,7 @@ class ReplicateSimulator(Simulator):
         if "width" in model_input and "height" in model_input:
             return int(model_input["width"]), int(model_input["height"])
         w, h = (int(part) for part in str(model_input.get("aspect_ratio", "1:1")).split(":"))
-        return 512, max(16, round(512 * h / w / 16) * 16)
+        return 1024, max(16, round(1024 * h / w / 16) * 16)  # 1024x1024 at 1:1, as FLUX on Replicate
 
     def render(self, prediction: Prediction) -> dict[str, Any]:
         elapsed = time.monotonic() - prediction.created

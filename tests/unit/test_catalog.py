@@ -45,6 +45,7 @@ def _catalog(**overrides: Any) -> dict[str, Any]:
         ({"routes": []}, "no routes"),
         ({"parameters": [{"name": "n", "type": "integer", "minimum": 1, "default": 0}]}, "default of 'n' is invalid"),
         ({"parameters": [{"name": "n", "type": "integer", "maxx": 1}]}, "unknown keys"),
+        ({"routes": [{"provider": "local", "model": "image", "drop": ["prompt"]}]}, "'drop' is no longer read"),
     ],
 )
 def test_bad_catalog_entries_are_refused_at_load(overrides: dict[str, Any], message: str) -> None:
@@ -63,5 +64,8 @@ def test_validation_applies_defaults_and_names_the_parameter() -> None:
     with pytest.raises(InvalidInput) as excinfo:
         validate_input(model.parameters, {"prompt": "hi", "height": 1441})
     assert excinfo.value.param == "input.height"
-    assert validate_input(model.parameters, {"prompt": "hi", "guidance_scale": 2})["guidance_scale"] == 2
+    assert params["num_inference_steps"] == 4  # schnell's own default, not another model's
     assert validate_input(model.parameters, {"prompt": "hi", "num_images": 2.0})["num_images"] == 2
+    with pytest.raises(InvalidInput) as unknown:  # schnell takes no guidance scale: not offered, not ignored
+        validate_input(model.parameters, {"prompt": "hi", "guidance_scale": 2})
+    assert unknown.value.param == "input.guidance_scale"

@@ -15,6 +15,7 @@ import pytest
 from shared.catalog import Model, Route
 from shared.catalog.pricing import Pricing, Usage
 from shared.catalog.providers import ProviderSpec
+from shared.catalog.routes import ParamMapping
 from shared.providers import fal, openai_protocol, replicate
 from shared.providers.base import (
     Completed,
@@ -26,7 +27,7 @@ from shared.providers.base import (
     Submitted,
 )
 from shared.providers.http import classify_status, parse_retry_after
-from shared.providers.params import nearest_aspect_ratio, upstream_input
+from shared.providers.params import upstream_input
 from shared.providers.upstream_client import UpstreamClient
 from tests.simulators.base import payload
 
@@ -54,16 +55,28 @@ def provider_with(
 # -- parameters ----------------------------------------------------------------------------------------------
 
 
-def test_route_options_map_parameters_onto_the_upstream_input() -> None:
-    route = Route("r", "m", {"size": "aspect_ratio", "rename": {"guidance_scale": "guidance"},
-                             "drop": ["negative_prompt"], "extra": {"output_format": "png"}})  # fmt: skip
-    params = {"prompt": "p", "negative_prompt": "n", "width": 1344, "height": 768, "guidance_scale": 3.5}
-    assert upstream_input(route, params) == {"prompt": "p", "guidance": 3.5, "aspect_ratio": "16:9",
-                                             "output_format": "png"}  # fmt: skip
-    assert upstream_input(Route("r", "m", {"size": "image_size"}), {"width": 512, "height": 256}) == {
-        "image_size": {"width": 512, "height": 256}
-    }
-    assert nearest_aspect_ratio(1024, 1024) == "1:1" and nearest_aspect_ratio(720, 1280) == "9:16"
+def mapped(**mappings: str | ParamMapping) -> dict[str, ParamMapping]:
+    return {name: ParamMapping(to=m) if isinstance(m, str) else m for name, m in mappings.items()}
+
+
+def test_route_params_map_parameters_onto_the_upstream_input() -> None:
+    size = "{width}x{height}"
+    route = Route("r", "m", {"extra": {"output_format": "png"}}, mapped(
+        prompt="prompt", guidance_scale="guidance", width=ParamMapping(fixed=1024), height=ParamMapping(fixed=1024),
+    ))  # fmt: skip
+    params = {"prompt": "p", "width": 1024, "height": 1024, "guidance_scale": 3.5}
+    assert route.refuses(params) is None
+    assert upstream_input(route, params) == {"prompt": "p", "guidance": 3.5, "output_format": "png"}
+    assert route.refuses({**params, "width": 768}) == "width"  # the route only makes 1024
+    assert route.refuses({**params, "seed": 1}) == "seed"  # not taken at all
+
+    nested = Route("r", "m", {}, mapped(width="image_size.width", height="image_size.height"))
+    assert upstream_input(nested, {"width": 512, "height": 256}) == {"image_size": {"width": 512, "height": 256}}
+    joined = Route("r", "m", {}, mapped(width=ParamMapping(to="size", format=size),
+                                        height=ParamMapping(to="size", format=size)))  # fmt: skip
+    assert upstream_input(joined, {"width": 512, "height": 256}) == {"size": "512x256"}
+    frames = Route("r", "m", {}, mapped(fps="fps", duration_s=ParamMapping(to="num_frames", frames_at="fps", add=1)))
+    assert upstream_input(frames, {"duration_s": 5, "fps": 24}) == {"fps": 24, "num_frames": 121}
 
 
 # -- OpenAI-compatible -------------------------------------------------------------------------------------
@@ -101,10 +114,10 @@ def test_openai_image_responses_in_base64_and_as_urls() -> None:
         openai_protocol.parse_image_response("up", {"data": [{"b64_json": "not base64!"}]})
 
 
-def test_openai_image_request_uses_size_n_and_b64_by_default() -> None:
-    route = Route("up", "dall-e-3", {"drop": ["seed"]})
-    body = openai_protocol.build_image_request(route, {"prompt": "p", "width": 1024, "height": 768, "num_images": 2,
-                                                     "seed": 1})  # fmt: skip
+def test_openai_image_request_asks_for_b64_by_default() -> None:
+    size = ParamMapping(to="size", format="{width}x{height}")
+    route = Route("up", "dall-e-3", {}, mapped(prompt="prompt", width=size, height=size, num_images="n"))
+    body = openai_protocol.build_image_request(route, {"prompt": "p", "width": 1024, "height": 768, "num_images": 2})
     assert body == {"model": "dall-e-3", "response_format": "b64_json", "prompt": "p", "n": 2, "size": "1024x768"}
 
 
@@ -177,10 +190,11 @@ def test_retry_after_in_seconds_milliseconds_and_http_dates() -> None:
 
 def test_replicate_create_request_for_official_and_versioned_models() -> None:
     params = {"prompt": "p", "num_images": 2, "width": 768, "height": 768}
-    path, body = replicate.build_prediction_request(Route("r", "black-forest-labs/flux-schnell", {}), params)
+    taken = mapped(prompt="prompt", num_images="num_outputs", width="width", height="height")
+    path, body = replicate.build_prediction_request(Route("r", "black-forest-labs/flux-schnell", {}, taken), params)
     assert path == "/v1/models/black-forest-labs/flux-schnell/predictions"
     assert body == {"input": {"prompt": "p", "num_outputs": 2, "width": 768, "height": 768}}
-    path, body = replicate.build_prediction_request(Route("r", "stability-ai/sdxl", {"version": "abc"}), params)
+    path, body = replicate.build_prediction_request(Route("r", "stability-ai/sdxl", {"version": "abc"}, taken), params)
     assert path == "/v1/predictions" and body["version"] == "abc"
 
 
@@ -240,7 +254,8 @@ def test_fal_addresses_requests_without_the_model_sub_path() -> None:
     assert fal.app_id("fal-ai/flux/dev") == "fal-ai/flux"
     assert fal.app_id("fal-ai/fast-sdxl") == "fal-ai/fast-sdxl"
     params = {"prompt": "p", "width": 512, "height": 512, "num_images": 1}
-    path, body = fal.build_submit_request(Route("f", "fal-ai/flux/dev", {}), params)
+    taken = mapped(prompt="prompt", width="image_size.width", height="image_size.height", num_images="num_images")
+    path, body = fal.build_submit_request(Route("f", "fal-ai/flux/dev", {}, taken), params)
     assert path == "/fal-ai/flux/dev"
     assert body == {"prompt": "p", "num_images": 1, "image_size": {"width": 512, "height": 512}}
 

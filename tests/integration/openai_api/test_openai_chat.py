@@ -81,7 +81,7 @@ async def test_async_client_plain_chat_on_the_local_provider(
             max_completion_tokens=6,
             seed=3,
         )
-    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": "hello there"}], 6, 3)
+    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": "hello there"}], 6, 3, 0.7)
     assert completion.choices[0].message.content == text
     assert completion.choices[0].finish_reason == "length"
     assert completion.usage is not None
@@ -165,7 +165,7 @@ async def test_streamed_chat_without_include_usage_sends_no_usage_chunk(
 
     chunks = await asyncio.to_thread(read)
     assert all(chunk.usage is None for chunk in chunks)
-    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": "hi"}], 40, 1)
+    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": "hi"}], 40, 1, 0.7)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
     expected = token_cost(prompt_tokens, completion_tokens)
 
@@ -181,7 +181,7 @@ async def test_a_client_that_disconnects_mid_stream_is_charged_once_for_what_was
     account = await make_account(credits="20")
     prompt = "tell me a long story about lighthouses and the sea"
     messages: list[ChatCompletionMessageParam] = [{"role": "user", "content": prompt}]
-    _, prompt_tokens, full_tokens = reply_text([{"role": "user", "content": prompt}], 200, 9)
+    _, prompt_tokens, full_tokens = reply_text([{"role": "user", "content": prompt}], 200, 9, 0.7)
     async with async_client(api, account) as oai:
         stream = await oai.chat.completions.create(
             model="test-chat-local-slow", messages=messages, max_tokens=200, seed=9, stream=True

@@ -63,7 +63,7 @@ async def test_5xx_is_retried_on_the_same_route(
     assert (await run_chat(client, account))["status"] == "succeeded"
     assert len(sims.openai.calls_to("chat")) == 3
     fal = await submit(client, account, "test-up-fal-image", prompt="retry me", width=256, height=256)
-    replicate = await submit(client, account, "test-up-replicate", prompt="retry me", width=256, height=256)
+    replicate = await submit(client, account, "test-up-replicate", prompt="retry me")
     for response in (fal, replicate):
         assert (await wait_terminal(client, account, response.json()["id"]))["status"] == "succeeded"
     assert len(sims.fal.calls_to("submit")) == 2 and len(sims.fal.requests) == 1

@@ -130,7 +130,7 @@ async def test_a_task_cancelled_while_its_upstream_job_is_being_created_cancels_
     await services.redis.flushdb()  # no worker: this test runs the job itself
     account = await make_account(credits="5")
     sims.replicate.fail("create", Fault(status=None, delay_s=1.0))  # the create answers after a second
-    created = (await submit(client, account, "test-up-replicate", prompt="race", width=256, height=256)).json()
+    created = (await submit(client, account, "test-up-replicate", prompt="race")).json()
     rt = TaskRuntime(db=services.db, catalog=services.catalog, providers=services.providers,
                      storage=services.storage, lease_s=30)  # fmt: skip
     job = asyncio.create_task(execute_task(rt, uuid.UUID(created["id"])))

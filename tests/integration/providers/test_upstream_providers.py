@@ -8,6 +8,7 @@ charge computed from the upstream's usage, and what the upstream was actually se
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from decimal import Decimal
 
@@ -74,7 +75,7 @@ async def test_base64_images_from_an_openai_compatible_upstream_are_stored_and_m
         assert file.status_code == 200
         assert Image.open(io.BytesIO(file.content)).size == (512, 384)
     [call] = sims.openai.calls_to("images")
-    assert call.body == {"model": "sim-image", "prompt": "two foxes", "n": 2, "size": "512x384",
+    assert call.body == {"model": "sim-image", "prompt": "two foxes", "n": 2, "size": "512x384", "seed": 5,
                          "response_format": "b64_json"}  # fmt: skip
     assert done["credits"] == {"held": 1, "charged": 1}
 
@@ -109,21 +110,20 @@ async def test_a_replicate_prediction_is_created_once_polled_and_its_outputs_kep
     services: Services,
 ) -> None:
     account = await make_account(credits="10")
-    response = await submit(client, account, "test-up-replicate", prompt="a tower", width=1024, height=576,
-                            num_images=2)  # fmt: skip
+    response = await submit(client, account, "test-up-replicate", prompt="a tower", num_images=2, seed=7)
     done = await wait_terminal(client, account, response.json()["id"])
     assert done["status"] == "succeeded", done
     assert done["provider"] == "sim-replicate"
     assert done["progress"] is None
-    assert [o["content_type"] for o in done["outputs"]] == ["image/png", "image/png"]
+    assert [(o["content_type"], o["width"], o["height"]) for o in done["outputs"]] == [("image/png", 1024, 1024)] * 2
+    assert "requested" not in done["outputs"][0]  # delivered as asked
     assert done["credits"] == {"held": 1.5, "charged": 1.5}
 
     [create] = sims.replicate.calls_to("create")
     assert create.path == "/v1/models/sim/flux/predictions"
     assert create.headers["authorization"] == "Bearer r8_sim"
-    model_input = create.body["input"]
-    assert model_input["aspect_ratio"] == "16:9" and model_input["num_outputs"] == 2
-    assert "width" not in model_input and "negative_prompt" not in model_input
+    # The route makes 1024x1024 only, through its fixed aspect ratio; every other parameter arrives mapped.
+    assert create.body["input"] == {"prompt": "a tower", "num_outputs": 2, "seed": 7, "aspect_ratio": "1:1"}
     [prediction_id] = sims.replicate.predictions
     polls = sims.replicate.calls_to("get")
     assert polls and {call.path for call in polls} == {f"/v1/predictions/{prediction_id}"}
@@ -157,22 +157,56 @@ async def test_a_fal_queue_request_is_submitted_polled_and_its_result_fetched(
 
 
 async def test_a_video_is_charged_for_the_seconds_actually_delivered(
-    client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker, sims: Simulators
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    worker: InProcessWorker,
+    sims: Simulators,
+    services: Services,
 ) -> None:
     account = await make_account(credits="20")
-    response = await submit(client, account, "test-up-fal-video", prompt="waves", duration_s=3)
+    response = await submit(client, account, "test-up-fal-video", prompt="waves", duration_s=3, width=320, height=192)
     assert response.json()["credits"]["held"] == 6
     done = await wait_terminal(client, account, response.json()["id"])
     assert done["status"] == "succeeded", done
     [output] = done["outputs"]
     assert output["type"] == "video" and output["content_type"] == "video/mp4"
-    # The simulator delivers half a second less than asked; the MP4's own header says so.
-    assert (output["width"], output["height"], output["duration_s"]) == (640, 360, 2.5)
+    # The simulator delivers half a second less than asked; the MP4's own header says so, and so does the task.
+    assert (output["width"], output["height"], output["duration_s"]) == (320, 192, 2.5)
+    assert output["requested"] == {"duration_s": 3}
     assert done["credits"] == {"held": 6, "charged": 5}
     assert (await download(output["url"])).content[4:8] == b"ftyp"
     [submitted] = sims.fal.calls_to("submit")
-    assert submitted.body["duration"] == 3 and "fps" not in submitted.body
+    assert submitted.body == {"prompt": "waves", "duration": 3, "fps": 8, "width": 320, "height": 192}
     assert await balance(client, account) == (Decimal("15"), Decimal("0"))
+    assert await usage_units(services, done["id"]) == {
+        "video_seconds": 2.5, "video_seconds_requested": 3.0, "requests": 1
+    }  # fmt: skip
+
+
+async def test_a_video_longer_than_asked_is_charged_for_what_was_asked_at_most(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    worker: InProcessWorker,
+    sims: Simulators,
+    services: Services,
+) -> None:
+    account = await make_account(credits="20")
+    response = await submit(client, account, "test-up-fal-video-long", prompt="waves", duration_s=2)
+    done = await wait_terminal(client, account, response.json()["id"])
+    assert done["status"] == "succeeded", done
+    [output] = done["outputs"]
+    assert output["duration_s"] == 2.5 and output["requested"] == {"duration_s": 2}
+    assert done["credits"] == {"held": 4, "charged": 4}  # the hold, not the 5 that 2.5 s would cost
+    assert await balance(client, account) == (Decimal("16"), Decimal("0"))
+    assert await usage_units(services, done["id"]) == {
+        "video_seconds": 2.0, "video_seconds_delivered": 2.5, "requests": 1
+    }  # fmt: skip
+
+
+async def usage_units(services: Services, task_id: str) -> dict[str, object]:
+    units = await services.db.fetchval("SELECT units FROM usage_records WHERE task_id = $1", uuid.UUID(task_id))
+    found: dict[str, object] = json.loads(units)
+    return found
 
 
 async def test_progress_is_shown_while_the_upstream_job_runs(
@@ -220,3 +254,81 @@ async def test_models_without_usable_routes_are_unavailable_and_refused(
     served = await submit(client, account, "test-up-nokey-then-local", messages=[{"role": "user", "content": "hi"}])
     done = await wait_terminal(client, account, served.json()["id"])
     assert (done["status"], done["provider"]) == ("succeeded", "local")
+
+
+async def test_a_parameter_a_route_cannot_honour_moves_the_request_to_one_that_can(
+    client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker, sims: Simulators
+) -> None:
+    account = await make_account(credits="10")
+    default_size = await submit(client, account, "test-up-fixed-size-then-fal", prompt="a harbour")
+    other_size = await submit(client, account, "test-up-fixed-size-then-fal", prompt="a harbour", width=512)
+    first = await wait_terminal(client, account, default_size.json()["id"])
+    second = await wait_terminal(client, account, other_size.json()["id"])
+    assert (first["status"], first["provider"]) == ("succeeded", "sim-replicate")
+    assert (second["status"], second["provider"]) == ("succeeded", "sim-fal")
+    assert (second["outputs"][0]["width"], second["outputs"][0]["height"]) == (512, 1024)
+    [created] = sims.replicate.calls_to("create")  # only the request at the size Replicate makes went there
+    assert created.body["input"]["aspect_ratio"] == "1:1" and "width" not in created.body["input"]
+    [submitted] = sims.fal.calls_to("submit")
+    assert submitted.body["image_size"] == {"width": 512, "height": 1024}
+
+
+async def test_a_request_no_route_can_honour_is_refused_naming_the_parameter(
+    client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker, sims: Simulators
+) -> None:
+    account = await make_account(credits="10")
+    refused = await submit(client, account, "test-up-replicate", prompt="a tower", width=1024, height=576)
+    assert refused.status_code == 400
+    error = refused.json()["error"]
+    assert (error["type"], error["code"], error["param"]) == ("invalid_request_error", "invalid_input", "input.height")
+    assert "sim-replicate only makes height = 1024" in error["message"]
+    assert await balance(client, account) == (Decimal("10"), Decimal("0"))
+    assert sims.replicate.calls_to("create") == []
+
+
+async def test_the_model_lists_each_route_and_how_it_takes_each_parameter(client: httpx.AsyncClient) -> None:
+    model = (await client.get("/v1/models/test-up-fixed-size-then-fal")).json()
+    assert model["parameters"]["width"]["only_on"] == {"sim-replicate": 1024}
+    replicate, fal = model["routes"]
+    assert replicate == {
+        "provider": "sim-replicate",
+        "model": "sim/flux",
+        "available": True,
+        "parameters": {
+            "prompt": {"as": "prompt"}, "width": {"fixed": 1024}, "height": {"fixed": 1024},
+            "num_images": {"as": "num_outputs"}, "seed": {"as": "seed"},
+        },
+    }  # fmt: skip
+    assert fal["parameters"]["width"] == {"as": "image_size.width"}
+    assert "base_url" not in str(model) and "KEY" not in str(model)
+    shipped = (await client.get("/v1/models/ltx-video")).json()
+    [replicate_ltx] = [route for route in shipped["routes"] if route["provider"] == "replicate"]
+    assert replicate_ltx["available"] is False  # no Replicate token in the tests
+    assert replicate_ltx["parameters"]["duration_s"] == {
+        "as": "num_frames", "converted": "frames = seconds x fps + 1"
+    }  # fmt: skip
+    page = await client.get("/models/test-up-fixed-size-then-fal")
+    assert page.status_code == 200
+    assert 'data-provider="sim-replicate"' in page.text and 'data-provider="sim-fal"' in page.text
+    assert "sim-replicate makes only 1024" in page.text and "as <code>image_size.width</code>" in page.text
+    assert (await client.get("/models/no-such-model")).status_code == 404
+
+
+async def test_fewer_images_than_asked_are_charged_as_delivered(
+    client: httpx.AsyncClient,
+    make_account: AccountFactory,
+    worker: InProcessWorker,
+    sims: Simulators,
+    services: Services,
+) -> None:
+    sims.fal.nsfw_images = {1}  # fal blacks out the second image: it is not delivered
+    account = await make_account(credits="10")
+    response = await submit(client, account, "test-up-fal-image", prompt="two moths", num_images=2, width=256)
+    assert response.json()["credits"]["held"] == 0.5
+    done = await wait_terminal(client, account, response.json()["id"])
+    assert done["status"] == "succeeded", done
+    [output] = done["outputs"]
+    assert output["requested"] == {"num_images": 2}
+    assert done["credits"] == {"held": 0.5, "charged": 0.25}
+    assert await balance(client, account) == (Decimal("9.75"), Decimal("0"))
+    assert await usage_units(services, done["id"]) == {"images": 1, "images_requested": 2, "requests": 1}

@@ -61,14 +61,15 @@ async def test_video_task_produces_an_animation_charged_per_second(
     client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker
 ) -> None:
     account = await make_account(credits="30")
-    response = await submit(client, account, "ltx-video", prompt="a ball bouncing", duration_s=2, fps=6)
+    response = await submit(client, account, "ltx-video", prompt="a ball bouncing", duration_s=2, fps=8,
+                            width=256, height=256)  # fmt: skip
     done = await wait_terminal(client, account, response.json()["id"])
     assert done["status"] == "succeeded", done
     [output] = done["outputs"]
     assert output["type"] == "video" and output["duration_s"] == 2
     async with httpx.AsyncClient() as anonymous:
         gif = Image.open(io.BytesIO((await anonymous.get(output["url"])).content))
-    assert getattr(gif, "n_frames", 1) == 12
+    assert getattr(gif, "n_frames", 1) == 16
     assert done["credits"]["charged"] == 8
     assert await balance(client, account) == (Decimal("22"), Decimal("0"))
 
