@@ -15,7 +15,7 @@ from shared.catalog.views import public_model
 from shared.ledger.money import Credits
 from shared.services import Services
 
-KINDS = ("image", "video", "text")
+KINDS = ("image", "video", "text", "embedding")
 
 
 def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
