@@ -48,6 +48,7 @@ class ChatContext:
 
     calls: list[ChatCall]
     bill: RequestBill
+    body: ChatInput
     served: ChatCall = field(init=False)
 
     def __post_init__(self) -> None:
@@ -108,7 +109,7 @@ async def begin(
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         await record_refusal(db, principal, source=source, kind="text", model=model.id, started=started)
         raise
-    return ChatContext(calls, bill)
+    return ChatContext(calls, bill, body)
 
 
 async def begin_raw(

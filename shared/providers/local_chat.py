@@ -212,7 +212,8 @@ def _logprobs(tokens: list[str], seed: int, top: int) -> list[dict[str, Any]]:
         rng = _rng("logprob", seed, position, token)
         logprob = -round(rng.random() ** 2 * 3, 6)
         alternatives = [{"token": token, "logprob": logprob, "bytes": list(token.encode())}]
-        for rank, word in enumerate(rng.sample(_ALTERNATIVES, min(top, len(_ALTERNATIVES)))[: max(0, top - 1)]):
+        others = [word for word in _ALTERNATIVES if f" {word}" != token]
+        for rank, word in enumerate(rng.sample(others, min(top, len(others)))[: max(0, top - 1)]):
             other = f" {word}"
             entry = {"token": other, "logprob": round(logprob - 1 - rank, 6), "bytes": list(other.encode())}
             alternatives.append(entry)

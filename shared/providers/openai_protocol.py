@@ -19,6 +19,7 @@ from typing import Any
 from shared.catalog import Route
 from shared.catalog.pricing import Usage
 from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
+from shared.providers.embeddings import Embeddings, build_embedding_request, parse_embedding_response
 from shared.providers.http import HttpProvider, malformed
 from shared.providers.local import count_tokens
 from shared.providers.local_chat import prompt_tokens
@@ -149,3 +150,9 @@ class OpenAICompatProvider(HttpProvider):
 
     async def cancel(self, request: GenerationRequest, upstream_id: str) -> None:
         return None
+
+    async def embed(self, request: GenerationRequest) -> Embeddings:
+        """``POST {base}/embeddings`` (``shared.providers.embeddings``)."""
+        body = build_embedding_request(request.route.upstream_model, request.params)
+        data = await self._call("POST", "/embeddings", body)
+        return parse_embedding_response(self.name, data, request.params)
