@@ -66,23 +66,18 @@ def embedding_worst_case(model: Model, inputs: list[str]) -> int:
     return cost(model.pricing, Usage(input_tokens=tokens, requests=1))
 
 
+def _billed(usage: Usage, requests: int) -> Usage:
+    """The upstream's usage, counted as ``requests`` requests (the choices of one)."""
+    return Usage(input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+                 cached_input_tokens=usage.cached_input_tokens, reasoning_tokens=usage.reasoning_tokens,
+                 requests=requests)  # fmt: skip
+
+
 def charge(model: Model, usage: Usage, requests: int, hold: int) -> int:
     """What ``usage`` costs on ``model`` (``requests`` of them for per-request prices), capped at ``hold``."""
-    billed = Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        requests=requests,
-    )
-    return min(cost(model.pricing, billed), hold)
+    return min(cost(model.pricing, _billed(usage, requests)), hold)
 
 
 def billed_units(usage: Usage, requests: int) -> dict[str, Any]:
     """The usage record's units."""
-    return Usage(
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        requests=requests,
-    ).public()
+    return _billed(usage, requests).public()
