@@ -11,7 +11,10 @@ upstream (``bench/lean_upstream.py``), the load generator (``bench/loadgen.py``)
 2. Streaming at concurrency 1: rounds alternating a streamed text answer (100 content chunks) and a streamed
    tool call (its head and 99 argument pieces) from the same upstream, through Conduit (``bench-instant-tools``,
    the request carrying one tool); the p50 of each per round, and what it is per chunk.
-3. The API process's CPU per streamed chunk, text against tool call, at concurrency 4 (psutil).
+3. The API process's CPU per streamed chunk, text against tool call, at concurrency 4 (psutil); this includes the
+   request's own work spread over its chunks (the tool request also checks and holds its tool schema).
+4. The per-chunk path alone, in this process: parsing the upstream's SSE line (``parse_chunk``) and rendering the
+   client's event (``ChatChunks.delta``), for the same text and tool-call chunks, in alternating rounds.
 
 Results are printed and written to bench/out/openai_features.json; bench/RESULTS.md records them.
 """
@@ -23,13 +26,16 @@ import asyncio
 import json
 import os
 import statistics
+import time
 from typing import Any
 
 import psutil
 
 from bench.common import BenchEnv, run_loadgen, write_result
-from bench.lean_upstream import STREAM_CHUNKS
+from bench.lean_upstream import STREAM_CHUNKS, TEXT_STREAM, TOOL_STREAM
 from bench.openai_compat import UPSTREAM_KEY, start_upstream
+from shared.openai_api.chat_events import ChatChunks
+from shared.providers.chat_stream import parse_chunk
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}}
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}
@@ -88,6 +94,29 @@ def _cpu_per_chunk(env: BenchEnv, keys: list[str], api: psutil.Process, name: st
             "api_cpu_us_per_chunk": round(us / STREAM_CHUNKS, 2)}  # fmt: skip
 
 
+def chunk_path_us(rounds: int, repeat: int = 200) -> dict[str, dict[str, float]]:
+    """CPU µs per chunk of the per-chunk path (parse the upstream line, render the client event), text against
+    tool-call chunks; the median, min and max over ``rounds`` alternating rounds."""
+    lines = {
+        name: [
+            line[6:].decode() for line in stream.split(b"\n\n") if line.startswith(b"data: {") and b'"delta"' in line
+        ]
+        for name, stream in (("text", TEXT_STREAM), ("tool_call", TOOL_STREAM))
+    }
+    samples: dict[str, list[float]] = {name: [] for name in lines}
+    for _ in range(rounds):
+        for name, chunks in lines.items():
+            started = time.process_time()
+            for _ in range(repeat):
+                writer = ChatChunks("chatcmpl-bench", "bench-instant-tools", "bench-instant")
+                for data in chunks:
+                    for delta in parse_chunk("bench-instant", data):
+                        writer.delta(delta)
+            samples[name].append((time.process_time() - started) / (repeat * len(chunks)) * 1e6)
+    return {name: {"median_us": round(statistics.median(v), 2), "min_us": round(min(v), 2),
+                   "max_us": round(max(v), 2)} for name, v in samples.items()}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=6)
@@ -121,6 +150,7 @@ def main() -> None:
                 cpu[name].append(_cpu_per_chunk(env, keys, process, body, args.seconds)["api_cpu_us_per_chunk"])
         results["api_cpu_per_chunk_c4"] = {name: {"median_us": round(statistics.median(v), 2), "min_us": min(v),
                                                   "max_us": max(v)} for name, v in cpu.items()}  # fmt: skip
+        results["chunk_path_in_process"] = chunk_path_us(args.rounds * 2)
         results["load_average_after"] = os.getloadavg()
     finally:
         upstream.terminate()

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import msgspec
 
 from shared.catalog.pricing import Usage
 from shared.providers import local_chat
@@ -36,6 +37,7 @@ from shared.providers.local import LocalProvider
 from shared.providers.openai_protocol import OpenAICompatProvider, build_chat_request, parse_usage
 
 log = logging.getLogger(__name__)
+_decode = msgspec.json.decode
 
 
 @dataclass(slots=True)
@@ -125,8 +127,8 @@ def parse_chunk(provider: str, data: str) -> list[ChatDelta]:
     """One ``chat.completion.chunk`` (or an error event) as deltas, one per choice with something in it, the
     usage on a delta of its own."""
     try:
-        chunk = json.loads(data)
-    except ValueError:
+        chunk = _decode(data)
+    except msgspec.DecodeError:
         raise malformed(provider, "JSON in a stream event") from None
     if not isinstance(chunk, dict):
         raise malformed(provider, "an object in a stream event")
