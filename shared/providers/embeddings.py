@@ -66,8 +66,11 @@ def _vector(provider: str, raw: Any) -> list[float]:
             return decode_base64(raw)
         except (binascii.Error, ValueError):
             raise malformed(provider, "base64 float32 in data[].embedding") from None
-    if isinstance(raw, list) and raw and all(isinstance(x, int | float) and not isinstance(x, bool) for x in raw):
-        return [float(x) for x in raw]
+    if isinstance(raw, list) and raw:
+        try:
+            return array.array("d", raw).tolist()  # checks and converts in C: a vector has thousands of numbers
+        except TypeError:
+            pass
     raise malformed(provider, "numbers in data[].embedding")
 
 
