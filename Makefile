@@ -48,6 +48,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.providers
 	$(BIN)/python -m bench.ratelimits
 	$(BIN)/python -m bench.openai_compat
+	$(BIN)/python -m bench.openai_features
 
 clean:
 	rm -rf $(VENV) .conduit

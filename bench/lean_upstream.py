@@ -1,9 +1,11 @@
 """An instant OpenAI-compatible upstream on a raw asyncio protocol, for the OpenAI-compatible API benchmark.
 
 The test simulator (Litestar under uvicorn) spends ~0.5 ms of CPU per call, on the same two cores as the API
-under test. This server answers every ``POST …/chat/completions`` with the same pre-encoded completion (real
-wire format, usage included), keep-alive, in ~20 µs: what remains is Conduit's own cost.
-``python -m bench.lean_upstream --port N``.
+under test. This server answers with pre-encoded responses in the real wire format, keep-alive, in ~20 µs, so
+what remains is Conduit's own cost: ``POST …/chat/completions`` the same completion (usage included), or with
+``"stream":true`` a stream of ``STREAM_CHUNKS`` text chunks, or of one tool call whose arguments come in
+``STREAM_CHUNKS - 1`` pieces when the request has ``tools``; ``POST …/embeddings`` one ``EMBEDDING_SIZE``-float
+vector. ``python -m bench.lean_upstream --port N``.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+from typing import Any
 
 COMPLETION = {
     "id": "chatcmpl-bench",
@@ -27,13 +30,36 @@ COMPLETION = {
     ],
     "usage": {"prompt_tokens": 9, "completion_tokens": 6, "total_tokens": 15},
 }
-_BODY = json.dumps(COMPLETION).encode()
-RESPONSE = (
-    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
-    + str(len(_BODY)).encode()
-    + b"\r\nConnection: keep-alive\r\n\r\n"
-    + _BODY
-)
+STREAM_CHUNKS = 100
+EMBEDDING_SIZE = 1536
+
+
+def _response(body: bytes, content_type: bytes = b"application/json") -> bytes:
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: " + content_type + b"\r\nContent-Length: " + str(len(body)).encode()
+            + b"\r\nConnection: keep-alive\r\n\r\n" + body)  # fmt: skip
+
+
+def _events(deltas: list[Any], finish: str) -> bytes:
+    head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1741570283, "model": "bench-llama"}
+    chunks = [{**head, "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]} for d in deltas]
+    chunks.append({**head, "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish}]})
+    chunks.append({**head, "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": STREAM_CHUNKS,
+                                                    "total_tokens": 9 + STREAM_CHUNKS}})  # fmt: skip
+    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
+
+
+_TEXT = [{"role": "assistant", "content": ""}] + [{"content": f" word{n}"} for n in range(STREAM_CHUNKS)]
+_CALL = {"index": 0, "id": "call_bench", "type": "function", "function": {"name": "get_weather", "arguments": ""}}
+_TOOL = [{"role": "assistant", "content": None, "tool_calls": [_CALL]}] + [
+    {"tool_calls": [{"index": 0, "function": {"arguments": f'"k{n}": {n}, '}}]} for n in range(STREAM_CHUNKS - 1)
+]
+_EMBEDDING = {"object": "list", "model": "bench-embed", "usage": {"prompt_tokens": 1, "total_tokens": 1},
+              "data": [{"object": "embedding", "index": 0,
+                        "embedding": [round((n % 97) / 97 - 0.5, 6) for n in range(EMBEDDING_SIZE)]}]}  # fmt: skip
+RESPONSE = _response(json.dumps(COMPLETION).encode())
+TEXT_STREAM = _response(_events(_TEXT, "stop"), b"text/event-stream")
+TOOL_STREAM = _response(_events(_TOOL, "tool_calls"), b"text/event-stream")
+EMBEDDING = _response(json.dumps(_EMBEDDING).encode())
 
 
 class Upstream(asyncio.Protocol):
@@ -58,9 +84,17 @@ class Upstream(asyncio.Protocol):
             total = end + 4 + length
             if len(self.buffer) < total:
                 return
-            self.buffer = self.buffer[total:]
+            request, self.buffer = self.buffer[:total], self.buffer[total:]
             assert self.transport is not None
-            self.transport.write(RESPONSE)
+            self.transport.write(_answer(request))
+
+
+def _answer(request: bytes) -> bytes:
+    if b"/embeddings" in request[: request.find(b"\r\n")]:
+        return EMBEDDING
+    if b'"stream": true' in request or b'"stream":true' in request:
+        return TOOL_STREAM if b'"tools"' in request else TEXT_STREAM
+    return RESPONSE
 
 
 async def serve(port: int) -> None:

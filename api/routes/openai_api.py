@@ -1,4 +1,5 @@
-"""OpenAI-compatible routes: ``POST /v1/chat/completions`` and ``POST /v1/images/generations``.
+"""OpenAI-compatible routes: ``POST /v1/chat/completions``, ``/v1/completions`` (legacy), ``/v1/embeddings`` and
+``/v1/images/generations``.
 
 A client built for OpenAI works by changing its base URL to ``<conduit>/v1`` and its key to a Conduit key.
 (``GET /v1/models`` is ``api.routes.models``.) Errors have OpenAI's shape and statuses (``api.errors``).
@@ -7,6 +8,7 @@ A client built for OpenAI works by changing its base URL to ``<conduit>/v1`` and
 from __future__ import annotations
 
 import uuid
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -25,30 +27,13 @@ from api.deps import (
 )
 from api.rate_limit_headers import TASK_ROUTE
 from shared.ledger.money import Credits
-from shared.openai_api import chat
-from shared.openai_api.chat_input import ChatInput
+from shared.openai_api import chat, completions, embeddings
+from shared.openai_api.chat_events import ChatChunks
+from shared.openai_api.chat_response import chat_completion
 from shared.openai_api.images import ImageDeps, ImageInput, generate_images
 from shared.services import Services
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-
-
-class StreamOptions(msgspec.Struct):
-    include_usage: bool = False
-
-
-class ChatCompletionBody(msgspec.Struct):
-    """OpenAI's chat completion request (fields Conduit does not act on are accepted and ignored)."""
-
-    model: str
-    messages: list[Any]
-    max_tokens: int | None = None
-    max_completion_tokens: int | None = None
-    temperature: float | None = None
-    seed: int | None = None
-    n: int | None = None
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
 
 
 class ImageGenerationBody(msgspec.Struct):
@@ -68,28 +53,47 @@ class OpenAIController(Controller):
 
     @post("/chat/completions", status_code=200, opt={SETTLES_LATER: True})
     async def chat_completions(
-        self, data: JSONBody[ChatCompletionBody], principal: PrincipalDep, services: ServicesDep
+        self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
-        request = ChatInput(
-            model=data.model,
-            messages=data.messages,
-            max_tokens=data.max_completion_tokens if data.max_completion_tokens is not None else data.max_tokens,
-            temperature=data.temperature,
-            seed=data.seed,
-            n=data.n,
-            stream=bool(data.stream),
-            include_usage=bool(data.stream_options and data.stream_options.include_usage),
+        """OpenAI's chat completion request (``shared.openai_api.chat_fields``: every field honoured or refused)."""
+        ctx = await chat.begin_raw(
+            services.db, services.background, services.catalog, services.providers, principal, data
         )
-        ctx = await chat.begin(
-            services.db, services.background, services.catalog, services.providers, principal, request
-        )
-        call = ctx.call
-        budget_s = min(services.settings.retry_budget_s, float(call.model.max_runtime_s))
-        if call.stream:
-            events = await chat.open_stream(ctx, services.providers, budget_s)
+        budget_s = min(services.settings.retry_budget_s, float(max(c.model.max_runtime_s for c in ctx.calls)))
+        if ctx.call.stream:
+            writer = partial(_chat_chunks, ctx)
+            events = await chat.open_stream(ctx, services.providers, budget_s, writer)
             return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        completion, charged = await chat.complete(ctx, services.providers, budget_s)
-        return Response(completion, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
+        completed, provider = await chat.complete(ctx, services.providers, budget_s)
+        body = chat_completion(ctx.completion_id, ctx.served.model.id, provider, completed)
+        return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
+
+    @post("/completions", status_code=200, opt={SETTLES_LATER: True})
+    async def completions(
+        self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
+    ) -> Response[Any]:
+        """The legacy completion request (``shared.openai_api.completions``), served as a chat completion."""
+        ctx = await chat.begin_raw(services.db, services.background, services.catalog, services.providers, principal, data,
+                                   parse=completions.parse_completion_body, source=completions.SOURCE)  # fmt: skip
+        legacy = ctx.body
+        assert isinstance(legacy, completions.LegacyInput)
+        budget_s = min(services.settings.retry_budget_s, float(max(c.model.max_runtime_s for c in ctx.calls)))
+        if ctx.call.stream:
+            writer = partial(_legacy_chunks, ctx, legacy)
+            events = await chat.open_stream(ctx, services.providers, budget_s, writer)
+            return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
+        completed, provider = await chat.complete(ctx, services.providers, budget_s)
+        body = completions.text_completion(ctx.completion_id, ctx.served.model.id, provider, legacy, completed)
+        return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
+
+    @post("/embeddings", status_code=200, opt={SETTLES_LATER: True})
+    async def embeddings(
+        self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
+    ) -> Response[Any]:
+        """OpenAI's embeddings request (``shared.openai_api.embeddings``)."""
+        body, charged = await embeddings.create(services.db, services.background, services.catalog, services.providers, principal, data,
+                                                services.settings.retry_budget_s)  # fmt: skip
+        return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
 
     @post(
         "/images/generations",
@@ -122,6 +126,14 @@ class OpenAIController(Controller):
         except BaseException:
             admission.created = await _task_exists(services, admission.task_id)
             raise
+
+
+def _chat_chunks(ctx: chat.ChatContext, provider: str) -> ChatChunks:
+    return ChatChunks(ctx.completion_id, ctx.served.model.id, provider)
+
+
+def _legacy_chunks(ctx: chat.ChatContext, legacy: completions.LegacyInput, provider: str) -> completions.LegacyChunks:
+    return completions.LegacyChunks(ctx.completion_id, ctx.served.model.id, provider, legacy)
 
 
 async def _task_exists(services: Services, task_id: uuid.UUID) -> bool:

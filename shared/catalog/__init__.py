@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.catalog.capabilities import ModelCapabilities, parse_capabilities
 from shared.catalog.params import Parameter, default_problem, parse_parameter
 from shared.catalog.pricing import Pricing, parse_pricing
 from shared.catalog.providers import ProviderSpec, check_route_options, parse_provider
 from shared.catalog.routes import Route, parse_mappings, route_truth_problems
 
-KINDS = ("image", "video", "text")
+KINDS = ("image", "video", "text", "embedding")
 
 
 class CatalogError(ValueError):
@@ -37,6 +38,7 @@ class Model:
     parameters: tuple[Parameter, ...]
     routes: tuple[Route, ...]
     max_runtime_s: int
+    capabilities: ModelCapabilities = field(default_factory=ModelCapabilities)
 
     def parameter(self, name: str) -> Parameter | None:
         for parameter in self.parameters:
@@ -149,7 +151,7 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
     for entry in raw.get("parameters") or []:
         parameter = parse_parameter(entry, where=f"{where} ({model_id})")
         parameters = [p for p in parameters if p.name != parameter.name] + [parameter]
-    if not parameters:
+    if not parameters and kind != "embedding":  # an embedding request's fields are capabilities, not parameters
         raise CatalogError(f"{where}: model {model_id!r} has no parameters")
     pricing = parse_pricing(raw.get("pricing") or {}, kind=kind, where=f"{where} ({model_id})")
     routes = []
@@ -181,4 +183,13 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
         parameters=tuple(parameters),
         routes=tuple(routes),
         max_runtime_s=int(raw.get("max_runtime_s", 600)),
+        capabilities=_capabilities(raw, kind, tuple(routes), parameters, where=f"{where} ({model_id})"),
     )
+
+
+def _capabilities(
+    raw: dict[str, Any], kind: str, routes: tuple[Route, ...], parameters: list[Parameter], *, where: str
+) -> ModelCapabilities:
+    max_tokens = next((p.maximum for p in parameters if p.name == "max_tokens"), None)
+    tables = [(route.provider, route.upstream_model, route.options.get("capabilities")) for route in routes]
+    return parse_capabilities(raw.get("capabilities"), tables, kind=kind, max_tokens=max_tokens, where=where)

@@ -23,16 +23,20 @@ class Pricing:
     per_unit: int = 0  # micro-credits per image / video second / request
     input_per_million: int = 0  # micro-credits per 1M input tokens
     output_per_million: int = 0  # micro-credits per 1M output tokens
+    cached_input_per_million: int | None = None  # per 1M input tokens the upstream served from its cache
 
     def public(self) -> dict[str, Any]:
         from shared.ledger.money import Credits
 
         if self.unit == "token":
-            return {
+            prices = {
                 "unit": "token",
                 "input_per_million": Credits(self.input_per_million),
                 "output_per_million": Credits(self.output_per_million),
             }
+            if self.cached_input_per_million is not None:
+                prices["cached_input_per_million"] = Credits(self.cached_input_per_million)
+            return prices
         return {"unit": self.unit, "credits": Credits(self.per_unit)}
 
 
@@ -44,6 +48,8 @@ class Usage:
     video_seconds: Fraction = Fraction(0)
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0  # of input_tokens, those the upstream served from its prompt cache
+    reasoning_tokens: int = 0  # of output_tokens, those spent reasoning (not priced apart)
     requests: int = 0
     upstream_seconds: float = 0.0  # compute time the upstream reported (Replicate's predict_time); not priced
     # What was asked for and what came, when charges follow delivery (shared.tasks.delivery); not priced.
@@ -68,6 +74,9 @@ class Usage:
         if self.input_tokens or self.output_tokens:
             out["input_tokens"] = self.input_tokens
             out["output_tokens"] = self.output_tokens
+        for name in ("cached_input_tokens", "reasoning_tokens"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
         if self.requests:
             out["requests"] = self.requests
         if self.upstream_seconds:
@@ -83,10 +92,13 @@ def parse_pricing(raw: dict[str, Any], *, kind: str, where: str) -> Pricing:
         raise CatalogError(f"{where}: pricing.unit must be one of {UNITS}, got {unit!r}")
     try:
         if unit == "token":
+            cached = raw.get("cached_input")
             pricing = Pricing(
                 unit=unit,
                 input_per_million=parse_credits(raw["input"]),
-                output_per_million=parse_credits(raw["output"]),
+                # embeddings produce no tokens: their output price is 0 unless stated
+                output_per_million=parse_credits(raw["output"] if kind != "embedding" else raw.get("output", "0")),
+                cached_input_per_million=parse_credits(cached) if cached is not None else None,
             )
         else:
             pricing = Pricing(unit=unit, per_unit=parse_credits(raw["credits"]))
@@ -96,8 +108,13 @@ def parse_pricing(raw: dict[str, Any], *, kind: str, where: str) -> Pricing:
         raise CatalogError(f"{where}: bad price: {exc}") from exc
     if min(pricing.per_unit, pricing.input_per_million, pricing.output_per_million) < 0:
         raise CatalogError(f"{where}: prices cannot be negative")
-    if unit == "token" and kind != "text":
-        raise CatalogError(f"{where}: token pricing only applies to text models")
+    cached = pricing.cached_input_per_million
+    if cached is not None and not 0 <= cached <= pricing.input_per_million:
+        raise CatalogError(f"{where}: the cached input price must be between 0 and the input price")
+    if unit == "token" and kind not in ("text", "embedding"):
+        raise CatalogError(f"{where}: token pricing only applies to text and embedding models")
+    if kind == "embedding" and unit != "token":
+        raise CatalogError(f"{where}: embedding models are priced per token")
     if unit == "video_second" and kind != "video":
         raise CatalogError(f"{where}: video_second pricing only applies to video models")
     return pricing
@@ -128,8 +145,16 @@ def worst_case_usage(unit: str, params: dict[str, Any]) -> Usage:
 def cost(pricing: Pricing, usage: Usage) -> int:
     """Micro-credits for ``usage`` under ``pricing``, rounded up."""
     if pricing.unit == "token":
+        cached = min(usage.cached_input_tokens, usage.input_tokens)
+        cached_price = (
+            pricing.input_per_million
+            if pricing.cached_input_per_million is None
+            else (pricing.cached_input_per_million)
+        )
         exact = Fraction(
-            usage.input_tokens * pricing.input_per_million + usage.output_tokens * pricing.output_per_million,
+            (usage.input_tokens - cached) * pricing.input_per_million
+            + cached * cached_price
+            + usage.output_tokens * pricing.output_per_million,
             1_000_000,
         )
     elif pricing.unit == "image":

@@ -34,6 +34,7 @@ def public_model(
         "parameters": parameters,
         "routes": [_public_route(model, route, route_usable) for route in model.routes],
         "available": available,
+        **_capabilities(model),
     }
 
 
@@ -47,3 +48,18 @@ def _public_route(model: Model, route: Route, usable: Callable[[Route], bool] | 
     if usable is not None:
         out["available"] = usable(route)
     return out
+
+
+def _capabilities(model: Model) -> dict[str, Any]:
+    """Text and embedding models: ``capabilities``, and ``route_capabilities`` for the routes that have fewer
+    (only what differs, by provider)."""
+    if model.kind not in ("text", "embedding"):
+        return {}
+    shown: dict[str, Any] = {"capabilities": model.capabilities.model.public(model.kind)}
+    narrowed: dict[str, Any] = {}
+    for (provider, _), route in model.capabilities.narrowed:
+        full, own = shown["capabilities"], route.public(model.kind)
+        narrowed[provider] = {name: value for name, value in own.items() if value != full[name]}
+    if narrowed:
+        shown["route_capabilities"] = narrowed
+    return shown

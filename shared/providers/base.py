@@ -36,12 +36,17 @@ class Output:
     height: int | None = None
     duration_s: float | None = None
     finish_reason: str | None = None  # text: why generation stopped ("stop", "length"), when the upstream says
+    # chat: one output per choice; OpenAI's message.tool_calls and choice.logprobs, as the upstream sent them
+    tool_calls: list[dict[str, Any]] | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class Completed:
     outputs: list[Output]
     usage: Usage
+    # OpenAI's usage.prompt_tokens_details / completion_tokens_details, passed through to the client
+    usage_details: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

@@ -7,9 +7,11 @@ Iterating the stream yields ``ChatDelta``s; the last one carries the upstream's 
 ``aclose()`` stops the upstream (closing the connection of an unfinished answer).
 
 * OpenAI-compatible upstreams: ``POST {base}/chat/completions`` with ``stream: true`` and
-  ``stream_options.include_usage``; Server-Sent Events ``data: {chunk}`` lines until ``data: [DONE]``.
-* ``local``: the provider's reply, one word per delta, ``token_delay_ms`` (route option) apart.
-* Any other provider: its whole (non-streamed) answer as one delta.
+  ``stream_options.include_usage``; Server-Sent Events ``data: {chunk}`` lines until ``data: [DONE]``. Each
+  choice of a chunk is a delta (its ``index``), with its text, its tool-call pieces and logprobs as sent.
+* ``local``: the provider's answer (``shared.providers.local_chat``), one word or argument piece per delta,
+  ``token_delay_ms`` (route option) apart.
+* Any other provider: its whole (non-streamed) answer, one delta per choice.
 
 A stream that ends without ``[DONE]`` (the upstream cut it) raises ``RetryableError`` from the iteration:
 what was produced until then is the caller's to bill.
@@ -25,14 +27,17 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import httpx
+import msgspec
 
 from shared.catalog.pricing import Usage
+from shared.providers import local_chat
 from shared.providers.base import Completed, GenerationRequest, PermanentError, Provider, RetryableError
 from shared.providers.http import classify_status, malformed
-from shared.providers.local import LocalProvider, count_tokens, reply_text
-from shared.providers.openai_protocol import OpenAICompatProvider, build_chat_request
+from shared.providers.local import LocalProvider
+from shared.providers.openai_protocol import OpenAICompatProvider, build_chat_request, parse_usage
 
 log = logging.getLogger(__name__)
+_decode = msgspec.json.decode
 
 
 @dataclass(slots=True)
@@ -40,17 +45,16 @@ class ChatDelta:
     text: str = ""
     finish_reason: str | None = None
     usage: Usage | None = None  # on the last delta, when the upstream reported its usage
+    index: int = 0  # the choice
+    tool_calls: list[dict[str, Any]] | None = None  # OpenAI's delta.tool_calls pieces, as the upstream sent them
+    logprobs: dict[str, Any] | None = None  # OpenAI's choice.logprobs of this piece
+    usage_details: dict[str, dict[str, int]] | None = None  # with ``usage``: its details, passed through
 
 
 class ChatStream(Protocol):
     def __aiter__(self) -> AsyncIterator[ChatDelta]: ...
 
     async def aclose(self) -> None: ...
-
-
-def estimate_prompt_tokens(messages: list[dict[str, str]]) -> int:
-    """The prompt's tokens the way the local provider counts them (for upstreams that report no usage)."""
-    return sum(count_tokens(m.get("content", "")) + 4 for m in messages) + 2
 
 
 async def open_chat_stream(provider: Provider, request: GenerationRequest) -> ChatStream:
@@ -61,7 +65,7 @@ async def open_chat_stream(provider: Provider, request: GenerationRequest) -> Ch
     completed = await provider.start(request)
     if not isinstance(completed, Completed):
         raise PermanentError(f"{provider.name} cannot stream a chat completion", code="unsupported_model")
-    return _OneShot(completed.outputs[0].text or "" if completed.outputs else "", completed.usage)
+    return _OneShot(completed)
 
 
 # -- OpenAI-compatible upstreams ---------------------------------------------------------------------------
@@ -109,8 +113,7 @@ class _SseStream:
                 data = line[5:].strip()
                 if data == "[DONE]":
                     return
-                delta = parse_chunk(self.provider, data)
-                if delta is not None:
+                for delta in parse_chunk(self.provider, data):
                     yield delta
         except httpx.HTTPError as exc:
             raise RetryableError(f"{self.provider} cut the answer short", code="upstream_stream_cut") from exc
@@ -120,35 +123,47 @@ class _SseStream:
         await self.response.aclose()
 
 
-def parse_chunk(provider: str, data: str) -> ChatDelta | None:
-    """One ``chat.completion.chunk`` (or an error event) as a delta; None for a chunk with nothing in it."""
+def parse_chunk(provider: str, data: str) -> list[ChatDelta]:
+    """One ``chat.completion.chunk`` (or an error event) as deltas, one per choice with something in it, the
+    usage on a delta of its own."""
     try:
-        chunk = json.loads(data)
-    except ValueError:
+        chunk = _decode(data)
+    except msgspec.DecodeError:
         raise malformed(provider, "JSON in a stream event") from None
     if not isinstance(chunk, dict):
         raise malformed(provider, "an object in a stream event")
     if isinstance(chunk.get("error"), dict):
         raise RetryableError(f"{provider} failed while answering", code="upstream_stream_error")
-    delta = ChatDelta()
+    deltas = []
     choices = chunk.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        choice = choices[0]
-        content = choice.get("delta", {}).get("content") if isinstance(choice.get("delta"), dict) else None
-        if isinstance(content, str):
-            delta.text = content
-        if isinstance(choice.get("finish_reason"), str):
-            delta.finish_reason = choice["finish_reason"]
-            if delta.finish_reason == "content_filter" and not delta.text:
-                raise PermanentError(
-                    f"{provider} refused the request under its content policy", code="content_policy_violation"
-                )
+    for choice in choices if isinstance(choices, list) else ():
+        if isinstance(choice, dict) and (delta := _choice_delta(provider, choice)) is not None:
+            deltas.append(delta)
     usage = chunk.get("usage")
-    if isinstance(usage, dict):
-        prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
-        if isinstance(prompt, int) and isinstance(completion, int):
-            delta.usage = Usage(input_tokens=max(0, prompt), output_tokens=max(0, completion))
-    if not delta.text and delta.finish_reason is None and delta.usage is None:
+    if isinstance(usage, dict) and isinstance(usage.get("prompt_tokens"), int):
+        reported, details = parse_usage(usage, {}, "")
+        deltas.append(ChatDelta(usage=reported, usage_details=details))
+    return deltas
+
+
+def _choice_delta(provider: str, choice: dict[str, Any]) -> ChatDelta | None:
+    piece: dict[str, Any] = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+    delta = ChatDelta(index=choice["index"] if isinstance(choice.get("index"), int) else 0)
+    if isinstance(piece.get("content"), str):
+        delta.text = piece["content"]
+    if isinstance(piece.get("tool_calls"), list) and piece["tool_calls"]:
+        if not all(isinstance(call, dict) and isinstance(call.get("index"), int) for call in piece["tool_calls"]):
+            raise malformed(provider, "delta.tool_calls[].index")
+        delta.tool_calls = piece["tool_calls"]
+    if isinstance(choice.get("logprobs"), dict):
+        delta.logprobs = choice["logprobs"]
+    if isinstance(choice.get("finish_reason"), str):
+        delta.finish_reason = choice["finish_reason"]
+        if delta.finish_reason == "content_filter" and not delta.text:
+            raise PermanentError(
+                f"{provider} refused the request under its content policy", code="content_policy_violation"
+            )
+    if not delta.text and delta.finish_reason is None and not delta.tool_calls and delta.logprobs is None:
         return None
     return delta
 
@@ -168,28 +183,31 @@ class _LocalStream:
             code = str(options["error"])
             raise PermanentError(f"the local provider was configured to fail with {code!r}", code=code)
         seed = int(params["seed"]) if "seed" in params else self.request.task_id.int % 2**32
-        max_tokens = int(params.get("max_tokens", 256))
-        text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed, params.get("temperature"))
+        choices, usage = local_chat.answer(params, seed)
         delay = float(options.get("token_delay_ms", 0)) / 1000
-        for index, word in enumerate(text.split(" ")):
-            if delay:
-                await asyncio.sleep(delay)
-            yield ChatDelta(text=word if index == 0 else f" {word}")
-        finish = "length" if tokens_out >= max_tokens else "stop"
-        yield ChatDelta(finish_reason=finish, usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out))
+        for index, choice in enumerate(choices):
+            for fields in local_chat.stream_deltas(choice, index):
+                if delay and "finish_reason" not in fields:
+                    await asyncio.sleep(delay)
+                yield ChatDelta(**fields)
+        yield ChatDelta(usage=usage)
 
     async def aclose(self) -> None:
         return None
 
 
 class _OneShot:
-    def __init__(self, text: str, usage: Usage) -> None:
-        self.text = text
-        self.usage = usage
+    """A provider's whole answer as a stream: each choice in one delta, then the usage."""
+
+    def __init__(self, completed: Completed) -> None:
+        self.completed = completed
 
     async def __aiter__(self) -> AsyncIterator[ChatDelta]:
-        yield ChatDelta(text=self.text)
-        yield ChatDelta(finish_reason="stop", usage=self.usage)
+        for index, output in enumerate(self.completed.outputs):
+            calls = [{"index": n, **call} for n, call in enumerate(output.tool_calls or [])] or None
+            yield ChatDelta(text=output.text or "", index=index, tool_calls=calls, logprobs=output.logprobs)
+            yield ChatDelta(index=index, finish_reason=output.finish_reason or "stop")
+        yield ChatDelta(usage=self.completed.usage, usage_details=self.completed.usage_details or None)
 
     async def aclose(self) -> None:
         return None

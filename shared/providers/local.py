@@ -195,13 +195,9 @@ class LocalProvider:
         if kind == "video":
             return await self._video(params, seed)
         if kind == "text":
-            max_tokens = int(params.get("max_tokens", 256))
-            text, tokens_in, tokens_out = reply_text(params["messages"], max_tokens, seed, params.get("temperature"))
-            finish = "length" if tokens_out >= max_tokens else "stop"
-            return Completed(
-                outputs=[Output(type="text", text=text, content_type="text/plain", finish_reason=finish)],
-                usage=Usage(input_tokens=tokens_in, output_tokens=tokens_out),
-            )
+            from shared.providers import local_chat  # it builds on this module's reply_text
+
+            return local_chat.complete(params, seed)
         raise PermanentError(f"the local provider cannot generate {kind!r}", code="unsupported_model")
 
     async def _image(self, params: dict[str, Any], seed: int) -> Completed:

@@ -1,6 +1,8 @@
 """OpenAI-compatible upstreams: OpenAI, Together, Groq, Fireworks, DeepInfra, OpenRouter, vLLM, Ollama, …
 
-* text models: ``POST {base}/chat/completions``; usage from ``usage.prompt_tokens`` / ``completion_tokens``;
+* text models: ``POST {base}/chat/completions`` with every OpenAI field the request validated (tools,
+  response_format, stop, n, logprobs, …: ``shared.openai_api.chat_fields``); each choice with its text, tool calls
+  and logprobs; usage from ``usage.prompt_tokens`` / ``completion_tokens`` and its details (cached tokens);
 * image models: ``POST {base}/images/generations``; each item of ``data`` carries ``b64_json`` (decoded
   here) or ``url`` (downloaded into our storage by the task runner).
 
@@ -17,8 +19,10 @@ from typing import Any
 from shared.catalog import Route
 from shared.catalog.pricing import Usage
 from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
+from shared.providers.embeddings import Embeddings, build_embedding_request, parse_embedding_response
 from shared.providers.http import HttpProvider, malformed
 from shared.providers.local import count_tokens
+from shared.providers.local_chat import prompt_tokens
 from shared.providers.params import upstream_input
 
 # -- pure request builders and response parsers ---------------------------------------------------------
@@ -31,29 +35,67 @@ def build_chat_request(route: Route, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def parse_chat_response(provider: str, data: Any, params: dict[str, Any]) -> Completed:
+    """Every choice (text, tool calls, logprobs) in order of ``index``, and the usage with its details."""
     choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+    if not isinstance(choices, list) or not choices or not all(isinstance(c, dict) for c in choices):
         raise malformed(provider, "choices")
-    choice = choices[0]
+    outputs = [_chat_output(provider, choice) for choice in sorted(choices, key=lambda c: c.get("index") or 0)]
+    produced = " ".join(
+        " ".join([o.text or "", *(f"{c['function']['name']} {c['function']['arguments']}" for c in o.tool_calls or [])])
+        for o in outputs
+    )
+    usage, details = parse_usage(data.get("usage"), params, produced)
+    return Completed(outputs=outputs, usage=usage, usage_details=details)
+
+
+def _chat_output(provider: str, choice: dict[str, Any]) -> Output:
     message: dict[str, Any] = choice["message"] if isinstance(choice.get("message"), dict) else {}
-    content = message.get("content")
-    if not content and (choice.get("finish_reason") == "content_filter" or message.get("refusal")):
+    content, calls = message.get("content"), message.get("tool_calls")
+    if not content and not calls and (choice.get("finish_reason") == "content_filter" or message.get("refusal")):
         raise PermanentError(
             f"{provider} refused the request under its content policy", code="content_policy_violation"
         )
-    if not isinstance(content, str):
-        raise malformed(provider, "choices[0].message.content")
-    usage: dict[str, Any] = data["usage"] if isinstance(data.get("usage"), dict) else {}
-    prompt_tokens, completion_tokens = usage.get("prompt_tokens"), usage.get("completion_tokens")
-    if not (isinstance(prompt_tokens, int) and isinstance(completion_tokens, int)):
-        # No usage reported (some self-hosted servers): estimate it the way the local provider counts.
-        prompt_tokens = sum(count_tokens(m.get("content", "")) + 4 for m in params.get("messages", [])) + 2
-        completion_tokens = count_tokens(content)
+    if calls is not None and not _tool_calls_well_formed(calls):
+        raise malformed(provider, "choices[].message.tool_calls")
+    if not isinstance(content, str) and not (content is None and calls):
+        raise malformed(provider, "choices[].message.content")
     finish = choice.get("finish_reason") if isinstance(choice.get("finish_reason"), str) else None
-    return Completed(
-        outputs=[Output(type="text", text=content, content_type="text/plain", finish_reason=finish)],
-        usage=Usage(input_tokens=max(0, prompt_tokens), output_tokens=max(0, completion_tokens)),
+    logprobs = choice.get("logprobs") if isinstance(choice.get("logprobs"), dict) else None
+    return Output(type="text", text=content, content_type="text/plain", finish_reason=finish,
+                  tool_calls=calls or None, logprobs=logprobs)  # fmt: skip
+
+
+def _tool_calls_well_formed(calls: Any) -> bool:
+    return isinstance(calls, list) and all(
+        isinstance(call, dict)
+        and isinstance(call.get("id"), str)
+        and isinstance(call.get("function"), dict)
+        and isinstance(call["function"].get("name"), str)
+        and isinstance(call["function"].get("arguments"), str)
+        for call in calls
     )
+
+
+DETAILS = ("prompt_tokens_details", "completion_tokens_details")
+
+
+def parse_usage(raw: Any, params: dict[str, Any], produced: str) -> tuple[Usage, dict[str, dict[str, int]]]:
+    """OpenAI's ``usage``: the tokens (estimated like the local provider counts them when the upstream reported
+    none: some self-hosted servers), the cached and reasoning tokens, and the details to pass through."""
+    usage: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    prompt, completion = usage.get("prompt_tokens"), usage.get("completion_tokens")
+    if not (isinstance(prompt, int) and isinstance(completion, int)):
+        prompt, completion = prompt_tokens(params), count_tokens(produced)
+    details = {
+        name: {key: value for key, value in usage[name].items() if isinstance(value, int) and value >= 0}
+        for name in DETAILS
+        if isinstance(usage.get(name), dict)
+    }
+    cached = details.get("prompt_tokens_details", {}).get("cached_tokens", 0)
+    reasoning = details.get("completion_tokens_details", {}).get("reasoning_tokens", 0)
+    prompt, completion = max(0, prompt), max(0, completion)
+    return Usage(input_tokens=prompt, output_tokens=completion, cached_input_tokens=min(cached, prompt),
+                 reasoning_tokens=min(reasoning, completion)), details  # fmt: skip
 
 
 def build_image_request(route: Route, params: dict[str, Any]) -> dict[str, Any]:
@@ -105,3 +147,9 @@ class OpenAICompatProvider(HttpProvider):
 
     async def cancel(self, request: GenerationRequest, upstream_id: str) -> None:
         return None
+
+    async def embed(self, request: GenerationRequest) -> Embeddings:
+        """``POST {base}/embeddings`` (``shared.providers.embeddings``)."""
+        body = build_embedding_request(request.route.upstream_model, request.params)
+        data = await self._call("POST", "/embeddings", body)
+        return parse_embedding_response(self.name, data, request.params)

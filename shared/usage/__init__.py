@@ -20,7 +20,7 @@ from typing import Any
 from shared.infra.db import Connection, to_json
 from shared.infra.ids import uuid7
 
-SOURCES = ("task", "chat.completion", "image.generation")
+SOURCES = ("task", "chat.completion", "image.generation", "embedding", "text_completion")
 STATUSES = ("succeeded", "failed", "canceled")
 # The units a record may carry (``shared.catalog.pricing.Usage.public``); the summary and the CSV sum these.
 UNIT_FIELDS = ("images", "video_seconds", "input_tokens", "output_tokens", "requests")

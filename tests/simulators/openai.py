@@ -1,7 +1,9 @@
-"""An OpenAI-compatible API: ``POST /v1/chat/completions`` and ``POST /v1/images/generations``.
+"""An OpenAI-compatible API: ``POST /v1/chat/completions``, ``/v1/embeddings`` and ``/v1/images/generations``.
 
-Chat answers are the recorded completion with the reply text replaced (usage as recorded, so charges are
-predictable); images are real PNGs of the requested size, as ``b64_json`` or as a ``url`` on this server.
+Chat answers are the recorded completion with its choices replaced (``openai_chat``: tool calls, JSON mode, stop,
+n, logprobs, plain or streamed) and usage counted one token per word, with the cached and reasoning tokens the
+test sets; embeddings are deterministic unit vectors (``dimensions`` honoured; floats or base64 float32); images
+are real PNGs of the requested size, as ``b64_json`` or as a ``url`` on this server. Every call is recorded.
 Errors use OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
 """
 
@@ -10,8 +12,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import copy
+import hashlib
 import json
+import math
 import re
+import struct
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,6 +24,7 @@ from typing import Any
 from litestar import Request, Response, post
 from litestar.response import Stream
 
+from tests.simulators import openai_chat
 from tests.simulators.base import Simulator, payload
 from tests.simulators.media import png
 
@@ -31,11 +37,17 @@ class OpenAISimulator(Simulator):
         self.usages: list[dict[str, int]] = []  # the usage reported in each chat answer
         self.stream_cut_after: int | None = None  # streamed answers: drop the connection after this many words
         self.stream_delay_s = 0.0  # streamed answers: pause before each word
+        self.cached_tokens = 0  # reported as usage.prompt_tokens_details.cached_tokens
+        self.reasoning_tokens = 0  # reported as usage.completion_tokens_details.reasoning_tokens
+        self.embedding_size = 32  # the vector size when a request names no dimensions
 
     def reset_state(self) -> None:
         self.usages.clear()
         self.stream_cut_after = None
         self.stream_delay_s = 0.0
+        self.cached_tokens = 0
+        self.reasoning_tokens = 0
+        self.embedding_size = 32
 
     @property
     def base_url(self) -> str:
@@ -55,21 +67,43 @@ class OpenAISimulator(Simulator):
                 return early
             body = await request.json()
             completion = copy.deepcopy(payload("openai_chat_completion"))
-            last = next((m["content"] for m in reversed(body["messages"]) if m["role"] == "user"), "")
-            reply = f"Simulated reply to: {last}"
             completion["model"] = body["model"]
-            completion["choices"][0]["message"]["content"] = reply
+            answer = openai_chat.choices(body)
+            completion["choices"] = answer
             # Usage the way a tokenizer would count it (one token per word here), never the recorded numbers.
-            prompt_tokens = sum(len(m["content"].split()) + 4 for m in body["messages"])
-            completion_tokens = min(len(reply.split()), int(body.get("max_tokens") or 4096))
+            prompt_tokens = openai_chat.prompt_tokens(body)
+            completion_tokens = openai_chat.completion_tokens(answer)
             usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                      "total_tokens": prompt_tokens + completion_tokens}  # fmt: skip
-            completion["usage"].update(usage)
             sim.usages.append(usage)
+            completion["usage"] = {
+                **usage,
+                "prompt_tokens_details": {"cached_tokens": min(sim.cached_tokens, prompt_tokens), "audio_tokens": 0},
+                "completion_tokens_details": {"reasoning_tokens": sim.reasoning_tokens, "audio_tokens": 0,
+                                              "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0},
+            }  # fmt: skip
             if body.get("stream"):
                 include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-                return Stream(sim.chunks(completion, reply, usage, include_usage), media_type="text/event-stream")
+                return Stream(sim.chunks(completion, include_usage), media_type="text/event-stream")
             return Response(completion)
+
+        @post("/v1/embeddings", status_code=200)
+        async def embeddings(request: Request[Any, Any, Any]) -> Response[Any]:
+            if (early := await sim.enter("embeddings", request)) is not None:
+                return early
+            body = await request.json()
+            inputs = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            size = int(body.get("dimensions") or sim.embedding_size)
+            items = []
+            for index, text in enumerate(inputs):
+                vector = embedding(text, size)
+                encoded: Any = vector
+                if body.get("encoding_format") == "base64":
+                    encoded = base64.b64encode(struct.pack(f"<{size}f", *vector)).decode()
+                items.append({"object": "embedding", "index": index, "embedding": encoded})
+            tokens = sum(len(text.split()) for text in inputs)
+            return Response({"object": "list", "data": items, "model": body["model"],
+                             "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})  # fmt: skip
 
         @post("/v1/images/generations", status_code=200)
         async def images(request: Request[Any, Any, Any]) -> Response[Any]:
@@ -92,29 +126,33 @@ class OpenAISimulator(Simulator):
                     items.append({"b64_json": base64.b64encode(data).decode()})
             return Response({"created": 1713833628, "data": items})
 
-        return [chat, images]
+        return [chat, embeddings, images]
 
-    async def chunks(
-        self, completion: dict[str, Any], reply: str, usage: dict[str, int], include_usage: bool
-    ) -> AsyncIterator[bytes]:
-        """OpenAI's streamed answer: a role chunk, one chunk per word, a finish chunk, the usage, [DONE]."""
+    async def chunks(self, completion: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+        """OpenAI's streamed answer (``openai_chat.chunk_choices``), then the usage chunk when asked, then [DONE]."""
         head = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
                 "model": completion["model"], "system_fingerprint": "fp_sim"}  # fmt: skip
-
-        def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
-            chunk = {**head, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+        for delta, finish, logprobs in openai_chat.chunk_choices(completion["choices"]):
+            index, word = delta.pop("_index"), delta.pop("_word", None)
+            if word is not None and self.stream_cut_after is not None and word >= self.stream_cut_after:
+                raise ConnectionAbortedError("simulated cut")  # the server drops the connection mid-answer
+            if word is not None and self.stream_delay_s:
+                await asyncio.sleep(self.stream_delay_s)
+            chunk = {
+                **head,
+                "choices": [{"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish}],
+            }
             if include_usage:
                 chunk["usage"] = None
-            return b"data: " + json.dumps(chunk).encode() + b"\n\n"
-
-        yield event({"role": "assistant", "content": "", "refusal": None})
-        for index, word in enumerate(reply.split(" ")):
-            if self.stream_cut_after is not None and index >= self.stream_cut_after:
-                raise ConnectionAbortedError("simulated cut")  # the server drops the connection mid-answer
-            if self.stream_delay_s:
-                await asyncio.sleep(self.stream_delay_s)
-            yield event({"content": word if index == 0 else f" {word}"})
-        yield event({}, "stop")
+            yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
         if include_usage:
-            yield b"data: " + json.dumps({**head, "choices": [], "usage": usage}).encode() + b"\n\n"
+            yield b"data: " + json.dumps({**head, "choices": [], "usage": completion["usage"]}).encode() + b"\n\n"
         yield b"data: [DONE]\n\n"
+
+
+def embedding(text: str, size: int) -> list[float]:
+    """A deterministic unit vector for ``text``."""
+    digest = hashlib.sha256(text.encode()).digest()
+    values = [((digest[i % len(digest)] + i) % 17) - 8.0 + 0.5 for i in range(size)]
+    norm = math.sqrt(sum(v * v for v in values))
+    return [v / norm for v in values]

@@ -16,8 +16,9 @@ def test_shipped_catalog_has_the_promised_models_each_with_a_local_route() -> No
     assert {"flux-schnell", "flux-dev", "sdxl", "dreamshaper", "ltx-video"} <= ids
     assert any(i.startswith("llama") for i in ids)
     assert any(i.startswith("qwen") for i in ids)
+    assert {"text-embedding-3-small", "bge-large-en-v1.5", "nomic-embed-text-v1.5"} <= ids
     kinds = {model.kind for model in catalog}
-    assert kinds == {"image", "video", "text"}
+    assert kinds == {"image", "video", "text", "embedding"}
     for model in catalog:
         assert "local" in [route.provider for route in model.routes], model.id
         assert model.pricing.per_unit or model.pricing.input_per_million, model.id

@@ -21,6 +21,8 @@ UPSTREAM_ONLY_TEST_MODELS = {
     "test-up-image-url", "test-up-replicate", "test-up-replicate-slow", "test-up-replicate-never",
     "test-up-replicate-nsfw", "test-up-fal-image", "test-up-fal-slow", "test-up-fal-video", "test-up-fal-video-long",
     "test-up-cross-protocol", "test-up-fixed-size-then-fal", "test-up-nokey",
+    # OpenAI API: routing by capability, request-level fallbacks, upstream embeddings
+    "test-up-tools", "test-up-split", "test-up-pricey", "test-up-embed",
 }  # fmt: skip
 
 

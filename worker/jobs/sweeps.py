@@ -19,7 +19,9 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
         expired = await expire_lots(conn)
     slots = await services.request_limits.slots.repair(services.db)
     # OpenAI-compatible requests: holds left pending by an API process that died mid-request
-    longest = max((model.max_runtime_s for model in services.catalog if model.kind == "text"), default=600)
+    longest = max(
+        (model.max_runtime_s for model in services.catalog if model.kind in ("text", "embedding")), default=600
+    )
     abandoned = await void_abandoned_request_holds(services.db, older_than_s=longest + ABANDONED_MARGIN_S)
     return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots,
             "abandoned_request_holds": abandoned}  # fmt: skip

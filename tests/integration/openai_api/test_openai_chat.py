@@ -19,7 +19,7 @@ from openai.types.chat import ChatCompletionMessageParam
 
 from shared.accounts.keys import authenticate
 from shared.ledger import void_abandoned_request_holds
-from shared.openai_api import chat as chat_module
+from shared.openai_api import billing as billing_module
 from shared.openai_api.chat import begin
 from shared.openai_api.chat_input import ChatInput
 from shared.providers.local import count_tokens, reply_text
@@ -270,14 +270,14 @@ async def test_a_hold_left_by_a_dead_api_process_is_voided_by_the_sweep(
 def slow_settlements(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Settlements that take half a second to start; returns when each one started committing."""
     started: list[float] = []
-    real = chat_module.settle_request
+    real = billing_module.settle_request
 
     async def slow(*args: Any, **kwargs: Any) -> int | None:
         await asyncio.sleep(0.5)
         started.append(time.monotonic())
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(chat_module, "settle_request", slow)
+    monkeypatch.setattr(billing_module, "settle_request", slow)
     return started
 
 
@@ -325,7 +325,7 @@ async def test_a_settlement_that_loses_its_connection_is_retried(
     api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    real = chat_module.settle_request
+    real = billing_module.settle_request
     failures = [ConnectionResetError("connection reset by peer")]
 
     async def flaky(*args: Any, **kwargs: Any) -> int | None:
@@ -333,8 +333,8 @@ async def test_a_settlement_that_loses_its_connection_is_retried(
             raise failures.pop()
         return await real(*args, **kwargs)
 
-    monkeypatch.setattr(chat_module, "settle_request", flaky)
-    monkeypatch.setattr(chat_module, "SETTLE_RETRY_PAUSES_S", (0.01, 0.01))
+    monkeypatch.setattr(billing_module, "settle_request", flaky)
+    monkeypatch.setattr(billing_module, "SETTLE_RETRY_PAUSES_S", (0.01, 0.01))
     account = await make_account(credits="10")
     async with async_client(api, account) as oai:
         completion = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100)
@@ -351,7 +351,7 @@ async def test_a_settlement_that_keeps_failing_leaves_the_hold_to_the_sweep_and_
     async def broken(*args: Any, **kwargs: Any) -> int | None:
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(chat_module, "settle_request", broken)
+    monkeypatch.setattr(billing_module, "settle_request", broken)
     account = await make_account(credits="10")
     async with async_client(api, account) as oai:
         completion = await oai.chat.completions.create(model="test-up-chat", messages=MESSAGES, max_tokens=100)

@@ -122,4 +122,6 @@ class UsageRecord(Table, tablename="usage_records"):
     request_id = UUID(null=True, default=None, unique=True)
 
     usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled')")
-    usage_records_source_check = Check("source IN ('task', 'chat.completion', 'image.generation')")
+    usage_records_source_check = Check(
+        "source IN ('task', 'chat.completion', 'image.generation', 'embedding', 'text_completion')"
+    )
