@@ -62,7 +62,10 @@ async def test_sign_in_never_leaves_the_site_whatever_next_says(
         page = await context.new_page()
         # The server hands the page only same-site paths: every hostile value becomes the dashboard.
         for target in HOSTILE_NEXT + SAME_SITE_NEXT:
-            await page.goto(f"{site.base_url}/signin?next={quote(target, safe='')}")
+            response = await page.goto(f"{site.base_url}/signin?next={quote(target, safe='')}")
+            if "\x00" in target:  # a NUL is refused in any parameter: an error page, no form to follow
+                assert response is not None and response.status == 400, target
+                continue
             landed = await sign_in_from(page, site, address)
             expected = target if target in SAME_SITE_NEXT else "/dashboard"
             assert landed == f"{site.base_url}{expected}", (target, landed, elsewhere)

@@ -30,7 +30,7 @@ async def test_a_prompt_is_answered_as_a_text_completion_and_charged(
     completion = await asyncio.to_thread(
         lambda: oai.completions.create(model="test-chat-tools", prompt=PROMPT, max_tokens=10, seed=2)
     )
-    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": PROMPT}], 10, 2)
+    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": PROMPT}], 10, 2, 0.7)
     assert completion.object == "text_completion" and completion.id.startswith("cmpl-")
     [choice] = completion.choices
     assert (choice.text, choice.index, choice.finish_reason, choice.logprobs) == (text, 0, "length", None)
@@ -66,7 +66,7 @@ async def test_echo_and_legacy_logprobs(api: ApiServer, make_account: AccountFac
             await oai.completions.create(model="test-chat-tools", prompt=PROMPT, suffix="The end.")
         with pytest.raises(openai.BadRequestError) as no_logprobs:
             await oai.completions.create(model="test-chat-local", prompt=PROMPT, logprobs=1)
-    text, _, _ = reply_text([{"role": "user", "content": PROMPT}], 8, 1)
+    text, _, _ = reply_text([{"role": "user", "content": PROMPT}], 8, 1, 0.7)
     assert echoed.choices[0].text == PROMPT + text
     logprobs = scored.choices[0].logprobs
     assert logprobs is not None and logprobs.tokens is not None and logprobs.top_logprobs is not None
@@ -84,7 +84,7 @@ async def test_a_streamed_text_completion(api: ApiServer, make_account: AccountF
             stream_options={"include_usage": True},
         )  # fmt: skip
         chunks = [chunk async for chunk in stream]
-    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": PROMPT}], 20, 5)
+    text, prompt_tokens, completion_tokens = reply_text([{"role": "user", "content": PROMPT}], 20, 5, 0.7)
     assert all(chunk.object == "text_completion" for chunk in chunks)
     assert "".join(c.choices[0].text for c in chunks if c.choices) == PROMPT + text
     assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["length"]

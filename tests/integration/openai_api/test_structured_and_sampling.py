@@ -81,7 +81,7 @@ async def test_stop_n_seed_and_logprobs_on_the_local_provider(
     api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services
 ) -> None:
     account = await make_account(credits="10")
-    full, _, _ = reply_text([{"role": "user", "content": HI[0]["content"]}], 60, 11)
+    full, _, _ = reply_text([{"role": "user", "content": HI[0]["content"]}], 60, 11, 0.7)
     stop = full.split(" ")[6]  # a word in the middle of the reply
     async with async_client(api, account) as oai:
         plain = await oai.chat.completions.create(model="test-chat-tools", messages=HI, max_tokens=60, seed=11)
