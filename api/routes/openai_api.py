@@ -73,8 +73,10 @@ class OpenAIController(Controller):
         self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
         """The legacy completion request (``shared.openai_api.completions``), served as a chat completion."""
-        ctx = await chat.begin_raw(services.db, services.background, services.catalog, services.providers, principal, data,
-                                   parse=completions.parse_completion_body, source=completions.SOURCE)  # fmt: skip
+        ctx = await chat.begin_raw(
+            services.db, services.background, services.catalog, services.providers, principal, data,
+            parse=completions.parse_completion_body, source=completions.SOURCE,
+        )  # fmt: skip
         legacy = ctx.body
         assert isinstance(legacy, completions.LegacyInput)
         budget_s = min(services.settings.retry_budget_s, float(max(c.model.max_runtime_s for c in ctx.calls)))
@@ -91,8 +93,10 @@ class OpenAIController(Controller):
         self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
         """OpenAI's embeddings request (``shared.openai_api.embeddings``)."""
-        body, charged = await embeddings.create(services.db, services.background, services.catalog, services.providers, principal, data,
-                                                services.settings.retry_budget_s)  # fmt: skip
+        body, charged = await embeddings.create(
+            services.db, services.background, services.catalog, services.providers, principal, data,
+            services.settings.retry_budget_s,
+        )  # fmt: skip
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
 
     @post(

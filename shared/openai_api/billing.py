@@ -3,8 +3,9 @@ the upstream call, its single settlement after, and the usage record of a reques
 held. Amounts come from ``shared.openai_api.pricing``; the statements are the ledger's
 (``shared.ledger.request_holds``).
 
-The settlement runs as a task of its own (``shared.openai_api.settlements``, in the process's background tasks), so the cancellation of the request
-that triggered it cannot interrupt it, and a plain answer goes out without waiting for its commit.
+The settlement runs as a task of its own among the process's background tasks (``shared.openai_api.settlements``),
+so the cancellation of the request that triggered it cannot interrupt it, and a plain answer goes out without
+waiting for its commit.
 """
 
 from __future__ import annotations

@@ -110,8 +110,9 @@ async def create(
     try:
         body = parse_embedding_body(raw)
         served, params = _prepare(providers, model, body)
-        bill = await open_bill(db, background, principal, pricing.embedding_worst_case(model, body.inputs), source=SOURCE,
-                               kind="embedding", model=model.id, started=started)  # fmt: skip
+        worst_case = pricing.embedding_worst_case(model, body.inputs)
+        bill = await open_bill(db, background, principal, worst_case, source=SOURCE, kind="embedding", model=model.id,
+                               started=started)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         await record_refusal(db, principal, source=SOURCE, kind="embedding", model=model.id, started=started)
         raise
