@@ -125,10 +125,11 @@ async def test_embeddings_are_held_and_rate_limited_like_chat(
     api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services
 ) -> None:
     account = await make_account(credits="0.001")  # a token costs 0.0001 credits: 2,000 bytes may need 0.2
+    # Set before the account's first request: a change reaches API processes that cached the account a moment later.
+    await set_account_limits(services.db, services.redis, account.id, rpm=2)
     async with async_client(api, account) as oai:
-        with pytest.raises(openai.APIStatusError) as poor:
+        with pytest.raises(openai.APIStatusError) as poor:  # counted: one of the two requests this minute
             await oai.embeddings.create(model="test-embed-local", input="word " * 400)
-        await set_account_limits(services.db, services.redis, account.id, rpm=1)
         await oai.embeddings.create(model="test-embed-local", input="ok")
         with pytest.raises(openai.RateLimitError):
             await oai.embeddings.create(model="test-embed-local", input="ok")
