@@ -228,6 +228,13 @@ class OperatingSettings:
         )
 
 
+def _catalog_paths(value: str) -> tuple[Path, ...]:
+    """The shipped catalog, then the ``CATALOG_PATH`` files layered over it in order (naming the shipped one
+    there too changes nothing)."""
+    layered = [Path(p) for p in value.split(os.pathsep) if p]
+    return (DEFAULT_CATALOG, *(p for p in layered if p.resolve() != DEFAULT_CATALOG))
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Settings:
     """Every knob Conduit reads from the environment (documented in the README's Operating section)."""
@@ -315,9 +322,7 @@ class Settings:
             file_url_ttl_s=env_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
             db_pool_min=env_int(env, "DB_POOL_MIN", 2, minimum=1),
             db_pool_max=env_int(env, "DB_POOL_MAX", 20, minimum=1),
-            catalog_paths=tuple(
-                Path(p) for p in (env.get("CATALOG_PATH") or str(DEFAULT_CATALOG)).split(os.pathsep) if p
-            ),
+            catalog_paths=_catalog_paths(env.get("CATALOG_PATH") or ""),
             worker_max_jobs=env_int(env, "WORKER_MAX_JOBS", 1000, minimum=1),
             worker_poll_delay_s=env_float(env, "WORKER_POLL_DELAY_MS", 5.0) / 1000.0,
             task_job_timeout_s=env_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),
