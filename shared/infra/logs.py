@@ -16,7 +16,8 @@ from typing import Any
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
 
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Attributes every record has, and uvicorn's ``color_message`` (its message with ANSI colours, for its own console)
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class ContextFilter(logging.Filter):
@@ -64,6 +65,23 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(ids)}]" if ids else line
 
 
+class PeriodicJobsAtDebug(logging.Filter):
+    """arq logs the start and the end of every job, and each health record, at INFO. For the periodic jobs (the
+    sweeps, every 15 s) and the health records that is a line every few seconds with nothing to act on, and the
+    console of ``conduit run`` would scroll its banner away: they are logged at DEBUG instead (what a sweep did
+    is logged by the sweep itself when it did something)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        periodic = record.msg == "recording health: %s" or (
+            isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], str) and args[1].startswith("cron:")
+        )
+        if not periodic or record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 def configure_logging(level: str = "INFO", *, fmt: str = "json", process: str = "conduit") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(process) if fmt == "json" else TextFormatter())
@@ -71,7 +89,7 @@ def configure_logging(level: str = "INFO", *, fmt: str = "json", process: str = 
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # arq logs every job start and finish at INFO; that is noise at hundreds of jobs per second.
-    logging.getLogger("arq.worker").setLevel(logging.getLevelName(level) if level == "DEBUG" else logging.INFO)
+    arq = logging.getLogger("arq.worker")
+    arq.filters[:] = [PeriodicJobsAtDebug()]
     # httpx logs every request at INFO: one line per upstream call on the chat completion path.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
