@@ -65,7 +65,7 @@ def _parse_when(value: str) -> dt.datetime:
 
 def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import create_promo_code
-    from shared.ledger.money import Credits, parse_credits
+    from shared.ledger.money import parse_credits
 
     credits = parse_credits(args.credits)
     expires_at = _parse_when(args.expires_at) if args.expires_at else None

@@ -73,4 +73,3 @@ def _encode_other(value: Any) -> Any:
 def as_json(result: Any) -> str:
     """What a command prints: indented JSON in which credit amounts are numbers, as the API shows them."""
     return msgspec.json.format(msgspec.json.encode(result, enc_hook=_encode_other), indent=2).decode()
-
