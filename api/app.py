@@ -95,8 +95,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_request_input,  # bad bytes in the path, query or headers; forms parsed and checked
         before_send=[add_rate_limit_headers],
-        # the client's address (behind trusted proxies only), then request ids and HTTP metrics
-        middleware=[*trusted_proxies_middleware(settings.forwarded_allow_ips), observability_middleware],
+        # the client's address (behind trusted proxies only), then request ids, HTTP metrics and the access log
+        middleware=[
+            *trusted_proxies_middleware(settings.forwarded_allow_ips),
+            observability_middleware(access_log=settings.operating.access_log),
+        ],
         type_encoders={Credits: encode_credits},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,

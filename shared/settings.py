@@ -211,6 +211,7 @@ class OperatingSettings:
     worker_shutdown_grace_s: float = 25.0  # on SIGTERM, how long in-flight jobs may finish before handed back
     worker_heartbeat_s: int = 15  # the worker's liveness record is refreshed this often (arq health check too)
     log_format: str = "json"  # "json" (one object per line) or "text"
+    access_log: bool = True  # a line per HTTP request (api.access_log)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatingSettings:
@@ -225,6 +226,7 @@ class OperatingSettings:
             worker_shutdown_grace_s=env_float(env, "WORKER_SHUTDOWN_GRACE_S", 25.0),
             worker_heartbeat_s=min(env_int(env, "WORKER_HEARTBEAT_S", 15, minimum=1), 60),
             log_format=log_format,
+            access_log=env_bool(env, "ACCESS_LOG", True),
         )
 
 
