@@ -9,9 +9,9 @@ import msgspec
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api.deps import provide_services
+from api.docs_page import SelfHostedSwaggerUI
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
 from api.openapi_document import describe_answers
@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="0.1.0",
             description="One API, one key and one credit balance in front of many AI models.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[SelfHostedSwaggerUI("/docs")],  # its files served by Conduit, not a CDN
         ),
         debug=False,
         # The process's logging is configured by the CLI (shared.infra.logs, LOG_LEVEL). Litestar's default config
