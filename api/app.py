@@ -18,6 +18,7 @@ from api.openapi_document import describe_answers
 from api.proxies import trusted_proxies_middleware
 from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
+from api.request_tracing import traced_requests
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
 from api.routes.auth import AuthController
@@ -48,6 +49,7 @@ def encode_credits(value: Credits) -> msgspec.Raw:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    settings.start_tracing("web")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -97,6 +99,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         before_send=[add_rate_limit_headers],
         # the client's address (behind trusted proxies only), then request ids, HTTP metrics and the access log
         middleware=[
+            *traced_requests(),  # while tracing: a server span per request, joining the client's traceparent
             *trusted_proxies_middleware(settings.forwarded_allow_ips),
             observability_middleware(access_log=settings.operating.access_log),
         ],

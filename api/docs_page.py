@@ -33,7 +33,7 @@ class SelfHostedSwaggerUI(SwaggerRenderPlugin):
         router.register(
             create_static_files_router(
                 path=ASSETS,
-                directories=[swagger_ui_path],  # type: ignore[list-item]  # a Traversable of an installed package
+                directories=[swagger_ui_path],
                 cache_control=CacheControlHeader(max_age=365 * 24 * 3600, public=True),
                 include_in_schema=False,
                 name="swagger-ui-assets",

@@ -202,7 +202,7 @@ class InputLimits:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OperatingSettings:
-    """Operating Conduit: metrics access, retention, sweeps, shutdown, log format."""
+    """Operating Conduit: metrics access, retention, sweeps, shutdown, logs and traces."""
 
     metrics_token: str | None = None  # set: /metrics wants "Authorization: Bearer <token>"; unset: loopback only
     metrics_flush_s: float = 5.0  # how often a process adds its counters to the shared totals in Redis
@@ -212,6 +212,8 @@ class OperatingSettings:
     worker_heartbeat_s: int = 15  # the worker's liveness record is refreshed this often (arq health check too)
     log_format: str = "json"  # "json" (one object per line) or "text"
     access_log: bool = True  # a line per HTTP request (api.access_log)
+    otlp_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT: traces exported there (shared.infra.tracing)
+    otel_service_name: str | None = None  # OTEL_SERVICE_NAME; default conduit-web / conduit-worker
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatingSettings:
@@ -227,6 +229,8 @@ class OperatingSettings:
             worker_heartbeat_s=min(env_int(env, "WORKER_HEARTBEAT_S", 15, minimum=1), 60),
             log_format=log_format,
             access_log=env_bool(env, "ACCESS_LOG", True),
+            otlp_endpoint=env_str(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otel_service_name=env_str(env, "OTEL_SERVICE_NAME"),
         )
 
 
@@ -386,6 +390,12 @@ class Settings:
     @property
     def resolved_checkout_cancel_url(self) -> str:
         return self.checkout_cancel_url or f"{self.public_base_url}/dashboard/billing/return?result=cancel"
+
+    def start_tracing(self, process: str) -> None:
+        """Export this process's traces when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (``shared.infra.tracing``)."""
+        from shared.infra import tracing
+
+        tracing.configure(self.operating.otlp_endpoint, self.operating.otel_service_name or f"conduit-{process}")
 
     def with_connections(self, database_url: str, redis_url: str) -> Settings:
         return dataclasses.replace(self, database_url=database_url, redis_url=redis_url)

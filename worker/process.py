@@ -61,6 +61,7 @@ class WorkerProcess:
         # The lease a running task holds must end before arq hands its job to another worker (see
         # ``worker.main.job_functions``).
         lease_s = settings.task_job_timeout_s + 5
+        settings.start_tracing("worker")
         services = await Services.start(settings)
         try:
             runtime = TaskRuntime(

@@ -41,6 +41,7 @@ async def test_deleting_an_account_erases_the_person_and_keeps_anonymous_records
     assert queued.status_code == 202
     assert (await client.get("/v1/account", headers=bearer(secret))).status_code == 200  # cached by another API
 
+    missing: dict[str, str] | None
     for missing in ({}, None):  # no password, or no body at all: the field is named, nothing is checked
         refused = await b.request("DELETE", "/v1/account", json=missing)
         assert refused.status_code == 400, refused.text
