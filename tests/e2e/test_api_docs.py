@@ -3,23 +3,14 @@ reference renders from the files Conduit serves, and the page asks no other host
 
 from __future__ import annotations
 
-from playwright.async_api import BrowserContext, Route, expect
+from playwright.async_api import BrowserContext, expect
 
-from tests.e2e.conftest import Tab
+from tests.e2e.conftest import Tab, only_this_site
 from tests.harness import ApiServer
 
 
 async def test_docs_render_offline(context: BrowserContext, site: ApiServer) -> None:
-    elsewhere: list[str] = []
-
-    async def only_this_site(route: Route) -> None:
-        if route.request.url.startswith(f"{site.base_url}/"):
-            await route.continue_()
-        else:  # never fetched: recorded, and the test fails below
-            elsewhere.append(route.request.url)
-            await route.abort()
-
-    await context.route("**/*", only_this_site)
+    elsewhere = await only_this_site(context, site.base_url)
     tab = Tab(await context.new_page(), site.base_url, "docs")
     page = tab.page
     await tab.goto("/docs")
