@@ -36,6 +36,7 @@ from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
+from shared.infra import tracing
 from shared.infra.metrics.store import flush_periodically
 from shared.ledger.money import Credits
 from shared.services import Services
@@ -49,7 +50,7 @@ def encode_credits(value: Credits) -> msgspec.Raw:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
-    settings.start_tracing("web")
+    tracing.start(settings.operating, "web")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

@@ -235,8 +235,7 @@ class OperatingSettings:
 
 
 def _catalog_paths(value: str) -> tuple[Path, ...]:
-    """The shipped catalog, then the ``CATALOG_PATH`` files layered over it in order (naming the shipped one
-    there too changes nothing)."""
+    """The shipped catalog, then the ``CATALOG_PATH`` files over it (naming the shipped one there adds nothing)."""
     layered = [Path(p) for p in value.split(os.pathsep) if p]
     return (DEFAULT_CATALOG, *(p for p in layered if p.resolve() != DEFAULT_CATALOG))
 
@@ -390,12 +389,6 @@ class Settings:
     @property
     def resolved_checkout_cancel_url(self) -> str:
         return self.checkout_cancel_url or f"{self.public_base_url}/dashboard/billing/return?result=cancel"
-
-    def start_tracing(self, process: str) -> None:
-        """Export this process's traces when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set (``shared.infra.tracing``)."""
-        from shared.infra import tracing
-
-        tracing.configure(self.operating.otlp_endpoint, self.operating.otel_service_name or f"conduit-{process}")
 
     def with_connections(self, database_url: str, redis_url: str) -> Settings:
         return dataclasses.replace(self, database_url=database_url, redis_url=redis_url)

@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     import httpx
     from opentelemetry.sdk.trace import TracerProvider
 
+    from shared.settings import OperatingSettings
+
 T = TypeVar("T")
 Carrier = Mapping[str, str]  # W3C trace context headers: traceparent (and tracestate)
 
@@ -40,6 +42,11 @@ _PROPAGATOR = TraceContextTextMapPropagator()
 _OFF: AbstractContextManager[Any] = contextlib.nullcontext()
 _provider: TracerProvider | None = None
 _tracer: Tracer | None = None
+
+
+def start(settings: OperatingSettings, process: str) -> None:
+    """Trace this ``web`` or ``worker`` process when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set."""
+    configure(settings.otlp_endpoint, settings.otel_service_name or f"conduit-{process}")
 
 
 def configure(endpoint: str | None, service: str) -> None:
