@@ -49,6 +49,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.ratelimits
 	$(BIN)/python -m bench.openai_compat
 	$(BIN)/python -m bench.openai_features
+	$(BIN)/python -m bench.observability --e2e
 
 clean:
 	rm -rf $(VENV) .conduit

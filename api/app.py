@@ -9,15 +9,16 @@ import msgspec
 from litestar import Litestar
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 
 from api.deps import provide_services
+from api.docs_page import SelfHostedSwaggerUI
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
 from api.openapi_document import describe_answers
 from api.proxies import trusted_proxies_middleware
 from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
+from api.request_tracing import traced_requests
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
 from api.routes.auth import AuthController
@@ -35,6 +36,7 @@ from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
+from shared.infra import tracing
 from shared.infra.metrics.store import flush_periodically
 from shared.ledger.money import Credits
 from shared.services import Services
@@ -48,6 +50,7 @@ def encode_credits(value: Credits) -> msgspec.Raw:
 
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
+    tracing.start(settings.operating, "web")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -95,8 +98,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers=EXCEPTION_HANDLERS,
         before_request=check_request_input,  # bad bytes in the path, query or headers; forms parsed and checked
         before_send=[add_rate_limit_headers],
-        # the client's address (behind trusted proxies only), then request ids and HTTP metrics
-        middleware=[*trusted_proxies_middleware(settings.forwarded_allow_ips), observability_middleware],
+        # the client's address (behind trusted proxies only), then request ids, HTTP metrics and the access log
+        middleware=[
+            *traced_requests(),  # while tracing: a server span per request, joining the client's traceparent
+            *trusted_proxies_middleware(settings.forwarded_allow_ips),
+            observability_middleware(access_log=settings.operating.access_log),
+        ],
         type_encoders={Credits: encode_credits},
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
@@ -106,7 +113,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             version="0.1.0",
             description="One API, one key and one credit balance in front of many AI models.",
             path="/docs",
-            render_plugins=[ScalarRenderPlugin()],
+            render_plugins=[SelfHostedSwaggerUI("/docs")],  # its files served by Conduit, not a CDN
         ),
         debug=False,
         # The process's logging is configured by the CLI (shared.infra.logs, LOG_LEVEL). Litestar's default config

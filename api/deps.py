@@ -25,6 +25,7 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 
+from api.access_log import note_account, note_key
 from api.proxies import client_ip
 from api.rate_limit_headers import checks_itself, enforce_limits
 from shared.accounts.devices import DEVICE_COOKIE
@@ -114,6 +115,7 @@ async def _from_session(request: Request, services: Services, token: str) -> Pri
 
 async def provide_principal(request: Request, services: ServicesDep) -> Principal:
     principal = await _identify(request, services)
+    note_account(principal.account_id)
     if not checks_itself(request):
         await enforce_limits(request, services, principal)
     await _read_settled(request, services, principal)
@@ -129,6 +131,7 @@ async def _read_settled(request: Request, services: Services, principal: Princip
 
 async def _identify(request: Request, services: Services) -> Principal:
     token = bearer_token(request)
+    note_key(token)
     if token == "":
         raise Unauthenticated("invalid API key: use 'Authorization: Bearer cdt_...'")
     if token is None:
@@ -149,6 +152,7 @@ async def provide_session_principal(request: Request, services: ServicesDep) -> 
     if not cookie:
         raise Unauthenticated("sign in first (POST /v1/auth/signin)", code="not_signed_in")
     principal = await _from_session(request, services, cookie)
+    note_account(principal.account_id)
     await enforce_limits(request, services, principal)
     await _read_settled(request, services, principal)
     return principal

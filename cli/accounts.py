@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 from typing import Any
 
-from cli.connections import run_with_connections, run_with_services
+from cli.connections import as_json, run_with_connections, run_with_services
 from shared.accounts import ROLES
 from shared.settings import Settings, SettingsError
 
@@ -17,7 +16,7 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.service import create_account
     from shared.infra.db import Database
     from shared.infra.db.migrate import apply_migrations
-    from shared.ledger.money import parse_credits
+    from shared.ledger.money import Credits, parse_credits
 
     credits = parse_credits(args.credits)
 
@@ -30,14 +29,13 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
         finally:
             await db.close()
         print(
-            json.dumps(
+            as_json(
                 {
                     "account_id": str(created.account_id),
                     "email": created.email,
                     "api_key": created.api_key.secret,
-                    "credits": args.credits,
-                },
-                indent=2,
+                    "credits": Credits(credits),
+                }
             )
         )
         return 0

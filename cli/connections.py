@@ -4,11 +4,13 @@ under CONDUIT_DATA_DIR (started when needed); and the runners the operator comma
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import msgspec
+
 from cli.embedded import EmbeddedServices
+from shared.ledger.money import Credits
 from shared.settings import Settings
 
 
@@ -58,7 +60,16 @@ def run_with_services(settings: Settings, action: Callable[[Any], Coroutine[Any,
         finally:
             await flush(services.redis)  # metrics: e.g. credits an operator granted
             await services.close()
-        print(json.dumps(result, indent=2, default=str))
+        print(as_json(result))
         return 0
 
     return run_with_connections(go, settings)
+
+
+def _encode_other(value: Any) -> Any:
+    return msgspec.Raw(str(value).encode()) if isinstance(value, Credits) else str(value)
+
+
+def as_json(result: Any) -> str:
+    """What a command prints: indented JSON in which credit amounts are numbers, as the API shows them."""
+    return msgspec.json.format(msgspec.json.encode(result, enc_hook=_encode_other), indent=2).decode()

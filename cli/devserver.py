@@ -121,8 +121,8 @@ def run_platform(settings: Settings, *, port: int | None) -> int:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for proc in procs.values():
-            try:
-                proc.wait(timeout=20)
+            try:  # the worker hands its running jobs back after its grace period
+                proc.wait(timeout=settings.operating.worker_shutdown_grace_s + 5)
             except subprocess.TimeoutExpired:
                 proc.kill()
         with contextlib.suppress(Exception):

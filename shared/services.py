@@ -12,6 +12,7 @@ from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
+from shared.infra import tracing
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.mail import Mailer
@@ -64,6 +65,7 @@ class Services:
             await db.close()
             raise
         http = upstream_http_client(settings)
+        tracing.instrument_http(http)  # while tracing: a span per upstream call, with its traceparent
         # every limiter (API limits, sign-in throttles) fails open or closed as configured
         limiter = RateLimiter(
             redis, fail_open=settings.rate_limits.fail_open, timeout_s=settings.rate_limits.redis_timeout_s

@@ -202,7 +202,7 @@ class InputLimits:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class OperatingSettings:
-    """Operating Conduit: metrics access, retention, sweeps, shutdown, log format."""
+    """Operating Conduit: metrics access, retention, sweeps, shutdown, logs and traces."""
 
     metrics_token: str | None = None  # set: /metrics wants "Authorization: Bearer <token>"; unset: loopback only
     metrics_flush_s: float = 5.0  # how often a process adds its counters to the shared totals in Redis
@@ -211,6 +211,9 @@ class OperatingSettings:
     worker_shutdown_grace_s: float = 25.0  # on SIGTERM, how long in-flight jobs may finish before handed back
     worker_heartbeat_s: int = 15  # the worker's liveness record is refreshed this often (arq health check too)
     log_format: str = "json"  # "json" (one object per line) or "text"
+    access_log: bool = True  # a line per HTTP request (api.access_log)
+    otlp_endpoint: str | None = None  # OTEL_EXPORTER_OTLP_ENDPOINT: traces exported there (shared.infra.tracing)
+    otel_service_name: str | None = None  # OTEL_SERVICE_NAME; default conduit-web / conduit-worker
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> OperatingSettings:
@@ -225,7 +228,16 @@ class OperatingSettings:
             worker_shutdown_grace_s=env_float(env, "WORKER_SHUTDOWN_GRACE_S", 25.0),
             worker_heartbeat_s=min(env_int(env, "WORKER_HEARTBEAT_S", 15, minimum=1), 60),
             log_format=log_format,
+            access_log=env_bool(env, "ACCESS_LOG", True),
+            otlp_endpoint=env_str(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
+            otel_service_name=env_str(env, "OTEL_SERVICE_NAME"),
         )
+
+
+def _catalog_paths(value: str) -> tuple[Path, ...]:
+    """The shipped catalog, then the ``CATALOG_PATH`` files over it (naming the shipped one there adds nothing)."""
+    layered = [Path(p) for p in value.split(os.pathsep) if p]
+    return (DEFAULT_CATALOG, *(p for p in layered if p.resolve() != DEFAULT_CATALOG))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -315,9 +327,7 @@ class Settings:
             file_url_ttl_s=env_int(env, "FILE_URL_TTL_S", 24 * 3600, minimum=60),
             db_pool_min=env_int(env, "DB_POOL_MIN", 2, minimum=1),
             db_pool_max=env_int(env, "DB_POOL_MAX", 20, minimum=1),
-            catalog_paths=tuple(
-                Path(p) for p in (env.get("CATALOG_PATH") or str(DEFAULT_CATALOG)).split(os.pathsep) if p
-            ),
+            catalog_paths=_catalog_paths(env.get("CATALOG_PATH") or ""),
             worker_max_jobs=env_int(env, "WORKER_MAX_JOBS", 1000, minimum=1),
             worker_poll_delay_s=env_float(env, "WORKER_POLL_DELAY_MS", 5.0) / 1000.0,
             task_job_timeout_s=env_int(env, "TASK_JOB_TIMEOUT_S", 120, minimum=1),

@@ -13,6 +13,7 @@ from arq.typing import WorkerCoroutine
 from arq.worker import Function
 
 from shared.infra import jobs
+from shared.infra.tracing import traced_job
 from shared.settings import Settings
 from worker.jobs.billing import billing_sweep, process_stripe_event
 from worker.jobs.sweeps import housekeeping, sweep
@@ -29,29 +30,39 @@ def _job(fn: Any) -> WorkerCoroutine:
     return cast(WorkerCoroutine, fn)
 
 
+def _traced(name: str, fn: Any) -> WorkerCoroutine:
+    """A job handed over by a producer: it continues the trace the producer started (``shared.infra.tracing``)."""
+    return _job(traced_job(name, fn))
+
+
 def job_functions(settings: Settings) -> list[Function]:
     # The lease a running task holds must end before arq hands the job to another worker. arq does that
     # (longest function timeout + 10 s) after a worker vanished, so no function may have a longer timeout
     # than task jobs (the others use the default, which is the same).
     return [
         func(
-            _job(run_task),
+            _traced(jobs.RUN_TASK, run_task),
             name=jobs.RUN_TASK,
             timeout=settings.task_job_timeout_s,
             max_tries=settings.task_max_tries,
             keep_result=0,
         ),
         func(
-            _job(cancel_upstream_job),
+            _traced(jobs.CANCEL_UPSTREAM, cancel_upstream_job),
             name=jobs.CANCEL_UPSTREAM,
             timeout=settings.task_job_timeout_s,
             max_tries=3,
             keep_result=0,
         ),
         # webhooks: one job per delivery attempt; the default timeout (task_job_timeout_s)
-        func(_job(deliver_webhook), name=jobs.DELIVER_WEBHOOK, max_tries=5, keep_result=0),
+        func(_traced(jobs.DELIVER_WEBHOOK, deliver_webhook), name=jobs.DELIVER_WEBHOOK, max_tries=5, keep_result=0),
         # billing: one job per Stripe event
-        func(_job(process_stripe_event), name=jobs.PROCESS_STRIPE_EVENT, max_tries=20, keep_result=0),
+        func(
+            _traced(jobs.PROCESS_STRIPE_EVENT, process_stripe_event),
+            name=jobs.PROCESS_STRIPE_EVENT,
+            max_tries=20,
+            keep_result=0,
+        ),
     ]
 
 

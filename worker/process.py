@@ -28,6 +28,7 @@ from typing import Any
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from shared.infra import tracing
 from shared.infra.metrics.store import flush_periodically
 from shared.services import Services
 from shared.settings import Settings
@@ -61,6 +62,7 @@ class WorkerProcess:
         # The lease a running task holds must end before arq hands its job to another worker (see
         # ``worker.main.job_functions``).
         lease_s = settings.task_job_timeout_s + 5
+        tracing.start(settings.operating, "worker")
         services = await Services.start(settings)
         try:
             runtime = TaskRuntime(

@@ -63,12 +63,13 @@ class AccountController(Controller):
         principal: SessionPrincipalDep,
         auth: AuthDep,
         services: ServicesDep,
-        data: JSONBody[DeleteAccountBody],
+        data: JSONBody[DeleteAccountBody | None] = None,
     ) -> Response[None]:
         """Delete your account for good (with a session; an account with a password confirms it with
-        ``{"password": ...}``): keys revoked, sessions ended, personal data erased. The ledger and usage
-        records are kept, anonymised."""
+        ``{"password": ...}``, one without needs no body): keys revoked, sessions ended, personal data erased.
+        The ledger and usage records are kept, anonymised."""
+        password = data.password if data is not None else None
         await delete_account(
-            auth, services.redis, services.storage, principal, password=data.password, client=password_client(request)
+            auth, services.redis, services.storage, principal, password=password, client=password_client(request)
         )
         return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])

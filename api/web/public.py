@@ -74,6 +74,7 @@ class PublicPages(Controller):
             products=products,
             models=catalog(services),
             signup_reward=Credits(services.settings.auth.signup_reward),
+            billing_enabled=services.billing.stripe.configured,
         )
 
     @get("/quickstart")

@@ -46,12 +46,15 @@ async def delete_account(
     if row is None or row["email"] is None:
         raise NotFound("account not found", code="account_not_found")
     email: str = row["email"]
-    if row["password_hash"] is not None and not await check_password(
-        deps, email, row["password_hash"], password or "", client
-    ):
-        raise InvalidInput(
-            "confirm the deletion with your current password", code="invalid_credentials", param="password"
-        )
+    if row["password_hash"] is not None:
+        if not password:
+            raise InvalidInput(
+                "password is required: confirm the deletion with your current password", param="password"
+            )
+        if not await check_password(deps, email, row["password_hash"], password, client):
+            raise InvalidInput(
+                "confirm the deletion with your current password", code="invalid_credentials", param="password"
+            )
     async with deps.db.transaction() as conn:
         erased = await conn.fetchval(
             """

@@ -77,10 +77,10 @@ class PromoCode:
     disabled_at: dt.datetime | None
 
     def summary(self) -> dict[str, Any]:
-        """For the operator CLI (plain JSON types)."""
+        """For the admin API and the operator CLI."""
         return {
             "code": self.code,
-            "credits": str(Credits(self.credits)),
+            "credits": Credits(self.credits),
             "expires_at": self.expires_at.isoformat() if self.expires_at else None,
             "credit_validity_days": self.credit_validity_days,
             "max_redemptions": self.max_redemptions,

@@ -8,6 +8,7 @@ the operator's reason and an idempotency key derived from the operation id, so a
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from redis.asyncio import Redis
@@ -15,7 +16,7 @@ from redis.asyncio import Redis
 from shared.accounts.erasure import find_account, suspend
 from shared.accounts.keys import revoke_key
 from shared.accounts.service import get_account
-from shared.infra.db import Database
+from shared.infra.db import Connection, Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid, uuid7
 from shared.infra.pagination import Page, page_cursor
@@ -143,16 +144,40 @@ async def adjust_credits(
             applied = -await deduct_unused(
                 conn, account_id=account_id, amount=-amount, idempotency_key=key, description=description
             )
+        replayed = applied == 0
+        if replayed:  # this operation id was applied before: report what it did then
+            applied = await _applied_before(conn, account_id, key)
+            if applied != amount:
+                raise Conflict(
+                    f"operation_id {op!r} was already used for {Credits(applied)} credits, not {Credits(amount)}",
+                    code="operation_id_reused",
+                    param="operation_id",
+                )
         balance = await get_balance(conn, account_id)
     return {
         "object": "credit_adjustment",
         "account_id": str(account_id),
         "operation_id": op,
         "amount": Credits(applied),
-        "replayed": applied == 0,
+        "replayed": replayed,
         "reason": reason,
         "balance": {"available": Credits(balance.available), "held": Credits(balance.held)},
     }
+
+
+async def _applied_before(conn: Connection, account_id: uuid.UUID, key: str) -> int:
+    """What the adjustment with this idempotency key moved: its grant (positive), or its deduction (negative: the
+    'revoke' entries of every lot it took from, keyed ``key`` and ``key:<lot id>``)."""
+    moved: int = await conn.fetchval(
+        """
+        SELECT COALESCE(sum(CASE WHEN kind = 'grant' THEN amount ELSE -amount END), 0) FROM ledger_entries
+        WHERE account_id = $1 AND kind IN ('grant', 'revoke')
+          AND (idempotency_key = $2 OR left(idempotency_key, length($2) + 1) = $2 || ':')
+        """,
+        account_id,
+        key,
+    )
+    return moved
 
 
 async def set_suspended(db: Database, redis: Redis, ident: str, *, suspended: bool) -> dict[str, Any]:

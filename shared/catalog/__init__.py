@@ -146,7 +146,8 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
     set_name = raw.get("parameter_set")
     if set_name is not None:
         if set_name not in sets:
-            raise CatalogError(f"{where}: unknown parameter_set {set_name!r}")
+            known = ", ".join(sorted(sets)) or "none"
+            raise CatalogError(f"{where} ({model_id}): unknown parameter_set {set_name!r} (defined: {known})")
         parameters.extend(sets[set_name])
     for entry in raw.get("parameters") or []:
         parameter = parse_parameter(entry, where=f"{where} ({model_id})")

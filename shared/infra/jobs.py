@@ -15,6 +15,7 @@ Periodic jobs are arq cron jobs: each worker enqueues them itself, one per tick 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from arq.constants import default_queue_name
@@ -38,12 +39,14 @@ HOUSEKEEPING = "cron:housekeeping"
 @dataclass(frozen=True, slots=True)
 class Job:
     """One job to hand to the workers: the function ``name`` runs with ``args``, under ``job_id``, not before
-    ``defer_ms`` from now."""
+    ``defer_ms`` from now. ``trace`` is the trace context the job continues (``shared.infra.tracing``): passed
+    as the job's ``trace`` keyword argument, which the worker's tracing wrapper takes off."""
 
     name: str
     job_id: str
     args: tuple[str, ...]
     defer_ms: int = 0
+    trace: Mapping[str, str] | None = None
 
 
 def run_task(task_id: uuid.UUID) -> Job:
@@ -60,10 +63,13 @@ def delivery_job_id(delivery_id: uuid.UUID, attempts: int, due_ms: int) -> str:
     return f"webhook:{delivery_id}:{attempts}:{due_ms}"
 
 
-def deliver_webhook(delivery_id: uuid.UUID, *, attempts: int, due_ms: int, now_ms: int) -> Job:
-    """The delivery's next attempt (``attempts`` made so far), due at ``due_ms`` (epoch ms; ``now_ms`` is now)."""
+def deliver_webhook(
+    delivery_id: uuid.UUID, *, attempts: int, due_ms: int, now_ms: int, trace: Mapping[str, str] | None = None
+) -> Job:
+    """The delivery's next attempt (``attempts`` made so far), due at ``due_ms`` (epoch ms; ``now_ms`` is now),
+    continuing ``trace`` (the event's, when it came with one)."""
     job_id = delivery_job_id(delivery_id, attempts, due_ms)
-    return Job(DELIVER_WEBHOOK, job_id, (str(delivery_id),), defer_ms=max(0, due_ms - now_ms))
+    return Job(DELIVER_WEBHOOK, job_id, (str(delivery_id),), defer_ms=max(0, due_ms - now_ms), trace=trace)
 
 
 def process_stripe_event(event_row_id: uuid.UUID) -> Job:

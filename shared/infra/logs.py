@@ -6,27 +6,35 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import json
 import logging
 import os
 import socket
 import sys
 from typing import Any
 
+import msgspec
+
+from shared.infra.tracing import current_trace_id
+
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 task_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("task_id", default=None)
 
-_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+_encode = msgspec.json.Encoder().encode
+# Attributes every record has, and uvicorn's ``color_message`` (its message with ANSI colours, for its own console)
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 
 
 class ContextFilter(logging.Filter):
-    """Puts the current request id and task id on every record (None outside of one)."""
+    """Puts the current request id and task id on every record (None outside of one), and while tracing the
+    trace id (``shared.infra.tracing``), so that a line leads to its trace."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             record.request_id = request_id.get()
         if getattr(record, "task_id", None) is None:
             record.task_id = task_id.get()
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = current_trace_id()
         return True
 
 
@@ -51,7 +59,7 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, ensure_ascii=False)
+        return _encode(entry).decode()
 
 
 class TextFormatter(logging.Formatter):
@@ -64,14 +72,35 @@ class TextFormatter(logging.Formatter):
         return f"{line} [{' '.join(ids)}]" if ids else line
 
 
+class PeriodicJobsAtDebug(logging.Filter):
+    """arq logs the start and the end of every job, and each health record, at INFO. For the periodic jobs (the
+    sweeps, every 15 s) and the health records that is a line every few seconds with nothing to act on, and the
+    console of ``conduit run`` would scroll its banner away: they are logged at DEBUG instead (what a sweep did
+    is logged by the sweep itself when it did something)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        periodic = record.msg == "recording health: %s" or (
+            isinstance(args, tuple) and len(args) > 1 and isinstance(args[1], str) and args[1].startswith("cron:")
+        )
+        if not periodic or record.levelno != logging.INFO:
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+
+
 def configure_logging(level: str = "INFO", *, fmt: str = "json", process: str = "conduit") -> None:
+    # No line shows the caller's source line, thread or process names: the logging module need not look them up
+    # for every record (the optimisations of the logging HOWTO; the access log writes a line per request).
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(process) if fmt == "json" else TextFormatter())
     handler.addFilter(ContextFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # arq logs every job start and finish at INFO; that is noise at hundreds of jobs per second.
-    logging.getLogger("arq.worker").setLevel(logging.getLevelName(level) if level == "DEBUG" else logging.INFO)
+    arq = logging.getLogger("arq.worker")
+    arq.filters[:] = [PeriodicJobsAtDebug()]
     # httpx logs every request at INFO: one line per upstream call on the chat completion path.
     logging.getLogger("httpx").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)

@@ -11,12 +11,15 @@ That format is arq's; ``tests/integration/operating/test_job_queue.py`` checks i
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
+from opentelemetry.trace import SpanKind
 
+from shared.infra import tracing
 from shared.infra.group_commit import GroupCommit
 from shared.infra.jobs import QUEUE, Job
 
@@ -43,7 +46,7 @@ async def connect_redis(url: str) -> ArqRedis:
 
 def _enqueue_args(job: Job) -> tuple[object, ...]:
     now_ms = int(time.time() * 1000)
-    payload = serialize_job(job.name, job.args, {}, None, now_ms)
+    payload = serialize_job(job.name, job.args, {"trace": dict(job.trace)} if job.trace else {}, None, now_ms)
     return (
         _ENQUEUE,
         3,
@@ -66,8 +69,14 @@ class JobQueue:
         self._batches: GroupCommit[Job, bool] = GroupCommit(self._execute)
 
     async def enqueue(self, job: Job) -> bool:
-        """Queue the job. False when a job with its id is already queued or running (or its result is kept)."""
-        return await self._batches.submit(job)
+        """Queue the job. False when a job with its id is already queued or running (or its result is kept).
+
+        While tracing, the hand-over is a producer span (child of the job's own ``trace`` when it has one, else
+        of the current span) and the job carries that span's context to the worker."""
+        if tracing.provider() is None:
+            return await self._batches.submit(job)
+        with tracing.resumed(job.trace, f"enqueue {job.name}", kind=SpanKind.PRODUCER, job_id=job.job_id):
+            return await self._batches.submit(replace(job, trace=tracing.current_carrier()))
 
     async def _execute(self, jobs: list[Job]) -> list[bool | Exception]:
         async with self.redis.pipeline(transaction=False) as pipe:

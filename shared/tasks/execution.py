@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from shared.catalog import Catalog, Model
 from shared.catalog.pricing import cost
+from shared.infra import tracing
 from shared.infra.db import Database
 from shared.infra.metrics import METRICS
 from shared.infra.storage import LocalStorage
@@ -145,7 +146,8 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
 
 
 async def _call_start(provider: Provider, request: GenerationRequest) -> Completed | Submitted:
-    return await provider.start(request)
+    with tracing.span("provider.start", provider=provider.name, model=request.model.id):
+        return await provider.start(request)
 
 
 async def _submitted(
@@ -179,7 +181,8 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
     request = GenerationRequest(task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input)
     poll = functools.partial(provider.poll, request, task.upstream_id)
     try:
-        result = await with_retries(poll, registry.policy, budget_s=ends - time.monotonic(), provider=task.provider)
+        with tracing.span("provider.poll", provider=task.provider, upstream_id=task.upstream_id):
+            result = await with_retries(poll, registry.policy, budget_s=ends - time.monotonic(), provider=task.provider)
     except RetryableError as exc:
         # The upstream job is still ours: look again later rather than fail (the deadline bounds this).
         log.warning("task %s: polling %s failed (%s); will poll again", task.id, task.provider, exc.code)
@@ -224,9 +227,10 @@ async def _settle(
     charge = cost(model.pricing, usage)
     if charge > task.credits_held:
         log.warning("task %s cost %d exceeds its hold %d; charging the hold", task.id, charge, task.credits_held)
-    done = await lifecycle.complete(
-        rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider, slots=rt.slots
-    )
+    with tracing.span("settle", task_id=task.id, credits_charged_micro=charge):
+        done = await lifecycle.complete(
+            rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider, slots=rt.slots
+        )
     if not done:
         # Canceled (or finished by another delivery) while we worked: nothing is charged, drop our files
         # unless the winner was a successful run that wrote the same keys.

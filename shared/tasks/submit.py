@@ -18,7 +18,7 @@ from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
-from shared.infra import jobs
+from shared.infra import jobs, tracing
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.infra.ids import uuid7
@@ -153,13 +153,14 @@ async def _insert_task_and_hold(
 ) -> TaskRecord:
     """Insert the task and place its hold in a single statement (the ledger's ``ledger_place_hold`` runs inside
     it, once the task row exists)."""
-    row = await fetchrow_with_hold(
-        conn, _INSERT_TASK_AND_HOLD,
-        hold.task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
-        to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, hold.amount,
-        float(prepared.model.max_runtime_s),
-        hold=hold,
-    )  # fmt: skip
+    with tracing.span("hold", task_id=hold.task_id, model=prepared.model.id, credits_micro=hold.amount):
+        row = await fetchrow_with_hold(
+            conn, _INSERT_TASK_AND_HOLD,
+            hold.task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
+            to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, hold.amount,
+            float(prepared.model.max_runtime_s),
+            hold=hold,
+        )  # fmt: skip
     assert row is not None
     return TASK_ROWS.from_row(row)
 

@@ -25,14 +25,14 @@ from dataclasses import dataclass, field
 import asyncpg
 from redis.exceptions import RedisError
 
-from shared.infra import jobs
+from shared.infra import jobs, tracing
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.queue import JobQueue
 from shared.services import Services
 from shared.settings import Settings
 from shared.webhooks.delivery import Clock, WebhookRuntime, deliver, utcnow
-from shared.webhooks.outbox import CHANNEL, parse_notification
+from shared.webhooks.outbox import CHANNEL, parse_notification, split_trace
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +153,15 @@ class OutboxListener:
             await asyncio.sleep(self.retry_s)
 
     def _on_notification(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.background.spawn(self._enqueue(parse_notification(payload)), name="webhook delivery enqueue")
+        deliveries, trace = split_trace(payload)
+        self.background.spawn(self._enqueue(parse_notification(deliveries), trace), name="webhook delivery enqueue")
 
-    async def _enqueue(self, deliveries: list[tuple[uuid.UUID, int]]) -> None:
+    async def _enqueue(self, deliveries: list[tuple[uuid.UUID, int]], trace: dict[str, str] | None) -> None:
         now_ms = epoch_ms(self.clock())
         for delivery_id, due_ms in deliveries:
+            job = jobs.deliver_webhook(delivery_id, attempts=0, due_ms=due_ms, now_ms=now_ms, trace=trace)
             try:
-                await self.queue.enqueue(jobs.deliver_webhook(delivery_id, attempts=0, due_ms=due_ms, now_ms=now_ms))
+                await self.queue.enqueue(job)
             except (OSError, RedisError) as exc:
                 log.warning("could not enqueue webhook delivery %s, the sweep will: %s", delivery_id, exc)
 
@@ -183,10 +185,12 @@ class WebhookWorker:
         # The request must end well inside the job's own time limit (TASK_JOB_TIMEOUT_S), which also
         # covers the database writes around it.
         timeout_s = max(1.0, min(settings.webhook_timeout_s, settings.task_job_timeout_s - 5))
+        http = services.url_guard.client(timeout_s=timeout_s, user_agent=USER_AGENT)
+        tracing.instrument_http(http)  # while tracing: each attempt is a span, and sends its traceparent
         runtime = WebhookRuntime(
             db=services.db,
             signer=services.signer,
-            http=services.url_guard.client(timeout_s=timeout_s, user_agent=USER_AGENT),
+            http=http,
             timeout_s=timeout_s,
             lease_s=lease_s,
             clock=clock,

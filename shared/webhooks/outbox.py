@@ -3,8 +3,9 @@
 ``record_task_event`` runs inside the transaction that changes the task's status (``shared.tasks.lifecycle``):
 one statement inserts the event (with a snapshot of the task row) and one delivery per destination, or
 nothing at all when the task has no destination for that event. It also queues a PostgreSQL notification
-on ``CHANNEL`` naming the new deliveries; PostgreSQL sends it only if the transaction commits, and the
-workers' listener (``dispatch.OutboxListener``) enqueues the delivery jobs. A delivery whose job never got
+on ``CHANNEL`` naming the new deliveries (and, while tracing, the trace context of the change, which the
+delivery jobs continue); PostgreSQL sends it only if the transaction commits, and the workers' listener
+(``dispatch.OutboxListener``) enqueues the delivery jobs. A delivery whose job never got
 enqueued (no listener, Redis restarted) is found by the sweep (``dispatch.requeue_due``).
 
 Destinations: every enabled endpoint of the account whose ``events`` include the event type, and, for
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import uuid
 
+from shared.infra import tracing
 from shared.infra.db import Connection, Database
 from shared.infra.ids import uuid7
 from shared.webhooks import TERMINAL_EVENTS
 
 CHANNEL = "conduit_webhook_deliveries"
+TRACE_SEPARATOR = "|"  # after the deliveries, the trace context of the event, while tracing
 MAX_DESTINATIONS = 16  # endpoints taken per event (the API allows fewer), plus the task's own URL
 
 _RECORD = f"""
@@ -52,7 +55,9 @@ WITH task AS (
     FROM event CROSS JOIN numbered
     RETURNING id, next_attempt_at
 )
-SELECT pg_notify($6, string_agg(id::text || ':' || floor(extract(epoch FROM next_attempt_at) * 1000)::bigint, ','))
+SELECT pg_notify(
+    $6, string_agg(id::text || ':' || floor(extract(epoch FROM next_attempt_at) * 1000)::bigint, ',') || $7
+)
 FROM deliveries
 HAVING count(*) > 0
 """
@@ -80,7 +85,15 @@ async def record_task_event(db: Connection | Database, task_id: uuid.UUID, event
         event_type in TERMINAL_EVENTS,
         [uuid7() for _ in range(MAX_DESTINATIONS + 1)],
         CHANNEL,
+        f"{TRACE_SEPARATOR}{traceparent}" if (traceparent := tracing.current_traceparent()) else "",
     )
+
+
+def split_trace(payload: str) -> tuple[str, dict[str, str] | None]:
+    """A notification's deliveries, and the trace context of the transaction that wrote them (its W3C
+    ``traceparent``, after ``TRACE_SEPARATOR``, when that process was tracing)."""
+    deliveries, _, traceparent = payload.partition(TRACE_SEPARATOR)
+    return deliveries, {"traceparent": traceparent} if traceparent else None
 
 
 def parse_notification(payload: str) -> list[tuple[uuid.UUID, int]]:

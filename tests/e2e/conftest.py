@@ -45,7 +45,7 @@ WEBHOOK_SECRET = "whsec_conduit_browser"
 SCREENSHOTS = Path(os.environ.get("E2E_SCREENSHOTS", TEST_DATA_DIR / "screenshots"))
 
 try:
-    from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+    from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
 except ImportError:  # pragma: no cover - the test extra installs it
     async_playwright = None  # type: ignore[assignment]
 
@@ -167,6 +167,21 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
         yield ctx
     finally:
         await ctx.close()
+
+
+async def only_this_site(context: BrowserContext, base_url: str) -> list[str]:
+    """Block every request of the context to another host; the list fills with the URLs that were refused."""
+    elsewhere: list[str] = []
+
+    async def route(route: Route) -> None:
+        if route.request.url.startswith(f"{base_url}/"):
+            await route.continue_()
+        else:  # never fetched: recorded, for the test to fail on
+            elsewhere.append(route.request.url)
+            await route.abort()
+
+    await context.route("**/*", route)
+    return elsewhere
 
 
 async def outbox_mail(outbox: Path, to: str, subject: str) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
-from playwright.async_api import Browser, Page, Route
+from playwright.async_api import Browser, Page
 from playwright.async_api import Error as PlaywrightError
 
 from shared.accounts.passwords import hash_password
 from shared.accounts.service import create_account
 from shared.services import Services
+from tests.e2e.conftest import only_this_site
 from tests.harness import ApiServer
 from tests.redirect_cases import HOSTILE_NEXT, SAME_SITE_NEXT
 
@@ -48,16 +49,7 @@ async def test_sign_in_never_leaves_the_site_whatever_next_says(
     address = await password_account(services)
     context = await browser.new_context()
     context.set_default_timeout(20_000)
-    elsewhere: list[str] = []
-
-    async def only_this_site(route: Route) -> None:
-        if route.request.url.startswith(f"{site.base_url}/"):
-            await route.continue_()
-        else:  # never fetched: recorded, and the test fails below
-            elsewhere.append(route.request.url)
-            await route.abort()
-
-    await context.route("**/*", only_this_site)
+    elsewhere = await only_this_site(context, site.base_url)
     try:
         page = await context.new_page()
         # The server hands the page only same-site paths: every hostile value becomes the dashboard.

@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from shared.catalog import CatalogError, load_catalog, parse_catalog
+from shared.catalog import CatalogError, load_catalog, load_catalog_paths, parse_catalog
 from shared.catalog.params import validate_input
 from shared.infra.errors import InvalidInput
-from shared.settings import DEFAULT_CATALOG
+from shared.settings import DEFAULT_CATALOG, Settings
 
 
 def test_shipped_catalog_has_the_promised_models_each_with_a_local_route() -> None:
@@ -70,3 +72,34 @@ def test_validation_applies_defaults_and_names_the_parameter() -> None:
     with pytest.raises(InvalidInput) as unknown:  # schnell takes no guidance scale: not offered, not ignored
         validate_input(model.parameters, {"prompt": "hi", "guidance_scale": 2})
     assert unknown.value.param == "input.guidance_scale"
+
+
+LAYERED_MODEL = """
+[[models]]
+id = "my-sketch"
+kind = "image"
+name = "My sketch model"
+parameter_set = "{parameter_set}"
+pricing = {{ unit = "image", credits = "0.1" }}
+[[models.routes]]
+provider = "local"
+"""
+
+
+def test_catalog_path_layers_over_the_shipped_catalog(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.toml"
+    extra.write_text(LAYERED_MODEL.format(parameter_set="image"))  # a parameter set of the shipped catalog
+    settings = Settings.from_env({"CATALOG_PATH": str(extra)})
+    assert settings.catalog_paths == (DEFAULT_CATALOG, extra)
+    ids = {model.id for model in load_catalog_paths(settings.catalog_paths)}
+    assert {"my-sketch", "flux-schnell", "llama-3.1-8b-instruct"} <= ids
+    # naming the shipped catalog as well (as older set-ups did) loads it once, first
+    both = Settings.from_env({"CATALOG_PATH": os.pathsep.join([str(DEFAULT_CATALOG), str(extra)])})
+    assert both.catalog_paths == (DEFAULT_CATALOG, extra)
+
+
+def test_an_unknown_parameter_set_is_named_with_its_model(tmp_path: Path) -> None:
+    extra = tmp_path / "extra.toml"
+    extra.write_text(LAYERED_MODEL.format(parameter_set="imgae"))
+    with pytest.raises(CatalogError, match=r"\(my-sketch\): unknown parameter_set 'imgae' \(defined: .*image"):
+        load_catalog_paths(Settings.from_env({"CATALOG_PATH": str(extra)}).catalog_paths)

@@ -38,7 +38,7 @@ async def test_cli_code_claimed_concurrently_never_beyond_its_limit(
     )  # fmt: skip
     assert created.returncode == 0, created.stderr
     promo = json.loads(created.stdout)
-    assert (promo["code"], promo["credits"], promo["max_redemptions"], promo["redemptions"]) == (code, "10", 5, 0)
+    assert (promo["code"], promo["credits"], promo["max_redemptions"], promo["redemptions"]) == (code, 10, 5, 0)
 
     accounts = [await make_account(credits="0") for _ in range(12)]
     async with httpx.AsyncClient(base_url=accounts_api.base_url, timeout=60) as http:

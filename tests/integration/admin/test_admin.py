@@ -97,6 +97,17 @@ async def test_grant_and_deduct_write_ledger_entries_with_the_reason_once(
         path, json={"amount": "10.5", "reason": "outage credit", "operation_id": "op-1"}, headers=admin.headers
     )
     assert replay.json()["replayed"] is True
+    assert replay.json()["amount"] == 10.5  # what the operation did, not nothing
+    assert await balance(client, target) == (Decimal("12.5"), Decimal("0"))
+    for other in ("11", "-10.5"):  # the same operation id for another adjustment: refused, nothing moves
+        reused = await client.post(
+            path, json={"amount": other, "reason": "outage credit", "operation_id": "op-1"}, headers=admin.headers
+        )
+        assert reused.status_code == 409, reused.text
+        assert (reused.json()["error"]["code"], reused.json()["error"]["param"]) == (
+            "operation_id_reused",
+            "operation_id",
+        )
     assert await balance(client, target) == (Decimal("12.5"), Decimal("0"))
 
     # A pending hold's credits cannot be deducted; the rest can, across lots.
@@ -112,6 +123,7 @@ async def test_grant_and_deduct_write_ledger_entries_with_the_reason_once(
         path, json={"amount": "-12.1", "reason": "chargeback", "operation_id": "op-2"}, headers=admin.headers
     )
     assert again.json()["replayed"] is True
+    assert again.json()["amount"] == -12.1  # taken from two lots, reported whole
     assert await balance(client, target) == (Decimal("0"), Decimal("0.4"))
 
     ledger = (await client.get("/v1/account/ledger", headers=target.headers)).json()["data"]
@@ -189,10 +201,11 @@ async def test_promo_codes_and_provider_health(
         "/v1/admin/promo-codes", json={"credits": "7", "code": code, "max_redemptions": 1}, headers=admin.headers
     )
     assert created.status_code == 201, created.text
-    assert code in [
-        p["code"] for p in (await client.get("/v1/admin/promo-codes", headers=admin.headers)).json()["data"]
-    ]
-    await client.post(f"/v1/admin/promo-codes/{code}/disable", headers=admin.headers)
+    assert created.json()["credits"] == 7  # a number, like every other amount
+    listed = {p["code"]: p for p in (await client.get("/v1/admin/promo-codes", headers=admin.headers)).json()["data"]}
+    assert listed[code]["credits"] == 7
+    disabled = await client.post(f"/v1/admin/promo-codes/{code}/disable", headers=admin.headers)
+    assert disabled.json()["credits"] == 7
     refused = await client.post("/v1/promo-codes/redeem", json={"code": code}, headers=user.headers)
     assert refused.status_code in (400, 404, 409)
     assert await balance(client, user) == (Decimal("0"), Decimal("0"))
@@ -220,7 +233,7 @@ async def test_cli_does_the_same(
         conduit, ["admin", "credits", target.email, "4", "--reason", "support ticket 42"], env
     )
     assert granted.returncode == 0, granted.stderr
-    assert json.loads(granted.stdout)["balance"]["available"] == "5"
+    assert json.loads(granted.stdout)["balance"]["available"] == 5  # numbers, as the API shows them
     granted_after = metric_sample((await client.get("/metrics")).text, "conduit_credits_granted_total", source="manual")
     assert granted_after >= granted_before + 4  # the CLI process's counts reach the shared totals too
     found = await asyncio.to_thread(conduit, ["admin", "accounts", "search", target.email], env)

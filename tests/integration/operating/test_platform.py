@@ -45,7 +45,7 @@ async def test_web_and_worker_processes_serve_a_task_for_a_cli_created_account(
     assert duplicate.returncode == 1
     assert "email_taken" in duplicate.stderr
 
-    web = Subprocess(["web"], proc_env, tmp_path / "web.log")
+    web = Subprocess(["web"], {**proc_env, "LOG_LEVEL": "INFO", "LOG_FORMAT": "json"}, tmp_path / "web.log")
     worker = Subprocess(["worker"], proc_env, tmp_path / "worker.log")
     try:
         base = f"http://127.0.0.1:{port}"
@@ -83,6 +83,19 @@ async def test_web_and_worker_processes_serve_a_task_for_a_cli_created_account(
     finally:
         assert web.stop() in (0, -15), web.output()
         worker.stop()
+    # The web process's JSON lines: one access line per request, naming the caller but never the secret, and no
+    # ANSI-coloured copy of uvicorn's messages.
+    lines = [json.loads(line) for line in web.output().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line["logger"] == "conduit.access"]
+    submitted = next(line for line in access if (line["method"], line["route"]) == ("POST", "/v1/tasks"))
+    assert submitted["status"] == 202 and submitted["bytes"] == len(response.content)
+    assert submitted["account_id"] == account["account_id"]
+    assert submitted["key_prefix"] == account["api_key"][:12]
+    assert submitted["request_id"] == response.headers["x-request-id"] and submitted["duration_ms"] > 0
+    assert any(line["route"] == "/v1/tasks/{task_id}" for line in access)
+    assert account["api_key"] not in web.output()
+    assert any(line["logger"].startswith("uvicorn") for line in lines)
+    assert "color_message" not in web.output() and "\x1b" not in web.output()
 
 
 async def test_conduit_run_serves_the_website_and_api_and_stops_everything_on_sigterm(

@@ -58,6 +58,11 @@ async def test_stopping_a_worker_ends_arqs_polling_loop_between_iterations(
     running = worker.process.running
     assert running is not None
     await asyncio.sleep(0.1)  # a few polling iterations
+
+    async def idle() -> bool:  # the sweeps run at start-up take longer than that on a loaded machine
+        return all(task.done() for task in running.worker.tasks.values())
+
+    await wait_for(idle, timeout=30, what="the start-up sweeps to end")
     try:
         async with asyncio.timeout(30):
             await worker.stop()

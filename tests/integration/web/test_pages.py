@@ -7,6 +7,9 @@ import re
 import httpx
 
 from api.web.security import CSP
+from shared.services import Services
+from shared.settings import Settings
+from tests.harness import ApiServer, free_port
 
 
 async def test_public_pages_render_with_security_headers(client: httpx.AsyncClient) -> None:
@@ -82,3 +85,22 @@ async def test_static_files_are_served(client: httpx.AsyncClient) -> None:
     assert "X-CSRF-Token" in js.text
     css = await client.get("/static/site.css")
     assert css.status_code == 200
+
+
+async def test_pricing_offers_buy_only_while_payments_work(
+    client: httpx.AsyncClient, env: dict[str, str], services: Services
+) -> None:
+    buy = '<a class="button" href="/dashboard/billing">Buy</a>'
+    products = len(services.billing.products)
+    off = (await client.get("/pricing")).text  # the suite's API has no STRIPE_SECRET_KEY
+    assert buy not in off
+    assert "Payments are not configured on this installation" in off
+    assert off.count('class="card pack"') == products > 0  # the packs and their prices are still shown
+    port = free_port()
+    stripe = {"STRIPE_SECRET_KEY": "sk_test_pricing", "PORT": str(port), "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}"}
+    async with (
+        ApiServer(Settings.from_env({**env, **stripe})) as server,
+        httpx.AsyncClient(base_url=server.base_url) as http,
+    ):
+        on = (await http.get("/pricing")).text
+    assert on.count(buy) == products and "payments-off" not in on
