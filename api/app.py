@@ -20,6 +20,7 @@ from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
+from api.routes.admin_ops import AdminOperationsController
 from api.routes.auth import AuthController
 from api.routes.billing import BillingController
 from api.routes.files import FileController
@@ -30,6 +31,7 @@ from api.routes.oauth import OAuthController
 from api.routes.openai_api import OpenAIController
 from api.routes.promotions import PromoController
 from api.routes.rate_limits import RateLimitController
+from api.routes.second_factor import SecondFactorController
 from api.routes.support import support_router
 from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
@@ -87,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             readyz,
             metrics,
             AdminController,
+            AdminOperationsController,
+            SecondFactorController,
             # the website and dashboard
             web_router(),
         ],
