@@ -176,7 +176,7 @@ def cmd_accounts_role(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.standing import set_role
     from shared.staff import Actor
 
-    role = getattr(args, "role", None) or ("user" if args.action == "revoke" else None)
+    role: str = getattr(args, "role", None) or "user"  # ``conduit staff revoke`` names no role: back to user
 
     async def action(services: Any) -> dict[str, Any]:
         return await set_role(services.db, services.redis, args.account, role, actor=Actor.cli())

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeAlias
 
 import msgspec
 from litestar import Controller, get, post
+from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
@@ -30,10 +31,14 @@ class RefundBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
-def audit_filters(
-    target_type: str | None, target_id: str | None, actor: str | None, action: str | None
+def provide_audit_filters(
+    target_type: Text = None, target_id: Text = None, actor: Text = None, action: Text = None
 ) -> audit.AuditFilters:
+    """The audit log's filters (the list, its export and the console page): each empty one is no filter."""
     return audit.AuditFilters(target_type or None, target_id or None, actor or None, action or None)
+
+
+AuditFiltersDep: TypeAlias = NamedDependency[audit.AuditFilters]
 
 
 class AdminOperationsController(Controller):
@@ -86,35 +91,23 @@ class AdminOperationsController(Controller):
         """Process a failed Stripe event again now; answers how it went (``status``, ``last_error``)."""
         return await admin_billing.retry_event(services.db, services.billing.stripe, event_id, actor=admin)
 
-    @get("/audit")
+    @get("/audit", dependencies={"filters": Provide(provide_audit_filters, sync_to_thread=False)})
     async def audit_log(
-        self,
-        admin: ActorDep,
-        services: ServicesDep,
-        target_type: Text = None,
-        target_id: Text = None,
-        actor: Text = None,
-        action: Text = None,
-        limit: Limit = 50,
-        after: Text = None,
+        self, admin: ActorDep, services: ServicesDep, filters: AuditFiltersDep, limit: Limit = 50, after: Text = None
     ) -> dict[str, Any]:
-        """The staff audit log, newest first; ``action`` matches a prefix (``credits.``)."""
-        filters = audit_filters(target_type, target_id, actor, action)
+        """The staff audit log, newest first; filters ``target_type``, ``target_id``, ``actor`` (part of an
+        address) and ``action`` (a prefix: ``credits.``)."""
         page = await audit.entries(services.db, filters, limit=limit, after=after)
         return page_envelope(page.map(audit.AuditEntry.public))
 
-    @get("/audit/export", media_type="text/csv")
-    async def audit_export(
-        self,
-        admin: ActorDep,
-        services: ServicesDep,
-        target_type: Text = None,
-        target_id: Text = None,
-        actor: Text = None,
-        action: Text = None,
-    ) -> Stream:
+    @get(
+        "/audit/export",
+        media_type="text/csv",
+        dependencies={"filters": Provide(provide_audit_filters, sync_to_thread=False)},
+    )
+    async def audit_export(self, admin: ActorDep, services: ServicesDep, filters: AuditFiltersDep) -> Stream:
         """The same entries as CSV, oldest first, streamed."""
-        lines: AsyncIterator[str] = audit.csv_lines(services.db, audit_filters(target_type, target_id, actor, action))
+        lines: AsyncIterator[str] = audit.csv_lines(services.db, filters)
         return Stream(
             lines,
             media_type="text/csv; charset=utf-8",

@@ -3,14 +3,17 @@ staff audit log and the staff list. Same rules as ``api.web.console``."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from litestar import Controller, get
+from litestar.di import Provide
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Template
 
 from api.deps import ServicesDep
+from api.routes.admin_ops import AuditFiltersDep, provide_audit_filters
 from api.web.console import CONSOLE, Text, console_page, require_admin_page
 from api.web.context import MemberDep, VisitorDep
 from shared.admin import billing as admin_billing
@@ -122,24 +125,14 @@ class ConsoleOperationsPages(Controller):
             events_status=events or "",
         )
 
-    @get("/audit")
+    @get("/audit", dependencies={"filters": Provide(provide_audit_filters, sync_to_thread=False)})
     async def audit_log(
-        self,
-        visitor: VisitorDep,
-        staff: MemberDep,
-        services: ServicesDep,
-        actor: Text = None,
-        action: Text = None,
-        target_type: Text = None,
-        target_id: Text = None,
-        after: Text = None,
+        self, visitor: VisitorDep, staff: MemberDep, services: ServicesDep, filters: AuditFiltersDep, after: Text = None
     ) -> Template:
         """The staff audit log (administrators), with its CSV export."""
         require_admin_page(staff)
-        query = {"actor": actor, "action": action, "target_type": target_type, "target_id": target_id}
-        shown = {k: v for k, v in query.items() if v}
-        filters = audit.AuditFilters(target_type or None, target_id or None, actor or None, action or None)
         found = await audit.entries(services.db, filters, limit=50, after=after or None)
+        shown = {k: v for k, v in dataclasses.asdict(filters).items() if v}
         more = urlencode({**shown, "after": found.next_cursor}) if found.next_cursor else None
         return console_page(
             "console/audit.html", visitor, staff, "audit", entries=found.items, query=shown,

@@ -62,12 +62,13 @@ async def status(deps: AuthDeps, account_id: uuid.UUID) -> dict[str, Any]:
     row = await deps.db.fetchrow(
         "SELECT totp_enabled_at, cardinality(recovery_code_hashes) AS left FROM accounts WHERE id = $1", account_id
     )
-    enabled = row is not None and row["totp_enabled_at"] is not None
+    if row is None or row["totp_enabled_at"] is None:
+        return {"object": "second_factor", "enabled": False, "enabled_at": None, "recovery_codes_left": 0}
     return {
         "object": "second_factor",
-        "enabled": enabled,
-        "enabled_at": row["totp_enabled_at"] if enabled else None,
-        "recovery_codes_left": (row["left"] or 0) if enabled else 0,
+        "enabled": True,
+        "enabled_at": row["totp_enabled_at"],
+        "recovery_codes_left": row["left"] or 0,
     }
 
 

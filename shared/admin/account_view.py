@@ -30,6 +30,7 @@ async def account_page(db: Database, ident: str, settings: Settings) -> dict[str
         """,
         account_id,
     )
+    assert row is not None  # find_account found it
     lots = await db.fetch(
         """
         SELECT id, source, reference, amount, remaining, reserved, expires_at, created_at FROM credit_lots

@@ -85,6 +85,7 @@ async def retry_event(db: Database, gateway: StripeGateway, event_row_id: str, *
     row = await db.fetchrow(
         "SELECT id, event_id, type, status, attempts, last_error, processed_at FROM stripe_events WHERE id = $1", reset
     )
+    assert row is not None  # reset above
     event = {**dict(row), "id": str(row["id"]), "object": "stripe_event"}
     after = {"status": row["status"], "last_error": row["last_error"]}
     await audit.record(db, actor, "billing.event_retry", "stripe_event", row["event_id"], before={"status": "failed"},

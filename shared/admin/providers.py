@@ -70,6 +70,7 @@ async def queue_overview(db: Database) -> dict[str, Any]:
         FROM tasks WHERE status IN ('queued', 'running')
         """
     )
+    assert row is not None  # an aggregate always answers one row
     oldest = await db.fetchval("SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT 1")
     return {
         "object": "queue",

@@ -12,7 +12,7 @@ import uuid
 
 import httpx
 import pyotp
-from playwright.async_api import Browser, Dialog, Page, expect
+from playwright.async_api import Browser, Dialog, FilePayload, Page, expect
 
 from shared.accounts.passwords import hash_password
 from shared.accounts.service import create_account
@@ -98,7 +98,7 @@ async def test_support_agent_enrols_a_second_factor_and_answers_a_ticket(
             # The queue, the ticket, an answer with an attachment and an internal note.
             await page.click(f"a[href='/console/support/{ticket_id}']")
             await page.fill("#reply textarea[name=body]", "Try a larger size; the screenshot shows the setting.")
-            screenshot = {"name": "setting.png", "mimeType": "image/png", "buffer": image_bytes("PNG")}
+            screenshot = FilePayload(name="setting.png", mimeType="image/png", buffer=image_bytes("PNG"))
             await page.set_input_files("#reply input[name=files]", files=[screenshot])
             await page.click("#reply button[type=submit]")
             await expect(page.locator("#thread img.attachment-preview")).to_have_count(1)
