@@ -18,6 +18,7 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.infra.db import Database
     from shared.infra.db.migrate import apply_migrations
     from shared.ledger.money import parse_credits
+    from shared.staff import Actor, audit
 
     credits = parse_credits(args.credits)
 
@@ -27,6 +28,8 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
         db = await Database.connect(resolved, min_size=1, max_size=2)
         try:
             created = await create_account(db, email=args.email, credits=credits, role=args.role)
+            after = {"email": created.email, "role": args.role, "credits": args.credits}
+            await audit.record(db, Actor.cli(), "account.create", "account", created.account_id, after=after)
         finally:
             await db.close()
         print(
@@ -70,6 +73,7 @@ def _parse_when(value: str) -> dt.datetime:
 def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import create_promo_code
     from shared.ledger.money import parse_credits
+    from shared.staff import Actor, audit
 
     credits = parse_credits(args.credits)
     expires_at = _parse_when(args.expires_at) if args.expires_at else None
@@ -86,6 +90,7 @@ def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
             max_redemptions=args.max_redemptions,
             description=args.description,
         )
+        await audit.record(services.db, Actor.cli(), "promo.create", "promo_code", promo.code, after=promo.summary())
         return promo.summary()
 
     return run_with_services(settings, action)
@@ -102,9 +107,12 @@ def cmd_promo_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_promo_disable(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import disable_promo_code
+    from shared.staff import Actor, audit
 
     async def action(services: Any) -> dict[str, Any]:
-        return (await disable_promo_code(services.db, args.code)).summary()
+        summary = (await disable_promo_code(services.db, args.code)).summary()
+        await audit.record(services.db, Actor.cli(), "promo.disable", "promo_code", args.code, after=summary)
+        return summary
 
     return run_with_services(settings, action)
 

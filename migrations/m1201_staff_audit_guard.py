@@ -1,21 +1,16 @@
 """The staff audit log is append-only in the database itself: a trigger refuses every UPDATE and DELETE (and
-TRUNCATE), whoever runs it. Plus the indexes of the console's lists."""
+TRUNCATE), whoever runs it (its function: ``shared/ledger/sql/staff_audit_log_append_only.sql``). Plus the
+indexes of the console's lists."""
 
 from shared.infra.db.raw_migrations import sql_migration
+from shared.ledger.functions import function_sql
 
 ID = "2026-12-04T05:52:14:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "staff audit log: append-only trigger; console indexes"
 
 FORWARDS = [
-    """
-    CREATE FUNCTION staff_audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        RAISE EXCEPTION 'the staff audit log is append-only: % refused', TG_OP
-            USING ERRCODE = 'insufficient_privilege';
-    END;
-    $$
-    """,
+    function_sql("staff_audit_log_append_only"),
     """
     CREATE TRIGGER staff_audit_log_no_change BEFORE UPDATE OR DELETE ON staff_audit_log
     FOR EACH ROW EXECUTE FUNCTION staff_audit_log_append_only()
