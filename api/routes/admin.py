@@ -28,13 +28,14 @@ from shared.admin import tasks as admin_tasks
 from shared.admin.providers import provider_health
 from shared.infra.errors import PermissionDenied
 from shared.infra.pagination import list_envelope, page_envelope
+from shared.services import Services
 from shared.staff import STAFF_ROLES, Actor, audit, require_staff
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
 ActorDep: TypeAlias = NamedDependency[Actor]
 
 
-async def checked_staff(request: Request, principal: Principal, services: Any, *, admin: bool) -> Actor:
+async def checked_staff(request: Request, principal: Principal, services: Services, *, admin: bool) -> Actor:
     """The actor of a staff route, or 403; a staff member's refused attempt is written to the audit log."""
     actor = Actor.of(principal, client_ip(request))
     try:
