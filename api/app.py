@@ -21,6 +21,7 @@ from api.request_input import check_request_input, guarded_request
 from api.request_tracing import traced_requests
 from api.routes.account import AccountController
 from api.routes.admin import AdminController
+from api.routes.admin_ops import AdminOperationsController
 from api.routes.auth import AuthController
 from api.routes.billing import BillingController
 from api.routes.files import FileController
@@ -31,6 +32,7 @@ from api.routes.oauth import OAuthController
 from api.routes.openai_api import OpenAIController
 from api.routes.promotions import PromoController
 from api.routes.rate_limits import RateLimitController
+from api.routes.second_factor import SecondFactorController
 from api.routes.support import support_router
 from api.routes.tasks import TaskController
 from api.routes.usage import UsageController
@@ -44,8 +46,8 @@ from shared.settings import Settings
 
 
 def encode_credits(value: Credits) -> msgspec.Raw:
-    """Credits appear as JSON numbers with up to six decimals (exact: rendered from integers)."""
-    return msgspec.Raw(str(value).encode())
+    """Credits appear as JSON numbers with up to six decimals."""
+    return value.json_raw()
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -90,6 +92,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             readyz,
             metrics,
             AdminController,
+            AdminOperationsController,
+            SecondFactorController,
             # the website and dashboard
             web_router(),
         ],

@@ -17,6 +17,7 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.infra.db import Database
     from shared.infra.db.migrate import apply_migrations
     from shared.ledger.money import Credits, parse_credits
+    from shared.staff import Actor, audit
 
     credits = parse_credits(args.credits)
 
@@ -26,6 +27,8 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
         db = await Database.connect(resolved, min_size=1, max_size=2)
         try:
             created = await create_account(db, email=args.email, credits=credits, role=args.role)
+            after = {"email": created.email, "role": args.role, "credits": args.credits}
+            await audit.record(db, Actor.cli(), "account.create", "account", created.account_id, after=after)
         finally:
             await db.close()
         print(
@@ -44,13 +47,15 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_accounts_suspend(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.accounts.erasure import suspend
+    from shared.admin.standing import set_suspended
+    from shared.staff import Actor
 
     suspended = args.action == "suspend"
 
     async def action(services: Any) -> dict[str, Any]:
-        account_id = await suspend(services.db, services.redis, args.account, suspended=suspended)
-        return {"account_id": str(account_id), "status": "suspended" if suspended else "active"}
+        return await set_suspended(
+            services.db, services.redis, args.account, suspended=suspended, actor=Actor.cli(), reason=args.reason
+        )
 
     return run_with_services(settings, action)
 
@@ -66,6 +71,7 @@ def _parse_when(value: str) -> dt.datetime:
 def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import create_promo_code
     from shared.ledger.money import parse_credits
+    from shared.staff import Actor, audit
 
     credits = parse_credits(args.credits)
     expires_at = _parse_when(args.expires_at) if args.expires_at else None
@@ -82,6 +88,7 @@ def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
             max_redemptions=args.max_redemptions,
             description=args.description,
         )
+        await audit.record(services.db, Actor.cli(), "promo.create", "promo_code", promo.code, after=promo.summary())
         return promo.summary()
 
     return run_with_services(settings, action)
@@ -98,9 +105,12 @@ def cmd_promo_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_promo_disable(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import disable_promo_code
+    from shared.staff import Actor, audit
 
     async def action(services: Any) -> dict[str, Any]:
-        return (await disable_promo_code(services.db, args.code)).summary()
+        summary = (await disable_promo_code(services.db, args.code)).summary()
+        await audit.record(services.db, Actor.cli(), "promo.disable", "promo_code", args.code, after=summary)
+        return summary
 
     return run_with_services(settings, action)
 
@@ -112,6 +122,9 @@ def add_account_commands(accounts: Any, sub: Any) -> None:
     ):
         command = accounts.add_parser(name, help=text)
         command.add_argument("account", help="account id or email")
+        command.add_argument(
+            "--reason", required=name == "suspend", default="", help="shown to the account's owner; audited"
+        )
         command.set_defaults(handler=cmd_accounts_suspend)
 
     promo = sub.add_parser("promo", help="promotional codes").add_subparsers(dest="action", required=True)
@@ -144,17 +157,17 @@ def _limit_value(raw: str | None) -> Any:
 
 
 def cmd_accounts_limits(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.accounts.erasure import find_account
-    from shared.ratelimits.request_limits import set_account_limits
+    from shared.admin.standing import change_limits
+    from shared.staff import Actor
 
     rpm, inflight = _limit_value(args.rpm), _limit_value(args.max_inflight)
 
     async def action(services: Any) -> dict[str, Any]:
-        account_id = await find_account(services.db, args.account)
-        limits = await set_account_limits(services.db, services.redis, account_id, rpm=rpm, max_inflight=inflight)
+        limits = await change_limits(
+            services.db, services.redis, args.account, actor=Actor.cli(), rpm=rpm, max_inflight=inflight
+        )
         defaults = services.settings.rate_limits
         return {
-            "account_id": str(account_id),
             **limits,
             "defaults": {
                 "rate_limit_rpm": defaults.rpm_per_account,
@@ -166,16 +179,13 @@ def cmd_accounts_limits(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_accounts_role(args: argparse.Namespace, settings: Settings) -> int:
-    from shared.accounts.erasure import find_account
-    from shared.accounts.keys import publish_invalidation
+    from shared.admin.standing import set_role
+    from shared.staff import Actor
+
+    role: str = getattr(args, "role", None) or "user"  # ``conduit staff revoke`` names no role: back to user
 
     async def action(services: Any) -> dict[str, Any]:
-        account_id = await find_account(services.db, args.account)
-        await services.db.execute(
-            "UPDATE accounts SET role = $2, updated_at = now() WHERE id = $1", account_id, args.role
-        )
-        await publish_invalidation(services.redis, f"account:{account_id}")
-        return {"account_id": str(account_id), "role": args.role}
+        return await set_role(services.db, services.redis, args.account, role, actor=Actor.cli())
 
     return run_with_services(settings, action)
 
@@ -190,3 +200,29 @@ def add_limit_and_role_commands(accounts: Any) -> None:
     role.add_argument("account", help="account id or email")
     role.add_argument("role", choices=ROLES)
     role.set_defaults(handler=cmd_accounts_role)
+
+
+def add_staff_commands(sub: Any) -> None:
+    """``conduit staff grant EMAIL --role support|admin``, ``conduit staff revoke EMAIL``, ``conduit staff list``."""
+    staff = sub.add_parser("staff", help="staff roles (support, admin)").add_subparsers(dest="action", required=True)
+    grant = staff.add_parser("grant", help="give an account a staff role (it must sign in with a second factor)")
+    grant.add_argument("account", help="account id or email")
+    grant.add_argument("--role", required=True, choices=["support", "admin"])
+    grant.set_defaults(handler=cmd_accounts_role)
+    revoke = staff.add_parser("revoke", help="take the staff role back (the account becomes a user)")
+    revoke.add_argument("account", help="account id or email")
+    revoke.set_defaults(handler=cmd_accounts_role)
+    staff.add_parser("list", help="every staff account").set_defaults(handler=cmd_staff_list)
+
+
+def cmd_staff_list(args: argparse.Namespace, settings: Settings) -> int:
+    async def action(services: Any) -> list[dict[str, Any]]:
+        rows = await services.db.fetch(
+            """
+            SELECT id, email, role, status, totp_enabled_at IS NOT NULL AS second_factor FROM accounts
+            WHERE role IN ('support', 'admin') ORDER BY email
+            """
+        )
+        return [{**dict(row), "id": str(row["id"])} for row in rows]
+
+    return run_with_services(settings, action)

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 
-from cli.accounts import add_account_commands, add_limit_and_role_commands, cmd_accounts_create
+from cli.accounts import add_account_commands, add_limit_and_role_commands, add_staff_commands, cmd_accounts_create
 from cli.connections import Connections, run_with_connections
 from cli.embedded import EmbeddedError, EmbeddedServices
 from cli.operating import add_operating_commands
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_account_commands(accounts, sub)
     add_limit_and_role_commands(accounts)
     add_operating_commands(sub)  # conduit admin …, conduit workers
+    add_staff_commands(sub)  # conduit staff grant|revoke|list
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
     ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)

@@ -6,9 +6,12 @@
     conduit admin keys revoke KEY_ID
     conduit admin tasks show|fail|retry TASK_ID [--reason TEXT]
     conduit admin providers
+    conduit admin audit [--action A] [--target-id ID] [--csv]
+    conduit staff grant EMAIL --role support|admin | revoke EMAIL | list
     conduit workers [--check] [--host HOST]
 
-(Suspension and promotional codes: ``conduit accounts suspend|unsuspend``, ``conduit promo …``.)
+(Suspension and promotional codes: ``conduit accounts suspend|unsuspend``, ``conduit promo …``.) Every action is
+written to the staff audit log as ``cli:<user>@<host>``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from typing import Any
 from cli.connections import Connections, run_with_services
 from shared.accounts import ROLES
 from shared.settings import Settings
-
-CLI_ACTOR = "cli"
+from shared.staff import Actor
 
 
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -59,7 +61,7 @@ def cmd_credits(args: argparse.Namespace, settings: Settings) -> int:
             args.account,
             amount=amount,
             reason=args.reason,
-            actor=CLI_ACTOR,
+            actor=Actor.cli(),
             operation_id=args.operation_id,
         )
 
@@ -70,7 +72,7 @@ def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.accounts import revoke_any_key
 
     async def action(services: Any) -> dict[str, Any]:
-        return await revoke_any_key(services.db, services.redis, args.key_id)
+        return await revoke_any_key(services.db, services.redis, args.key_id, actor=Actor.cli(), reason=args.reason)
 
     return run_with_services(settings, action)
 
@@ -81,11 +83,13 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
     async def action(services: Any) -> dict[str, Any]:
         if args.task_action == "fail":
             return await tasks.fail_task(
-                services.db, services.queue, services.signer, args.task_id, reason=args.reason,
+                services.db, services.queue, services.signer, args.task_id, reason=args.reason, actor=Actor.cli(),
                 slots=services.request_limits.slots,
             )  # fmt: skip
         if args.task_action == "retry":
-            return await tasks.retry_task(services.db, services.queue, services.signer, args.task_id)
+            return await tasks.retry_task(
+                services.db, services.queue, services.signer, args.task_id, actor=Actor.cli(), reason=args.reason
+            )
         return await tasks.view_task(services.db, services.signer, args.task_id)
 
     return run_with_services(settings, action)
@@ -98,6 +102,32 @@ def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
         return await provider_health(services.db, services.providers)
 
     return run_with_services(settings, action)
+
+
+def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
+    """The staff audit log: the newest entries as JSON, or (``--csv``) all of them as CSV on stdout."""
+    import sys
+
+    from cli.connections import run_with_connections
+    from shared.infra.db import Database
+    from shared.staff import audit
+
+    filters = audit.AuditFilters(args.target_type, args.target_id, args.actor, args.action)
+
+    async def go(resolved: Settings) -> int:
+        db = await Database.connect(resolved, min_size=1, max_size=2)
+        try:
+            if args.csv:
+                async for line in audit.csv_lines(db, filters):
+                    sys.stdout.write(line)
+                return 0
+            page = await audit.entries(db, filters, limit=args.limit)
+        finally:
+            await db.close()
+        print(json.dumps([entry.public() for entry in page.items], indent=2, default=str))
+        return 0
+
+    return run_with_connections(go, settings)
 
 
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
@@ -150,17 +180,27 @@ def add_operating_commands(sub: Any) -> None:
     keys = admin.add_parser("keys", help="API keys of any account").add_subparsers(dest="keys_action", required=True)
     revoke = keys.add_parser("revoke", help="revoke a key (it stops working at once)")
     revoke.add_argument("key_id")
+    revoke.add_argument("--reason", default="", help="kept in the staff audit log")
     revoke.set_defaults(handler=cmd_revoke_key)
 
     tasks = admin.add_parser("tasks", help="any account's tasks")
     tasks.add_argument("task_action", choices=["show", "fail", "retry"])
     tasks.add_argument("task_id")
-    tasks.add_argument("--reason", default="", help="for fail: shown in the task's error message")
+    tasks.add_argument("--reason", default="", help="kept in the staff audit log; for fail, also in the task's error")
     tasks.set_defaults(handler=cmd_task)
 
     admin.add_parser("providers", help="provider health: credentials, circuits, last hour").set_defaults(
         handler=cmd_providers
     )
+
+    audit = admin.add_parser("audit", help="the staff audit log (newest first; --csv: everything, oldest first)")
+    audit.add_argument("--action", default=None, help="an action or its prefix, e.g. credits.")
+    audit.add_argument("--target-type", default=None, help="account, task, ticket, provider, order, …")
+    audit.add_argument("--target-id", default=None)
+    audit.add_argument("--actor", default=None, help="part of the staff member's address")
+    audit.add_argument("--limit", type=int, default=50)
+    audit.add_argument("--csv", action="store_true")
+    audit.set_defaults(handler=cmd_audit)
 
     workers = sub.add_parser("workers", help="live worker processes (for orchestration probes: --check)")
     workers.add_argument("--check", action="store_true", help="exit 1 when no worker is alive")

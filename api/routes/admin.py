@@ -1,7 +1,9 @@
 """/v1/admin: operators (role ``admin``) fix accounts and tasks without touching the database by hand.
 
-Every route needs an admin's API key or session (with its CSRF token); anyone else gets ``403 admin_only``.
-The ``conduit`` CLI offers the same actions (``conduit admin …``)."""
+Every route needs an admin's API key or session (a session that passed its second factor, with its CSRF
+token); anyone else gets ``403 admin_only``, and a support agent's refused attempt is written to the staff
+audit log. Every action is written to it too (``shared.staff.audit``). The ``conduit`` CLI offers the same
+actions (``conduit admin …``); the console's buttons call these routes."""
 
 from __future__ import annotations
 
@@ -10,29 +12,48 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeAlias
 
 import msgspec
-from litestar import Controller, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
-from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.deps import PrincipalDep, ServicesDep, provide_auth, provide_principal
 from api.input_fields import Days, IntegerCount, micro_credits
+from api.proxies import client_ip
+from shared.accounts.key_management import UNSET
 from shared.accounts.keys import Principal
 from shared.accounts.rewards import create_promo_code, disable_promo_code, list_promo_codes
 from shared.admin import accounts as admin_accounts
-from shared.admin import require_admin
+from shared.admin import standing
 from shared.admin import tasks as admin_tasks
 from shared.admin.providers import provider_health
+from shared.infra.errors import PermissionDenied
 from shared.infra.pagination import list_envelope, page_envelope
+from shared.services import Services
+from shared.staff import STAFF_ROLES, Actor, audit, require_staff
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
+ActorDep: TypeAlias = NamedDependency[Actor]
 
 
-AdminDep: TypeAlias = NamedDependency[Principal]
+async def checked_staff(request: Request, principal: Principal, services: Services, *, admin: bool) -> Actor:
+    """The actor of a staff route, or 403; a staff member's refused attempt is written to the audit log."""
+    actor = Actor.of(principal, client_ip(request))
+    try:
+        require_staff(principal, admin=admin)
+    except PermissionDenied as exc:
+        if principal.role in STAFF_ROLES:
+            action = f"refused.{request.route_handler.handler_name}"
+            await audit.record(services.db, actor, action, "route", f"{request.method} {request.url.path}",
+                               reason=exc.code, outcome="refused")  # fmt: skip
+        raise
+    return actor
 
 
-async def provide_admin(principal: PrincipalDep) -> Principal:
-    require_admin(principal.role)
-    return principal
+async def provide_admin(request: Request, principal: PrincipalDep, services: ServicesDep) -> Actor:
+    return await checked_staff(request, principal, services, admin=True)
+
+
+ADMIN = {"principal": Provide(provide_principal), "admin": Provide(provide_admin)}
 
 
 class CreditAdjustmentBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -45,6 +66,17 @@ class ReasonBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: str = ""
 
 
+class LimitsBody(msgspec.Struct, forbid_unknown_fields=True):
+    rate_limit_rpm: int | msgspec.UnsetType | None = msgspec.UNSET  # null: back to the default
+    max_inflight_tasks: int | msgspec.UnsetType | None = msgspec.UNSET
+    reason: str = ""
+
+
+class RoleBody(msgspec.Struct, forbid_unknown_fields=True):
+    role: str
+    reason: str = ""
+
+
 class PromoBody(msgspec.Struct, forbid_unknown_fields=True):
     credits: Decimal
     code: str | None = None
@@ -54,19 +86,19 @@ class PromoBody(msgspec.Struct, forbid_unknown_fields=True):
     description: str = ""
 
 
-def _actor(principal: Principal) -> str:
-    return f"admin {principal.account_id}"
+def _given(value: object) -> object:
+    return UNSET if value is msgspec.UNSET else value
 
 
 class AdminController(Controller):
     path = "/v1/admin"
     tags = ["admin"]
-    dependencies = {"principal": Provide(provide_principal), "admin": Provide(provide_admin)}
+    dependencies = ADMIN
 
     @get("/accounts")
     async def search_accounts(
         self,
-        admin: AdminDep,
+        admin: ActorDep,
         services: ServicesDep,
         q: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
@@ -74,19 +106,19 @@ class AdminController(Controller):
         limit: Limit = 20,
         after: FromQuery[str | None] = None,
     ) -> dict[str, Any]:
-        """``q``: an account id, an API key prefix or part of an email; newest first."""
+        """``q``: an account id, an API key prefix, an order id or part of an email; newest first."""
         page = await admin_accounts.search_accounts(
             services.db, query=q, status=status, role=role, limit=limit, after=after
         )
         return page_envelope(page)
 
     @get("/accounts/{account:str}")
-    async def get_account(self, admin: AdminDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
+    async def get_account(self, admin: ActorDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
         return await admin_accounts.account_detail(services.db, account)
 
     @post("/accounts/{account:str}/credits", status_code=200)
     async def adjust_credits(
-        self, admin: AdminDep, services: ServicesDep, account: FromPath[str], data: JSONBody[CreditAdjustmentBody]
+        self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[CreditAdjustmentBody]
     ) -> dict[str, Any]:
         """Grant (positive ``amount``) or deduct (negative) credits, with a ``reason`` written in the ledger."""
         return await admin_accounts.adjust_credits(
@@ -94,29 +126,57 @@ class AdminController(Controller):
             account,
             amount=micro_credits(data.amount, "amount", services.settings.input_limits),
             reason=data.reason,
-            actor=_actor(admin),
+            actor=admin,
             operation_id=data.operation_id,
         )
 
     @post("/accounts/{account:str}/suspend", status_code=200)
-    async def suspend(self, admin: AdminDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
-        return await admin_accounts.set_suspended(services.db, services.redis, account, suspended=True)
+    async def suspend(
+        self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[ReasonBody]
+    ) -> dict[str, Any]:
+        """Suspend with a ``reason`` (required; the owner sees it in every refusal: ``account_suspended``)."""
+        return await standing.set_suspended(
+            services.db, services.redis, account, suspended=True, actor=admin, reason=data.reason
+        )
 
     @post("/accounts/{account:str}/unsuspend", status_code=200)
-    async def unsuspend(self, admin: AdminDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
-        return await admin_accounts.set_suspended(services.db, services.redis, account, suspended=False)
+    async def unsuspend(self, admin: ActorDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
+        return await standing.set_suspended(services.db, services.redis, account, suspended=False, actor=admin)
+
+    @post("/accounts/{account:str}/limits", status_code=200)
+    async def limits(
+        self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[LimitsBody]
+    ) -> dict[str, Any]:
+        """The account's own ``rate_limit_rpm`` and ``max_inflight_tasks`` (``null``: the default)."""
+        return await standing.change_limits(
+            services.db, services.redis, account, actor=admin, rpm=_given(data.rate_limit_rpm),
+            max_inflight=_given(data.max_inflight_tasks), reason=data.reason,
+        )  # fmt: skip
+
+    @post("/accounts/{account:str}/role", status_code=200)
+    async def role(
+        self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[RoleBody]
+    ) -> dict[str, Any]:
+        """Grant a staff ``role`` (``support``, ``admin``) or take it back (``user``)."""
+        return await standing.set_role(services.db, services.redis, account, data.role, actor=admin, reason=data.reason)
+
+    @post("/accounts/{account:str}/resend-verification", status_code=200)
+    async def resend_verification(
+        self, admin: ActorDep, services: ServicesDep, account: FromPath[str]
+    ) -> dict[str, Any]:
+        return await standing.resend_verification(provide_auth(services), account, actor=admin)
 
     @post("/keys/{key_id:str}/revoke", status_code=200)
-    async def revoke_key(self, admin: AdminDep, services: ServicesDep, key_id: FromPath[str]) -> dict[str, Any]:
-        return await admin_accounts.revoke_any_key(services.db, services.redis, key_id)
+    async def revoke_key(self, admin: ActorDep, services: ServicesDep, key_id: FromPath[str]) -> dict[str, Any]:
+        return await admin_accounts.revoke_any_key(services.db, services.redis, key_id, actor=admin)
 
     @get("/tasks/{task_id:str}")
-    async def get_task(self, admin: AdminDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+    async def get_task(self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
         return await admin_tasks.view_task(services.db, services.signer, task_id)
 
     @post("/tasks/{task_id:str}/fail", status_code=200)
     async def fail_task(
-        self, admin: AdminDep, services: ServicesDep, task_id: FromPath[str], data: JSONBody[ReasonBody]
+        self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str], data: JSONBody[ReasonBody]
     ) -> dict[str, Any]:
         """Fail a queued or running task (``failed_by_operator``); its hold is voided."""
         return await admin_tasks.fail_task(
@@ -125,24 +185,25 @@ class AdminController(Controller):
             services.signer,
             task_id,
             reason=data.reason,
+            actor=admin,
             slots=services.request_limits.slots,
         )
 
     @post("/tasks/{task_id:str}/retry", status_code=200)
-    async def retry_task(self, admin: AdminDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+    async def retry_task(self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
         """Hand a stuck queued or running task back to the workers."""
-        return await admin_tasks.retry_task(services.db, services.queue, services.signer, task_id)
+        return await admin_tasks.retry_task(services.db, services.queue, services.signer, task_id, actor=admin)
 
     @get("/providers")
-    async def providers(self, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    async def providers(self, admin: ActorDep, services: ServicesDep) -> dict[str, Any]:
         return list_envelope(await provider_health(services.db, services.providers))
 
     @get("/promo-codes")
-    async def list_promos(self, admin: AdminDep, services: ServicesDep) -> dict[str, Any]:
+    async def list_promos(self, admin: ActorDep, services: ServicesDep) -> dict[str, Any]:
         return list_envelope([promo.summary() for promo in await list_promo_codes(services.db)])
 
     @post("/promo-codes", status_code=201)
-    async def create_promo(self, admin: AdminDep, services: ServicesDep, data: JSONBody[PromoBody]) -> dict[str, Any]:
+    async def create_promo(self, admin: ActorDep, services: ServicesDep, data: JSONBody[PromoBody]) -> dict[str, Any]:
         promo = await create_promo_code(
             services.db,
             credits=micro_credits(data.credits, "credits", services.settings.input_limits),
@@ -152,8 +213,11 @@ class AdminController(Controller):
             max_redemptions=data.max_redemptions,
             description=data.description,
         )
+        await audit.record(services.db, admin, "promo.create", "promo_code", promo.code, after=promo.summary())
         return promo.summary()
 
     @post("/promo-codes/{code:str}/disable", status_code=200)
-    async def disable_promo(self, admin: AdminDep, services: ServicesDep, code: FromPath[str]) -> dict[str, Any]:
-        return (await disable_promo_code(services.db, code)).summary()
+    async def disable_promo(self, admin: ActorDep, services: ServicesDep, code: FromPath[str]) -> dict[str, Any]:
+        summary = (await disable_promo_code(services.db, code)).summary()
+        await audit.record(services.db, admin, "promo.disable", "promo_code", code, after=summary)
+        return summary

@@ -25,10 +25,13 @@ from api.deps import (
 from api.proxies import client_ip
 from shared.accounts import signin, signup
 from shared.accounts.devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_S, DEVICE_COOKIE_PATH
+from shared.accounts.second_factor import Challenge
 from shared.accounts.service import get_account
 from shared.accounts.sessions import Session
+from shared.accounts.signup import AuthDeps
 from shared.infra.errors import InvalidInput, NotFound
 from shared.infra.pagination import list_envelope
+from shared.services import Services
 from shared.settings import AuthSettings
 
 PENDING = {
@@ -55,6 +58,11 @@ class TokenBody(msgspec.Struct, forbid_unknown_fields=True):
 class SignInBody(msgspec.Struct, forbid_unknown_fields=True):
     email: str
     password: str
+
+
+class SecondFactorBody(msgspec.Struct, forbid_unknown_fields=True):
+    challenge: str
+    code: str
 
 
 class ResetBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -121,6 +129,21 @@ input,button{{font:inherit;padding:.4rem;margin:.3rem 0;width:100%;box-sizing:bo
     )
 
 
+async def signed_in_response(
+    services: Services, auth: AuthDeps, signed_in: signin.SignedIn
+) -> Response[dict[str, Any]]:
+    """The answer that opens a session: its cookie, and the browser's device cookie."""
+    session = signed_in.session
+    account = (await get_account(services.db, session.account_id)).public()
+    return Response(
+        signed_in_body(session, account),
+        cookies=[
+            session_cookie(auth.settings, signed_in.token, int(session.expires_at - session.created_at)),
+            device_cookie(auth.settings, signed_in.device_cookie),
+        ],
+    )
+
+
 class AuthController(Controller):
     path = "/v1/auth"
     tags = ["auth"]
@@ -169,15 +192,25 @@ class AuthController(Controller):
             client=password_client(request),
             user_agent=request.headers.get("user-agent", ""),
         )
-        session = signed_in.session
-        account = (await get_account(services.db, session.account_id)).public()
-        return Response(
-            signed_in_body(session, account),
-            cookies=[
-                session_cookie(auth.settings, signed_in.token, int(session.expires_at - session.created_at)),
-                device_cookie(auth.settings, signed_in.device_cookie),
-            ],
+        if isinstance(signed_in, Challenge):  # two-step sign-in: no session until the code
+            return Response(signed_in.public())
+        return await signed_in_response(services, auth, signed_in)
+
+    @post("/signin/second-factor", status_code=200)
+    async def second_factor(
+        self, request: Request, data: JSONBody[SecondFactorBody], auth: AuthDep, services: ServicesDep
+    ) -> Response[dict[str, Any]]:
+        """The second step of a two-step sign-in: the ``challenge`` from ``/signin`` and a ``code`` (from the
+        authenticator app, or a recovery code) open the session."""
+        check_origin(request, services)
+        signed_in, _ = await signin.pass_second_factor(
+            auth,
+            challenge=data.challenge,
+            code=data.code,
+            client=password_client(request),
+            user_agent=request.headers.get("user-agent", ""),
         )
+        return await signed_in_response(services, auth, signed_in)
 
     @post("/signout", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
     async def sign_out(self, principal: SessionPrincipalDep, auth: AuthDep) -> Response[None]:

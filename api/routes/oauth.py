@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import Cookie
@@ -14,6 +15,7 @@ from api.deps import AuthDep, ServicesDep, provide_auth
 from api.proxies import client_ip
 from api.routes.auth import session_cookie, signed_in_body
 from shared.accounts import oauth
+from shared.accounts.second_factor import Challenge
 from shared.accounts.service import get_account
 
 STATE_COOKIE_PATH = "/v1/auth/oauth"
@@ -82,6 +84,12 @@ class OAuthController(Controller):
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent", ""),
         )
+        if isinstance(signed_in, Challenge):  # two-step sign-in: the sign-in page asks for the code
+            clear = [state_cookie(auth.settings.session_cookie_secure, "", 0)]
+            if signed_in.redirect_to:
+                query = urlencode({"challenge": signed_in.token, "next": signed_in.redirect_to})
+                return Redirect(f"/signin?{query}", status_code=303, cookies=clear)
+            return Response(signed_in.public(), cookies=clear)
         session = signed_in.session
         cookies = [
             session_cookie(auth.settings, signed_in.token, int(session.expires_at - session.created_at)),

@@ -17,7 +17,6 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
-from shared.accounts.keys import Principal
 from shared.infra.errors import InvalidInput, UnsupportedMediaType
 from shared.infra.pagination import page_envelope
 from shared.services import Services
@@ -38,7 +37,9 @@ class MessageBody(msgspec.Struct, forbid_unknown_fields=True):
     body: str
 
 
-async def _read(request: Request[Any, Any, Any], shape: type[msgspec.Struct]) -> tuple[dict[str, Any], list[Upload]]:
+async def read_message(
+    request: Request[Any, Any, Any], shape: type[msgspec.Struct]
+) -> tuple[dict[str, Any], list[Upload]]:
     """The fields and files of a JSON or multipart request (already checked by ``api.request_input``)."""
     if request.content_type[0] == "multipart/form-data":
         form = await request.form()
@@ -64,11 +65,9 @@ async def _read(request: Request[Any, Any, Any], shape: type[msgspec.Struct]) ->
     return msgspec.structs.asdict(parsed), []
 
 
-def _staff(principal: Principal) -> Viewer:
-    return Viewer.staff_member(principal.account_id, principal.role)
-
-
-def _download(found: queries.AttachmentFile) -> File:
+def download(found: queries.AttachmentFile) -> File:
+    """An attachment, always as a download (images are previewed by the console's ``<img>``, which ignores
+    the disposition), never sniffed, and sandboxed should a browser render it anyway."""
     return File(
         path=found.path,
         filename=found.filename,
@@ -82,10 +81,18 @@ def _download(found: queries.AttachmentFile) -> File:
     )
 
 
-async def _post_message(
-    request: Request[Any, Any, Any], services: Services, ticket_id: str, viewer: Viewer
+async def post_message(
+    request: Request[Any, Any, Any],
+    services: Services,
+    ticket_id: str,
+    viewer: Viewer,
+    *,
+    shape: type[msgspec.Struct] = MessageBody,
+    on_stored: Any = None,
 ) -> dict[str, Any]:
-    fields, uploads = await _read(request, MessageBody)
+    """Write a message from a JSON or multipart request; ``internal`` (staff) makes it a note."""
+    fields, uploads = await read_message(request, shape)
+    internal = str(fields.get("internal", "")).lower() in ("true", "1", "on")
     return await tickets.post_message(
         services.db,
         services.storage,
@@ -95,6 +102,8 @@ async def _post_message(
         body=fields.get("body"),
         uploads=uploads,
         mailer=services.mailer,
+        internal=internal,
+        on_stored=on_stored,
     )
 
 
@@ -109,7 +118,7 @@ class SupportTicketController(Controller):
     ) -> dict[str, Any]:
         """Open a ticket (``subject``, ``category``: account, billing, technical or product, ``body``; files with
         multipart). API keys found in the text are removed before storing; ``warnings`` says which."""
-        fields, uploads = await _read(request, TicketBody)
+        fields, uploads = await read_message(request, TicketBody)
         return await tickets.create_ticket(
             services.db,
             services.storage,
@@ -147,7 +156,7 @@ class SupportTicketController(Controller):
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
     ) -> dict[str, Any]:
         """Write to the thread (``body``; files with multipart). The ticket goes back to ``open``."""
-        return await _post_message(request, services, ticket_id, Viewer(principal.account_id))
+        return await post_message(request, services, ticket_id, Viewer(principal.account_id))
 
     @post("/{ticket_id:str}/close", status_code=200)
     async def close(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
@@ -162,69 +171,15 @@ class SupportTicketController(Controller):
         self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str], attachment_id: FromPath[str]
     ) -> File:
         viewer = Viewer(principal.account_id)
-        return _download(await queries.attachment_file(services.db, services.storage, ticket_id, attachment_id, viewer))
-
-
-class StaffTicketController(Controller):
-    """Support staff: every account's tickets."""
-
-    path = "/v1/staff/tickets"
-    tags = ["support staff"]
-    dependencies = {"principal": Provide(provide_principal)}
-
-    @get("/")
-    async def list_tickets(
-        self,
-        principal: PrincipalDep,
-        services: ServicesDep,
-        status: FromQuery[str | None] = None,
-        category: FromQuery[str | None] = None,
-        account: FromQuery[str | None] = None,
-        limit: Limit = 20,
-        after: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
-        """Every ticket, newest first; e.g. ``?status=open`` is the queue waiting for an answer."""
-        viewer = _staff(principal)
-        page = await queries.list_tickets(
-            services.db, viewer, status=status, category=category, account=account, limit=limit, after=after
-        )
-        return page_envelope(page)
-
-    @get("/{ticket_id:str}")
-    async def get_ticket(
-        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
-    ) -> dict[str, Any]:
-        return await queries.ticket_detail(services.db, ticket_id, _staff(principal))
-
-    @post("/{ticket_id:str}/messages", status_code=201)
-    async def reply(
-        self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
-    ) -> dict[str, Any]:
-        """Answer (``body``; files with multipart): the ticket becomes ``pending`` and its owner gets a mail."""
-        return await _post_message(request, services, ticket_id, _staff(principal))
-
-    @post("/{ticket_id:str}/close", status_code=200)
-    async def close(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
-        return await tickets.set_status(services.db, ticket_id, _staff(principal), close=True)
-
-    @post("/{ticket_id:str}/reopen", status_code=200)
-    async def reopen(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
-        return await tickets.set_status(services.db, ticket_id, _staff(principal), close=False)
-
-    @get("/{ticket_id:str}/attachments/{attachment_id:str}")
-    async def attachment(
-        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str], attachment_id: FromPath[str]
-    ) -> File:
-        found = await queries.attachment_file(
-            services.db, services.storage, ticket_id, attachment_id, _staff(principal)
-        )
-        return _download(found)
+        return download(await queries.attachment_file(services.db, services.storage, ticket_id, attachment_id, viewer))
 
 
 def support_router(max_request_bytes: int) -> Router:
     """The ticket routes, with a body limit that fits a message's attachments (above ``MAX_BODY_BYTES``)."""
+    from api.routes.staff_support import CannedReplyController, StaffTicketController  # they build on this module
+
     return Router(
         path="/",
-        route_handlers=[SupportTicketController, StaffTicketController],
+        route_handlers=[SupportTicketController, StaffTicketController, CannedReplyController],
         request_max_body_size=max_request_bytes,
     )

@@ -14,6 +14,8 @@ from litestar.template.config import TemplateConfig
 
 from api.web import filters
 from api.web.auth_pages import AuthPages
+from api.web.console import ConsoleAccountPages
+from api.web.console_ops import ConsoleOperationsPages
 from api.web.dashboard import DashboardPages
 from api.web.public import PublicPages
 from api.web.work import WorkPages
@@ -37,4 +39,15 @@ def web_router() -> Router:
         directories=[STATIC],
         include_in_schema=False,
     )
-    return Router(path="/", route_handlers=[PublicPages, AuthPages, DashboardPages, WorkPages, static])
+    return Router(
+        path="/",
+        route_handlers=[
+            PublicPages,
+            AuthPages,
+            DashboardPages,
+            WorkPages,
+            ConsoleAccountPages,
+            ConsoleOperationsPages,
+            static,
+        ],
+    )

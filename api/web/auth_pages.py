@@ -43,11 +43,14 @@ class AuthPages(Controller):
         return page("signup.html", visitor, oauth=_oauth_providers(auth))
 
     @get("/signin")
-    async def sign_in(self, visitor: VisitorDep, auth: AuthDep, next_path: Next = "/dashboard") -> Template | Redirect:
+    async def sign_in(
+        self, visitor: VisitorDep, auth: AuthDep, next_path: Next = "/dashboard", challenge: Token = ""
+    ) -> Template | Redirect:
+        """``challenge``: a Google/GitHub sign-in of an account with two-step sign-in, waiting for its code."""
         target = safe_next(next_path)
         if visitor.signed_in:
             return Redirect(target, status_code=303)
-        return page("signin.html", visitor, next=target, oauth=_oauth_providers(auth))
+        return page("signin.html", visitor, next=target, oauth=_oauth_providers(auth), challenge=challenge)
 
     @get("/verify-email")
     async def verify_email(

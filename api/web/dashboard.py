@@ -17,12 +17,13 @@ from litestar.response import Template
 from api.deps import ServicesDep, provide_auth
 from api.web.chart import chart_data, chart_days, legend, render_svg
 from api.web.context import MemberDep, VisitorDep, page, provide_member, provide_visitor
-from shared.accounts import key_management
+from shared.accounts import key_management, second_factor
 from shared.accounts.rewards import list_reward_grants
 from shared.accounts.service import get_account
 from shared.accounts.signin import account_has_password
 from shared.billing.orders import get_order, list_orders
 from shared.infra.errors import InvalidInput
+from shared.staff import STAFF_ROLES
 from shared.tasks.queries import list_tasks
 from shared.tasks.views import public_task
 from shared.usage.queries import UsageFilters, list_usage, summarize_usage
@@ -140,12 +141,15 @@ class DashboardPages(Controller):
         account = (await get_account(services.db, member.account_id)).public()
         sessions = await services.sessions.list(member.account_id)
         listed = [s.public(current=s.id == member.session_id) for s in sessions]
-        has_password = await account_has_password(provide_auth(services), member.account_id)
+        auth = provide_auth(services)
+        has_password = await account_has_password(auth, member.account_id)
         return page(
             "dashboard/settings.html",
             visitor,
             account=account,
             sessions=listed,
             has_password=has_password,
+            two_step=await second_factor.status(auth, member.account_id),
+            staff_needs_second_factor=member.role in STAFF_ROLES and not member.second_factor,
             section="settings",
         )

@@ -114,9 +114,11 @@ async def find_account(db: Database, ident: str) -> uuid.UUID:
     return found
 
 
-async def suspend(db: Database, redis: Redis, ident: str, *, suspended: bool) -> uuid.UUID:
-    """Suspend an account (its keys and sessions stop with ``account_suspended``) or reinstate it."""
+async def suspend(db: Database, redis: Redis, ident: str, *, suspended: bool, reason: str = "") -> uuid.UUID:
+    """Suspend an account (its keys and sessions stop with ``account_suspended``, which tells the ``reason``) or
+    reinstate it."""
     account_id = await find_account(db, ident)
-    if not await set_account_status(db, redis, account_id, "suspended" if suspended else "active"):
+    status = "suspended" if suspended else "active"
+    if not await set_account_status(db, redis, account_id, status, reason=reason):
         raise Conflict("a deleted account cannot be suspended or reinstated", code="account_deleted")
     return account_id

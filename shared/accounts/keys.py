@@ -58,6 +58,7 @@ class Principal:
     allowed_models: frozenset[str] | None = None  # None: every model
     spend_cap: int | None = None  # micro-credits this key may spend in total; None: no cap
     session_id: str | None = None  # set when a person's browser session (not an API key) is calling
+    second_factor: bool = False  # that session was opened with a second factor (TOTP or a recovery code)
     # Rate limits set on the key and on the account; None: the defaults from the settings
     key_rpm: int | None = None
     key_max_inflight: int | None = None
@@ -259,8 +260,9 @@ async def authenticate(
     row = await db.fetchrow(
         """
         SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
-               k.spend_cap, a.status, a.role, k.rate_limit_rpm AS key_rpm, k.max_inflight_tasks AS key_max_inflight,
-               a.rate_limit_rpm AS account_rpm, a.max_inflight_tasks AS account_max_inflight
+               k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
+               k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
+               a.max_inflight_tasks AS account_max_inflight
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
         WHERE k.key_hash = $1
         """,
@@ -286,6 +288,12 @@ async def authenticate(
     return principal
 
 
+def account_suspended(reason: str | None) -> PermissionDenied:
+    """What a suspended account's owner is told: the operator's reason, when one was given."""
+    because = f" ({reason})" if reason else ""
+    return PermissionDenied(f"this account is suspended{because}; contact support", code="account_suspended")
+
+
 def _principal(row: Record | None) -> Principal:
     """The caller a key's row names, or why the key cannot be used."""
     if row is None:
@@ -295,7 +303,7 @@ def _principal(row: Record | None) -> Principal:
     if row["expired"]:
         raise Unauthenticated("this API key has expired", code="expired_api_key")
     if row["status"] == "suspended":
-        raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
+        raise account_suspended(row["suspension_reason"])
     if row["status"] != "active":
         raise Unauthenticated("invalid API key")
     allowed = row["allowed_models"]
@@ -332,12 +340,20 @@ async def revoke_key(db: Database, redis: Redis, key_id: uuid.UUID) -> bool:
     return revoked is not None
 
 
-async def set_account_status(db: Database, redis: Redis, account_id: uuid.UUID, status: str) -> bool:
-    """Suspend (``suspended``) or reinstate (``active``) an account; its keys stop or resume working at once."""
+async def set_account_status(
+    db: Database, redis: Redis, account_id: uuid.UUID, status: str, *, reason: str | None = None
+) -> bool:
+    """Suspend (``suspended``, with the ``reason`` its owner is told) or reinstate (``active``) an account; its
+    keys stop or resume working at once."""
     changed = await db.fetchval(
-        "UPDATE accounts SET status = $2, updated_at = now() WHERE id = $1 AND status <> 'deleted' RETURNING id",
+        """
+        UPDATE accounts
+        SET status = $2::text, suspension_reason = CASE WHEN $2::text = 'suspended' THEN $3 END, updated_at = now()
+        WHERE id = $1 AND status <> 'deleted' RETURNING id
+        """,
         account_id,
         status,
+        reason or None,
     )
     await publish_invalidation(redis, f"account:{account_id}")
     return changed is not None

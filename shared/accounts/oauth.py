@@ -27,7 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import httpx
 from redis.asyncio import Redis
 
-from shared.accounts import tokens
+from shared.accounts import second_factor, tokens
 from shared.accounts.redirects import has_unsafe_characters, same_site_path
 from shared.accounts.rewards import mark_email_verified
 from shared.accounts.service import normalize_email
@@ -138,7 +138,7 @@ async def finish(
     ip: str,
     user_agent: str,
     transport: httpx.AsyncBaseTransport | None = None,
-) -> SignedIn:
+) -> SignedIn | second_factor.Challenge:
     config = provider_settings(deps, provider)
     if not state or not cookie_state or not hmac.compare_digest(state.encode(), cookie_state.encode()):
         raise _state_mismatch()
@@ -160,6 +160,9 @@ async def finish(
         status = await conn.fetchval("SELECT status FROM accounts WHERE id = $1", account_id)
     if status == "suspended":
         raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
+    if await second_factor.enabled(deps, account_id):  # two-step sign-in: a code opens the session
+        email = await deps.db.fetchval("SELECT email FROM accounts WHERE id = $1", account_id)
+        return await second_factor.create_challenge(deps, account_id, email, redirect_to=flow.get("redirect_to"))
     token, session = await deps.sessions.create(account_id, ip=ip, user_agent=user_agent)
     return SignedIn(token, session, account_id, created, flow.get("redirect_to"))
 

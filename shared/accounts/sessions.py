@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from shared.accounts.keys import Principal
+from shared.accounts.keys import Principal, account_suspended
 from shared.accounts.redaction import without_keys
 from shared.infra.db import Database
-from shared.infra.errors import PermissionDenied, Unauthenticated
+from shared.infra.errors import Unauthenticated
 from shared.infra.ids import uuid7
 from shared.settings import AuthSettings
 
@@ -45,6 +45,12 @@ end
 return 1
 """
 
+# Change a field of a session only if it still exists.
+_SET_FIELD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) end
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Session:
@@ -56,6 +62,7 @@ class Session:
     ip: str
     user_agent: str
     csrf_token: str
+    second_factor: bool = False  # signed in with a second factor, or enrolled one in this session
 
     def public(self, *, current: bool = False) -> dict[str, Any]:
         return {
@@ -67,6 +74,7 @@ class Session:
             "ip": self.ip,
             "user_agent": self.user_agent,
             "current": current,
+            "second_factor": self.second_factor,
         }
 
 
@@ -96,8 +104,11 @@ class SessionStore:
         self.redis = redis
         self.settings = settings
         self._touch = redis.register_script(_TOUCH)
+        self._touch_field = redis.register_script(_SET_FIELD)
 
-    async def create(self, account_id: uuid.UUID, *, ip: str, user_agent: str) -> tuple[str, Session]:
+    async def create(
+        self, account_id: uuid.UUID, *, ip: str, user_agent: str, second_factor: bool = False
+    ) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
         now = time.time()
         session = Session(
@@ -109,6 +120,7 @@ class SessionStore:
             ip=ip,
             user_agent=without_keys(user_agent)[:MAX_USER_AGENT],
             csrf_token=secrets.token_urlsafe(24),
+            second_factor=second_factor,
         )
         token_hash = _hash(token)
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -123,6 +135,7 @@ class SessionStore:
                     "ip": session.ip,
                     "user_agent": session.user_agent,
                     "csrf_token": session.csrf_token,
+                    "second_factor": "1" if second_factor else "0",
                 },
             )
             pipe.expire(SESSION_KEY + token_hash, self._ttl(now, session.expires_at))
@@ -147,6 +160,10 @@ class SessionStore:
         if now - session.last_seen_at >= TOUCH_INTERVAL_S:
             await self._touch(keys=[key], args=[repr(now), self._ttl(now, session.expires_at)])
         return session
+
+    async def mark_second_factor(self, token: str) -> None:
+        """This session passed a second factor now (its person just enrolled one)."""
+        await self._touch_field(keys=[SESSION_KEY + _hash(token)], args=["second_factor", "1"])
 
     async def list(self, account_id: uuid.UUID) -> list[Session]:
         index = _decode(await _wait(self.redis.hgetall(INDEX_KEY + str(account_id))))
@@ -222,6 +239,7 @@ def _parse(raw: dict[str, str]) -> Session:
         ip=raw.get("ip", ""),
         user_agent=raw.get("user_agent", ""),
         csrf_token=raw["csrf_token"],
+        second_factor=raw.get("second_factor") == "1",
     )
 
 
@@ -231,17 +249,19 @@ async def session_principal(db: Database, store: SessionStore, token: str) -> tu
     if session is None:
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
     row = await db.fetchrow(
-        "SELECT status, role, rate_limit_rpm, max_inflight_tasks FROM accounts WHERE id = $1", session.account_id
+        "SELECT status, suspension_reason, role, rate_limit_rpm, max_inflight_tasks FROM accounts WHERE id = $1",
+        session.account_id,
     )
     if row is None or row["status"] == "deleted":
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
     if row["status"] == "suspended":
-        raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
+        raise account_suspended(row["suspension_reason"])
     principal = Principal(
         account_id=session.account_id,
         api_key_id=None,
         role=row["role"],
         session_id=session.id,
+        second_factor=session.second_factor,
         account_rpm=row["rate_limit_rpm"],
         account_max_inflight=row["max_inflight_tasks"],
     )

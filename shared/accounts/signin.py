@@ -12,9 +12,10 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-from shared.accounts import mails
-from shared.accounts.keys import Principal
+from shared.accounts import mails, second_factor
+from shared.accounts.keys import Principal, account_suspended
 from shared.accounts.passwords import check_password_policy, hash_password, needs_rehash, verify_password
+from shared.accounts.second_factor import Challenge
 from shared.accounts.service import normalize_email
 from shared.accounts.sessions import Session
 from shared.accounts.signup import AuthDeps
@@ -65,19 +66,24 @@ async def check_password(
     return await verify_attempt(deps, await reserve_attempt(deps, email, client), password_hash, password)
 
 
-async def sign_in(deps: AuthDeps, *, email: str, password: str, client: PasswordClient, user_agent: str) -> SignedIn:
-    """Check the password and open a session; the browser's device cookie gets an entry for the address."""
+async def sign_in(
+    deps: AuthDeps, *, email: str, password: str, client: PasswordClient, user_agent: str
+) -> SignedIn | Challenge:
+    """Check the password and open a session; the browser's device cookie gets an entry for the address. An
+    account with two-step sign-in gets a ``Challenge`` instead, which ``pass_second_factor`` completes."""
     email = normalize_email(email)
     attempt = await reserve_attempt(deps, email, client)  # before anything costs: a refused attempt costs no query
     row = await deps.db.fetchrow(
-        "SELECT id, password_hash, status, email_verified_at FROM accounts WHERE email = $1", email
+        "SELECT id, password_hash, status, suspension_reason, email_verified_at, totp_enabled_at FROM accounts"
+        " WHERE email = $1",
+        email,
     )
     password_hash = row["password_hash"] if row is not None else None
     if not await verify_attempt(deps, attempt, password_hash, password):
         raise Unauthenticated("wrong email or password", code="invalid_credentials")
     assert row is not None and password_hash is not None
     if row["status"] == "suspended":
-        raise PermissionDenied("this account is suspended; contact support", code="account_suspended")
+        raise account_suspended(row["suspension_reason"])
     if row["email_verified_at"] is None:
         raise PermissionDenied(
             "confirm your email address first: open the link we mailed you "
@@ -88,8 +94,27 @@ async def sign_in(deps: AuthDeps, *, email: str, password: str, client: Password
         await deps.db.execute(
             "UPDATE accounts SET password_hash = $2 WHERE id = $1", row["id"], await hash_password(password)
         )
+    if row["totp_enabled_at"] is not None:
+        return await second_factor.create_challenge(deps, row["id"], email)
     token, session = await deps.sessions.create(row["id"], ip=client.ip, user_agent=user_agent)
     return SignedIn(token, session, deps.devices.issue(client.device_cookie, email))
+
+
+async def pass_second_factor(
+    deps: AuthDeps, *, challenge: str, code: str, client: PasswordClient, user_agent: str
+) -> tuple[SignedIn, Challenge]:
+    """The second step of a sign-in: a TOTP or recovery code for the challenge's account opens the session (a
+    session that passed a second factor), and the browser's device cookie gets its entry then."""
+    passed = await second_factor.pass_challenge(deps, challenge, code)
+    row = await deps.db.fetchrow("SELECT status, suspension_reason FROM accounts WHERE id = $1", passed.account_id)
+    if row is not None and row["status"] == "suspended":
+        raise account_suspended(row["suspension_reason"])
+    if row is None or row["status"] != "active":
+        raise Unauthenticated("wrong email or password", code="invalid_credentials")
+    token, session = await deps.sessions.create(
+        passed.account_id, ip=client.ip, user_agent=user_agent, second_factor=True
+    )
+    return SignedIn(token, session, deps.devices.issue(client.device_cookie, passed.email)), passed
 
 
 async def change_password(

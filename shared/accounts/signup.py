@@ -44,7 +44,7 @@ def invalid_token() -> InvalidInput:
     return InvalidInput("this link is invalid, has expired or was already used", code="invalid_token", param="token")
 
 
-async def _verification_mail(conn: Connection, settings: AuthSettings, account_id: uuid.UUID, email: str) -> Mail:
+async def verification_mail(conn: Connection, settings: AuthSettings, account_id: uuid.UUID, email: str) -> Mail:
     token = await tokens.issue_token(
         conn, account_id=account_id, email=email, purpose=tokens.VERIFY_EMAIL, ttl_s=settings.verify_token_ttl_s
     )
@@ -82,7 +82,7 @@ async def sign_up(deps: AuthDeps, *, email: str, password: str, age_confirmed: b
             password_hash,
         )
         if account_id is not None:
-            mail = await _verification_mail(conn, deps.settings, account_id, email)
+            mail = await verification_mail(conn, deps.settings, account_id, email)
         else:
             existing = await conn.fetchval("SELECT id FROM accounts WHERE email = $1", email)
             if existing is not None:
@@ -107,7 +107,7 @@ async def resend_verification(deps: AuthDeps, *, email: str, ip: str) -> str:
     """Mail a new verification link, if the address has an account still waiting for one."""
 
     async def compose(conn: Connection, account_id: uuid.UUID, address: str) -> Mail:
-        return await _verification_mail(conn, deps.settings, account_id, address)
+        return await verification_mail(conn, deps.settings, account_id, address)
 
     return await _mail_the_owner(deps, email, ip, "AND email_verified_at IS NULL AND status = 'active'", compose)
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.accounts.erasure import find_account, suspend
+from shared.accounts.erasure import find_account
 from shared.accounts.keys import revoke_key
 from shared.accounts.service import get_account
 from shared.infra.db import Connection, Database
@@ -22,8 +22,7 @@ from shared.infra.ids import parse_uuid, uuid7
 from shared.infra.pagination import Page, page_cursor
 from shared.ledger import deduct_unused, get_balance, grant
 from shared.ledger.money import Credits
-
-MAX_REASON = 500
+from shared.staff import Actor, audit
 
 
 def _summary(row: Any) -> dict[str, Any]:
@@ -50,7 +49,8 @@ async def search_accounts(
     limit: int = 20,
     after: str | None = None,
 ) -> Page[dict[str, Any]]:
-    """Newest first. ``query`` is an account id, an API key prefix (``cdt_…``) or part of an email address."""
+    """Newest first. ``query`` is an account id, an API key prefix (``cdt_…``), an order id or part of an email
+    address."""
     cursor = page_cursor(limit, after)
     text = (query or "").strip().lower()
     exact_id = parse_uuid(text) if text else None
@@ -60,7 +60,8 @@ async def search_accounts(
         SELECT a.id, a.email, a.role, a.status, a.credits_total, a.credits_held, a.created_at
         FROM accounts a
         WHERE ($1::text = '' OR a.id = $2::uuid OR a.email LIKE $7
-               OR EXISTS (SELECT 1 FROM api_keys k WHERE k.account_id = a.id AND lower(k.prefix) = $1))
+               OR EXISTS (SELECT 1 FROM api_keys k WHERE k.account_id = a.id AND lower(k.prefix) = $1)
+               OR EXISTS (SELECT 1 FROM billing_orders o WHERE o.account_id = a.id AND o.id = $2::uuid))
           AND ($3::text IS NULL OR a.status = $3) AND ($4::text IS NULL OR a.role = $4)
           AND ($5::uuid IS NULL OR a.id < $5)
         ORDER BY a.id DESC LIMIT $6
@@ -100,34 +101,25 @@ async def account_detail(db: Database, ident: str) -> dict[str, Any]:
     return view
 
 
-def _check_reason(reason: str) -> str:
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("say why (reason): it is written in the ledger", param="reason")
-    if len(reason) > MAX_REASON:
-        raise InvalidInput(f"reason must be at most {MAX_REASON} characters", param="reason")
-    return reason
-
-
 async def adjust_credits(
     db: Database,
     ident: str,
     *,
     amount: int,
     reason: str,
-    actor: str,
+    actor: Actor,
     operation_id: str | None = None,
 ) -> dict[str, Any]:
     """Grant (``amount`` > 0) or deduct (``amount`` < 0) micro-credits. A deduction takes only unused credits
     (not what pending holds have set aside) and is refused whole when there are not enough."""
     if amount == 0:
         raise InvalidInput("amount must not be zero", param="amount")
-    reason = _check_reason(reason)
+    reason = audit.check_reason(reason)
     account_id = await find_account(db, ident)
     op = operation_id or uuid7().hex
     if not (0 < len(op) <= 100 and op.replace("-", "").replace("_", "").isalnum()):
         raise InvalidInput("operation_id must be 1-100 letters, digits, - or _", param="operation_id")
-    description = f"{reason} (by {actor})"
+    description = f"{reason} (by {actor.label})"
     key = f"admin:{account_id}:{op}"
     async with db.transaction() as conn:
         # Locks in the ledger's order: account, then lots.
@@ -154,6 +146,12 @@ async def adjust_credits(
                     param="operation_id",
                 )
         balance = await get_balance(conn, account_id)
+        if not replayed:  # a replay changed nothing: no second audit entry
+            action = "credits.grant" if amount > 0 else "credits.deduct"
+            after = {"available": str(Credits(balance.available)), "held": str(Credits(balance.held))}
+            before = {"available": str(Credits(balance.available - applied)), "held": str(Credits(balance.held))}
+            await audit.record(conn, actor, action, "account", account_id, reason=reason, before=before,
+                               after={**after, "amount": str(Credits(applied)), "operation_id": op})  # fmt: skip
     return {
         "object": "credit_adjustment",
         "account_id": str(account_id),
@@ -180,17 +178,17 @@ async def _applied_before(conn: Connection, account_id: uuid.UUID, key: str) -> 
     return moved
 
 
-async def set_suspended(db: Database, redis: Redis, ident: str, *, suspended: bool) -> dict[str, Any]:
-    account_id = await suspend(db, redis, ident, suspended=suspended)
-    return {"account_id": str(account_id), "status": "suspended" if suspended else "active"}
-
-
-async def revoke_any_key(db: Database, redis: Redis, key_id: str) -> dict[str, Any]:
+async def revoke_any_key(db: Database, redis: Redis, key_id: str, *, actor: Actor, reason: str = "") -> dict[str, Any]:
     """Revoke any account's API key (it stops working on every process at once)."""
+    reason = audit.check_reason(reason, required=False)
     parsed = parse_uuid(key_id)
-    row = await db.fetchrow("SELECT id, account_id FROM api_keys WHERE id = $1", parsed) if parsed else None
+    row = await db.fetchrow("SELECT id, account_id, prefix FROM api_keys WHERE id = $1", parsed) if parsed else None
     if row is None:
         raise NotFound(f"API key {key_id} not found", code="api_key_not_found")
     revoked = await revoke_key(db, redis, row["id"])
+    if revoked:
+        before = {"account_id": str(row["account_id"]), "prefix": row["prefix"], "revoked": False}
+        after = {"revoked": True}
+        await audit.record(db, actor, "key.revoke", "api_key", row["id"], reason=reason, before=before, after=after)
     return {"id": str(row["id"]), "object": "api_key", "account_id": str(row["account_id"]), "revoked": True,
             "already_revoked": not revoked}  # fmt: skip

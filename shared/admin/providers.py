@@ -1,12 +1,15 @@
-"""Provider health for operators: credentials configured, circuit state (shared through Redis) and the last
-hour's outcomes of tasks on each provider."""
+"""Provider health for operators: credentials configured, circuit state (shared through Redis), the last
+hour's attempts on each provider (error rate, latency) and outcomes of tasks; the queue; and opening or
+closing a provider's circuit by hand (audited)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from shared.infra.db import Database
+from shared.infra.errors import NotFound
 from shared.providers import ProviderRegistry
+from shared.staff import Actor, audit
 
 
 async def provider_health(db: Database, registry: ProviderRegistry) -> list[dict[str, Any]]:
@@ -20,12 +23,25 @@ async def provider_health(db: Database, registry: ProviderRegistry) -> list[dict
     recent: dict[str, dict[str, int]] = {}
     for row in rows:
         recent.setdefault(row["provider"], {})[row["status"]] = row["n"]
+    attempts = {
+        row["provider"]: row
+        for row in await db.fetch(
+            """
+            SELECT provider, count(*) AS n, count(*) FILTER (WHERE outcome = 'failed') AS failed,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms) AS p50_ms,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms) AS p95_ms
+            FROM task_attempts WHERE started_at > now() - interval '1 hour' AND outcome <> 'skipped'
+            GROUP BY provider
+            """
+        )
+    }
     health = []
     for name in registry.names():
         provider = registry.get(name)
-        circuit: dict[str, Any] = {"state": "closed", "failures": 0, "open_until_ms": None}
+        circuit: dict[str, Any] = {"state": "closed", "failures": 0, "open_until_ms": None, "held_open": False}
         if registry.breaker is not None:
             circuit = await registry.breaker.state(name)
+        tried = attempts.get(name)
         health.append(
             {
                 "name": name,
@@ -33,6 +49,51 @@ async def provider_health(db: Database, registry: ProviderRegistry) -> list[dict
                 "configured": bool(provider and provider.configured()),
                 "circuit": circuit,
                 "last_hour": recent.get(name, {}),
+                "attempts_last_hour": {
+                    "count": tried["n"] if tried else 0,
+                    "error_rate": round(tried["failed"] / tried["n"], 3) if tried else None,
+                    "latency_p50_ms": round(tried["p50_ms"]) if tried else None,
+                    "latency_p95_ms": round(tried["p95_ms"]) if tried else None,
+                },
             }
         )
     return health
+
+
+async def queue_overview(db: Database) -> dict[str, Any]:
+    """Tasks waiting for a worker and running, and how long the oldest queued one has waited."""
+    row = await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE status = 'queued') AS queued,
+               count(*) FILTER (WHERE status = 'running') AS running,
+               min(created_at) FILTER (WHERE status = 'queued') AS oldest_queued_at
+        FROM tasks WHERE status IN ('queued', 'running')
+        """
+    )
+    assert row is not None  # an aggregate always answers one row
+    oldest = await db.fetchval("SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT 1")
+    return {
+        "object": "queue",
+        "queued": row["queued"],
+        "running": row["running"],
+        "oldest_queued_at": row["oldest_queued_at"],
+        "oldest_queued_task": str(oldest) if oldest else None,
+    }
+
+
+async def set_circuit(
+    registry: ProviderRegistry, db: Database, name: str, *, open_it: bool, actor: Actor, reason: str = ""
+) -> dict[str, Any]:
+    """Open a provider's circuit by hand (its routes are skipped until it is closed) or close it."""
+    reason = audit.check_reason(reason, required=open_it)
+    if name not in registry.names() or registry.breaker is None:
+        raise NotFound(f"no provider {name}", code="provider_not_found", param="provider")
+    before = await registry.breaker.state(name)
+    if open_it:
+        await registry.breaker.hold_open(name)
+    else:
+        await registry.breaker.reset(name)
+    after = await registry.breaker.state(name)
+    action = "provider.circuit_open" if open_it else "provider.circuit_close"
+    await audit.record(db, actor, action, "provider", name, reason=reason, before=before, after=after)
+    return {"name": name, "object": "provider_circuit", "circuit": after}

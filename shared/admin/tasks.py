@@ -11,6 +11,7 @@ from shared.infra.errors import Conflict
 from shared.infra.ids import parse_uuid
 from shared.infra.queue import JobQueue
 from shared.infra.storage import UrlSigner
+from shared.staff import Actor, audit
 from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 from shared.tasks.queries import task_not_found
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from shared.ratelimits.task_slots import TaskSlots
 
 
-async def _load(db: Database, task_id: str) -> TaskRecord:
+async def load_task(db: Database, task_id: str) -> TaskRecord:
     parsed = parse_uuid(task_id)
     row = await db.fetchrow(f"SELECT {TASK_ROWS.columns} FROM tasks WHERE id = $1", parsed) if parsed else None
     if row is None:
@@ -31,7 +32,7 @@ async def _load(db: Database, task_id: str) -> TaskRecord:
 
 async def view_task(db: Database, signer: UrlSigner, task_id: str) -> dict[str, Any]:
     """Any account's task, with what operators need besides the owner's view."""
-    task = await _load(db, task_id)
+    task = await load_task(db, task_id)
     view = public_task(task, signer)
     view.update(
         account_id=str(task.account_id),
@@ -51,22 +52,28 @@ async def fail_task(
     task_id: str,
     *,
     reason: str,
+    actor: Actor,
     slots: TaskSlots | None = None,
 ) -> dict[str, Any]:
     """queued|running -> failed (``failed_by_operator``), voiding the hold; the upstream job is cancelled."""
-    task = await _load(db, task_id)
+    reason = audit.check_reason(reason, required=False)
+    task = await load_task(db, task_id)
     message = f"failed by an operator: {reason.strip()}" if reason.strip() else "failed by an operator"
     if not await lifecycle.fail(db, task.id, code="failed_by_operator", message=message[:500], slots=slots):
         raise Conflict(f"task {task.id} already finished ({task.status})", code="task_finished")
+    await audit.record(db, actor, "task.fail", "task", task.id, reason=reason,
+                       before={"status": task.status}, after={"status": "failed"})  # fmt: skip
     if task.upstream_id:
         await request_upstream_cancel(queue, task.id)
     return await view_task(db, signer, str(task.id))
 
 
-async def retry_task(db: Database, queue: JobQueue, signer: UrlSigner, task_id: str) -> dict[str, Any]:
+async def retry_task(
+    db: Database, queue: JobQueue, signer: UrlSigner, task_id: str, *, actor: Actor, reason: str = ""
+) -> dict[str, Any]:
     """Hand a stuck queued or running task back to the workers: its lease is dropped and its job enqueued
     (a no-op when the job exists; a worker still running it cannot settle twice)."""
-    task = await _load(db, task_id)
+    task = await load_task(db, task_id)
     released = await db.fetchval(
         "UPDATE tasks SET lease_expires_at = NULL WHERE id = $1 AND status IN ('queued', 'running') RETURNING id",
         task.id,
@@ -74,6 +81,9 @@ async def retry_task(db: Database, queue: JobQueue, signer: UrlSigner, task_id: 
     if released is None:
         raise Conflict(f"task {task.id} already finished ({task.status}); submit it again", code="task_finished")
     enqueued = await queue.enqueue(jobs.run_task(uuid.UUID(str(task.id))))
+    await audit.record(db, actor, "task.retry", "task", task.id, reason=audit.check_reason(reason, required=False),
+                       before={"status": task.status, "lease_expires_at": str(task.lease_expires_at)},
+                       after={"requeued": enqueued})  # fmt: skip
     view = await view_task(db, signer, str(task.id))
     view["requeued"] = enqueued
     return view

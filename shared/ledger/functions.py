@@ -1,4 +1,5 @@
-"""The ledger's SQL functions, one file each in ``shared/ledger/sql/``: the source of truth for their code.
+"""The SQL functions, one file each in ``shared/ledger/sql/``: the source of truth for their code (the ledger's,
+and the trigger that keeps the staff audit log append-only).
 
 Each file is one ``CREATE OR REPLACE FUNCTION`` statement (after its comment) that the migrations run as it
 is: ``function_sql(name)`` reads it. ``tests/integration/ledger/test_sql_functions.py`` checks that the
@@ -18,7 +19,13 @@ from pathlib import Path
 SQL_DIR = Path(__file__).with_name("sql")
 
 # In the order the migrations first create them.
-FUNCTIONS = ("ledger_place_hold", "conduit_uuid7", "ledger_resolve_hold", "ledger_place_holds")
+FUNCTIONS = (
+    "ledger_place_hold",
+    "conduit_uuid7",
+    "ledger_resolve_hold",
+    "ledger_place_holds",
+    "staff_audit_log_append_only",  # not the ledger's: the staff audit log's trigger, kept here with the others
+)
 
 
 def function_sql(name: str) -> str:

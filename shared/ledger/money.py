@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
 
+import msgspec
+
 MICRO = 1_000_000
 
 
@@ -41,7 +43,8 @@ def ceil_micro(value: Decimal) -> int:
 
 
 class Credits:
-    """A credit amount for a response body; encoded as a JSON number (see api.app type encoders)."""
+    """A credit amount for a response body or a stored JSON document; encoded as a JSON number (``json_raw``, used
+    by the app's type encoders and by ``shared.infra.db.to_json``)."""
 
     __slots__ = ("micro",)
 
@@ -61,3 +64,7 @@ class Credits:
         value = micro_to_decimal(self.micro)
         text = format(value, "f")
         return text
+
+    def json_raw(self) -> msgspec.Raw:
+        """The amount as a JSON number with up to six decimals (exact: rendered from integers)."""
+        return msgspec.Raw(str(self).encode())

@@ -22,7 +22,8 @@ KEY_PREFIX = "conduit:circuit:"
 _TTL_MS = 3_600_000  # forget an idle provider's failure count after an hour
 
 _ALLOW = """
-local s = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probe_until')
+local s = redis.call('HMGET', KEYS[1], 'failures', 'open_until', 'probe_until', 'held')
+if s[4] == '1' then return 0 end
 local now = tonumber(ARGV[1])
 local failures = tonumber(s[1] or '0')
 local open_until = tonumber(s[2] or '0')
@@ -37,6 +38,7 @@ return 3
 """
 
 _FAILURE = """
+if redis.call('HGET', KEYS[1], 'held') == '1' then return 0 end
 local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
 local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until') or '0')
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
@@ -45,6 +47,12 @@ if failures >= tonumber(ARGV[2]) or open_until > 0 then
     return 1
 end
 return 0
+"""
+
+# A success forgets the failures, unless an operator holds the circuit open.
+_SUCCESS = """
+if redis.call('HGET', KEYS[1], 'held') ~= '1' then redis.call('DEL', KEYS[1]) end
+return 1
 """
 
 
@@ -82,7 +90,7 @@ class CircuitBreaker:
 
     async def record_success(self, provider: str, gate: Gate) -> None:
         if gate in (Gate.CLOSED_WITH_FAILURES, Gate.PROBE):
-            await self.redis.delete(self._key(provider))
+            await self.redis.eval(_SUCCESS, 1, self._key(provider))  # type: ignore[misc]
 
     async def record_failure(self, provider: str) -> bool:
         """Count a failed call; True when this failure opened (or re-opened) the circuit."""
@@ -94,18 +102,27 @@ class CircuitBreaker:
     async def state(self, provider: str) -> dict[str, object]:
         """What operators see (admin API, metrics): ``closed`` / ``open`` / ``half_open``, the failure count,
         and until when an open circuit refuses calls."""
-        raw = await self.redis.hmget(self._key(provider), ["failures", "open_until", "probe_until"])  # type: ignore[misc]
-        failures, open_until, probe_until = (int(value or 0) for value in raw)
+        raw = await self.redis.hmget(self._key(provider), ["failures", "open_until", "probe_until", "held"])  # type: ignore[misc]
+        failures, open_until, probe_until, held = (int(value or 0) for value in raw)
         now = _now_ms()
+        if held:
+            return {"state": "open", "failures": failures, "open_until_ms": None, "held_open": True}
         if open_until == 0:
             state = "closed"
         elif now < open_until or now < probe_until:
             state = "open" if now < open_until else "half_open"
         else:
             state = "half_open"  # the cool-down ended: the next call is a probe
-        return {"state": state, "failures": failures, "open_until_ms": open_until or None}
+        return {"state": state, "failures": failures, "open_until_ms": open_until or None, "held_open": False}
+
+    async def hold_open(self, provider: str) -> None:
+        """An operator opens the circuit by hand: every process skips the provider (within ``local_ttl_s``)
+        until ``reset``; failures and successes do not change it meanwhile."""
+        await self.redis.hset(self._key(provider), mapping={"held": 1, "open_until": _now_ms(), "probe_until": 0})  # type: ignore[misc]
+        await self.redis.persist(self._key(provider))
 
     async def reset(self, provider: str) -> None:
+        """Close the circuit (by hand, or a probe's success): the failure count starts again from zero."""
         await self.redis.delete(self._key(provider))
 
 

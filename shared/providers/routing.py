@@ -36,6 +36,19 @@ class Served(Generic[T]):
     request: GenerationRequest
 
 
+@dataclass(slots=True)
+class Attempt:
+    """One route tried (after its retries): what the task timeline shows."""
+
+    provider: str
+    outcome: str  # succeeded, refused (the request itself), failed, skipped (circuit open)
+    started_at: float  # time.time()
+    duration_ms: int = 0
+    error_code: str | None = None
+    error_message: str | None = None
+    upstream_id: str | None = None
+
+
 class RequestRefused(Exception):
     """A provider refused the request itself (invalid for the model, content policy)."""
 
@@ -69,12 +82,14 @@ async def serve(
     ends: float,
     on_route: Callable[[str], None] | None = None,
     count_failures: Callable[[], bool] = lambda: True,
+    attempts: list[Attempt] | None = None,
 ) -> Served[T]:
     """``call`` on the first route that honours ``params`` and serves the request before ``ends``
     (``time.monotonic()``).
 
     ``on_route`` is told each provider tried; ``count_failures`` says whether a route's failure counts against
-    its circuit (a task that ran out of its own time says nothing about the provider).
+    its circuit (a task that ran out of its own time says nothing about the provider); ``attempts``, when
+    given, gets an ``Attempt`` per route tried.
     Raises ``RequestRefused`` or ``RoutesExhausted``."""
     last: ProviderError | None = None
     for route in registry.routes_for(model, params):
@@ -86,8 +101,13 @@ async def serve(
         if on_route is not None:
             on_route(route.provider)
         gate = await gate_for(registry, route.provider)
+        attempt = Attempt(route.provider, "skipped", time.time())
+        began = time.monotonic()
+        if attempts is not None:
+            attempts.append(attempt)
         if not gate.allowed:
             last = RetryableError(f"{route.provider} is failing (circuit open)", code="upstream_unavailable")
+            attempt.error_code, attempt.error_message = last.code, last.message
             continue
         request = GenerationRequest(task_id=request_id, model=model, route=route, params=params)
         try:
@@ -95,17 +115,27 @@ async def serve(
                 functools.partial(call, provider, request), registry.policy, budget_s=budget, provider=route.provider
             )
         except (RetryableError, RouteError) as exc:
+            _ended(attempt, began, "failed", exc)
             if count_failures():
                 await record_failure(registry, route.provider)
             log.warning("request %s: route %s failed (%s), trying the next one", request_id, route.provider, exc.code)
             last = exc
             continue
         except PermanentError as exc:
+            _ended(attempt, began, "refused", exc)
             await record_success(registry, route.provider, gate)  # it answered: the provider is up
             raise RequestRefused(exc, route.provider) from None
+        _ended(attempt, began, "succeeded", None)
         await record_success(registry, route.provider, gate)
         return Served(result, provider, request)
     raise RoutesExhausted(last)
+
+
+def _ended(attempt: Attempt, began: float, outcome: str, error: ProviderError | None) -> None:
+    attempt.outcome = outcome
+    attempt.duration_ms = int((time.monotonic() - began) * 1000)
+    if error is not None:
+        attempt.error_code, attempt.error_message = error.code, error.message
 
 
 async def gate_for(registry: ProviderRegistry, provider: str) -> Gate:

@@ -33,6 +33,7 @@ class Ticket:
     last_message_at: dt.datetime
     last_message_by: str
     closed_at: dt.datetime | None
+    assignee_id: uuid.UUID | None
 
 
 TICKET_ROWS = RecordMapping(Ticket, "support_tickets t", alias="t")
@@ -85,7 +86,7 @@ async def load_ticket(
 
 
 def public_ticket(ticket: Ticket, viewer: Viewer) -> dict[str, Any]:
-    return {
+    shown: dict[str, Any] = {
         "id": str(ticket.id),
         "object": "support_ticket",
         "account_id": str(ticket.account_id),
@@ -101,6 +102,9 @@ def public_ticket(ticket: Ticket, viewer: Viewer) -> dict[str, Any]:
         "closed_at": ticket.closed_at,
         "url": f"{viewer.base_path}/{ticket.id}",
     }
+    if viewer.staff:
+        shown["assignee_id"] = str(ticket.assignee_id) if ticket.assignee_id else None
+    return shown
 
 
 async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer) -> dict[str, Any]:
@@ -109,17 +113,20 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
         ticket = await load_ticket(conn, ticket_id, viewer)
         messages = await conn.fetch(
             """
-            SELECT id, author_id, author_role, body, redacted_keys, created_at FROM support_messages
-            WHERE ticket_id = $1 ORDER BY id
+            SELECT id, author_id, author_role, body, redacted_keys, internal, created_at FROM support_messages
+            WHERE ticket_id = $1 AND (NOT internal OR $2) ORDER BY id
             """,
             ticket.id,
+            viewer.staff,
         )
         files = await conn.fetch(
             """
-            SELECT id, message_id, filename, content_type, size_bytes, sha256, created_at FROM support_attachments
-            WHERE ticket_id = $1 ORDER BY id
+            SELECT f.id, f.message_id, f.filename, f.content_type, f.size_bytes, f.sha256, f.created_at
+            FROM support_attachments f JOIN support_messages m ON m.id = f.message_id
+            WHERE f.ticket_id = $1 AND (NOT m.internal OR $2) ORDER BY f.id
             """,
             ticket.id,
+            viewer.staff,
         )
     by_message: dict[uuid.UUID, list[dict[str, Any]]] = {}
     for f in files:
@@ -148,6 +155,7 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
         }
         if viewer.staff:
             message["author_id"] = str(m["author_id"]) if m["author_id"] else None
+            message["internal"] = m["internal"]
         thread.append(message)
     return {**public_ticket(ticket, viewer), "messages": thread}
 
@@ -159,11 +167,18 @@ async def list_tickets(
     status: str | None = None,
     category: str | None = None,
     account: str | None = None,
+    assignee: str | None = None,
+    older_than_hours: int | None = None,
     limit: int = 20,
     after: str | None = None,
 ) -> Page[dict[str, Any]]:
-    """Newest first. Staff see every account's tickets (``account`` narrows to one); owners see their own."""
+    """Newest first. Staff see every account's tickets (``account`` narrows to one; ``assignee``: ``me``,
+    ``none`` or a staff account id; ``older_than_hours``: waiting since at least that long); owners see their
+    own."""
     cursor = page_cursor(limit, after)
+    assigned, unassigned = _assignee_filter(viewer, assignee)
+    if older_than_hours is not None and not 0 <= older_than_hours <= 100_000:
+        raise InvalidInput("older_than_hours must be between 0 and 100000", param="older_than_hours")
     choice_filter(status, STATUSES, "status")
     choice_filter(category, CATEGORIES, "category")
     owner: uuid.UUID | None = viewer.account_id
@@ -180,6 +195,8 @@ async def list_tickets(
           AND ($2::text IS NULL OR t.status = $2)
           AND ($3::text IS NULL OR t.category = $3)
           AND ($4::uuid IS NULL OR t.id < $4)
+          AND ($6::uuid IS NULL OR t.assignee_id = $6) AND (NOT $7 OR t.assignee_id IS NULL)
+          AND ($8::int IS NULL OR t.last_message_at <= now() - make_interval(hours => $8))
         ORDER BY t.id DESC LIMIT $5
         """,
         owner,
@@ -187,8 +204,25 @@ async def list_tickets(
         category,
         cursor,
         limit + 1,
+        assigned,
+        unassigned,
+        older_than_hours,
     )
     return Page.of(rows, limit, lambda row: public_ticket(TICKET_ROWS.from_row(row), viewer))
+
+
+def _assignee_filter(viewer: Viewer, assignee: str | None) -> tuple[uuid.UUID | None, bool]:
+    """(the assignee to match, whether to match unassigned tickets) for the staff queue's filter."""
+    if not assignee or not viewer.staff:
+        return None, False
+    if assignee == "none":
+        return None, True
+    if assignee == "me":
+        return viewer.account_id, False
+    parsed = parse_uuid(assignee)
+    if parsed is None:
+        raise InvalidInput("assignee must be me, none or a staff account id", param="assignee")
+    return parsed, False
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +242,14 @@ async def attachment_file(
     async with db.connection() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer)
         row = await conn.fetchrow(
-            "SELECT filename, content_type, storage_key FROM support_attachments WHERE id = $1 AND ticket_id = $2",
+            """
+            SELECT f.filename, f.content_type, f.storage_key
+            FROM support_attachments f JOIN support_messages m ON m.id = f.message_id
+            WHERE f.id = $1 AND f.ticket_id = $2 AND (NOT m.internal OR $3)
+            """,
             parsed,
             ticket.id,
+            viewer.staff,
         )
     if row is None:
         raise not_found

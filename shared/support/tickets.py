@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,12 +124,14 @@ async def _insert_message(
     role: str,
     draft: Draft,
     stored: list[tuple[uuid.UUID, str]],
-) -> None:
+    *,
+    internal: bool = False,
+) -> uuid.UUID:
     message_id = uuid7()
     await conn.execute(
         """
-        INSERT INTO support_messages (id, ticket_id, author_id, author_role, body, redacted_keys)
-        VALUES ($1, $2, $3, $4, $5, $6)
+        INSERT INTO support_messages (id, ticket_id, author_id, author_role, body, redacted_keys, internal)
+        VALUES ($1, $2, $3, $4, $5, $6, $7)
         """,
         message_id,
         ticket_id,
@@ -136,6 +139,7 @@ async def _insert_message(
         role,
         draft.body,
         len(draft.keys),
+        internal,
     )
     for checked, (attachment_id, key) in zip(draft.files, stored, strict=True):
         await conn.execute(
@@ -147,6 +151,7 @@ async def _insert_message(
             attachment_id, ticket_id, message_id, checked.filename, checked.content_type, len(checked.data),
             checked.sha256, key,
         )  # fmt: skip
+    return message_id
 
 
 async def create_ticket(
@@ -204,10 +209,15 @@ async def post_message(
     body: str | None,
     uploads: list[Upload],
     mailer: Mailer | None = None,
+    internal: bool = False,
+    on_stored: Callable[[Connection, uuid.UUID], Awaitable[None]] | None = None,
 ) -> dict[str, Any]:
     """Add a message to the thread: the owner's puts the ticket back to ``open``, staff's to ``pending`` (and
-    mails the owner). A closed ticket must be reopened first."""
+    mails the owner). A closed ticket must be reopened first. An ``internal`` note (staff only) is never shown
+    to the owner and changes nothing else. ``on_stored`` runs in the message's transaction (the audit log)."""
     role = "staff" if viewer.staff else "user"
+    if internal and not viewer.staff:
+        raise InvalidInput("only staff write internal notes", param="internal")
     async with db.connection() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer)
         on_ticket = await conn.fetchval("SELECT count(*) FROM support_attachments WHERE ticket_id = $1", ticket.id)
@@ -225,21 +235,26 @@ async def post_message(
                     code="too_many_attachments",
                     param="files",
                 )
-            await _insert_message(conn, ticket.id, viewer.account_id, role, draft, stored)
-            await conn.execute(
-                """
-                UPDATE support_tickets SET status = $2, last_message_at = now(), last_message_by = $3,
-                                           updated_at = now()
-                WHERE id = $1
-                """,
-                ticket.id,
-                "pending" if viewer.staff else "open",
-                role,
+            message_id = await _insert_message(
+                conn, ticket.id, viewer.account_id, role, draft, stored, internal=internal
             )
+            if not internal:
+                await conn.execute(
+                    """
+                    UPDATE support_tickets SET status = $2, last_message_at = now(), last_message_by = $3,
+                                               updated_at = now()
+                    WHERE id = $1
+                    """,
+                    ticket.id,
+                    "pending" if viewer.staff else "open",
+                    role,
+                )
+            if on_stored is not None:
+                await on_stored(conn, message_id)
     except BaseException:
         await _remove_files(storage, [key for _, key in stored])
         raise
-    if viewer.staff and mailer is not None:
+    if viewer.staff and mailer is not None and not internal:
         email = await db.fetchval("SELECT email FROM accounts WHERE id = $1", ticket.account_id)
         if email:
             mailer.dispatch(_staff_replied(email, ticket.subject, str(ticket.id)))

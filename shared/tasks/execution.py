@@ -44,8 +44,9 @@ from shared.providers.base import (
     Submitted,
 )
 from shared.providers.retry import with_retries
-from shared.providers.routing import RequestRefused, RoutesExhausted, serve
+from shared.providers.routing import Attempt, RequestRefused, RoutesExhausted, serve
 from shared.tasks import lifecycle, upstream
+from shared.tasks.attempts import record_attempts
 from shared.tasks.delivery import billable_usage, note_requested
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
@@ -107,6 +108,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             rt.db, task.id, code="model_unavailable", message="no provider can serve this request now", slots=rt.slots
         )
         return None
+    tried: list[Attempt] = []
     try:
         served = await serve(
             registry,
@@ -117,14 +119,19 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             ends=ends,
             on_route=functools.partial(labels.__setitem__, "provider"),
             count_failures=lambda: _seconds_left(task) > 0,  # running out of the task's own time says nothing
+            attempts=tried,
         )
+        if isinstance(served.result, Submitted):
+            tried[-1].outcome, tried[-1].upstream_id = "submitted", served.result.upstream_id
     except RequestRefused as refused:
+        await record_attempts(rt.db, task.id, tried)
         await lifecycle.fail(
             rt.db, task.id, code=refused.error.code, message=refused.error.message, provider=refused.provider,
             slots=rt.slots,
         )  # fmt: skip
         return None
     except RoutesExhausted as exhausted:
+        await record_attempts(rt.db, task.id, tried)
         if _seconds_left(task) <= 0:
             await _deadline_exceeded(rt, task, model)
             return None
@@ -139,6 +146,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             slots=rt.slots,
         )
         return None
+    await record_attempts(rt.db, task.id, tried)
     if isinstance(served.result, Submitted):
         return await _submitted(rt, task, served.provider, served.request, served.result)
     await _settle(rt, task, model, served.result, served.provider.name, ends)

@@ -1,8 +1,9 @@
 // Conduit website: forms call the JSON API with the session's CSRF token; a few small behaviours.
 // A form with data-api="/v1/…" is sent with fetch (JSON, or multipart with enctype="multipart/form-data"),
-// with X-CSRF-Token from <meta name="csrf-token">. data-then says what happens on success:
+// with X-CSRF-Token from <meta name="csrf-token">; "{field}" in data-api is the value of that data-path field. data-then says what happens on success:
 //   reload (with data-success shown after the reload), go (to data-next, "{id}" = the answer's id),
-//   message (show data-success), secret (show a new API key once), checkout (go to Stripe), task (poll it).
+//   message (show data-success), secret (show a new API key once), checkout (go to Stripe), task (poll it),
+//   signin (go, or ask for the second factor), fill (show the answer's fields in the form's data-out box).
 (() => {
   "use strict";
   const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
@@ -18,7 +19,7 @@
   function jsonBody(form) {
     const body = {};
     for (const el of form.elements) {
-      if (!el.name || el.disabled || el.type === "file" || el.type === "submit") continue;
+      if (!el.name || el.disabled || el.type === "file" || el.type === "submit" || "path" in el.dataset) continue;
       if (el.type === "checkbox") { setPath(body, el.name, el.checked); continue; }
       let value = el.value;
       if (value === "" && "optional" in el.dataset) continue;
@@ -64,6 +65,11 @@
     try { url = new URL(target, location.origin); } catch { return fallback; }
     if (url.origin !== location.origin || target.startsWith("//")) return fallback;
     return url.pathname + url.search + url.hash;
+  }
+
+  // data-api="/v1/admin/accounts/{account}/role": "{name}" is the value of the form's field marked data-path.
+  function apiPath(form) {
+    return form.dataset.api.replace(/\{(\w+)\}/g, (_, name) => encodeURIComponent(form.elements[name]?.value || ""));
   }
 
   function show(el, text) { if (el) { el.textContent = text; el.hidden = false; } }
@@ -121,6 +127,27 @@
       box.scrollIntoView({ block: "center" });
     },
     checkout(form, data) { location.assign(data.url); },
+    // Sign-in: an account with two-step sign-in answers a challenge; its code form takes over.
+    signin(form, data) {
+      if (data?.object !== "second_factor_required") return then.go(form, data);
+      const step = document.getElementById("second-factor");
+      step.elements.challenge.value = data.challenge;
+      form.hidden = true;
+      step.hidden = false;
+      step.elements.code.focus();
+    },
+    // Shows each field of the answer in the element named by data-show="field" inside the form's output box:
+    // text, a list (one item per line) or an image (the field's data: URI).
+    fill(form, data) {
+      const out = form.querySelector("[data-out]");
+      for (const el of out.querySelectorAll("[data-show]")) {
+        const value = data?.[el.dataset.show];
+        if (el instanceof HTMLImageElement) el.src = value || "";
+        else el.textContent = Array.isArray(value) ? value.join("\n") : String(value ?? "");
+      }
+      out.hidden = false;
+      for (const next of document.querySelectorAll(form.dataset.reveal || "[data-none]")) next.hidden = false;
+    },
     task(form, data) { return pollTask(form, data); },
   };
 
@@ -147,7 +174,7 @@
     try {
       const method = (form.dataset.method || "POST").toUpperCase();
       const multipart = form.enctype === "multipart/form-data";
-      const data = await api(method, form.dataset.api, multipart ? multipartBody(form) : jsonBody(form));
+      const data = await api(method, apiPath(form), multipart ? multipartBody(form) : jsonBody(form));
       await then[form.dataset.then || "reload"](form, data);
       if ("reset" in form.dataset) form.reset();
     } catch (err) {
@@ -155,6 +182,16 @@
     } finally {
       buttons.forEach((b) => { b.disabled = false; });
     }
+  });
+
+  // <select data-canned-for="#textarea">: choosing a prepared reply puts its text in the message, to edit.
+  document.addEventListener("change", (event) => {
+    const select = event.target;
+    if (!(select instanceof HTMLSelectElement) || !select.dataset.cannedFor || !select.value) return;
+    const box = document.querySelector(select.dataset.cannedFor);
+    box.value = box.value ? `${box.value}\n\n${select.value}` : select.value;
+    select.value = "";
+    box.focus();
   });
 
   document.addEventListener("click", async (event) => {

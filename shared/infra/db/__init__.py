@@ -22,7 +22,16 @@ if TYPE_CHECKING:
 Connection: TypeAlias = asyncpg.Connection
 Record: TypeAlias = asyncpg.Record
 
-_json_encoder = msgspec.json.Encoder()
+
+def _encode_other(value: Any) -> Any:
+    """Values msgspec does not know that say how they are written in JSON (e.g. credit amounts)."""
+    json_raw = getattr(value, "json_raw", None)
+    if json_raw is None:
+        raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+    return json_raw()
+
+
+_json_encoder = msgspec.json.Encoder(enc_hook=_encode_other)
 _json_decoder = msgspec.json.Decoder()
 
 

@@ -13,6 +13,7 @@ from shared.infra.db.schema.accounts import Account, AccountToken, ApiKey, OAuth
 from shared.infra.db.schema.billing import BillingOrder, BillingRefund, StripeEvent
 from shared.infra.db.schema.ledger import ApiKeyHold, CreditLot, Hold, HoldAllocation, LedgerEntry, UsageRecord
 from shared.infra.db.schema.promos import PromoCode, PromoRedemption
+from shared.infra.db.schema.staff import StaffAuditEntry, SupportCannedReply, TaskAttempt
 from shared.infra.db.schema.support import SupportAttachment, SupportMessage, SupportTicket
 from shared.infra.db.schema.tasks import IdempotencyRecord, Task
 from shared.infra.db.schema.webhooks import (
@@ -51,4 +52,8 @@ TABLES: list[type[Table]] = [
     BillingOrder,
     BillingRefund,
     StripeEvent,
+    # staff: audit log, canned replies, task attempts
+    StaffAuditEntry,
+    SupportCannedReply,
+    TaskAttempt,
 ]

@@ -112,12 +112,13 @@ async def test_suspension_stops_keys_sessions_and_sign_in_until_reinstated(
     secret = (await b.post("/v1/keys", json={"name": "ci"})).json()["secret"]
     assert (await client.get("/v1/account", headers=bearer(secret))).status_code == 200
 
-    result = await asyncio.to_thread(conduit, ["accounts", "suspend", someone.email], env)
+    result = await asyncio.to_thread(conduit, ["accounts", "suspend", someone.email, "--reason", "sent spam"], env)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["status"] == "suspended"
     for http in (client, b.http):
         refused = await wait_for(partial(_status, http, "/v1/account", bearer(secret), 403), timeout=2)
         assert refused.json()["error"]["code"] == "account_suspended"
+        assert "sent spam" in refused.json()["error"]["message"]  # the operator's reason reaches the owner
     session = await b.get("/v1/account")
     assert session.status_code == 403
     assert session.json()["error"]["code"] == "account_suspended"
@@ -131,7 +132,7 @@ async def test_suspension_stops_keys_sessions_and_sign_in_until_reinstated(
     assert result.returncode == 0, result.stderr
     await wait_for(lambda: _status(client, "/v1/account", bearer(secret), 200), timeout=2)
     assert (await b.get("/v1/account")).status_code == 200
-    unknown = await asyncio.to_thread(conduit, ["accounts", "suspend", "nobody@example.com"], env)
+    unknown = await asyncio.to_thread(conduit, ["accounts", "suspend", "nobody@example.com", "--reason", "x"], env)
     assert unknown.returncode == 1
     assert "account_not_found" in unknown.stderr
 

@@ -21,7 +21,7 @@ ADMIN_ROUTES = [
     ("GET", "/v1/admin/accounts", None),
     ("GET", "/v1/admin/accounts/{account}", None),
     ("POST", "/v1/admin/accounts/{account}/credits", {"amount": 5, "reason": "goodwill"}),
-    ("POST", "/v1/admin/accounts/{account}/suspend", None),
+    ("POST", "/v1/admin/accounts/{account}/suspend", {"reason": "abuse"}),
     ("POST", "/v1/admin/accounts/{account}/unsuspend", None),
     ("POST", "/v1/admin/keys/{key}/revoke", None),
     ("GET", "/v1/admin/tasks/{task}", None),
@@ -31,6 +31,18 @@ ADMIN_ROUTES = [
     ("GET", "/v1/admin/promo-codes", None),
     ("POST", "/v1/admin/promo-codes", {"credits": 5}),
     ("POST", "/v1/admin/promo-codes/ANY/disable", None),
+    ("POST", "/v1/admin/accounts/{account}/limits", {"rate_limit_rpm": 1}),
+    ("POST", "/v1/admin/accounts/{account}/role", {"role": "admin"}),
+    ("POST", "/v1/admin/accounts/{account}/resend-verification", None),
+    ("GET", "/v1/admin/queue", None),
+    ("POST", "/v1/admin/providers/replicate/circuit/open", {"reason": "x"}),
+    ("POST", "/v1/admin/providers/replicate/circuit/close", {}),
+    ("GET", "/v1/admin/orders", None),
+    ("POST", "/v1/admin/orders/{account}/refund", {"reason": "x"}),
+    ("GET", "/v1/admin/stripe-events", None),
+    ("POST", "/v1/admin/stripe-events/{account}/retry", None),
+    ("GET", "/v1/admin/audit", None),
+    ("GET", "/v1/admin/audit/export", None),
 ]
 
 
@@ -142,9 +154,15 @@ async def test_suspend_revoke_and_unsuspend(
 ) -> None:
     admin = await make_account(role="admin")
     target = await make_account(credits="2")
-    suspended = await client.post(f"/v1/admin/accounts/{target.id}/suspend", headers=admin.headers)
+    path = f"/v1/admin/accounts/{target.id}/suspend"
+    no_reason = await client.post(path, json={}, headers=admin.headers)
+    assert no_reason.status_code == 400 and no_reason.json()["error"]["param"] == "reason"
+    suspended = await client.post(path, json={"reason": "unpaid chargeback"}, headers=admin.headers)
     assert suspended.json()["status"] == "suspended"
-    assert (await client.get("/v1/account", headers=target.headers)).status_code in (401, 403)
+    refused = await client.get("/v1/account", headers=target.headers)
+    assert refused.status_code == 403
+    assert refused.json()["error"]["code"] == "account_suspended"
+    assert "unpaid chargeback" in refused.json()["error"]["message"]
     await client.post(f"/v1/admin/accounts/{target.id}/unsuspend", headers=admin.headers)
     assert (await client.get("/v1/account", headers=target.headers)).status_code == 200
 

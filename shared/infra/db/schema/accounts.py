@@ -36,6 +36,14 @@ class Account(Table, tablename="accounts"):
     # Rate limits: NULL means the default from the settings
     rate_limit_rpm = Integer(null=True, default=None)
     max_inflight_tasks = Integer(null=True, default=None)
+    # Suspension: the reason an operator gave, shown to the account's owner
+    suspension_reason = Text(null=True, default=None)
+    # Second factor (TOTP, RFC 6238): the base32 secret, set once enrolment is confirmed; the last time step
+    # accepted (a code is used once); SHA-256 hashes of the unused recovery codes
+    totp_secret = Varchar(length=64, null=True, default=None)
+    totp_enabled_at = Timestamptz(null=True, default=None)
+    totp_last_step = BigInt(default=0)
+    recovery_code_hashes = Array(Varchar(length=64), null=True, default=None)
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")

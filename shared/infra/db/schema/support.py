@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from piccolo.columns import (
     UUID,
+    Boolean,
     ForeignKey,
     Integer,
     OnDelete,
@@ -32,6 +33,7 @@ class SupportTicket(Table, tablename="support_tickets"):
     last_message_at = Timestamptz(default=TimestamptzNow())
     last_message_by = Varchar(length=16, default="user")
     closed_at = Timestamptz(null=True, default=None)
+    assignee_id = ForeignKey(Account, null=True, on_delete=OnDelete.set_null, default=None)  # a staff member
 
     support_tickets_category_check = Check("category IN ('account', 'billing', 'technical', 'product')")
     support_tickets_status_check = Check(
@@ -49,6 +51,7 @@ class SupportMessage(Table, tablename="support_messages"):
     author_role = Varchar(length=16)
     body = Text()
     redacted_keys = Integer(default=0)  # API keys removed from the body and text attachments before storing
+    internal = Boolean(default=False)  # a staff note: never shown to the ticket's owner
     created_at = Timestamptz(default=TimestamptzNow())
 
     support_messages_role_check = Check("author_role IN ('user', 'staff')")
