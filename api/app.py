@@ -24,6 +24,7 @@ from api.routes.admin import AdminController
 from api.routes.admin_ops import AdminOperationsController
 from api.routes.auth import AuthController
 from api.routes.billing import BillingController
+from api.routes.events import EventController
 from api.routes.files import FileController
 from api.routes.health import healthz, readyz
 from api.routes.keys import KeyController
@@ -62,6 +63,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         background.spawn_loop(services.keys.listen(services.redis), name="key invalidation listener")
         flush_s = settings.operating.metrics_flush_s
         background.spawn_loop(flush_periodically(services.redis, flush_s), name="metrics flusher")
+        background.spawn_loop(services.event_hub.run(), name="task events reader")
+        background.spawn_loop(services.event_hub.reconcile_periodically(), name="task events reconciler")
         try:
             yield
         finally:
@@ -72,6 +75,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             healthz,
             ModelController,
             TaskController,
+            EventController,
             AccountController,
             FileController,
             *WEBHOOK_CONTROLLERS,

@@ -12,6 +12,8 @@ from shared.accounts.keys import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths
+from shared.events.hub import EventHub
+from shared.events.publish import TaskEvents
 from shared.infra import tracing
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
@@ -52,6 +54,8 @@ class Services:
     request_limits: RequestLimits
     invalid_keys: InvalidKeyLimit
     billing: Billing  # billing: credit packs, Stripe
+    events: TaskEvents  # live task events: publishing (workers and API)
+    event_hub: EventHub  # ... and receiving them for the streams this process serves (API; its loops: create_app)
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -93,6 +97,8 @@ class Services:
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
             invalid_keys=InvalidKeyLimit(limiter, settings.rate_limits.invalid_keys_per_ip_per_min),
             billing=billing,
+            events=TaskEvents(redis, settings.events),
+            event_hub=EventHub(redis, db, settings.events),
         )
 
     async def close(self) -> None:

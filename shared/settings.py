@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.events.settings import EventSettings
 from shared.infra.env import (
     SettingsError,
     development_secret,
@@ -304,6 +305,7 @@ class Settings:
     # OpenAI-compatible API: how long POST /v1/images/generations waits for its task
     image_generation_wait_s: float = 60.0
     operating: OperatingSettings = OperatingSettings()  # metrics, retention, shutdown, logs
+    events: EventSettings = dataclasses.field(default_factory=EventSettings)  # live task events (Server-Sent Events)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -360,6 +362,7 @@ class Settings:
             billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
             image_generation_wait_s=env_positive_float(env, "IMAGE_GENERATION_WAIT_S", 60.0),
             operating=OperatingSettings.from_env(env),
+            events=EventSettings.from_env(env),
         )
 
     @property

@@ -132,6 +132,9 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
         "INVALID_KEY_RATE_PER_MIN": "100000",
         # OpenAI-compatible images: a short wait, so the timeout test is quick
         "IMAGE_GENERATION_WAIT_S": "5",
+        # live task events: heartbeats and the database check of idle streams come quickly
+        "EVENTS_HEARTBEAT_S": "1",
+        "EVENTS_RECONCILE_S": "1",
     }
     env.update(extra)
     return env

@@ -60,6 +60,7 @@ class TaskController(Controller):
             ),
             url_guard=services.url_guard,
             task_id=admission.task_id,
+            events=services.events,
         )
         admission.created = created
         headers = {"Location": f"/v1/tasks/{task.id}"}
@@ -91,6 +92,11 @@ class TaskController(Controller):
         if parsed is None:
             raise task_not_found(task_id)
         task = await cancel_task(
-            services.db, services.queue, principal.account_id, parsed, slots=services.request_limits.slots
+            services.db,
+            services.queue,
+            principal.account_id,
+            parsed,
+            slots=services.request_limits.slots,
+            events=services.events,
         )
         return public_task(task, services.signer)

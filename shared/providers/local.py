@@ -4,6 +4,9 @@
 * video: an animated GIF of ``duration_s`` x ``fps`` frames, whose frame delays add up to exactly ``duration_s``;
 * text: a deterministic reply, with token usage counted like an upstream would report it.
 
+While it draws, it reports its progress (``shared.providers.progress``): each drawing step of an image when
+``num_inference_steps`` sets how many there are (else each image), each frame of a video.
+
 Every parameter the catalog lets a local route take (``shared.catalog.routes.PASS_THROUGH``) changes what is
 made: the negative prompt, steps and guidance scale of images and videos pick the drawing (steps also set how
 many shapes it has), the temperature of a reply its words.
@@ -28,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from shared.catalog.pricing import Usage
 from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
+from shared.providers.progress import StepCallback, report_progress, step_reporter
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _WORDS = [
@@ -89,20 +93,31 @@ def _style(params: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def draw_image(
-    prompt: str, seed: int, width: int, height: int, index: int = 0, style: tuple[Any, ...] = (), shapes: int = 0
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    index: int = 0,
+    style: tuple[Any, ...] = (),
+    shapes: int = 0,
+    on_step: StepCallback | None = None,
 ) -> bytes:
-    """``style`` values pick the colours and layout; ``shapes`` ellipses are drawn (0: four to nine)."""
+    """``style`` values pick the colours and layout; ``shapes`` ellipses are drawn (0: four to nine), one per
+    step (``on_step(done, of)`` after each)."""
     rng = _rng(prompt, seed, index, *style)
     start = tuple(rng.randrange(256) for _ in range(3))
     end = tuple(rng.randrange(256) for _ in range(3))
     gradient = Image.linear_gradient("L").rotate(rng.choice((0, 45, 90, 135))).resize((width, height))
     image = ImageOps.colorize(gradient, start, end).convert("RGB")
     draw = ImageDraw.Draw(image, "RGBA")
-    for _ in range(shapes or rng.randint(4, 9)):
+    steps = shapes or rng.randint(4, 9)
+    for step in range(steps):
         radius = rng.randint(min(width, height) // 12, min(width, height) // 3)
         x, y = rng.randrange(width), rng.randrange(height)
         colour = (*(rng.randrange(256) for _ in range(3)), rng.randint(60, 160))
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
+        if on_step is not None:
+            on_step(step + 1, steps)
     font_size = max(12, min(width, height) // 18)
     lines = textwrap.wrap(prompt, width=max(10, width // (font_size // 2 + 1)))[:6]
     font = _font(font_size)
@@ -131,8 +146,16 @@ def frame_delays_ms(seconds: int, fps: int) -> list[int]:
 
 
 def draw_animation(
-    prompt: str, seed: int, width: int, height: int, seconds: int, fps: int, style: tuple[Any, ...] = ()
+    prompt: str,
+    seed: int,
+    width: int,
+    height: int,
+    seconds: int,
+    fps: int,
+    style: tuple[Any, ...] = (),
+    on_frame: StepCallback | None = None,
 ) -> bytes:
+    """An animated GIF of ``seconds`` x ``fps`` frames (``on_frame(done, of)`` after each)."""
     rng = _rng(prompt, seed, "video", *style)
     background = tuple(rng.randrange(256) for _ in range(3))
     colour = tuple(rng.randrange(256) for _ in range(3))
@@ -147,6 +170,8 @@ def draw_animation(
         draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=colour)
         draw.text((8, 8), prompt[:60], fill=(255, 255, 255))
         frames.append(frame.convert("P", palette=Image.Palette.ADAPTIVE, colors=32))
+        if on_frame is not None:
+            on_frame(n + 1, count)
     buffer = io.BytesIO()
     delays = frame_delays_ms(seconds, fps)
     frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:], duration=delays, loop=0)
@@ -171,6 +196,10 @@ def reply_text(
         out.append(word)
         used += cost
     return " ".join(out), prompt_tokens, used
+
+
+def _image_done(done: int, count: int) -> dict[str, Any]:
+    return {"step": done, "total_steps": count, "unit": "image", "percent": round(100 * done / count, 1)}
 
 
 class LocalProvider:
@@ -205,9 +234,14 @@ class LocalProvider:
         shapes = min(16, 3 + int(params["num_inference_steps"]) // 4) if "num_inference_steps" in params else 0
         outputs = []
         for index in range(count):
+            # progress: each image's drawing steps, counted across the images (the shapes need a fixed count)
+            per_image = shapes or 1
+            on_step = step_reporter("step", offset=index * per_image, total=per_image * count) if shapes else None
             png = await asyncio.to_thread(
-                draw_image, params["prompt"], seed, width, height, index, _style(params), shapes
+                draw_image, params["prompt"], seed, width, height, index, _style(params), shapes, on_step
             )
+            if not shapes:
+                await report_progress(_image_done(index + 1, count))
             outputs.append(Output(type="image", content_type="image/png", data=png, width=width, height=height))
         return Completed(outputs=outputs, usage=Usage(images=count))
 
@@ -215,7 +249,7 @@ class LocalProvider:
         width, height = int(params["width"]), int(params["height"])
         seconds, fps = int(params["duration_s"]), int(params["fps"])
         gif = await asyncio.to_thread(
-            draw_animation, params["prompt"], seed, width, height, seconds, fps, _style(params)
+            draw_animation, params["prompt"], seed, width, height, seconds, fps, _style(params), step_reporter("frame")
         )
         output = Output(type="video", content_type="image/gif", data=gif, width=width, height=height)
         return Completed(outputs=[output], usage=Usage(video_seconds=Fraction(seconds)))

@@ -27,6 +27,7 @@ from shared.tasks.execution import TaskRuntime
 from shared.tasks.records import TaskRecord
 
 if TYPE_CHECKING:
+    from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
 
 log = logging.getLogger(__name__)
@@ -35,11 +36,17 @@ CANCEL_RETRIES = RetryPolicy(max_attempts=4, budget_s=30)
 
 
 async def cancel_task(
-    db: Database, queue: JobQueue, account_id: uuid.UUID, task_id: uuid.UUID, *, slots: TaskSlots | None = None
+    db: Database,
+    queue: JobQueue,
+    account_id: uuid.UUID,
+    task_id: uuid.UUID,
+    *,
+    slots: TaskSlots | None = None,
+    events: TaskEvents | None = None,
 ) -> TaskRecord:
     """Cancel the caller's task (voiding its hold) and, if it runs upstream, have the upstream job cancelled.
-    With ``slots``, its in-flight slots (rate limits) are given back."""
-    task = await lifecycle.cancel(db, account_id, task_id, slots=slots)
+    With ``slots``, its in-flight slots (rate limits) are given back; with ``events``, task.canceled is published."""
+    task = await lifecycle.cancel(db, account_id, task_id, slots=slots, events=events)
     if task.upstream_id:
         await request_upstream_cancel(queue, task.id)
     return task

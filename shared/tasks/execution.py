@@ -14,6 +14,9 @@ Whatever route serves the task, it is charged once, at the model's price, for wh
 Queue-based upstreams answer with a job id: it is saved on the task (with the provider) before anything
 else, then the job is re-scheduled to poll it (``execute_task`` returns the delay; the arq job raises
 ``Retry(defer=…)``), so no job slot sleeps and a redelivered job resumes the same upstream job.
+
+Each step is published as a live event after its commit (``shared.events``): started, progress (the
+provider's reports while it works, an upstream job's status at each poll), each output as it is stored, the end.
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.catalog import Catalog, Model
 from shared.catalog.pricing import cost
+from shared.events import TASK_OUTPUT, TASK_PROGRESS
 from shared.infra import tracing
 from shared.infra.db import Database
 from shared.infra.metrics import METRICS
@@ -43,6 +47,7 @@ from shared.providers.base import (
     RetryableError,
     Submitted,
 )
+from shared.providers.progress import reporting_to
 from shared.providers.retry import with_retries
 from shared.providers.routing import Attempt, RequestRefused, RoutesExhausted, serve
 from shared.tasks import lifecycle, upstream
@@ -50,8 +55,10 @@ from shared.tasks.attempts import record_attempts
 from shared.tasks.delivery import billable_usage, note_requested
 from shared.tasks.outputs import output_prefix, store_outputs
 from shared.tasks.records import TaskRecord
+from shared.webhooks import TASK_STARTED
 
 if TYPE_CHECKING:
+    from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
 
 log = logging.getLogger(__name__)
@@ -69,6 +76,7 @@ class TaskRuntime:
     poll_min_s: float = 1.0
     poll_max_s: float = 10.0
     slots: TaskSlots | None = None  # rate limits: in-flight slots given back when a task ends
+    events: TaskEvents | None = None  # live task events (shared.events), published after each commit
 
 
 def _seconds_left(task: TaskRecord) -> float:
@@ -80,10 +88,17 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
     task = await lifecycle.claim(rt.db, task_id, lease_s=rt.lease_s)
     if task is None:
         return None  # terminal already, or another worker holds the lease
+    if task.attempts == 1:  # the first claim (polls and takeovers claim again)
+        await _publish(rt, task, TASK_STARTED)
     model = rt.catalog.get(task.model)
     if model is None:
         await lifecycle.fail(
-            rt.db, task.id, code="model_removed", message=f"model {task.model!r} is no longer offered", slots=rt.slots
+            rt.db,
+            task.id,
+            code="model_removed",
+            message=f"model {task.model!r} is no longer offered",
+            slots=rt.slots,
+            events=rt.events,
         )
         return None
     if _seconds_left(task) <= 0:
@@ -105,29 +120,35 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
     registry = rt.providers
     if not registry.routes_for(model, task.input):
         await lifecycle.fail(
-            rt.db, task.id, code="model_unavailable", message="no provider can serve this request now", slots=rt.slots
+            rt.db,
+            task.id,
+            code="model_unavailable",
+            message="no provider can serve this request now",
+            slots=rt.slots,
+            events=rt.events,
         )
         return None
     tried: list[Attempt] = []
     try:
-        served = await serve(
-            registry,
-            model,
-            task.input,
-            _call_start,
-            request_id=task.id,
-            ends=ends,
-            on_route=functools.partial(labels.__setitem__, "provider"),
-            count_failures=lambda: _seconds_left(task) > 0,  # running out of the task's own time says nothing
-            attempts=tried,
-        )
+        with reporting_to(functools.partial(_publish_progress, rt, task) if rt.events is not None else None):
+            served = await serve(
+                registry,
+                model,
+                task.input,
+                _call_start,
+                request_id=task.id,
+                ends=ends,
+                on_route=functools.partial(labels.__setitem__, "provider"),
+                count_failures=lambda: _seconds_left(task) > 0,  # running out of the task's own time says nothing
+                attempts=tried,
+            )
         if isinstance(served.result, Submitted):
             tried[-1].outcome, tried[-1].upstream_id = "submitted", served.result.upstream_id
     except RequestRefused as refused:
         await record_attempts(rt.db, task.id, tried)
         await lifecycle.fail(
             rt.db, task.id, code=refused.error.code, message=refused.error.message, provider=refused.provider,
-            slots=rt.slots,
+            slots=rt.slots, events=rt.events,
         )  # fmt: skip
         return None
     except RoutesExhausted as exhausted:
@@ -144,6 +165,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             code=code,
             message=f"no provider could serve this task; the last one said: {reason}",
             slots=rt.slots,
+            events=rt.events,
         )
         return None
     await record_attempts(rt.db, task.id, tried)
@@ -164,6 +186,8 @@ async def _submitted(
     saved = await upstream.save_submitted(
         rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=result.progress
     )
+    if saved:
+        await _publish_progress(rt, task, result.progress)
     if not saved:
         # Canceled (or failed by the sweep) while we were submitting, or a concurrent run of this job got its
         # upstream job saved first: nobody else knows this upstream id, so stop it here.
@@ -184,6 +208,7 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
             code="upstream_unavailable",
             message=f"provider {task.provider!r} is no longer configured",
             slots=rt.slots,
+            events=rt.events,
         )
         return None
     request = GenerationRequest(task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input)
@@ -200,14 +225,31 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
         await upstream.save_progress(rt.db, task.id, None)
         return _poll_delay(rt, task)
     except PermanentError as exc:
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=task.provider, slots=rt.slots)
+        await lifecycle.fail(
+            rt.db, task.id, code=exc.code, message=exc.message, provider=task.provider, slots=rt.slots, events=rt.events
+        )
         return None
     if isinstance(result, Completed):
         await _settle(rt, task, model, result, task.provider, ends)
         return None
     if not await upstream.save_progress(rt.db, task.id, result.progress):
         return None  # canceled meanwhile: the cancel job stops the upstream job
+    await _publish_progress(rt, task, result.progress)
     return _poll_delay(rt, task)
+
+
+async def _publish(rt: TaskRuntime, task: TaskRecord, event_type: str, **data: Any) -> None:
+    if rt.events is not None:
+        await rt.events.publish(event_type, task_id=task.id, account_id=task.account_id, **data)
+
+
+async def _publish_progress(rt: TaskRuntime, task: TaskRecord, progress: dict[str, Any] | None) -> None:
+    if progress:
+        await _publish(rt, task, TASK_PROGRESS, progress=progress)
+
+
+async def _publish_output(rt: TaskRuntime, task: TaskRecord, index: int, output: dict[str, Any]) -> None:
+    await _publish(rt, task, TASK_OUTPUT, index=index, output=output)
 
 
 def _poll_delay(rt: TaskRuntime, task: TaskRecord) -> float:
@@ -224,11 +266,18 @@ async def _settle(
 ) -> None:
     try:
         outputs = await store_outputs(
-            rt.storage, task.id, result.outputs, fetcher=rt.providers.fetcher, budget_s=ends - time.monotonic()
+            rt.storage,
+            task.id,
+            result.outputs,
+            fetcher=rt.providers.fetcher,
+            budget_s=ends - time.monotonic(),
+            on_stored=functools.partial(_publish_output, rt, task) if rt.events is not None else None,
         )
     except ProviderError as exc:
         await rt.storage.delete_prefix(output_prefix(task.id))
-        await lifecycle.fail(rt.db, task.id, code=exc.code, message=exc.message, provider=provider, slots=rt.slots)
+        await lifecycle.fail(
+            rt.db, task.id, code=exc.code, message=exc.message, provider=provider, slots=rt.slots, events=rt.events
+        )
         return
     usage = billable_usage(model, task.input, result.usage, outputs)
     outputs = note_requested(model, task.input, outputs)
@@ -237,7 +286,14 @@ async def _settle(
         log.warning("task %s cost %d exceeds its hold %d; charging the hold", task.id, charge, task.credits_held)
     with tracing.span("settle", task_id=task.id, credits_charged_micro=charge):
         done = await lifecycle.complete(
-            rt.db, task, outputs=outputs, usage=usage, charge=charge, provider=provider, slots=rt.slots
+            rt.db,
+            task,
+            outputs=outputs,
+            usage=usage,
+            charge=charge,
+            provider=provider,
+            slots=rt.slots,
+            events=rt.events,
         )
     if not done:
         # Canceled (or finished by another delivery) while we worked: nothing is charged, drop our files
@@ -249,7 +305,12 @@ async def _settle(
 
 async def _deadline_exceeded(rt: TaskRuntime, task: TaskRecord, model: Model) -> None:
     failed = await lifecycle.fail(
-        rt.db, task.id, code="deadline_exceeded", message="the task ran past its deadline", slots=rt.slots
+        rt.db,
+        task.id,
+        code="deadline_exceeded",
+        message="the task ran past its deadline",
+        slots=rt.slots,
+        events=rt.events,
     )
     if failed and task.upstream_id and task.provider:
         provider = rt.providers.get(task.provider)

@@ -4,7 +4,8 @@ canceled meanwhile, or a redelivered job already finished it) changes nothing an
 
 Given ``slots``, a terminal transition gives back the task's in-flight slots (rate limits) once it committed;
 a release that is lost (no ``slots``, a crash, Redis down) is repaired from the database, see
-``shared.ratelimits.request_limits``."""
+``shared.ratelimits.request_limits``. Given ``events``, it publishes the task's final event once it committed
+(``shared.events``; a lost one is told from the database)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCE
 from shared.webhooks.outbox import has_destination_sql, record_task_event
 
 if TYPE_CHECKING:
+    from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
 
 _LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
@@ -114,6 +116,7 @@ async def complete(
     charge: int,
     provider: str,
     slots: TaskSlots | None = None,
+    events: TaskEvents | None = None,
 ) -> bool:
     """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage."""
     async with db.transaction() as conn:
@@ -130,6 +133,8 @@ async def complete(
     METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / MICRO)
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task.id)
+    if events is not None:
+        await events.publish(TASK_SUCCEEDED, task_id=task.id, account_id=row["account_id"])
     return True
 
 
@@ -141,6 +146,7 @@ async def fail(
     message: str,
     provider: str | None = None,
     slots: TaskSlots | None = None,
+    events: TaskEvents | None = None,
 ) -> bool:
     """queued|running -> failed, voiding the hold."""
     async with db.transaction() as conn:
@@ -152,11 +158,18 @@ async def fail(
     _count_finished(row, "failed", row["provider"])
     if slots is not None:
         await slots.release(row["account_id"], row["api_key_id"], task_id)
+    if events is not None:
+        await events.publish(TASK_FAILED, task_id=task_id, account_id=row["account_id"])
     return True
 
 
 async def cancel(
-    db: Database, account_id: uuid.UUID, task_id: uuid.UUID, *, slots: TaskSlots | None = None
+    db: Database,
+    account_id: uuid.UUID,
+    task_id: uuid.UUID,
+    *,
+    slots: TaskSlots | None = None,
+    events: TaskEvents | None = None,
 ) -> TaskRecord:
     """queued|running -> canceled for the task's owner, voiding the hold. Returns the updated task."""
     current = None
@@ -173,6 +186,8 @@ async def cancel(
         _count_finished(row, "canceled", row["provider"])
         if slots is not None:
             await slots.release(row["account_id"], row["api_key_id"], task_id)
+        if events is not None:
+            await events.publish(TASK_CANCELED, task_id=task_id, account_id=account_id)
         return TASK_ROWS.from_row(row)
     if current is None:
         raise task_not_found(task_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from shared.infra.storage import EXTENSIONS, LocalStorage
@@ -30,9 +31,11 @@ async def store_outputs(
     *,
     fetcher: OutputFetcher | None = None,
     budget_s: float | None = None,
+    on_stored: Callable[[int, dict[str, Any]], Awaitable[None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Save each output's bytes under ``outputs/<task id>/`` and return the normalised output list
     (``type, key, content_type, width, height, duration_s, text``; the key becomes a signed URL on read).
+    ``on_stored(index, output)`` is awaited after each output is stored.
 
     Downloads take at most ``fetcher.timeout_s`` each and ``budget_s`` in all."""
     loop = asyncio.get_running_loop()
@@ -79,4 +82,6 @@ async def store_outputs(
         elif output.text is None:
             raise PermanentError("the provider returned an empty output", code="empty_output")
         stored.append(entry)
+        if on_stored is not None:
+            await on_stored(index, entry)
     return stored

@@ -18,6 +18,8 @@ from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
+from shared.events import TASK_QUEUED
+from shared.events.publish import TaskEvents
 from shared.infra import jobs, tracing
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
@@ -93,11 +95,13 @@ async def submit_task(
     submission: TaskSubmission,
     url_guard: UrlGuard | None = None,
     task_id: uuid.UUID | None = None,
+    events: TaskEvents | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
     A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
-    task gets (the one its rate-limit slots were taken for); a new one by default."""
+    task gets (the one its rate-limit slots were taken for); a new one by default. With ``events``, the new
+    task's ``task.queued`` is published."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -129,6 +133,8 @@ async def submit_task(
         return await _replayed_task(db, principal, key or "", request_hash), False
     # logs: with the request id (shared.infra.logs), this line links the request to the task's worker lines
     log.info("task created", extra={"task_id": str(task.id), "model": task.model})
+    if events is not None:
+        await events.publish(TASK_QUEUED, task_id=task.id, account_id=task.account_id)
     try:
         await queue.enqueue(jobs.run_task(task.id))
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
