@@ -87,13 +87,16 @@ def error_response(
     return Response(content=error_body(type_, code, message, param), status_code=status, headers=headers)
 
 
-def handle_domain_error(request: Request[Any, Any, Any], exc: ConduitError) -> Response[Any]:
+def domain_status(exc: ConduitError) -> tuple[int, str]:
+    """The HTTP status and error type of a domain error."""
     for cls in type(exc).__mro__:
         if cls in DOMAIN_ERRORS:
-            status, type_ = DOMAIN_ERRORS[cls]
-            break
-    else:  # pragma: no cover - every domain error class is in the table
-        status, type_ = 400, "invalid_request_error"
+            return DOMAIN_ERRORS[cls]
+    return 400, "invalid_request_error"  # pragma: no cover - every domain error class is in the table
+
+
+def handle_domain_error(request: Request[Any, Any, Any], exc: ConduitError) -> Response[Any]:
+    status, type_ = domain_status(exc)
     headers = None
     if isinstance(exc, RateLimited):
         headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after_s)))}

@@ -11,8 +11,10 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
 from api.rate_limit_headers import TASK_ROUTE
+from api.task_batches import BatchSubmitResult, batch_response
 from shared.infra.ids import parse_uuid
 from shared.infra.pagination import page_envelope
+from shared.tasks.batch import submit_batch
 from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
 from shared.tasks.submit import TaskSubmission, submit_task
@@ -24,6 +26,19 @@ class SubmitTaskBody(msgspec.Struct, forbid_unknown_fields=True):
     input: dict[str, Any] = msgspec.field(default_factory=dict)
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = None
+
+
+class BatchTaskBody(msgspec.Struct, forbid_unknown_fields=True):
+    model: str
+    input: dict[str, Any] = msgspec.field(default_factory=dict)
+    webhook_url: str | None = None
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = None
+
+
+class SubmitBatchBody(msgspec.Struct, forbid_unknown_fields=True):
+    tasks: list[BatchTaskBody]
+    atomic: bool = True  # any invalid task refuses the batch; false: each gets its own error, the rest go
 
 
 class TaskController(Controller):
@@ -67,6 +82,29 @@ class TaskController(Controller):
         if not created:
             headers["Idempotent-Replayed"] = "true"
         return Response(public_task(task, services.signer), status_code=202, headers=headers)
+
+    @post("/batch", status_code=202)
+    async def submit_batch(
+        self, data: JSONBody[SubmitBatchBody], principal: PrincipalDep, services: ServicesDep
+    ) -> Response[BatchSubmitResult]:
+        """Up to 1,000 tasks in one request: one hold each, all placed or none (402 for the lot); 202 when every
+        task was submitted, 207 when some were refused (``atomic: false``), each item with its task or error."""
+        submissions = [
+            TaskSubmission(item.model, item.input, item.webhook_url, item.metadata, item.idempotency_key)
+            for item in data.tasks
+        ]
+        results = await submit_batch(
+            db=services.db,
+            queue=services.queue,
+            catalog=services.catalog,
+            providers=services.providers,
+            principal=principal,
+            submissions=submissions,
+            atomic=data.atomic,
+            url_guard=services.url_guard,
+            events=services.events,
+        )
+        return batch_response(results, services.signer)
 
     @get("/")
     async def list_tasks(

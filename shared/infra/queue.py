@@ -78,6 +78,13 @@ class JobQueue:
         with tracing.resumed(job.trace, f"enqueue {job.name}", kind=SpanKind.PRODUCER, job_id=job.job_id):
             return await self._batches.submit(replace(job, trace=tracing.current_carrier()))
 
+    async def enqueue_many(self, jobs: list[Job]) -> list[bool]:
+        """Queue several jobs in one round trip (a batch submit's tasks): each one's ``enqueue`` answer."""
+        if not jobs:
+            return []
+        results = await self._execute(jobs)
+        return [result is True for result in results]
+
     async def _execute(self, jobs: list[Job]) -> list[bool | Exception]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for job in jobs:

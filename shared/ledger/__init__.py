@@ -24,7 +24,16 @@ Rules that keep this correct under concurrency:
 * The hot paths (a task's submit and settlement, a request's hold and settlement) are one statement each.
 """
 
-from shared.ledger.holds import NewHold, fetchrow_with_hold, hold_call_sql, place_hold, place_holds
+from shared.ledger.holds import (
+    HOLD_ROW_CALL,
+    NewHold,
+    fetch_with_holds,
+    fetchrow_with_hold,
+    hold_call_sql,
+    holds_sql,
+    place_hold,
+    place_holds,
+)
 from shared.ledger.lots import LOT_SOURCES, Balance, expire_lots, get_balance, grant, granted_lot, upcoming_expiries
 from shared.ledger.request_holds import (
     place_request_hold,
@@ -53,6 +62,7 @@ from shared.ledger.take_back import (
 )
 
 __all__ = [
+    "HOLD_ROW_CALL",
     "LOT_SOURCES",
     "TAKE_BACK_KINDS",
     "Balance",
@@ -61,11 +71,13 @@ __all__ = [
     "Settlement",
     "deduct_unused",
     "expire_lots",
+    "fetch_with_holds",
     "fetchrow_with_hold",
     "get_balance",
     "grant",
     "granted_lot",
     "hold_call_sql",
+    "holds_sql",
     "lot_unused",
     "needs_spend_reservation",
     "place_hold",

@@ -109,7 +109,7 @@ async def submit_task(
     key = submission.idempotency_key
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
-    request_hash = _request_hash(submission) if key else ""
+    request_hash = submission_hash(submission) if key else ""
     task_id = task_id or uuid7()
     hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
@@ -221,7 +221,7 @@ async def _replayed_task(db: Database, principal: Principal, key: str, request_h
     return TASK_ROWS.from_row(row)
 
 
-def _request_hash(submission: TaskSubmission) -> str:
+def submission_hash(submission: TaskSubmission) -> str:
     canonical = to_json(
         {
             "model": submission.model,

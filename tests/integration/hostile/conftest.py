@@ -41,6 +41,8 @@ def hostile_settings(env: dict[str, str], hostile_stripe: StripeSimulator) -> Se
             "STRIPE_SECRET_KEY": STRIPE_KEY,
             "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "STRIPE_API_BASE": hostile_stripe.base_url,
+            # event streams (GET /v1/events) close soon, so that probes reading to the end get their answer
+            "EVENTS_MAX_STREAM_S": "2",
         }
     )
 
