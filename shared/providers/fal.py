@@ -2,8 +2,8 @@
 
 * submit: ``POST {base}/{model id}`` with the model's input as the body ->
   ``{request_id, response_url, status_url, cancel_url, queue_position?}``;
-* status: ``GET {base}/{app}/requests/{id}/status`` -> ``IN_QUEUE`` (with ``queue_position``) |
-  ``IN_PROGRESS`` | ``COMPLETED``;
+* status: ``GET {base}/{app}/requests/{id}/status?logs=1`` -> ``IN_QUEUE`` (with ``queue_position``) |
+  ``IN_PROGRESS`` | ``COMPLETED``, with the request's ``logs`` so far;
 * result: ``GET {base}/{app}/requests/{id}`` -> ``{"images": [{url, width, height, content_type}]}`` or
   ``{"video": {url, content_type}}``;
 * cancel: ``PUT {base}/{app}/requests/{id}/cancel``.
@@ -50,9 +50,18 @@ def request_id(provider: str, data: Any) -> str:
 
 
 def progress_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The status, the queue position while queued, and the log messages so far (``logs``; the status call
+    asks for them with ``?logs=1``)."""
     progress: dict[str, Any] = {"upstream_status": data.get("status", "IN_QUEUE")}
     if isinstance(data.get("queue_position"), int):
         progress["queue_position"] = data["queue_position"]
+    logs = data.get("logs")
+    if isinstance(logs, list):
+        lines = [
+            entry["message"] for entry in logs if isinstance(entry, dict) and isinstance(entry.get("message"), str)
+        ]
+        if lines:
+            progress["logs"] = lines
     return progress
 
 
@@ -119,7 +128,7 @@ class FalProvider(HttpProvider):
 
     async def poll(self, request: GenerationRequest, upstream_id: str) -> Completed | Running:
         path = self._request_path(request, upstream_id)
-        running = parse_status(self.name, await self._call("GET", f"{path}/status"))
+        running = parse_status(self.name, await self._call("GET", f"{path}/status?logs=1"))
         if running is not None:
             return running
         return parse_result(self.name, await self._call("GET", path), request.model.kind)

@@ -50,12 +50,16 @@ def prediction_id(provider: str, data: Any) -> str:
 
 
 def progress_of(data: dict[str, Any]) -> dict[str, Any]:
+    """The status, the percentage of the last progress bar in the logs, and the log lines so far (``logs``)."""
     progress: dict[str, Any] = {"upstream_status": data.get("status")}
     logs = data.get("logs")
     if isinstance(logs, str):
         found = _PERCENT.findall(logs[-2000:])
         if found:
             progress["percent"] = min(100, int(found[-1]))
+        lines = [line.strip() for line in logs.replace("\r", "\n").split("\n") if line.strip()]
+        if lines:
+            progress["logs"] = lines
     return progress
 
 

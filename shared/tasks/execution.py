@@ -183,11 +183,12 @@ async def _call_start(provider: Provider, request: GenerationRequest) -> Complet
 async def _submitted(
     rt: TaskRuntime, task: TaskRecord, provider: Provider, request: GenerationRequest, result: Submitted
 ) -> float | None:
+    kept, told = upstream.split_logs(None, result.progress)
     saved = await upstream.save_submitted(
-        rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=result.progress
+        rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=kept
     )
     if saved:
-        await _publish_progress(rt, task, result.progress)
+        await _publish_progress(rt, task, told)
     if not saved:
         # Canceled (or failed by the sweep) while we were submitting, or a concurrent run of this job got its
         # upstream job saved first: nobody else knows this upstream id, so stop it here.
@@ -232,9 +233,11 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
     if isinstance(result, Completed):
         await _settle(rt, task, model, result, task.provider, ends)
         return None
-    if not await upstream.save_progress(rt.db, task.id, result.progress):
+    kept, told = upstream.split_logs(task.progress, result.progress)
+    if not await upstream.save_progress(rt.db, task.id, kept):
         return None  # canceled meanwhile: the cancel job stops the upstream job
-    await _publish_progress(rt, task, result.progress)
+    if kept != task.progress:  # an unchanged poll tells nothing new
+        await _publish_progress(rt, task, told)
     return _poll_delay(rt, task)
 
 

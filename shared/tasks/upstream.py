@@ -41,3 +41,15 @@ async def save_progress(db: Database, task_id: uuid.UUID, progress: dict[str, An
         to_json(progress) if progress else None,
     )
     return status.endswith(" 1")
+
+
+def split_logs(previous: dict[str, Any] | None, progress: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """An upstream's progress carries every log line so far (``logs``): (what the task keeps: the progress with
+    the count of lines in ``log_lines`` instead of the lines, what its event tells: the lines not told before)."""
+    lines = progress.get("logs")
+    if not isinstance(lines, list):
+        return progress, progress
+    told = int((previous or {}).get("log_lines") or 0)
+    rest = {name: value for name, value in progress.items() if name != "logs"}
+    new = lines[told:] if len(lines) >= told else lines
+    return {**rest, "log_lines": len(lines)}, ({**rest, "logs": new} if new else rest)

@@ -48,6 +48,7 @@ class Call:
     body: Any
     headers: dict[str, str]
     at: float
+    query: dict[str, str] = field(default_factory=dict)
 
 
 class Simulator:
@@ -113,7 +114,15 @@ class Simulator:
         except ValueError:
             body = raw
         self.calls.append(
-            Call(operation, request.method, request.url.path, body, dict(request.headers), time.monotonic())
+            Call(
+                operation,
+                request.method,
+                request.url.path,
+                body,
+                dict(request.headers),
+                time.monotonic(),
+                dict(request.query_params),
+            )
         )
         if request.headers.get("authorization") != f"{self.auth_scheme} {self.key}":
             return self.unauthorized()

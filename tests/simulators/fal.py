@@ -61,14 +61,23 @@ class FalSimulator(Simulator):
         base = f"{self.origin}/{job.app}/requests/{job.id}"
         return {"response_url": base, "status_url": f"{base}/status", "cancel_url": f"{base}/cancel"}
 
-    def _status(self, job: FalRequest) -> dict[str, Any]:
+    def _status(self, job: FalRequest, *, logs: bool = False) -> dict[str, Any]:
+        """As fal answers: the queue position while queued; the request's logs so far only with ``?logs=1``
+        (``null`` otherwise), one more line every 0.1 s of work."""
         elapsed = time.monotonic() - job.created
+        duration = self.job_duration(job.model)
         if elapsed < 0.15:
             body = copy.deepcopy(payload("fal_status_in_queue"))
-        elif elapsed < self.job_duration(job.model):
+            body["queue_position"] = 2 if elapsed < 0.075 else 1
+        elif elapsed < duration:
             body = copy.deepcopy(payload("fal_status_in_progress"))
+            first = body["logs"][0]
+            steps = min(50, int((elapsed - 0.15) / 0.1))
+            body["logs"] = [first, *({**first, "message": f"Step {n}"} for n in range(1, steps + 1))]
         else:
             body = copy.deepcopy(payload("fal_status_completed"))
+        if not logs:
+            body["logs"] = None
         body["response_url"] = self._urls(job)["response_url"]
         return body
 
@@ -120,7 +129,7 @@ class FalSimulator(Simulator):
                 job.canceled = True
                 return Response({"status": "CANCELLATION_REQUESTED"}, status_code=202)
             if operation == "status":
-                return Response(sim._status(job))
+                return Response(sim._status(job, logs=request.query_params.get("logs") == "1"))
             if sim._status(job)["status"] != "COMPLETED":
                 return Response({"detail": "Request is still in progress"}, status_code=400)
             return Response(sim._result(job))

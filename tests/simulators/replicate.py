@@ -78,8 +78,10 @@ class ReplicateSimulator(Simulator):
             done = payload("replicate_prediction_succeeded")
             body.update(status="succeeded", output=prediction.outputs, metrics=done["metrics"], logs=done["logs"])
         elif elapsed > 0.1:
-            percent = 0 if math.isinf(duration) else int(100 * elapsed / duration)
-            body.update(status="processing", logs=f"Using seed: 1529\n {percent}%|###       | 1/4\n")
+            # as Replicate's logs grow: the seed line, then a progress bar line per step done (of 4)
+            steps = 0 if math.isinf(duration) else min(3, int(4 * elapsed / duration))
+            bars = "".join(f" {25 * step}%|{'#' * step * 2:<10}| {step}/4\n" for step in range(1, steps + 1))
+            body.update(status="processing", logs=f"Using seed: 1529\n{bars}")
         return body
 
     def handlers(self) -> list[Any]:

@@ -202,7 +202,9 @@ def test_replicate_prediction_statuses() -> None:
     starting = replicate.parse_prediction("r", payload("replicate_prediction_starting"), "image")
     assert starting == Running(progress={"upstream_status": "starting"})
     processing = replicate.parse_prediction("r", payload("replicate_prediction_processing"), "image")
-    assert processing == Running(progress={"upstream_status": "processing", "percent": 50})
+    lines = ["Using seed: 1529", "running quantized prediction", "25%|██▌       | 1/4 [00:00<00:00,  4.12it/s]",
+             "50%|█████     | 2/4 [00:00<00:00,  4.17it/s]"]  # fmt: skip
+    assert processing == Running(progress={"upstream_status": "processing", "percent": 50, "logs": lines})
     done = replicate.parse_prediction("r", payload("replicate_prediction_succeeded"), "image")
     assert isinstance(done, Completed)
     assert [o.url for o in done.outputs] == payload("replicate_prediction_succeeded")["output"]
@@ -267,7 +269,7 @@ def test_fal_queue_statuses_and_results() -> None:
         progress={"upstream_status": "IN_QUEUE", "queue_position": 2}
     )
     assert fal.parse_status("f", payload("fal_status_in_progress")) == Running(
-        progress={"upstream_status": "IN_PROGRESS"}
+        progress={"upstream_status": "IN_PROGRESS", "logs": ["Loading model"]}
     )
     assert fal.parse_status("f", payload("fal_status_completed")) is None
     images = fal.parse_result("f", payload("fal_result_images"), "image")
