@@ -53,7 +53,8 @@ class WorkPages(Controller):
         self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, task_id: FromPath[str]
     ) -> Template:
         shown = public_task(await get_task(services.db, member.account_id, task_id), services.signer)
-        return page("dashboard/task.html", visitor, task=shown, refresh=shown["status"] in ACTIVE, section="tasks")
+        # an active task's page follows its events (site.js) rather than reloading
+        return page("dashboard/task.html", visitor, task=shown, section="tasks")
 
     @get("/playground")
     async def playground(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:

@@ -209,7 +209,38 @@
     button.textContent = "Copied";
   });
 
+  // The task page follows its task's live events (EventSource resumes by itself with Last-Event-ID after a drop):
+  // the status and progress as they change, then the page reloads once to show the outputs and charges.
+  function followTask(live) {
+    const source = new EventSource(live.dataset.taskEvents);
+    const bar = live.querySelector("progress");
+    const label = live.querySelector("[data-progress-label]");
+    const badge = document.querySelector("#task-status .badge");
+    const setStatus = (status) => { if (badge) { badge.textContent = status; badge.className = `badge ${status}`; } };
+    source.addEventListener("task.started", () => setStatus("running"));
+    source.addEventListener("task.progress", (event) => {
+      const report = JSON.parse(event.data).progress || {};
+      live.hidden = false;
+      if (typeof report.percent === "number") { bar.max = 100; bar.value = report.percent; }
+      const parts = [];
+      if (report.step !== undefined && report.total_steps) parts.push(`${report.unit || "step"} ${report.step} of ${report.total_steps}`);
+      if (report.queue_position !== undefined) parts.push(`position ${report.queue_position} in the provider's queue`);
+      if (report.upstream_status) parts.push(String(report.upstream_status).toLowerCase());
+      if (report.logs?.length) parts.push(report.logs[report.logs.length - 1]);
+      label.textContent = parts.join(" · ");
+    });
+    for (const end of ["task.succeeded", "task.failed", "task.canceled"]) {
+      source.addEventListener(end, (event) => {
+        source.close();
+        setStatus(JSON.parse(event.data).status);
+        location.reload();
+      });
+    }
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
+    const live = document.querySelector("[data-task-events]");
+    if (live) followTask(live);
     const flash = sessionStorage.getItem("flash");
     if (flash) { sessionStorage.removeItem("flash"); show(document.getElementById("flash"), flash); }
     const every = Number(document.body.dataset.refresh || (document.querySelector("[data-refresh-page]") ? 1500 : 0));
