@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from shared.batches.settings import BatchSettings
 from shared.events.settings import EventSettings
 from shared.infra.env import (
     SettingsError,
@@ -306,6 +307,7 @@ class Settings:
     image_generation_wait_s: float = 60.0
     operating: OperatingSettings = OperatingSettings()  # metrics, retention, shutdown, logs
     events: EventSettings = dataclasses.field(default_factory=EventSettings)  # live task events (Server-Sent Events)
+    batches: BatchSettings = dataclasses.field(default_factory=BatchSettings)  # batch work, OpenAI Batch API
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -363,6 +365,7 @@ class Settings:
             image_generation_wait_s=env_positive_float(env, "IMAGE_GENERATION_WAIT_S", 60.0),
             operating=OperatingSettings.from_env(env),
             events=EventSettings.from_env(env),
+            batches=BatchSettings.from_env(env),
         )
 
     @property

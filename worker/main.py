@@ -80,6 +80,17 @@ def periodic_jobs() -> list[CronJob]:
     ]
 
 
+def batch_worker_settings(settings: Settings) -> dict[str, Any]:
+    """The arq ``Worker`` of batch work in the same process: the batch queue, with a job limit of its own (so
+    batch work never takes an interactive job's place), no periodic jobs."""
+    return {
+        **worker_settings(settings),
+        "queue_name": jobs.BATCH_QUEUE,
+        "max_jobs": settings.batches.worker_max_jobs,
+        "cron_jobs": [],
+    }
+
+
 def worker_settings(settings: Settings) -> dict[str, Any]:
     """The arq ``Worker`` arguments (its Redis pool and context come from the process's services)."""
     return {

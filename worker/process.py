@@ -1,4 +1,5 @@
-"""One worker process: its services, an arq ``Worker`` running the jobs of ``worker.main``, and its shutdown.
+"""One worker process: its services, two arq ``Worker``s running the jobs of ``worker.main`` (one on the
+interactive queue, one on the batch queue, each with its own job limit), and its shutdown.
 
 arq is driven through its public API: the ``Worker`` constructor (given the services' Redis pool and the job
 context, and no signal handlers of its own), ``Worker.main()`` (the polling loop) and the worker's public
@@ -35,7 +36,7 @@ from shared.settings import Settings
 from shared.tasks.execution import TaskRuntime
 from shared.webhooks.dispatch import WebhookWorker
 from worker.heartbeat import beat
-from worker.main import worker_settings
+from worker.main import batch_worker_settings, worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +46,15 @@ STOP_POLL_S = 0.05  # while the polling loop ends, how often jobs it started mea
 @dataclass(frozen=True, slots=True)
 class RunningWorker:
     services: Services
-    worker: Worker  # arq's
+    worker: Worker  # arq's, on the interactive queue
     webhooks: WebhookWorker
     polling: asyncio.Task[None]  # arq's polling loop, ``Worker.main()``
+    batch: Worker  # arq's, on the batch queue (``worker.main.batch_worker_settings``)
+    batch_polling: asyncio.Task[None]
+
+    @property
+    def pollers(self) -> tuple[tuple[Worker, asyncio.Task[None]], ...]:
+        return (self.worker, self.polling), (self.batch, self.batch_polling)
 
 
 class WorkerProcess:
@@ -79,6 +86,7 @@ class WorkerProcess:
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)
             context = {"services": services, "runtime": runtime, "webhooks": webhooks}  # worker.context
             worker = Worker(**{**worker_settings(settings), **self.overrides}, redis_pool=services.redis, ctx=context)
+            batch = Worker(**batch_worker_settings(settings), redis_pool=services.redis, ctx=context)
         except BaseException:
             await services.close()
             raise
@@ -86,7 +94,8 @@ class WorkerProcess:
         background.spawn_loop(flush_periodically(services.redis, operating.metrics_flush_s), name="metrics flusher")
         background.spawn_loop(beat(services.redis, worker, operating.worker_heartbeat_s), name="worker heartbeat")
         polling = asyncio.get_running_loop().create_task(worker.main(), name="arq polling loop")
-        self.running = RunningWorker(services, worker, webhooks, polling)
+        batch_polling = asyncio.get_running_loop().create_task(batch.main(), name="arq batch polling loop")
+        self.running = RunningWorker(services, worker, webhooks, polling, batch, batch_polling)
         log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         log.info("worker ready: max_jobs=%d poll=%.0f ms", worker.max_jobs, worker.poll_delay_s * 1000)
 
@@ -95,19 +104,19 @@ class WorkerProcess:
         the polling loop failed (Redis gone for good, ...), which stops the process at once."""
         await self.start()
         assert self.running is not None
-        polling = self.running.polling
+        pollings = {self.running.polling, self.running.batch_polling}
         loop = asyncio.get_running_loop()
         stop_requested = asyncio.Event()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, _on_signal, signum, stop_requested)
         requested = loop.create_task(stop_requested.wait())
         try:
-            await asyncio.wait({polling, requested}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({*pollings, requested}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             requested.cancel()
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
-        failed = polling.done() and not polling.cancelled() and polling.exception() is not None
+        failed = any(p.done() and not p.cancelled() and p.exception() is not None for p in pollings)
         await self.stop(grace_s=0 if failed else self.settings.operating.worker_shutdown_grace_s)
         return 1 if failed else 0
 
@@ -115,17 +124,18 @@ class WorkerProcess:
         """Stop taking jobs, give the running ones ``grace_s`` to finish, hand the rest back, close."""
         if self.running is None:
             return
-        services, worker, polling = self.running.services, self.running.worker, self.running.polling
+        services, pollers = self.running.services, self.running.pollers
         webhooks, self.running = self.running.webhooks, None
-        worker.allow_pick_jobs = False
-        running = sum(not task.done() for task in worker.tasks.values())
+        for worker, _ in pollers:
+            worker.allow_pick_jobs = False
+        running = sum(not task.done() for worker, _ in pollers for task in worker.tasks.values())
         log.info("worker stopping: %d job(s) running, %.0f s to finish", running, grace_s)
-        await _let_jobs_finish(worker, grace_s)
-        interrupted = await _end_polling(worker, polling)
+        await asyncio.gather(*(_let_jobs_finish(worker, grace_s) for worker, _ in pollers))
+        interrupted = sum(await asyncio.gather(*(_end_polling(worker, polling) for worker, polling in pollers)))
         if interrupted:
             log.warning("worker stopped: %d job(s) interrupted and handed back", interrupted)
         with contextlib.suppress(RedisError, OSError):
-            await services.redis.delete(worker.health_check_key)
+            await services.redis.delete(*(worker.health_check_key for worker, _ in pollers))
         await webhooks.close()
         await services.close()
 

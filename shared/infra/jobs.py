@@ -20,13 +20,17 @@ from dataclasses import dataclass
 
 from arq.constants import default_queue_name
 
-QUEUE = default_queue_name  # every job, one queue
+QUEUE = default_queue_name  # interactive work: every job but batch work
+# Batch work (tasks of a batch submit, OpenAI Batch API lines): a queue of its own that the same workers consume
+# with a job limit of their own, so interactive jobs never wait behind it
+BATCH_QUEUE = f"{default_queue_name}:batch"
 
 # Jobs handed over by producers
 RUN_TASK = "run_task"
 CANCEL_UPSTREAM = "cancel_upstream"
 DELIVER_WEBHOOK = "deliver_webhook"
 PROCESS_STRIPE_EVENT = "process_stripe_event"
+RUN_OPENAI_BATCH = "run_openai_batch"
 
 # Periodic jobs (arq cron), under arq's default names (``cron:<function>``): a worker of the previous release
 # names them the same, so during a rolling deploy the workers still share one job per tick
@@ -39,19 +43,26 @@ HOUSEKEEPING = "cron:housekeeping"
 @dataclass(frozen=True, slots=True)
 class Job:
     """One job to hand to the workers: the function ``name`` runs with ``args``, under ``job_id``, not before
-    ``defer_ms`` from now. ``trace`` is the trace context the job continues (``shared.infra.tracing``): passed
-    as the job's ``trace`` keyword argument, which the worker's tracing wrapper takes off."""
+    ``defer_ms`` from now, from ``queue``. ``trace`` is the trace context the job continues
+    (``shared.infra.tracing``): passed as the job's ``trace`` keyword argument, which the worker's tracing
+    wrapper takes off."""
 
     name: str
     job_id: str
     args: tuple[str, ...]
     defer_ms: int = 0
     trace: Mapping[str, str] | None = None
+    queue: str = QUEUE
 
 
-def run_task(task_id: uuid.UUID) -> Job:
-    """Run (or poll again) the task."""
-    return Job(RUN_TASK, str(task_id), (str(task_id),))
+def run_task(task_id: uuid.UUID, *, queue: str = QUEUE) -> Job:
+    """Run (or poll again) the task (``BATCH_QUEUE`` for batch work)."""
+    return Job(RUN_TASK, str(task_id), (str(task_id),), queue=queue)
+
+
+def run_openai_batch(batch_id: str) -> Job:
+    """Run the pending lines of an OpenAI Batch API batch, then finish it (batch work)."""
+    return Job(RUN_OPENAI_BATCH, f"{RUN_OPENAI_BATCH}:{batch_id}", (batch_id,), queue=BATCH_QUEUE)
 
 
 def cancel_upstream(task_id: uuid.UUID) -> Job:

@@ -21,7 +21,7 @@ from opentelemetry.trace import SpanKind
 
 from shared.infra import tracing
 from shared.infra.group_commit import GroupCommit
-from shared.infra.jobs import QUEUE, Job
+from shared.infra.jobs import Job
 
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
@@ -52,7 +52,7 @@ def _enqueue_args(job: Job) -> tuple[object, ...]:
         3,
         job_key_prefix + job.job_id,
         result_key_prefix + job.job_id,
-        QUEUE,
+        job.queue,
         payload,
         str(job.defer_ms + expires_extra_ms),
         str(now_ms + job.defer_ms),

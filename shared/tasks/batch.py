@@ -1,7 +1,8 @@
 """Submitting many tasks at once (``POST /v1/tasks/batch``): every item validated together, then in one
 transaction the idempotency keys claimed, the tasks inserted and one hold per task placed (one statement: all
 or nothing, so a balance that does not cover the worst case of them all refuses the lot), then their events
-published and their jobs enqueued in one round trip each.
+published and their jobs enqueued in one round trip each, on the batch queue (batch work: interactive tasks
+never wait behind it).
 
 An item may carry an ``Idempotency-Key``: an item whose key created a task before (with the same body)
 answers that task and creates nothing; with another body it is refused (409) like a single submit's retry.
@@ -226,7 +227,7 @@ async def _hand_over(queue: JobQueue, events: TaskEvents | None, tasks: list[Tas
     if events is not None:
         await events.publish_many([NewEvent(TASK_QUEUED, task.id, task.account_id, {}) for task in tasks])
     try:
-        await queue.enqueue_many([jobs.run_task(task.id) for task in tasks])
+        await queue.enqueue_many([jobs.run_task(task.id, queue=jobs.BATCH_QUEUE) for task in tasks])
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The tasks are safely queued in PostgreSQL; the sweep enqueues them once Redis is back.
         log.warning("enqueue failed for a batch of %d tasks, the sweep will retry: %s", len(tasks), exc)
