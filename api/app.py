@@ -23,6 +23,7 @@ from api.routes.account import AccountController
 from api.routes.admin import AdminController
 from api.routes.admin_ops import AdminOperationsController
 from api.routes.auth import AuthController
+from api.routes.batches import batch_router
 from api.routes.billing import BillingController
 from api.routes.events import EventController
 from api.routes.files import FileController
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingController,
             # OpenAI-compatible chat completions and image generations
             OpenAIController,
+            batch_router(settings.batches.file_max_bytes),  # the OpenAI Batch API
             # operating
             readyz,
             metrics,

@@ -15,6 +15,7 @@ from arq.worker import Function
 from shared.infra import jobs
 from shared.infra.tracing import traced_job
 from shared.settings import Settings
+from worker.jobs.batches import run_openai_batch
 from worker.jobs.billing import billing_sweep, process_stripe_event
 from worker.jobs.sweeps import housekeeping, sweep
 from worker.jobs.tasks import cancel_upstream_job, run_task
@@ -52,6 +53,14 @@ def job_functions(settings: Settings) -> list[Function]:
             name=jobs.CANCEL_UPSTREAM,
             timeout=settings.task_job_timeout_s,
             max_tries=3,
+            keep_result=0,
+        ),
+        # the OpenAI Batch API: a batch's lines, run as batch work (on the batch queue)
+        func(
+            _traced(jobs.RUN_OPENAI_BATCH, run_openai_batch),
+            name=jobs.RUN_OPENAI_BATCH,
+            timeout=settings.task_job_timeout_s,
+            max_tries=5,
             keep_result=0,
         ),
         # webhooks: one job per delivery attempt; the default timeout (task_job_timeout_s)

@@ -1,14 +1,21 @@
-"""GET /v1/files/{key}: stored outputs, behind an expiring HMAC-signed URL (no API key needed)."""
+"""GET /v1/files/{key}: stored outputs, behind an expiring HMAC-signed URL (no API key needed); and
+GET /v1/files/{file_id}/content, the OpenAI Batch API's files (``api.routes.batches``, with the API key)."""
 
 from __future__ import annotations
 
-from litestar import Controller, get
+import re
+from typing import Any
+
+from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
 from api.deps import ServicesDep
+from api.routes.batches import file_content_response
 from shared.infra.errors import NotFound
 from shared.infra.storage import content_type_for, valid_key
+
+BATCH_FILE_CONTENT = re.compile(r"(file-[^/]+)/content")
 
 
 class FileController(Controller):
@@ -17,9 +24,16 @@ class FileController(Controller):
 
     @get("/{key:path}")
     async def download(
-        self, services: ServicesDep, key: FromPath[str], expires: FromQuery[int] = 0, signature: FromQuery[str] = ""
-    ) -> File:
+        self,
+        request: Request[Any, Any, Any],
+        services: ServicesDep,
+        key: FromPath[str],
+        expires: FromQuery[int] = 0,
+        signature: FromQuery[str] = "",
+    ) -> File | Response[bytes]:
         key = key.lstrip("/")
+        if match := BATCH_FILE_CONTENT.fullmatch(key):
+            return await file_content_response(request, services, match.group(1))
         if not valid_key(key) or not services.signer.verify(key, expires, signature):
             raise NotFound("file not found or link expired", code="file_not_found")
         path = services.storage.path(key)

@@ -257,17 +257,7 @@ async def authenticate(
             raise refused
     if invalid_keys is not None:
         await invalid_keys.reserve(ip)  # before the lookup: a spent budget costs the database nothing
-    row = await db.fetchrow(
-        """
-        SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
-               k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
-               k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
-               a.max_inflight_tasks AS account_max_inflight
-        FROM api_keys k JOIN accounts a ON a.id = k.account_id
-        WHERE k.key_hash = $1
-        """,
-        key_hash,
-    )
+    row = await db.fetchrow(f"{_KEY_ROW} WHERE k.key_hash = $1", key_hash)
     try:
         principal = _principal(row)
     except Unauthenticated as refused:
@@ -292,6 +282,20 @@ def account_suspended(reason: str | None) -> PermissionDenied:
     """What a suspended account's owner is told: the operator's reason, when one was given."""
     because = f" ({reason})" if reason else ""
     return PermissionDenied(f"this account is suspended{because}; contact support", code="account_suspended")
+
+
+_KEY_ROW = """
+SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
+       k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
+       k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
+       a.max_inflight_tasks AS account_max_inflight
+FROM api_keys k JOIN accounts a ON a.id = k.account_id"""
+
+
+async def principal_of_key(db: Database, key_id: uuid.UUID) -> Principal:
+    """The caller an API key names now, by the key's id (work done later on the key's behalf, e.g. a batch's
+    lines), or why the key cannot be used any more."""
+    return _principal(await db.fetchrow(f"{_KEY_ROW} WHERE k.id = $1", key_id))
 
 
 def _principal(row: Record | None) -> Principal:

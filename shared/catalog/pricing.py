@@ -5,7 +5,7 @@ All amounts are integer micro-credits; fractional results are rounded up to the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any
@@ -15,6 +15,7 @@ from shared.ledger.money import CreditsFormatError, parse_credits
 UNITS = ("image", "video_second", "token", "request")
 MESSAGE_OVERHEAD_TOKENS = 8  # chat template tokens around each message, generously
 PROMPT_OVERHEAD_TOKENS = 16
+DEFAULT_BATCH_DISCOUNT = Fraction(1, 2)  # batch work costs half, unless a model's pricing says otherwise
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +25,17 @@ class Pricing:
     input_per_million: int = 0  # micro-credits per 1M input tokens
     output_per_million: int = 0  # micro-credits per 1M output tokens
     cached_input_per_million: int | None = None  # per 1M input tokens the upstream served from its cache
+    batch_discount: Fraction = DEFAULT_BATCH_DISCOUNT  # taken off every price for batch work (OpenAI Batch API)
+    discount: Fraction = Fraction(0)  # taken off every price by ``cost`` (``for_batch`` sets it)
+
+    def for_batch(self) -> Pricing:
+        """These prices with the batch discount taken off."""
+        return replace(self, discount=self.batch_discount)
 
     def public(self) -> dict[str, Any]:
         from shared.ledger.money import Credits
 
+        discount = {"batch_discount": float(self.batch_discount)}
         if self.unit == "token":
             prices = {
                 "unit": "token",
@@ -36,8 +44,8 @@ class Pricing:
             }
             if self.cached_input_per_million is not None:
                 prices["cached_input_per_million"] = Credits(self.cached_input_per_million)
-            return prices
-        return {"unit": self.unit, "credits": Credits(self.per_unit)}
+            return {**prices, **discount}
+        return {"unit": self.unit, "credits": Credits(self.per_unit), **discount}
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +110,7 @@ def parse_pricing(raw: dict[str, Any], *, kind: str, where: str) -> Pricing:
             )
         else:
             pricing = Pricing(unit=unit, per_unit=parse_credits(raw["credits"]))
+        pricing = replace(pricing, batch_discount=_batch_discount(raw.get("batch_discount"), where))
     except KeyError as exc:
         raise CatalogError(f"{where}: pricing is missing {exc.args[0]!r}") from exc
     except CreditsFormatError as exc:
@@ -163,8 +172,24 @@ def cost(pricing: Pricing, usage: Usage) -> int:
         exact = usage.video_seconds * pricing.per_unit
     else:
         exact = Fraction(usage.requests * pricing.per_unit)
+    exact *= 1 - pricing.discount
     return -((-exact.numerator) // exact.denominator)  # ceiling division
 
 
 def to_decimal_seconds(seconds: Fraction) -> Decimal:
     return Decimal(seconds.numerator) / Decimal(seconds.denominator)
+
+
+def _batch_discount(raw: Any, where: str) -> Fraction:
+    """``pricing.batch_discount``: the share of the price batch work does not pay, from 0 up to (not) 1."""
+    from shared.catalog import CatalogError
+
+    if raw is None:
+        return DEFAULT_BATCH_DISCOUNT
+    try:
+        discount = Fraction(Decimal(str(raw)))
+    except ArithmeticError as exc:
+        raise CatalogError(f"{where}: pricing.batch_discount must be a decimal number, got {raw!r}") from exc
+    if isinstance(raw, bool) or not 0 <= discount < 1:
+        raise CatalogError(f"{where}: pricing.batch_discount must be at least 0 and below 1, got {raw!r}")
+    return discount

@@ -80,7 +80,7 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
         model=model,
         params=params,
         hold=hold,
-        metadata=_check_metadata(submission.metadata),
+        metadata=check_metadata(submission.metadata),
         webhook_url=_check_webhook_url(submission.webhook_url),
     )
 
@@ -233,7 +233,7 @@ def submission_hash(submission: TaskSubmission) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
+def check_metadata(metadata: dict[str, Any] | None) -> dict[str, str]:
     if metadata is None:
         return {}
     if not isinstance(metadata, dict):

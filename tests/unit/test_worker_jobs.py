@@ -6,13 +6,14 @@ import uuid
 
 from shared.infra import jobs
 from shared.settings import Settings
-from worker.main import worker_settings
+from worker.main import batch_worker_settings, worker_settings
 
 NAMED_JOBS = {
     jobs.RUN_TASK,
     jobs.CANCEL_UPSTREAM,
     jobs.DELIVER_WEBHOOK,
     jobs.PROCESS_STRIPE_EVENT,
+    jobs.RUN_OPENAI_BATCH,
     jobs.SWEEP,
     jobs.WEBHOOK_SWEEP,
     jobs.BILLING_SWEEP,
@@ -25,6 +26,10 @@ def test_the_worker_registers_every_named_job_and_nothing_else() -> None:
     registered = {function.name for function in settings["functions"]} | {job.name for job in settings["cron_jobs"]}
     assert registered == NAMED_JOBS
     assert settings["queue_name"] == jobs.QUEUE
+    batch = batch_worker_settings(Settings.from_env({}))
+    assert batch["queue_name"] == jobs.BATCH_QUEUE
+    assert [function.name for function in batch["functions"]] == [function.name for function in settings["functions"]]
+    assert batch["cron_jobs"] == []  # periodic jobs run once per tick, from the interactive worker
 
 
 def test_job_ids_make_handing_the_same_work_over_twice_a_no_op() -> None:

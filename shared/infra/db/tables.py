@@ -10,6 +10,7 @@ from __future__ import annotations
 from piccolo.table import Table
 
 from shared.infra.db.schema.accounts import Account, AccountToken, ApiKey, OAuthIdentity
+from shared.infra.db.schema.batches import OpenAIBatch, OpenAIBatchLine, OpenAIFile
 from shared.infra.db.schema.billing import BillingOrder, BillingRefund, StripeEvent
 from shared.infra.db.schema.ledger import ApiKeyHold, CreditLot, Hold, HoldAllocation, LedgerEntry, UsageRecord
 from shared.infra.db.schema.promos import PromoCode, PromoRedemption
@@ -56,4 +57,8 @@ TABLES: list[type[Table]] = [
     StaffAuditEntry,
     SupportCannedReply,
     TaskAttempt,
+    # the OpenAI Batch API
+    OpenAIFile,
+    OpenAIBatch,
+    OpenAIBatchLine,
 ]
