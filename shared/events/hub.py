@@ -74,6 +74,7 @@ class Subscription:
     queue: asyncio.Queue[TaskEvent]
     seen: dict[uuid.UUID, str] = field(default_factory=dict)
     active_at: float = field(default_factory=time.monotonic)
+    opened_at: float = field(default_factory=time.monotonic)
     overflowed: bool = False
 
     def told(self, event: TaskEvent) -> None:
@@ -179,8 +180,14 @@ class EventHub:
                 log.exception("checking idle event streams against the database failed")
 
     async def reconcile(self) -> None:
-        """Streams idle for ``reconcile_s`` get, as an event, any later status their tasks reached meanwhile."""
-        idle_before = time.monotonic() - self.settings.reconcile_s
+        """Streams idle for ``reconcile_s`` get, as an event, any later status their tasks reached meanwhile.
+        A subscription older than any stream may last is dropped (its stream never started, or never ended)."""
+        now = time.monotonic()
+        stale = now - self.settings.max_stream_s - 60
+        for sub in {sub for subs in (*self._by_task.values(), *self._by_account.values()) for sub in subs}:
+            if sub.opened_at < stale:
+                self.unsubscribe(sub)
+        idle_before = now - self.settings.reconcile_s
         waiting = [
             (task_id, sub)
             for task_id, subs in list(self._by_task.items())

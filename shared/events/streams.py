@@ -109,7 +109,10 @@ async def open_stream(services: StreamServices, request: StreamRequest) -> Async
             history_key = task_stream_key(next(iter(request.task_ids)))
         else:
             history_key = account_stream_key(request.account_id)
-        history = await services.hub.history(history_key, request.last_event_id)
+        if request.task_ids is None and request.last_event_id is None:
+            history: list[TaskEvent] | None = []  # every task of the account, from now on
+        else:
+            history = await services.hub.history(history_key, request.last_event_id)
     except BaseException:
         services.hub.unsubscribe(sub)
         raise
