@@ -7,7 +7,8 @@ statement that is a transaction on its own), so callers compose a movement with 
 to (a task's status, an order's payment) atomically.
 
 * ``lots``: grants, the balance, the expiry of lots;
-* ``holds``: placing holds (``ledger_place_hold``), alone, inside a caller's statement or many at once;
+* ``holds``: placing holds (``ledger_place_hold``), alone, inside a caller's statement or many at once (a
+  batch of requests, a batch submit's tasks);
 * ``settlement``: resolving holds (``ledger_resolve_hold``) with the key's spend and the usage record, for
   requests, tasks and ``post_hold`` / ``void_hold``;
 * ``spend_caps``: an API key's spend cap, reserved when a hold is placed and settled with it;
@@ -24,16 +25,7 @@ Rules that keep this correct under concurrency:
 * The hot paths (a task's submit and settlement, a request's hold and settlement) are one statement each.
 """
 
-from shared.ledger.holds import (
-    HOLD_ROW_CALL,
-    NewHold,
-    fetch_with_holds,
-    fetchrow_with_hold,
-    hold_call_sql,
-    holds_sql,
-    place_hold,
-    place_holds,
-)
+from shared.ledger.holds import NewHold, fetchrow_with_hold, hold_call_sql, place_hold, place_holds, place_task_holds
 from shared.ledger.lots import LOT_SOURCES, Balance, expire_lots, get_balance, grant, granted_lot, upcoming_expiries
 from shared.ledger.request_holds import (
     place_request_hold,
@@ -62,7 +54,6 @@ from shared.ledger.take_back import (
 )
 
 __all__ = [
-    "HOLD_ROW_CALL",
     "LOT_SOURCES",
     "TAKE_BACK_KINDS",
     "Balance",
@@ -71,18 +62,17 @@ __all__ = [
     "Settlement",
     "deduct_unused",
     "expire_lots",
-    "fetch_with_holds",
     "fetchrow_with_hold",
     "get_balance",
     "grant",
     "granted_lot",
     "hold_call_sql",
-    "holds_sql",
     "lot_unused",
     "needs_spend_reservation",
     "place_hold",
     "place_holds",
     "place_request_hold",
+    "place_task_holds",
     "post_hold",
     "record_refused_request",
     "reserve_key_spend",

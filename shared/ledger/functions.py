@@ -25,6 +25,7 @@ FUNCTIONS = (
     "ledger_resolve_hold",
     "ledger_place_holds",
     "staff_audit_log_append_only",  # not the ledger's: the staff audit log's trigger, kept here with the others
+    "ledger_place_task_holds",
 )
 
 

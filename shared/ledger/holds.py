@@ -10,9 +10,9 @@ trip. Every hold goes through this module, in one of three ways:
   with its own change, e.g. the task submit inserting the task (``hold_call_sql`` is the call to embed);
 * ``place_holds(conn, holds)``: many requests' holds in one statement (``ledger_place_holds``), where a
   refusal is that hold's outcome, not the batch's error;
-* ``fetch_with_holds(conn, statement, *args, holds=holds)``: a caller's statement that places many holds along
-  with its own change, all or nothing, e.g. a batch submit inserting its tasks (``holds_sql`` is the set of
-  holds to join, ``HOLD_ROW_CALL`` the call to embed per row).
+* ``place_task_holds(conn, account_id, holds)``: the holds of many tasks of one account in one statement
+  (``ledger_place_task_holds``), all or nothing, in the caller's transaction that inserted the tasks (a batch
+  submit).
 
 A refusal is ``InsufficientCredits`` or ``PermissionDenied`` (the account is suspended or deleted).
 Resolving a hold (charging it, releasing it) is ``shared.ledger.settlement``.
@@ -57,25 +57,9 @@ def hold_call_sql(first_param: int) -> str:
     return "ledger_place_hold(" + ", ".join(f"${first_param + n}" for n in range(6)) + ")"
 
 
-def holds_sql(first_param: int) -> str:
-    """The holds passed as arrays (``hold_arrays``) in parameters ``$first_param`` onwards, as a set of rows
-    ``hold(id, account_id, amount, task_id, entry_id, description)`` for a caller's statement to join."""
-    types = ("uuid", "uuid", "bigint", "uuid", "uuid", "text")
-    arrays = ", ".join(f"${first_param + n}::{kind}[]" for n, kind in enumerate(types))
-    return f"unnest({arrays}) AS hold(id, account_id, amount, task_id, entry_id, description)"
-
-
-HOLD_ROW_CALL = (
-    "ledger_place_hold(hold.id, hold.account_id, hold.amount, hold.task_id, hold.entry_id, hold.description)"
-)
-
-
-def hold_arrays(holds: Sequence[NewHold]) -> tuple[list[Any], ...]:
-    return tuple(list(column) for column in zip(*(hold.params() for hold in holds), strict=True))
-
-
 _PLACE = f"SELECT {hold_call_sql(1)}"
 _PLACE_MANY = "SELECT item, outcome, detail FROM ledger_place_holds($1, $2, $3, $4, $5)"
+_PLACE_TASK_HOLDS = "SELECT ledger_place_task_holds($1, $2, $3, $4, $5, $6)"
 
 
 async def place_hold(conn: Connection | asyncpg.Pool, hold: NewHold) -> uuid.UUID:
@@ -94,22 +78,31 @@ async def fetchrow_with_hold(
         return await conn.fetchrow(statement, *args, *hold.params())
 
 
-async def fetch_with_holds(
-    conn: Connection | asyncpg.Pool, statement: str, *args: Any, holds: Sequence[NewHold], what: str
-) -> list[Record]:
-    """Run a statement that places every one of ``holds`` (joining ``holds_sql(len(args) + 1)`` and calling
-    ``HOLD_ROW_CALL`` per row) besides what else it does. All or nothing: if any hold is refused, the statement
-    fails and ``InsufficientCredits`` names the total of them all (``what`` says what they are for)."""
+async def place_task_holds(conn: Connection, account_id: uuid.UUID, holds: Sequence[NewHold], *, what: str) -> None:
+    """Place the holds of many tasks of ``account_id`` (their rows inserted by the caller's transaction) in one
+    statement, all or nothing: a balance that does not cover them all refuses every one, and
+    ``InsufficientCredits`` names their total (``what`` says what they are for)."""
+    if any(hold.account_id != account_id or hold.task_id is None for hold in holds):
+        raise ValueError("place_task_holds places task holds of one account")
     total = sum(hold.amount for hold in holds)
     try:
-        return await conn.fetch(statement, *args, *hold_arrays(holds))
+        await conn.execute(
+            _PLACE_TASK_HOLDS,
+            account_id,
+            [hold.id for hold in holds],
+            [hold.amount for hold in holds],
+            [hold.task_id for hold in holds],
+            [hold.entry_id for hold in holds],
+            [hold.description for hold in holds],
+        )
     except asyncpg.PostgresError as exc:
-        state = getattr(exc, "sqlstate", None)
+        state, detail = getattr(exc, "sqlstate", None), getattr(exc, "detail", None) or ""
         if state == "CD402":
+            available = Credits(max(int(detail or 0), 0))
             raise InsufficientCredits(
-                f"insufficient credits: {what} need up to {Credits(total)} credits in all, more than is available"
+                f"insufficient credits: {what} need up to {Credits(total)} credits in all and {available} are available"
             ) from None
-        error = _refusal(state, getattr(exc, "detail", None) or "", total)
+        error = _refusal(state, detail, total)
         if error is None:
             raise
         raise error from None

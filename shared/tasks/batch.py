@@ -1,6 +1,7 @@
 """Submitting many tasks at once (``POST /v1/tasks/batch``): every item validated together, then in one
-transaction the idempotency keys claimed, the tasks inserted and one hold per task placed (one statement: all
-or nothing, so a balance that does not cover the worst case of them all refuses the lot), then their events
+transaction the idempotency keys claimed, the tasks inserted (one statement) and one hold per task placed (one
+statement, ``shared.ledger.place_task_holds``: all or nothing, so a balance that does not cover the worst case
+of them all refuses the lot), then their events
 published and their jobs enqueued in one round trip each, on the batch queue (batch work: interactive tasks
 never wait behind it).
 
@@ -28,7 +29,7 @@ from shared.infra.errors import ConduitError, Conflict, InvalidInput
 from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard
-from shared.ledger import HOLD_ROW_CALL, NewHold, fetch_with_holds, holds_sql, reserve_key_spend
+from shared.ledger import NewHold, place_task_holds, reserve_key_spend
 from shared.providers import ProviderRegistry
 from shared.tasks.records import TASK_ROWS, TaskRecord
 from shared.tasks.submit import MAX_IDEMPOTENCY_KEY, PreparedTask, TaskSubmission, prepare, submission_hash
@@ -121,20 +122,14 @@ SELECT r.key, r.request_hash, t.* FROM idempotency_records r JOIN tasks t ON t.i
 WHERE r.account_id = $1 AND r.key = ANY($2::text[])
 """
 
-_INSERT_TASKS_AND_HOLDS = f"""
-WITH item AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::bigint[],
-                         $8::float8[])
-        AS i(id, model, kind, input, metadata, webhook_url, credits_held, runtime_s)
-), task AS (
-    INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
-                       credits_held, deadline_at)
-    SELECT id, $9, $10, model, kind, 'queued', input, metadata, webhook_url, credits_held,
-           now() + make_interval(secs => runtime_s)
-    FROM item
-    RETURNING {TASK_ROWS.columns}
-)
-SELECT task.*, {HOLD_ROW_CALL} FROM task JOIN {holds_sql(11)} ON hold.task_id = task.id
+_INSERT_TASKS = f"""
+INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url, credits_held,
+                   deadline_at)
+SELECT id, $9, $10, model, kind, 'queued', input, metadata, webhook_url, credits_held,
+       now() + make_interval(secs => runtime_s)
+FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::bigint[], $8::float8[])
+    AS i(id, model, kind, input, metadata, webhook_url, credits_held, runtime_s)
+RETURNING {TASK_ROWS.columns}
 """
 
 _LINK_KEYS = """
@@ -201,15 +196,15 @@ async def _insert(
         ]  # fmt: skip
         if new:
             items = [prepared[index] for index in new]
-            rows = await fetch_with_holds(
-                conn, _INSERT_TASKS_AND_HOLDS,
+            rows = await conn.fetch(
+                _INSERT_TASKS,
                 [ids[index] for index in new], [item.model.id for item in items], [item.model.kind for item in items],
                 [to_json(item.params) for item in items], [to_json(item.metadata) for item in items],
                 [item.webhook_url for item in items], [item.hold for item in items],
                 [float(item.model.max_runtime_s) for item in items], principal.account_id, principal.api_key_id,
-                holds=holds, what=f"these {len(new)} tasks",
             )  # fmt: skip
             tasks = {row["id"]: TASK_ROWS.from_row(row) for row in rows}
+            await place_task_holds(conn, principal.account_id, holds, what=f"these {len(new)} tasks")
             for hold in holds:
                 await reserve_key_spend(conn, principal, hold.id, hold.amount)  # the key's spend cap, if it has one
             for index in new:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from shared.infra import jobs
+from shared.ledger import grant
 from shared.services import Services
 from shared.tasks import lifecycle
 from tests.conftest import AccountFactory
@@ -147,3 +149,30 @@ async def test_per_item_idempotency_keys_replay_their_tasks(
     await fail_queued(services, account)
     await fail_queued(services, stranger)
     assert uuid.UUID(ids[0])
+
+
+async def test_holds_span_lots_soonest_expiry_first_and_settle_per_task(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    """Three lots (one expiring soon, one later, one never): a batch's holds take the soonest first, a hold may
+    straddle two lots, and cancelling one task gives exactly its share back (the invariants check the lots)."""
+    account = await make_account(credits="0.5")  # never expires
+    async with services.db.transaction() as conn:
+        for days, amount in ((2, 400_000), (1, 500_000)):
+            await grant(conn, account_id=account.id, amount=amount, source="promo",
+                        idempotency_key=f"lot-{account.id}-{days}",
+                        expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(days=days))  # fmt: skip
+    response = await submit_batch(client, account, [IMAGE] * 4)  # 4 x 0.3 = 1.2 of 1.4
+    assert response.status_code == 202, response.text
+    rows = await services.db.fetch(
+        """
+        SELECT l.expires_at, sum(a.amount) AS taken FROM hold_allocations a JOIN credit_lots l ON l.id = a.lot_id
+        WHERE l.account_id = $1 GROUP BY l.expires_at ORDER BY l.expires_at NULLS LAST
+        """,
+        account.id,
+    )
+    assert [row["taken"] for row in rows] == [500_000, 400_000, 300_000]
+    task_id = response.json()["data"][1]["task"]["id"]  # its 0.3 straddles the first two lots
+    assert (await client.post(f"/v1/tasks/{task_id}/cancel", headers=account.headers)).status_code == 200
+    assert await balance(client, account) == (Decimal("0.5"), Decimal("0.9"))
+    await fail_queued(services, account)
