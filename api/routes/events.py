@@ -32,7 +32,7 @@ class EventController(Controller):
     tags = ["tasks"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @get("/tasks/{task_id:str}/events")
+    @get("/tasks/{task_id:str}/events", media_type="text/event-stream")
     async def task_events(
         self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str], last_event_id: LastEventId = None
     ) -> ServerSentEvent:
@@ -44,7 +44,7 @@ class EventController(Controller):
         request = StreamRequest(principal.account_id, frozenset((parsed,)), None, parse_last_event_id(last_event_id))
         return await _respond(services, request)
 
-    @get("/events")
+    @get("/events", media_type="text/event-stream")
     async def account_events(
         self,
         principal: PrincipalDep,

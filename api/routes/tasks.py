@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import msgspec
 from litestar import Controller, Response, get, post
 from litestar.di import Provide
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
@@ -83,7 +84,11 @@ class TaskController(Controller):
             headers["Idempotent-Replayed"] = "true"
         return Response(public_task(task, services.signer), status_code=202, headers=headers)
 
-    @post("/batch", status_code=202)
+    @post(
+        "/batch",
+        status_code=202,
+        responses={207: ResponseSpec(BatchSubmitResult, description="Some tasks were refused (atomic: false)")},
+    )
     async def submit_batch(
         self, data: JSONBody[SubmitBatchBody], principal: PrincipalDep, services: ServicesDep
     ) -> Response[BatchSubmitResult]:
