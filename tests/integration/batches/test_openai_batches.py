@@ -3,12 +3,12 @@ the output and error files; every line charged exactly at the batch discount; ca
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import openai
@@ -20,6 +20,25 @@ from tests.harness import ApiServer, InProcessWorker, wait_for
 from tests.integration.helpers import balance
 from tests.integration.openai_helpers import async_client
 from tests.simulators import Simulators
+
+if TYPE_CHECKING:
+    from tests.conftest import TestAccount
+
+OpenAIClients = Callable[["TestAccount"], openai.AsyncOpenAI]
+
+
+@pytest.fixture
+async def clients(api: ApiServer) -> AsyncIterator[OpenAIClients]:
+    """The official async client for an account, closed after the test."""
+    made: list[openai.AsyncOpenAI] = []
+
+    def make(account: TestAccount) -> openai.AsyncOpenAI:
+        made.append(async_client(api, account))
+        return made[-1]
+
+    yield make
+    for client in made:
+        await client.close()
 
 
 def chat_line(custom_id: str, content: str, **extra: Any) -> dict[str, Any]:
@@ -54,11 +73,11 @@ async def charged_micro(services: Services, account_id: uuid.UUID) -> int:
 
 
 async def test_a_batch_runs_end_to_end_with_the_official_client_at_half_price(
-    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker,
-    services: Services,
+    client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker, services: Services,
+    clients: OpenAIClients,
 ) -> None:  # fmt: skip
     account = await make_account(credits="10")
-    oai = async_client(api, account)
+    oai = clients(account)
     lines = [chat_line(f"req-{n}", f"Tell me about lighthouse number {n}") for n in range(3)]
     lines.append(chat_line("bad", "too hot", temperature=7))  # refused like the request would be
     uploaded = await oai.files.create(file=("requests.jsonl", jsonl(lines)), purpose="batch")
@@ -100,12 +119,12 @@ async def test_a_batch_runs_end_to_end_with_the_official_client_at_half_price(
 
 
 async def test_cancelling_a_batch_stops_the_lines_not_started_and_holds_nothing(
-    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker,
-    services: Services, sims: Simulators,
+    client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker, services: Services,
+    sims: Simulators, clients: OpenAIClients,
 ) -> None:  # fmt: skip
     sims.openai.latency_s = 1.0  # each line takes a second upstream
     account = await make_account(credits="10")
-    oai = async_client(api, account)
+    oai = clients(account)
     lines = [chat_line(f"req-{n}", f"line {n}") for n in range(12)]
     uploaded = await oai.files.create(file=("slow.jsonl", jsonl(lines)), purpose="batch")
     batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
@@ -128,9 +147,9 @@ async def test_cancelling_a_batch_stops_the_lines_not_started_and_holds_nothing(
     assert (await balance(client, account))[1] == 0  # nothing held for what did not run
 
 
-async def test_refusals_in_openai_shapes(api: ApiServer, make_account: AccountFactory, services: Services) -> None:
+async def test_refusals_in_openai_shapes(make_account: AccountFactory, clients: OpenAIClients) -> None:
     owner, stranger = await make_account(credits="5"), await make_account(credits="5")
-    oai, theirs = async_client(api, owner), async_client(api, stranger)
+    oai, theirs = clients(owner), clients(stranger)
     good = await oai.files.create(file=("ok.jsonl", jsonl([chat_line("a", "hi")])), purpose="batch")
     with pytest.raises(openai.BadRequestError) as refused:
         await oai.batches.create(input_file_id=good.id, endpoint="/v1/images/generations", completion_window="24h")
@@ -159,4 +178,3 @@ async def test_refusals_in_openai_shapes(api: ApiServer, make_account: AccountFa
     with pytest.raises(openai.NotFoundError):
         await oai.batches.retrieve("batch_nope")
     assert (await theirs.batches.list()).data == []
-    await asyncio.sleep(0)
