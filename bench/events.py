@@ -159,11 +159,12 @@ def _spread(values: list[float]) -> dict[str, float]:
 
 
 def interactive_latency(
-    env: BenchEnv, keys: list[str], *, background: str, rate: float, seconds: float
+    env: BenchEnv, keys: list[str], *, background: str, rate: float, seconds: float, batch_jobs: int
 ) -> dict[str, Any]:
     """Interactive tasks at ``rate``/s while ``background`` work waits: ``none``, ``batch`` (5,000 2-second tasks
-    by batch submit) or ``same_queue`` (the same tasks submitted one by one)."""
-    worker = env.spawn("worker")
+    by batch submit) or ``same_queue`` (the same tasks submitted one by one). The worker runs ``batch_jobs``
+    batch jobs at once."""
+    worker = env.spawn("worker", BATCH_WORKER_MAX_JOBS=str(batch_jobs))
     time.sleep(2)
     if background == "batch":
         asyncio.run(_batch_submit(env, keys[1], "bench-2s-text", 5000))
@@ -177,7 +178,7 @@ def interactive_latency(
     time.sleep(3)
     latencies = asyncio.run(_task_latencies(env, since))
     env.stop_procs(worker)
-    return {"background": background, "rate_per_s": rate, **latencies}
+    return {"background": background, "batch_worker_max_jobs": batch_jobs, "rate_per_s": rate, **latencies}
 
 
 def main() -> None:
@@ -185,6 +186,8 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated scenarios (default: all)")
     parser.add_argument("--streams", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--backgrounds", default="none,batch,same_queue", help="interactive_latency's scenarios")
+    parser.add_argument("--batch-worker-max-jobs", type=int, default=20)
     args = parser.parse_args()
     env = BenchEnv()
     env.start()
@@ -198,10 +201,12 @@ def main() -> None:
         return keys
 
     def latency_rounds() -> dict[str, Any]:
-        rounds: dict[str, list[dict[str, Any]]] = {"none": [], "batch": [], "same_queue": []}
+        rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in args.backgrounds.split(",")}
         for _ in range(args.rounds):
             for background in rounds:
-                rounds[background].append(interactive_latency(env, fresh(), background=background, rate=20, seconds=20))
+                rounds[background].append(interactive_latency(
+                    env, fresh(), background=background, rate=20, seconds=20, batch_jobs=args.batch_worker_max_jobs
+                ))  # fmt: skip
         p99 = {name: [r["server_latency_ms"]["p99"] for r in runs] for name, runs in rounds.items()}
         return {
             "p99_ms": {name: _spread(values) for name, values in p99.items()},
