@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=5000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--backgrounds", default="none,batch,same_queue", help="interactive_latency's scenarios")
-    parser.add_argument("--batch-worker-max-jobs", type=int, default=20)
+    parser.add_argument("--batch-worker-max-jobs", type=int, default=5)
     args = parser.parse_args()
     env = BenchEnv()
     env.start()
