@@ -1,6 +1,7 @@
 """Batches of the OpenAI Batch API: create (every line of the input file checked, then the batch and its lines
 stored in one transaction and its job enqueued as batch work), read, list, cancel. Shapes are OpenAI's.
 
+The sweep hands unfinished batches' jobs over again (``requeue_batches``), so a batch outlives the loss of its job.
 A batch whose input has invalid lines is stored ``failed`` with OpenAI's ``errors`` list (code, message, line),
 and runs nothing. Cancelling stops the lines that have not started (``cancelling``; the job finishes the batch
 as ``cancelled`` with what did run): nothing is held for a line before it runs, so nothing stays held.
@@ -266,3 +267,13 @@ async def cancel_batch(db: Database, queue: JobQueue, account_id: uuid.UUID, bat
         raise Conflict(f"Cannot cancel a batch with status {batch.status}.", code="batch_not_cancelable")
     await queue.enqueue(jobs.run_openai_batch(str(batch.id)))
     return BATCHES.from_row(row)
+
+
+async def requeue_batches(db: Database, queue: JobQueue, *, limit: int = 500) -> int:
+    """Hand each unfinished batch's job to the workers again: a no-op for a job still queued or running (its id is
+    the batch's), and a batch whose job was lost (Redis emptied) goes on. Returns how many were handed over."""
+    rows = await db.fetch(
+        "SELECT id FROM openai_batches WHERE status IN ('in_progress', 'cancelling') ORDER BY id LIMIT $1", limit
+    )
+    added = await queue.enqueue_many([jobs.run_openai_batch(str(row["id"])) for row in rows])
+    return sum(added)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from shared.accounts.tokens import prune_account_tokens
+from shared.batches.batches import requeue_batches
 from shared.ledger import expire_lots, void_abandoned_request_holds
 from shared.tasks.retention import prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
@@ -23,8 +24,9 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
         (model.max_runtime_s for model in services.catalog if model.kind in ("text", "embedding")), default=600
     )
     abandoned = await void_abandoned_request_holds(services.db, older_than_s=longest + ABANDONED_MARGIN_S)
+    batches = await requeue_batches(services.db, services.queue)  # the OpenAI Batch API: jobs lost with Redis
     return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots,
-            "abandoned_request_holds": abandoned}  # fmt: skip
+            "abandoned_request_holds": abandoned, "batches_requeued": batches}  # fmt: skip
 
 
 async def housekeeping(ctx: WorkerContext) -> dict[str, int]:

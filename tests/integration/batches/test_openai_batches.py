@@ -14,6 +14,9 @@ import httpx
 import openai
 import pytest
 
+from shared.batches import BATCH_PREFIX, parse_id
+from shared.batches.batches import requeue_batches
+from shared.infra import jobs
 from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker, wait_for
@@ -178,3 +181,25 @@ async def test_refusals_in_openai_shapes(make_account: AccountFactory, clients: 
     with pytest.raises(openai.NotFoundError):
         await oai.batches.retrieve("batch_nope")
     assert (await theirs.batches.list()).data == []
+
+
+async def test_a_batch_whose_job_was_lost_is_handed_over_again_by_the_sweep(
+    make_account: AccountFactory, services: Services, clients: OpenAIClients
+) -> None:
+    account = await make_account(credits="5")
+    oai = clients(account)
+    uploaded = await oai.files.create(file=("one.jsonl", jsonl([chat_line("a", "hi")])), purpose="batch")
+    batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                     completion_window="24h")  # fmt: skip
+    job_id = f"{jobs.RUN_OPENAI_BATCH}:{parse_id(BATCH_PREFIX, batch.id)}"
+    assert await services.redis.zscore(jobs.BATCH_QUEUE, job_id) is not None  # no worker here: it waits
+    await services.redis.flushdb()  # Redis lost it
+    assert await requeue_batches(services.db, services.queue) >= 1
+    assert await services.redis.zscore(jobs.BATCH_QUEUE, job_id) is not None
+    assert await requeue_batches(services.db, services.queue) == 0  # queued already: nothing doubled
+    await oai.batches.cancel(batch.id)
+    await services.db.execute(
+        "UPDATE openai_batches SET status = 'cancelled', cancelled_at = now() WHERE id = $1",
+        parse_id(BATCH_PREFIX, batch.id),
+    )
+    await services.redis.flushdb()
