@@ -17,6 +17,7 @@ from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 
 if TYPE_CHECKING:
+    from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
 
 log = logging.getLogger(__name__)
@@ -45,10 +46,16 @@ async def requeue_orphans(db: Database, queue: JobQueue, *, older_than_s: float 
 
 
 async def fail_overdue(
-    db: Database, *, limit: int = 500, queue: JobQueue | None = None, slots: TaskSlots | None = None
+    db: Database,
+    *,
+    limit: int = 500,
+    queue: JobQueue | None = None,
+    slots: TaskSlots | None = None,
+    events: TaskEvents | None = None,
 ) -> int:
     """Fail tasks past their deadline (voiding their holds); with ``queue``, also have their upstream jobs
-    cancelled; with ``slots``, give back their in-flight slots (rate limits)."""
+    cancelled; with ``slots``, give back their in-flight slots (rate limits); with ``events``, publish their
+    ``task.failed``."""
     rows = await db.fetch(
         """
         SELECT id, upstream_id FROM tasks WHERE status IN ('queued', 'running') AND deadline_at <= now()
@@ -59,8 +66,9 @@ async def fail_overdue(
     failed = 0
     for row in rows:
         if await lifecycle.fail(
-            db, row["id"], code="deadline_exceeded", message="the task ran past its deadline", slots=slots
-        ):
+            db, row["id"], code="deadline_exceeded", message="the task ran past its deadline", slots=slots,
+            events=events,
+        ):  # fmt: skip
             failed += 1
             if queue is not None and row["upstream_id"]:
                 await request_upstream_cancel(queue, row["id"])

@@ -14,7 +14,9 @@ ABANDONED_MARGIN_S = 600.0  # a request's hold outlives its longest possible run
 
 async def sweep(ctx: WorkerContext) -> dict[str, int]:
     services = ctx["services"]
-    failed = await fail_overdue(services.db, queue=services.queue, slots=services.request_limits.slots)
+    failed = await fail_overdue(
+        services.db, queue=services.queue, slots=services.request_limits.slots, events=services.events
+    )
     requeued = await requeue_orphans(services.db, services.queue)
     async with services.db.transaction() as conn:
         expired = await expire_lots(conn)
