@@ -127,6 +127,9 @@ async def test_account_stream_of_some_tasks_with_a_status_filter(
     assert {data["task_id"] for _, _, data in both.events} == {first, second}
     ended = await read_stream(client, account, f"/v1/events?task_ids={first},{second}&status=succeeded,failed")
     assert ended.ended and sorted(ended.types) == ["task.failed", "task.succeeded"]
+    # resuming the account's stream after its third event: the rest, from the account's kept events
+    resumed = await read_stream(client, account, f"/v1/events?task_ids={first},{second}", last_event_id=both.ids[2])
+    assert resumed.ended and resumed.ids == both.ids[3:]
 
 
 async def test_account_stream_tells_new_tasks_live(
