@@ -73,15 +73,15 @@ async def forwards():
     manager = MigrationManager(migration_id=ID, app_name="conduit", description=DESCRIPTION)
 
     manager.add_table(
-        class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
+        class_name="OpenAIBatch",
+        tablename="openai_batches",
         schema=None,
         columns=None,
     )
 
     manager.add_table(
-        class_name="OpenAIBatch",
-        tablename="openai_batches",
+        class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
         schema=None,
         columns=None,
     )
@@ -91,179 +91,6 @@ async def forwards():
         tablename="openai_files",
         schema=None,
         columns=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="id",
-        db_column_name="id",
-        column_class_name="UUID",
-        column_class=UUID,
-        params={
-            "default": UUID4(),
-            "null": False,
-            "primary_key": True,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="batch_id",
-        db_column_name="batch_id",
-        column_class_name="ForeignKey",
-        column_class=ForeignKey,
-        params={
-            "references": OpenAIBatch,
-            "on_delete": OnDelete.cascade,
-            "on_update": OnUpdate.cascade,
-            "target_column": None,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="line",
-        db_column_name="line",
-        column_class_name="Integer",
-        column_class=Integer,
-        params={
-            "default": 0,
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="custom_id",
-        db_column_name="custom_id",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 512,
-            "default": "",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="body",
-        db_column_name="body",
-        column_class_name="JSONB",
-        column_class=JSONB,
-        params={
-            "default": "{}",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="status",
-        db_column_name="status",
-        column_class_name="Varchar",
-        column_class=Varchar,
-        params={
-            "length": 16,
-            "default": "pending",
-            "null": False,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="output",
-        db_column_name="output",
-        column_class_name="JSONB",
-        column_class=JSONB,
-        params={
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
-    )
-
-    manager.add_column(
-        table_class_name="OpenAIBatchLine",
-        tablename="openai_batch_lines",
-        column_name="completed_at",
-        db_column_name="completed_at",
-        column_class_name="Timestamptz",
-        column_class=Timestamptz,
-        params={
-            "default": None,
-            "null": True,
-            "primary_key": False,
-            "unique": False,
-            "index": False,
-            "index_method": IndexMethod.btree,
-            "choices": None,
-            "db_column_name": None,
-            "secret": False,
-        },
-        schema=None,
     )
 
     manager.add_column(
@@ -747,6 +574,200 @@ async def forwards():
     )
 
     manager.add_column(
+        table_class_name="OpenAIBatch",
+        tablename="openai_batches",
+        column_name="expired_at",
+        db_column_name="expired_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="id",
+        db_column_name="id",
+        column_class_name="UUID",
+        column_class=UUID,
+        params={
+            "default": UUID4(),
+            "null": False,
+            "primary_key": True,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="batch_id",
+        db_column_name="batch_id",
+        column_class_name="ForeignKey",
+        column_class=ForeignKey,
+        params={
+            "references": OpenAIBatch,
+            "on_delete": OnDelete.cascade,
+            "on_update": OnUpdate.cascade,
+            "target_column": None,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="line",
+        db_column_name="line",
+        column_class_name="Integer",
+        column_class=Integer,
+        params={
+            "default": 0,
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="custom_id",
+        db_column_name="custom_id",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 512,
+            "default": "",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="body",
+        db_column_name="body",
+        column_class_name="JSONB",
+        column_class=JSONB,
+        params={
+            "default": "{}",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="status",
+        db_column_name="status",
+        column_class_name="Varchar",
+        column_class=Varchar,
+        params={
+            "length": 16,
+            "default": "pending",
+            "null": False,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="output",
+        db_column_name="output",
+        column_class_name="JSONB",
+        column_class=JSONB,
+        params={
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
+        table_class_name="OpenAIBatchLine",
+        tablename="openai_batch_lines",
+        column_name="completed_at",
+        db_column_name="completed_at",
+        column_class_name="Timestamptz",
+        column_class=Timestamptz,
+        params={
+            "default": None,
+            "null": True,
+            "primary_key": False,
+            "unique": False,
+            "index": False,
+            "index_method": IndexMethod.btree,
+            "choices": None,
+            "db_column_name": None,
+            "secret": False,
+        },
+        schema=None,
+    )
+
+    manager.add_column(
         table_class_name="OpenAIFile",
         tablename="openai_files",
         column_name="id",
@@ -900,6 +921,17 @@ async def forwards():
     )
 
     manager.add_constraint(
+        table_class_name="OpenAIBatch",
+        tablename="openai_batches",
+        constraint_name="openai_batches_status_check",
+        constraint_class=Check,
+        params={
+            "condition": "status IN ('validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled')"
+        },
+        schema=None,
+    )
+
+    manager.add_constraint(
         table_class_name="OpenAIBatchLine",
         tablename="openai_batch_lines",
         constraint_name="openai_batch_lines_unique",
@@ -914,17 +946,6 @@ async def forwards():
         constraint_name="openai_batch_lines_status_check",
         constraint_class=Check,
         params={"condition": "status IN ('pending', 'running', 'succeeded', 'failed', 'canceled')"},
-        schema=None,
-    )
-
-    manager.add_constraint(
-        table_class_name="OpenAIBatch",
-        tablename="openai_batches",
-        constraint_name="openai_batches_status_check",
-        constraint_class=Check,
-        params={
-            "condition": "status IN ('validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled')"
-        },
         schema=None,
     )
 

@@ -29,7 +29,6 @@ from shared.infra.storage import LocalStorage
 from shared.tasks.submit import check_metadata
 
 COMPLETION_WINDOWS = {"24h": dt.timedelta(hours=24)}
-ACTIVE = ("validating", "in_progress", "finalizing", "cancelling")
 MAX_CUSTOM_ID = 512
 MAX_ERRORS_SHOWN = 100
 
@@ -58,6 +57,7 @@ class BatchRecord:
     cancelling_at: dt.datetime | None
     cancelled_at: dt.datetime | None
     expires_at: dt.datetime
+    expired_at: dt.datetime | None
 
 
 BATCHES = RecordMapping(BatchRecord, "openai_batches")
@@ -95,7 +95,7 @@ def public_batch(batch: BatchRecord) -> dict[str, Any]:
         "finalizing_at": _ts(batch.finalizing_at),
         "completed_at": _ts(batch.completed_at),
         "failed_at": _ts(batch.failed_at),
-        "expired_at": None,
+        "expired_at": _ts(batch.expired_at),
         "cancelling_at": _ts(batch.cancelling_at),
         "cancelled_at": _ts(batch.cancelled_at),
         "request_counts": {"total": batch.total, "completed": batch.completed, "failed": batch.failed},

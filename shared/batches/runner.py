@@ -1,7 +1,8 @@
 """Running a batch (the ``run_openai_batch`` job, on the batch queue): its pending lines, a few at once, each one
 held, served and settled exactly like the synchronous request it describes (``shared.openai_api``) but priced
 with the model's batch discount; then, once no line is pending, the output and error files and the batch's end
-(``completed``, or ``cancelled`` when it was cancelled meanwhile).
+(``completed``; ``cancelled`` when it was cancelled meanwhile; ``expired`` when its completion window closed
+before every line started).
 
 A run starts lines for at most ``run_budget_s`` (half the job timeout; each line gets at most as long again)
 and then asks to be run again (the job re-enqueues itself), so that a large batch never outlives the job
@@ -107,6 +108,7 @@ async def _run_lines(rt: BatchRuntime, batch: BatchRecord, principal: Principal)
     )
 
     while True:
+        await _expire_when_due(rt.db, batch.id)
         rows = await rt.db.fetch(
             """
             SELECT id, custom_id, body FROM openai_batch_lines WHERE batch_id = $1 AND status = 'pending'
@@ -122,13 +124,25 @@ async def _run_lines(rt: BatchRuntime, batch: BatchRecord, principal: Principal)
             return True
 
 
+async def _expire_when_due(db: Database, batch_id: uuid.UUID) -> None:
+    """Past the batch's completion window, its lines that have not started will not: the batch ends ``expired``."""
+    await db.execute(
+        """
+        UPDATE openai_batch_lines SET status = 'canceled'
+        WHERE batch_id = $1 AND status = 'pending'
+          AND EXISTS (SELECT 1 FROM openai_batches WHERE id = $1 AND status = 'in_progress' AND expires_at <= now())
+        """,
+        batch_id,
+    )
+
+
 async def _start_line(db: Database, batch_id: uuid.UUID, line_id: uuid.UUID) -> bool:
     """pending -> running, unless the batch is no longer running (cancelled meanwhile)."""
     started = await db.fetchval(
         """
         UPDATE openai_batch_lines l SET status = 'running'
         FROM openai_batches b
-        WHERE l.id = $2 AND l.status = 'pending' AND b.id = $1 AND b.status = 'in_progress'
+        WHERE l.id = $2 AND l.status = 'pending' AND b.id = $1 AND b.status = 'in_progress' AND b.expires_at > now()
         RETURNING l.id
         """,
         batch_id,
@@ -202,7 +216,8 @@ async def _fail_pending(db: Database, batch_id: uuid.UUID, error: dict[str, Any]
 
 async def _finish(rt: BatchRuntime, batch_id: uuid.UUID) -> None:
     """Write the output file (lines that succeeded) and the error file (lines that failed), in input order, and
-    end the batch: ``completed``, or ``cancelled`` if it was being cancelled."""
+    end the batch: ``completed``; ``cancelled`` if it was being cancelled; ``expired`` if its window closed
+    before every line ran."""
     rows = await rt.db.fetch(
         "SELECT status, output FROM openai_batch_lines WHERE batch_id = $1 AND status IN ('succeeded', 'failed') "
         "ORDER BY line",
@@ -212,7 +227,14 @@ async def _finish(rt: BatchRuntime, batch_id: uuid.UUID) -> None:
     errors = [row["output"] for row in rows if row["status"] == "failed"]
     name = public_id(BATCH_PREFIX, batch_id)
     async with rt.db.transaction() as conn:
-        batch = await conn.fetchrow("SELECT account_id, status FROM openai_batches WHERE id = $1 FOR UPDATE", batch_id)
+        batch = await conn.fetchrow(
+            """
+            SELECT account_id, status,
+                   EXISTS (SELECT 1 FROM openai_batch_lines WHERE batch_id = $1 AND status = 'canceled') AS cut
+            FROM openai_batches WHERE id = $1 FOR UPDATE
+            """,
+            batch_id,
+        )
         if batch is None or batch["status"] not in ("in_progress", "cancelling"):
             return  # finished by an earlier run
         output_file = error_file = None
@@ -222,7 +244,7 @@ async def _finish(rt: BatchRuntime, batch_id: uuid.UUID) -> None:
         if errors:
             error_file = await store_file(conn, rt.storage, batch["account_id"], purpose=OUTPUT_PURPOSE,
                                           filename=f"{name}_error.jsonl", data=_jsonl(errors))  # fmt: skip
-        ended = "cancelled" if batch["status"] == "cancelling" else "completed"
+        ended = "cancelled" if batch["status"] == "cancelling" else "expired" if batch["cut"] else "completed"
         await conn.execute(
             f"""
             UPDATE openai_batches SET status = $2, output_file_id = $3, error_file_id = $4,

@@ -18,6 +18,7 @@ from shared.batches import BATCH_PREFIX, parse_id
 from shared.batches.batches import requeue_batches
 from shared.infra import jobs
 from shared.services import Services
+from shared.settings import Settings
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker, wait_for
 from tests.integration.helpers import balance
@@ -203,3 +204,27 @@ async def test_a_batch_whose_job_was_lost_is_handed_over_again_by_the_sweep(
         parse_id(BATCH_PREFIX, batch.id),
     )
     await services.redis.flushdb()
+
+
+async def test_a_batch_past_its_window_expires_with_what_ran(
+    make_account: AccountFactory, services: Services, settings: Settings, clients: OpenAIClients
+) -> None:
+    """No worker while the batch waits; its window closes; Redis loses its job. A worker then starts: its sweep
+    hands the job over again and the batch ends expired, nothing run, nothing charged."""
+    account = await make_account(credits="5")
+    oai = clients(account)
+    uploaded = await oai.files.create(file=("late.jsonl", jsonl([chat_line("a", "hi"), chat_line("b", "yo")])),
+                                      purpose="batch")  # fmt: skip
+    batch = await oai.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions",
+                                     completion_window="24h")  # fmt: skip
+    await services.db.execute(
+        "UPDATE openai_batches SET expires_at = now() - interval '1 second' WHERE id = $1",
+        parse_id(BATCH_PREFIX, batch.id),
+    )
+    await services.redis.flushdb()
+    async with InProcessWorker(settings):
+        done = await finished(oai, batch.id)
+    assert done.status == "expired" and done.expired_at and done.request_counts is not None
+    assert (done.request_counts.total, done.request_counts.completed, done.request_counts.failed) == (2, 0, 0)
+    assert done.output_file_id is None and done.error_file_id is None
+    assert await charged_micro(services, account.id) == 0

@@ -58,7 +58,8 @@ class OpenAIBatch(Table, tablename="openai_batches"):
     failed_at = Timestamptz(null=True, default=None)
     cancelling_at = Timestamptz(null=True, default=None)
     cancelled_at = Timestamptz(null=True, default=None)
-    expires_at = Timestamptz()
+    expires_at = Timestamptz()  # the end of its completion window: lines not started by then never run
+    expired_at = Timestamptz(null=True, default=None)
 
     openai_batches_status_check = Check(
         "status IN ('validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', "
