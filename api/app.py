@@ -35,6 +35,7 @@ from api.routes.rate_limits import RateLimitController
 from api.routes.second_factor import SecondFactorController
 from api.routes.support import support_router
 from api.routes.tasks import TaskController
+from api.routes.uploads import uploads_router
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingController,
             # OpenAI-compatible chat completions and image generations
             OpenAIController,
+            # input media: uploads
+            uploads_router(settings.media.max_bytes + 64 * 1024),
             # operating
             readyz,
             metrics,

@@ -19,6 +19,7 @@ from shared.infra.mail import Mailer
 from shared.infra.queue import JobQueue, connect_redis
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
+from shared.media.sources import MediaSources
 from shared.providers import ProviderRegistry
 from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
 from shared.ratelimits.invalid_keys import InvalidKeyLimit
@@ -52,6 +53,7 @@ class Services:
     request_limits: RequestLimits
     invalid_keys: InvalidKeyLimit
     billing: Billing  # billing: credit packs, Stripe
+    media: MediaSources  # input media: uploads, URLs fetched through the URL guard, data: URIs
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
@@ -73,19 +75,21 @@ class Services:
         slot_ttl_s = max((model.max_runtime_s for model in catalog), default=3600) + 300
         background = BackgroundTasks()
         secret = settings.signing_key()
+        storage = LocalStorage(settings.resolved_storage_dir)
+        url_guard = UrlGuard(allow_loopback=settings.url_guard_allow_loopback)
         return cls(
             settings=settings,
             background=background,
             db=db,
             redis=redis,
             catalog=catalog,
-            storage=LocalStorage(settings.resolved_storage_dir),
+            storage=storage,
             signer=UrlSigner(secret, settings.public_base_url, settings.file_url_ttl_s),
             providers=ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis),
             keys=KeyCache(background),
             queue=JobQueue(redis),
             http=http,
-            url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
+            url_guard=url_guard,
             limiter=limiter,
             sessions=SessionStore(redis, settings.auth),
             devices=DeviceCookies(secret),
@@ -93,12 +97,14 @@ class Services:
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
             invalid_keys=InvalidKeyLimit(limiter, settings.rate_limits.invalid_keys_per_ip_per_min),
             billing=billing,
+            media=MediaSources(db, storage, url_guard, settings.media),
         )
 
     async def close(self) -> None:
         """Drain the background tasks (they may still need the connections), then close the connections."""
         await self.background.drain(SHUTDOWN_DRAIN_S)
         await self.http.aclose()
+        await self.media.aclose()
         await self.billing.close()
         await self.redis.aclose()
         await self.db.close()

@@ -60,6 +60,7 @@ class TaskController(Controller):
             ),
             url_guard=services.url_guard,
             task_id=admission.task_id,
+            media=services.media,
         )
         admission.created = created
         headers = {"Location": f"/v1/tasks/{task.id}"}

@@ -3,7 +3,8 @@
 Deletion never removes the account row (the ledger, orders, tasks and usage reference it): it marks the
 account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
 GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, the
-stored output files, and support tickets with their attachments. Keys are revoked and sessions ended at once
+stored input and output files, uploads, and support tickets with their attachments. Keys are revoked and
+sessions ended at once
 on every process; active tasks are canceled (their holds released). The credit ledger and usage records stay,
 attached to an anonymous id.
 """
@@ -24,6 +25,8 @@ from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid
 from shared.infra.storage import LocalStorage
+from shared.media.inputs import input_prefix
+from shared.media.uploads import erase_uploads
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
@@ -80,9 +83,10 @@ async def delete_account(
         """
         UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
                            error_message = CASE WHEN t.error_message IS NULL THEN NULL ELSE '' END
-        FROM (SELECT id, outputs <> '[]' AS had_outputs FROM tasks WHERE account_id = $1) old
+        FROM (SELECT id, outputs <> '[]' AS had_outputs, input::text LIKE '%"inputs/%' AS had_inputs
+              FROM tasks WHERE account_id = $1) old
         WHERE t.id = old.id
-        RETURNING t.id, old.had_outputs
+        RETURNING t.id, old.had_outputs, old.had_inputs
         """,
         account_id,
     )
@@ -90,6 +94,9 @@ async def delete_account(
     for task in scrubbed:
         if task["had_outputs"]:
             await storage.delete_prefix(f"outputs/{task['id']}")
+        if task["had_inputs"]:
+            await storage.delete_prefix(input_prefix(task["id"]))
+    await erase_uploads(deps.db, storage, account_id)  # input media the account uploaded
     await erase_tickets(deps.db, storage, account_id)  # support tickets: threads and attachments
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)

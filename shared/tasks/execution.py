@@ -32,7 +32,8 @@ from shared.catalog.pricing import cost
 from shared.infra import tracing
 from shared.infra.db import Database
 from shared.infra.metrics import METRICS
-from shared.infra.storage import LocalStorage
+from shared.infra.storage import LocalStorage, UrlSigner
+from shared.media.inputs import attach_input_files
 from shared.providers import ProviderRegistry, route_for
 from shared.providers.base import (
     Completed,
@@ -69,6 +70,7 @@ class TaskRuntime:
     poll_min_s: float = 1.0
     poll_max_s: float = 10.0
     slots: TaskSlots | None = None  # rate limits: in-flight slots given back when a task ends
+    signer: UrlSigner | None = None  # input files: the signed URLs upstreams fetch them from
 
 
 def _seconds_left(task: TaskRecord) -> float:
@@ -109,11 +111,14 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
         )
         return None
     tried: list[Attempt] = []
+    params = task.input
+    if rt.signer is not None:  # input files: their bytes and signed URLs, as the routes pass them upstream
+        params = await attach_input_files(rt.storage, rt.signer, model, task.input)
     try:
         served = await serve(
             registry,
             model,
-            task.input,
+            params,
             _call_start,
             request_id=task.id,
             ends=ends,

@@ -3,6 +3,7 @@ credit hold; then enqueue the job. An ``Idempotency-Key`` makes a retried submit
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import uuid
@@ -25,6 +26,8 @@ from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
+from shared.media.inputs import input_prefix, media_parameters, resolve_task_media
+from shared.media.sources import MediaSources
 from shared.providers import ProviderRegistry
 from shared.tasks.records import TASK_ROWS, TaskRecord
 
@@ -93,11 +96,13 @@ async def submit_task(
     submission: TaskSubmission,
     url_guard: UrlGuard | None = None,
     task_id: uuid.UUID | None = None,
+    media: MediaSources | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
     A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
-    task gets (the one its rate-limit slots were taken for); a new one by default."""
+    task gets (the one its rate-limit slots were taken for); a new one by default. Input files are fetched and
+    stored through ``media`` (``shared.media.inputs``) before the hold, which covers their worst case."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -107,6 +112,31 @@ async def submit_task(
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
     task_id = task_id or uuid7()
+    if not any(p.name in prepared.params for p in media_parameters(prepared.model)):
+        return await _create(db, queue, principal, prepared, task_id, key, request_hash)
+    if media is None:
+        raise ModelUnavailable("this server does not take input files here", param="input")
+    params = await resolve_task_media(media, principal.account_id, task_id, prepared.model, prepared.params)
+    pricing = prepared.model.pricing
+    prepared = dataclasses.replace(prepared, params=params, hold=cost(pricing, worst_case_usage(pricing.unit, params)))
+    created = False
+    try:
+        task, created = await _create(db, queue, principal, prepared, task_id, key, request_hash)
+    finally:
+        if not created:  # refused (credits), or a replayed key's first task: these copies of the files go
+            await media.storage.delete_prefix(input_prefix(task_id))
+    return task, created
+
+
+async def _create(
+    db: Database,
+    queue: JobQueue,
+    principal: Principal,
+    prepared: PreparedTask,
+    task_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+) -> tuple[TaskRecord, bool]:
     hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
         if key is None and not needs_spend_reservation(principal):

@@ -20,6 +20,19 @@ def public_output(output: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
     return shaped
 
 
+def public_input(params: dict[str, Any], signer: UrlSigner) -> dict[str, Any]:
+    """The task's input, each stored input file shown with a signed URL instead of its storage key."""
+    return {name: _public_value(value, signer) for name, value in params.items()}
+
+
+def _public_value(value: Any, signer: UrlSigner) -> Any:
+    if isinstance(value, list):
+        return [_public_value(item, signer) for item in value]
+    if isinstance(value, dict) and isinstance(value.get("key"), str) and value["key"].startswith("inputs/"):
+        return {**{name: item for name, item in value.items() if name != "key"}, "url": signer.url(value["key"])}
+    return value
+
+
 def public_task(task: TaskRecord, signer: UrlSigner) -> dict[str, Any]:
     error = None
     if task.error_code:
@@ -30,7 +43,7 @@ def public_task(task: TaskRecord, signer: UrlSigner) -> dict[str, Any]:
         "status": task.status,
         "model": task.model,
         "kind": task.kind,
-        "input": task.input,
+        "input": public_input(task.input, signer),
         "outputs": [public_output(output, signer) for output in task.outputs],
         "error": error,
         "progress": task.progress,
