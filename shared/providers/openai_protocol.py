@@ -111,8 +111,9 @@ def build_image_edit_request(
     route: Route, params: dict[str, Any]
 ) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
     """The form fields and files of ``POST {base}/images/edits`` (OpenAI's multipart image edit): each input
-    file as a file part under its upstream name, every other value as a text field."""
-    fields: dict[str, str] = {"model": route.upstream_model, "response_format": "b64_json"}
+    file as a file part under its upstream name, every other value as a text field. No ``response_format``:
+    gpt-image-1 refuses it (and always answers ``b64_json``); a route for another model may set it in ``extra``."""
+    fields: dict[str, str] = {"model": route.upstream_model}
     files: dict[str, tuple[str, bytes, str]] = {}
     for name, value in params.items():
         mapping = route.mapping(name)
