@@ -26,6 +26,7 @@ from api.routes.auth import AuthController
 from api.routes.billing import BillingController
 from api.routes.files import FileController
 from api.routes.health import healthz, readyz
+from api.routes.image_edits import image_edits_router
 from api.routes.keys import KeyController
 from api.routes.models import ModelController
 from api.routes.oauth import OAuthController
@@ -89,8 +90,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingController,
             # OpenAI-compatible chat completions and image generations
             OpenAIController,
-            # input media: uploads
+            # input media: uploads, and OpenAI's image edits (an image and a mask)
             uploads_router(settings.media.max_bytes + 64 * 1024),
+            image_edits_router(2 * settings.media.max_bytes + 64 * 1024),
             # operating
             readyz,
             metrics,

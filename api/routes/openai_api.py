@@ -57,8 +57,9 @@ class OpenAIController(Controller):
     ) -> Response[Any]:
         """OpenAI's chat completion request (``shared.openai_api.chat_fields``: every field honoured or refused)."""
         ctx = await chat.begin_raw(
-            services.db, services.background, services.catalog, services.providers, principal, data
-        )
+            services.db, services.background, services.catalog, services.providers, principal, data,
+            media=services.media,
+        )  # fmt: skip
         budget_s = min(services.settings.retry_budget_s, float(max(c.model.max_runtime_s for c in ctx.calls)))
         if ctx.call.stream:
             writer = partial(_chat_chunks, ctx)
@@ -112,15 +113,7 @@ class OpenAIController(Controller):
         admission: TaskAdmissionDep,
         services: ServicesDep,
     ) -> dict[str, Any]:
-        deps = ImageDeps(
-            db=services.db,
-            queue=services.queue,
-            catalog=services.catalog,
-            providers=services.providers,
-            storage=services.storage,
-            signer=services.signer,
-            wait_s=services.settings.image_generation_wait_s,
-        )
+        deps = image_deps(services)
         body = ImageInput(
             model=data.model, prompt=data.prompt, n=data.n, size=data.size, response_format=data.response_format
         )
@@ -128,7 +121,7 @@ class OpenAIController(Controller):
         try:
             return await generate_images(deps, principal, body, admission.task_id)
         except BaseException:
-            admission.created = await _task_exists(services, admission.task_id)
+            admission.created = await task_exists(services, admission.task_id)
             raise
 
 
@@ -140,5 +133,18 @@ def _legacy_chunks(ctx: chat.ChatContext, legacy: completions.LegacyInput, provi
     return completions.LegacyChunks(ctx.completion_id, ctx.served.model.id, provider, legacy)
 
 
-async def _task_exists(services: Services, task_id: uuid.UUID) -> bool:
+def image_deps(services: Services) -> ImageDeps:
+    return ImageDeps(
+        db=services.db,
+        queue=services.queue,
+        catalog=services.catalog,
+        providers=services.providers,
+        storage=services.storage,
+        signer=services.signer,
+        wait_s=services.settings.image_generation_wait_s,
+        media=services.media,
+    )
+
+
+async def task_exists(services: Services, task_id: uuid.UUID) -> bool:
     return bool(await services.db.fetchval("SELECT 1 FROM tasks WHERE id = $1", task_id))

@@ -28,6 +28,8 @@ from shared.catalog.pricing import Usage
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.media.chat_images import inline_chat_images
+from shared.media.sources import MediaSources
 from shared.openai_api import pricing
 from shared.openai_api.billing import RequestBill, open_bill, record_refusal
 from shared.openai_api.chat_events import ChunkWriter, stream_events
@@ -95,9 +97,11 @@ async def begin(
     principal: Principal,
     body: ChatInput,
     source: str = SOURCE,
+    media: MediaSources | None = None,
 ) -> ChatContext:
     """Check the request and place its worst-case hold. A request for a model the caller may use that is refused
-    here (bad parameters, no provider, not enough credits) is recorded as a failed request."""
+    here (bad parameters, an image that cannot be used, no provider, not enough credits) is recorded as a failed
+    request. Image parts are fetched and inlined through ``media`` (``shared.media.chat_images``)."""
     started = time.monotonic()
     model = find_model(catalog, principal, body.model, "text")
     fallbacks = [
@@ -106,6 +110,8 @@ async def begin(
     ]
     try:
         calls = _candidates(providers, [model, *fallbacks], body)
+        if media is not None:
+            await inline_chat_images(media, principal.account_id, [call.params for call in calls])
         bill = await open_bill(db, background, principal, max(call.hold for call in calls), source=source, kind="text",
                                model=model.id, started=started)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
@@ -124,6 +130,7 @@ async def begin_raw(
     *,
     parse: Callable[[Any], ChatInput] = parse_chat_body,
     source: str = SOURCE,
+    media: MediaSources | None = None,
 ) -> ChatContext:
     """``begin`` for a request body as the client sent it (``parse`` checks its fields). A body refused for its
     fields that names a text model the caller may use is recorded as a failed request of that model."""
@@ -137,7 +144,7 @@ async def begin_raw(
         if model is not None and model.kind == "text" and allowed:
             await record_refusal(db, principal, source=source, kind="text", model=model.id, started=started)
         raise
-    return await begin(db, background, catalog, providers, principal, body, source)
+    return await begin(db, background, catalog, providers, principal, body, source, media)
 
 
 def _candidates(providers: ProviderRegistry, models: list[Model], body: ChatInput) -> list[ChatCall]:
