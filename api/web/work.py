@@ -61,8 +61,21 @@ class WorkPages(Controller):
         return page(
             "dashboard/playground.html",
             visitor,
-            image_models=[m for m in models if m["kind"] == "image"],
+            image_models=[
+                m
+                for m in models
+                if m["kind"] == "image" and "prompt" in m["parameters"] and "image" not in m["parameters"]
+            ],
+            input_image_models=[
+                m
+                for m in models
+                if m["kind"] == "image"
+                and "prompt" in m["parameters"]
+                and m["parameters"].get("image", {}).get("type") == "image"
+                and not m["parameters"].get("mask", {}).get("required")
+            ],
             text_models=[m for m in models if m["kind"] == "text"],
+            vision_models=[m for m in models if m["kind"] == "text" and m.get("capabilities", {}).get("vision")],
             section="playground",
         )
 

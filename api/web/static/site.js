@@ -40,6 +40,25 @@
     return data;
   }
 
+  // <input type="file" data-upload="input.image">: the chosen file is uploaded (POST /v1/uploads) and its id put
+  // at that path of the JSON body; data-upload="image_part" adds it to the first message as an image_url part.
+  async function uploadFiles(form, body) {
+    for (const el of form.querySelectorAll('input[type="file"][data-upload]')) {
+      const file = el.files?.[0];
+      if (!file) continue;
+      const data = new FormData();
+      data.append("file", file);
+      const uploaded = await api("POST", "/v1/uploads", data);
+      if (el.dataset.upload === "image_part") {
+        const message = body.messages[0];
+        message.content = [{ type: "text", text: message.content }, { type: "image_url", image_url: { url: uploaded.id } }];
+      } else {
+        setPath(body, el.dataset.upload, uploaded.id);
+      }
+    }
+    return body;
+  }
+
   async function api(method, url, body) {
     const headers = { Accept: "application/json", "X-CSRF-Token": csrf() };
     let payload;
@@ -149,6 +168,12 @@
       for (const next of document.querySelectorAll(form.dataset.reveal || "[data-none]")) next.hidden = false;
     },
     task(form, data) { return pollTask(form, data); },
+    // A chat completion: its first choice's text.
+    chat(form, data) {
+      const pre = document.createElement("pre"); pre.className = "text-output";
+      pre.textContent = data?.choices?.[0]?.message?.content || "";
+      form.querySelector("[data-out]").replaceChildren(pre);
+    },
   };
 
   document.addEventListener("submit", async (event) => {
@@ -174,7 +199,8 @@
     try {
       const method = (form.dataset.method || "POST").toUpperCase();
       const multipart = form.enctype === "multipart/form-data";
-      const data = await api(method, apiPath(form), multipart ? multipartBody(form) : jsonBody(form));
+      const body = multipart ? multipartBody(form) : await uploadFiles(form, jsonBody(form));
+      const data = await api(method, apiPath(form), body);
       await then[form.dataset.then || "reload"](form, data);
       if ("reset" in form.dataset) form.reset();
     } catch (err) {
