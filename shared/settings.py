@@ -25,6 +25,7 @@ from shared.infra.env import (
     provider_env,
 )
 from shared.infra.mail import MailSettings
+from shared.media.settings import MediaSettings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
@@ -178,28 +179,6 @@ class SupportSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class MediaSettings:
-    """Input media (uploads, URLs, data: URIs): per-file caps (an image is decoded only up to ``max_pixels``),
-    the per-account storage quota of uploads, how long uploads are kept, and the time a URL may take."""
-
-    max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 40_000_000
-    quota_bytes: int = 1024 * 1024 * 1024
-    upload_retention_s: int = 7 * 24 * 3600
-    fetch_timeout_s: float = 15.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> MediaSettings:
-        return cls(
-            max_bytes=env_int(env, "UPLOAD_MAX_BYTES", 20 * 1024 * 1024, minimum=1024),
-            max_pixels=env_int(env, "UPLOAD_MAX_PIXELS", 40_000_000, minimum=1),
-            quota_bytes=env_int(env, "UPLOAD_QUOTA_BYTES", 1024 * 1024 * 1024, minimum=1024),
-            upload_retention_s=env_int(env, "UPLOAD_RETENTION_S", 7 * 24 * 3600, minimum=60),
-            fetch_timeout_s=env_positive_float(env, "INPUT_URL_TIMEOUT_S", 15.0),
-        )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class InputLimits:
     """What one request may carry besides its size (``MAX_BODY_BYTES``), checked where the API decodes it:
     JSON nesting depth, array and object sizes, and the largest credit amount a field accepts."""
@@ -316,7 +295,7 @@ class Settings:
     # Rate limits and support tickets
     rate_limits: RateLimitSettings = RateLimitSettings()
     support: SupportSettings = SupportSettings()
-    media: MediaSettings = MediaSettings()  # input media: uploads and URL inputs
+    media: MediaSettings = dataclasses.field(default_factory=MediaSettings)  # input media: uploads, URL inputs
     # Billing (Stripe). Without a secret key, checkout and refunds answer 503; the rest of the API works.
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None

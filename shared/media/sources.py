@@ -24,8 +24,8 @@ from shared.infra.errors import InvalidInput, NotFound
 from shared.infra.storage import LocalStorage
 from shared.infra.urlguard import UrlGuard, UrlNotAllowed, read_capped
 from shared.media.files import KINDS, MediaInfo, check_media
+from shared.media.settings import MediaSettings
 from shared.media.uploads import ID_PREFIX, UploadRecord, get_upload
-from shared.settings import MediaSettings
 
 log = logging.getLogger(__name__)
 

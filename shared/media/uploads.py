@@ -24,7 +24,7 @@ from shared.infra.ids import uuid7
 from shared.infra.pagination import Page
 from shared.infra.storage import EXTENSIONS, LocalStorage
 from shared.media.files import MediaInfo, check_media
-from shared.settings import MediaSettings
+from shared.media.settings import MediaSettings
 
 log = logging.getLogger(__name__)
 

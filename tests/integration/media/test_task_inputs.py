@@ -276,3 +276,18 @@ async def test_deleting_the_account_removes_its_uploads_and_task_inputs(
     async with httpx.AsyncClient() as anonymous:
         assert (await anonymous.get(kept["url"])).status_code == 404
         assert (await anonymous.get(input_url)).status_code == 404
+
+
+async def test_a_replayed_submit_returns_the_first_task_and_keeps_no_second_copy(
+    mclient: httpx.AsyncClient, make_account: AccountFactory, media_settings: Settings
+) -> None:
+    account = await make_account(credits="10")
+    body = {"model": "flux-kontext-pro", "input": {"prompt": "x", "image": data_uri(image_bytes(40, 30, (9, 9, 9)))}}
+    headers = {**account.headers, "Idempotency-Key": f"k-{uuid.uuid4()}"}
+    folders = _input_folders(media_settings)
+    first = await mclient.post("/v1/tasks", json=body, headers=headers)
+    again = await mclient.post("/v1/tasks", json=body, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
+    assert _input_folders(media_settings) - folders == {first.json()["id"]}  # the replay's copy was removed
+    assert await balance(mclient, account) == (Decimal("6"), Decimal("4"))  # one hold
