@@ -1,7 +1,8 @@
 """What an input file is, judged by its bytes alone (never by its name, a ``Content-Type`` or a URL's suffix).
 
-Images (PNG, JPEG, WebP, GIF) are decoded in full by ``shared.infra.media_checks`` once their dimensions are
-known to be within the pixel cap (a decompression bomb is refused before any pixel is decoded); videos (MP4,
+Images (PNG, JPEG, WebP, GIF) are opened by ``shared.infra.media_checks``: the format by its signature, the
+dimensions within the pixel cap (a decompression bomb is refused before any pixel is decoded), the structure
+verified (chunks and checksums; the pixels are decoded by the model, not here); videos (MP4,
 WebM) are recognised by their container's signature, and an MP4's size and duration read from its boxes (its
 pixel count is capped like an image's). Everything else is refused.
 """
@@ -62,7 +63,7 @@ def _identify(data: bytes, *, max_pixels: int, param: str) -> MediaInfo | None:
             )
         return MediaInfo(sniffed, len(data), size.width, size.height, size.duration_s)
     try:
-        image = decoded_image(data, max_pixels=max_pixels)
+        image = decoded_image(data, max_pixels=max_pixels, decode=False)
     except ImageTooLarge as exc:
         raise InvalidInput(f"{param}: {exc}", code="image_too_large", param=param) from None
     if image is None:

@@ -2,7 +2,8 @@
 
 At submit (``resolve_task_media``), each parameter of type ``image``, ``mask``, ``video`` or ``image_list`` names
 a file (``shared.media.sources``): an upload is linked (not copied) under ``inputs/<task id>/``, a URL is fetched
-through the URL guard and a ``data:`` URI decoded, both stored there. The task's input then holds, for each,
+through the URL guard and a ``data:`` URI decoded, both stored there (written while the task row is inserted,
+before its job is handed out). The task's input then holds, for each,
 ``{"key", "content_type", "size_bytes", "width", "height", "duration_s", "source"}`` (and the ``upload_id``), so
 the task never depends on a URL that changes or expires, or an upload deleted meanwhile, and the worker never
 fetches a user's URL. A ``mask`` must have the size of the request's ``image``. The copies go with the task's
@@ -14,7 +15,9 @@ expiring Conduit URL an upstream can fetch.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass, field
 from typing import Any
 
 from shared.catalog import Model
@@ -33,12 +36,25 @@ def media_parameters(model: Model) -> list[Parameter]:
     return [p for p in model.parameters if p.type in MEDIA_KINDS]
 
 
+@dataclass(slots=True)
+class ResolvedMedia:
+    """A task's input with its file references resolved, and the fetched files still to be written (``write``:
+    the submit writes them while it inserts the task, and before its job is handed out)."""
+
+    params: dict[str, Any]
+    unwritten: list[tuple[str, bytes]] = field(default_factory=list)
+
+    async def write(self, storage: LocalStorage) -> None:
+        await asyncio.gather(*(storage.put(key, data) for key, data in self.unwritten))
+
+
 async def resolve_task_media(
     sources: MediaSources, account_id: uuid.UUID, task_id: uuid.UUID, model: Model, params: dict[str, Any]
-) -> dict[str, Any]:
-    """``params`` with each file reference replaced by its stored copy; ``InvalidInput`` naming the parameter.
-    On a refusal the copies made so far are deleted."""
-    resolved = dict(params)
+) -> ResolvedMedia:
+    """``params`` with each file reference replaced by its entry (uploads linked under ``inputs/<task id>/``
+    already; fetched and decoded files to write); ``InvalidInput`` naming the parameter. On a refusal the links
+    made so far are deleted."""
+    resolved = ResolvedMedia(dict(params))
     try:
         for parameter in media_parameters(model):
             value = params.get(parameter.name)
@@ -47,23 +63,16 @@ async def resolve_task_media(
             kind = MEDIA_KINDS[parameter.type]
             param = f"input.{parameter.name}"
             if parameter.type == "image_list":
-                resolved[parameter.name] = [
-                    await _store(
-                        sources,
-                        account_id,
-                        task_id,
-                        item,
-                        param=f"{param}[{i}]",
-                        name=f"{parameter.name}-{i}",
-                        kind=kind,
-                    )
+                resolved.params[parameter.name] = [
+                    await _store(sources, resolved, account_id, task_id, item, param=f"{param}[{i}]",
+                                 name=f"{parameter.name}-{i}", kind=kind)
                     for i, item in enumerate(value)
-                ]
+                ]  # fmt: skip
             else:
-                resolved[parameter.name] = await _store(
-                    sources, account_id, task_id, value, param=param, name=parameter.name, kind=kind
+                resolved.params[parameter.name] = await _store(
+                    sources, resolved, account_id, task_id, value, param=param, name=parameter.name, kind=kind
                 )
-        _check_masks(model, resolved)
+        _check_masks(model, resolved.params)
     except BaseException:
         await sources.storage.delete_prefix(input_prefix(task_id))
         raise
@@ -71,7 +80,15 @@ async def resolve_task_media(
 
 
 async def _store(
-    sources: MediaSources, account_id: uuid.UUID, task_id: uuid.UUID, value: Any, *, param: str, name: str, kind: str
+    sources: MediaSources,
+    resolved: ResolvedMedia,
+    account_id: uuid.UUID,
+    task_id: uuid.UUID,
+    value: Any,
+    *,
+    param: str,
+    name: str,
+    kind: str,
 ) -> dict[str, Any]:
     loaded: LoadedMedia = await sources.load(account_id, value, param=param, kind=kind)
     info = loaded.info
@@ -80,7 +97,7 @@ async def _store(
         await sources.storage.copy(loaded.upload.storage_key, key)
     else:
         assert loaded.data is not None
-        await sources.storage.put(key, loaded.data)
+        resolved.unwritten.append((key, loaded.data))
     entry: dict[str, Any] = {
         "key": key,
         "content_type": info.content_type,

@@ -3,6 +3,8 @@ credit hold; then enqueue the job. An ``Idempotency-Key`` makes a retried submit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -29,6 +31,8 @@ from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spen
 from shared.media.inputs import input_prefix, media_parameters, resolve_task_media
 from shared.media.sources import MediaSources
 from shared.providers import ProviderRegistry
+from shared.tasks import lifecycle
+from shared.tasks.queries import get_task
 from shared.tasks.records import TASK_ROWS, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -116,14 +120,18 @@ async def submit_task(
         return await _create(db, queue, principal, prepared, task_id, key, request_hash)
     if media is None:
         raise ModelUnavailable("this server does not take input files here", param="input")
-    params = await resolve_task_media(media, principal.account_id, task_id, prepared.model, prepared.params)
-    pricing = prepared.model.pricing
+    resolved = await resolve_task_media(media, principal.account_id, task_id, prepared.model, prepared.params)
+    pricing, params = prepared.model.pricing, resolved.params
     prepared = dataclasses.replace(prepared, params=params, hold=cost(pricing, worst_case_usage(pricing.unit, params)))
+    # The fetched files are written while the task and its hold are inserted; its job waits for them.
+    writing = asyncio.ensure_future(resolved.write(media.storage))
     created = False
     try:
-        task, created = await _create(db, queue, principal, prepared, task_id, key, request_hash)
+        task, created = await _create(db, queue, principal, prepared, task_id, key, request_hash, files=writing)
     finally:
         if not created:  # refused (credits), or a replayed key's first task: these copies of the files go
+            with contextlib.suppress(Exception):
+                await writing
             await media.storage.delete_prefix(input_prefix(task_id))
     return task, created
 
@@ -136,7 +144,10 @@ async def _create(
     task_id: uuid.UUID,
     key: str | None,
     request_hash: str,
+    files: asyncio.Future[None] | None = None,
 ) -> tuple[TaskRecord, bool]:
+    """Insert the task with its hold (or find the one its idempotency key made) and hand out its job, once
+    ``files`` (its input files being written) are in storage."""
     hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
         if key is None and not needs_spend_reservation(principal):
@@ -157,6 +168,15 @@ async def _create(
                     )
     except _Replay:
         return await _replayed_task(db, principal, key or "", request_hash), False
+    if files is not None:
+        try:
+            await files
+        except OSError as exc:  # the task cannot run without its inputs: it ends at once, its hold voided
+            log.error("task %s: its input files could not be stored: %r", task.id, exc)
+            await lifecycle.fail(
+                db, task.id, code="input_storage_failed", message="the input files could not be stored"
+            )
+            return await get_task(db, principal.account_id, task.id), True
     # logs: with the request id (shared.infra.logs), this line links the request to the task's worker lines
     log.info("task created", extra={"task_id": str(task.id), "model": task.model})
     try:
