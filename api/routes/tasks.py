@@ -61,6 +61,7 @@ class TaskController(Controller):
             url_guard=services.url_guard,
             task_id=admission.task_id,
             media=services.media,
+            background=services.background,
         )
         admission.created = created
         headers = {"Location": f"/v1/tasks/{task.id}"}

@@ -113,7 +113,13 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
     tried: list[Attempt] = []
     params = task.input
     if rt.signer is not None:  # input files: their bytes and signed URLs, as the routes pass them upstream
-        params = await attach_input_files(rt.storage, rt.signer, model, task.input)
+        try:
+            params = await attach_input_files(rt.storage, rt.signer, model, task.input)
+        except FileNotFoundError:  # the API process stopped before it had written them
+            await lifecycle.fail(
+                rt.db, task.id, code="input_missing", message="the input files were not stored", slots=rt.slots
+            )
+            return None
     try:
         served = await serve(
             registry,

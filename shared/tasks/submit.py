@@ -22,6 +22,7 @@ from shared.catalog import Catalog, Model
 from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
 from shared.infra import jobs, tracing
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.infra.ids import uuid7
@@ -101,12 +102,15 @@ async def submit_task(
     url_guard: UrlGuard | None = None,
     task_id: uuid.UUID | None = None,
     media: MediaSources | None = None,
+    background: BackgroundTasks | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
     A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
     task gets (the one its rate-limit slots were taken for); a new one by default. Input files are fetched and
-    stored through ``media`` (``shared.media.inputs``) before the hold, which covers their worst case."""
+    stored through ``media`` (``shared.media.inputs``): fetched and checked before the hold, which covers their
+    worst case; written while the task is inserted, its job handed out once they are (in ``background`` when
+    given, so that the answer does not wait for the writes)."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -127,7 +131,9 @@ async def submit_task(
     writing = asyncio.ensure_future(resolved.write(media.storage))
     created = False
     try:
-        task, created = await _create(db, queue, principal, prepared, task_id, key, request_hash, files=writing)
+        task, created = await _create(
+            db, queue, principal, prepared, task_id, key, request_hash, files=writing, background=background
+        )
     finally:
         if not created:  # refused (credits), or a replayed key's first task: these copies of the files go
             with contextlib.suppress(Exception):
@@ -145,9 +151,10 @@ async def _create(
     key: str | None,
     request_hash: str,
     files: asyncio.Future[None] | None = None,
+    background: BackgroundTasks | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Insert the task with its hold (or find the one its idempotency key made) and hand out its job, once
-    ``files`` (its input files being written) are in storage."""
+    ``files`` (its input files being written) are in storage: in ``background`` when given."""
     hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
         if key is None and not needs_spend_reservation(principal):
@@ -168,23 +175,34 @@ async def _create(
                     )
     except _Replay:
         return await _replayed_task(db, principal, key or "", request_hash), False
+    # logs: with the request id (shared.infra.logs), this line links the request to the task's worker lines
+    log.info("task created", extra={"task_id": str(task.id), "model": task.model})
+    if files is not None and background is not None:
+        # The answer does not wait for the input files' writes: the job is handed out once they are done.
+        background.spawn(_hand_out(db, queue, task.id, files), name=f"inputs of task {task.id}")
+    elif not await _hand_out(db, queue, task.id, files):
+        return await get_task(db, principal.account_id, task.id), True
+    return task, True
+
+
+async def _hand_out(db: Database, queue: JobQueue, task_id: uuid.UUID, files: asyncio.Future[None] | None) -> bool:
+    """Enqueue the task's job once its input files (if any) are stored; False when they could not be: the task
+    cannot run without them and ends at once, its hold voided."""
     if files is not None:
         try:
             await files
-        except OSError as exc:  # the task cannot run without its inputs: it ends at once, its hold voided
-            log.error("task %s: its input files could not be stored: %r", task.id, exc)
+        except OSError as exc:
+            log.error("task %s: its input files could not be stored: %r", task_id, exc)
             await lifecycle.fail(
-                db, task.id, code="input_storage_failed", message="the input files could not be stored"
+                db, task_id, code="input_storage_failed", message="the input files could not be stored"
             )
-            return await get_task(db, principal.account_id, task.id), True
-    # logs: with the request id (shared.infra.logs), this line links the request to the task's worker lines
-    log.info("task created", extra={"task_id": str(task.id), "model": task.model})
+            return False
     try:
-        await queue.enqueue(jobs.run_task(task.id))
+        await queue.enqueue(jobs.run_task(task_id))
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The task is safely queued in PostgreSQL; the sweep enqueues it once Redis is back.
-        log.warning("enqueue failed for task %s, the sweep will retry: %s", task.id, exc)
-    return task, True
+        log.warning("enqueue failed for task %s, the sweep will retry: %s", task_id, exc)
+    return True
 
 
 _INSERT_TASK_AND_HOLD = f"""

@@ -23,7 +23,7 @@ from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.retention import purge_task_data
 from tests.conftest import AccountFactory
-from tests.harness import InProcessWorker
+from tests.harness import InProcessWorker, wait_for
 from tests.integration.helpers import balance, submit, wait_terminal
 from tests.integration.media.conftest import MAX_BYTES, data_uri, image_bytes, opened, upload, uploaded_id
 from tests.simulators import Simulators
@@ -289,5 +289,33 @@ async def test_a_replayed_submit_returns_the_first_task_and_keeps_no_second_copy
     again = await mclient.post("/v1/tasks", json=body, headers=headers)
     assert first.status_code == again.status_code == 202
     assert again.json()["id"] == first.json()["id"] and again.headers["Idempotent-Replayed"] == "true"
-    assert _input_folders(media_settings) - folders == {first.json()["id"]}  # the replay's copy was removed
+
+    async def stored() -> set[str] | None:  # the first task's copy is written just after its answer
+        made = _input_folders(media_settings) - folders
+        return made if first.json()["id"] in made else None
+
+    assert await wait_for(stored, timeout=10, what="the first copy") == {first.json()["id"]}  # none for the replay
     assert await balance(mclient, account) == (Decimal("6"), Decimal("4"))  # one hold
+
+
+async def test_a_task_whose_input_files_are_gone_fails_without_charge(
+    mclient: httpx.AsyncClient, make_account: AccountFactory, services: Services, media_settings: Settings
+) -> None:
+    """As when the API process stopped before writing them: the worker ends the task, its hold voided."""
+    account = await make_account(credits="10")
+    response = await submit(
+        mclient, account, "flux-kontext-pro", prompt="x", image=data_uri(image_bytes(8, 8, (0, 0, 0)))
+    )
+    assert response.status_code == 202, response.text
+    task_id = response.json()["id"]
+    input_url = response.json()["input"]["image"]["url"]
+
+    async def written() -> bool | None:  # the answer may come before the write ends
+        return (await mclient.get(input_url)).status_code == 200 or None
+
+    await wait_for(written, timeout=10, what="the input file to be written")
+    await services.storage.delete_prefix(f"inputs/{task_id}")
+    async with InProcessWorker(media_settings):
+        done = await wait_terminal(mclient, account, task_id)
+    assert (done["status"], done["error"]["code"], done["credits"]["charged"]) == ("failed", "input_missing", 0)
+    assert await balance(mclient, account) == (Decimal("10"), Decimal("0"))
