@@ -11,6 +11,7 @@ issue's targets: upload-id submit <= 1.5x the text-only submit, and the URL subm
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import os
@@ -53,18 +54,23 @@ def serve_file(data: bytes) -> tuple[ThreadingHTTPServer, str]:
     return server, f"http://127.0.0.1:{server.server_address[1]}/photo.png"
 
 
-def timed_ms(call: Any) -> float:
+async def timed_ms(call: Any) -> float:
     started = time.perf_counter()
-    response = call()
+    response = await call()
     elapsed = (time.perf_counter() - started) * 1000
     assert response.status_code in (200, 202), response.text[:300]
     return elapsed
 
 
-def measure(base_url: str, key: str, file: bytes, url: str, rounds: int, iterations: int) -> dict[str, Any]:
+async def measure(base_url: str, key: str, file: bytes, url: str, rounds: int, iterations: int) -> dict[str, Any]:
+    """Medians per round. Every request goes through one asyncio httpx client, as the server's own fetch does
+    (a blocking client reads a 2 MB body with fewer wake-ups, which would flatter the fetch baseline)."""
     headers = {"Authorization": f"Bearer {key}"}
-    with httpx.Client(base_url=base_url, headers=headers, timeout=60) as api, httpx.Client(timeout=60) as plain:
-        upload = api.post("/v1/uploads", files={"file": ("photo.png", file, "image/png")})
+    async with (
+        httpx.AsyncClient(base_url=base_url, headers=headers, timeout=60) as api,
+        httpx.AsyncClient(timeout=60) as plain,
+    ):
+        upload = await api.post("/v1/uploads", files={"file": ("photo.png", file, "image/png")})
         assert upload.status_code == 201, upload.text
         upload_id = upload.json()["id"]
         bodies = {
@@ -75,21 +81,21 @@ def measure(base_url: str, key: str, file: bytes, url: str, rounds: int, iterati
         encoded = {name: json.dumps(body) for name, body in bodies.items()}
         post_headers = {"Content-Type": "application/json"}
 
-        def submit(name: str) -> httpx.Response:
-            return api.post("/v1/tasks", content=encoded[name], headers=post_headers)
+        def submit(name: str) -> Any:
+            return lambda: api.post("/v1/tasks", content=encoded[name], headers=post_headers)
 
         for _ in range(20):  # warm-up: connections, prepared statements, the guard's client
             for name in bodies:
-                submit(name)
-            plain.get(url)
+                await submit(name)()
+            await plain.get(url)
         per_round = []
         for _ in range(rounds):
             samples: dict[str, list[float]] = {"text": [], "upload_id": [], "fetch": [], "url": []}
             for _ in range(iterations):
-                samples["text"].append(timed_ms(lambda: submit("text")))
-                samples["upload_id"].append(timed_ms(lambda: submit("upload_id")))
-                samples["fetch"].append(timed_ms(lambda: plain.get(url)))
-                samples["url"].append(timed_ms(lambda: submit("url")))
+                samples["text"].append(await timed_ms(submit("text")))
+                samples["upload_id"].append(await timed_ms(submit("upload_id")))
+                samples["fetch"].append(await timed_ms(lambda: plain.get(url)))
+                samples["url"].append(await timed_ms(submit("url")))
             medians = {name: statistics.median(values) for name, values in samples.items()}
             medians["upload_id_ratio"] = medians["upload_id"] / medians["text"]
             medians["url_overhead_ms"] = medians["url"] - medians["text"] - medians["fetch"]
@@ -113,11 +119,9 @@ def main() -> None:
     try:
         env.spawn("web", URL_GUARD_ALLOW_LOOPBACK="true", UPLOAD_MAX_BYTES=str(8 * 1024 * 1024))
         env.wait_healthy()
-        import asyncio
-
         [key] = asyncio.run(env.accounts(1))
         load_before = os.getloadavg()
-        result = measure(env.base_url, key, file, url, args.rounds, args.iterations)
+        result = asyncio.run(measure(env.base_url, key, file, url, args.rounds, args.iterations))
         result.update(file_bytes=len(file), load_average_before=load_before, load_average_after=os.getloadavg())
     finally:
         env.stop()
