@@ -23,7 +23,7 @@ from shared.infra.ids import uuid7
 SOURCES = ("task", "chat.completion", "image.generation", "embedding", "text_completion")
 STATUSES = ("succeeded", "failed", "canceled")
 # The units a record may carry (``shared.catalog.pricing.Usage.public``); the summary and the CSV sum these.
-UNIT_FIELDS = ("images", "video_seconds", "input_tokens", "output_tokens", "requests")
+UNIT_FIELDS = ("images", "video_seconds", "input_tokens", "output_tokens", "requests", "megapixels")
 
 
 # The columns a usage record is written with, in the order of ``insert_usage_sql``'s rows.

@@ -177,7 +177,8 @@ _TOTALS = """
     COALESCE(sum((u.units->>'video_seconds')::numeric), 0) AS video_seconds,
     COALESCE(sum((u.units->>'input_tokens')::bigint), 0)::bigint AS input_tokens,
     COALESCE(sum((u.units->>'output_tokens')::bigint), 0)::bigint AS output_tokens,
-    COALESCE(sum((u.units->>'requests')::bigint), 0)::bigint AS unit_requests
+    COALESCE(sum((u.units->>'requests')::bigint), 0)::bigint AS unit_requests,
+    COALESCE(sum((u.units->>'megapixels')::numeric), 0) AS megapixels
 """
 
 

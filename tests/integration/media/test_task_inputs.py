@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import httpx
 from PIL import ImageStat
@@ -152,6 +153,13 @@ async def test_an_upscale_is_priced_per_megapixel_of_the_result(
     assert (done["outputs"][0]["width"], done["outputs"][0]["height"]) == (1000, 800)
     assert Decimal(str(done["credits"]["charged"])) == Decimal("0.04")
     assert await balance(mclient, account) == (Decimal("9.96"), Decimal("0"))
+
+    async def recorded() -> dict[str, Any] | None:
+        summary = (await mclient.get("/v1/usage/summary", headers=account.headers)).json()
+        return summary if summary["total"]["units"].get("megapixels") else None
+
+    summary = await wait_for(recorded, timeout=10, what="the usage record")
+    assert summary["total"]["units"]["megapixels"] == 0.8
 
 
 async def test_every_bad_input_is_refused_at_submit_naming_the_parameter(
