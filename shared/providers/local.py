@@ -192,6 +192,12 @@ class LocalProvider:
         params = request.params
         # Like an upstream, no seed means a random one (here: derived from the task id, so reruns agree).
         seed = int(params["seed"]) if "seed" in params else request.task_id.int % 2**32
+        if kind == "image" and isinstance(params.get("images"), list):  # several references: their blend
+            from shared.providers import local_media
+
+            blended = await asyncio.to_thread(local_media.blend, [file.data for file in params["images"]])
+            first = params["images"][0]
+            params = {**params, "image": InputFile(first.key, "image/png", first.url, blended)}
         if kind == "image" and isinstance(params.get("image"), InputFile):
             return await self._image_from_input(params, seed)
         if kind == "image":

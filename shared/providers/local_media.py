@@ -1,6 +1,7 @@
 """The ``local`` provider's work on input files, so that tests (and offline development) can tell each input
 arrived and was used:
 
+* several reference images (``images``): blended into one, equally weighted, then restyled;
 * restyle (image-to-image): the input, resized to the requested size, blended with a drawing of the prompt; the
   ``strength`` (0-1, default 0.35) is how much of the drawing shows, so the output depends on the input pixels;
 * edit (with a mask): the drawing replaces the input only where the mask says (white, or transparent in a mask
@@ -58,6 +59,19 @@ def restyle(
 def _min_alpha(image: Image.Image) -> int:
     low, _ = image.getchannel("A").getextrema()
     return int(low)  # type: ignore[arg-type]  # one band: (min, max) of ints
+
+
+def blend(images: list[bytes]) -> bytes:
+    """Several reference images as one (each resized to the first's size, weighted equally): what a local
+    multi-image model restyles."""
+    first = _open_rgb(images[0])
+    combined = first
+    for count, data in enumerate(images[1:], start=2):
+        other = _open_rgb(data)
+        if other.size != first.size:
+            other = other.resize(first.size, Image.Resampling.LANCZOS)
+        combined = Image.blend(combined, other, 1 / count)
+    return _png(combined)
 
 
 def edit_mask(mask: bytes, size: tuple[int, int]) -> Image.Image:

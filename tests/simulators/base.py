@@ -135,23 +135,27 @@ class Simulator:
         return Response(content, status_code=fault.status, headers=fault.headers, media_type="application/json")
 
     async def take_file_inputs(self, model_input: dict[str, Any], names: tuple[str, ...]) -> str | None:
-        """Fetch (URL) or decode (data: URI) the file inputs ``names`` of a job, as the upstream does before it
-        runs; None when every one arrived, else what went wrong (the provider answers 422)."""
+        """Fetch (URL) or decode (data: URI) the file inputs ``names`` of a job (a URL each, or a list of them:
+        ``name[i]``), as the upstream does before it runs; None when every one arrived, else what went wrong (the
+        provider answers 422)."""
         for name in names:
             value = model_input.get(name)
-            if not isinstance(value, str):
-                continue
-            if value.startswith("data:"):
-                header, _, data = value.partition(",")
-                if not header.endswith(";base64"):
-                    return f"{name}: not a base64 data URI"
-                self.received_files[name] = base64.b64decode(data)
-                continue
-            async with httpx.AsyncClient(timeout=10) as http:
-                response = await http.get(value)
-            if response.status_code != 200:
-                return f"{name}: could not fetch {value} (HTTP {response.status_code})"
-            self.received_files[name] = response.content
+            values = value if isinstance(value, list) else [value]
+            for index, item in enumerate(values):
+                if not isinstance(item, str):
+                    continue
+                label = f"{name}[{index}]" if isinstance(value, list) else name
+                if item.startswith("data:"):
+                    header, _, data = item.partition(",")
+                    if not header.endswith(";base64"):
+                        return f"{label}: not a base64 data URI"
+                    self.received_files[label] = base64.b64decode(data)
+                    continue
+                async with httpx.AsyncClient(timeout=10) as http:
+                    response = await http.get(item)
+                if response.status_code != 200:
+                    return f"{label}: could not fetch {item} (HTTP {response.status_code})"
+                self.received_files[label] = response.content
         return None
 
     def unauthorized(self) -> Response[Any]:

@@ -101,7 +101,7 @@ class FalSimulator(Simulator):
                     return early
                 model = path.strip("/")
                 body = await request.json()
-                problem = await sim.take_file_inputs(body, ("image_url", "mask_url"))
+                problem = await sim.take_file_inputs(body, ("image_url", "mask_url", "image_urls"))
                 if problem is not None:
                     return Response({"detail": [{"loc": ["body"], "msg": problem, "type": "value_error"}]},
                                     status_code=422)  # fmt: skip

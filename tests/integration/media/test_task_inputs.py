@@ -327,3 +327,35 @@ async def test_a_task_whose_input_files_are_gone_fails_without_charge(
         done = await wait_terminal(mclient, account, task_id)
     assert (done["status"], done["error"]["code"], done["credits"]["charged"]) == ("failed", "input_missing", 0)
     assert await balance(mclient, account) == (Decimal("10"), Decimal("0"))
+
+
+async def test_several_reference_images_are_each_used(
+    mclient: httpx.AsyncClient, make_account: AccountFactory, media_worker: InProcessWorker
+) -> None:
+    account = await make_account(credits="40")
+    red, blue = image_bytes(64, 48, (230, 20, 20)), image_bytes(64, 48, (20, 20, 230))
+    upload_id = await uploaded_id(mclient, account, blue)
+    outputs = []
+    for images, sources in (
+        ([data_uri(red), data_uri(red)], ["data", "data"]),
+        ([data_uri(red), upload_id], ["data", "upload"]),
+    ):
+        response = await submit(mclient, account, "flux-kontext-multi", prompt="together", images=images, seed=1)
+        assert response.status_code == 202, response.text
+        assert [i["source"] for i in response.json()["input"]["images"]] == sources
+        done = await wait_terminal(mclient, account, response.json()["id"])
+        assert done["status"] == "succeeded", done
+        outputs.append(mean_colour(await fetch(done["outputs"][0]["url"])))
+    only_red, red_and_blue = outputs
+    assert red_and_blue[2] > only_red[2] + 40  # the second image's blue shows
+
+    refused = await submit(mclient, account, "flux-kontext-multi", prompt="x", images=[data_uri(red), "ftp://x/y.png"])
+    assert (refused.json()["error"]["code"], refused.json()["error"]["param"]) == ("invalid_media", "input.images[1]")
+    too_many = await submit(mclient, account, "flux-kontext-multi", prompt="x", images=[data_uri(red)] * 5)
+    assert too_many.json()["error"]["param"] == "input.images"
+    not_an_image = await submit(
+        mclient, account, "flux-kontext-multi", prompt="x", images=[data_uri(red), data_uri(b"text", "text/plain")]
+    )
+    assert (not_an_image.json()["error"]["code"], not_an_image.json()["error"]["param"]) == (
+        "media_type_not_allowed", "input.images[1]",
+    )  # fmt: skip

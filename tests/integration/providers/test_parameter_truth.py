@@ -38,6 +38,8 @@ UPSTREAM_ROUTES = [
 
 def other_than_default(parameter: Parameter) -> Any:
     """A valid value that is not the parameter's default."""
+    if parameter.type == "image_list":
+        return ["https://files.example/a.png", "https://files.example/b.png"]  # replaced by input files
     if parameter.type in MEDIA_KINDS:
         return "https://files.example/input.png"  # replaced by an input file once validated
     if parameter.choices is not None:
@@ -70,12 +72,18 @@ def with_input_files(model: Model, params: dict[str, Any], sim: Simulator) -> di
     files = {}
     for parameter in model.parameters:
         if parameter.type in MEDIA_KINDS and parameter.name in params:
-            url = sim.host_file(f"{uuid.uuid4().hex}.png", data, "image/png")
-            files[parameter.name] = InputFile(key="inputs/x/image.png", content_type="image/png", url=url, data=data)
+            made = [
+                InputFile(key="inputs/x/image.png", content_type="image/png", data=data,
+                          url=sim.host_file(f"{uuid.uuid4().hex}.png", data, "image/png"))
+                for _ in range(2 if parameter.type == "image_list" else 1)
+            ]  # fmt: skip
+            files[parameter.name] = made if parameter.type == "image_list" else made[0]
     return {**params, **files}
 
 
 def sent_form(route: Route, value: Any) -> Any:
+    if isinstance(value, list):
+        return [sent_form(route, item) for item in value]
     if isinstance(value, InputFile):
         return value.data_uri if route.options.get("inputs") == "data_uri" else value.url
     return value
@@ -102,6 +110,7 @@ async def test_every_offered_parameter_arrives_mapped(model: Model, route: Route
             GenerationRequest(task_id=uuid.uuid4(), model=model, route=route, params=params)
         )
     [call] = sims.replicate.calls_to("create") if spec.protocol == "replicate" else sims.fal.calls_to("submit")
+    assert all(file == png(64, 64) for file in sim.received_files.values())  # each file could be fetched
     received: dict[str, Any] = call.body["input"] if spec.protocol == "replicate" else call.body
     if route.options.get("version"):
         assert call.body["version"] == route.options["version"]
