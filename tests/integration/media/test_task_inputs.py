@@ -359,3 +359,33 @@ async def test_several_reference_images_are_each_used(
     assert (not_an_image.json()["error"]["code"], not_an_image.json()["error"]["param"]) == (
         "media_type_not_allowed", "input.images[1]",
     )  # fmt: skip
+
+
+async def test_a_url_that_does_not_answer_in_time_is_refused(
+    mclient: httpx.AsyncClient, make_account: AccountFactory
+) -> None:
+    """INPUT_URL_TIMEOUT_S (3 s here) bounds the whole fetch: a server that accepts and never answers."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    account = await make_account()
+    try:
+        started = asyncio.get_running_loop().time()
+        response = await submit(
+            mclient, account, "flux-kontext-pro", prompt="x", image=f"http://127.0.0.1:{port}/a.png"
+        )
+        waited = asyncio.get_running_loop().time() - started
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
+        await server.wait_closed()
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["code"], error["param"]) == ("input_url_unreachable", "input.image")
+    assert "did not answer within 3 s" in error["message"]
+    assert accepted and 2.5 < waited < 20
