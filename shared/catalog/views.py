@@ -1,8 +1,9 @@
 """The public shape of a model: OpenAI's model object extended with kind, pricing, parameters and routes.
 
 Each route shows its provider, the upstream model and how it takes each parameter (``as`` the upstream's name,
-converted, or ``fixed`` at the one value it makes), and whether it is usable here now; never credentials or
-base URLs. A parameter that some route only takes at one value says so in ``only_on``.
+converted, or ``fixed`` at the one value it makes; a file parameter also how the file is ``sent_as``: ``url``, a
+signed Conduit URL the upstream fetches, ``data_uri`` or ``multipart``), and whether it is usable here now; never
+credentials or base URLs. A parameter that some route only takes at one value says so in ``only_on``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from shared.catalog import Model, Route
+from shared.catalog.params import MEDIA_KINDS
 
 
 def public_model(
@@ -44,6 +46,8 @@ def _public_route(model: Model, route: Route, usable: Callable[[Route], bool] | 
         mapping = route.mapping(parameter.name)
         if mapping is not None:
             honoured[parameter.name] = mapping.public()
+            if parameter.type in MEDIA_KINDS and route.provider != "local":  # how its files reach the upstream
+                honoured[parameter.name]["sent_as"] = route.options.get("inputs", "url")
     out: dict[str, Any] = {"provider": route.provider, "model": route.upstream_model or None, "parameters": honoured}
     if usable is not None:
         out["available"] = usable(route)

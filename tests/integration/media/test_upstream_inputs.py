@@ -104,3 +104,16 @@ async def test_openai_compatible_edits_receive_multipart_files(
     assert files["image"] == ("image.png", "image/png", photo)
     assert files["mask"] == ("mask.png", "image/png", mask)
     assert done["credits"]["charged"] == 2
+
+
+async def test_the_model_page_says_how_each_route_sends_files(mclient: httpx.AsyncClient) -> None:
+    model = (await mclient.get("/v1/models/flux-fill-pro")).json()
+    routes = {route["provider"]: route["parameters"] for route in model["routes"]}
+    assert routes["replicate"]["mask"] == {"as": "mask", "sent_as": "url"}
+    assert routes["fal"]["image"] == {"as": "image_url", "sent_as": "url"}
+    assert "sent_as" not in routes["local"]["image"]
+    assert model["parameters"]["mask"] == {
+        "type": "mask", "required": True, "description": "Same size as the image; white marks the area to redraw.",
+    }  # fmt: skip
+    edit = (await mclient.get("/v1/models/gpt-image-1-edit")).json()
+    assert edit["routes"][0]["parameters"]["image"]["sent_as"] == "multipart"
