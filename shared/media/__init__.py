@@ -6,5 +6,6 @@ kept in storage, and handed to providers as signed URLs or bytes.
 * ``sources``: turning an upload id, an http(s) URL or a ``data:`` URI into checked bytes;
 * ``inputs``: a task's media parameters, resolved at submit into copies under ``inputs/<task id>/``, and handed
   to the worker's providers (``InputFile``);
-* ``chat_images``: the image parts of chat messages, inlined as checked ``data:`` URIs.
+* ``chat_images``: the image parts of chat messages, inlined as checked ``data:`` URIs;
+* ``settings``: the caps, the quota, the retention and the fetch timeout (``Settings.media``).
 """
