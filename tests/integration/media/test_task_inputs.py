@@ -13,13 +13,10 @@ from typing import Any
 import httpx
 from PIL import ImageStat
 
-from shared.accounts.devices import DeviceCookies
+from api.deps import provide_auth
 from shared.accounts.erasure import delete_account
 from shared.accounts.keys import authenticate
-from shared.accounts.sessions import SessionStore
 from shared.accounts.signin import PasswordClient
-from shared.accounts.signup import AuthDeps
-from shared.infra.mail import Mailer
 from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.retention import purge_task_data
@@ -262,21 +259,14 @@ async def test_inputs_outlive_their_upload_and_go_with_the_task_retention(
 
 
 async def test_deleting_the_account_removes_its_uploads_and_task_inputs(
-    mclient: httpx.AsyncClient, make_account: AccountFactory, services: Services, media_settings: Settings
+    mclient: httpx.AsyncClient, make_account: AccountFactory, services: Services
 ) -> None:
     account = await make_account(credits="10")
     kept = (await upload(mclient, account, image_bytes(64, 64, (5, 5, 5)))).json()
     response = await submit(mclient, account, "flux-kontext-pro", prompt="x", image=kept["id"])
     input_url = response.json()["input"]["image"]["url"]
     assert opened(await fetch(input_url)).size == (64, 64)
-    deps = AuthDeps(
-        db=services.db,
-        mailer=Mailer(media_settings.mail, services.background),
-        limiter=services.limiter,
-        sessions=SessionStore(services.redis, media_settings.auth),
-        settings=media_settings.auth,
-        devices=DeviceCookies(media_settings.signing_key()),
-    )
+    deps = provide_auth(services)  # the account services, as the API builds them
     principal = await authenticate(services.db, account.key)
     await delete_account(deps, services.redis, services.storage, principal, password=None,
                          client=PasswordClient(ip="127.0.0.1"))  # fmt: skip
