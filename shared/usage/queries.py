@@ -125,6 +125,7 @@ class UsageRecordRow:
     units: Annotated[dict[str, Any], JSONB]
     credits: int
     latency_ms: int | None
+    moderation_category: str | None = None  # a blocked request: the category of the policy that blocked it
 
     def public(self) -> dict[str, Any]:
         return {
@@ -143,6 +144,7 @@ class UsageRecordRow:
             "units": self.units or {},
             "credits": Credits(self.credits),
             "latency_ms": self.latency_ms,
+            "moderation_category": self.moderation_category,
         }
 
 
