@@ -69,8 +69,9 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
             code="model_not_found",
             param="model",
         )
-    if model.kind == "embedding":
-        raise InvalidInput(f"{model.id!r} is an embedding model: use POST /v1/embeddings", param="model")
+    if model.kind in ("embedding", "moderation"):
+        raise InvalidInput(f"{model.id!r} is a{'n' if model.kind[0] == 'e' else ''} {model.kind} model: use POST "
+                           f"/v1/{model.kind}s", param="model")  # fmt: skip
     if not providers.available(model):
         raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
     params = validate_input(model.parameters, submission.input)
