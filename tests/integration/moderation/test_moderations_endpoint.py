@@ -9,12 +9,15 @@ from decimal import Decimal
 import httpx
 import openai
 import pytest
+from openai.types import ModerationImageURLInputParam
 
 from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer
 from tests.integration.helpers import balance
 from tests.integration.openai_helpers import async_client, sync_client, usage_records
+
+IMAGE: ModerationImageURLInputParam = {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}
 
 
 async def test_the_official_client_moderates_a_list_of_inputs(
@@ -75,7 +78,5 @@ async def test_bad_requests_name_the_field(api: ApiServer, make_account: Account
             await oai.moderations.create(input=[])
         assert isinstance(empty.value.body, dict) and empty.value.body["param"] == "input"
         with pytest.raises(openai.BadRequestError) as image:
-            await oai.moderations.create(
-                input=[{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]
-            )
+            await oai.moderations.create(input=[IMAGE])
         assert isinstance(image.value.body, dict) and image.value.body["param"] == "input[0]"
