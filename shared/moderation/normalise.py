@@ -32,8 +32,13 @@ def fold_table() -> dict[int, str | None]:
             targets.sort(key=lambda t: (t.isupper() != char.isupper(), t.isdigit()))
             table[ord(char)] = targets[0].lower()
     for code in range(0x80, sys.maxunicode + 1):
-        if unicodedata.category(chr(code)) in _DROPPED_CATEGORIES:
+        char = chr(code)
+        if unicodedata.category(char) in _DROPPED_CATEGORIES:
             table[code] = None
+        elif code not in table and char.isalpha():  # a small letter whose capital is a look-alike (Cyrillic к)
+            capital = char.upper()
+            if len(capital) == 1 and table.get(ord(capital)):
+                table[code] = table[ord(capital)]
     return table
 
 
