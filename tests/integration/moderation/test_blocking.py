@@ -15,12 +15,14 @@ import httpx
 import openai
 import pytest
 
+from shared.infra.metrics.store import flush
 from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.conftest import TestAccount as Account
 from tests.harness import ApiServer, InProcessWorker, wait_for
 from tests.integration.helpers import balance
 from tests.integration.openai_helpers import async_client, charges, usage_records
+from tests.integration.operating.test_operating import metric_sample
 
 
 async def _holds(services: Services, account: Account) -> int:
@@ -196,3 +198,23 @@ async def test_a_blocked_task_output_fails_the_task_and_voids_its_hold(
     assert status == "voided"
     [event] = await _events(services, account)
     assert (event["stage"], event["category"], str(event["task_id"])) == ("output", "illicit", task_id)
+
+
+async def test_metrics_count_blocks_and_flags_by_category(
+    api: ApiServer, client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    blocked = {"source": "embedding", "stage": "input", "category": "violence", "action": "blocked"}
+    flagged = {"source": "embedding", "stage": "input", "category": "harassment", "action": "flagged"}
+
+    async def samples() -> tuple[float, float]:
+        await flush(services.redis)
+        text = (await client.get("/metrics")).text
+        name = "conduit_moderation_decisions_total"
+        return metric_sample(text, name, **blocked), metric_sample(text, name, **flagged)
+
+    before = await samples()
+    account = await make_account(credits="10")
+    async with async_client(api, account) as oai:
+        with pytest.raises(openai.BadRequestError):
+            await oai.embeddings.create(model="test-embed-local", input=["zorblax", "quibbleflag"])
+    assert await samples() == (before[0] + 1, before[1] + 1)  # the block's event and the flag that came with it
