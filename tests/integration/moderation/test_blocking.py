@@ -88,8 +88,11 @@ async def test_a_blocked_prompt_is_refused_on_every_route_before_anything_is_hel
         "SELECT DISTINCT moderation_category FROM usage_records WHERE account_id = $1", account.id
     )
     assert [row["moderation_category"] for row in categories] == ["violence"]
-    listed = await client.get("/v1/usage", headers=account.headers)
+    listed = await client.get("/v1/usage", headers=account.headers, params={"status": "blocked"})
     assert {item["moderation_category"] for item in listed.json()["data"]} == {"violence"}
+    assert len(listed.json()["data"]) == 6
+    summary = (await client.get("/v1/usage/summary", headers=account.headers)).json()["total"]
+    assert (summary["requests"], summary["blocked"], summary["blocked_by_category"]) == (6, 6, {"violence": 6})
     events = await _events(services, account)
     assert [(e["source"], e["category"], e["action"], e["checker"]) for e in events] == [
         (r["source"], "violence", "blocked", "rules") for r in records
