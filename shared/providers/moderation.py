@@ -20,6 +20,7 @@ from shared.providers.http import HttpProvider, malformed, send_json
 from shared.providers.upstream_client import UpstreamClient
 
 _HAZARD = re.compile(r"S\d{1,2}")
+OPENAI_BATCH = 32  # texts per call to OpenAI's moderation API
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +59,12 @@ class ModerationModel(HttpProvider):
                                timeout=timeout)  # fmt: skip
 
     async def _openai(self, texts: list[str]) -> list[ModelVerdict]:
+        """One call per ``OPENAI_BATCH`` texts, at once."""
+        batches = [texts[start : start + OPENAI_BATCH] for start in range(0, len(texts), OPENAI_BATCH)]
+        verdicts = await asyncio.gather(*(self._openai_batch(batch) for batch in batches))
+        return [verdict for batch in verdicts for verdict in batch]
+
+    async def _openai_batch(self, texts: list[str]) -> list[ModelVerdict]:
         data = await self._post("/moderations", {"model": self.model, "input": texts})
         results = data.get("results") if isinstance(data, dict) else None
         if not isinstance(results, list) or len(results) != len(texts):

@@ -135,3 +135,14 @@ async def test_a_model_on_a_provider_the_catalog_lacks_stops_the_start(services:
     with pytest.raises(PolicyError, match=r"model\.provider"):
         Moderator.build(policy, services.settings, services.catalog, http=services.http, db=services.db,
                         redis=services.redis, background=services.background)  # fmt: skip
+
+
+async def test_many_texts_are_sent_in_batches(
+    services: Services, sim: ModerationSimulator, make_account: AccountFactory
+) -> None:
+    checker = moderator(services, sim, "openai_moderation")
+    texts = [f"text number {n}" for n in range(40)]
+    texts[35] = "simviolent"
+    results = await checker.classify(texts)
+    assert [n for n, result in enumerate(results) if result.hits] == [35]
+    assert sorted(len(call.body["input"]) for call in sim.calls_to("moderations")) == [8, 32]
