@@ -235,7 +235,7 @@ async def _settle(
             await rt.moderator.check_outputs(output_subject(task), result.outputs)
         except ContentPolicyViolation as blocked:
             await lifecycle.fail(rt.db, task.id, code=blocked.code, message=blocked.message, provider=provider,
-                                 slots=rt.slots)  # fmt: skip
+                                 slots=rt.slots, units=result.usage.public())  # fmt: skip
             return
     try:
         outputs = await store_outputs(

@@ -15,6 +15,7 @@ import httpx
 import openai
 import pytest
 
+from shared.infra.db import from_json
 from shared.infra.metrics.store import flush
 from shared.services import Services
 from tests.conftest import AccountFactory
@@ -199,6 +200,10 @@ async def test_a_blocked_task_output_fails_the_task_and_voids_its_hold(
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
     status = await services.db.fetchval("SELECT status FROM holds WHERE task_id = $1", uuid.UUID(task_id))
     assert status == "voided"
+    record = await services.db.fetchrow("SELECT status, credits, units FROM usage_records WHERE task_id = $1",
+                                        uuid.UUID(task_id))  # fmt: skip
+    assert record is not None and (record["status"], record["credits"]) == ("failed", 0)
+    assert from_json(record["units"])["output_tokens"] > 0  # the operator's upstream cost is kept
     [event] = await _events(services, account)
     assert (event["stage"], event["category"], str(event["task_id"])) == ("output", "illicit", task_id)
 

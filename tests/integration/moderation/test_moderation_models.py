@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import openai
 import pytest
 
 from shared.catalog import Catalog
@@ -19,6 +20,8 @@ from shared.moderation.pipeline import Moderator
 from shared.moderation.policy import PolicyError, parse_policy
 from shared.services import Services
 from tests.conftest import AccountFactory
+from tests.harness import ApiServer
+from tests.integration.openai_helpers import async_client
 from tests.simulators.base import Fault
 from tests.simulators.moderation import ModerationSimulator
 
@@ -146,3 +149,25 @@ async def test_many_texts_are_sent_in_batches(
     results = await checker.classify(texts)
     assert [n for n, result in enumerate(results) if result.hits] == [35]
     assert sorted(len(call.body["input"]) for call in sim.calls_to("moderations")) == [8, 32]
+
+
+async def test_the_routes_and_v1_moderations_use_the_configured_model(
+    api: ApiServer, sim: ModerationSimulator, make_account: AccountFactory
+) -> None:
+    shipped = api.services.moderator
+    api.services.moderator = moderator(api.services, sim, "openai_moderation")
+    try:
+        account = await make_account(credits="1")
+        async with async_client(api, account) as oai:
+            with pytest.raises(openai.BadRequestError) as refused:
+                await oai.chat.completions.create(
+                    model="test-chat-local", messages=[{"role": "user", "content": "a simviolent plan"}]
+                )
+            assert refused.value.code == "content_policy_violation" and "violence" in refused.value.message
+            result = await oai.moderations.create(input=["simselfharm", "calm"])
+        hurt, calm = result.results
+        assert hurt.flagged and hurt.categories.self_harm and hurt.category_scores.self_harm == 0.97
+        assert not calm.flagged and calm.category_scores.self_harm == 0.0003  # the model's own scores
+        assert len(sim.calls_to("moderations")) == 2
+    finally:
+        api.services.moderator = shipped
