@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from cli.main import main as cli_main
 from shared.moderation.decisions import Decision, Hit, TextResult
 from shared.moderation.events import redacted_excerpt
 from shared.moderation.normalise import normalise
@@ -137,3 +139,21 @@ def test_moderation_model_verdicts() -> None:
     assert llama_guard_verdict("p", "unsafe\nS1,S4").categories == {"violence", "sexual/minors"}
     with pytest.raises(RetryableError):
         llama_guard_verdict("p", "I cannot answer that")
+
+
+def test_the_cli_checks_texts_against_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text('version = 9\n[categories."violence"]\naction = "block"\nwords = ["kill"]\n')
+    monkeypatch.setenv("MODERATION_POLICY_PATH", str(policy))
+    assert cli_main(["moderation", "check", "hello there", "K I L L"]) == 1  # one text would be blocked
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines == [
+        {"text": "hello there", "categories": {}, "policy_version": 9},
+        {"text": "K I L L", "categories": {"violence": "block"}, "policy_version": 9},
+    ]
+    assert cli_main(["moderation", "check", "hello"]) == 0
+    policy.write_text('[categories."spam"]\naction = "block"\n')
+    assert cli_main(["moderation", "check", "hello"]) == 2
+    assert "unknown category" in capsys.readouterr().err
