@@ -10,7 +10,7 @@ DESCRIPTION = "moderation event indexes"
 STATEMENTS = [
     "CREATE INDEX moderation_events_account_desc ON moderation_events (account_id, id DESC)",
     "CREATE INDEX moderation_events_strikes ON moderation_events (account_id, created_at) "
-    "WHERE action = 'blocked' AND cleared_at IS NULL",
+    "WHERE action = 'blocked' AND stage = 'input' AND cleared_at IS NULL",
     "CREATE INDEX moderation_events_evidence ON moderation_events (created_at) WHERE excerpt IS NOT NULL",
 ]
 

@@ -97,7 +97,8 @@ async def record_block(
     latency_ms: int,
 ) -> None:
     """A blocked request or output: its events and, for a request, its ``blocked`` usage record, in one
-    transaction; then the strike count, which may suspend the account."""
+    transaction; then, for a request, the strike count, which may suspend the account (a blocked output is the
+    model's doing: no strike)."""
     assert decision.blocked is not None
     category = decision.blocked.category
     hits = [(BLOCKED, decision.blocked), *((FLAGGED, hit) for hit in decision.flagged)]
@@ -109,15 +110,16 @@ async def record_block(
                 api_key_id=subject.api_key_id, model=subject.model, provider=None, kind=subject.kind,
                 status="blocked", units={}, credits=0, latency_ms=latency_ms, moderation_category=category,
             )  # fmt: skip
-    await _count_strike(db, redis, strikes, subject.account_id, category)
+    if subject.stage == "input":
+        await _count_strike(db, redis, strikes, subject.account_id, category)
 
 
 async def strike_count(db: Database | Connection, account_id: uuid.UUID, window_s: int) -> int:
-    """The account's uncleared blocks in the last ``window_s`` seconds."""
+    """The account's uncleared blocked requests in the last ``window_s`` seconds."""
     count = await db.fetchval(
         """
         SELECT count(*) FROM moderation_events
-        WHERE account_id = $1 AND action = 'blocked' AND cleared_at IS NULL
+        WHERE account_id = $1 AND action = 'blocked' AND stage = 'input' AND cleared_at IS NULL
           AND created_at > now() - make_interval(secs => $2)
         """,
         account_id,

@@ -17,6 +17,7 @@ import pytest
 
 from shared.infra.db import from_json
 from shared.infra.metrics.store import flush
+from shared.moderation.events import strike_count
 from shared.services import Services
 from tests.conftest import AccountFactory
 from tests.conftest import TestAccount as Account
@@ -177,6 +178,7 @@ async def test_a_blocked_chat_output_is_not_returned_nor_charged(
     assert await balance(client, account) == (Decimal("10"), Decimal("0"))
     [event] = await _events(services, account)
     assert (event["stage"], event["category"], event["action"]) == ("output", "illicit", "blocked")
+    assert await strike_count(services.db, account.id, 3600) == 0  # the model's doing, not the user's
 
 
 async def test_a_blocked_task_output_fails_the_task_and_voids_its_hold(

@@ -13,7 +13,7 @@ from shared.infra.db.schema.accounts import Account, ApiKey
 class ModerationEvent(Table, tablename="moderation_events"):
     """A block or a flag. ``excerpt`` (redacted) is the evidence staff review; it is purged
     ``MODERATION_EVIDENCE_RETENTION_S`` after the event (``excerpt_purged_at``). A cleared event (a false
-    positive, per staff) no longer counts as a strike."""
+    positive, per staff) no longer counts as a strike; only blocked requests (``stage`` ``input``) are strikes."""
 
     id = UUID(primary_key=True)
     account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade)
