@@ -28,7 +28,7 @@ from shared.catalog import Catalog
 from shared.infra import tracing
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
-from shared.moderation.categories import ALLOW, CATEGORIES, MODEL, MODEL_ERROR, RULES
+from shared.moderation.categories import ALLOW, MODEL, MODEL_ERROR, RULES
 from shared.moderation.decisions import ContentPolicyViolation, Decision, Hit, TextResult
 from shared.moderation.events import StrikePolicy, Subject, record_block, record_flags
 from shared.moderation.normalise import warm_up
@@ -191,4 +191,4 @@ class Moderator:
         return decision
 
 
-__all__ = ["CATEGORIES", "Content", "Moderator", "Subject"]
+__all__ = ["Check", "Content", "Moderator", "Subject"]
