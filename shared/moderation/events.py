@@ -129,7 +129,10 @@ async def strike_count(db: Database | Connection, account_id: uuid.UUID, window_
 
 
 def suspension_reason(category: str) -> str:
-    return f"repeated requests refused under the content policy (last: {category}); you may appeal"
+    return (
+        f"repeated requests refused under the content policy (last: {category}); appeal with POST "
+        "/v1/moderation/appeals"
+    )
 
 
 async def _count_strike(
