@@ -57,14 +57,15 @@ class OpenAIController(Controller):
     ) -> Response[Any]:
         """OpenAI's chat completion request (``shared.openai_api.chat_fields``: every field honoured or refused)."""
         ctx = await chat.begin_raw(
-            services.db, services.background, services.catalog, services.providers, principal, data
-        )
+            services.db, services.background, services.catalog, services.providers, principal, data,
+            moderator=services.moderator,
+        )  # fmt: skip
         budget_s = min(services.settings.retry_budget_s, float(max(c.model.max_runtime_s for c in ctx.calls)))
         if ctx.call.stream:
             writer = partial(_chat_chunks, ctx)
             events = await chat.open_stream(ctx, services.providers, budget_s, writer)
             return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        completed, provider = await chat.complete(ctx, services.providers, budget_s)
+        completed, provider = await chat.complete(ctx, services.providers, budget_s, services.moderator)
         body = chat_completion(ctx.completion_id, ctx.served.model.id, provider, completed)
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
 
@@ -75,7 +76,7 @@ class OpenAIController(Controller):
         """The legacy completion request (``shared.openai_api.completions``), served as a chat completion."""
         ctx = await chat.begin_raw(
             services.db, services.background, services.catalog, services.providers, principal, data,
-            parse=completions.parse_completion_body, source=completions.SOURCE,
+            parse=completions.parse_completion_body, source=completions.SOURCE, moderator=services.moderator,
         )  # fmt: skip
         legacy = ctx.body
         assert isinstance(legacy, completions.LegacyInput)
@@ -84,7 +85,7 @@ class OpenAIController(Controller):
             writer = partial(_legacy_chunks, ctx, legacy)
             events = await chat.open_stream(ctx, services.providers, budget_s, writer)
             return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        completed, provider = await chat.complete(ctx, services.providers, budget_s)
+        completed, provider = await chat.complete(ctx, services.providers, budget_s, services.moderator)
         body = completions.text_completion(ctx.completion_id, ctx.served.model.id, provider, legacy, completed)
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
 
@@ -95,7 +96,7 @@ class OpenAIController(Controller):
         """OpenAI's embeddings request (``shared.openai_api.embeddings``)."""
         body, charged = await embeddings.create(
             services.db, services.background, services.catalog, services.providers, principal, data,
-            services.settings.retry_budget_s,
+            services.settings.retry_budget_s, services.moderator,
         )  # fmt: skip
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
 
@@ -120,6 +121,7 @@ class OpenAIController(Controller):
             storage=services.storage,
             signer=services.signer,
             wait_s=services.settings.image_generation_wait_s,
+            moderator=services.moderator,
         )
         body = ImageInput(
             model=data.model, prompt=data.prompt, n=data.n, size=data.size, response_format=data.response_format

@@ -58,6 +58,7 @@ class TaskController(Controller):
                 metadata=data.metadata,
                 idempotency_key=idempotency_key,
             ),
+            moderator=services.moderator,
             url_guard=services.url_guard,
             task_id=admission.task_id,
         )

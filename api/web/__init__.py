@@ -15,6 +15,7 @@ from litestar.template.config import TemplateConfig
 from api.web import filters
 from api.web.auth_pages import AuthPages
 from api.web.console import ConsoleAccountPages
+from api.web.console_moderation import ConsoleModerationPages
 from api.web.console_ops import ConsoleOperationsPages
 from api.web.dashboard import DashboardPages
 from api.web.public import PublicPages
@@ -48,6 +49,7 @@ def web_router() -> Router:
             WorkPages,
             ConsoleAccountPages,
             ConsoleOperationsPages,
+            ConsoleModerationPages,
             static,
         ],
     )

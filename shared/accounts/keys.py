@@ -233,10 +233,12 @@ async def authenticate(
     *,
     invalid_keys: InvalidKeyLimit | None = None,
     ip: str = "",
+    allow_suspended: bool = False,
 ) -> Principal:
     """Resolve a bearer secret to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``. With
     ``invalid_keys``, a key that is not cached as working counts against ``ip``'s budget of invalid keys until it
-    proves to work (``RateLimited`` when the budget is spent)."""
+    proves to work (``RateLimited`` when the budget is spent). ``allow_suspended``: a suspended account's key works
+    too (only to appeal the suspension; such a principal is never cached)."""
     if not secret:
         raise Unauthenticated("missing API key: send it as 'Authorization: Bearer cdt_...'", code="missing_api_key")
     if not KEY_PATTERN.match(secret):
@@ -269,7 +271,7 @@ async def authenticate(
         key_hash,
     )
     try:
-        principal = _principal(row)
+        principal = _principal(row, allow_suspended=allow_suspended)
     except Unauthenticated as refused:
         METRICS.inc("conduit_invalid_api_keys", {"outcome": "looked_up"})
         if cache is not None:
@@ -282,7 +284,7 @@ async def authenticate(
     assert row is not None  # a missing row is refused above
     if invalid_keys is not None:
         await invalid_keys.give_back(ip)
-    if cache is not None:
+    if cache is not None and row["status"] == "active":
         cache.put(key_hash, principal, row["expires_at"], now, generation)
         _touch(db, cache, principal, now)
     return principal
@@ -294,7 +296,7 @@ def account_suspended(reason: str | None) -> PermissionDenied:
     return PermissionDenied(f"this account is suspended{because}; contact support", code="account_suspended")
 
 
-def _principal(row: Record | None) -> Principal:
+def _principal(row: Record | None, *, allow_suspended: bool = False) -> Principal:
     """The caller a key's row names, or why the key cannot be used."""
     if row is None:
         raise Unauthenticated("invalid API key")
@@ -302,9 +304,9 @@ def _principal(row: Record | None) -> Principal:
         raise Unauthenticated("this API key has been revoked", code="revoked_api_key")
     if row["expired"]:
         raise Unauthenticated("this API key has expired", code="expired_api_key")
-    if row["status"] == "suspended":
+    if row["status"] == "suspended" and not allow_suspended:
         raise account_suspended(row["suspension_reason"])
-    if row["status"] != "active":
+    if row["status"] not in ("active", "suspended"):
         raise Unauthenticated("invalid API key")
     allowed = row["allowed_models"]
     return Principal(

@@ -23,6 +23,7 @@ from shared.infra.errors import ConduitError, InsufficientCredits, InvalidInput,
 from shared.infra.queue import JobQueue
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.ledger import record_refused_request
+from shared.moderation.pipeline import Moderator
 from shared.openai_api.chat_input import check_available, find_model
 from shared.openai_api.routing import UpstreamRefused
 from shared.providers import ProviderRegistry
@@ -73,6 +74,7 @@ class ImageDeps:
     storage: LocalStorage
     signer: UrlSigner
     wait_s: float
+    moderator: Moderator
 
 
 async def generate_images(
@@ -90,7 +92,8 @@ async def generate_images(
             catalog=deps.catalog,
             providers=deps.providers,
             principal=principal,
-            submission=TaskSubmission(model=model.id, input=params),
+            submission=TaskSubmission(model=model.id, input=params, source=SOURCE),
+            moderator=deps.moderator,
             task_id=task_id,
         )
     except (InvalidInput, InsufficientCredits, ModelUnavailable) as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.accounts.tokens import prune_account_tokens
 from shared.ledger import expire_lots, void_abandoned_request_holds
+from shared.moderation.events import purge_evidence
 from shared.tasks.retention import prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext
@@ -36,4 +37,7 @@ async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
         "idempotency_records_pruned": await prune_idempotency_records(services.db, ttl_h=operating.idempotency_ttl_h),
         "account_tokens_pruned": await prune_account_tokens(services.db),
         "session_index_entries_pruned": await services.sessions.prune_indexes(),
+        "moderation_evidence_purged": await purge_evidence(
+            services.db, retention_s=services.settings.moderation.evidence_retention_s
+        ),
     }

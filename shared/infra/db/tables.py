@@ -12,6 +12,7 @@ from piccolo.table import Table
 from shared.infra.db.schema.accounts import Account, AccountToken, ApiKey, OAuthIdentity
 from shared.infra.db.schema.billing import BillingOrder, BillingRefund, StripeEvent
 from shared.infra.db.schema.ledger import ApiKeyHold, CreditLot, Hold, HoldAllocation, LedgerEntry, UsageRecord
+from shared.infra.db.schema.moderation import ModerationEvent
 from shared.infra.db.schema.promos import PromoCode, PromoRedemption
 from shared.infra.db.schema.staff import StaffAuditEntry, SupportCannedReply, TaskAttempt
 from shared.infra.db.schema.support import SupportAttachment, SupportMessage, SupportTicket
@@ -56,4 +57,6 @@ TABLES: list[type[Table]] = [
     StaffAuditEntry,
     SupportCannedReply,
     TaskAttempt,
+    # moderation: blocks and flags
+    ModerationEvent,
 ]

@@ -120,8 +120,10 @@ class UsageRecord(Table, tablename="usage_records"):
     # usage: what kind of request this was, and the id of a synchronous (non-task) request
     source = Varchar(length=32, default="task")
     request_id = UUID(null=True, default=None, unique=True)
+    # moderation: the category of a request refused by the policy (status 'blocked')
+    moderation_category = Varchar(length=64, null=True, default=None)
 
-    usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled')")
+    usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled', 'blocked')")
     usage_records_source_check = Check(
-        "source IN ('task', 'chat.completion', 'image.generation', 'embedding', 'text_completion')"
+        "source IN ('task', 'chat.completion', 'image.generation', 'embedding', 'text_completion', 'moderation')"
     )
