@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.billing.events import receive_event
 from shared.billing.orders import get_order, list_orders, start_checkout
 from shared.billing.refunds import refund_order
@@ -35,7 +36,12 @@ class BillingController(Controller):
     async def products(self, services: ServicesDep) -> dict[str, Any]:
         return list_envelope([product.public() for product in services.billing.products])
 
-    @post("/checkout", status_code=201, dependencies={"principal": Provide(provide_principal)})
+    @post(
+        "/checkout",
+        status_code=201,
+        opt=requires("billing.manage"),
+        dependencies={"principal": Provide(provide_principal)},
+    )
     async def checkout(
         self, data: JSONBody[CheckoutBody], principal: PrincipalDep, services: ServicesDep
     ) -> dict[str, Any]:
@@ -44,7 +50,7 @@ class BillingController(Controller):
         )
         return {"object": "billing.checkout", "url": checkout.url, "order": checkout.order}
 
-    @get("/orders", dependencies={"principal": Provide(provide_principal)})
+    @get("/orders", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
     async def orders(
         self,
         principal: PrincipalDep,
@@ -57,11 +63,15 @@ class BillingController(Controller):
             await list_orders(services.db, principal.account_id, limit=limit, after=after, status=status)
         )
 
-    @get("/orders/{order_id:str}", dependencies={"principal": Provide(provide_principal)})
+    @get("/orders/{order_id:str}", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
     async def order(self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]) -> dict[str, Any]:
         return await get_order(services.db, principal.account_id, order_id)
 
-    @post("/orders/{order_id:str}/refund", dependencies={"principal": Provide(provide_principal)})
+    @post(
+        "/orders/{order_id:str}/refund",
+        opt=requires("billing.manage"),
+        dependencies={"principal": Provide(provide_principal)},
+    )
     async def refund(
         self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]
     ) -> Response[dict[str, Any]]:

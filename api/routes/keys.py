@@ -11,8 +11,9 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
-from api.deps import ServicesDep, SessionPrincipalDep, provide_session_principal
+from api.deps import ActorDep, ServicesDep, SessionPrincipalDep, provide_actor, provide_session_principal
 from api.input_fields import credits_within_limit
+from api.permissions import requires
 from shared.accounts import key_management as keys
 from shared.infra.pagination import list_envelope
 from shared.services import Services
@@ -57,11 +58,15 @@ def _spend_cap(value: Any, services: Services) -> Any:
 class KeyController(Controller):
     path = "/v1/keys"
     tags = ["keys"]
-    dependencies = {"principal": Provide(provide_session_principal)}
+    opt = requires("keys.read")
+    dependencies = {
+        "principal": Provide(provide_session_principal),
+        "actor": Provide(provide_actor, sync_to_thread=False),
+    }
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=requires("keys.manage"))
     async def create(
-        self, principal: SessionPrincipalDep, services: ServicesDep, data: JSONBody[CreateKeyBody]
+        self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, data: JSONBody[CreateKeyBody]
     ) -> dict[str, Any]:
         """Create a key. Its ``secret`` is in this response only: store it now."""
         view, secret = await keys.create_key(
@@ -74,6 +79,7 @@ class KeyController(Controller):
             spend_cap=_spend_cap(data.spend_cap, services),
             rate_limit_rpm=_or_none(data.rate_limits.requests_per_minute if data.rate_limits else None),
             max_inflight_tasks=_or_none(data.rate_limits.max_inflight_tasks if data.rate_limits else None),
+            actor=actor,
         )
         return view.public(secret)
 
@@ -87,10 +93,11 @@ class KeyController(Controller):
     ) -> dict[str, Any]:
         return (await keys.get_key(services.db, principal.account_id, key_id)).public()
 
-    @patch("/{key_id:str}")
+    @patch("/{key_id:str}", opt=requires("keys.manage"))
     async def update(
         self,
         principal: SessionPrincipalDep,
+        actor: ActorDep,
         services: ServicesDep,
         key_id: FromPath[str],
         data: JSONBody[UpdateKeyBody],
@@ -108,23 +115,26 @@ class KeyController(Controller):
             spend_cap=_or_unset(_spend_cap(data.spend_cap, services)),
             rate_limit_rpm=_or_unset(limits.requests_per_minute) if limits else keys.UNSET,
             max_inflight_tasks=_or_unset(limits.max_inflight_tasks) if limits else keys.UNSET,
+            actor=actor,
         )
         return view.public()
 
-    @post("/{key_id:str}/revoke", status_code=200)
+    @post("/{key_id:str}/revoke", status_code=200, opt=requires("keys.manage"))
     async def revoke(
-        self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]
+        self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, key_id: FromPath[str]
     ) -> dict[str, Any]:
-        return (await keys.revoke_key(services.db, services.redis, principal.account_id, key_id)).public()
+        return (await keys.revoke_key(services.db, services.redis, principal.account_id, key_id, actor=actor)).public()
 
-    @post("/{key_id:str}/rotate", status_code=200)
+    @post("/{key_id:str}/rotate", status_code=200, opt=requires("keys.manage"))
     async def rotate(
-        self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]
+        self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, key_id: FromPath[str]
     ) -> dict[str, Any]:
         """A new secret for the key (shown once); the old one stops working at once."""
-        view, secret = await keys.rotate_key(services.db, services.redis, principal.account_id, key_id)
+        view, secret = await keys.rotate_key(services.db, services.redis, principal.account_id, key_id, actor=actor)
         return view.public(secret)
 
-    @delete("/{key_id:str}", status_code=204)
-    async def delete_key(self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]) -> None:
-        await keys.delete_key(services.db, services.redis, principal.account_id, key_id)
+    @delete("/{key_id:str}", status_code=204, opt=requires("keys.manage"))
+    async def delete_key(
+        self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, key_id: FromPath[str]
+    ) -> None:
+        await keys.delete_key(services.db, services.redis, principal.account_id, key_id, actor=actor)

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import JSONBody
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.accounts.rewards import redeem_promo_code
 
 
@@ -22,7 +23,7 @@ class PromoController(Controller):
     tags = ["account"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/redeem", status_code=200)
+    @post("/redeem", status_code=200, opt=requires("billing.manage"))
     async def redeem(
         self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RedeemBody]
     ) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from litestar import Controller, get
 from litestar.di import Provide
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 
 
 class RateLimitController(Controller):
@@ -15,7 +16,7 @@ class RateLimitController(Controller):
     tags = ["rate limits"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @get("/")
+    @get("/", opt=requires("account.read"))
     async def rate_limits(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
         """Requests per minute (limit, remaining, seconds until fully reset) and in-flight tasks (limit, now),
         for the API key (null with a session) and for the account. This request itself has been counted."""

@@ -50,7 +50,11 @@ MAX_REFUSALS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the account, and the API key used (with its limits) or the person's session."""
+    """Who is calling: the account, and the API key used (with its limits) or the person's session.
+
+    ``role`` is the staff role (``user``, ``support``, ``admin``) of the person signed in, or of the key's
+    account; ``member_role`` the caller's role in the account (``shared.teams.roles``): the person's
+    membership, or the role the key was created with."""
 
     account_id: uuid.UUID
     api_key_id: uuid.UUID | None
@@ -64,10 +68,17 @@ class Principal:
     key_max_inflight: int | None = None
     account_rpm: int | None = None
     account_max_inflight: int | None = None
+    member_role: str = "owner"
+    person_id: uuid.UUID | None = None  # the person signed in (a session); None for an API key
 
     @property
     def via_session(self) -> bool:
         return self.session_id is not None
+
+    @property
+    def person(self) -> uuid.UUID:
+        """The person behind a session (their own account), or the key's account."""
+        return self.person_id or self.account_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +118,18 @@ async def create_api_key(
     expires_at: dt.datetime | None = None,
     allowed_models: list[str] | None = None,
     spend_cap: int | None = None,
+    created_by: uuid.UUID | None = None,
+    role: str = "owner",
 ) -> NewKey:
+    """A new key of the account; ``created_by`` is the person who made it, ``role`` the member role it acts
+    with."""
     secret = generate_secret()
     key = NewKey(id=uuid7(), secret=secret, prefix=secret[:VISIBLE_PREFIX_LENGTH])
     await conn.execute(
         """
-        INSERT INTO api_keys (id, account_id, name, prefix, key_hash, expires_at, allowed_models, spend_cap)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO api_keys
+            (id, account_id, name, prefix, key_hash, expires_at, allowed_models, spend_cap, created_by, role)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         key.id,
         account_id,
@@ -123,6 +139,8 @@ async def create_api_key(
         expires_at,
         allowed_models,
         spend_cap,
+        created_by,
+        role,
     )
     return key
 
@@ -262,7 +280,7 @@ async def authenticate(
         SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
                k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
                k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
-               a.max_inflight_tasks AS account_max_inflight
+               a.max_inflight_tasks AS account_max_inflight, k.role AS member_role
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
         WHERE k.key_hash = $1
         """,
@@ -317,6 +335,7 @@ def _principal(row: Record | None) -> Principal:
         key_max_inflight=row["key_max_inflight"],
         account_rpm=row["account_rpm"],
         account_max_inflight=row["account_max_inflight"],
+        member_role=row["member_role"],
     )
 
 

@@ -16,6 +16,7 @@ from shared.infra.db.schema.promos import PromoCode, PromoRedemption
 from shared.infra.db.schema.staff import StaffAuditEntry, SupportCannedReply, TaskAttempt
 from shared.infra.db.schema.support import SupportAttachment, SupportMessage, SupportTicket
 from shared.infra.db.schema.tasks import IdempotencyRecord, Task
+from shared.infra.db.schema.teams import AccountAuditEntry, AccountInvitation, AccountMember
 from shared.infra.db.schema.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
@@ -56,4 +57,8 @@ TABLES: list[type[Table]] = [
     StaffAuditEntry,
     SupportCannedReply,
     TaskAttempt,
+    # teams: members, invitations, the account's audit trail
+    AccountMember,
+    AccountInvitation,
+    AccountAuditEntry,
 ]

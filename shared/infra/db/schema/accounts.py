@@ -75,7 +75,12 @@ class ApiKey(Table, tablename="api_keys"):
     # Rate limits: NULL means the default from the settings
     rate_limit_rpm = Integer(null=True, default=None)
     max_inflight_tasks = Integer(null=True, default=None)
+    # Teams: the person who created the key (a plain column: the key stays the account's when they leave) and
+    # the member role the key acts with (its creator's role then; keys from before teams act as the owner)
+    created_by = UUID(null=True, default=None)
+    role = Varchar(length=16, default="owner")
 
+    api_keys_role_check = Check("role IN ('owner', 'admin', 'developer', 'billing', 'viewer')")
     api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
     api_keys_rate_limits_check = Check(
         "(rate_limit_rpm IS NULL OR rate_limit_rpm > 0) AND (max_inflight_tasks IS NULL OR max_inflight_tasks > 0)"
