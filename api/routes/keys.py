@@ -15,6 +15,7 @@ from api.deps import ActorDep, ServicesDep, SessionPrincipalDep, provide_actor, 
 from api.input_fields import credits_within_limit
 from api.permissions import requires
 from shared.accounts import key_management as keys
+from shared.accounts.key_limits import BudgetInput
 from shared.infra.pagination import list_envelope
 from shared.services import Services
 
@@ -26,12 +27,29 @@ class RateLimitsBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     max_inflight_tasks: int | msgspec.UnsetType | None = msgspec.UNSET
 
 
+class BudgetBody(msgspec.Struct, forbid_unknown_fields=True):
+    """At most ``amount`` credits per ``period`` (day, week, month): UTC calendar periods, or ``rolling`` ones
+    counted from when the budget is set."""
+
+    amount: Decimal
+    period: str
+    reset: str = "calendar"
+
+
+def _budget(body: BudgetBody | None, services: Services) -> BudgetInput | None:
+    if body is None:
+        return None
+    amount = credits_within_limit(body.amount, "budget.amount", services.settings.input_limits)
+    return BudgetInput(amount=amount, period=body.period, reset=body.reset)
+
+
 class CreateKeyBody(msgspec.Struct, forbid_unknown_fields=True):
     name: str = ""
     expires_at: dt.datetime | None = None
     allowed_models: list[str] | None = None
     spend_cap: Decimal | None = None  # credits
     rate_limits: RateLimitsBody | None = None
+    budget: BudgetBody | None = None
 
 
 class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -39,6 +57,7 @@ class UpdateKeyBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     allowed_models: list[str] | msgspec.UnsetType | None = msgspec.UNSET
     spend_cap: Decimal | msgspec.UnsetType | None = msgspec.UNSET
     rate_limits: RateLimitsBody | msgspec.UnsetType = msgspec.UNSET
+    budget: BudgetBody | msgspec.UnsetType | None = msgspec.UNSET
 
 
 def _or_unset(value: Any) -> Any:
@@ -79,6 +98,7 @@ class KeyController(Controller):
             spend_cap=_spend_cap(data.spend_cap, services),
             rate_limit_rpm=_or_none(data.rate_limits.requests_per_minute if data.rate_limits else None),
             max_inflight_tasks=_or_none(data.rate_limits.max_inflight_tasks if data.rate_limits else None),
+            budget=_budget(data.budget, services),
             actor=actor,
         )
         return view.public(secret)
@@ -102,7 +122,7 @@ class KeyController(Controller):
         key_id: FromPath[str],
         data: JSONBody[UpdateKeyBody],
     ) -> dict[str, Any]:
-        """Rename a key or change its limits (``null`` removes a limit)."""
+        """Rename a key or change its limits and budget (``null`` removes a limit)."""
         limits = data.rate_limits if not isinstance(data.rate_limits, msgspec.UnsetType) else None
         view = await keys.update_key(
             services.db,
@@ -115,6 +135,7 @@ class KeyController(Controller):
             spend_cap=_or_unset(_spend_cap(data.spend_cap, services)),
             rate_limit_rpm=_or_unset(limits.requests_per_minute) if limits else keys.UNSET,
             max_inflight_tasks=_or_unset(limits.max_inflight_tasks) if limits else keys.UNSET,
+            budget=keys.UNSET if isinstance(data.budget, msgspec.UnsetType) else _budget(data.budget, services),
             actor=actor,
         )
         return view.public()

@@ -18,6 +18,17 @@ from typing import Annotated, Any
 
 from redis.asyncio import Redis
 
+from shared.accounts.key_limits import (
+    SET_BUDGET,
+    BudgetInput,
+    budget_fields,
+    check_allowed_models,
+    check_budget,
+    check_expiry,
+    check_limit_override,
+    check_name,
+    check_spend_cap,
+)
 from shared.accounts.keys import (
     VISIBLE_PREFIX_LENGTH,
     create_api_key,
@@ -25,20 +36,18 @@ from shared.accounts.keys import (
     hash_secret,
     publish_invalidation,
 )
-from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog
 from shared.infra.db import Connection, Database, Record
 from shared.infra.db.records import Column, RecordMapping
-from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.errors import Conflict, NotFound
 from shared.infra.ids import parse_uuid
-from shared.ledger.money import MICRO, Credits, CreditsFormatError, parse_credits
+from shared.ledger.budgets import BudgetState, PeriodBudget, budget_state
+from shared.ledger.money import Credits
 from shared.teams import audit
 from shared.teams.audit import AccountActor
 
 MAX_KEYS_PER_ACCOUNT = 100
-MAX_NAME = 100
-MAX_ALLOWED_MODELS = 100
-MAX_SPEND_CAP = 1_000_000_000 * MICRO
+__all__ = ["UNSET", "KeyView", "Unset", "check_limit_override"]
 
 
 class Unset:
@@ -67,6 +76,19 @@ class KeyView:
     max_inflight_tasks: int | None = None
     created_by: uuid.UUID | None = None  # the person who created it (None: before teams, or the command line)
     role: str = "owner"  # the member role it acts with
+    budget: int | None = None  # the budget per period (``shared.ledger.budgets``)
+    budget_period: str | None = None
+    budget_rolling: bool = False
+    budget_anchor: dt.datetime | None = None
+    budget_period_start: dt.datetime | None = None
+    budget_spent: int = 0
+    budget_held: int = 0
+
+    def budget_state(self) -> BudgetState | None:
+        if self.budget is None or self.budget_period is None or self.budget_anchor is None:
+            return None
+        budget = PeriodBudget(self.budget, self.budget_period, self.budget_rolling, self.budget_anchor)
+        return budget_state(budget, self.budget_period_start, self.budget_spent, self.budget_held)
 
     @property
     def status(self) -> str:
@@ -98,6 +120,7 @@ class KeyView:
             },
             "created_by": str(self.created_by) if self.created_by else None,
             "role": self.role,
+            **budget_fields(self.budget_state()),
         }
         if secret is not None:
             body["secret"] = secret
@@ -118,64 +141,6 @@ def _key_id(key_id: str) -> uuid.UUID:
     return parsed
 
 
-def check_name(name: str) -> str:
-    """The name to store: trimmed, with any API key in it cut out."""
-    name = name.strip()
-    if len(name) > MAX_NAME or any(ord(c) < 32 for c in name):
-        raise InvalidInput(f"name must be at most {MAX_NAME} printable characters", param="name")
-    return without_keys(name)
-
-
-def check_expiry(expires_at: dt.datetime | None) -> dt.datetime | None:
-    if expires_at is None:
-        return None
-    if expires_at.tzinfo is None:
-        raise InvalidInput("expires_at needs a time zone, e.g. 2030-01-01T00:00:00Z", param="expires_at")
-    if expires_at <= dt.datetime.now(dt.UTC):
-        raise InvalidInput("expires_at must be in the future", param="expires_at")
-    return expires_at
-
-
-def check_allowed_models(catalog: Catalog, models: list[str] | None) -> list[str] | None:
-    if models is None:
-        return None
-    if not models or len(models) > MAX_ALLOWED_MODELS:
-        raise InvalidInput(
-            f"allowed_models lists 1-{MAX_ALLOWED_MODELS} model ids (or is null for every model)",
-            param="allowed_models",
-        )
-    for index, model in enumerate(models):
-        if catalog.get(model) is None:
-            raise InvalidInput(
-                f"unknown model {model!r}; see GET /v1/models", code="model_not_found", param=f"allowed_models[{index}]"
-            )
-    return sorted(set(models))
-
-
-def check_spend_cap(cap: Decimal | int | None) -> int | None:
-    if cap is None:
-        return None
-    try:
-        micro = parse_credits(cap)
-    except CreditsFormatError as exc:
-        raise InvalidInput(f"spend_cap: {exc}", param="spend_cap") from None
-    if not 0 <= micro <= MAX_SPEND_CAP:
-        raise InvalidInput("spend_cap must be between 0 and 1000000000 credits", param="spend_cap")
-    return micro
-
-
-MAX_LIMIT_OVERRIDE = 1_000_000
-
-
-def check_limit_override(value: int | None, param: str) -> int | None:
-    """A key's or account's own rate limit: a positive integer, or None for the default."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_LIMIT_OVERRIDE:
-        raise InvalidInput(f"{param} must be an integer from 1 to {MAX_LIMIT_OVERRIDE}, or null", param=param)
-    return value
-
-
 async def create_key(
     db: Database,
     catalog: Catalog,
@@ -187,6 +152,7 @@ async def create_key(
     spend_cap: Decimal | int | None = None,
     rate_limit_rpm: int | None = None,
     max_inflight_tasks: int | None = None,
+    budget: BudgetInput | None = None,
     actor: AccountActor | None = None,
 ) -> tuple[KeyView, str]:
     """Returns the key and its secret (shown this once). Made by ``actor``, it acts with their role."""
@@ -196,6 +162,7 @@ async def create_key(
     cap = check_spend_cap(spend_cap)
     rpm = check_limit_override(rate_limit_rpm, "rate_limits.requests_per_minute")
     inflight = check_limit_override(max_inflight_tasks, "rate_limits.max_inflight_tasks")
+    period_budget = check_budget(budget)
     async with db.transaction() as conn:
         # Serialise creations per account so the limit on the number of keys holds.
         await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
@@ -220,6 +187,12 @@ async def create_key(
         if rpm is not None or inflight is not None:
             await conn.execute(
                 "UPDATE api_keys SET rate_limit_rpm = $2, max_inflight_tasks = $3 WHERE id = $1", new.id, rpm, inflight
+            )
+        if period_budget is not None:
+            await conn.execute(
+                "UPDATE api_keys SET " + SET_BUDGET.format(amount=2, period=3, rolling=4) + " WHERE id = $1",
+                new.id,
+                *period_budget,
             )
         row = await conn.fetchrow(f"SELECT {KEY_ROWS.columns} FROM api_keys WHERE id = $1", new.id)
         assert row is not None
@@ -260,6 +233,7 @@ async def update_key(
     spend_cap: Decimal | int | Unset | None = UNSET,
     rate_limit_rpm: int | Unset | None = UNSET,
     max_inflight_tasks: int | Unset | None = UNSET,
+    budget: BudgetInput | Unset | None = UNSET,
     actor: AccountActor | None = None,
 ) -> KeyView:
     """Change a key's name or limits; the new limits apply to the next request on every process."""
@@ -281,6 +255,12 @@ async def update_key(
     if not isinstance(max_inflight_tasks, Unset):
         args.append(check_limit_override(max_inflight_tasks, "rate_limits.max_inflight_tasks"))
         sets.append(f"max_inflight_tasks = ${len(args)}")
+    if isinstance(budget, BudgetInput):
+        args.extend(check_budget(budget) or ())
+        sets.append(SET_BUDGET.format(amount=len(args) - 2, period=len(args) - 1, rolling=len(args)))
+    elif budget is None:
+        sets.append("budget = NULL, budget_period = NULL, budget_anchor = NULL, budget_period_start = NULL, "
+                    "budget_spent = 0")  # fmt: skip
     if not sets:
         return await get_key(db, account_id, key_id)
     async with db.transaction() as conn:

@@ -33,6 +33,7 @@ from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
+from shared.ledger.budgets import PeriodBudget
 from shared.ratelimits.invalid_keys import InvalidKeyLimit
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,7 @@ class Principal:
     account_max_inflight: int | None = None
     member_role: str = "owner"
     person_id: uuid.UUID | None = None  # the person signed in (a session); None for an API key
+    budget: PeriodBudget | None = None  # the key's budget per period; None: none
 
     @property
     def via_session(self) -> bool:
@@ -280,7 +282,8 @@ async def authenticate(
         SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
                k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
                k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
-               a.max_inflight_tasks AS account_max_inflight, k.role AS member_role
+               a.max_inflight_tasks AS account_max_inflight, k.role AS member_role, k.budget, k.budget_period,
+               k.budget_rolling, k.budget_anchor
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
         WHERE k.key_hash = $1
         """,
@@ -336,6 +339,11 @@ def _principal(row: Record | None) -> Principal:
         account_rpm=row["account_rpm"],
         account_max_inflight=row["account_max_inflight"],
         member_role=row["member_role"],
+        budget=(
+            PeriodBudget(row["budget"], row["budget_period"], row["budget_rolling"], row["budget_anchor"])
+            if row["budget"] is not None
+            else None
+        ),
     )
 
 

@@ -6,6 +6,7 @@ from piccolo.columns import (
     UUID,
     Array,
     BigInt,
+    Boolean,
     ForeignKey,
     Integer,
     OnDelete,
@@ -80,6 +81,21 @@ class ApiKey(Table, tablename="api_keys"):
     created_by = UUID(null=True, default=None)
     role = Varchar(length=16, default="owner")
 
+    # A budget per period (``shared.ledger.budgets``): at most ``budget`` micro-credits per day, week or month,
+    # UTC calendar periods or rolling ones counted from ``budget_anchor``; ``budget_spent`` is what was charged
+    # in the period that began at ``budget_period_start``, ``budget_held`` what pending holds reserved
+    budget = BigInt(null=True, default=None)
+    budget_period = Varchar(length=8, null=True, default=None)
+    budget_rolling = Boolean(default=False)
+    budget_anchor = Timestamptz(null=True, default=None)
+    budget_period_start = Timestamptz(null=True, default=None)
+    budget_spent = BigInt(default=0)
+    budget_held = BigInt(default=0)
+
+    api_keys_budget_check = Check(
+        "budget_spent >= 0 AND budget_held >= 0 AND (budget IS NULL OR (budget >= 0 AND budget_period IN "
+        "('day', 'week', 'month') AND budget_anchor IS NOT NULL))"
+    )
     api_keys_role_check = Check("role IN ('owner', 'admin', 'developer', 'billing', 'viewer')")
     api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
     api_keys_rate_limits_check = Check(
