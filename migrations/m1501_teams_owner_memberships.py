@@ -1,9 +1,10 @@
 """Every account is an organisation: its founder is its owner. Existing accounts get that membership now, and a
-trigger gives it to every account created from now on (sign-up, OAuth, the command line, invitations), so no
-path that creates an account can leave it without an owner. Plus the indexes of the member, invitation and
-audit lists."""
+trigger (``shared/ledger/sql/account_founder_membership.sql``) gives it to every account created from now on
+(sign-up, OAuth, the command line, invitations), so no path that creates an account can leave it without an
+owner. Plus the indexes of the member, invitation and audit lists."""
 
 from shared.infra.db.raw_migrations import sql_migration
+from shared.ledger.functions import function_sql
 
 ID = "2026-12-04T15:01:00:000000"
 VERSION = "1.38.0"
@@ -15,15 +16,7 @@ FORWARDS = [
     SELECT conduit_uuid7(), id, id, 'owner', created_at, now() FROM accounts
     ON CONFLICT (account_id, person_id) DO NOTHING
     """,
-    """
-    CREATE OR REPLACE FUNCTION account_founder_membership() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        INSERT INTO account_members (id, account_id, person_id, role) VALUES (conduit_uuid7(), NEW.id, NEW.id, 'owner')
-        ON CONFLICT (account_id, person_id) DO NOTHING;
-        RETURN NULL;
-    END
-    $$
-    """,
+    function_sql("account_founder_membership"),
     """
     CREATE TRIGGER accounts_founder_membership AFTER INSERT ON accounts
     FOR EACH ROW EXECUTE FUNCTION account_founder_membership()

@@ -45,6 +45,8 @@ class Account(Table, tablename="accounts"):
     totp_enabled_at = Timestamptz(null=True, default=None)
     totp_last_step = BigInt(default=0)
     recovery_code_hashes = Array(Varchar(length=64), null=True, default=None)
+    # Where receipts are addressed (the buyer on them); NULL: the account's own address
+    billing_email = Varchar(length=320, null=True, default=None)
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
