@@ -1,0 +1,62 @@
+"""Teams in the browser: an owner invites a teammate from the members page; the teammate signs up from the
+mail's link and sees the shared balance; the owner sees it all in the audit trail."""
+
+from __future__ import annotations
+
+import uuid
+
+from playwright.async_api import Browser, expect
+
+from tests.e2e.conftest import Tab, first_link, outbox_mail
+from tests.e2e.test_account_pages import PASSWORD, sign_in, verified_account
+from tests.harness import ApiServer
+
+TEAMMATE_PASSWORD = "Teammate pass 12345"
+
+
+async def test_invite_a_teammate_who_signs_up_from_the_mail_and_sees_the_shared_balance(
+    browser: Browser, site: ApiServer
+) -> None:
+    owner_address = await verified_account(site)
+    teammate = f"teammate-{uuid.uuid4().hex[:10]}@example.com"
+    owner_context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    teammate_context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    for context in (owner_context, teammate_context):
+        context.set_default_timeout(20_000)
+    try:
+        owner = Tab(await owner_context.new_page(), site.base_url, "team-owner")
+        await sign_in(owner, owner_address, PASSWORD, "/dashboard/members")
+        await owner.page.fill("#invite input[name=email]", teammate)
+        await owner.page.select_option("#invite select[name=role]", "developer")
+        await owner.page.click("#invite button[type=submit]")
+        await expect(owner.page.locator("#flash")).to_have_text("Invitation sent.")
+        await expect(owner.page.locator("#invitations")).to_contain_text(teammate)
+        await owner.shot("members")
+        await owner.goto("/dashboard")
+        shared_balance = await owner.page.locator("#balance-available").inner_text()
+
+        link = first_link(await outbox_mail(site.settings.mail.outbox_dir, teammate, "You are invited"))
+        assert link.startswith(f"{site.base_url}/invitation?token=")
+        tab = Tab(await teammate_context.new_page(), site.base_url, "team-teammate")
+        await tab.page.goto(link)
+        await expect(tab.page.locator("main")).to_contain_text(owner_address)
+        await tab.page.fill("#accept input[name=password]", TEAMMATE_PASSWORD)
+        await tab.page.check("#accept input[name=age_confirmed]")
+        await tab.shot("invitation")
+        await tab.page.click("#accept button[type=submit]")
+        await tab.page.wait_for_url(f"{site.base_url}/dashboard")
+        await expect(tab.page.locator("#balance-available")).to_have_text(shared_balance)
+        assert shared_balance.startswith("25")
+        await tab.goto("/dashboard/members")
+        await expect(tab.page.locator("#members")).to_contain_text(owner_address)
+        await expect(tab.page.locator("#members")).to_contain_text(teammate)
+        await expect(tab.page.locator("#invite")).to_have_count(0)  # a developer does not invite
+        await tab.shot("teammate-members")
+
+        await owner.goto("/dashboard/audit")
+        await expect(owner.page.locator("#audit")).to_contain_text("member.join")
+        await expect(owner.page.locator("#audit")).to_contain_text("member.invite")
+        assert owner.problems == [] and tab.problems == []
+    finally:
+        await owner_context.close()
+        await teammate_context.close()
