@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Annotated, Any
 
 import msgspec
@@ -11,7 +12,9 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import ActorDep, PrincipalDep, ServicesDep, provide_actor, provide_principal
+from api.input_fields import micro_credits
 from api.permissions import requires
+from shared.alerts import settings as alert_settings
 from shared.billing import receipts
 from shared.billing.events import receive_event
 from shared.billing.orders import get_order, list_orders, start_checkout
@@ -31,6 +34,24 @@ class BillingSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
 class BillingSettings(msgspec.Struct):
     billing_email: str | None
     object: str = "billing.settings"
+
+
+class AlertSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
+    low_balance_threshold: Decimal | None  # credits; null: no low-balance alert
+    budget_thresholds: list[int] = msgspec.field(default_factory=lambda: [80, 100])  # % of a key's period budget
+
+
+class AlertSettingsView(msgspec.Struct):
+    low_balance_threshold: float | None
+    budget_thresholds: list[int]
+    low_balance_alerted: bool  # below the threshold, alert sent; re-armed once the balance is back above it
+    object: str = "billing.alerts"
+
+
+def _alerts_view(settings: alert_settings.AlertSettings) -> AlertSettingsView:
+    threshold = settings.low_balance_threshold
+    return AlertSettingsView(threshold / MICRO if threshold is not None else None, settings.budget_percents,
+                             settings.low_balance_alerted)  # fmt: skip
 
 
 class ReceiptRefundView(msgspec.Struct):
@@ -167,6 +188,32 @@ class BillingController(Controller):
     ) -> BillingSettings:
         """Set the address receipts are addressed to (``null``: the account's own)."""
         return BillingSettings(await receipts.set_billing_email(services.db, actor, data.billing_email))
+
+    @get("/alerts", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
+    async def alerts(self, principal: PrincipalDep, services: ServicesDep) -> AlertSettingsView:
+        return _alerts_view(await alert_settings.get_alert_settings(services.db, principal.account_id))
+
+    @put(
+        "/alerts",
+        opt=requires("billing.manage"),
+        dependencies={"principal": Provide(provide_principal), "actor": Provide(provide_actor, sync_to_thread=False)},
+    )
+    async def set_alerts(
+        self, actor: ActorDep, services: ServicesDep, data: JSONBody[AlertSettingsBody]
+    ) -> AlertSettingsView:
+        """Alert owners, admins and billing members (mail, and the account's webhook endpoints that list
+        ``account.balance_low`` / ``key.budget_threshold``) when the balance falls below
+        ``low_balance_threshold`` credits, and when a key's spend in its budget period reaches each of
+        ``budget_thresholds`` percent."""
+        threshold = (
+            micro_credits(data.low_balance_threshold, "low_balance_threshold", services.settings.input_limits)
+            if data.low_balance_threshold is not None
+            else None
+        )
+        changed = await alert_settings.set_alert_settings(
+            services.db, actor, low_balance_threshold=threshold, budget_percents=data.budget_thresholds
+        )
+        return _alerts_view(changed)
 
     @post("/stripe/webhook", status_code=200)
     async def stripe_webhook(self, request: Request[Any, Any, Any], services: ServicesDep) -> dict[str, Any]:

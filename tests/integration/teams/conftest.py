@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
+import tests.integration.webhooks.conftest as webhooks_conftest
 from shared.services import Services
 from tests.integration.accounts import conftest as accounts
 from tests.integration.accounts.conftest import Person, PersonFactory
@@ -21,6 +22,10 @@ browser = accounts.browser
 mailbox = accounts.mailbox
 oauth_provider = accounts.oauth_provider
 person = accounts.person
+# and the webhook tests' receiver and delivery runtimes
+receiver = webhooks_conftest.receiver
+clock = webhooks_conftest.clock
+make_runtime = webhooks_conftest.make_runtime
 
 
 @dataclass

@@ -47,6 +47,12 @@ class Account(Table, tablename="accounts"):
     recovery_code_hashes = Array(Varchar(length=64), null=True, default=None)
     # Where receipts are addressed (the buyer on them); NULL: the account's own address
     billing_email = Varchar(length=320, null=True, default=None)
+    # Alerts (``shared.alerts``): below ``low_balance_threshold`` micro-credits available, one alert, re-armed
+    # (``low_balance_alerted_at`` back to NULL) once the balance is back at or above it; the percentages of a
+    # key's period budget whose crossing alerts
+    low_balance_threshold = BigInt(null=True, default=None)
+    low_balance_alerted_at = Timestamptz(null=True, default=None)
+    budget_alert_percents = Array(Integer(), default=[80, 100])
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
@@ -93,6 +99,9 @@ class ApiKey(Table, tablename="api_keys"):
     budget_period_start = Timestamptz(null=True, default=None)
     budget_spent = BigInt(default=0)
     budget_held = BigInt(default=0)
+    # The highest budget alert percentage already sent for the period that began at ``budget_alerted_period``
+    budget_alerted_percent = Integer(default=0)
+    budget_alerted_period = Timestamptz(null=True, default=None)
 
     api_keys_budget_check = Check(
         "budget_spent >= 0 AND budget_held >= 0 AND (budget IS NULL OR (budget >= 0 AND budget_period IN "
