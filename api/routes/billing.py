@@ -37,7 +37,7 @@ class BillingSettings(msgspec.Struct):
 
 
 class AlertSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
-    low_balance_threshold: Decimal | None  # credits; null: no low-balance alert
+    low_balance_threshold: Decimal | None = None  # credits; null (or left out): no low-balance alert
     budget_thresholds: list[int] = msgspec.field(default_factory=lambda: [80, 100])  # % of a key's period budget
 
 

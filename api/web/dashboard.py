@@ -21,6 +21,7 @@ from shared.accounts import key_management, second_factor
 from shared.accounts.rewards import list_reward_grants
 from shared.accounts.service import get_account
 from shared.accounts.signin import account_has_password
+from shared.alerts.settings import get_alert_settings
 from shared.billing import receipts
 from shared.billing.orders import get_order, list_orders
 from shared.infra.errors import InvalidInput
@@ -107,6 +108,7 @@ class DashboardPages(Controller):
             account=account,
             billing_enabled=services.billing.stripe.configured,
             billing_email=await receipts.billing_email(services.db, member.account_id),
+            alerts=await get_alert_settings(services.db, member.account_id),
             section="billing",
         )
 

@@ -60,3 +60,41 @@ async def test_invite_a_teammate_who_signs_up_from_the_mail_and_sees_the_shared_
     finally:
         await owner_context.close()
         await teammate_context.close()
+
+
+async def test_budgets_and_alerts_from_the_dashboard(browser: Browser, site: ApiServer) -> None:
+    address = await verified_account(site)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(20_000)
+    try:
+        tab = Tab(await context.new_page(), site.base_url, "budgets")
+        page = tab.page
+        await sign_in(tab, address, PASSWORD, "/dashboard/keys")
+        await page.fill("#create-key input[name=name]", "budgeted")
+        await page.fill("#create-key input[name='budget.amount']", "5")
+        await page.select_option("#create-key select[name='budget.period']", "week")
+        await page.click("#create-key button[type=submit]")
+        await expect(page.locator("#new-secret")).not_to_be_empty()
+        await tab.goto("/dashboard/keys")
+        row = page.locator("#keys tr", has_text="budgeted")
+        await expect(row.locator(".budget")).to_contain_text("5.00 of 5.00 / week")
+        await row.locator("input[name='budget.amount']").fill("2")
+        await row.locator("select[name='budget.period']").select_option("day")
+        await row.locator("text=Set budget").click()
+        await expect(page.locator("#flash")).to_have_text("Budget set.")
+        await expect(page.locator("#keys tr", has_text="budgeted").locator(".budget")).to_contain_text(
+            "2.00 of 2.00 / day"
+        )
+        await tab.shot("keys-budget")
+
+        await tab.goto("/dashboard/billing")
+        await page.fill("#alerts input[name=low_balance_threshold]", "30")
+        await page.fill("#alerts input[name=budget_thresholds]", "50, 90")
+        await page.click("#alerts button[type=submit]")
+        await expect(page.locator("#flash")).to_have_text("Alert settings saved.")
+        await expect(page.locator("#alerts input[name=low_balance_threshold]")).to_have_value("30")
+        await expect(page.locator("#alerts input[name=budget_thresholds]")).to_have_value("50, 90")
+        await tab.shot("alerts")
+        assert tab.problems == []
+    finally:
+        await context.close()
