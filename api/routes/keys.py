@@ -36,7 +36,8 @@ class BudgetBody(msgspec.Struct, forbid_unknown_fields=True):
     reset: str = "calendar"
 
 
-def _budget(body: BudgetBody | None, services: Services) -> BudgetInput | None:
+def budget_input(body: BudgetBody | None, services: Services) -> BudgetInput | None:
+    """A budget body as the services take it (its amount within the input limits)."""
     if body is None:
         return None
     amount = credits_within_limit(body.amount, "budget.amount", services.settings.input_limits)
@@ -98,7 +99,7 @@ class KeyController(Controller):
             spend_cap=_spend_cap(data.spend_cap, services),
             rate_limit_rpm=_or_none(data.rate_limits.requests_per_minute if data.rate_limits else None),
             max_inflight_tasks=_or_none(data.rate_limits.max_inflight_tasks if data.rate_limits else None),
-            budget=_budget(data.budget, services),
+            budget=budget_input(data.budget, services),
             actor=actor,
         )
         return view.public(secret)
@@ -135,7 +136,7 @@ class KeyController(Controller):
             spend_cap=_or_unset(_spend_cap(data.spend_cap, services)),
             rate_limit_rpm=_or_unset(limits.requests_per_minute) if limits else keys.UNSET,
             max_inflight_tasks=_or_unset(limits.max_inflight_tasks) if limits else keys.UNSET,
-            budget=keys.UNSET if isinstance(data.budget, msgspec.UnsetType) else _budget(data.budget, services),
+            budget=keys.UNSET if isinstance(data.budget, msgspec.UnsetType) else budget_input(data.budget, services),
             actor=actor,
         )
         return view.public()

@@ -29,12 +29,22 @@ from api.deps import (
 from api.permissions import requires
 from api.proxies import client_ip
 from api.routes.auth import session_cookie
+from api.routes.keys import BudgetBody, budget_input
 from shared.accounts.keys import Principal
 from shared.infra.errors import NotFound, Unauthenticated
 from shared.infra.ids import parse_uuid
+from shared.ledger.money import MICRO
 from shared.services import Services
 from shared.teams import audit, invitations, members
 from shared.teams.audit import AccountAuditEntry
+
+
+class BudgetView(msgspec.Struct):
+    amount: float  # credits per period
+    period: str
+    reset: str  # calendar or rolling
+    spent: float  # this period
+    reserved: float  # by pending requests and tasks
 
 
 class Member(msgspec.Struct):
@@ -42,6 +52,9 @@ class Member(msgspec.Struct):
     email: str | None
     role: str
     joined_at: dt.datetime
+    budget: BudgetView | None  # over their sessions and the keys they created
+    budget_remaining: float | None
+    resets_at: dt.datetime | None
     object: str = "member"
 
 
@@ -116,8 +129,9 @@ class MembershipList(msgspec.Struct):
     object: str = "list"
 
 
-class RoleBody(msgspec.Struct, forbid_unknown_fields=True):
-    role: str
+class MemberUpdateBody(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    role: str | None = None
+    budget: BudgetBody | msgspec.UnsetType | None = msgspec.UNSET  # null removes it
 
 
 class InviteBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -136,7 +150,17 @@ class SwitchBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 def _member(m: members.Member) -> Member:
-    return Member(str(m.person_id), m.email, m.role, m.created_at)
+    state = m.budget
+    if state is None:
+        return Member(str(m.person_id), m.email, m.role, m.created_at, None, None, None)
+    budget = BudgetView(
+        state.budget.amount / MICRO,
+        state.budget.period,
+        "rolling" if state.budget.rolling else "calendar",
+        state.spent / MICRO,
+        state.reserved / MICRO,
+    )
+    return Member(str(m.person_id), m.email, m.role, m.created_at, budget, state.remaining / MICRO, state.resets_at)
 
 
 def _invitation(i: invitations.Invitation) -> Invitation:
@@ -167,21 +191,25 @@ class MemberController(Controller):
         return MemberList([_member(m) for m in await members.list_members(services.db, principal.account_id)])
 
     @patch("/members/{person_id:str}", opt=requires("members.manage"))
-    async def change_role(
-        self, actor: ActorDep, services: ServicesDep, person_id: FromPath[str], data: JSONBody[RoleBody]
+    async def update_member(
+        self, actor: ActorDep, services: ServicesDep, person_id: FromPath[str], data: JSONBody[MemberUpdateBody]
     ) -> Member:
-        """Give a member another role. Only an owner makes or unmakes owners; an account keeps an owner."""
-        return _member(await members.change_role(services.db, actor, person_id, data.role))
+        """Give a member another role (only an owner makes or unmakes owners; an account keeps an owner), or a
+        budget per period over their sessions and the keys they created (``null`` removes it)."""
+        budget = members.UNSET if isinstance(data.budget, msgspec.UnsetType) else budget_input(data.budget, services)
+        return _member(
+            await members.update_member(services.db, services.redis, actor, person_id, role=data.role, budget=budget)
+        )
 
     @delete("/members/{person_id:str}", status_code=204, opt=requires("members.manage"))
     async def remove(self, actor: ActorDep, services: ServicesDep, person_id: FromPath[str]) -> None:
         """Remove a member: their sessions on this account end at once; keys they created stay the account's."""
-        await members.remove_member(services.db, services.sessions, actor, person_id)
+        await members.remove_member(services.db, services.redis, services.sessions, actor, person_id)
 
     @post("/leave", status_code=204, opt=requires("self"))
     async def leave(self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep) -> None:
         """Leave this account (its last owner cannot)."""
-        await members.remove_member(services.db, services.sessions, actor, str(principal.person))
+        await members.remove_member(services.db, services.redis, services.sessions, actor, str(principal.person))
 
     @get("/invitations", opt=requires("members.manage"))
     async def list_invitations(self, principal: SessionPrincipalDep, services: ServicesDep) -> InvitationList:

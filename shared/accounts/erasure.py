@@ -24,6 +24,7 @@ from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
 from shared.infra.storage import LocalStorage
+from shared.ledger import drop_member_reservations
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
@@ -73,7 +74,11 @@ async def delete_account(
         if erased is None:
             raise NotFound("account not found", code="account_not_found")
         await conn.execute("DELETE FROM oauth_identities WHERE account_id = $1", account_id)
-        await conn.execute("DELETE FROM account_members WHERE person_id = $1 AND account_id <> $1", account_id)
+        left = await conn.fetch(
+            "DELETE FROM account_members WHERE person_id = $1 AND account_id <> $1 RETURNING account_id", account_id
+        )
+        for membership in left:
+            await drop_member_reservations(conn, membership["account_id"], account_id)
         await conn.execute("DELETE FROM account_tokens WHERE account_id = $1", account_id)
         await conn.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), name = '' WHERE account_id = $1", account_id

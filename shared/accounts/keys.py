@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -72,6 +73,9 @@ class Principal:
     member_role: str = "owner"
     person_id: uuid.UUID | None = None  # the person signed in (a session); None for an API key
     budget: PeriodBudget | None = None  # the key's budget per period; None: none
+    # The budget of the member whose spending this is (the person of a session, the creator of a key), and who
+    member_budget: PeriodBudget | None = None
+    budget_member_id: uuid.UUID | None = None
 
     @property
     def via_session(self) -> bool:
@@ -283,8 +287,11 @@ async def authenticate(
                k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
                k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
                a.max_inflight_tasks AS account_max_inflight, k.role AS member_role, k.budget, k.budget_period,
-               k.budget_rolling, k.budget_anchor
+               k.budget_rolling, k.budget_anchor, m.person_id AS budget_member_id, m.budget AS member_budget,
+               m.budget_period AS member_budget_period, m.budget_rolling AS member_budget_rolling,
+               m.budget_anchor AS member_budget_anchor
         FROM api_keys k JOIN accounts a ON a.id = k.account_id
+        LEFT JOIN account_members m ON m.account_id = k.account_id AND m.person_id = k.created_by
         WHERE k.key_hash = $1
         """,
         key_hash,
@@ -344,7 +351,18 @@ def _principal(row: Record | None) -> Principal:
             if row["budget"] is not None
             else None
         ),
+        **member_budget(row),
     )
+
+
+def member_budget(row: Record) -> dict[str, Any]:
+    """The ``member_budget`` and ``budget_member_id`` of a principal, from a row with ``budget_member_id`` and
+    ``member_budget*`` columns (a key's creator's membership, or a session's person's)."""
+    if row["member_budget"] is None or row["budget_member_id"] is None:
+        return {}
+    budget = PeriodBudget(row["member_budget"], row["member_budget_period"], row["member_budget_rolling"],
+                          row["member_budget_anchor"])  # fmt: skip
+    return {"member_budget": budget, "budget_member_id": row["budget_member_id"]}
 
 
 def _touch(db: Database, cache: KeyCache, principal: Principal, now: float) -> None:

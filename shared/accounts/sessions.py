@@ -28,7 +28,7 @@ from typing import Any, TypeVar
 
 from redis.asyncio import Redis
 
-from shared.accounts.keys import Principal, account_suspended
+from shared.accounts.keys import Principal, account_suspended, member_budget
 from shared.accounts.redaction import without_keys
 from shared.infra.db import Database
 from shared.infra.errors import NotFound, Unauthenticated
@@ -280,7 +280,9 @@ async def session_principal(
     row = await db.fetchrow(
         """
         SELECT p.status AS person_status, p.role, a.status, a.suspension_reason, a.rate_limit_rpm,
-               a.max_inflight_tasks, m.role AS member_role
+               a.max_inflight_tasks, m.role AS member_role, m.person_id AS budget_member_id,
+               m.budget AS member_budget, m.budget_period AS member_budget_period,
+               m.budget_rolling AS member_budget_rolling, m.budget_anchor AS member_budget_anchor
         FROM accounts p
         LEFT JOIN accounts a ON a.id = $2
         LEFT JOIN account_members m ON m.account_id = a.id AND m.person_id = p.id
@@ -312,6 +314,7 @@ async def session_principal(
         account_max_inflight=row["max_inflight_tasks"],
         member_role=row["member_role"],
         person_id=session.account_id,
+        **member_budget(row),
     )
     return principal, session
 

@@ -82,6 +82,16 @@ CHECKS: dict[str, str] = {
         HAVING k.cap_held <> COALESCE(SUM(r.amount) FILTER (WHERE r.capped), 0)
             OR k.budget_held <> COALESCE(SUM(r.amount) FILTER (WHERE r.budgeted), 0)
     """,
+    "member_reservations_mismatch": """
+        SELECT m.account_id, m.person_id, m.budget_held, COALESCE(SUM(r.amount), 0) AS reservations
+        FROM account_members m
+        LEFT JOIN member_holds r ON r.account_id = m.account_id AND r.person_id = m.person_id
+        GROUP BY m.id HAVING m.budget_held <> COALESCE(SUM(r.amount), 0)
+    """,
+    "member_reservation_outlived_hold": """
+        SELECT r.hold_id, r.person_id, h.status FROM member_holds r JOIN holds h ON h.id = r.hold_id
+        WHERE h.status <> 'pending' OR r.amount <> h.amount
+    """,
     "key_reservation_outlived_hold": """
         SELECT r.hold_id, r.api_key_id, h.status FROM api_key_holds r JOIN holds h ON h.id = r.hold_id
         WHERE h.status <> 'pending' OR r.amount <> h.amount

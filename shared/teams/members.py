@@ -13,10 +13,17 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 
+from redis.asyncio import Redis
+
+from shared.accounts.key_limits import SET_BUDGET, BudgetInput, budget_fields, check_budget
+from shared.accounts.key_management import UNSET, Unset
+from shared.accounts.keys import publish_invalidation
 from shared.accounts.sessions import SessionStore
-from shared.infra.db import Connection, Database
+from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import Conflict, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
+from shared.ledger import drop_member_reservations
+from shared.ledger.budgets import BudgetState, PeriodBudget, budget_state
 from shared.teams import audit
 from shared.teams.audit import AccountActor
 from shared.teams.roles import OWNER, check_member_role
@@ -28,6 +35,7 @@ class Member:
     email: str | None
     role: str
     created_at: dt.datetime
+    budget: BudgetState | None = None  # their budget per period, over their sessions and the keys they made
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,15 +49,24 @@ class Membership:
 
 
 MEMBER_SQL = """
-    SELECT m.person_id, p.email, m.role, m.created_at
+    SELECT m.person_id, p.email, m.role, m.created_at, m.budget, m.budget_period, m.budget_rolling,
+           m.budget_anchor, m.budget_period_start, m.budget_spent, m.budget_held
     FROM account_members m JOIN accounts p ON p.id = m.person_id
     WHERE m.account_id = $1
 """
 
 
+def _member(r: Record) -> Member:
+    state = None
+    if r["budget"] is not None:
+        budget = PeriodBudget(r["budget"], r["budget_period"], r["budget_rolling"], r["budget_anchor"])
+        state = budget_state(budget, r["budget_period_start"], r["budget_spent"], r["budget_held"])
+    return Member(r["person_id"], r["email"], r["role"], r["created_at"], state)
+
+
 async def list_members(db: Database, account_id: uuid.UUID) -> list[Member]:
     rows = await db.fetch(MEMBER_SQL + " ORDER BY m.created_at, m.id", account_id)
-    return [Member(r["person_id"], r["email"], r["role"], r["created_at"]) for r in rows]
+    return [_member(r) for r in rows]
 
 
 async def memberships(db: Database, person_id: uuid.UUID) -> list[Membership]:
@@ -103,18 +120,29 @@ def _keeps_an_owner(members: dict[uuid.UUID, str], person_id: uuid.UUID, new_rol
         )
 
 
-async def change_role(db: Database, actor: AccountActor, person_id: str, role: str) -> Member:
-    """Give a member another role (``owner`` transfers or shares ownership)."""
-    check_member_role(role)
+async def update_member(
+    db: Database,
+    redis: Redis,
+    actor: AccountActor,
+    person_id: str,
+    *,
+    role: str | None = None,
+    budget: BudgetInput | Unset | None = UNSET,
+) -> Member:
+    """Give a member another role (``owner`` transfers or shares ownership) and/or set their budget per period
+    (``None`` removes it)."""
+    if role is not None:
+        check_member_role(role)
+    period_budget = check_budget(budget) if not isinstance(budget, Unset) else None
     target = _member_id(person_id)
     async with db.transaction() as conn:
         members = await _locked_members(conn, actor.account_id)
         old_role = members.get(target)
         if old_role is None:
             raise NotFound(f"no member {person_id}", code="member_not_found", param="person_id")
-        _check_owner_change(actor, old_role, role)
-        _keeps_an_owner(members, target, role)
-        if old_role != role:
+        if role is not None and old_role != role:
+            _check_owner_change(actor, old_role, role)
+            _keeps_an_owner(members, target, role)
             await conn.execute(
                 "UPDATE account_members SET role = $3, updated_at = now() WHERE account_id = $1 AND person_id = $2",
                 actor.account_id,
@@ -123,11 +151,30 @@ async def change_role(db: Database, actor: AccountActor, person_id: str, role: s
             )
             await audit.record(conn, actor, "member.role", "member", target, before={"role": old_role},
                                after={"role": role})  # fmt: skip
+        if not isinstance(budget, Unset):
+            before = _member(await conn.fetchrow(MEMBER_SQL + " AND m.person_id = $2", actor.account_id, target))
+            sets = (SET_BUDGET.format(amount=3, period=4, rolling=5) if period_budget is not None else
+                    "budget = NULL, budget_period = NULL, budget_anchor = NULL, budget_period_start = NULL, "
+                    "budget_spent = 0")  # fmt: skip
+            await conn.execute(
+                f"UPDATE account_members SET {sets}, updated_at = now() WHERE account_id = $1 AND person_id = $2",
+                actor.account_id,
+                target,
+                *(period_budget or ()),
+            )
+            after = _member(await conn.fetchrow(MEMBER_SQL + " AND m.person_id = $2", actor.account_id, target))
+            await audit.record(conn, actor, "member.budget", "member", target,
+                               before=budget_fields(before.budget)["budget"],
+                               after=budget_fields(after.budget)["budget"])  # fmt: skip
         row = await conn.fetchrow(MEMBER_SQL + " AND m.person_id = $2", actor.account_id, target)
-    return Member(row["person_id"], row["email"], row["role"], row["created_at"])
+    if not isinstance(budget, Unset):
+        await publish_invalidation(redis, f"account:{actor.account_id}")  # cached keys carry their member's budget
+    return _member(row)
 
 
-async def remove_member(db: Database, sessions: SessionStore, actor: AccountActor, person_id: str) -> None:
+async def remove_member(
+    db: Database, redis: Redis, sessions: SessionStore, actor: AccountActor, person_id: str
+) -> None:
     """Take a member out of the account (a member may also remove themselves: leaving). Their sessions on it end
     at once; the keys they created stay the account's."""
     target = _member_id(person_id)
@@ -142,5 +189,7 @@ async def remove_member(db: Database, sessions: SessionStore, actor: AccountActo
         await conn.execute(
             "DELETE FROM account_members WHERE account_id = $1 AND person_id = $2", actor.account_id, target
         )
+        await drop_member_reservations(conn, actor.account_id, target)
         await audit.record(conn, actor, "member.remove", "member", target, before={"role": old_role})
     await sessions.end_on_account(target, actor.account_id)
+    await publish_invalidation(redis, f"account:{actor.account_id}")  # cached keys of theirs: no member budget

@@ -11,7 +11,15 @@ from piccolo.table import Table
 
 from shared.infra.db.schema.accounts import Account, AccountToken, ApiKey, OAuthIdentity
 from shared.infra.db.schema.billing import BillingOrder, BillingRefund, StripeEvent
-from shared.infra.db.schema.ledger import ApiKeyHold, CreditLot, Hold, HoldAllocation, LedgerEntry, UsageRecord
+from shared.infra.db.schema.ledger import (
+    ApiKeyHold,
+    CreditLot,
+    Hold,
+    HoldAllocation,
+    LedgerEntry,
+    MemberHold,
+    UsageRecord,
+)
 from shared.infra.db.schema.promos import PromoCode, PromoRedemption
 from shared.infra.db.schema.staff import StaffAuditEntry, SupportCannedReply, TaskAttempt
 from shared.infra.db.schema.support import SupportAttachment, SupportMessage, SupportTicket
@@ -61,4 +69,5 @@ TABLES: list[type[Table]] = [
     AccountMember,
     AccountInvitation,
     AccountAuditEntry,
+    MemberHold,
 ]

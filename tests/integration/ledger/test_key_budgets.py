@@ -104,3 +104,34 @@ async def test_the_budget_resets_at_the_period_boundary(
     assert "resets at 2026-12-06T00:00:00Z" in str(refused[0])
     await asyncio.gather(*(settle(db, principal, hold, 100_000) for hold in placed[6:] + placed_after))
     assert await key_counters(db, principal.api_key_id) == (1_000_000, 0)
+
+
+async def test_100_concurrent_requests_never_overspend_a_member_budget(
+    services: Services, make_account: AccountFactory
+) -> None:
+    """A member's budget counts what they spend through any key they created (or their session), together."""
+    db = services.db
+    account = await make_account(credits="100")
+    await db.execute(
+        "UPDATE account_members SET budget = $2, budget_period = 'week', budget_anchor = now() "
+        "WHERE account_id = $1 AND person_id = $1",
+        account.id, BUDGET,
+    )  # fmt: skip
+    budget = PeriodBudget(BUDGET, "week", False, dt.datetime.now(dt.UTC))
+    key_id = await db.fetchval("SELECT id FROM api_keys WHERE account_id = $1", account.id)
+    via_key = Principal(account.id, key_id, "user", member_budget=budget, budget_member_id=account.id)
+    via_session = Principal(account.id, None, "user", person_id=account.id, member_budget=budget,
+                            budget_member_id=account.id)  # fmt: skip
+    outcomes = await asyncio.gather(
+        *(place_request_hold(db, p, PRICE, "member budget") for p in [via_key, via_session] * 50),
+        return_exceptions=True,
+    )
+    placed = [o for o in outcomes if isinstance(o, uuid.UUID)]
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert (len(placed), len(refused)) == (10, 90)
+    assert all(isinstance(r, BudgetExceeded) and "member budget (weekly)" in str(r) for r in refused)
+    held = await db.fetchval("SELECT budget_held FROM account_members WHERE account_id = $1", account.id)
+    assert held == BUDGET
+    await asyncio.gather(*(settle(db, via_key, hold, 100_000) for hold in placed))
+    row = await db.fetchrow("SELECT budget_spent, budget_held FROM account_members WHERE account_id = $1", account.id)
+    assert row is not None and (row["budget_spent"], row["budget_held"]) == (1_000_000, 0)

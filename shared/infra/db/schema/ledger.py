@@ -85,6 +85,20 @@ class ApiKeyHold(Table, tablename="api_key_holds"):
     api_key_holds_amount_check = Check("amount >= 0")
 
 
+class MemberHold(Table, tablename="member_holds"):
+    """The part of a pending hold counted against a member's period budget; gone once the hold resolves. The
+    member is named by plain columns: their leaving does not touch the hold."""
+
+    id = UUID(primary_key=True)
+    hold_id = ForeignKey(Hold, null=False, unique=True, on_delete=OnDelete.restrict)
+    account_id = UUID()
+    person_id = UUID()
+    amount = BigInt()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    member_holds_amount_check = Check("amount >= 0")
+
+
 class LedgerEntry(Table, tablename="ledger_entries"):
     """Append-only. ``delta_total`` and ``delta_held`` are the signed effects on the account's sums, so
     summing them reproduces ``credits_total`` and ``credits_held`` (the ledger check does exactly that)."""

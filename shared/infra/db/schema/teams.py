@@ -7,7 +7,7 @@ is also an organisation whose members are people, each with a role. An account's
 
 from __future__ import annotations
 
-from piccolo.columns import JSONB, UUID, ForeignKey, OnDelete, Timestamptz, Varchar
+from piccolo.columns import JSONB, UUID, BigInt, Boolean, ForeignKey, OnDelete, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.constraints import Check, Unique
 from piccolo.table import Table
@@ -25,8 +25,21 @@ class AccountMember(Table, tablename="account_members"):
     invited_by = UUID(null=True, default=None)  # the person who invited them; NULL for the founder
     created_at = Timestamptz(default=TimestamptzNow())
     updated_at = Timestamptz(default=TimestamptzNow())
+    # The member's budget per period, over their sessions and the keys they created (as on ``api_keys``; see
+    # ``shared.ledger.budgets``)
+    budget = BigInt(null=True, default=None)
+    budget_period = Varchar(length=8, null=True, default=None)
+    budget_rolling = Boolean(default=False)
+    budget_anchor = Timestamptz(null=True, default=None)
+    budget_period_start = Timestamptz(null=True, default=None)
+    budget_spent = BigInt(default=0)
+    budget_held = BigInt(default=0)
 
     account_members_unique = Unique(["account_id", "person_id"])
+    account_members_budget_check = Check(
+        "budget_spent >= 0 AND budget_held >= 0 AND (budget IS NULL OR (budget >= 0 AND budget_period IN "
+        "('day', 'week', 'month') AND budget_anchor IS NOT NULL))"
+    )
     account_members_role_check = Check(MEMBER_ROLE_CHECK)
 
 
