@@ -53,9 +53,20 @@ async def test_invite_a_teammate_who_signs_up_from_the_mail_and_sees_the_shared_
         await expect(tab.page.locator("#invite")).to_have_count(0)  # a developer does not invite
         await tab.shot("teammate-members")
 
+        # The owner gives the teammate a budget of their own.
+        await owner.goto("/dashboard/members")
+        row = owner.page.locator("#members tr", has_text=teammate)
+        await row.locator("input[name='budget.amount']").fill("3")
+        await row.locator("text=Set budget").click()
+        await expect(owner.page.locator("#flash")).to_have_text("Budget set.")
+        await expect(owner.page.locator("#members tr", has_text=teammate).locator(".budget")).to_contain_text(
+            "3.00 of 3.00 / day"
+        )
+
         await owner.goto("/dashboard/audit")
         await expect(owner.page.locator("#audit")).to_contain_text("member.join")
         await expect(owner.page.locator("#audit")).to_contain_text("member.invite")
+        await expect(owner.page.locator("#audit")).to_contain_text("member.budget")
         assert owner.problems == [] and tab.problems == []
     finally:
         await owner_context.close()
