@@ -137,12 +137,12 @@ class BillingController(Controller):
     @post(
         "/orders/{order_id:str}/refund",
         opt=requires("billing.manage"),
-        dependencies={"principal": Provide(provide_principal)},
+        dependencies={"principal": Provide(provide_principal), "actor": Provide(provide_actor, sync_to_thread=False)},
     )
     async def refund(
-        self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]
+        self, principal: PrincipalDep, actor: ActorDep, services: ServicesDep, order_id: FromPath[str]
     ) -> Response[dict[str, Any]]:
-        result = await refund_order(services.db, services.billing.stripe, principal.account_id, order_id)
+        result = await refund_order(services.db, services.billing.stripe, principal.account_id, order_id, actor=actor)
         refund = next(r for r in result.order["refunds"] if r["id"] == str(result.refund_id))
         # 202: the credits are off the balance and the refund is recorded; Stripe will be asked again.
         return Response({**refund, "order": result.order}, status_code=200 if result.status == "succeeded" else 202)

@@ -20,10 +20,11 @@ class RedeemBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class PromoController(Controller):
     path = "/v1/promo-codes"
+    opt = requires("billing.manage")
     tags = ["account"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/redeem", status_code=200, opt=requires("billing.manage"))
+    @post("/redeem", status_code=200)
     async def redeem(
         self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RedeemBody]
     ) -> dict[str, Any]:

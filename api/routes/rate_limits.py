@@ -13,10 +13,11 @@ from api.permissions import requires
 
 class RateLimitController(Controller):
     path = "/v1/rate-limits"
+    opt = requires("account.read")
     tags = ["rate limits"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @get("/", opt=requires("account.read"))
+    @get("/")
     async def rate_limits(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
         """Requests per minute (limit, remaining, seconds until fully reset) and in-flight tasks (limit, now),
         for the API key (null with a session) and for the account. This request itself has been counted."""

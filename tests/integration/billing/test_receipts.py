@@ -62,6 +62,9 @@ async def test_a_paid_order_has_a_pdf_receipt(shop: Shop, make_account: AccountF
 
     refunded = await shop.http.post(f"/v1/billing/orders/{order_id}/refund", headers=account.headers)
     assert refunded.status_code == 200, refunded.text
+    audit = (await shop.http.get("/v1/account/audit", headers=account.headers)).json()["data"]
+    assert [e["action"] for e in audit] == ["billing.refund", "billing.email"]
+    assert audit[0]["actor"].startswith("API key cdt_") and audit[0]["after"]["amount"] == 500
     text = pdf_text((await shop.http.get(order["receipt_url"], headers=account.headers)).content)
     assert "Refund" in text and "-USD 5.00" in text and "Net paid" in text and "USD 0.00" in text
 
