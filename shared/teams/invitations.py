@@ -26,6 +26,7 @@ from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
 from shared.infra.ids import parse_uuid, uuid7
 from shared.infra.mail import Mail
+from shared.ratelimits.signin_throttle import throttle_ip, throttle_mail
 from shared.teams import audit
 from shared.teams.audit import AccountActor
 from shared.teams.roles import OWNER, check_member_role
@@ -102,6 +103,7 @@ async def invite(deps: AuthDeps, actor: AccountActor, email: str, role: str) -> 
     check_member_role(role)
     if role == OWNER and actor.role != OWNER:
         raise PermissionDenied("only an owner can invite owners", code="owner_required")
+    await throttle_mail(deps.limiter, email)  # like sign-up's mails: an address is not flooded with invitations
     token = secrets.token_urlsafe(32)
     async with deps.db.transaction() as conn:
         member = await conn.fetchval(
@@ -216,6 +218,7 @@ async def accept(
         if not password:
             raise InvalidInput("choose a password for your new account", code="weak_password", param="password")
         check_password_policy(password, email=invitation.email)
+        await throttle_ip(deps.limiter, deps.settings, ip)  # creating a person: throttled like sign-up
         password_hash = await hash_password(password)
     async with deps.db.transaction() as conn:
         if person_id is None:
