@@ -88,6 +88,9 @@ def _receipt_view(r: receipts.Receipt) -> ReceiptView:
     )  # fmt: skip
 
 
+# A change recorded in the account's audit trail: the caller, and the caller as the trail names them
+AUDITED = {"principal": Provide(provide_principal), "actor": Provide(provide_actor, sync_to_thread=False)}
+
 RETURN_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body style="font-family: sans-serif; max-width: 36em; margin: 4em auto">
@@ -137,7 +140,7 @@ class BillingController(Controller):
     @post(
         "/orders/{order_id:str}/refund",
         opt=requires("billing.manage"),
-        dependencies={"principal": Provide(provide_principal), "actor": Provide(provide_actor, sync_to_thread=False)},
+        dependencies=AUDITED,
     )
     async def refund(
         self, principal: PrincipalDep, actor: ActorDep, services: ServicesDep, order_id: FromPath[str]
@@ -181,7 +184,7 @@ class BillingController(Controller):
     @put(
         "/settings",
         opt=requires("billing.manage"),
-        dependencies={"principal": Provide(provide_principal), "actor": Provide(provide_actor, sync_to_thread=False)},
+        dependencies=AUDITED,
     )
     async def set_billing_settings(
         self, actor: ActorDep, services: ServicesDep, data: JSONBody[BillingSettingsBody]
@@ -196,7 +199,7 @@ class BillingController(Controller):
     @put(
         "/alerts",
         opt=requires("billing.manage"),
-        dependencies={"principal": Provide(provide_principal), "actor": Provide(provide_actor, sync_to_thread=False)},
+        dependencies=AUDITED,
     )
     async def set_alerts(
         self, actor: ActorDep, services: ServicesDep, data: JSONBody[AlertSettingsBody]

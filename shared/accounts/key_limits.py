@@ -132,3 +132,5 @@ SET_BUDGET = """
     budget_period_start = CASE WHEN budget_period IS DISTINCT FROM ${period}::text OR budget_rolling <> ${rolling}
                                THEN NULL ELSE budget_period_start END
 """
+# A budget removed: nothing is counted any more (pending holds keep their reservations until they resolve)
+CLEAR_BUDGET = "budget = NULL, budget_period = NULL, budget_anchor = NULL, budget_period_start = NULL, budget_spent = 0"

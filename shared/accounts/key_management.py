@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from redis.asyncio import Redis
 
 from shared.accounts.key_limits import (
+    CLEAR_BUDGET,
     SET_BUDGET,
     BudgetInput,
     budget_fields,
@@ -259,8 +260,7 @@ async def update_key(
         args.extend(check_budget(budget) or ())
         sets.append(SET_BUDGET.format(amount=len(args) - 2, period=len(args) - 1, rolling=len(args)))
     elif budget is None:
-        sets.append("budget = NULL, budget_period = NULL, budget_anchor = NULL, budget_period_start = NULL, "
-                    "budget_spent = 0")  # fmt: skip
+        sets.append(CLEAR_BUDGET)
     if not sets:
         return await get_key(db, account_id, key_id)
     async with db.transaction() as conn:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from shared.infra.db import Connection
 from shared.infra.errors import BudgetExceeded, SpendCapExceeded
-from shared.ledger.budgets import budget_state, now
+from shared.ledger.budgets import BudgetState, budget_state, now
 from shared.ledger.money import Credits
 
 if TYPE_CHECKING:
@@ -105,11 +105,7 @@ async def _reserve_on_key(
         raise BudgetExceeded(f"this request needs up to {Credits(amount)} credits, more than this API key's budget "
                              "leaves in its current period")  # fmt: skip
     state = budget_state(budget, row["budget_period_start"], row["budget_spent"], row["budget_held"], at)
-    raise BudgetExceeded(
-        f"this request needs up to {Credits(amount)} credits and this API key's {budget.describe()} budget "
-        f"leaves {Credits(state.remaining)} of {Credits(budget.amount)} this {budget.period}; it resets at "
-        f"{state.resets_at.isoformat().replace('+00:00', 'Z')}"
-    )
+    raise _budget_refusal(f"this API key's {budget.describe()} budget", state, amount)
 
 
 async def _reserve_on_member(
@@ -147,9 +143,15 @@ async def _reserve_on_member(
     if row is None or row["reserved"] == 1 or row["budget"] is None:
         return  # reserved; or the member left / their budget was removed meanwhile
     state = budget_state(budget, row["budget_period_start"], row["budget_spent"], row["budget_held"], at)
-    raise BudgetExceeded(
-        f"this request needs up to {Credits(amount)} credits and the member budget ({budget.describe()}) "
-        f"leaves {Credits(state.remaining)} of {Credits(budget.amount)} this {budget.period}; it resets at "
+    raise _budget_refusal(f"the member budget ({budget.describe()})", state, amount)
+
+
+def _budget_refusal(whose: str, state: BudgetState, amount: int) -> BudgetExceeded:
+    """``402 budget_exceeded``, naming the budget, its period, what it leaves and when it resets."""
+    budget = state.budget
+    return BudgetExceeded(
+        f"this request needs up to {Credits(amount)} credits and {whose} leaves {Credits(state.remaining)} of "
+        f"{Credits(budget.amount)} this {budget.period}; it resets at "
         f"{state.resets_at.isoformat().replace('+00:00', 'Z')}"
     )
 

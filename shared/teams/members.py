@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-from shared.accounts.key_limits import SET_BUDGET, BudgetInput, budget_fields, check_budget
+from shared.accounts.key_limits import CLEAR_BUDGET, SET_BUDGET, BudgetInput, budget_fields, check_budget
 from shared.accounts.key_management import UNSET, Unset
 from shared.accounts.keys import publish_invalidation
 from shared.accounts.sessions import SessionStore
@@ -100,6 +100,17 @@ async def _locked_members(conn: Connection, account_id: uuid.UUID) -> dict[uuid.
     return {r["person_id"]: r["role"] for r in rows}
 
 
+async def _locked_member(
+    conn: Connection, account_id: uuid.UUID, person_id: uuid.UUID
+) -> tuple[dict[uuid.UUID, str], str]:
+    """Every member's role (rows locked, ``_locked_members``) and ``person_id``'s, or ``member_not_found``."""
+    members = await _locked_members(conn, account_id)
+    role = members.get(person_id)
+    if role is None:
+        raise NotFound(f"no member {person_id}", code="member_not_found", param="person_id")
+    return members, role
+
+
 def _member_id(person_id: str) -> uuid.UUID:
     parsed = parse_uuid(person_id)
     if parsed is None:
@@ -136,10 +147,7 @@ async def update_member(
     period_budget = check_budget(budget) if not isinstance(budget, Unset) else None
     target = _member_id(person_id)
     async with db.transaction() as conn:
-        members = await _locked_members(conn, actor.account_id)
-        old_role = members.get(target)
-        if old_role is None:
-            raise NotFound(f"no member {person_id}", code="member_not_found", param="person_id")
+        members, old_role = await _locked_member(conn, actor.account_id, target)
         if role is not None and old_role != role:
             _check_owner_change(actor, old_role, role)
             _keeps_an_owner(members, target, role)
@@ -153,9 +161,7 @@ async def update_member(
                                after={"role": role})  # fmt: skip
         if not isinstance(budget, Unset):
             before = _member(await conn.fetchrow(MEMBER_SQL + " AND m.person_id = $2", actor.account_id, target))
-            sets = (SET_BUDGET.format(amount=3, period=4, rolling=5) if period_budget is not None else
-                    "budget = NULL, budget_period = NULL, budget_anchor = NULL, budget_period_start = NULL, "
-                    "budget_spent = 0")  # fmt: skip
+            sets = SET_BUDGET.format(amount=3, period=4, rolling=5) if period_budget is not None else CLEAR_BUDGET
             await conn.execute(
                 f"UPDATE account_members SET {sets}, updated_at = now() WHERE account_id = $1 AND person_id = $2",
                 actor.account_id,
@@ -179,10 +185,7 @@ async def remove_member(
     at once; the keys they created stay the account's."""
     target = _member_id(person_id)
     async with db.transaction() as conn:
-        members = await _locked_members(conn, actor.account_id)
-        old_role = members.get(target)
-        if old_role is None:
-            raise NotFound(f"no member {person_id}", code="member_not_found", param="person_id")
+        members, old_role = await _locked_member(conn, actor.account_id, target)
         if target != actor.person_id:
             _check_owner_change(actor, old_role, None)
         _keeps_an_owner(members, target, None)
