@@ -54,7 +54,8 @@ class Accepted:
 
 
 _INVITATION_SQL = """
-    SELECT i.id, i.account_id, a.email AS account_email, i.email, i.role, i.created_at, i.expires_at,
+    SELECT i.id, i.account_id, a.email AS account_email, a.status AS account_status, i.email, i.role, i.created_at,
+           i.expires_at,
            CASE WHEN i.accepted_at IS NOT NULL THEN 'accepted' WHEN i.revoked_at IS NOT NULL THEN 'revoked'
                 WHEN i.expires_at <= now() THEN 'expired' ELSE 'pending' END AS status
     FROM account_invitations i JOIN accounts a ON a.id = i.account_id
@@ -182,7 +183,7 @@ async def peek(db: Database, token: str) -> Invitation:
     row = None
     if well_formed(token):
         row = await db.fetchrow(_INVITATION_SQL + " WHERE i.token_hash = $1", token_hash(token))
-    if row is None or row["status"] != "pending":
+    if row is None or row["status"] != "pending" or row["account_status"] == "deleted":
         raise invalid_invitation()
     return _invitation(row)
 
