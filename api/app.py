@@ -27,6 +27,7 @@ from api.routes.billing import BillingController
 from api.routes.files import FileController
 from api.routes.health import healthz, readyz
 from api.routes.keys import KeyController
+from api.routes.members import AccountAuditController, InvitationController, MemberController, MembershipController
 from api.routes.models import ModelController
 from api.routes.moderation import AppealController, ModerationReviewController
 from api.routes.moderations import ModerationController
@@ -99,6 +100,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
             AdminController,
             AdminOperationsController,
             SecondFactorController,
+            MemberController,
+            AccountAuditController,
+            InvitationController,
+            MembershipController,
             # the website and dashboard
             web_router(),
         ],

@@ -65,6 +65,8 @@ class AuthSettings:
     reset_password_url: str = "http://127.0.0.1:8000/reset-password?token={token}"
     verify_token_ttl_s: int = 48 * 3600
     reset_token_ttl_s: int = 3600
+    invitation_url: str = "http://127.0.0.1:8000/invitation?token={token}"  # where an invitation mail links
+    invitation_ttl_s: int = 7 * 24 * 3600
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
     session_ttl_s: int = 7 * 24 * 3600  # idle lifetime, renewed on use
     session_max_age_s: int = 30 * 24 * 3600  # absolute lifetime
@@ -89,6 +91,7 @@ class AuthSettings:
         for name, default in (
             ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),
             ("RESET_PASSWORD_URL", f"{public_base_url}/reset-password?token={{token}}"),
+            ("INVITATION_URL", f"{public_base_url}/invitation?token={{token}}"),
         ):
             templates[name] = env.get(name) or default
             if "{token}" not in templates[name]:
@@ -98,6 +101,8 @@ class AuthSettings:
             reset_password_url=templates["RESET_PASSWORD_URL"],
             verify_token_ttl_s=env_int(env, "VERIFY_TOKEN_TTL_S", 48 * 3600, minimum=60),
             reset_token_ttl_s=env_int(env, "RESET_TOKEN_TTL_S", 3600, minimum=60),
+            invitation_url=templates["INVITATION_URL"],
+            invitation_ttl_s=env_int(env, "INVITATION_TTL_S", 7 * 24 * 3600, minimum=60),
             allowed_origins=tuple(dict.fromkeys(origins)),
             session_ttl_s=env_int(env, "SESSION_TTL_S", 7 * 24 * 3600, minimum=60),
             session_max_age_s=env_int(env, "SESSION_MAX_AGE_S", 30 * 24 * 3600, minimum=60),

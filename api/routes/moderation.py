@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.access_log import note_account
 from api.deps import PrincipalDep, ServicesDep, bearer_token
+from api.permissions import check_route_permission, requires
 from api.proxies import client_ip
 from api.rate_limit_headers import enforce_limits
 from api.routes.admin import ActorDep, provide_admin
@@ -45,6 +46,7 @@ class ModerationReviewController(Controller):
     path = "/v1/admin/moderation"
     tags = ["admin"]
     dependencies = STAFF
+    opt = requires("staff")
 
     @get("/events")
     async def events(
@@ -93,6 +95,7 @@ async def provide_appellant(request: Request[Any, Any, Any], services: ServicesD
         allow_suspended=True,
     )  # fmt: skip
     note_account(principal.account_id)
+    check_route_permission(request, principal)
     await enforce_limits(request, services, principal)
     return principal
 
@@ -100,6 +103,7 @@ async def provide_appellant(request: Request[Any, Any, Any], services: ServicesD
 class AppealController(Controller):
     path = "/v1/moderation"
     tags = ["moderation"]
+    opt = requires("support.write")
 
     @post("/appeals", status_code=201, dependencies={"principal": Provide(provide_appellant)})
     async def appeal(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[AppealBody]) -> AppealTicket:

@@ -8,6 +8,7 @@ from litestar.di import Provide
 from litestar.params import JSONBody
 
 from api.deps import SETTLES_LATER, PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.ledger.money import Credits
 from shared.moderation.openai_format import ModerationBody, ModerationResponse, moderations
 
@@ -17,7 +18,7 @@ class ModerationController(Controller):
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/moderations", status_code=200, opt={SETTLES_LATER: True})
+    @post("/moderations", status_code=200, opt={SETTLES_LATER: True, **requires("tasks.run")})
     async def moderations(
         self, data: JSONBody[ModerationBody], principal: PrincipalDep, services: ServicesDep
     ) -> Response[ModerationResponse]:

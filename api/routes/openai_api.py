@@ -25,6 +25,7 @@ from api.deps import (
     provide_principal,
     provide_task_admission,
 )
+from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from shared.ledger.money import Credits
 from shared.openai_api import chat, completions, embeddings
@@ -47,6 +48,7 @@ class ImageGenerationBody(msgspec.Struct):
 
 
 class OpenAIController(Controller):
+    opt = requires("tasks.run")
     path = "/v1"
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}

@@ -19,6 +19,7 @@ from api.web.console_moderation import ConsoleModerationPages
 from api.web.console_ops import ConsoleOperationsPages
 from api.web.dashboard import DashboardPages
 from api.web.public import PublicPages
+from api.web.team_pages import TeamPages
 from api.web.work import WorkPages
 
 HERE = Path(__file__).parent
@@ -46,6 +47,7 @@ def web_router() -> Router:
             PublicPages,
             AuthPages,
             DashboardPages,
+            TeamPages,
             WorkPages,
             ConsoleAccountPages,
             ConsoleOperationsPages,
