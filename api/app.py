@@ -28,7 +28,10 @@ from api.routes.files import FileController
 from api.routes.health import healthz, readyz
 from api.routes.image_edits import image_edits_router
 from api.routes.keys import KeyController
+from api.routes.members import AccountAuditController, InvitationController, MemberController, MembershipController
 from api.routes.models import ModelController
+from api.routes.moderation import AppealController, ModerationReviewController
+from api.routes.moderations import ModerationController
 from api.routes.oauth import OAuthController
 from api.routes.openai_api import OpenAIController
 from api.routes.promotions import PromoController
@@ -93,12 +96,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # input media: uploads, and OpenAI's image edits (an image and a mask)
             uploads_router(settings.media.max_bytes + 64 * 1024),
             image_edits_router(2 * settings.media.max_bytes + 64 * 1024),
+            ModerationController,
+            ModerationReviewController,
+            AppealController,
             # operating
             readyz,
             metrics,
             AdminController,
             AdminOperationsController,
             SecondFactorController,
+            MemberController,
+            AccountAuditController,
+            InvitationController,
+            MembershipController,
             # the website and dashboard
             web_router(),
         ],

@@ -19,6 +19,7 @@ from api.deps import (
     provide_principal,
     provide_session_principal,
 )
+from api.permissions import requires
 from api.routes.auth import session_cookie
 from shared.accounts.erasure import delete_account
 from shared.accounts.service import get_account, list_ledger
@@ -32,6 +33,7 @@ class DeleteAccountBody(msgspec.Struct, forbid_unknown_fields=True):
 class AccountController(Controller):
     path = "/v1/account"
     tags = ["account"]
+    opt = requires("account.read")
     dependencies = {"principal": Provide(provide_principal)}
 
     @get("/")
@@ -52,6 +54,7 @@ class AccountController(Controller):
     @delete(
         "/",
         status_code=204,
+        opt=requires("account.delete"),
         dependencies={
             "principal": Provide(provide_session_principal),
             "auth": Provide(provide_auth, sync_to_thread=False),

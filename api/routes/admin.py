@@ -18,6 +18,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, provide_auth, provide_principal
 from api.input_fields import Days, IntegerCount, micro_credits
+from api.permissions import requires
 from api.proxies import client_ip
 from shared.accounts.key_management import UNSET
 from shared.accounts.keys import Principal
@@ -91,6 +92,7 @@ def _given(value: object) -> object:
 
 
 class AdminController(Controller):
+    opt = requires("staff")
     path = "/v1/admin"
     tags = ["admin"]
     dependencies = ADMIN

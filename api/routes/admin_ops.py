@@ -13,6 +13,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from api.deps import ServicesDep
+from api.permissions import requires
 from api.routes.admin import ADMIN, ActorDep
 from shared.admin import billing as admin_billing
 from shared.admin.providers import queue_overview, set_circuit
@@ -42,6 +43,7 @@ AuditFiltersDep: TypeAlias = NamedDependency[audit.AuditFilters]
 
 
 class AdminOperationsController(Controller):
+    opt = requires("staff")
     path = "/v1/admin"
     tags = ["admin"]
     dependencies = ADMIN

@@ -13,6 +13,7 @@ from litestar.datastructures import UploadFile
 from litestar.di import Provide
 
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
+from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from api.routes.openai_api import image_deps, task_exists
 from shared.infra.errors import InvalidInput, UnsupportedMediaType
@@ -76,7 +77,7 @@ class ImageEditController(Controller):
     @post(
         "/edits",
         status_code=200,
-        opt={"rate_limit": TASK_ROUTE},  # requests per minute and an in-flight slot, like a task submit
+        opt={"rate_limit": TASK_ROUTE, **requires("tasks.run")},  # rpm and an in-flight slot, like a submit
         dependencies={"admission": Provide(provide_task_admission)},
     )
     async def image_edits(

@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import JSONBody
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.accounts.rewards import redeem_promo_code
 
 
@@ -19,6 +20,7 @@ class RedeemBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class PromoController(Controller):
     path = "/v1/promo-codes"
+    opt = requires("billing.manage")
     tags = ["account"]
     dependencies = {"principal": Provide(provide_principal)}
 

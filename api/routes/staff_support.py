@@ -14,6 +14,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from api.routes.admin import checked_staff
 from api.routes.support import download, post_message
 from shared.infra.db import Connection
@@ -58,6 +59,7 @@ class CannedReplyBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class StaffTicketController(Controller):
+    opt = requires("staff")
     """Support staff: every account's tickets."""
 
     path = "/v1/staff/tickets"
@@ -139,6 +141,7 @@ class StaffTicketController(Controller):
 
 
 class CannedReplyController(Controller):
+    opt = requires("staff")
     path = "/v1/staff/canned-replies"
     tags = ["support staff"]
     dependencies = STAFF

@@ -17,6 +17,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.infra.errors import InvalidInput, UnsupportedMediaType
 from shared.infra.pagination import page_envelope
 from shared.services import Services
@@ -108,11 +109,12 @@ async def post_message(
 
 
 class SupportTicketController(Controller):
+    opt = requires("support.read")
     path = "/v1/support/tickets"
     tags = ["support"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=requires("support.write"))
     async def create(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
     ) -> dict[str, Any]:
@@ -151,18 +153,18 @@ class SupportTicketController(Controller):
     ) -> dict[str, Any]:
         return await queries.ticket_detail(services.db, ticket_id, Viewer(principal.account_id))
 
-    @post("/{ticket_id:str}/messages", status_code=201)
+    @post("/{ticket_id:str}/messages", status_code=201, opt=requires("support.write"))
     async def post_message(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
     ) -> dict[str, Any]:
         """Write to the thread (``body``; files with multipart). The ticket goes back to ``open``."""
         return await post_message(request, services, ticket_id, Viewer(principal.account_id))
 
-    @post("/{ticket_id:str}/close", status_code=200)
+    @post("/{ticket_id:str}/close", status_code=200, opt=requires("support.write"))
     async def close(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
         return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=True)
 
-    @post("/{ticket_id:str}/reopen", status_code=200)
+    @post("/{ticket_id:str}/reopen", status_code=200, opt=requires("support.write"))
     async def reopen(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
         return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=False)
 

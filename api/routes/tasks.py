@@ -10,6 +10,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
+from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from shared.infra.ids import parse_uuid
 from shared.infra.pagination import page_envelope
@@ -27,6 +28,7 @@ class SubmitTaskBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TaskController(Controller):
+    opt = requires("tasks.read")
     path = "/v1/tasks"
     tags = ["tasks"]
     dependencies = {"principal": Provide(provide_principal)}
@@ -34,7 +36,10 @@ class TaskController(Controller):
     @post(
         "/",
         status_code=202,
-        opt={"rate_limit": TASK_ROUTE},  # requests per minute and in-flight slots, in one check (admission)
+        opt={
+            "rate_limit": TASK_ROUTE,
+            **requires("tasks.run"),
+        },  # requests per minute and in-flight slots, in one check (admission)
         dependencies={"admission": Provide(provide_task_admission)},
     )
     async def submit(
@@ -58,6 +63,7 @@ class TaskController(Controller):
                 metadata=data.metadata,
                 idempotency_key=idempotency_key,
             ),
+            moderator=services.moderator,
             url_guard=services.url_guard,
             task_id=admission.task_id,
             media=services.media,
@@ -87,7 +93,7 @@ class TaskController(Controller):
         task = await get_task(services.db, principal.account_id, task_id)
         return public_task(task, services.signer)
 
-    @post("/{task_id:str}/cancel", status_code=200)
+    @post("/{task_id:str}/cancel", status_code=200, opt=requires("tasks.run"))
     async def cancel(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
         parsed = parse_uuid(task_id)
         if parsed is None:

@@ -19,6 +19,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.infra.errors import InvalidInput, UnsupportedMediaType
 from shared.infra.storage import UrlSigner
 from shared.media import uploads
@@ -88,8 +89,9 @@ class UploadController(Controller):
     path = "/v1/uploads"
     tags = ["uploads"]
     dependencies = {"principal": Provide(provide_principal)}
+    opt = requires("tasks.read")
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=requires("tasks.run"))
     async def create(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
     ) -> UploadView:
@@ -117,7 +119,7 @@ class UploadController(Controller):
         upload = await uploads.get_upload(services.db, principal.account_id, upload_id)
         return upload_view(upload, services.signer)
 
-    @delete("/{upload_id:str}", status_code=200)
+    @delete("/{upload_id:str}", status_code=200, opt=requires("tasks.run"))
     async def delete_upload(
         self, principal: PrincipalDep, services: ServicesDep, upload_id: FromPath[str]
     ) -> UploadDeleted:

@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.infra.pagination import Page, page_envelope
 from shared.tasks.queries import get_task
 from shared.webhooks import endpoints
@@ -38,11 +39,12 @@ class RotateSecretBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WebhookEndpointController(Controller):
+    opt = requires("webhooks.read")
     path = "/v1/webhooks/endpoints"
     tags = ["webhooks"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/", status_code=201)
+    @post("/", status_code=201, opt=requires("webhooks.manage"))
     async def create(
         self, data: JSONBody[CreateEndpointBody], principal: PrincipalDep, services: ServicesDep
     ) -> dict[str, Any]:
@@ -68,7 +70,7 @@ class WebhookEndpointController(Controller):
     ) -> dict[str, Any]:
         return (await endpoints.get_endpoint(services.db, principal.account_id, endpoint_id)).public()
 
-    @patch("/{endpoint_id:str}")
+    @patch("/{endpoint_id:str}", opt=requires("webhooks.manage"))
     async def update(
         self,
         data: JSONBody[UpdateEndpointBody],
@@ -84,14 +86,19 @@ class WebhookEndpointController(Controller):
         )
         return updated.public()
 
-    @delete("/{endpoint_id:str}", status_code=200)
+    @delete("/{endpoint_id:str}", status_code=200, opt=requires("webhooks.manage"))
     async def delete_endpoint(
         self, principal: PrincipalDep, services: ServicesDep, endpoint_id: FromPath[str]
     ) -> dict[str, Any]:
         await endpoints.delete_endpoint(services.db, principal.account_id, endpoint_id)
         return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
-    @post("/{endpoint_id:str}/rotate-secret", status_code=200, summary="Rotate an endpoint's signing secret")
+    @post(
+        "/{endpoint_id:str}/rotate-secret",
+        status_code=200,
+        opt=requires("webhooks.manage"),
+        summary="Rotate an endpoint's signing secret",
+    )
     async def rotate_secret(
         self,
         principal: PrincipalDep,
@@ -108,6 +115,7 @@ class WebhookEndpointController(Controller):
 
 
 class WebhookSecretController(Controller):
+    opt = requires("webhooks.read")
     """The account's signing secret for the ``webhook_url`` of tasks."""
 
     path = "/v1/webhooks/secret"
@@ -118,7 +126,12 @@ class WebhookSecretController(Controller):
     async def get_secret(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
         return (await endpoints.signing_secret(services.db, principal.account_id)).public()
 
-    @post("/rotate", status_code=200, summary="Rotate the account's signing secret of tasks' webhook_url")
+    @post(
+        "/rotate",
+        status_code=200,
+        opt=requires("webhooks.manage"),
+        summary="Rotate the account's signing secret of tasks' webhook_url",
+    )
     async def rotate(
         self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[RotateSecretBody]
     ) -> dict[str, Any]:
@@ -130,6 +143,7 @@ class WebhookSecretController(Controller):
 
 
 class WebhookDeliveryController(Controller):
+    opt = requires("webhooks.read")
     path = "/v1/webhooks/deliveries"
     tags = ["webhooks"]
     dependencies = {"principal": Provide(provide_principal)}
@@ -164,13 +178,14 @@ class WebhookDeliveryController(Controller):
     ) -> dict[str, Any]:
         return (await get_delivery(services.db, principal.account_id, delivery_id)).public()
 
-    @post("/{delivery_id:str}/retry", status_code=202)
+    @post("/{delivery_id:str}/retry", status_code=202, opt=requires("webhooks.manage"))
     async def retry(self, principal: PrincipalDep, services: ServicesDep, delivery_id: FromPath[str]) -> dict[str, Any]:
         delivery = await retry_delivery(services.db, services.queue, principal.account_id, delivery_id)
         return delivery.public()
 
 
 class TaskWebhooksController(Controller):
+    opt = requires("webhooks.read")
     path = "/v1/tasks/{task_id:str}/webhooks"
     tags = ["tasks", "webhooks"]
     dependencies = {"principal": Provide(provide_principal)}

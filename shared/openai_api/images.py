@@ -27,6 +27,7 @@ from shared.infra.queue import JobQueue
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.ledger import record_refused_request
 from shared.media.sources import MediaSources
+from shared.moderation.pipeline import Moderator
 from shared.openai_api.chat_input import check_available, find_model
 from shared.openai_api.routing import UpstreamRefused
 from shared.providers import ProviderRegistry
@@ -79,6 +80,7 @@ class ImageDeps:
     storage: LocalStorage
     signer: UrlSigner
     wait_s: float
+    moderator: Moderator
     media: MediaSources | None = None
 
 
@@ -97,7 +99,8 @@ async def generate_images(
             catalog=deps.catalog,
             providers=deps.providers,
             principal=principal,
-            submission=TaskSubmission(model=model.id, input=params),
+            submission=TaskSubmission(model=model.id, input=params, source=SOURCE),
+            moderator=deps.moderator,
             task_id=task_id,
             media=deps.media,
         )

@@ -31,6 +31,7 @@ from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
 from shared.media.inputs import input_prefix, media_parameters, resolve_task_media
 from shared.media.sources import MediaSources
+from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
 from shared.tasks import lifecycle
 from shared.tasks.queries import get_task
@@ -51,6 +52,7 @@ class TaskSubmission:
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    source: str = "task"  # the usage source of the route (a refusal's record names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,8 +77,9 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
             code="model_not_found",
             param="model",
         )
-    if model.kind == "embedding":
-        raise InvalidInput(f"{model.id!r} is an embedding model: use POST /v1/embeddings", param="model")
+    if model.kind in ("embedding", "moderation"):
+        raise InvalidInput(f"{model.id!r} is a{'n' if model.kind[0] == 'e' else ''} {model.kind} model: use POST "
+                           f"/v1/{model.kind}s", param="model")  # fmt: skip
     if not providers.available(model):
         raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
     params = validate_input(model.parameters, submission.input)
@@ -99,6 +102,7 @@ async def submit_task(
     providers: ProviderRegistry,
     principal: Principal,
     submission: TaskSubmission,
+    moderator: Moderator,
     url_guard: UrlGuard | None = None,
     task_id: uuid.UUID | None = None,
     media: MediaSources | None = None,
@@ -107,10 +111,11 @@ async def submit_task(
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
     A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
-    task gets (the one its rate-limit slots were taken for); a new one by default. Input files are fetched and
-    stored through ``media`` (``shared.media.inputs``): fetched and checked before the hold, which covers their
-    worst case; written while the task is inserted, its job handed out once they are (in ``background`` when
-    given, so that the answer does not wait for the writes)."""
+    task gets (the one its rate-limit slots were taken for); a new one by default. The input is moderated before
+    anything is held (``ContentPolicyViolation`` when the policy blocks it). Input files are fetched and stored
+    through ``media`` (``shared.media.inputs``): fetched and checked before the hold, which covers their worst
+    case; written while the task is inserted, its job handed out once they are (in ``background`` when given,
+    so that the answer does not wait for the writes)."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -120,6 +125,8 @@ async def submit_task(
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
     task_id = task_id or uuid7()
+    await moderator.check_request(principal, prepared.params, source=submission.source, model=prepared.model.id,
+                                  kind=prepared.model.kind, task_id=task_id)  # fmt: skip
     if not any(p.name in prepared.params for p in media_parameters(prepared.model)):
         return await _create(db, queue, principal, prepared, task_id, key, request_hash)
     if media is None:

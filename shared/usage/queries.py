@@ -125,6 +125,7 @@ class UsageRecordRow:
     units: Annotated[dict[str, Any], JSONB]
     credits: int
     latency_ms: int | None
+    moderation_category: str | None = None  # a blocked request: the category of the policy that blocked it
 
     def public(self) -> dict[str, Any]:
         return {
@@ -143,6 +144,7 @@ class UsageRecordRow:
             "units": self.units or {},
             "credits": Credits(self.credits),
             "latency_ms": self.latency_ms,
+            "moderation_category": self.moderation_category,
         }
 
 
@@ -172,6 +174,7 @@ _TOTALS = """
     count(*) FILTER (WHERE u.status = 'succeeded') AS succeeded,
     count(*) FILTER (WHERE u.status = 'failed') AS failed,
     count(*) FILTER (WHERE u.status = 'canceled') AS canceled,
+    count(*) FILTER (WHERE u.status = 'blocked') AS blocked,
     COALESCE(sum(u.credits), 0)::bigint AS credits,
     COALESCE(sum((u.units->>'images')::bigint), 0)::bigint AS images,
     COALESCE(sum((u.units->>'video_seconds')::numeric), 0) AS video_seconds,
@@ -193,6 +196,7 @@ def _totals(row: Record) -> dict[str, Any]:
         "succeeded": row["succeeded"],
         "failed": row["failed"],
         "canceled": row["canceled"],
+        "blocked": row["blocked"],  # refused by the moderation policy
         "credits": Credits(row["credits"]),
         "units": units,
     }
@@ -204,6 +208,13 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> dict[str, Any]
     async with db.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         # One snapshot for the three queries, so that their totals agree with each other.
         total = await conn.fetchrow(f"SELECT {_TOTALS} FROM usage_records u WHERE {where}", *args)
+        blocked = await conn.fetch(
+            f"""
+            SELECT u.moderation_category, count(*) AS blocked FROM usage_records u
+            WHERE {where} AND u.status = 'blocked' GROUP BY 1 ORDER BY 1
+            """,
+            *args,
+        )
         days = await conn.fetch(
             f"""
             SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model, {_TOTALS}
@@ -224,7 +235,7 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> dict[str, Any]
     return {
         "object": "usage_summary",
         "filters": filters.public(),
-        "total": _totals(total),
+        "total": {**_totals(total), "blocked_by_category": {r["moderation_category"]: r["blocked"] for r in blocked}},
         "by_day_and_model": [{"date": row["day"].isoformat(), "model": row["model"], **_totals(row)} for row in days],
         "by_key": [
             {

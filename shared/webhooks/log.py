@@ -54,7 +54,7 @@ class Delivery:
     id: uuid.UUID
     event_id: uuid.UUID
     account_id: uuid.UUID
-    task_id: uuid.UUID
+    task_id: uuid.UUID | None  # None: an account event
     event_type: str
     endpoint_id: uuid.UUID | None
     url: str
@@ -76,7 +76,7 @@ class Delivery:
             "object": "webhook_delivery",
             "event_id": str(self.event_id),  # the webhook-id header of every attempt
             "event_type": self.event_type,
-            "task_id": str(self.task_id),
+            "task_id": str(self.task_id) if self.task_id else None,
             "endpoint_id": str(self.endpoint_id) if self.endpoint_id else None,
             "url": self.url,
             "status": self.status,
