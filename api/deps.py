@@ -26,6 +26,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from api.access_log import note_account, note_key
+from api.contract import API_KEY, SESSION, accepts, raises
 from api.proxies import client_ip
 from api.rate_limit_headers import checks_itself, enforce_limits
 from shared.accounts.devices import DEVICE_COOKIE
@@ -33,7 +34,7 @@ from shared.accounts.keys import Principal, authenticate
 from shared.accounts.sessions import csrf_matches, session_principal
 from shared.accounts.signin import PasswordClient
 from shared.accounts.signup import AuthDeps
-from shared.infra.errors import PermissionDenied, Unauthenticated
+from shared.infra.errors import PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
 from shared.infra.ids import uuid7
 from shared.openai_api import settlements
 from shared.ratelimits.request_limits import LimitExceeded
@@ -61,6 +62,10 @@ SESSION_COOKIE = "conduit_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SETTLES_LATER = "settles_later"  # route ``opt``: answered before its settlement, which it need not wait for
+
+# What authenticating a caller can refuse, whatever the credential; and what counting its request can.
+_SESSION_REFUSALS = (PermissionDenied, "account_suspended", "csrf_failed", "origin_not_allowed")
+_LIMITS = ((RateLimited, "rate_limited"), (ServiceUnavailable, "service_unavailable"))
 
 
 def provide_services(state: State) -> Services:
@@ -113,6 +118,12 @@ async def _from_session(request: Request, services: Services, token: str) -> Pri
     return principal
 
 
+@accepts(API_KEY, SESSION)
+@raises(
+    (Unauthenticated, "missing_api_key", "invalid_api_key", "revoked_api_key", "expired_api_key", "session_expired"),
+    _SESSION_REFUSALS,
+    *_LIMITS,
+)
 async def provide_principal(request: Request, services: ServicesDep) -> Principal:
     principal = await _identify(request, services)
     note_account(principal.account_id)
@@ -143,6 +154,8 @@ async def _identify(request: Request, services: Services) -> Principal:
     )
 
 
+@accepts(SESSION)
+@raises((Unauthenticated, "not_signed_in", "session_expired"), (*_SESSION_REFUSALS, "session_required"), *_LIMITS)
 async def provide_session_principal(request: Request, services: ServicesDep) -> Principal:
     if request.headers.get("authorization"):
         raise PermissionDenied(
@@ -158,6 +171,7 @@ async def provide_session_principal(request: Request, services: ServicesDep) -> 
     return principal
 
 
+@raises((RateLimited, "too_many_concurrent_tasks"))
 async def provide_task_admission(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> AsyncIterator[TaskAdmission]:

@@ -1,10 +1,42 @@
-"""The OpenAPI document (``/docs/openapi.json``), corrected where Litestar's generation does not say what the
-API answers: every 4xx and 5xx is the one error shape (``api.errors``), never Litestar's own validation error
-body; a ``204`` has no body."""
+"""The OpenAPI document (``/docs/openapi.json``), completed where Litestar's generation does not say what the API
+answers: each operation's errors (every status it can answer, each in the one error shape of ``api.errors`` with
+the codes it can carry, never Litestar's own validation body) and the credentials it accepts, both gathered from
+the ``api.contract`` declarations of the route and of the dependencies it uses; a ``204`` has no body; credit
+amounts are numbers; list envelopes get readable names (``TaskPage``, ``ModelList``)."""
 
 from __future__ import annotations
 
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Reference, Schema
+import dataclasses
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+from litestar import Litestar
+from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.spec import (
+    OpenAPI,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Reference,
+    Schema,
+    SecurityRequirement,
+    SecurityScheme,
+)
+from litestar.plugins import OpenAPISchemaPlugin
+from litestar.routes import HTTPRoute
+from litestar.typing import FieldDefinition
+from litestar.utils.helpers import unwrap_partial
+
+from api.contract import API_KEY, CSRF, SESSION, accepted_schemes, declared_errors
+from api.deps import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
+from api.errors import DOMAIN_ERRORS
+from shared.infra.errors import ConduitError
+from shared.ledger.money import Credits
 
 _TEXT = Schema(type=OpenAPIType.STRING)
 ERROR_SCHEMA = Schema(
@@ -25,19 +57,167 @@ ERROR_SCHEMA = Schema(
     description="Every error: its kind (type), a stable code, a message safe to show, the parameter at fault",
 )
 
+SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
+    API_KEY: SecurityScheme(
+        type="http", scheme="bearer", bearer_format="cdt_...", description="An API key: `Authorization: Bearer cdt_...`"
+    ),
+    SESSION: SecurityScheme(
+        type="apiKey",
+        name=SESSION_COOKIE,
+        security_scheme_in="cookie",
+        description="The dashboard's session cookie, set by `POST /v1/auth/signin`",
+    ),
+    CSRF: SecurityScheme(
+        type="apiKey",
+        name=CSRF_HEADER,
+        security_scheme_in="header",
+        description="The session's CSRF token (`csrf_token` of sign-in and `GET /v1/auth/session`), sent with the "
+        "session cookie on any request that changes something",
+    ),
+}
 
-def describe_answers(document: OpenAPI) -> None:
-    """Correct the answers of every operation of the document, in place."""
+# Errors any route can answer: a refused header, query or path (request_input), a failure on our side.
+_ANY_ROUTE = {400: {"invalid_input"}, 500: {"internal_error"}}
+_WITH_PARAMETERS = {400: {"invalid_request"}}
+_WITH_BODY = {400: {"invalid_request", "invalid_json"}, 413: {"payload_too_large"}, 415: {"unsupported_media_type"}}
+
+
+class CreditsSchema(OpenAPISchemaPlugin):
+    """Credit amounts (``shared.ledger.money.Credits``) are JSON numbers with up to six decimals."""
+
+    @staticmethod
+    def is_plugin_supported_type(value: Any) -> bool:
+        return value is Credits
+
+    def to_openapi_schema(self, field_definition: FieldDefinition, schema_creator: Any) -> Schema:
+        return Schema(type=OpenAPIType.NUMBER, description="credits (up to six decimals)")
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentedOperation:
+    """One operation of the document and the route handler that answers it."""
+
+    method: str
+    path: str
+    handler: HTTPRouteHandler
+    operation: Operation
+
+    @property
+    def name(self) -> str:
+        fn = unwrap_partial(self.handler.fn)
+        return f"{self.method} {self.path} ({fn.__module__}.{fn.__qualname__})"
+
+    def providers(self) -> list[Callable[..., Any]]:
+        """The dependency providers this handler uses, directly or through other dependencies."""
+        resolved = self.handler.resolve_dependencies()
+        pending, seen, used = list(self.handler.parsed_fn_signature.parameters), set(), []
+        while pending:
+            name = pending.pop(0)
+            if name in seen or name not in resolved:
+                continue
+            seen.add(name)
+            provide = resolved[name]
+            used.append(unwrap_partial(provide.dependency))
+            pending.extend(provide.parsed_fn_signature.parameters)
+        return used
+
+
+def documented_operations(app: Litestar) -> Iterator[DocumentedOperation]:
+    """Every operation of the app's document, with its handler."""
+    paths = app.openapi_schema.paths or {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute) or (route.path_format or "/") not in paths:
+            continue
+        item = paths[route.path_format or "/"]
+        for method, (handler, _) in route.route_handler_map.items():
+            operation = getattr(item, method.lower(), None)
+            if operation is not None and handler.resolve_include_in_schema():
+                yield DocumentedOperation(method, route.path_format or "/", handler, operation)
+
+
+def status_of(cls: type[ConduitError]) -> int:
+    return next(DOMAIN_ERRORS[base][0] for base in cls.__mro__ if base in DOMAIN_ERRORS)
+
+
+def error_statuses(documented: DocumentedOperation) -> dict[int, set[str]]:
+    """Every error status the operation can answer, with the codes each can carry."""
+    operation = documented.operation
+    answers: dict[int, set[str]] = defaultdict(set)
+    shapes = [_ANY_ROUTE]
+    if operation.parameters:
+        shapes.append(_WITH_PARAMETERS)
+    if operation.request_body:
+        shapes.append(_WITH_BODY)
+    for shape in shapes:
+        for status, codes in shape.items():
+            answers[status] |= codes
+    for fn in [unwrap_partial(documented.handler.fn), *documented.providers()]:
+        for cls, declared in declared_errors(fn):
+            answers[status_of(cls)] |= set(declared)
+    if "{" in documented.path and 404 not in answers:
+        answers[404].add("not_found")
+    return dict(sorted(answers.items()))
+
+
+def security_of(documented: DocumentedOperation) -> list[SecurityRequirement]:
+    """The credentials the operation accepts, alternatives in order; empty for a public operation."""
+    schemes = accepted_schemes(documented.providers()) or ()
+    changes = documented.method not in SAFE_METHODS
+    return [{SESSION: [], CSRF: []} if scheme == SESSION and changes else {scheme: []} for scheme in schemes]
+
+
+def describe_answers(app: Litestar) -> None:
+    """Complete the app's document in place: errors and security of every operation, component names."""
+    document = app.openapi_schema
     assert document.components is not None
     document.components.schemas = {**(document.components.schemas or {}), "Error": ERROR_SCHEMA}
+    document.components.security_schemes = SECURITY_SCHEMES
     error = {"application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))}
-    refused = OpenAPIResponse(description="The request was refused (the error shape)", content=error)
-    failed = OpenAPIResponse(description="Something failed on our side or upstream (the error shape)", content=error)
-    for item in (document.paths or {}).values():
-        for operation in (item.get, item.put, item.post, item.delete, item.patch):
-            if operation is None:
-                continue
-            answers = {status: answer for status, answer in (operation.responses or {}).items() if status[0] in "123"}
-            if isinstance(no_content := answers.get("204"), OpenAPIResponse):
-                no_content.content = None
-            operation.responses = {**answers, "4XX": refused, "5XX": failed}
+    for documented in documented_operations(app):
+        operation = documented.operation
+        answers = {status: answer for status, answer in (operation.responses or {}).items() if status[0] in "123"}
+        if isinstance(no_content := answers.get("204"), OpenAPIResponse):
+            no_content.content = None
+        for status, codes in error_statuses(documented).items():
+            described = f"{HTTPStatus(status).phrase} (the error shape); code: {', '.join(sorted(codes))}"
+            answers[str(status)] = OpenAPIResponse(description=described, content=error)
+        operation.responses = answers
+        operation.security = security_of(documented)
+    _name_generic_components(document)
+
+
+_GENERIC = re.compile(r"(\w+?)(?:Envelope)?\[(\w+)\]")
+
+
+def _name_generic_components(document: OpenAPI) -> None:
+    """``PageEnvelope[Task]`` (keyed by Litestar with module paths) becomes the component ``TaskPage``."""
+    assert document.components is not None
+    schemas = document.components.schemas or {}
+    renamed: dict[str, str] = {}
+    for key, schema in schemas.items():
+        match = _GENERIC.fullmatch(schema.title or "") if isinstance(schema, Schema) else None
+        if match:
+            renamed[key] = f"{match.group(2)}{match.group(1)}"
+    if not renamed:
+        return
+    document.components.schemas = {renamed.get(key, key): schema for key, schema in schemas.items()}
+    for name in renamed.values():
+        schema = document.components.schemas[name]
+        assert isinstance(schema, Schema)
+        schema.title = name
+    prefix = "#/components/schemas/"
+    _rewrite_references(document, {prefix + key: prefix + name for key, name in renamed.items()})
+
+
+def _rewrite_references(node: Any, refs: dict[str, str]) -> None:
+    if isinstance(node, Reference):
+        node.ref = refs.get(node.ref, node.ref)
+    elif dataclasses.is_dataclass(node):
+        for field in dataclasses.fields(node):
+            _rewrite_references(getattr(node, field.name), refs)
+    elif isinstance(node, dict):
+        for value in node.values():
+            _rewrite_references(value, refs)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            _rewrite_references(value, refs)

@@ -1,0 +1,73 @@
+"""What a route promises in the OpenAPI document beyond its success type: the errors it can answer and the
+credentials it accepts, declared once where they arise and gathered per operation by ``api.openapi_document``.
+
+* ``@raises(NotFound, (PermissionDenied, "csrf_failed"), ...)`` on a route handler, or on a dependency provider
+  (``provide_principal``, ``provide_admin``, ...): every route that uses it documents those errors, each under its
+  class's status (``api.errors.DOMAIN_ERRORS``) with its code (the class's default, or the codes given).
+* ``@accepts(API_KEY, SESSION)`` on an authentication provider: every route that uses it lists those security
+  schemes (a session changing anything also sends the CSRF header); a route using none is public.
+
+The errors that come from a route's shape need no declaration: a body or parameters can be refused (400), a
+body can be too large or not JSON (413, 415), a path names an object that may not exist (404), and anything
+can fail on our side (500)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any, TypeAlias, TypeVar
+
+from shared.infra.errors import ConduitError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+# An error a route can answer: its class (with the class's code), or its class and the codes it can carry.
+ErrorSpec: TypeAlias = type[ConduitError] | tuple[type[ConduitError], str, *tuple[str, ...]]
+
+# The security schemes of the document (their definitions: api.openapi_document).
+API_KEY = "apiKey"  # Authorization: Bearer cdt_...
+SESSION = "session"  # the session cookie set by sign-in
+CSRF = "csrf"  # X-CSRF-Token, sent with the session cookie on any request that changes something
+
+_RAISES = "__conduit_raises__"
+_ACCEPTS = "__conduit_accepts__"
+
+
+def raises(*errors: ErrorSpec) -> Callable[[F], F]:
+    """Declare the domain errors a route handler or a dependency provider can raise (beyond its shape's)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _RAISES, (*getattr(fn, _RAISES, ()), *errors))
+        return fn
+
+    return mark
+
+
+def accepts(*schemes: str) -> Callable[[F], F]:
+    """Declare the credentials an authentication provider accepts (``API_KEY``, ``SESSION``)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _ACCEPTS, schemes)
+        return fn
+
+    return mark
+
+
+def declared_errors(fn: Callable[..., Any]) -> list[tuple[type[ConduitError], tuple[str, ...]]]:
+    """The errors declared on ``fn``: each class with the codes it can carry."""
+    found = []
+    for spec in getattr(fn, _RAISES, ()):
+        if isinstance(spec, tuple):
+            cls, *codes = spec
+            found.append((cls, tuple(codes)))
+        else:
+            found.append((spec, (spec.code,)))
+    return found
+
+
+def accepted_schemes(fns: Iterable[Callable[..., Any]]) -> tuple[str, ...] | None:
+    """The credentials accepted by the first authentication provider among ``fns`` (None: the route is public)."""
+    for fn in fns:
+        schemes: tuple[str, ...] | None = getattr(fn, _ACCEPTS, None)
+        if schemes is not None:
+            return schemes
+    return None
