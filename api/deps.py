@@ -65,7 +65,7 @@ SETTLES_LATER = "settles_later"  # route ``opt``: answered before its settlement
 
 # What authenticating a caller can refuse, whatever the credential; and what counting its request can.
 _SESSION_REFUSALS = (PermissionDenied, "account_suspended", "csrf_failed", "origin_not_allowed")
-_LIMITS = ((RateLimited, "rate_limited"), (ServiceUnavailable, "service_unavailable"))
+_LIMITS = ((RateLimited, "rate_limited", "too_many_invalid_keys"), (ServiceUnavailable, "service_unavailable"))
 
 
 def provide_services(state: State) -> Services:

@@ -44,7 +44,7 @@ class WorkPages(Controller):
             tasks=shown,
             status=status,
             next_cursor=found.next_cursor,
-            refresh=any(t["status"] in ACTIVE for t in shown),
+            refresh=any(t.status in ACTIVE for t in shown),
             section="tasks",
         )
 
@@ -53,16 +53,16 @@ class WorkPages(Controller):
         self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, task_id: FromPath[str]
     ) -> Template:
         shown = public_task(await get_task(services.db, member.account_id, task_id), services.signer)
-        return page("dashboard/task.html", visitor, task=shown, refresh=shown["status"] in ACTIVE, section="tasks")
+        return page("dashboard/task.html", visitor, task=shown, refresh=shown.status in ACTIVE, section="tasks")
 
     @get("/playground")
     async def playground(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
-        models = [m for m in catalog(services) if m["available"]]
+        models = [m for m in catalog(services) if m.available]
         return page(
             "dashboard/playground.html",
             visitor,
-            image_models=[m for m in models if m["kind"] == "image"],
-            text_models=[m for m in models if m["kind"] == "text"],
+            image_models=[m for m in models if m.kind == "image"],
+            text_models=[m for m in models if m.kind == "text"],
             section="playground",
         )
 

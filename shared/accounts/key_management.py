@@ -12,8 +12,9 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from redis.asyncio import Redis
 
 from shared.accounts.keys import (
@@ -44,6 +45,35 @@ class Unset:
 UNSET = Unset()
 
 
+class KeyRateLimits(msgspec.Struct):
+    """A key's own rate limits; null: the platform's default for a key (the account's own limits apply as well)."""
+
+    requests_per_minute: int | None
+    max_inflight_tasks: int | None
+
+
+class ApiKey(msgspec.Struct):
+    """An API key as its owner sees it; ``secret`` only in the answer that creates or rotates it."""
+
+    id: str
+    object: Literal["api_key"]
+    name: str
+    prefix: str
+    status: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    rotated_at: dt.datetime | None
+    allowed_models: list[str] | None
+    spend_cap: Credits | None
+    spent: Credits
+    spend_reserved: Credits
+    spend_remaining: Credits | None
+    rate_limits: KeyRateLimits
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
 @dataclass(frozen=True, slots=True)
 class KeyView:
     id: uuid.UUID
@@ -66,34 +96,30 @@ class KeyView:
     def status(self) -> str:
         return "revoked" if self.revoked_at else "expired" if self.expired else "active"
 
-    def public(self, secret: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": str(self.id),
-            "object": "api_key",
-            "name": self.name,
-            "prefix": self.prefix,
-            "status": self.status,
-            "created_at": self.created_at,
-            "last_used_at": self.last_used_at,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-            "rotated_at": self.rotated_at,
-            "allowed_models": self.allowed_models,
-            "spend_cap": Credits(self.spend_cap) if self.spend_cap is not None else None,
-            "spent": Credits(self.spent),
-            "spend_reserved": Credits(self.reserved),
-            "spend_remaining": (
+    def public(self, secret: str | None = None) -> ApiKey:
+        return ApiKey(
+            id=str(self.id),
+            object="api_key",
+            name=self.name,
+            prefix=self.prefix,
+            status=self.status,
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+            expires_at=self.expires_at,
+            revoked_at=self.revoked_at,
+            rotated_at=self.rotated_at,
+            allowed_models=self.allowed_models,
+            spend_cap=Credits(self.spend_cap) if self.spend_cap is not None else None,
+            spent=Credits(self.spent),
+            spend_reserved=Credits(self.reserved),
+            spend_remaining=(
                 Credits(max(0, self.spend_cap - self.spent - self.reserved)) if self.spend_cap is not None else None
             ),
-            # null: the platform's default for a key (the account's own limits apply as well)
-            "rate_limits": {
-                "requests_per_minute": self.rate_limit_rpm,
-                "max_inflight_tasks": self.max_inflight_tasks,
-            },
-        }
-        if secret is not None:
-            body["secret"] = secret
-        return body
+            rate_limits=KeyRateLimits(
+                requests_per_minute=self.rate_limit_rpm, max_inflight_tasks=self.max_inflight_tasks
+            ),
+            secret=secret if secret is not None else msgspec.UNSET,
+        )
 
 
 KEY_ROWS = RecordMapping(KeyView, "api_keys")
