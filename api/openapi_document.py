@@ -2,7 +2,8 @@
 answers: each operation's errors (every status it can answer, each in the one error shape of ``api.errors`` with
 the codes it can carry, never Litestar's own validation body) and the credentials it accepts, both gathered from
 the ``api.contract`` declarations of the route and of the dependencies it uses; a ``204`` has no body; credit
-amounts are numbers; list envelopes get readable names (``TaskPage``, ``ModelList``)."""
+amounts are numbers; list envelopes get readable names (``TaskPage``, ``ModelList``); an operation without its
+own summary is summarised from its id (``createTask``: "Create task")."""
 
 from __future__ import annotations
 
@@ -188,7 +189,14 @@ def describe_answers(app: Litestar) -> None:
             answers[str(status)] = OpenAPIResponse(description=described, content=error)
         operation.responses = answers
         operation.security = security_of(documented)
+        if documented.handler.summary is None and operation.operation_id:  # not Litestar's "Submit" or "Account"
+            operation.summary = _words(operation.operation_id)
     _name_generic_components(document)
+
+
+def _words(operation_id: str) -> str:
+    """``createTask`` -> ``Create task``."""
+    return re.sub(r"(?<!^)([A-Z])", lambda match: " " + match.group(1).lower(), operation_id).capitalize()
 
 
 _GENERIC = re.compile(r"(\w+?)(?:Envelope)?\[(\w+)\]")

@@ -4,6 +4,7 @@ credentials it accepts. A failure names the route and what it lacks (see CONTRIB
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,20 @@ def listing(documented: DocumentedOperation) -> str:
 
 def test_the_document_is_valid_openapi() -> None:
     validate(DOCUMENT)  # raises with the first violation
+    assert json.loads(json.dumps(DOCUMENT)) == DOCUMENT  # plain JSON: no example objects left in it
+
+
+def test_declared_errors_come_with_their_status_and_codes() -> None:
+    """A route's own errors and those of its dependencies (authentication, limits) are in its answers."""
+    answers = DOCUMENT["paths"]["/v1/tasks"]["post"]["responses"]
+    assert "insufficient_credits, spend_cap_exceeded" in answers["402"]["description"]
+    assert "idempotency_key_reused" in answers["409"]["description"]
+    assert "too_many_concurrent_tasks" in answers["429"]["description"]  # the task admission dependency
+    assert "csrf_failed" in answers["403"]["description"]  # the session's CSRF check
+    admin = DOCUMENT["paths"]["/v1/admin/accounts/{account}"]["get"]["responses"]
+    assert "admin_only" in admin["403"]["description"] and "account_not_found" in admin["404"]["description"]
+    public = DOCUMENT["paths"]["/v1/models"]["get"]
+    assert public["security"] == [] and set(public["responses"]) == {"200", "400", "500"}
 
 
 def test_operation_ids_are_explicit_readable_and_committed() -> None:
