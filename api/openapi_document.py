@@ -185,7 +185,8 @@ def describe_answers(app: Litestar) -> None:
         if isinstance(no_content := answers.get("204"), OpenAPIResponse):
             no_content.content = None
         for status, codes in error_statuses(documented).items():
-            described = f"{HTTPStatus(status).phrase} (the error shape); code: {', '.join(sorted(codes))}"
+            kind = "The request was refused" if status < 500 else "Something failed on our side or upstream"
+            described = f"{kind} (the error shape): {HTTPStatus(status).phrase}; code: {', '.join(sorted(codes))}"
             answers[str(status)] = OpenAPIResponse(description=described, content=error)
         operation.responses = answers
         operation.security = security_of(documented)

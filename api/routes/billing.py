@@ -100,6 +100,7 @@ class BillingController(Controller):
     @post(
         "/orders/{order_id:str}/refund",
         operation_id="refundOrder",
+        status_code=200,  # refunded; 202 below
         dependencies={"principal": Provide(provide_principal)},
         responses={
             202: ResponseSpec(
