@@ -106,7 +106,10 @@ def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     """The staff audit log: the newest entries as JSON, or (``--csv``) all of them as CSV on stdout."""
+    import datetime as dt
     import sys
+
+    import msgspec
 
     from cli.connections import run_with_connections
     from shared.infra.db import Database
@@ -124,7 +127,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             page = await audit.entries(db, filters, limit=args.limit)
         finally:
             await db.close()
-        print(json.dumps([entry.public() for entry in page.items], indent=2, default=str))
+        shown = [msgspec.to_builtins(entry.public(), builtin_types=(dt.datetime,)) for entry in page.items]
+        print(json.dumps(shown, indent=2, default=str))
         return 0
 
     return run_with_connections(go, settings)
