@@ -6,6 +6,8 @@ credentials it accepts, declared once where they arise and gathered per operatio
   class's status (``api.errors.DOMAIN_ERRORS``) with its code (the class's default, or the codes given).
 * ``@accepts(API_KEY, SESSION)`` on an authentication provider: every route that uses it lists those security
   schemes (a session changing anything also sends the CSRF header); a route using none is public.
+* ``@reads(TicketBody, files=True)`` on a route that parses its body itself (JSON, or with ``files`` also
+  ``multipart/form-data`` with the same fields and file parts): the document shows that body.
 
 The errors that come from a route's shape need no declaration: a body or parameters can be refused (400), a
 body can be too large or not JSON (413, 415), a path names an object that may not exist (404), and anything
@@ -15,6 +17,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from typing import Any, TypeAlias, TypeVar
+
+import msgspec
 
 from shared.infra.errors import ConduitError
 
@@ -30,6 +34,7 @@ CSRF = "csrf"  # X-CSRF-Token, sent with the session cookie on any request that 
 
 _RAISES = "__conduit_raises__"
 _ACCEPTS = "__conduit_accepts__"
+_READS = "__conduit_reads__"
 
 
 def raises(*errors: ErrorSpec) -> Callable[[F], F]:
@@ -50,6 +55,22 @@ def accepts(*schemes: str) -> Callable[[F], F]:
         return fn
 
     return mark
+
+
+def reads(body: type[msgspec.Struct], *, files: bool = False) -> Callable[[F], F]:
+    """Declare the body a route handler reads itself (a struct of text, number and boolean fields)."""
+
+    def mark(fn: F) -> F:
+        setattr(fn, _READS, (body, files))
+        return fn
+
+    return mark
+
+
+def declared_body(fn: Callable[..., Any]) -> tuple[type[msgspec.Struct], bool] | None:
+    """The body declared on ``fn`` with ``reads`` and whether files may come with it (multipart), or None."""
+    body: tuple[type[msgspec.Struct], bool] | None = getattr(fn, _READS, None)
+    return body
 
 
 def declared_errors(fn: Callable[..., Any]) -> list[tuple[type[ConduitError], tuple[str, ...]]]:

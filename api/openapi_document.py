@@ -15,15 +15,18 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
 from litestar import Litestar
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import (
     OpenAPI,
+    OpenAPIFormat,
     OpenAPIMediaType,
     OpenAPIResponse,
     OpenAPIType,
     Operation,
     Reference,
+    RequestBody,
     Schema,
     SecurityRequirement,
     SecurityScheme,
@@ -33,7 +36,7 @@ from litestar.routes import HTTPRoute
 from litestar.typing import FieldDefinition
 from litestar.utils.helpers import unwrap_partial
 
-from api.contract import API_KEY, CSRF, SESSION, accepted_schemes, declared_errors
+from api.contract import API_KEY, CSRF, SESSION, accepted_schemes, declared_body, declared_errors
 from api.deps import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
 from api.errors import DOMAIN_ERRORS
 from shared.infra.errors import ConduitError
@@ -190,9 +193,42 @@ def describe_answers(app: Litestar) -> None:
             answers[str(status)] = OpenAPIResponse(description=described, content=error)
         operation.responses = answers
         operation.security = security_of(documented)
+        if (declared := declared_body(unwrap_partial(documented.handler.fn))) is not None:
+            operation.request_body = _request_body(document, *declared)
         if documented.handler.summary is None and operation.operation_id:  # not Litestar's "Submit" or "Account"
             operation.summary = _words(operation.operation_id)
     _name_generic_components(document)
+
+
+_FIELD_TYPES = {
+    msgspec.inspect.StrType: OpenAPIType.STRING,
+    msgspec.inspect.BoolType: OpenAPIType.BOOLEAN,
+    msgspec.inspect.IntType: OpenAPIType.INTEGER,
+}
+
+
+def _request_body(document: OpenAPI, body: type[msgspec.Struct], files: bool) -> RequestBody:
+    """The body of a route that parses it itself (``api.contract.reads``): JSON of ``body``, and with ``files``
+    multipart/form-data of the same fields plus any number of file parts (``files``)."""
+    info = msgspec.inspect.type_info(body)
+    assert isinstance(info, msgspec.inspect.StructType)
+    properties: dict[str, Schema | Reference] = {
+        field.encode_name: Schema(type=_FIELD_TYPES[type(field.type)]) for field in info.fields
+    }
+    required = [field.encode_name for field in info.fields if field.required]
+    assert document.components is not None
+    document.components.schemas = {
+        **(document.components.schemas or {}),
+        body.__name__: Schema(type=OpenAPIType.OBJECT, properties=properties, required=required, title=body.__name__),
+    }
+    content = {"application/json": OpenAPIMediaType(schema=Reference(ref=f"#/components/schemas/{body.__name__}"))}
+    if files:
+        binary = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+        with_files = {**properties, "files": Schema(type=OpenAPIType.ARRAY, items=binary)}
+        content["multipart/form-data"] = OpenAPIMediaType(
+            schema=Schema(type=OpenAPIType.OBJECT, properties=with_files, required=required)
+        )
+    return RequestBody(content=content, required=True)
 
 
 def _words(operation_id: str) -> str:

@@ -13,7 +13,7 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from litestar.response import File
 
-from api.contract import raises
+from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from api.routes.admin import checked_staff
 from api.routes.support import MESSAGE_REFUSALS, TICKET_NOT_FOUND, download, post_message
@@ -96,6 +96,7 @@ class StaffTicketController(Controller):
 
     @post("/{ticket_id:str}/messages", operation_id="replyToTicket", status_code=201)
     @raises(TICKET_NOT_FOUND, *MESSAGE_REFUSALS)
+    @reads(StaffMessageBody, files=True)
     async def reply(
         self, request: Request[Any, Any, Any], staff: StaffDep, services: ServicesDep, ticket_id: FromPath[str]
     ) -> SupportTicketThread:

@@ -16,7 +16,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File
 
-from api.contract import raises
+from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.infra.pagination import PageEnvelope, page_envelope
@@ -125,6 +125,7 @@ class SupportTicketController(Controller):
 
     @post("/", operation_id="createTicket", status_code=201)
     @raises(*MESSAGE_REFUSALS, (Conflict, "too_many_open_tickets"))
+    @reads(TicketBody, files=True)
     async def create(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
     ) -> SupportTicketThread:
@@ -166,6 +167,7 @@ class SupportTicketController(Controller):
 
     @post("/{ticket_id:str}/messages", operation_id="createTicketMessage", status_code=201)
     @raises(TICKET_NOT_FOUND, *MESSAGE_REFUSALS, (Conflict, "ticket_closed"))
+    @reads(MessageBody, files=True)
     async def post_message(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
     ) -> SupportTicketThread:
