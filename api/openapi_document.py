@@ -171,7 +171,8 @@ def security_of(documented: DocumentedOperation) -> list[SecurityRequirement]:
 
 
 def describe_answers(app: Litestar) -> None:
-    """Complete the app's document in place: errors and security of every operation, component names."""
+    """Complete the app's document in place: every operation's errors, security, self-read body and summary; the
+    names of list envelopes."""
     document = app.openapi_schema
     assert document.components is not None
     document.components.schemas = {
@@ -183,6 +184,8 @@ def describe_answers(app: Litestar) -> None:
     error = {"application/json": OpenAPIMediaType(schema=Reference(ref="#/components/schemas/Error"))}
     for documented in documented_operations(app):
         operation = documented.operation
+        if (declared := declared_body(unwrap_partial(documented.handler.fn))) is not None:
+            operation.request_body = _request_body(document, *declared)
         # the route's own answers (Litestar adds a 400 of its own validation body: replaced by the error shape)
         answers = {status: answer for status, answer in (operation.responses or {}).items() if status != "400"}
         if isinstance(no_content := answers.get("204"), OpenAPIResponse):
@@ -193,8 +196,6 @@ def describe_answers(app: Litestar) -> None:
             answers[str(status)] = OpenAPIResponse(description=described, content=error)
         operation.responses = answers
         operation.security = security_of(documented)
-        if (declared := declared_body(unwrap_partial(documented.handler.fn))) is not None:
-            operation.request_body = _request_body(document, *declared)
         if documented.handler.summary is None and operation.operation_id:  # not Litestar's "Submit" or "Account"
             operation.summary = _words(operation.operation_id)
     _name_generic_components(document)
