@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 
 from shared.infra.storage import UrlSigner
 from shared.ledger.money import Credits
+from shared.tasks import TaskStatus
 from shared.tasks.records import TaskRecord
 
 
@@ -39,7 +40,7 @@ class TaskCredits(msgspec.Struct):
 class Task(msgspec.Struct):
     id: str
     object: Literal["task"]
-    status: str
+    status: TaskStatus
     model: str
     kind: str
     input: dict[str, Any]
@@ -76,7 +77,7 @@ def public_task(task: TaskRecord, signer: UrlSigner) -> Task:
     return Task(
         id=str(task.id),
         object="task",
-        status=task.status,
+        status=cast(TaskStatus, task.status),  # the tasks table's check constraint allows these only
         model=task.model,
         kind=task.kind,
         input=task.input,
