@@ -50,6 +50,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.openai_compat
 	$(BIN)/python -m bench.openai_features
 	$(BIN)/python -m bench.observability --e2e
+	$(BIN)/python -m bench.moderation
 
 clean:
 	rm -rf $(VENV) .conduit

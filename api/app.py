@@ -27,7 +27,10 @@ from api.routes.billing import BillingController
 from api.routes.files import FileController
 from api.routes.health import healthz, readyz
 from api.routes.keys import KeyController
+from api.routes.members import AccountAuditController, InvitationController, MemberController, MembershipController
 from api.routes.models import ModelController
+from api.routes.moderation import AppealController, ModerationReviewController
+from api.routes.moderations import ModerationController
 from api.routes.oauth import OAuthController
 from api.routes.openai_api import OpenAIController
 from api.routes.promotions import PromoController
@@ -88,12 +91,19 @@ def create_app(settings: Settings | None = None) -> Litestar:
             BillingController,
             # OpenAI-compatible chat completions and image generations
             OpenAIController,
+            ModerationController,
+            ModerationReviewController,
+            AppealController,
             # operating
             readyz,
             metrics,
             AdminController,
             AdminOperationsController,
             SecondFactorController,
+            MemberController,
+            AccountAuditController,
+            InvitationController,
+            MembershipController,
             # the website and dashboard
             web_router(),
         ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 from arq.connections import ArqRedis
@@ -19,6 +20,8 @@ from shared.infra.mail import Mailer
 from shared.infra.queue import JobQueue, connect_redis
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
+from shared.moderation.pipeline import Moderator
+from shared.moderation.policy import load_policy
 from shared.providers import ProviderRegistry
 from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
 from shared.ratelimits.invalid_keys import InvalidKeyLimit
@@ -52,11 +55,14 @@ class Services:
     request_limits: RequestLimits
     invalid_keys: InvalidKeyLimit
     billing: Billing  # billing: credit packs, Stripe
+    moderator: Moderator  # the moderation policy and its checks (every route that carries text runs it)
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
         _, redis_url = settings.require_connections()
         catalog = load_catalog_paths(settings.catalog_paths)
+        policy = load_policy(settings.moderation.policy_paths)  # a bad policy file stops the start-up here
+        moderator_for = partial(Moderator.build, policy, settings, catalog)
         billing = Billing.from_settings(settings)
         db = await Database.connect(settings, max_size=db_pool_max)
         try:
@@ -93,6 +99,7 @@ class Services:
             request_limits=RequestLimits(limiter, settings.rate_limits, slot_ttl_s=slot_ttl_s),
             invalid_keys=InvalidKeyLimit(limiter, settings.rate_limits.invalid_keys_per_ip_per_min),
             billing=billing,
+            moderator=moderator_for(http=http, db=db, redis=redis, background=background),
         )
 
     async def close(self) -> None:

@@ -29,6 +29,7 @@ from shared.infra.mail import MailSettings
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
 DEFAULT_PRODUCTS = PACKAGE_ROOT / "billing" / "products.toml"
+DEFAULT_POLICY = PACKAGE_ROOT / "moderation" / "policy.toml"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,6 +65,8 @@ class AuthSettings:
     reset_password_url: str = "http://127.0.0.1:8000/reset-password?token={token}"
     verify_token_ttl_s: int = 48 * 3600
     reset_token_ttl_s: int = 3600
+    invitation_url: str = "http://127.0.0.1:8000/invitation?token={token}"  # where an invitation mail links
+    invitation_ttl_s: int = 7 * 24 * 3600
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
     session_ttl_s: int = 7 * 24 * 3600  # idle lifetime, renewed on use
     session_max_age_s: int = 30 * 24 * 3600  # absolute lifetime
@@ -88,6 +91,7 @@ class AuthSettings:
         for name, default in (
             ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),
             ("RESET_PASSWORD_URL", f"{public_base_url}/reset-password?token={{token}}"),
+            ("INVITATION_URL", f"{public_base_url}/invitation?token={{token}}"),
         ):
             templates[name] = env.get(name) or default
             if "{token}" not in templates[name]:
@@ -97,6 +101,8 @@ class AuthSettings:
             reset_password_url=templates["RESET_PASSWORD_URL"],
             verify_token_ttl_s=env_int(env, "VERIFY_TOKEN_TTL_S", 48 * 3600, minimum=60),
             reset_token_ttl_s=env_int(env, "RESET_TOKEN_TTL_S", 3600, minimum=60),
+            invitation_url=templates["INVITATION_URL"],
+            invitation_ttl_s=env_int(env, "INVITATION_TTL_S", 7 * 24 * 3600, minimum=60),
             allowed_origins=tuple(dict.fromkeys(origins)),
             session_ttl_s=env_int(env, "SESSION_TTL_S", 7 * 24 * 3600, minimum=60),
             session_max_age_s=env_int(env, "SESSION_MAX_AGE_S", 30 * 24 * 3600, minimum=60),
@@ -234,6 +240,27 @@ class OperatingSettings:
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModerationSettings:
+    """Moderation: the policy files layered over the shipped one, how long evidence is kept, and the strikes
+    (blocks within a window) that suspend an account (0: never automatically)."""
+
+    policy_paths: tuple[Path, ...] = (DEFAULT_POLICY,)
+    evidence_retention_s: int = 30 * 24 * 3600
+    strikes_to_suspend: int = 5
+    strike_window_s: int = 24 * 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ModerationSettings:
+        layered = [Path(p) for p in (env.get("MODERATION_POLICY_PATH") or "").split(os.pathsep) if p]
+        return cls(
+            policy_paths=(DEFAULT_POLICY, *(p for p in layered if p.resolve() != DEFAULT_POLICY)),
+            evidence_retention_s=env_int(env, "MODERATION_EVIDENCE_RETENTION_S", 30 * 24 * 3600, minimum=60),
+            strikes_to_suspend=env_int(env, "MODERATION_STRIKES_TO_SUSPEND", 5, minimum=0),
+            strike_window_s=env_int(env, "MODERATION_STRIKE_WINDOW_S", 24 * 3600, minimum=60),
+        )
+
+
 def _catalog_paths(value: str) -> tuple[Path, ...]:
     """The shipped catalog, then the ``CATALOG_PATH`` files over it (naming the shipped one there adds nothing)."""
     layered = [Path(p) for p in value.split(os.pathsep) if p]
@@ -304,6 +331,7 @@ class Settings:
     # OpenAI-compatible API: how long POST /v1/images/generations waits for its task
     image_generation_wait_s: float = 60.0
     operating: OperatingSettings = OperatingSettings()  # metrics, retention, shutdown, logs
+    moderation: ModerationSettings = ModerationSettings()  # policy files, evidence retention, strikes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -360,6 +388,7 @@ class Settings:
             billing_products_path=Path(env.get("BILLING_PRODUCTS_PATH") or str(DEFAULT_PRODUCTS)),
             image_generation_wait_s=env_positive_float(env, "IMAGE_GENERATION_WAIT_S", 60.0),
             operating=OperatingSettings.from_env(env),
+            moderation=ModerationSettings.from_env(env),
         )
 
     @property

@@ -74,6 +74,7 @@ class WorkerProcess:
                 poll_min_s=settings.upstream_poll_min_s,
                 poll_max_s=settings.upstream_poll_max_s,
                 slots=services.request_limits.slots,
+                moderator=services.moderator,
             )
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)
             context = {"services": services, "runtime": runtime, "webhooks": webhooks}  # worker.context

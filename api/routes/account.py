@@ -20,6 +20,7 @@ from api.deps import (
     provide_principal,
     provide_session_principal,
 )
+from api.permissions import requires
 from api.routes.auth import session_cookie
 from shared.accounts.erasure import delete_account
 from shared.accounts.service import Account, LedgerEntry, get_account, list_ledger
@@ -34,6 +35,7 @@ class DeleteAccountBody(msgspec.Struct, forbid_unknown_fields=True):
 class AccountController(Controller):
     path = "/v1/account"
     tags = ["account"]
+    opt = requires("account.read")
     dependencies = {"principal": Provide(provide_principal)}
 
     @get("/", operation_id="getAccount")
@@ -55,6 +57,7 @@ class AccountController(Controller):
         "/",
         operation_id="deleteAccount",
         status_code=204,
+        opt=requires("account.delete"),
         dependencies={
             "principal": Provide(provide_session_principal),
             "auth": Provide(provide_auth, sync_to_thread=False),

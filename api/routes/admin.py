@@ -19,6 +19,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from api.contract import raises
 from api.deps import PrincipalDep, ServicesDep, provide_auth, provide_principal
 from api.input_fields import Days, IntegerCount, micro_credits
+from api.permissions import requires
 from api.proxies import client_ip
 from shared.accounts.key_management import UNSET
 from shared.accounts.keys import Principal
@@ -107,6 +108,7 @@ def _given(value: object) -> object:
 
 
 class AdminController(Controller):
+    opt = requires("staff")
     path = "/v1/admin"
     tags = ["admin"]
     dependencies = ADMIN

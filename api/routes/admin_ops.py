@@ -14,6 +14,7 @@ from litestar.response import Stream
 
 from api.contract import raises
 from api.deps import ServicesDep
+from api.permissions import requires
 from api.routes.admin import ADMIN, ActorDep
 from shared.admin import billing as admin_billing
 from shared.admin.providers import queue_overview, set_circuit
@@ -53,6 +54,7 @@ AuditFiltersDep: TypeAlias = NamedDependency[audit.AuditFilters]
 
 
 class AdminOperationsController(Controller):
+    opt = requires("staff")
     path = "/v1/admin"
     tags = ["admin"]
     dependencies = ADMIN

@@ -23,6 +23,7 @@ from api.deps import (
     provide_auth,
     provide_session_principal,
 )
+from api.permissions import requires
 from api.proxies import client_ip
 from api.schemas.auth import AuthRequest, EmailVerification, PasswordReset, SignedIn, pending
 from shared.accounts import signin, signup
@@ -144,6 +145,7 @@ async def signed_in_response(services: Services, auth: AuthDeps, signed_in: sign
 class AuthController(Controller):
     path = "/v1/auth"
     tags = ["auth"]
+    opt = requires("self")
     dependencies = {"auth": Provide(provide_auth, sync_to_thread=False)}
 
     @post("/signup", operation_id="signUp", status_code=202)
@@ -232,7 +234,7 @@ class AuthController(Controller):
     )
     async def sign_out(self, principal: SessionPrincipalDep, auth: AuthDep) -> Response[None]:
         assert principal.session_id is not None
-        await auth.sessions.revoke(principal.account_id, principal.session_id)
+        await auth.sessions.revoke(principal.person, principal.session_id)
         return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])
 
     @get("/session", operation_id="getSession", dependencies={"principal": Provide(provide_session_principal)})
@@ -243,12 +245,12 @@ class AuthController(Controller):
         if session is None:
             raise NotFound("session not found", code="session_not_found")
         account = (await get_account(services.db, principal.account_id)).public()
-        account.has_password = await signin.account_has_password(auth, principal.account_id)
+        account.has_password = await signin.account_has_password(auth, principal.person)
         return signed_in_body(session, account)
 
     @get("/sessions", operation_id="listSessions", dependencies={"principal": Provide(provide_session_principal)})
     async def list_sessions(self, principal: SessionPrincipalDep, auth: AuthDep) -> ListEnvelope[SessionInfo]:
-        sessions = await auth.sessions.list(principal.account_id)
+        sessions = await auth.sessions.list(principal.person)
         return list_envelope([s.public(current=s.id == principal.session_id) for s in sessions])
 
     @delete(
@@ -259,7 +261,7 @@ class AuthController(Controller):
     )
     @raises((NotFound, "session_not_found"))
     async def revoke_session(self, principal: SessionPrincipalDep, auth: AuthDep, session_id: FromPath[str]) -> None:
-        if not await auth.sessions.revoke(principal.account_id, session_id):
+        if not await auth.sessions.revoke(principal.person, session_id):
             raise NotFound(f"no session {session_id}", code="session_not_found", param="session_id")
 
     @post(

@@ -27,8 +27,10 @@ from api.deps import (
     provide_principal,
     provide_task_admission,
 )
+from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from shared.infra.errors import (
+    BudgetExceeded,
     InsufficientCredits,
     ModelUnavailable,
     NotFound,
@@ -50,6 +52,7 @@ MODEL_REQUEST = (
     (NotFound, "model_not_found"),
     InsufficientCredits,
     SpendCapExceeded,
+    BudgetExceeded,
     ModelUnavailable,
     UpstreamFailed,
 )
@@ -76,6 +79,7 @@ class ImageGenerationBody(msgspec.Struct):
 
 
 class OpenAIController(Controller):
+    opt = requires("tasks.run")
     path = "/v1"
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
@@ -93,14 +97,15 @@ class OpenAIController(Controller):
     ) -> Response[Any]:
         """OpenAI's chat completion request (``shared.openai_api.chat_fields``: every field honoured or refused)."""
         ctx = await chat.begin_raw(
-            services.db, services.background, services.catalog, services.providers, principal, data
-        )
+            services.db, services.background, services.catalog, services.providers, principal, data,
+            moderator=services.moderator,
+        )  # fmt: skip
         budget_s = min(services.settings.retry_budget_s, float(max(c.model.max_runtime_s for c in ctx.calls)))
         if ctx.call.stream:
             writer = partial(_chat_chunks, ctx)
             events = await chat.open_stream(ctx, services.providers, budget_s, writer)
             return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        completed, provider = await chat.complete(ctx, services.providers, budget_s)
+        completed, provider = await chat.complete(ctx, services.providers, budget_s, services.moderator)
         body = chat_completion(ctx.completion_id, ctx.served.model.id, provider, completed)
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
 
@@ -118,7 +123,7 @@ class OpenAIController(Controller):
         """The legacy completion request (``shared.openai_api.completions``), served as a chat completion."""
         ctx = await chat.begin_raw(
             services.db, services.background, services.catalog, services.providers, principal, data,
-            parse=completions.parse_completion_body, source=completions.SOURCE,
+            parse=completions.parse_completion_body, source=completions.SOURCE, moderator=services.moderator,
         )  # fmt: skip
         legacy = ctx.body
         assert isinstance(legacy, completions.LegacyInput)
@@ -127,7 +132,7 @@ class OpenAIController(Controller):
             writer = partial(_legacy_chunks, ctx, legacy)
             events = await chat.open_stream(ctx, services.providers, budget_s, writer)
             return Stream(events, media_type="text/event-stream", headers=SSE_HEADERS)
-        completed, provider = await chat.complete(ctx, services.providers, budget_s)
+        completed, provider = await chat.complete(ctx, services.providers, budget_s, services.moderator)
         body = completions.text_completion(ctx.completion_id, ctx.served.model.id, provider, legacy, completed)
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
 
@@ -145,7 +150,7 @@ class OpenAIController(Controller):
         """OpenAI's embeddings request (``shared.openai_api.embeddings``)."""
         body, charged = await embeddings.create(
             services.db, services.background, services.catalog, services.providers, principal, data,
-            services.settings.retry_budget_s,
+            services.settings.retry_budget_s, services.moderator,
         )  # fmt: skip
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(charged))})
 
@@ -172,6 +177,7 @@ class OpenAIController(Controller):
             storage=services.storage,
             signer=services.signer,
             wait_s=services.settings.image_generation_wait_s,
+            moderator=services.moderator,
         )
         body = ImageInput(
             model=data.model, prompt=data.prompt, n=data.n, size=data.size, response_format=data.response_format

@@ -9,6 +9,7 @@ from litestar.params import JSONBody
 
 from api.contract import raises
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.accounts.rewards import PromoRedemption, redeem_promo_code
 from shared.infra.errors import Conflict, NotFound, RateLimited
 
@@ -19,6 +20,7 @@ class RedeemBody(msgspec.Struct, forbid_unknown_fields=True):
 
 class PromoController(Controller):
     path = "/v1/promo-codes"
+    opt = requires("billing.manage")
     tags = ["account"]
     dependencies = {"principal": Provide(provide_principal)}
 

@@ -6,11 +6,13 @@ from litestar import Controller, get
 from litestar.di import Provide
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.ratelimits.request_limits import RateLimits
 
 
 class RateLimitController(Controller):
     path = "/v1/rate-limits"
+    opt = requires("account.read")
     tags = ["rate limits"]
     dependencies = {"principal": Provide(provide_principal)}
 

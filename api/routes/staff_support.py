@@ -15,6 +15,7 @@ from litestar.response import File
 
 from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from api.routes.admin import checked_staff
 from api.routes.support import MESSAGE_REFUSALS, TICKET_NOT_FOUND, download, post_message
 from shared.infra.db import Connection
@@ -62,6 +63,7 @@ class CannedReplyBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class StaffTicketController(Controller):
+    opt = requires("staff")
     """Support staff: every account's tickets."""
 
     path = "/v1/staff/tickets"
@@ -155,6 +157,7 @@ class StaffTicketController(Controller):
 
 
 class CannedReplyController(Controller):
+    opt = requires("staff")
     path = "/v1/staff/canned-replies"
     tags = ["support staff"]
     dependencies = STAFF

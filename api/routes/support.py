@@ -18,6 +18,7 @@ from litestar.response import File
 
 from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
 from shared.infra.pagination import PageEnvelope, page_envelope
 from shared.services import Services
@@ -119,11 +120,12 @@ async def post_message(
 
 
 class SupportTicketController(Controller):
+    opt = requires("support.read")
     path = "/v1/support/tickets"
     tags = ["support"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/", operation_id="createTicket", status_code=201)
+    @post("/", operation_id="createTicket", status_code=201, opt=requires("support.write"))
     @raises(*MESSAGE_REFUSALS, (Conflict, "too_many_open_tickets"))
     @reads(TicketBody, files=True)
     async def create(
@@ -165,7 +167,9 @@ class SupportTicketController(Controller):
     ) -> SupportTicketThread:
         return await queries.ticket_detail(services.db, ticket_id, Viewer(principal.account_id))
 
-    @post("/{ticket_id:str}/messages", operation_id="createTicketMessage", status_code=201)
+    @post(
+        "/{ticket_id:str}/messages", operation_id="createTicketMessage", status_code=201, opt=requires("support.write")
+    )
     @raises(TICKET_NOT_FOUND, *MESSAGE_REFUSALS, (Conflict, "ticket_closed"))
     @reads(MessageBody, files=True)
     async def post_message(
@@ -174,14 +178,14 @@ class SupportTicketController(Controller):
         """Write to the thread (``body``; files with multipart). The ticket goes back to ``open``."""
         return await post_message(request, services, ticket_id, Viewer(principal.account_id))
 
-    @post("/{ticket_id:str}/close", operation_id="closeTicket", status_code=200)
+    @post("/{ticket_id:str}/close", operation_id="closeTicket", status_code=200, opt=requires("support.write"))
     @raises(TICKET_NOT_FOUND, (Conflict, "ticket_closed"))
     async def close(
         self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
     ) -> SupportTicketThread:
         return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=True)
 
-    @post("/{ticket_id:str}/reopen", operation_id="reopenTicket", status_code=200)
+    @post("/{ticket_id:str}/reopen", operation_id="reopenTicket", status_code=200, opt=requires("support.write"))
     @raises(TICKET_NOT_FOUND, (Conflict, "ticket_not_closed"))
     async def reopen(
         self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]

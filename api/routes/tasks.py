@@ -11,8 +11,10 @@ from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, Quer
 
 from api.contract import raises
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
+from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from shared.infra.errors import (
+    BudgetExceeded,
     Conflict,
     InsufficientCredits,
     InvalidInput,
@@ -38,6 +40,7 @@ class SubmitTaskBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TaskController(Controller):
+    opt = requires("tasks.read")
     path = "/v1/tasks"
     tags = ["tasks"]
     dependencies = {"principal": Provide(provide_principal)}
@@ -46,7 +49,10 @@ class TaskController(Controller):
         "/",
         operation_id="createTask",
         status_code=202,
-        opt={"rate_limit": TASK_ROUTE},  # requests per minute and in-flight slots, in one check (admission)
+        opt={
+            "rate_limit": TASK_ROUTE,
+            **requires("tasks.run"),
+        },  # requests per minute and in-flight slots, in one check (admission)
         dependencies={"admission": Provide(provide_task_admission)},
     )
     @raises(
@@ -54,6 +60,7 @@ class TaskController(Controller):
         (NotFound, "model_not_found"),
         InsufficientCredits,
         SpendCapExceeded,
+        BudgetExceeded,
         (Conflict, "idempotency_in_progress", "idempotency_key_reused"),
         ModelUnavailable,
     )
@@ -78,6 +85,7 @@ class TaskController(Controller):
                 metadata=data.metadata,
                 idempotency_key=idempotency_key,
             ),
+            moderator=services.moderator,
             url_guard=services.url_guard,
             task_id=admission.task_id,
         )
@@ -106,7 +114,7 @@ class TaskController(Controller):
         task = await get_task(services.db, principal.account_id, task_id)
         return public_task(task, services.signer)
 
-    @post("/{task_id:str}/cancel", operation_id="cancelTask", status_code=200)
+    @post("/{task_id:str}/cancel", operation_id="cancelTask", status_code=200, opt=requires("tasks.run"))
     @raises(TASK_NOT_FOUND, (Conflict, "task_not_cancelable"))
     async def cancel(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> Task:
         parsed = parse_uuid(task_id)

@@ -11,6 +11,7 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.infra.pagination import PageEnvelope, page_envelope
 from shared.usage.export import export_csv
 from shared.usage.queries import UsageFilters, list_usage, summarize_usage
@@ -36,6 +37,7 @@ def provide_filters(
 
 
 class UsageController(Controller):
+    opt = requires("usage.read")
     path = "/v1/usage"
     tags = ["usage"]
     dependencies = {

@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.contract import raises
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.pagination import Page, PageEnvelope, page_envelope
 from shared.tasks.queries import get_task
@@ -51,11 +52,12 @@ class RotateSecretBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class WebhookEndpointController(Controller):
+    opt = requires("webhooks.read")
     path = "/v1/webhooks/endpoints"
     tags = ["webhooks"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/", operation_id="createWebhookEndpoint", status_code=201)
+    @post("/", operation_id="createWebhookEndpoint", status_code=201, opt=requires("webhooks.manage"))
     @raises(UNSAFE_URL, (Conflict, "too_many_webhook_endpoints"))
     async def create(
         self, data: JSONBody[CreateEndpointBody], principal: PrincipalDep, services: ServicesDep
@@ -83,7 +85,7 @@ class WebhookEndpointController(Controller):
     ) -> WebhookEndpoint:
         return (await endpoints.get_endpoint(services.db, principal.account_id, endpoint_id)).public()
 
-    @patch("/{endpoint_id:str}", operation_id="updateWebhookEndpoint")
+    @patch("/{endpoint_id:str}", operation_id="updateWebhookEndpoint", opt=requires("webhooks.manage"))
     @raises(ENDPOINT_NOT_FOUND, UNSAFE_URL)
     async def update(
         self,
@@ -100,7 +102,9 @@ class WebhookEndpointController(Controller):
         )
         return updated.public()
 
-    @delete("/{endpoint_id:str}", operation_id="deleteWebhookEndpoint", status_code=200)
+    @delete(
+        "/{endpoint_id:str}", operation_id="deleteWebhookEndpoint", status_code=200, opt=requires("webhooks.manage")
+    )
     @raises(ENDPOINT_NOT_FOUND)
     async def delete_endpoint(
         self, principal: PrincipalDep, services: ServicesDep, endpoint_id: FromPath[str]
@@ -112,6 +116,7 @@ class WebhookEndpointController(Controller):
         "/{endpoint_id:str}/rotate-secret",
         operation_id="rotateWebhookEndpointSecret",
         status_code=200,
+        opt=requires("webhooks.manage"),
         summary="Rotate an endpoint's signing secret",
     )
     @raises(ENDPOINT_NOT_FOUND)
@@ -131,6 +136,7 @@ class WebhookEndpointController(Controller):
 
 
 class WebhookSecretController(Controller):
+    opt = requires("webhooks.read")
     """The account's signing secret for the ``webhook_url`` of tasks."""
 
     path = "/v1/webhooks/secret"
@@ -145,6 +151,7 @@ class WebhookSecretController(Controller):
         "/rotate",
         operation_id="rotateWebhookSigningSecret",
         status_code=200,
+        opt=requires("webhooks.manage"),
         summary="Rotate the account's signing secret of tasks' webhook_url",
     )
     async def rotate(
@@ -158,6 +165,7 @@ class WebhookSecretController(Controller):
 
 
 class WebhookDeliveryController(Controller):
+    opt = requires("webhooks.read")
     path = "/v1/webhooks/deliveries"
     tags = ["webhooks"]
     dependencies = {"principal": Provide(provide_principal)}
@@ -193,7 +201,12 @@ class WebhookDeliveryController(Controller):
     ) -> WebhookDelivery:
         return (await get_delivery(services.db, principal.account_id, delivery_id)).public()
 
-    @post("/{delivery_id:str}/retry", operation_id="retryWebhookDelivery", status_code=202)
+    @post(
+        "/{delivery_id:str}/retry",
+        operation_id="retryWebhookDelivery",
+        status_code=202,
+        opt=requires("webhooks.manage"),
+    )
     @raises(DELIVERY_NOT_FOUND, (Conflict, "webhook_endpoint_disabled", "webhook_delivery_in_progress"))
     async def retry(
         self, principal: PrincipalDep, services: ServicesDep, delivery_id: FromPath[str]
@@ -203,6 +216,7 @@ class WebhookDeliveryController(Controller):
 
 
 class TaskWebhooksController(Controller):
+    opt = requires("webhooks.read")
     path = "/v1/tasks/{task_id:str}/webhooks"
     tags = ["tasks", "webhooks"]
     dependencies = {"principal": Provide(provide_principal)}

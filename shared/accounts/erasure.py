@@ -21,9 +21,10 @@ from shared.accounts.keys import Principal, publish_invalidation, set_account_st
 from shared.accounts.signin import PasswordClient, check_password
 from shared.accounts.signup import AuthDeps
 from shared.infra.db import Database
-from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
 from shared.infra.storage import LocalStorage
+from shared.ledger import drop_member_reservations
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
@@ -40,8 +41,13 @@ async def delete_account(
     password: str | None,
     client: PasswordClient,
 ) -> None:
-    """Erase the caller's account. An account with a password must confirm it."""
+    """Erase the caller's account. An account with a password must confirm it. A person deletes their own
+    account (acting on it): it is also how they sign in."""
     account_id = principal.account_id
+    if account_id != principal.person:
+        raise PermissionDenied(
+            "only your own account can be deleted: switch back to it first", code="not_your_own_account"
+        )
     row = await deps.db.fetchrow("SELECT email, password_hash FROM accounts WHERE id = $1", account_id)
     if row is None or row["email"] is None:
         raise NotFound("account not found", code="account_not_found")
@@ -68,6 +74,11 @@ async def delete_account(
         if erased is None:
             raise NotFound("account not found", code="account_not_found")
         await conn.execute("DELETE FROM oauth_identities WHERE account_id = $1", account_id)
+        left = await conn.fetch(
+            "DELETE FROM account_members WHERE person_id = $1 AND account_id <> $1 RETURNING account_id", account_id
+        )
+        for membership in left:
+            await drop_member_reservations(conn, membership["account_id"], account_id)
         await conn.execute("DELETE FROM account_tokens WHERE account_id = $1", account_id)
         await conn.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), name = '' WHERE account_id = $1", account_id

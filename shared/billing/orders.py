@@ -31,7 +31,7 @@ ORDER_COLUMNS = """
     o.id, o.account_id, o.product_id, o.product_name, o.amount, o.currency, o.credits, o.validity_days, o.status,
     o.checkout_session_id, o.checkout_url, o.payment_intent_id, o.lot_id, o.amount_paid, o.amount_refunded,
     o.amount_refunded_external, o.credits_granted, o.credits_refunded, o.credits_revoked, o.failure_reason,
-    o.created_at, o.updated_at, o.paid_at, o.closed_at, l.expires_at AS credits_expire_at
+    o.created_at, o.updated_at, o.paid_at, o.closed_at, o.stripe_receipt_url, l.expires_at AS credits_expire_at
 """
 ORDER_FROM = "billing_orders o LEFT JOIN credit_lots l ON l.id = o.lot_id"
 
@@ -87,6 +87,9 @@ class Order(msgspec.Struct):
     created_at: dt.datetime
     paid_at: dt.datetime | None
     refundable_until: dt.datetime | None
+    # a paid order's receipt (``shared.billing.receipts``): ours as a PDF, and Stripe's hosted one if any
+    receipt_url: str | None
+    stripe_receipt_url: str | None
     refunds: list[Refund] | msgspec.UnsetType = msgspec.UNSET
     refundable: RefundableAmount | msgspec.UnsetType = msgspec.UNSET
 
@@ -118,6 +121,8 @@ def public_order(
         created_at=row["created_at"],
         paid_at=paid_at,
         refundable_until=paid_at + REFUND_WINDOW if paid_at is not None else None,
+        receipt_url=f"/v1/billing/orders/{row['id']}/receipt.pdf" if paid_at is not None else None,
+        stripe_receipt_url=row["stripe_receipt_url"] if paid_at is not None else None,
         refunds=[public_refund(refund) for refund in refunds] if refunds is not None else msgspec.UNSET,
         refundable=(
             RefundableAmount(credits=Credits(refundable[0]), amount=refundable[1])

@@ -26,6 +26,7 @@ from shared.catalog.capabilities import Need
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.moderation.pipeline import Moderator
 from shared.openai_api import pricing
 from shared.openai_api.billing import open_bill, record_refusal
 from shared.openai_api.chat_input import check_available, find_model, refuse_missing
@@ -123,8 +124,10 @@ async def create(
     principal: Principal,
     raw: Any,
     budget_s: float,
+    moderator: Moderator,
 ) -> tuple[EmbeddingList, int]:
-    """The embeddings response, and the credits it is charged (its settlement runs on its own)."""
+    """The embeddings response, and the credits it is charged (its settlement runs on its own). The inputs are
+    moderated before anything is held."""
     started = time.monotonic()
     model_id = raw.get("model") if isinstance(raw, dict) else None
     if not isinstance(model_id, str) or not model_id:
@@ -133,6 +136,7 @@ async def create(
     try:
         body = parse_embedding_body(raw)
         served, params = _prepare(providers, model, body)
+        await moderator.check_request(principal, params, source=SOURCE, model=model.id, kind="embedding")
         worst_case = pricing.embedding_worst_case(model, body.inputs)
         bill = await open_bill(db, background, principal, worst_case, source=SOURCE, kind="embedding", model=model.id,
                                started=started)  # fmt: skip

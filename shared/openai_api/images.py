@@ -25,6 +25,7 @@ from shared.infra.errors import ConduitError, InsufficientCredits, InvalidInput,
 from shared.infra.queue import JobQueue
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.ledger import record_refused_request
+from shared.moderation.pipeline import Moderator
 from shared.openai_api.chat_input import check_available, find_model
 from shared.openai_api.routing import UpstreamRefused
 from shared.providers import ProviderRegistry
@@ -75,6 +76,7 @@ class ImageDeps:
     storage: LocalStorage
     signer: UrlSigner
     wait_s: float
+    moderator: Moderator
 
 
 class GeneratedImage(msgspec.Struct):
@@ -106,7 +108,8 @@ async def generate_images(
             catalog=deps.catalog,
             providers=deps.providers,
             principal=principal,
-            submission=TaskSubmission(model=model.id, input=params),
+            submission=TaskSubmission(model=model.id, input=params, source=SOURCE),
+            moderator=deps.moderator,
             task_id=task_id,
         )
     except (InvalidInput, InsufficientCredits, ModelUnavailable) as exc:

@@ -33,6 +33,9 @@ from shared.infra import tracing
 from shared.infra.db import Database
 from shared.infra.metrics import METRICS
 from shared.infra.storage import LocalStorage
+from shared.moderation.decisions import ContentPolicyViolation
+from shared.moderation.events import Subject
+from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry, route_for
 from shared.providers.base import (
     Completed,
@@ -69,6 +72,11 @@ class TaskRuntime:
     poll_min_s: float = 1.0
     poll_max_s: float = 10.0
     slots: TaskSlots | None = None  # rate limits: in-flight slots given back when a task ends
+    moderator: Moderator | None = None  # moderation of the outputs of the models the policy names
+
+
+def output_subject(task: TaskRecord) -> Subject:
+    return Subject(task.account_id, task.api_key_id, "task", task.model, task.kind, task_id=task.id)
 
 
 def _seconds_left(task: TaskRecord) -> float:
@@ -222,6 +230,13 @@ def _poll_delay(rt: TaskRuntime, task: TaskRecord) -> float:
 async def _settle(
     rt: TaskRuntime, task: TaskRecord, model: Model, result: Completed, provider: str, ends: float
 ) -> None:
+    if rt.moderator is not None:
+        try:  # a blocked output is neither stored nor charged: the task fails, its hold is voided
+            await rt.moderator.check_outputs(output_subject(task), result.outputs)
+        except ContentPolicyViolation as blocked:
+            await lifecycle.fail(rt.db, task.id, code=blocked.code, message=blocked.message, provider=provider,
+                                 slots=rt.slots, units=result.usage.public())  # fmt: skip
+            return
     try:
         outputs = await store_outputs(
             rt.storage, task.id, result.outputs, fetcher=rt.providers.fetcher, budget_s=ends - time.monotonic()

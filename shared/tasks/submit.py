@@ -25,6 +25,7 @@ from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
+from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
 from shared.tasks.records import TASK_ROWS, TaskRecord
 
@@ -43,6 +44,7 @@ class TaskSubmission:
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    source: str = "task"  # the usage source of the route (a refusal's record names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,8 +69,9 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
             code="model_not_found",
             param="model",
         )
-    if model.kind == "embedding":
-        raise InvalidInput(f"{model.id!r} is an embedding model: use POST /v1/embeddings", param="model")
+    if model.kind in ("embedding", "moderation"):
+        raise InvalidInput(f"{model.id!r} is a{'n' if model.kind[0] == 'e' else ''} {model.kind} model: use POST "
+                           f"/v1/{model.kind}s", param="model")  # fmt: skip
     if not providers.available(model):
         raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
     params = validate_input(model.parameters, submission.input)
@@ -91,13 +94,15 @@ async def submit_task(
     providers: ProviderRegistry,
     principal: Principal,
     submission: TaskSubmission,
+    moderator: Moderator,
     url_guard: UrlGuard | None = None,
     task_id: uuid.UUID | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
     A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
-    task gets (the one its rate-limit slots were taken for); a new one by default."""
+    task gets (the one its rate-limit slots were taken for); a new one by default. The input is moderated before
+    anything is held (``ContentPolicyViolation`` when the policy blocks it)."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -107,6 +112,8 @@ async def submit_task(
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = _request_hash(submission) if key else ""
     task_id = task_id or uuid7()
+    await moderator.check_request(principal, prepared.params, source=submission.source, model=prepared.model.id,
+                                  kind=prepared.model.kind, task_id=task_id)  # fmt: skip
     hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
         if key is None and not needs_spend_reservation(principal):

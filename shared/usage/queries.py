@@ -20,7 +20,14 @@ from shared.infra.ids import parse_uuid
 from shared.infra.pagination import Page, page_cursor
 from shared.ledger.money import Credits
 from shared.usage import STATUSES, UNIT_FIELDS
-from shared.usage.views import UsageByDayAndModel, UsageByKey, UsageFilterValues, UsageRecord, UsageSummary, UsageTotals
+from shared.usage.views import (
+    UsageByDayAndModel,
+    UsageByKey,
+    UsageFilterValues,
+    UsageGrandTotals,
+    UsageRecord,
+    UsageSummary,
+)
 
 MAX_MODEL = 128
 
@@ -121,6 +128,7 @@ class UsageRecordRow:
     units: Annotated[dict[str, Any], JSONB]
     credits: int
     latency_ms: int | None
+    moderation_category: str | None = None  # a blocked request: the category of the policy that blocked it
 
     def public(self) -> UsageRecord:
         return UsageRecord(
@@ -139,6 +147,7 @@ class UsageRecordRow:
             units=self.units or {},
             credits=Credits(self.credits),
             latency_ms=self.latency_ms,
+            moderation_category=self.moderation_category,
         )
 
 
@@ -168,6 +177,7 @@ _TOTALS = """
     count(*) FILTER (WHERE u.status = 'succeeded') AS succeeded,
     count(*) FILTER (WHERE u.status = 'failed') AS failed,
     count(*) FILTER (WHERE u.status = 'canceled') AS canceled,
+    count(*) FILTER (WHERE u.status = 'blocked') AS blocked,
     COALESCE(sum(u.credits), 0)::bigint AS credits,
     COALESCE(sum((u.units->>'images')::bigint), 0)::bigint AS images,
     COALESCE(sum((u.units->>'video_seconds')::numeric), 0) AS video_seconds,
@@ -189,6 +199,7 @@ def _totals(row: Record) -> dict[str, Any]:
         "succeeded": row["succeeded"],
         "failed": row["failed"],
         "canceled": row["canceled"],
+        "blocked": row["blocked"],  # refused by the moderation policy
         "credits": Credits(row["credits"]),
         "units": units,
     }
@@ -200,6 +211,13 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> UsageSummary:
     async with db.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         # One snapshot for the three queries, so that their totals agree with each other.
         total = await conn.fetchrow(f"SELECT {_TOTALS} FROM usage_records u WHERE {where}", *args)
+        blocked = await conn.fetch(
+            f"""
+            SELECT u.moderation_category, count(*) AS blocked FROM usage_records u
+            WHERE {where} AND u.status = 'blocked' GROUP BY 1 ORDER BY 1
+            """,
+            *args,
+        )
         days = await conn.fetch(
             f"""
             SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model, {_TOTALS}
@@ -220,7 +238,9 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> UsageSummary:
     return UsageSummary(
         object="usage_summary",
         filters=filters.public(),
-        total=UsageTotals(**_totals(total)),
+        total=UsageGrandTotals(
+            **_totals(total), blocked_by_category={r["moderation_category"]: r["blocked"] for r in blocked}
+        ),
         by_day_and_model=[
             UsageByDayAndModel(date=row["day"].isoformat(), model=row["model"], **_totals(row)) for row in days
         ],

@@ -28,6 +28,7 @@ class UsageRecord(msgspec.Struct):
     units: dict[str, Any]
     credits: Credits
     latency_ms: int | None
+    moderation_category: str | None  # a blocked request: the category of the policy that blocked it
 
 
 class UsageFilterValues(msgspec.Struct):
@@ -47,8 +48,15 @@ class UsageTotals(msgspec.Struct):
     succeeded: int
     failed: int
     canceled: int
+    blocked: int  # refused by the moderation policy
     credits: Credits
     units: dict[str, float]
+
+
+class UsageGrandTotals(UsageTotals):
+    """The totals of the whole summary, with the blocked requests by moderation category."""
+
+    blocked_by_category: dict[str, int]
 
 
 class UsageByDayAndModel(UsageTotals):
@@ -67,6 +75,6 @@ class UsageByKey(UsageTotals):
 class UsageSummary(msgspec.Struct):
     object: Literal["usage_summary"]
     filters: UsageFilterValues
-    total: UsageTotals
+    total: UsageGrandTotals
     by_day_and_model: list[UsageByDayAndModel]
     by_key: list[UsageByKey]

@@ -47,7 +47,7 @@ class WebhookDelivery(msgspec.Struct):
     object: Literal["webhook_delivery"]
     event_id: str
     event_type: str
-    task_id: str
+    task_id: str | None  # null: an account event (low balance, a key's budget threshold)
     endpoint_id: str | None
     url: str
     status: str
@@ -67,7 +67,7 @@ class Delivery:
     id: uuid.UUID
     event_id: uuid.UUID
     account_id: uuid.UUID
-    task_id: uuid.UUID
+    task_id: uuid.UUID | None  # None: an account event
     event_type: str
     endpoint_id: uuid.UUID | None
     url: str
@@ -89,7 +89,7 @@ class Delivery:
             object="webhook_delivery",
             event_id=str(self.event_id),
             event_type=self.event_type,
-            task_id=str(self.task_id),
+            task_id=str(self.task_id) if self.task_id else None,
             endpoint_id=str(self.endpoint_id) if self.endpoint_id else None,
             url=self.url,
             status=self.status,

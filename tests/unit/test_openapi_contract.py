@@ -24,7 +24,7 @@ SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]
 COMMITTED = Path(__file__).with_name("openapi_operations.txt")
 OPERATION_ID = re.compile(r"[a-z][A-Za-z0-9]*")
 COMPONENT_NAME = re.compile(r"[A-Z][A-Za-z0-9]*")
-NON_JSON = ("text/", "image/", "application/octet-stream")
+NON_JSON = ("text/", "image/", "application/octet-stream", "application/pdf")
 
 
 def listing(documented: DocumentedOperation) -> str:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from shared.accounts.tokens import prune_account_tokens
+from shared.alerts.sweep import sweep_alerts
 from shared.ledger import expire_lots, void_abandoned_request_holds
+from shared.moderation.events import purge_evidence
 from shared.tasks.retention import prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext
@@ -23,8 +25,10 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
         (model.max_runtime_s for model in services.catalog if model.kind in ("text", "embedding")), default=600
     )
     abandoned = await void_abandoned_request_holds(services.db, older_than_s=longest + ABANDONED_MARGIN_S)
+    alerts = await sweep_alerts(services.db, services.mailer)
     return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots,
-            "abandoned_request_holds": abandoned}  # fmt: skip
+            "abandoned_request_holds": abandoned, "balance_alerts": alerts.balance_low,
+            "budget_alerts": alerts.budget_thresholds}  # fmt: skip
 
 
 async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
@@ -36,4 +40,7 @@ async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
         "idempotency_records_pruned": await prune_idempotency_records(services.db, ttl_h=operating.idempotency_ttl_h),
         "account_tokens_pruned": await prune_account_tokens(services.db),
         "session_index_entries_pruned": await services.sessions.prune_indexes(),
+        "moderation_evidence_purged": await purge_evidence(
+            services.db, retention_s=services.settings.moderation.evidence_retention_s
+        ),
     }

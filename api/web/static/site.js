@@ -26,6 +26,8 @@
       const type = el.dataset.type;
       if (type === "number") value = Number(value);
       else if (type === "list") value = value.split(",").map((s) => s.trim()).filter(Boolean);
+      else if (type === "numbers") value = value.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+      else if (type === "utc") value = `${value.length === 16 ? `${value}:00` : value}Z`;  // datetime-local, in UTC
       else if (type === "chat") value = [{ role: "user", content: value }];
       setPath(body, el.name, value);
     }
