@@ -27,6 +27,7 @@ from tests.harness import ROOT, ApiServer, InProcessWorker, wait_for
 
 VENV_BIN = Path(sys.executable).parent
 TYPESCRIPT_SOURCES = ROOT / "tests" / "sdk" / "typescript"
+PYTHON_CONFIG = ROOT / "tests" / "sdk" / "python" / "config.yaml"
 NODE_WORKDIR = ROOT / ".conduit" / "sdk" / "typescript"
 TASK_INPUT = {"prompt": "a lighthouse at dusk", "width": 256, "height": 256}
 TERMINAL = ("succeeded", "failed", "canceled")
@@ -65,7 +66,8 @@ async def test_python_client_creates_polls_reads_balance_and_parses_402(
     document = await live_document(client, tmp_path)
     output = await run(
         str(VENV_BIN / "openapi-python-client"), "generate", "--path", str(document),
-        "--output-path", str(tmp_path / "conduit_sdk"), "--meta", "none", cwd=tmp_path,
+        "--output-path", str(tmp_path / "conduit_sdk"), "--meta", "none", "--config", str(PYTHON_CONFIG),
+        cwd=tmp_path,
     )  # fmt: skip
     assert "warning" not in output.lower(), output
     sys.path.insert(0, str(tmp_path))
