@@ -14,7 +14,7 @@ from api.deps import provide_services
 from api.docs_page import SelfHostedSwaggerUI
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
-from api.openapi_document import describe_answers
+from api.openapi_document import CreditsSchema, describe_answers
 from api.proxies import trusted_proxies_middleware
 from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
@@ -124,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             observability_middleware(access_log=settings.operating.access_log),
         ],
         type_encoders={Credits: encode_credits},
+        plugins=[CreditsSchema()],  # credit amounts are numbers in the OpenAPI document
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         request_class=guarded_request(settings.input_limits),  # JSON bodies and forms decoded and checked
@@ -139,5 +140,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call.
         logging_config=None,
     )
-    describe_answers(app.openapi_schema)  # built once here, served as /docs/openapi.json
+    describe_answers(app)  # the document is built once here, served as /docs/openapi.json
     return app

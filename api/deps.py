@@ -29,6 +29,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from api.access_log import note_account, note_key
+from api.contract import API_KEY, SESSION, accepts, raises
 from api.permissions import check_route_permission
 from api.proxies import client_ip
 from api.rate_limit_headers import checks_itself, enforce_limits
@@ -37,7 +38,7 @@ from shared.accounts.keys import Principal, authenticate
 from shared.accounts.sessions import ACCOUNT_HEADER, csrf_matches, session_principal
 from shared.accounts.signin import PasswordClient
 from shared.accounts.signup import AuthDeps
-from shared.infra.errors import NotFound, PermissionDenied, Unauthenticated
+from shared.infra.errors import NotFound, PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
 from shared.infra.ids import parse_uuid, uuid7
 from shared.openai_api import settlements
 from shared.ratelimits.request_limits import LimitExceeded
@@ -67,6 +68,11 @@ SESSION_COOKIE = "conduit_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SETTLES_LATER = "settles_later"  # route ``opt``: answered before its settlement, which it need not wait for
+
+# What authenticating a caller can refuse, whatever the credential; and what counting its request can.
+_SESSION_REFUSALS = (PermissionDenied, "account_suspended", "csrf_failed", "origin_not_allowed", "role_forbidden")
+_OTHER_ACCOUNT = (NotFound, "account_not_found")  # X-Conduit-Account names an account the caller is not in
+_LIMITS = ((RateLimited, "rate_limited", "too_many_invalid_keys"), (ServiceUnavailable, "service_unavailable"))
 
 
 def provide_services(state: State) -> Services:
@@ -131,6 +137,13 @@ async def session_caller(request: Request, services: Services, token: str) -> Pr
     return principal
 
 
+@accepts(API_KEY, SESSION)
+@raises(
+    (Unauthenticated, "missing_api_key", "invalid_api_key", "revoked_api_key", "expired_api_key", "session_expired"),
+    _SESSION_REFUSALS,
+    _OTHER_ACCOUNT,
+    *_LIMITS,
+)
 async def provide_principal(request: Request, services: ServicesDep) -> Principal:
     principal = await _identify(request, services)
     note_account(principal.account_id)
@@ -166,6 +179,13 @@ async def _identify(request: Request, services: Services) -> Principal:
     return principal
 
 
+@accepts(SESSION)
+@raises(
+    (Unauthenticated, "not_signed_in", "session_expired"),
+    (*_SESSION_REFUSALS, "session_required"),
+    _OTHER_ACCOUNT,
+    *_LIMITS,
+)
 async def provide_session_principal(request: Request, services: ServicesDep) -> Principal:
     if request.headers.get("authorization"):
         raise PermissionDenied(
@@ -187,6 +207,7 @@ def provide_actor(request: Request, principal: PrincipalDep) -> AccountActor:
     return AccountActor.of(principal, client_ip(request))
 
 
+@raises((RateLimited, "too_many_concurrent_tasks"))
 async def provide_task_admission(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> AsyncIterator[TaskAdmission]:

@@ -4,27 +4,51 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, Response, get, post, put
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from api.contract import raises
 from api.deps import ActorDep, PrincipalDep, ServicesDep, provide_actor, provide_principal
 from api.input_fields import micro_credits
 from api.permissions import requires
 from shared.alerts import settings as alert_settings
 from shared.billing import receipts
 from shared.billing.events import receive_event
-from shared.billing.orders import get_order, list_orders, start_checkout
+from shared.billing.orders import Order, Refund, get_order, list_orders, start_checkout
+from shared.billing.products import BillingProduct
 from shared.billing.refunds import refund_order
-from shared.infra.pagination import list_envelope, page_envelope
+from shared.infra.errors import BillingUnavailable, Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
+from shared.infra.pagination import ListEnvelope, PageEnvelope, list_envelope, page_envelope
 from shared.ledger.money import MICRO
+
+ORDER_NOT_FOUND = (NotFound, "order_not_found")
 
 
 class CheckoutBody(msgspec.Struct, forbid_unknown_fields=True):
     product_id: str
+
+
+class CheckoutSession(msgspec.Struct):
+    """A Stripe Checkout for a pending order: send the buyer to ``url``."""
+
+    object: Literal["billing.checkout"]
+    url: str
+    order: Order
+
+
+class RefundWithOrder(Refund):
+    """A refund, with its order as it stands afterwards."""
+
+    order: Order
+
+
+class StripeEventReceived(msgspec.Struct):
+    received: bool
 
 
 class BillingSettingsBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -102,25 +126,37 @@ class BillingController(Controller):
     path = "/v1/billing"
     tags = ["billing"]
 
-    @get("/products")
-    async def products(self, services: ServicesDep) -> dict[str, Any]:
+    @get("/products", operation_id="listProducts")
+    async def products(self, services: ServicesDep) -> ListEnvelope[BillingProduct]:
         return list_envelope([product.public() for product in services.billing.products])
 
     @post(
         "/checkout",
+        operation_id="createCheckout",
         status_code=201,
         opt=requires("billing.manage"),
         dependencies={"principal": Provide(provide_principal)},
     )
+    @raises(
+        (InvalidInput, "unknown_product"),
+        (PermissionDenied, "account_not_active"),
+        BillingUnavailable,
+        (UpstreamFailed, "payment_provider_error"),
+    )
     async def checkout(
         self, data: JSONBody[CheckoutBody], principal: PrincipalDep, services: ServicesDep
-    ) -> dict[str, Any]:
+    ) -> CheckoutSession:
         checkout = await start_checkout(
             services.db, services.billing, account_id=principal.account_id, product_id=data.product_id
         )
-        return {"object": "billing.checkout", "url": checkout.url, "order": checkout.order}
+        return CheckoutSession(object="billing.checkout", url=checkout.url, order=checkout.order)
 
-    @get("/orders", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
+    @get(
+        "/orders",
+        operation_id="listOrders",
+        opt=requires("billing.read"),
+        dependencies={"principal": Provide(provide_principal)},
+    )
     async def orders(
         self,
         principal: PrincipalDep,
@@ -128,43 +164,68 @@ class BillingController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         after: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> PageEnvelope[Order]:
         return page_envelope(
             await list_orders(services.db, principal.account_id, limit=limit, after=after, status=status)
         )
 
-    @get("/orders/{order_id:str}", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
-    async def order(self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]) -> dict[str, Any]:
+    @get(
+        "/orders/{order_id:str}",
+        operation_id="getOrder",
+        opt=requires("billing.read"),
+        dependencies={"principal": Provide(provide_principal)},
+    )
+    @raises(ORDER_NOT_FOUND)
+    async def order(self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]) -> Order:
         return await get_order(services.db, principal.account_id, order_id)
 
     @post(
         "/orders/{order_id:str}/refund",
+        operation_id="refundOrder",
+        status_code=200,  # refunded; 202 below
         opt=requires("billing.manage"),
         dependencies=AUDITED,
+        responses={
+            202: ResponseSpec(
+                RefundWithOrder, generate_examples=False, description="Refund recorded; Stripe will be asked again"
+            )
+        },
+    )
+    @raises(
+        ORDER_NOT_FOUND,
+        (Conflict, "order_not_refundable", "refund_window_closed", "nothing_to_refund"),
+        BillingUnavailable,
+        (UpstreamFailed, "refund_failed"),
     )
     async def refund(
         self, principal: PrincipalDep, actor: ActorDep, services: ServicesDep, order_id: FromPath[str]
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[RefundWithOrder]:
         result = await refund_order(services.db, services.billing.stripe, principal.account_id, order_id, actor=actor)
-        refund = next(r for r in result.order["refunds"] if r["id"] == str(result.refund_id))
+        refunds = result.order.refunds if isinstance(result.order.refunds, list) else []
+        refund = next(r for r in refunds if r.id == str(result.refund_id))
+        answer = RefundWithOrder(**msgspec.structs.asdict(refund), order=result.order)
         # 202: the credits are off the balance and the refund is recorded; Stripe will be asked again.
-        return Response({**refund, "order": result.order}, status_code=200 if result.status == "succeeded" else 202)
+        return Response(answer, status_code=200 if result.status == "succeeded" else 202)
 
     @get(
         "/orders/{order_id:str}/receipt",
+        operation_id="getReceipt",
         opt=requires("billing.read"),
         dependencies={"principal": Provide(provide_principal)},
     )
+    @raises(ORDER_NOT_FOUND, (NotFound, "receipt_not_found"))
     async def receipt(self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]) -> ReceiptView:
         """A paid order's receipt: number, date, buyer, item, amounts, tax, card, refunds."""
         return _receipt_view(await receipts.get_receipt(services.db, principal.account_id, order_id))
 
     @get(
         "/orders/{order_id:str}/receipt.pdf",
+        operation_id="getReceiptPdf",
         opt=requires("billing.read"),
         media_type="application/pdf",
         dependencies={"principal": Provide(provide_principal)},
     )
+    @raises(ORDER_NOT_FOUND, (NotFound, "receipt_not_found"))
     async def receipt_pdf(
         self, principal: PrincipalDep, services: ServicesDep, order_id: FromPath[str]
     ) -> Response[bytes]:
@@ -177,12 +238,18 @@ class BillingController(Controller):
                      "Cache-Control": "private, no-store"},
         )  # fmt: skip
 
-    @get("/settings", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
+    @get(
+        "/settings",
+        operation_id="getBillingSettings",
+        opt=requires("billing.read"),
+        dependencies={"principal": Provide(provide_principal)},
+    )
     async def billing_settings(self, principal: PrincipalDep, services: ServicesDep) -> BillingSettings:
         return BillingSettings(await receipts.billing_email(services.db, principal.account_id))
 
     @put(
         "/settings",
+        operation_id="updateBillingSettings",
         opt=requires("billing.manage"),
         dependencies=AUDITED,
     )
@@ -192,12 +259,18 @@ class BillingController(Controller):
         """Set the address receipts are addressed to (``null``: the account's own)."""
         return BillingSettings(await receipts.set_billing_email(services.db, actor, data.billing_email))
 
-    @get("/alerts", opt=requires("billing.read"), dependencies={"principal": Provide(provide_principal)})
+    @get(
+        "/alerts",
+        operation_id="getAlertSettings",
+        opt=requires("billing.read"),
+        dependencies={"principal": Provide(provide_principal)},
+    )
     async def alerts(self, principal: PrincipalDep, services: ServicesDep) -> AlertSettingsView:
         return _alerts_view(await alert_settings.get_alert_settings(services.db, principal.account_id))
 
     @put(
         "/alerts",
+        operation_id="updateAlertSettings",
         opt=requires("billing.manage"),
         dependencies=AUDITED,
     )
@@ -218,15 +291,16 @@ class BillingController(Controller):
         )
         return _alerts_view(changed)
 
-    @post("/stripe/webhook", status_code=200)
-    async def stripe_webhook(self, request: Request[Any, Any, Any], services: ServicesDep) -> dict[str, Any]:
+    @post("/stripe/webhook", operation_id="receiveStripeEvent", status_code=200)
+    @raises((InvalidInput, "invalid_signature", "invalid_event"))
+    async def stripe_webhook(self, request: Request[Any, Any, Any], services: ServicesDep) -> StripeEventReceived:
         body = await request.body()
         await receive_event(
             services.db, services.queue, services.billing.stripe, body, request.headers.get("stripe-signature")
         )
-        return {"received": True}
+        return StripeEventReceived(received=True)
 
-    @get("/return", media_type="text/html")
+    @get("/return", operation_id="checkoutReturnPage", media_type="text/html")
     async def checkout_return(self, result: FromQuery[str | None] = None) -> str:
         """Where Stripe Checkout sends the buyer back (the default success and cancel URLs)."""
         if result == "success":

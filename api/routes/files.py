@@ -6,6 +6,7 @@ from litestar import Controller, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
+from api.contract import raises
 from api.deps import ServicesDep
 from shared.infra.errors import NotFound
 from shared.infra.storage import content_type_for, valid_key
@@ -15,7 +16,8 @@ class FileController(Controller):
     path = "/v1/files"
     tags = ["files"]
 
-    @get("/{key:path}")
+    @get("/{key:path}", operation_id="getFile", media_type="application/octet-stream")
+    @raises((NotFound, "file_not_found"))
     async def download(
         self, services: ServicesDep, key: FromPath[str], expires: FromQuery[int] = 0, signature: FromQuery[str] = ""
     ) -> File:

@@ -12,25 +12,16 @@ from litestar import Controller, Request, Router, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 
+from api.contract import reads
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
 from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from api.routes.openai_api import image_deps, task_exists
 from shared.infra.errors import InvalidInput, UnsupportedMediaType
-from shared.openai_api.images import ImageInput, generate_images
+from shared.openai_api.images import ImageInput, ImagesResponse, generate_images
 
 TEXT_FIELDS = ("model", "prompt", "n", "size", "response_format", "user")
 FILE_FIELDS = ("image", "mask")
-
-
-class ImageItem(msgspec.Struct, omit_defaults=True):
-    url: str | None = None
-    b64_json: str | None = None
-
-
-class ImagesResponse(msgspec.Struct):
-    created: int
-    data: list[ImageItem]
 
 
 async def read_edit_form(request: Request[Any, Any, Any]) -> ImageInput:
@@ -69,6 +60,17 @@ async def read_edit_form(request: Request[Any, Any, Any]) -> ImageInput:
     )
 
 
+class ImageEditForm(msgspec.Struct):
+    """The text fields of an image edit (multipart, beside the ``image`` and ``mask`` files)."""
+
+    model: str
+    prompt: str
+    n: int = 1
+    size: str = ""
+    response_format: str = ""
+    user: str = ""
+
+
 class ImageEditController(Controller):
     path = "/v1/images"
     tags = ["openai"]
@@ -76,10 +78,12 @@ class ImageEditController(Controller):
 
     @post(
         "/edits",
+        operation_id="createImageEdit",
         status_code=200,
         opt={"rate_limit": TASK_ROUTE, **requires("tasks.run")},  # rpm and an in-flight slot, like a submit
         dependencies={"admission": Provide(provide_task_admission)},
     )
+    @reads(ImageEditForm, files=FILE_FIELDS, required_files=("image",), multipart_only=True)
     async def image_edits(
         self,
         request: Request[Any, Any, Any],
@@ -91,11 +95,10 @@ class ImageEditController(Controller):
         body = await read_edit_form(request)
         admission.created = True  # from here on the task (if any) owns the slot and gives it back when it ends
         try:
-            answer = await generate_images(image_deps(services), principal, body, admission.task_id)
+            return await generate_images(image_deps(services), principal, body, admission.task_id)
         except BaseException:
             admission.created = await task_exists(services, admission.task_id)
             raise
-        return msgspec.convert(answer, ImagesResponse)
 
 
 def image_edits_router(max_request_bytes: int) -> Router:

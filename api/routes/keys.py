@@ -11,12 +11,15 @@ from litestar import Controller, delete, get, patch, post
 from litestar.di import Provide
 from litestar.params import FromPath, JSONBody
 
+from api.contract import raises
 from api.deps import ActorDep, ServicesDep, SessionPrincipalDep, provide_actor, provide_session_principal
 from api.input_fields import credits_within_limit
 from api.permissions import requires
 from shared.accounts import key_management as keys
 from shared.accounts.key_limits import BudgetInput
-from shared.infra.pagination import list_envelope
+from shared.accounts.key_management import ApiKey
+from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.pagination import ListEnvelope, list_envelope
 from shared.services import Services
 
 
@@ -75,6 +78,9 @@ def _spend_cap(value: Any, services: Services) -> Any:
     return value
 
 
+KEY_NOT_FOUND = (NotFound, "key_not_found")
+
+
 class KeyController(Controller):
     path = "/v1/keys"
     tags = ["keys"]
@@ -84,10 +90,11 @@ class KeyController(Controller):
         "actor": Provide(provide_actor, sync_to_thread=False),
     }
 
-    @post("/", status_code=201, opt=requires("keys.manage"))
+    @post("/", operation_id="createKey", status_code=201, opt=requires("keys.manage"))
+    @raises((InvalidInput, "invalid_input", "model_not_found"), (Conflict, "too_many_keys"))
     async def create(
         self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, data: JSONBody[CreateKeyBody]
-    ) -> dict[str, Any]:
+    ) -> ApiKey:
         """Create a key. Its ``secret`` is in this response only: store it now."""
         view, secret = await keys.create_key(
             services.db,
@@ -104,17 +111,17 @@ class KeyController(Controller):
         )
         return view.public(secret)
 
-    @get("/")
-    async def list_keys(self, principal: SessionPrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    @get("/", operation_id="listKeys")
+    async def list_keys(self, principal: SessionPrincipalDep, services: ServicesDep) -> ListEnvelope[ApiKey]:
         return list_envelope([view.public() for view in await keys.list_keys(services.db, principal.account_id)])
 
-    @get("/{key_id:str}")
-    async def get_key(
-        self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]
-    ) -> dict[str, Any]:
+    @get("/{key_id:str}", operation_id="getKey")
+    @raises(KEY_NOT_FOUND)
+    async def get_key(self, principal: SessionPrincipalDep, services: ServicesDep, key_id: FromPath[str]) -> ApiKey:
         return (await keys.get_key(services.db, principal.account_id, key_id)).public()
 
-    @patch("/{key_id:str}", opt=requires("keys.manage"))
+    @patch("/{key_id:str}", operation_id="updateKey", opt=requires("keys.manage"))
+    @raises(KEY_NOT_FOUND, (InvalidInput, "invalid_input", "model_not_found"))
     async def update(
         self,
         principal: SessionPrincipalDep,
@@ -122,7 +129,7 @@ class KeyController(Controller):
         services: ServicesDep,
         key_id: FromPath[str],
         data: JSONBody[UpdateKeyBody],
-    ) -> dict[str, Any]:
+    ) -> ApiKey:
         """Rename a key or change its limits and budget (``null`` removes a limit)."""
         limits = data.rate_limits if not isinstance(data.rate_limits, msgspec.UnsetType) else None
         view = await keys.update_key(
@@ -141,21 +148,24 @@ class KeyController(Controller):
         )
         return view.public()
 
-    @post("/{key_id:str}/revoke", status_code=200, opt=requires("keys.manage"))
+    @post("/{key_id:str}/revoke", operation_id="revokeKey", status_code=200, opt=requires("keys.manage"))
+    @raises(KEY_NOT_FOUND)
     async def revoke(
         self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, key_id: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> ApiKey:
         return (await keys.revoke_key(services.db, services.redis, principal.account_id, key_id, actor=actor)).public()
 
-    @post("/{key_id:str}/rotate", status_code=200, opt=requires("keys.manage"))
+    @post("/{key_id:str}/rotate", operation_id="rotateKey", status_code=200, opt=requires("keys.manage"))
+    @raises(KEY_NOT_FOUND, (Conflict, "key_not_active"))
     async def rotate(
         self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, key_id: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> ApiKey:
         """A new secret for the key (shown once); the old one stops working at once."""
         view, secret = await keys.rotate_key(services.db, services.redis, principal.account_id, key_id, actor=actor)
         return view.public(secret)
 
-    @delete("/{key_id:str}", status_code=204, opt=requires("keys.manage"))
+    @delete("/{key_id:str}", operation_id="deleteKey", status_code=204, opt=requires("keys.manage"))
+    @raises(KEY_NOT_FOUND)
     async def delete_key(
         self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep, key_id: FromPath[str]
     ) -> None:

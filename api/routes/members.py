@@ -35,6 +35,7 @@ from shared.infra.errors import NotFound, Unauthenticated
 from shared.infra.ids import parse_uuid
 from shared.ledger.money import MICRO
 from shared.services import Services
+from shared.staff.audit import AuditTarget
 from shared.teams import audit, invitations, members
 from shared.teams.audit import AccountAuditEntry
 
@@ -88,11 +89,6 @@ class AcceptedInvitation(msgspec.Struct):
     object: str = "invitation_acceptance"
 
 
-class AuditTarget(msgspec.Struct):
-    type: str
-    id: str
-
-
 class AuditEntry(msgspec.Struct):
     id: str
     actor: str
@@ -100,8 +96,8 @@ class AuditEntry(msgspec.Struct):
     role: str
     action: str
     target: AuditTarget
-    before: Any
-    after: Any
+    before: dict[str, Any] | None  # the changed fields before and after the change
+    after: dict[str, Any] | None
     ip: str
     via: str
     created_at: dt.datetime
@@ -186,11 +182,11 @@ class MemberController(Controller):
         "auth": Provide(provide_auth, sync_to_thread=False),
     }
 
-    @get("/members")
+    @get("/members", operation_id="listMembers")
     async def list_members(self, principal: SessionPrincipalDep, services: ServicesDep) -> MemberList:
         return MemberList([_member(m) for m in await members.list_members(services.db, principal.account_id)])
 
-    @patch("/members/{person_id:str}", opt=requires("members.manage"))
+    @patch("/members/{person_id:str}", operation_id="updateMember", opt=requires("members.manage"))
     async def update_member(
         self, actor: ActorDep, services: ServicesDep, person_id: FromPath[str], data: JSONBody[MemberUpdateBody]
     ) -> Member:
@@ -201,27 +197,32 @@ class MemberController(Controller):
             await members.update_member(services.db, services.redis, actor, person_id, role=data.role, budget=budget)
         )
 
-    @delete("/members/{person_id:str}", status_code=204, opt=requires("members.manage"))
+    @delete("/members/{person_id:str}", operation_id="removeMember", status_code=204, opt=requires("members.manage"))
     async def remove(self, actor: ActorDep, services: ServicesDep, person_id: FromPath[str]) -> None:
         """Remove a member: their sessions on this account end at once; keys they created stay the account's."""
         await members.remove_member(services.db, services.redis, services.sessions, actor, person_id)
 
-    @post("/leave", status_code=204, opt=requires("self"))
+    @post("/leave", operation_id="leaveAccount", status_code=204, opt=requires("self"))
     async def leave(self, principal: SessionPrincipalDep, actor: ActorDep, services: ServicesDep) -> None:
         """Leave this account (its last owner cannot)."""
         await members.remove_member(services.db, services.redis, services.sessions, actor, str(principal.person))
 
-    @get("/invitations", opt=requires("members.manage"))
+    @get("/invitations", operation_id="listInvitations", opt=requires("members.manage"))
     async def list_invitations(self, principal: SessionPrincipalDep, services: ServicesDep) -> InvitationList:
         pending = await invitations.pending_invitations(services.db, principal.account_id)
         return InvitationList([_invitation(i) for i in pending])
 
-    @post("/invitations", status_code=201, opt=requires("members.manage"))
+    @post("/invitations", operation_id="createInvitation", status_code=201, opt=requires("members.manage"))
     async def invite(self, actor: ActorDep, auth: AuthDep, data: JSONBody[InviteBody]) -> Invitation:
         """Mail ``email`` a link to join this account with ``role``."""
         return _invitation(await invitations.invite(auth, actor, data.email, data.role))
 
-    @post("/invitations/{invitation_id:str}/revoke", status_code=200, opt=requires("members.manage"))
+    @post(
+        "/invitations/{invitation_id:str}/revoke",
+        operation_id="revokeInvitation",
+        status_code=200,
+        opt=requires("members.manage"),
+    )
     async def revoke_invitation(
         self, actor: ActorDep, services: ServicesDep, invitation_id: FromPath[str]
     ) -> Invitation:
@@ -234,7 +235,7 @@ class AccountAuditController(Controller):
     opt = requires("audit.read")
     dependencies = {"principal": Provide(provide_principal)}
 
-    @get("/")
+    @get("/", operation_id="listAccountAudit")
     async def audit_trail(
         self,
         principal: PrincipalDep,
@@ -255,11 +256,11 @@ class InvitationController(Controller):
     tags = ["members"]
     dependencies = {"auth": Provide(provide_auth, sync_to_thread=False)}
 
-    @get("/lookup")
+    @get("/lookup", operation_id="lookupInvitation")
     async def lookup(self, services: ServicesDep, token: Annotated[str, QueryParameter(max_length=200)]) -> Invitation:
         return _invitation(await invitations.peek(services.db, token))
 
-    @post("/accept", status_code=200)
+    @post("/accept", operation_id="acceptInvitation", status_code=200)
     async def accept(
         self, request: Request, auth: AuthDep, services: ServicesDep, data: JSONBody[AcceptBody]
     ) -> Response[AcceptedInvitation]:
@@ -307,7 +308,7 @@ class MembershipController(Controller):
     opt = requires("self")
     dependencies = {"principal": Provide(provide_session_principal)}
 
-    @get("/")
+    @get("/", operation_id="listAccounts")
     async def list_accounts(self, principal: SessionPrincipalDep, services: ServicesDep) -> MembershipList:
         mine = await members.memberships(services.db, principal.person)
         return MembershipList([
@@ -315,7 +316,7 @@ class MembershipController(Controller):
             for m in mine
         ])  # fmt: skip
 
-    @post("/switch", status_code=200)
+    @post("/switch", operation_id="switchAccount", status_code=200)
     async def switch(
         self, request: Request, principal: SessionPrincipalDep, services: ServicesDep, data: JSONBody[SwitchBody]
     ) -> Membership:

@@ -11,6 +11,7 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.access_log import note_account
+from api.contract import API_KEY, accepts, raises
 from api.deps import PrincipalDep, ServicesDep, bearer_token
 from api.permissions import check_route_permission, requires
 from api.proxies import client_ip
@@ -18,9 +19,11 @@ from api.rate_limit_headers import enforce_limits
 from api.routes.admin import ActorDep, provide_admin
 from api.routes.staff_support import STAFF, StaffDep
 from shared.accounts.keys import Principal, authenticate
+from shared.infra.errors import PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
 from shared.moderation.appeals import AppealBody, AppealTicket, open_appeal
 from shared.moderation.review import (
     EventFilters,
+    LiftedSuspension,
     ModerationEventList,
     ModerationEventView,
     clear_event,
@@ -35,20 +38,13 @@ class ClearBody(msgspec.Struct, forbid_unknown_fields=True):
     reason: str
 
 
-class LiftedSuspension(msgspec.Struct):
-    account_id: str
-    status: str
-    suspension_reason: str | None
-    strikes_cleared: int
-
-
 class ModerationReviewController(Controller):
     path = "/v1/admin/moderation"
     tags = ["admin"]
     dependencies = STAFF
     opt = requires("staff")
 
-    @get("/events")
+    @get("/events", operation_id="listModerationEvents")
     async def events(
         self,
         staff: StaffDep,
@@ -65,7 +61,7 @@ class ModerationReviewController(Controller):
         page = await list_events(services.db, filters, limit=limit, after=after)
         return ModerationEventList("list", page.items, page.has_more, page.next_cursor)
 
-    @post("/events/{event_id:str}/clear", status_code=200)
+    @post("/events/{event_id:str}/clear", operation_id="clearModerationEvent", status_code=200)
     async def clear(
         self, staff: StaffDep, services: ServicesDep, event_id: FromPath[str], data: JSONBody[ClearBody]
     ) -> ModerationEventView:
@@ -74,6 +70,7 @@ class ModerationReviewController(Controller):
 
     @post(
         "/accounts/{account:str}/lift-suspension",
+        operation_id="liftSuspension",
         status_code=200,
         dependencies={"admin": Provide(provide_admin)},  # the controller's principal, checked for the admin role
     )
@@ -81,13 +78,16 @@ class ModerationReviewController(Controller):
         self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[ClearBody]
     ) -> LiftedSuspension:
         """Admins: clear the account's strikes and reinstate it."""
-        lifted: dict[str, Any] = await lift_suspension(
-            services.db, services.redis, account, actor=admin, reason=data.reason
-        )
-        return LiftedSuspension(lifted["account_id"], lifted["status"], lifted["suspension_reason"],
-                                lifted["strikes_cleared"])  # fmt: skip
+        return await lift_suspension(services.db, services.redis, account, actor=admin, reason=data.reason)
 
 
+@accepts(API_KEY)
+@raises(
+    (Unauthenticated, "missing_api_key", "invalid_api_key", "revoked_api_key", "expired_api_key"),
+    (PermissionDenied, "role_forbidden"),
+    (RateLimited, "rate_limited", "too_many_invalid_keys"),
+    ServiceUnavailable,
+)
 async def provide_appellant(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
     """An API key's principal, its account active or suspended (the one route a suspended account may use)."""
     principal = await authenticate(
@@ -105,7 +105,12 @@ class AppealController(Controller):
     tags = ["moderation"]
     opt = requires("support.write")
 
-    @post("/appeals", status_code=201, dependencies={"principal": Provide(provide_appellant)})
+    @post(
+        "/appeals",
+        operation_id="createModerationAppeal",
+        status_code=201,
+        dependencies={"principal": Provide(provide_appellant)},
+    )
     async def appeal(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[AppealBody]) -> AppealTicket:
         """A suspended account's appeal (with one of its API keys): opens a support ticket about the suspension."""
         return await open_appeal(services.db, services.storage, services.settings.support, principal, data.message)

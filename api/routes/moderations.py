@@ -18,7 +18,12 @@ class ModerationController(Controller):
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/moderations", status_code=200, opt={SETTLES_LATER: True, **requires("tasks.run")})
+    @post(
+        "/moderations",
+        operation_id="createModeration",
+        status_code=200,
+        opt={SETTLES_LATER: True, **requires("tasks.run")},
+    )
     async def moderations(
         self, data: JSONBody[ModerationBody], principal: PrincipalDep, services: ServicesDep
     ) -> Response[ModerationResponse]:

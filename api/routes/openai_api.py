@@ -14,9 +14,11 @@ from typing import Any
 import msgspec
 from litestar import Controller, Response, post
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody
 from litestar.response import Stream
 
+from api.contract import raises
 from api.deps import (
     SETTLES_LATER,
     PrincipalDep,
@@ -27,14 +29,43 @@ from api.deps import (
 )
 from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
+from shared.infra.errors import (
+    BudgetExceeded,
+    InsufficientCredits,
+    ModelUnavailable,
+    NotFound,
+    SpendCapExceeded,
+    UpstreamFailed,
+)
 from shared.ledger.money import Credits
 from shared.openai_api import chat, completions, embeddings
 from shared.openai_api.chat_events import ChatChunks
-from shared.openai_api.chat_response import chat_completion
-from shared.openai_api.images import ImageDeps, ImageInput, generate_images
+from shared.openai_api.chat_response import ChatCompletion, chat_completion
+from shared.openai_api.completions import TextCompletion
+from shared.openai_api.embeddings import EmbeddingList
+from shared.openai_api.images import GenerationPending, ImageDeps, ImageInput, ImagesResponse, generate_images
 from shared.services import Services
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# What a model request can be refused for, or fail with, besides its input and authentication
+MODEL_REQUEST = (
+    (NotFound, "model_not_found"),
+    InsufficientCredits,
+    SpendCapExceeded,
+    BudgetExceeded,
+    ModelUnavailable,
+    UpstreamFailed,
+)
+
+
+def answered_with(answer: type, streamed: bool = False) -> dict[int, ResponseSpec]:
+    """The ``responses`` of a route whose handler returns a ``Response`` (its headers set) of ``answer``."""
+    also = "; with `stream: true`, server-sent events (text/event-stream) of its chunks" if streamed else ""
+    return {
+        200: ResponseSpec(
+            answer, generate_examples=False, description=f"The answer (header X-Conduit-Credits-Charged){also}"
+        )
+    }
 
 
 class ImageGenerationBody(msgspec.Struct):
@@ -53,7 +84,14 @@ class OpenAIController(Controller):
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/chat/completions", status_code=200, opt={SETTLES_LATER: True})
+    @post(
+        "/chat/completions",
+        operation_id="createChatCompletion",
+        status_code=200,
+        opt={SETTLES_LATER: True},
+        responses=answered_with(ChatCompletion, streamed=True),
+    )
+    @raises(*MODEL_REQUEST)
     async def chat_completions(
         self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
@@ -72,7 +110,14 @@ class OpenAIController(Controller):
         body = chat_completion(ctx.completion_id, ctx.served.model.id, provider, completed)
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
 
-    @post("/completions", status_code=200, opt={SETTLES_LATER: True})
+    @post(
+        "/completions",
+        operation_id="createCompletion",
+        status_code=200,
+        opt={SETTLES_LATER: True},
+        responses=answered_with(TextCompletion, streamed=True),
+    )
+    @raises(*MODEL_REQUEST)
     async def completions(
         self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
@@ -92,7 +137,14 @@ class OpenAIController(Controller):
         body = completions.text_completion(ctx.completion_id, ctx.served.model.id, provider, legacy, completed)
         return Response(body, headers={"X-Conduit-Credits-Charged": str(Credits(ctx.charge_for(completed.usage)))})
 
-    @post("/embeddings", status_code=200, opt={SETTLES_LATER: True})
+    @post(
+        "/embeddings",
+        operation_id="createEmbeddings",
+        status_code=200,
+        opt={SETTLES_LATER: True},
+        responses=answered_with(EmbeddingList),
+    )
+    @raises(*MODEL_REQUEST)
     async def embeddings(
         self, data: JSONBody[dict[str, Any]], principal: PrincipalDep, services: ServicesDep
     ) -> Response[Any]:
@@ -105,17 +157,19 @@ class OpenAIController(Controller):
 
     @post(
         "/images/generations",
+        operation_id="createImages",
         status_code=200,
         opt={"rate_limit": TASK_ROUTE},  # requests per minute and an in-flight slot, like a task submit
         dependencies={"admission": Provide(provide_task_admission)},
     )
+    @raises(*MODEL_REQUEST, GenerationPending)
     async def image_generations(
         self,
         data: JSONBody[ImageGenerationBody],
         principal: PrincipalDep,
         admission: TaskAdmissionDep,
         services: ServicesDep,
-    ) -> dict[str, Any]:
+    ) -> ImagesResponse:
         deps = image_deps(services)
         body = ImageInput(
             model=data.model, prompt=data.prompt, n=data.n, size=data.size, response_format=data.response_format

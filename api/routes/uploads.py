@@ -18,9 +18,11 @@ from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 
+from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from api.permissions import requires
-from shared.infra.errors import InvalidInput, UnsupportedMediaType
+from shared.infra.errors import InvalidInput, NotFound, UnsupportedMediaType
+from shared.infra.pagination import PageEnvelope, page_envelope
 from shared.infra.storage import UrlSigner
 from shared.media import uploads
 from shared.media.uploads import UploadRecord
@@ -39,11 +41,8 @@ class UploadView(msgspec.Struct):
     expires_at: dt.datetime
 
 
-class UploadList(msgspec.Struct):
-    object: str
-    data: list[UploadView]
-    has_more: bool
-    next_cursor: str | None
+class UploadForm(msgspec.Struct):
+    """``POST /v1/uploads`` takes one file part, ``file``, and no other field."""
 
 
 class UploadDeleted(msgspec.Struct):
@@ -91,7 +90,12 @@ class UploadController(Controller):
     dependencies = {"principal": Provide(provide_principal)}
     opt = requires("tasks.read")
 
-    @post("/", status_code=201, opt=requires("tasks.run"))
+    @post("/", operation_id="createUpload", status_code=201, opt=requires("tasks.run"))
+    @reads(UploadForm, files=("file",), required_files=("file",), multipart_only=True)
+    @raises(
+        (InvalidInput, "invalid_input", "media_empty", "media_too_large", "media_type_not_allowed", "image_too_large",
+         "upload_quota_exceeded"),
+    )  # fmt: skip
     async def create(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
     ) -> UploadView:
@@ -102,24 +106,25 @@ class UploadController(Controller):
         )
         return upload_view(upload, services.signer)
 
-    @get("/")
+    @get("/", operation_id="listUploads")
     async def list_uploads(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 20,
         after: FromQuery[str | None] = None,
-    ) -> UploadList:
+    ) -> PageEnvelope[UploadView]:
         page = await uploads.list_uploads(services.db, principal.account_id, limit=limit, after=after)
-        data = [upload_view(upload, services.signer) for upload in page.items]
-        return UploadList(object="list", data=data, has_more=page.has_more, next_cursor=page.next_cursor)
+        return page_envelope(page.map(lambda upload: upload_view(upload, services.signer)))
 
-    @get("/{upload_id:str}")
+    @get("/{upload_id:str}", operation_id="getUpload")
+    @raises((NotFound, "upload_not_found"))
     async def get_upload(self, principal: PrincipalDep, services: ServicesDep, upload_id: FromPath[str]) -> UploadView:
         upload = await uploads.get_upload(services.db, principal.account_id, upload_id)
         return upload_view(upload, services.signer)
 
-    @delete("/{upload_id:str}", status_code=200, opt=requires("tasks.run"))
+    @delete("/{upload_id:str}", operation_id="deleteUpload", status_code=200, opt=requires("tasks.run"))
+    @raises((NotFound, "upload_not_found"))
     async def delete_upload(
         self, principal: PrincipalDep, services: ServicesDep, upload_id: FromPath[str]
     ) -> UploadDeleted:

@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import FromPath, QueryParameter
@@ -81,7 +82,7 @@ class DashboardPages(Controller):
         except InvalidInput as exc:
             return page("dashboard/usage.html", visitor, 400, error=exc.message, **context)
         days = chart_days(_date(start), _date(end), dt.datetime.now(dt.UTC).date())
-        data = chart_data(summary["by_day_and_model"], days)
+        data = chart_data([msgspec.structs.asdict(row) for row in summary.by_day_and_model], days)
         return page(
             "dashboard/usage.html",
             visitor,

@@ -44,7 +44,7 @@ class WorkPages(Controller):
             tasks=shown,
             status=status,
             next_cursor=found.next_cursor,
-            refresh=any(t["status"] in ACTIVE for t in shown),
+            refresh=any(t.status in ACTIVE for t in shown),
             section="tasks",
         )
 
@@ -53,29 +53,31 @@ class WorkPages(Controller):
         self, visitor: VisitorDep, member: MemberDep, services: ServicesDep, task_id: FromPath[str]
     ) -> Template:
         shown = public_task(await get_task(services.db, member.account_id, task_id), services.signer)
-        return page("dashboard/task.html", visitor, task=shown, refresh=shown["status"] in ACTIVE, section="tasks")
+        return page("dashboard/task.html", visitor, task=shown, refresh=shown.status in ACTIVE, section="tasks")
 
     @get("/playground")
     async def playground(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
-        models = [m for m in catalog(services) if m["available"]]
+        models = [m for m in catalog(services) if m.available]
         return page(
             "dashboard/playground.html",
             visitor,
             image_models=[
-                m
-                for m in models
-                if m["kind"] == "image" and "prompt" in m["parameters"] and "image" not in m["parameters"]
+                m for m in models if m.kind == "image" and "prompt" in m.parameters and "image" not in m.parameters
             ],
             input_image_models=[
                 m
                 for m in models
-                if m["kind"] == "image"
-                and "prompt" in m["parameters"]
-                and m["parameters"].get("image", {}).get("type") == "image"
-                and not m["parameters"].get("mask", {}).get("required")
+                if m.kind == "image"
+                and "prompt" in m.parameters
+                and m.parameters.get("image", {}).get("type") == "image"
+                and not m.parameters.get("mask", {}).get("required")
             ],
-            text_models=[m for m in models if m["kind"] == "text"],
-            vision_models=[m for m in models if m["kind"] == "text" and m.get("capabilities", {}).get("vision")],
+            text_models=[m for m in models if m.kind == "text"],
+            vision_models=[
+                m
+                for m in models
+                if m.kind == "text" and isinstance(m.capabilities, dict) and m.capabilities.get("vision")
+            ],
             section="playground",
         )
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from shared.accounts.redaction import without_keys
 from shared.catalog import Catalog
@@ -80,20 +82,34 @@ def check_limit_override(value: int | None, param: str) -> int | None:
     return value
 
 
+class Budget(msgspec.Struct):
+    """A period budget as its owner sees it: ``amount`` credits per ``period``, ``spent`` and ``reserved`` (held
+    by requests still running) in the current period."""
+
+    amount: Credits
+    period: str
+    reset: Literal["calendar", "rolling"]
+    spent: Credits
+    reserved: Credits
+
+
+def budget_view(state: BudgetState | None) -> Budget | None:
+    if state is None:
+        return None
+    return Budget(
+        amount=Credits(state.budget.amount),
+        period=state.budget.period,
+        reset="rolling" if state.budget.rolling else "calendar",
+        spent=Credits(state.spent),
+        reserved=Credits(state.reserved),
+    )
+
+
 def budget_fields(state: BudgetState | None) -> dict[str, Any]:
+    """``budget``, ``budget_remaining`` and ``resets_at`` of a key's or member's view."""
     if state is None:
         return {"budget": None, "budget_remaining": None, "resets_at": None}
-    return {
-        "budget": {
-            "amount": Credits(state.budget.amount),
-            "period": state.budget.period,
-            "reset": "rolling" if state.budget.rolling else "calendar",
-            "spent": Credits(state.spent),
-            "reserved": Credits(state.reserved),
-        },
-        "budget_remaining": Credits(state.remaining),
-        "resets_at": state.resets_at,
-    }
+    return {"budget": budget_view(state), "budget_remaining": Credits(state.remaining), "resets_at": state.resets_at}
 
 
 @dataclass(frozen=True, slots=True)

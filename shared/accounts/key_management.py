@@ -14,13 +14,15 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
+import msgspec
 from redis.asyncio import Redis
 
 from shared.accounts.key_limits import (
     CLEAR_BUDGET,
     SET_BUDGET,
+    Budget,
     BudgetInput,
     budget_fields,
     check_allowed_models,
@@ -38,7 +40,7 @@ from shared.accounts.keys import (
     publish_invalidation,
 )
 from shared.catalog import Catalog
-from shared.infra.db import Connection, Database, Record
+from shared.infra.db import Connection, Database, Record, to_json
 from shared.infra.db.records import Column, RecordMapping
 from shared.infra.errors import Conflict, NotFound
 from shared.infra.ids import parse_uuid
@@ -56,6 +58,40 @@ class Unset:
 
 
 UNSET = Unset()
+
+
+class KeyRateLimits(msgspec.Struct):
+    """A key's own rate limits; null: the platform's default for a key (the account's own limits apply as well)."""
+
+    requests_per_minute: int | None
+    max_inflight_tasks: int | None
+
+
+class ApiKey(msgspec.Struct):
+    """An API key as its owner sees it; ``secret`` only in the answer that creates or rotates it."""
+
+    id: str
+    object: Literal["api_key"]
+    name: str
+    prefix: str
+    status: str
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    expires_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+    rotated_at: dt.datetime | None
+    allowed_models: list[str] | None
+    spend_cap: Credits | None
+    spent: Credits
+    spend_reserved: Credits
+    spend_remaining: Credits | None
+    rate_limits: KeyRateLimits
+    created_by: str | None  # the member who made it (null: made before teams, or by the command line)
+    role: str  # the role it acts with: its creator's role when it was made
+    budget: Budget | None
+    budget_remaining: Credits | None
+    resets_at: dt.datetime | None
+    secret: str | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,37 +131,33 @@ class KeyView:
     def status(self) -> str:
         return "revoked" if self.revoked_at else "expired" if self.expired else "active"
 
-    def public(self, secret: str | None = None) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": str(self.id),
-            "object": "api_key",
-            "name": self.name,
-            "prefix": self.prefix,
-            "status": self.status,
-            "created_at": self.created_at,
-            "last_used_at": self.last_used_at,
-            "expires_at": self.expires_at,
-            "revoked_at": self.revoked_at,
-            "rotated_at": self.rotated_at,
-            "allowed_models": self.allowed_models,
-            "spend_cap": Credits(self.spend_cap) if self.spend_cap is not None else None,
-            "spent": Credits(self.spent),
-            "spend_reserved": Credits(self.reserved),
-            "spend_remaining": (
+    def public(self, secret: str | None = None) -> ApiKey:
+        return ApiKey(
+            id=str(self.id),
+            object="api_key",
+            name=self.name,
+            prefix=self.prefix,
+            status=self.status,
+            created_at=self.created_at,
+            last_used_at=self.last_used_at,
+            expires_at=self.expires_at,
+            revoked_at=self.revoked_at,
+            rotated_at=self.rotated_at,
+            allowed_models=self.allowed_models,
+            spend_cap=Credits(self.spend_cap) if self.spend_cap is not None else None,
+            spent=Credits(self.spent),
+            spend_reserved=Credits(self.reserved),
+            spend_remaining=(
                 Credits(max(0, self.spend_cap - self.spent - self.reserved)) if self.spend_cap is not None else None
             ),
-            # null: the platform's default for a key (the account's own limits apply as well)
-            "rate_limits": {
-                "requests_per_minute": self.rate_limit_rpm,
-                "max_inflight_tasks": self.max_inflight_tasks,
-            },
-            "created_by": str(self.created_by) if self.created_by else None,
-            "role": self.role,
+            rate_limits=KeyRateLimits(
+                requests_per_minute=self.rate_limit_rpm, max_inflight_tasks=self.max_inflight_tasks
+            ),
+            created_by=str(self.created_by) if self.created_by else None,
+            role=self.role,
             **budget_fields(self.budget_state()),
-        }
-        if secret is not None:
-            body["secret"] = secret
-        return body
+            secret=secret if secret is not None else msgspec.UNSET,
+        )
 
 
 KEY_ROWS = RecordMapping(KeyView, "api_keys")
@@ -289,7 +321,7 @@ async def update_key(
 
 async def _audit_change(conn: Connection, actor: AccountActor, action: str, before: KeyView, after: KeyView) -> None:
     """Record what changed on a key (only the fields that changed)."""
-    old, new = before.public(), after.public()
+    old, new = (msgspec.json.decode(to_json(view.public())) for view in (before, after))
     changed = [field for field in new if old.get(field) != new[field] and field not in ("last_used_at",)]
     await audit.record(
         conn, actor, action, "api_key", after.id,

@@ -24,8 +24,9 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import msgspec
 from redis.asyncio import Redis
 
 from shared.accounts.keys import Principal, account_suspended, member_budget
@@ -57,6 +58,21 @@ return 1
 """
 
 
+class SessionInfo(msgspec.Struct):
+    """A signed-in session as its owner sees it (``current``: the one making this request)."""
+
+    id: str
+    object: Literal["session"]
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    ip: str
+    user_agent: str
+    current: bool
+    second_factor: bool
+    account_id: str  # the account the session acts on
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     id: str
@@ -74,19 +90,19 @@ class Session:
     def acting_on(self) -> uuid.UUID:
         return self.acting_account_id or self.account_id
 
-    def public(self, *, current: bool = False) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "session",
-            "created_at": _iso(self.created_at),
-            "last_seen_at": _iso(self.last_seen_at),
-            "expires_at": _iso(self.expires_at),
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "current": current,
-            "second_factor": self.second_factor,
-            "account_id": str(self.acting_on),
-        }
+    def public(self, *, current: bool = False) -> SessionInfo:
+        return SessionInfo(
+            id=self.id,
+            object="session",
+            created_at=_iso(self.created_at),
+            last_seen_at=_iso(self.last_seen_at),
+            expires_at=_iso(self.expires_at),
+            ip=self.ip,
+            user_agent=self.user_agent,
+            current=current,
+            second_factor=self.second_factor,
+            account_id=str(self.acting_on),
+        )
 
 
 def _iso(ts: float) -> str:

@@ -17,10 +17,16 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from shared import ledger
-from shared.billing.orders import REFUND_WINDOW, REFUNDABLE_STATUSES, get_order, order_not_found, refund_amount
+from shared.billing.orders import (
+    REFUND_WINDOW,
+    REFUNDABLE_STATUSES,
+    Order,
+    get_order,
+    order_not_found,
+    refund_amount,
+)
 from shared.billing.payments import lock_order
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
 from shared.infra.db import Database, from_json, to_json
@@ -37,7 +43,7 @@ log = logging.getLogger(__name__)
 class RefundResult:
     status: str  # 'succeeded' or 'pending' (a failed refund raises)
     refund_id: uuid.UUID
-    order: dict[str, Any]
+    order: Order
 
 
 async def refund_order(

@@ -10,11 +10,24 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from shared.ledger.money import CreditsFormatError, parse_credits
+import msgspec
+
+from shared.ledger.money import Credits, CreditsFormatError, parse_credits
 
 UNITS = ("image", "video_second", "token", "request", "megapixel")
 MESSAGE_OVERHEAD_TOKENS = 8  # chat template tokens around each message, generously
 PROMPT_OVERHEAD_TOKENS = 16
+
+
+class ModelPricing(msgspec.Struct):
+    """A model's price: per million tokens (``unit`` ``token``), or ``credits`` per image, video second or
+    request."""
+
+    unit: str
+    input_per_million: Credits | msgspec.UnsetType = msgspec.UNSET
+    output_per_million: Credits | msgspec.UnsetType = msgspec.UNSET
+    cached_input_per_million: Credits | msgspec.UnsetType = msgspec.UNSET
+    credits: Credits | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,19 +38,16 @@ class Pricing:
     output_per_million: int = 0  # micro-credits per 1M output tokens
     cached_input_per_million: int | None = None  # per 1M input tokens the upstream served from its cache
 
-    def public(self) -> dict[str, Any]:
-        from shared.ledger.money import Credits
-
+    def public(self) -> ModelPricing:
         if self.unit == "token":
-            prices = {
-                "unit": "token",
-                "input_per_million": Credits(self.input_per_million),
-                "output_per_million": Credits(self.output_per_million),
-            }
-            if self.cached_input_per_million is not None:
-                prices["cached_input_per_million"] = Credits(self.cached_input_per_million)
-            return prices
-        return {"unit": self.unit, "credits": Credits(self.per_unit)}
+            cached = self.cached_input_per_million
+            return ModelPricing(
+                unit="token",
+                input_per_million=Credits(self.input_per_million),
+                output_per_million=Credits(self.output_per_million),
+                cached_input_per_million=Credits(cached) if cached is not None else msgspec.UNSET,
+            )
+        return ModelPricing(unit=self.unit, credits=Credits(self.per_unit))
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,6 @@ key of the account: its keys refuse everything else, and a suspended account can
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from shared.accounts.keys import Principal
@@ -39,8 +37,8 @@ async def open_appeal(
     if row is None or row["status"] != "suspended":
         raise Conflict("this account is not suspended: open a support ticket instead", code="account_not_suspended")
     body = f"{message}\n\n(The suspension said: {row['suspension_reason'] or 'no reason given'})"
-    ticket: dict[str, Any] = await create_ticket(
+    ticket = await create_ticket(
         db, storage, settings, principal.account_id, subject=APPEAL_SUBJECT, category="account", body=body, uploads=[]
     )
-    return AppealTicket(id=str(ticket["id"]), object="support_ticket", subject=ticket["subject"],
-                        category=ticket["category"], status=ticket["status"])  # fmt: skip
+    return AppealTicket(id=ticket.id, object="support_ticket", subject=ticket.subject, category=ticket.category,
+                        status=ticket.status)  # fmt: skip

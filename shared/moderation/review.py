@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 
 from shared.accounts.erasure import find_account
 from shared.admin import standing
+from shared.admin.views import AccountStanding
 from shared.infra.db import Database
 from shared.infra.db.records import RecordMapping
 from shared.infra.errors import Conflict, NotFound
@@ -93,6 +94,12 @@ class EventFilters:
     cleared: bool | None = None
 
 
+class LiftedSuspension(AccountStanding):
+    """The account's standing after its suspension was lifted, and how many of its blocks were cleared."""
+
+    strikes_cleared: int
+
+
 async def list_events(
     db: Database, filters: EventFilters, *, limit: int = 50, after: str | None = None
 ) -> Page[ModerationEventView]:
@@ -146,7 +153,7 @@ async def clear_event(db: Database, event_id: str, *, actor: Actor, reason: str)
     return event.view()
 
 
-async def lift_suspension(db: Database, redis: Redis, ident: str, *, actor: Actor, reason: str) -> dict[str, Any]:
+async def lift_suspension(db: Database, redis: Redis, ident: str, *, actor: Actor, reason: str) -> LiftedSuspension:
     """Reinstate an account suspended for its strikes: its uncleared blocks are cleared (so the next block does
     not suspend it again at once), then it is reinstated as ``unsuspend`` does."""
     reason = audit.check_reason(reason)
@@ -164,4 +171,9 @@ async def lift_suspension(db: Database, redis: Redis, ident: str, *, actor: Acto
         f"suspension lifted: {reason}",
     )
     result = await standing.set_suspended(db, redis, str(account_id), suspended=False, actor=actor, reason=reason)
-    return {**result, "strikes_cleared": int(cleared or 0)}
+    return LiftedSuspension(
+        account_id=result.account_id,
+        status=result.status,
+        suspension_reason=result.suspension_reason,
+        strikes_cleared=int(cleared or 0),
+    )

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog, Model
@@ -76,6 +78,27 @@ def parse_embedding_body(body: Any) -> EmbeddingInput:
     return EmbeddingInput(model, inputs, dimensions, encoding, user)
 
 
+class Embedding(msgspec.Struct):
+    """One input's vector: numbers, or (``encoding_format`` ``base64``) little-endian float32s in base64."""
+
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(msgspec.Struct):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    provider: str
+    usage: EmbeddingUsage
+
+
 def _prepare(providers: ProviderRegistry, model: Model, body: EmbeddingInput) -> tuple[Model, dict[str, Any]]:
     """The model narrowed to the routes that can serve the request, and the parameters sent to them."""
     check_available(providers, model)
@@ -102,7 +125,7 @@ async def create(
     raw: Any,
     budget_s: float,
     moderator: Moderator,
-) -> tuple[dict[str, Any], int]:
+) -> tuple[EmbeddingList, int]:
     """The embeddings response, and the credits it is charged (its settlement runs on its own). The inputs are
     moderated before anything is held."""
     started = time.monotonic()
@@ -130,8 +153,8 @@ async def create(
     bill.settle(charge=charged, units=pricing.billed_units(result.usage, 1), status="succeeded", model=model.id,
                 provider=provider)  # fmt: skip
     encode = encode_base64 if body.encoding_format == "base64" else list
-    data = [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(result.vectors)]
+    data = [Embedding(object="embedding", index=i, embedding=encode(v)) for i, v in enumerate(result.vectors)]
     tokens = result.usage.input_tokens
-    response = {"object": "list", "data": data, "model": model.id, "provider": provider,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+    response = EmbeddingList(object="list", data=data, model=model.id, provider=provider,
+                             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))  # fmt: skip
     return response, charged

@@ -19,6 +19,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog
 from shared.infra.db import Database
@@ -84,9 +86,23 @@ class ImageDeps:
     media: MediaSources | None = None
 
 
+class GeneratedImage(msgspec.Struct):
+    """An image: its signed ``url``, or (``response_format`` ``b64_json``) its bytes in base64."""
+
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    b64_json: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ImagesResponse(msgspec.Struct):
+    """OpenAI's images response."""
+
+    created: int
+    data: list[GeneratedImage]
+
+
 async def generate_images(
     deps: ImageDeps, principal: Principal, body: ImageInput, task_id: uuid.UUID
-) -> dict[str, Any]:
+) -> ImagesResponse:
     """Submit the task (its id given: its rate-limit slot is taken for it) and wait for its images."""
     model = find_model(deps.catalog, principal, body.model, "image")
     started = time.monotonic()
@@ -123,7 +139,7 @@ async def generate_images(
         raise UpstreamFailed(message, code=done.error_code or "upstream_error")
     response_format = body.response_format or "url"
     data = [await _item(deps, output, response_format) for output in done.outputs if output.get("type") == "image"]
-    return {"created": int(done.created_at.timestamp()), "data": data}
+    return ImagesResponse(created=int(done.created_at.timestamp()), data=data)
 
 
 def _task_input(body: ImageInput, *, takes_count: bool) -> dict[str, Any]:
@@ -145,11 +161,11 @@ def _task_input(body: ImageInput, *, takes_count: bool) -> dict[str, Any]:
     return params
 
 
-async def _item(deps: ImageDeps, output: dict[str, Any], response_format: str) -> dict[str, Any]:
+async def _item(deps: ImageDeps, output: dict[str, Any], response_format: str) -> GeneratedImage:
     if response_format == "url":
-        return {"url": deps.signer.url(output["key"])}
+        return GeneratedImage(url=deps.signer.url(output["key"]))
     raw = await asyncio.to_thread(deps.storage.path(output["key"]).read_bytes)
-    return {"b64_json": base64.b64encode(raw).decode()}
+    return GeneratedImage(b64_json=base64.b64encode(raw).decode())
 
 
 async def wait_terminal(db: Database, account_id: uuid.UUID, task_id: uuid.UUID, wait_s: float) -> TaskRecord | None:

@@ -36,7 +36,7 @@ from shared.infra.storage import UrlSigner
 from shared.infra.urlguard import UrlNotAllowed, read_capped
 from shared.ledger.money import Credits
 from shared.tasks.records import TASK_ROWS
-from shared.tasks.views import public_task
+from shared.tasks.views import Task, public_task
 from shared.webhooks import RETRY_SCHEDULE_S
 from shared.webhooks.endpoints import signing_secret
 from shared.webhooks.signing import SecretSet, signed_headers
@@ -110,10 +110,10 @@ def _encode_extra(value: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
-def event_body(event_id: uuid.UUID, event_type: str, created_at: dt.datetime, task: dict[str, Any]) -> bytes:
+def event_body(event_id: uuid.UUID, event_type: str, created_at: dt.datetime, data: Task | dict[str, Any]) -> bytes:
     """The request body: the event and the task exactly as ``GET /v1/tasks/{id}`` shows it (an account event:
     its own payload)."""
-    return _json.encode({"id": str(event_id), "type": event_type, "timestamp": created_at, "data": task})
+    return _json.encode({"id": str(event_id), "type": event_type, "timestamp": created_at, "data": data})
 
 
 async def deliver(rt: WebhookRuntime, delivery_id: uuid.UUID) -> Outcome:
