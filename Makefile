@@ -51,6 +51,8 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.openai_features
 	$(BIN)/python -m bench.observability --e2e
 	$(BIN)/python -m bench.events
+	$(BIN)/python -m bench.media_inputs
+	$(BIN)/python -m bench.moderation
 
 clean:
 	rm -rf $(VENV) .conduit

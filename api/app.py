@@ -14,7 +14,7 @@ from api.deps import provide_services
 from api.docs_page import SelfHostedSwaggerUI
 from api.errors import EXCEPTION_HANDLERS
 from api.observability import metrics, observability_middleware
-from api.openapi_document import describe_answers
+from api.openapi_document import CreditsSchema, describe_answers
 from api.proxies import trusted_proxies_middleware
 from api.rate_limit_headers import add_rate_limit_headers
 from api.request_input import check_request_input, guarded_request
@@ -28,8 +28,12 @@ from api.routes.billing import BillingController
 from api.routes.events import EventController
 from api.routes.files import FileController
 from api.routes.health import healthz, readyz
+from api.routes.image_edits import image_edits_router
 from api.routes.keys import KeyController
+from api.routes.members import AccountAuditController, InvitationController, MemberController, MembershipController
 from api.routes.models import ModelController
+from api.routes.moderation import AppealController, ModerationReviewController
+from api.routes.moderations import ModerationController
 from api.routes.oauth import OAuthController
 from api.routes.openai_api import OpenAIController
 from api.routes.promotions import PromoController
@@ -37,6 +41,7 @@ from api.routes.rate_limits import RateLimitController
 from api.routes.second_factor import SecondFactorController
 from api.routes.support import support_router
 from api.routes.tasks import TaskController
+from api.routes.uploads import uploads_router
 from api.routes.usage import UsageController
 from api.routes.webhooks import WEBHOOK_CONTROLLERS
 from api.web import template_config, web_router
@@ -94,12 +99,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
             # OpenAI-compatible chat completions and image generations
             OpenAIController,
             batch_router(settings.batches.file_max_bytes),  # the OpenAI Batch API
+            # input media: uploads, and OpenAI's image edits (an image and a mask)
+            uploads_router(settings.media.max_bytes + 64 * 1024),
+            image_edits_router(2 * settings.media.max_bytes + 64 * 1024),
+            ModerationController,
+            ModerationReviewController,
+            AppealController,
             # operating
             readyz,
             metrics,
             AdminController,
             AdminOperationsController,
             SecondFactorController,
+            MemberController,
+            AccountAuditController,
+            InvitationController,
+            MembershipController,
             # the website and dashboard
             web_router(),
         ],
@@ -115,6 +130,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             observability_middleware(access_log=settings.operating.access_log),
         ],
         type_encoders={Credits: encode_credits},
+        plugins=[CreditsSchema()],  # credit amounts are numbers in the OpenAPI document
         template_config=template_config(),
         request_max_body_size=settings.max_body_bytes,
         request_class=guarded_request(settings.input_limits),  # JSON bodies and forms decoded and checked
@@ -130,5 +146,5 @@ def create_app(settings: Settings | None = None) -> Litestar:
         # would reset the root logger to INFO behind a queue thread: httpx then logs every upstream call.
         logging_config=None,
     )
-    describe_answers(app.openapi_schema)  # built once here, served as /docs/openapi.json
+    describe_answers(app)  # the document is built once here, served as /docs/openapi.json
     return app

@@ -3,15 +3,18 @@
 Two kinds of callers:
 
 * programs, with an API key: ``Authorization: Bearer cdt_…`` (checked first when present);
-* people, with the session cookie set by sign-in. A request on a session that changes anything (any method
-  but GET/HEAD/OPTIONS) must also carry the session's CSRF token in ``X-CSRF-Token``, and its ``Origin``,
-  when the browser sends one, must be an allowed origin (``PUBLIC_BASE_URL`` and ``ALLOWED_ORIGINS``).
+* people, with the session cookie set by sign-in, acting on their own account, the account they switched to,
+  or the account named by the ``X-Conduit-Account`` header (one they are a member of; another is a 404). A
+  request on a session that changes anything (any method but GET/HEAD/OPTIONS) must also carry the session's
+  CSRF token in ``X-CSRF-Token``, and its ``Origin``, when the browser sends one, must be an allowed origin
+  (``PUBLIC_BASE_URL`` and ``ALLOWED_ORIGINS``).
 
 ``PrincipalDep`` (``provide_principal``) accepts either; ``SessionPrincipalDep`` (``provide_session_principal``)
 only a session — for what an API key must not do, such as managing keys.
 
-Both count the request against the caller's rate limits (``api.rate_limit_headers``); a task submit takes its
-in-flight slots through ``TaskAdmissionDep`` instead, in the same single check.
+Both check the permission the route declares (``api.permissions``) against the caller's role in the account,
+and both count the request against the caller's rate limits (``api.rate_limit_headers``); a task submit takes
+its in-flight slots through ``TaskAdmissionDep`` instead, in the same single check.
 """
 
 from __future__ import annotations
@@ -26,19 +29,22 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 
 from api.access_log import note_account, note_key
+from api.contract import API_KEY, SESSION, accepts, raises
+from api.permissions import check_route_permission
 from api.proxies import client_ip
 from api.rate_limit_headers import checks_itself, enforce_limits
 from shared.accounts.devices import DEVICE_COOKIE
 from shared.accounts.keys import Principal, authenticate
-from shared.accounts.sessions import csrf_matches, session_principal
+from shared.accounts.sessions import ACCOUNT_HEADER, csrf_matches, session_principal
 from shared.accounts.signin import PasswordClient
 from shared.accounts.signup import AuthDeps
-from shared.infra.errors import PermissionDenied, Unauthenticated
-from shared.infra.ids import uuid7
+from shared.infra.errors import NotFound, PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
+from shared.infra.ids import parse_uuid, uuid7
 from shared.openai_api import settlements
 from shared.ratelimits.request_limits import LimitExceeded
 from shared.services import Services
 from shared.tasks.submit import idempotency_key_used
+from shared.teams.audit import AccountActor
 
 
 @dataclass(slots=True)
@@ -56,11 +62,17 @@ PrincipalDep: TypeAlias = NamedDependency[Principal]
 SessionPrincipalDep: TypeAlias = NamedDependency[Principal]
 AuthDep: TypeAlias = NamedDependency[AuthDeps]
 TaskAdmissionDep: TypeAlias = NamedDependency[TaskAdmission]
+ActorDep: TypeAlias = NamedDependency[AccountActor]
 
 SESSION_COOKIE = "conduit_session"
 CSRF_HEADER = "X-CSRF-Token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 SETTLES_LATER = "settles_later"  # route ``opt``: answered before its settlement, which it need not wait for
+
+# What authenticating a caller can refuse, whatever the credential; and what counting its request can.
+_SESSION_REFUSALS = (PermissionDenied, "account_suspended", "csrf_failed", "origin_not_allowed", "role_forbidden")
+_OTHER_ACCOUNT = (NotFound, "account_not_found")  # X-Conduit-Account names an account the caller is not in
+_LIMITS = ((RateLimited, "rate_limited", "too_many_invalid_keys"), (ServiceUnavailable, "service_unavailable"))
 
 
 def provide_services(state: State) -> Services:
@@ -101,8 +113,20 @@ def check_origin(request: Request, services: Services) -> None:
         raise PermissionDenied(f"requests from {origin} are not allowed", code="origin_not_allowed")
 
 
-async def _from_session(request: Request, services: Services, token: str) -> Principal:
-    principal, session = await session_principal(services.db, services.sessions, token)
+def requested_account(request: Request) -> uuid.UUID | None:
+    """The account the ``X-Conduit-Account`` header names, if any."""
+    header = request.headers.get(ACCOUNT_HEADER)
+    if header is None:
+        return None
+    account_id = parse_uuid(header.strip())
+    if account_id is None:
+        raise NotFound(f"no account {header[:64]!r} among yours", code="account_not_found", param=ACCOUNT_HEADER)
+    return account_id
+
+
+async def session_caller(request: Request, services: Services, token: str) -> Principal:
+    """The principal of a session cookie, with the CSRF and Origin checks of a change."""
+    principal, session = await session_principal(services.db, services.sessions, token, requested_account(request))
     if request.method not in SAFE_METHODS:
         check_origin(request, services)
         if not csrf_matches(session, request.headers.get(CSRF_HEADER)):
@@ -113,9 +137,17 @@ async def _from_session(request: Request, services: Services, token: str) -> Pri
     return principal
 
 
+@accepts(API_KEY, SESSION)
+@raises(
+    (Unauthenticated, "missing_api_key", "invalid_api_key", "revoked_api_key", "expired_api_key", "session_expired"),
+    _SESSION_REFUSALS,
+    _OTHER_ACCOUNT,
+    *_LIMITS,
+)
 async def provide_principal(request: Request, services: ServicesDep) -> Principal:
     principal = await _identify(request, services)
     note_account(principal.account_id)
+    check_route_permission(request, principal)
     if not checks_itself(request):
         await enforce_limits(request, services, principal)
     await _read_settled(request, services, principal)
@@ -137,12 +169,23 @@ async def _identify(request: Request, services: Services) -> Principal:
     if token is None:
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            return await _from_session(request, services, cookie)
-    return await authenticate(
+            return await session_caller(request, services, cookie)
+    principal = await authenticate(
         services.db, token, services.keys, invalid_keys=services.invalid_keys, ip=client_ip(request)
     )
+    account_id = requested_account(request)
+    if account_id is not None and account_id != principal.account_id:  # a key acts on its own account only
+        raise NotFound(f"no account {account_id} among yours", code="account_not_found", param=ACCOUNT_HEADER)
+    return principal
 
 
+@accepts(SESSION)
+@raises(
+    (Unauthenticated, "not_signed_in", "session_expired"),
+    (*_SESSION_REFUSALS, "session_required"),
+    _OTHER_ACCOUNT,
+    *_LIMITS,
+)
 async def provide_session_principal(request: Request, services: ServicesDep) -> Principal:
     if request.headers.get("authorization"):
         raise PermissionDenied(
@@ -151,13 +194,20 @@ async def provide_session_principal(request: Request, services: ServicesDep) -> 
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         raise Unauthenticated("sign in first (POST /v1/auth/signin)", code="not_signed_in")
-    principal = await _from_session(request, services, cookie)
+    principal = await session_caller(request, services, cookie)
     note_account(principal.account_id)
+    check_route_permission(request, principal)
     await enforce_limits(request, services, principal)
     await _read_settled(request, services, principal)
     return principal
 
 
+def provide_actor(request: Request, principal: PrincipalDep) -> AccountActor:
+    """The caller as the account's audit trail records a change they make."""
+    return AccountActor.of(principal, client_ip(request))
+
+
+@raises((RateLimited, "too_many_concurrent_tasks"))
 async def provide_task_admission(
     request: Request, services: ServicesDep, principal: PrincipalDep
 ) -> AsyncIterator[TaskAdmission]:

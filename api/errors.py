@@ -36,6 +36,7 @@ from shared.infra.errors import (
     UpstreamFailed,
 )
 from shared.infra.metrics import METRICS
+from shared.moderation.decisions import ContentPolicyViolation
 from shared.openai_api.images import GenerationPending
 
 log = logging.getLogger("conduit.api")
@@ -57,6 +58,8 @@ DOMAIN_ERRORS: dict[type[ConduitError], tuple[int, str]] = {
     BillingUnavailable: (503, "service_unavailable_error"),
     # an image generation still running when the wait ran out (the error names its task)
     GenerationPending: (504, "timeout_error"),
+    # refused by the operator's moderation policy (the message names the category)
+    ContentPolicyViolation: (400, "invalid_request_error"),
 }
 
 # Litestar's own HTTP errors (routing, body parsing) -> (error type, code)

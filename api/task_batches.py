@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 from litestar import Response
 
 from api.errors import domain_status
 from shared.infra.storage import UrlSigner
 from shared.tasks.batch import BatchItemResult
-from shared.tasks.views import public_task
+from shared.tasks.views import Task, public_task
 
 
 class BatchItemError(msgspec.Struct):
@@ -25,7 +23,7 @@ class BatchItem(msgspec.Struct):
 
     index: int
     status: int
-    task: dict[str, Any] | None = None
+    task: Task | None = None
     error: BatchItemError | None = None
 
 

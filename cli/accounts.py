@@ -7,6 +7,8 @@ import argparse
 import datetime as dt
 from typing import Any
 
+import msgspec
+
 from cli.connections import as_json, run_with_connections, run_with_services
 from shared.accounts import ROLES
 from shared.settings import Settings, SettingsError
@@ -52,7 +54,7 @@ def cmd_accounts_suspend(args: argparse.Namespace, settings: Settings) -> int:
 
     suspended = args.action == "suspend"
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         return await set_suspended(
             services.db, services.redis, args.account, suspended=suspended, actor=Actor.cli(), reason=args.reason
         )
@@ -78,7 +80,7 @@ def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
     if args.expires_in_days is not None:
         expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(days=args.expires_in_days)
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         promo = await create_promo_code(
             services.db,
             credits=credits,
@@ -97,7 +99,7 @@ def cmd_promo_create(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_promo_list(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import list_promo_codes
 
-    async def action(services: Any) -> list[dict[str, Any]]:
+    async def action(services: Any) -> Any:
         return [promo.summary() for promo in await list_promo_codes(services.db)]
 
     return run_with_services(settings, action)
@@ -107,7 +109,7 @@ def cmd_promo_disable(args: argparse.Namespace, settings: Settings) -> int:
     from shared.accounts.rewards import disable_promo_code
     from shared.staff import Actor, audit
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         summary = (await disable_promo_code(services.db, args.code)).summary()
         await audit.record(services.db, Actor.cli(), "promo.disable", "promo_code", args.code, after=summary)
         return summary
@@ -162,13 +164,13 @@ def cmd_accounts_limits(args: argparse.Namespace, settings: Settings) -> int:
 
     rpm, inflight = _limit_value(args.rpm), _limit_value(args.max_inflight)
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         limits = await change_limits(
             services.db, services.redis, args.account, actor=Actor.cli(), rpm=rpm, max_inflight=inflight
         )
         defaults = services.settings.rate_limits
         return {
-            **limits,
+            **msgspec.structs.asdict(limits),
             "defaults": {
                 "rate_limit_rpm": defaults.rpm_per_account,
                 "max_inflight_tasks": defaults.inflight_per_account,
@@ -184,7 +186,7 @@ def cmd_accounts_role(args: argparse.Namespace, settings: Settings) -> int:
 
     role: str = getattr(args, "role", None) or "user"  # ``conduit staff revoke`` names no role: back to user
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         return await set_role(services.db, services.redis, args.account, role, actor=Actor.cli())
 
     return run_with_services(settings, action)

@@ -22,6 +22,7 @@ import sys
 from cli.accounts import add_account_commands, add_limit_and_role_commands, add_staff_commands, cmd_accounts_create
 from cli.connections import Connections, run_with_connections
 from cli.embedded import EmbeddedError, EmbeddedServices
+from cli.moderation import add_moderation_commands
 from cli.operating import add_operating_commands
 from shared.accounts import ROLES
 from shared.settings import Settings, SettingsError
@@ -154,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_limit_and_role_commands(accounts)
     add_operating_commands(sub)  # conduit admin …, conduit workers
     add_staff_commands(sub)  # conduit staff grant|revoke|list
+    add_moderation_commands(sub)  # conduit moderation check
 
     ledger = sub.add_parser("ledger", help="ledger tools").add_subparsers(dest="action", required=True)
     ledger.add_parser("check", help="verify the money invariants").set_defaults(handler=cmd_ledger_check)
@@ -167,12 +169,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from shared.infra.errors import ConduitError
     from shared.ledger.money import CreditsFormatError
+    from shared.moderation.policy import PolicyError
 
     args = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
         return int(args.handler(args, settings) or 0)
-    except (SettingsError, EmbeddedError, CreditsFormatError) as exc:
+    except (SettingsError, EmbeddedError, CreditsFormatError, PolicyError) as exc:
         print(f"conduit: {exc}", file=sys.stderr)
         return 2
     except ConduitError as exc:

@@ -31,7 +31,7 @@ from shared.staff import Actor
 def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.accounts import search_accounts
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         page = await search_accounts(
             services.db, query=args.query, status=args.status, role=args.role, limit=args.limit, after=args.after
         )
@@ -43,7 +43,7 @@ def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.accounts import account_detail
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         return await account_detail(services.db, args.account)
 
     return run_with_services(settings, action)
@@ -55,7 +55,7 @@ def cmd_credits(args: argparse.Namespace, settings: Settings) -> int:
 
     amount = parse_credits(args.amount)
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         return await adjust_credits(
             services.db,
             args.account,
@@ -71,7 +71,7 @@ def cmd_credits(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.accounts import revoke_any_key
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         return await revoke_any_key(services.db, services.redis, args.key_id, actor=Actor.cli(), reason=args.reason)
 
     return run_with_services(settings, action)
@@ -80,7 +80,7 @@ def cmd_revoke_key(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin import tasks
 
-    async def action(services: Any) -> dict[str, Any]:
+    async def action(services: Any) -> Any:
         if args.task_action == "fail":
             return await tasks.fail_task(
                 services.db, services.queue, services.signer, args.task_id, reason=args.reason, actor=Actor.cli(),
@@ -98,7 +98,7 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
     from shared.admin.providers import provider_health
 
-    async def action(services: Any) -> list[dict[str, Any]]:
+    async def action(services: Any) -> Any:
         return await provider_health(services.db, services.providers)
 
     return run_with_services(settings, action)
@@ -106,7 +106,10 @@ def cmd_providers(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
     """The staff audit log: the newest entries as JSON, or (``--csv``) all of them as CSV on stdout."""
+    import datetime as dt
     import sys
+
+    import msgspec
 
     from cli.connections import run_with_connections
     from shared.infra.db import Database
@@ -124,7 +127,8 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
             page = await audit.entries(db, filters, limit=args.limit)
         finally:
             await db.close()
-        print(json.dumps([entry.public() for entry in page.items], indent=2, default=str))
+        shown = [msgspec.to_builtins(entry.public(), builtin_types=(dt.datetime,)) for entry in page.items]
+        print(json.dumps(shown, indent=2, default=str))
         return 0
 
     return run_with_connections(go, settings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 from arq.connections import ArqRedis
@@ -21,6 +22,9 @@ from shared.infra.mail import Mailer
 from shared.infra.queue import JobQueue, connect_redis
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
+from shared.media.sources import MediaSources
+from shared.moderation.pipeline import Moderator
+from shared.moderation.policy import load_policy
 from shared.providers import ProviderRegistry
 from shared.providers.upstream_client import UpstreamClient, UpstreamTransport
 from shared.ratelimits.invalid_keys import InvalidKeyLimit
@@ -56,11 +60,15 @@ class Services:
     billing: Billing  # billing: credit packs, Stripe
     events: TaskEvents  # live task events: publishing (workers and API)
     event_hub: EventHub  # ... and receiving them for the streams this process serves (API; its loops: create_app)
+    media: MediaSources  # input media: uploads, URLs fetched through the URL guard, data: URIs
+    moderator: Moderator  # the moderation policy and its checks (every route that carries text runs it)
 
     @classmethod
     async def start(cls, settings: Settings, *, db_pool_max: int | None = None) -> Services:
         _, redis_url = settings.require_connections()
         catalog = load_catalog_paths(settings.catalog_paths)
+        policy = load_policy(settings.moderation.policy_paths)  # a bad policy file stops the start-up here
+        moderator_for = partial(Moderator.build, policy, settings, catalog)
         billing = Billing.from_settings(settings)
         db = await Database.connect(settings, max_size=db_pool_max)
         try:
@@ -77,19 +85,21 @@ class Services:
         slot_ttl_s = max((model.max_runtime_s for model in catalog), default=3600) + 300
         background = BackgroundTasks()
         secret = settings.signing_key()
+        storage = LocalStorage(settings.resolved_storage_dir)
+        url_guard = UrlGuard(allow_loopback=settings.url_guard_allow_loopback)
         return cls(
             settings=settings,
             background=background,
             db=db,
             redis=redis,
             catalog=catalog,
-            storage=LocalStorage(settings.resolved_storage_dir),
+            storage=storage,
             signer=UrlSigner(secret, settings.public_base_url, settings.file_url_ttl_s),
             providers=ProviderRegistry.build(catalog.providers, settings, http=http, redis=redis),
             keys=KeyCache(background),
             queue=JobQueue(redis),
             http=http,
-            url_guard=UrlGuard(allow_loopback=settings.url_guard_allow_loopback),
+            url_guard=url_guard,
             limiter=limiter,
             sessions=SessionStore(redis, settings.auth),
             devices=DeviceCookies(secret),
@@ -99,12 +109,15 @@ class Services:
             billing=billing,
             events=TaskEvents(redis, settings.events),
             event_hub=EventHub(redis, db, settings.events),
+            media=MediaSources(db, storage, url_guard, settings.media),
+            moderator=moderator_for(http=http, db=db, redis=redis, background=background),
         )
 
     async def close(self) -> None:
         """Drain the background tasks (they may still need the connections), then close the connections."""
         await self.background.drain(SHUTDOWN_DRAIN_S)
         await self.http.aclose()
+        await self.media.aclose()
         await self.billing.close()
         await self.redis.aclose()
         await self.db.close()

@@ -27,10 +27,12 @@ from shared.infra.env import (
     provider_env,
 )
 from shared.infra.mail import MailSettings
+from shared.media.settings import MediaSettings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
 DEFAULT_PRODUCTS = PACKAGE_ROOT / "billing" / "products.toml"
+DEFAULT_POLICY = PACKAGE_ROOT / "moderation" / "policy.toml"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,6 +68,8 @@ class AuthSettings:
     reset_password_url: str = "http://127.0.0.1:8000/reset-password?token={token}"
     verify_token_ttl_s: int = 48 * 3600
     reset_token_ttl_s: int = 3600
+    invitation_url: str = "http://127.0.0.1:8000/invitation?token={token}"  # where an invitation mail links
+    invitation_ttl_s: int = 7 * 24 * 3600
     allowed_origins: tuple[str, ...] = ("http://127.0.0.1:8000",)
     session_ttl_s: int = 7 * 24 * 3600  # idle lifetime, renewed on use
     session_max_age_s: int = 30 * 24 * 3600  # absolute lifetime
@@ -90,6 +94,7 @@ class AuthSettings:
         for name, default in (
             ("VERIFY_EMAIL_URL", f"{public_base_url}/verify-email?token={{token}}"),
             ("RESET_PASSWORD_URL", f"{public_base_url}/reset-password?token={{token}}"),
+            ("INVITATION_URL", f"{public_base_url}/invitation?token={{token}}"),
         ):
             templates[name] = env.get(name) or default
             if "{token}" not in templates[name]:
@@ -99,6 +104,8 @@ class AuthSettings:
             reset_password_url=templates["RESET_PASSWORD_URL"],
             verify_token_ttl_s=env_int(env, "VERIFY_TOKEN_TTL_S", 48 * 3600, minimum=60),
             reset_token_ttl_s=env_int(env, "RESET_TOKEN_TTL_S", 3600, minimum=60),
+            invitation_url=templates["INVITATION_URL"],
+            invitation_ttl_s=env_int(env, "INVITATION_TTL_S", 7 * 24 * 3600, minimum=60),
             allowed_origins=tuple(dict.fromkeys(origins)),
             session_ttl_s=env_int(env, "SESSION_TTL_S", 7 * 24 * 3600, minimum=60),
             session_max_age_s=env_int(env, "SESSION_MAX_AGE_S", 30 * 24 * 3600, minimum=60),
@@ -236,6 +243,27 @@ class OperatingSettings:
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class ModerationSettings:
+    """Moderation: the policy files layered over the shipped one, how long evidence is kept, and the strikes
+    (blocks within a window) that suspend an account (0: never automatically)."""
+
+    policy_paths: tuple[Path, ...] = (DEFAULT_POLICY,)
+    evidence_retention_s: int = 30 * 24 * 3600
+    strikes_to_suspend: int = 5
+    strike_window_s: int = 24 * 3600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ModerationSettings:
+        layered = [Path(p) for p in (env.get("MODERATION_POLICY_PATH") or "").split(os.pathsep) if p]
+        return cls(
+            policy_paths=(DEFAULT_POLICY, *(p for p in layered if p.resolve() != DEFAULT_POLICY)),
+            evidence_retention_s=env_int(env, "MODERATION_EVIDENCE_RETENTION_S", 30 * 24 * 3600, minimum=60),
+            strikes_to_suspend=env_int(env, "MODERATION_STRIKES_TO_SUSPEND", 5, minimum=0),
+            strike_window_s=env_int(env, "MODERATION_STRIKE_WINDOW_S", 24 * 3600, minimum=60),
+        )
+
+
 def _catalog_paths(value: str) -> tuple[Path, ...]:
     """The shipped catalog, then the ``CATALOG_PATH`` files over it (naming the shipped one there adds nothing)."""
     layered = [Path(p) for p in value.split(os.pathsep) if p]
@@ -296,6 +324,7 @@ class Settings:
     # Rate limits and support tickets
     rate_limits: RateLimitSettings = RateLimitSettings()
     support: SupportSettings = SupportSettings()
+    media: MediaSettings = dataclasses.field(default_factory=MediaSettings)  # input media: uploads, URL inputs
     # Billing (Stripe). Without a secret key, checkout and refunds answer 503; the rest of the API works.
     stripe_secret_key: str | None = None
     stripe_webhook_secret: str | None = None
@@ -308,6 +337,7 @@ class Settings:
     operating: OperatingSettings = OperatingSettings()  # metrics, retention, shutdown, logs
     events: EventSettings = dataclasses.field(default_factory=EventSettings)  # live task events (Server-Sent Events)
     batches: BatchSettings = dataclasses.field(default_factory=BatchSettings)  # batch work, OpenAI Batch API
+    moderation: ModerationSettings = ModerationSettings()  # policy files, evidence retention, strikes
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -356,6 +386,7 @@ class Settings:
             auth=AuthSettings.from_env(env, public_base_url),
             rate_limits=RateLimitSettings.from_env(env),
             support=SupportSettings.from_env(env),
+            media=MediaSettings.from_env(env),
             stripe_secret_key=env_str(env, "STRIPE_SECRET_KEY"),
             stripe_webhook_secret=env_str(env, "STRIPE_WEBHOOK_SECRET"),
             stripe_api_base=(env.get("STRIPE_API_BASE") or "https://api.stripe.com").rstrip("/"),
@@ -366,6 +397,7 @@ class Settings:
             operating=OperatingSettings.from_env(env),
             events=EventSettings.from_env(env),
             batches=BatchSettings.from_env(env),
+            moderation=ModerationSettings.from_env(env),
         )
 
     @property

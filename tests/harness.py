@@ -35,6 +35,7 @@ from shared.settings import DEFAULT_CATALOG, Settings
 ROOT = Path(__file__).resolve().parents[1]
 TEST_DATA_DIR = ROOT / ".conduit" / "test"
 TEST_CATALOG = ROOT / "tests" / "fixtures" / "catalog.toml"
+TEST_MODERATION_POLICY = ROOT / "tests" / "fixtures" / "moderation.toml"
 TEST_DATABASE = "conduit_test"
 EXTERNAL_REDIS_DB = 15
 
@@ -121,6 +122,8 @@ def test_env(servers: TestServers, *, port: int, storage_dir: Path, **extra: str
         "PORT": str(port),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
         "CATALOG_PATH": os.pathsep.join([str(DEFAULT_CATALOG), str(TEST_CATALOG)]),
+        "MODERATION_POLICY_PATH": str(TEST_MODERATION_POLICY),
+        "MODERATION_STRIKES_TO_SUSPEND": "8",  # above the blocks one test makes, but the strike test's
         "SECRET_KEY": "test-secret-key",
         "TASK_JOB_TIMEOUT_S": "30",
         "LOG_LEVEL": "WARNING",

@@ -82,6 +82,8 @@ class WorkerProcess:
                 poll_max_s=settings.upstream_poll_max_s,
                 slots=services.request_limits.slots,
                 events=services.events,
+                signer=services.signer,
+                moderator=services.moderator,
             )
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)
             context = {"services": services, "runtime": runtime, "webhooks": webhooks}  # worker.context

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get
 from litestar.di import Provide
 from litestar.params import FromQuery, JSONBody, QueryParameter
 
+from api.contract import raises
 from api.deps import (
     AuthDep,
     PrincipalDep,
@@ -19,10 +20,12 @@ from api.deps import (
     provide_principal,
     provide_session_principal,
 )
+from api.permissions import requires
 from api.routes.auth import session_cookie
 from shared.accounts.erasure import delete_account
-from shared.accounts.service import get_account, list_ledger
-from shared.infra.pagination import page_envelope
+from shared.accounts.service import Account, LedgerEntry, get_account, list_ledger
+from shared.infra.errors import InvalidInput, RateLimited
+from shared.infra.pagination import PageEnvelope, page_envelope
 
 
 class DeleteAccountBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -32,30 +35,37 @@ class DeleteAccountBody(msgspec.Struct, forbid_unknown_fields=True):
 class AccountController(Controller):
     path = "/v1/account"
     tags = ["account"]
+    opt = requires("account.read")
     dependencies = {"principal": Provide(provide_principal)}
 
-    @get("/")
-    async def account(self, principal: PrincipalDep, services: ServicesDep) -> dict[str, Any]:
+    @get("/", operation_id="getAccount")
+    async def account(self, principal: PrincipalDep, services: ServicesDep) -> Account:
         view = await get_account(services.db, principal.account_id)
         return view.public()
 
-    @get("/ledger")
+    @get("/ledger", operation_id="listLedgerEntries")
     async def ledger(
         self,
         principal: PrincipalDep,
         services: ServicesDep,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
         after: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> PageEnvelope[LedgerEntry]:
         return page_envelope(await list_ledger(services.db, principal.account_id, limit=limit, after=after))
 
     @delete(
         "/",
+        operation_id="deleteAccount",
         status_code=204,
+        opt=requires("account.delete"),
         dependencies={
             "principal": Provide(provide_session_principal),
             "auth": Provide(provide_auth, sync_to_thread=False),
         },
+    )
+    @raises(
+        (InvalidInput, "invalid_input", "invalid_credentials"),
+        (RateLimited, "too_many_signin_attempts", "too_many_requests"),
     )
     async def delete_account(
         self,

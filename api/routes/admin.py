@@ -9,25 +9,39 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, TypeAlias
 
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from api.contract import raises
 from api.deps import PrincipalDep, ServicesDep, provide_auth, provide_principal
 from api.input_fields import Days, IntegerCount, micro_credits
+from api.permissions import requires
 from api.proxies import client_ip
 from shared.accounts.key_management import UNSET
 from shared.accounts.keys import Principal
-from shared.accounts.rewards import create_promo_code, disable_promo_code, list_promo_codes
+from shared.accounts.rewards import PromoCodeSummary, create_promo_code, disable_promo_code, list_promo_codes
 from shared.admin import accounts as admin_accounts
 from shared.admin import standing
 from shared.admin import tasks as admin_tasks
 from shared.admin.providers import provider_health
-from shared.infra.errors import PermissionDenied
-from shared.infra.pagination import list_envelope, page_envelope
+from shared.admin.tasks import AdminTask
+from shared.admin.views import (
+    AccountDetail,
+    AccountLimits,
+    AccountRole,
+    AccountStanding,
+    AccountSummary,
+    CreditAdjustment,
+    ProviderHealth,
+    RevokedKey,
+    VerificationMail,
+)
+from shared.infra.errors import Conflict, NotFound, PermissionDenied
+from shared.infra.pagination import ListEnvelope, PageEnvelope, list_envelope, page_envelope
 from shared.services import Services
 from shared.staff import STAFF_ROLES, Actor, audit, require_staff
 
@@ -49,11 +63,14 @@ async def checked_staff(request: Request, principal: Principal, services: Servic
     return actor
 
 
+@raises((PermissionDenied, "admin_only", "second_factor_required"))
 async def provide_admin(request: Request, principal: PrincipalDep, services: ServicesDep) -> Actor:
     return await checked_staff(request, principal, services, admin=True)
 
 
 ADMIN = {"principal": Provide(provide_principal), "admin": Provide(provide_admin)}
+ACCOUNT_NOT_FOUND = (NotFound, "account_not_found")
+TASK_NOT_FOUND = (NotFound, "task_not_found")
 
 
 class CreditAdjustmentBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -91,11 +108,12 @@ def _given(value: object) -> object:
 
 
 class AdminController(Controller):
+    opt = requires("staff")
     path = "/v1/admin"
     tags = ["admin"]
     dependencies = ADMIN
 
-    @get("/accounts")
+    @get("/accounts", operation_id="searchAccounts")
     async def search_accounts(
         self,
         admin: ActorDep,
@@ -105,21 +123,23 @@ class AdminController(Controller):
         role: FromQuery[str | None] = None,
         limit: Limit = 20,
         after: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> PageEnvelope[AccountSummary]:
         """``q``: an account id, an API key prefix, an order id or part of an email; newest first."""
         page = await admin_accounts.search_accounts(
             services.db, query=q, status=status, role=role, limit=limit, after=after
         )
         return page_envelope(page)
 
-    @get("/accounts/{account:str}")
-    async def get_account(self, admin: ActorDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
+    @get("/accounts/{account:str}", operation_id="getAccountDetail")
+    @raises(ACCOUNT_NOT_FOUND)
+    async def get_account(self, admin: ActorDep, services: ServicesDep, account: FromPath[str]) -> AccountDetail:
         return await admin_accounts.account_detail(services.db, account)
 
-    @post("/accounts/{account:str}/credits", status_code=200)
+    @post("/accounts/{account:str}/credits", operation_id="adjustCredits", status_code=200)
+    @raises(ACCOUNT_NOT_FOUND, (Conflict, "account_deleted", "operation_id_reused", "insufficient_unused_credits"))
     async def adjust_credits(
         self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[CreditAdjustmentBody]
-    ) -> dict[str, Any]:
+    ) -> CreditAdjustment:
         """Grant (positive ``amount``) or deduct (negative) credits, with a ``reason`` written in the ledger."""
         return await admin_accounts.adjust_credits(
             services.db,
@@ -130,54 +150,62 @@ class AdminController(Controller):
             operation_id=data.operation_id,
         )
 
-    @post("/accounts/{account:str}/suspend", status_code=200)
+    @post("/accounts/{account:str}/suspend", operation_id="suspendAccount", status_code=200)
+    @raises(ACCOUNT_NOT_FOUND, (Conflict, "account_deleted"))
     async def suspend(
         self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[ReasonBody]
-    ) -> dict[str, Any]:
+    ) -> AccountStanding:
         """Suspend with a ``reason`` (required; the owner sees it in every refusal: ``account_suspended``)."""
         return await standing.set_suspended(
             services.db, services.redis, account, suspended=True, actor=admin, reason=data.reason
         )
 
-    @post("/accounts/{account:str}/unsuspend", status_code=200)
-    async def unsuspend(self, admin: ActorDep, services: ServicesDep, account: FromPath[str]) -> dict[str, Any]:
+    @post("/accounts/{account:str}/unsuspend", operation_id="unsuspendAccount", status_code=200)
+    @raises(ACCOUNT_NOT_FOUND, (Conflict, "account_deleted"))
+    async def unsuspend(self, admin: ActorDep, services: ServicesDep, account: FromPath[str]) -> AccountStanding:
         return await standing.set_suspended(services.db, services.redis, account, suspended=False, actor=admin)
 
-    @post("/accounts/{account:str}/limits", status_code=200)
+    @post("/accounts/{account:str}/limits", operation_id="setAccountLimits", status_code=200)
+    @raises(ACCOUNT_NOT_FOUND)
     async def limits(
         self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[LimitsBody]
-    ) -> dict[str, Any]:
+    ) -> AccountLimits:
         """The account's own ``rate_limit_rpm`` and ``max_inflight_tasks`` (``null``: the default)."""
         return await standing.change_limits(
             services.db, services.redis, account, actor=admin, rpm=_given(data.rate_limit_rpm),
             max_inflight=_given(data.max_inflight_tasks), reason=data.reason,
         )  # fmt: skip
 
-    @post("/accounts/{account:str}/role", status_code=200)
+    @post("/accounts/{account:str}/role", operation_id="setAccountRole", status_code=200)
+    @raises(ACCOUNT_NOT_FOUND, Conflict)
     async def role(
         self, admin: ActorDep, services: ServicesDep, account: FromPath[str], data: JSONBody[RoleBody]
-    ) -> dict[str, Any]:
+    ) -> AccountRole:
         """Grant a staff ``role`` (``support``, ``admin``) or take it back (``user``)."""
         return await standing.set_role(services.db, services.redis, account, data.role, actor=admin, reason=data.reason)
 
-    @post("/accounts/{account:str}/resend-verification", status_code=200)
+    @post("/accounts/{account:str}/resend-verification", operation_id="resendAccountVerification", status_code=200)
+    @raises(ACCOUNT_NOT_FOUND, Conflict)
     async def resend_verification(
         self, admin: ActorDep, services: ServicesDep, account: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> VerificationMail:
         return await standing.resend_verification(provide_auth(services), account, actor=admin)
 
-    @post("/keys/{key_id:str}/revoke", status_code=200)
-    async def revoke_key(self, admin: ActorDep, services: ServicesDep, key_id: FromPath[str]) -> dict[str, Any]:
+    @post("/keys/{key_id:str}/revoke", operation_id="revokeAnyKey", status_code=200)
+    @raises((NotFound, "api_key_not_found"))
+    async def revoke_key(self, admin: ActorDep, services: ServicesDep, key_id: FromPath[str]) -> RevokedKey:
         return await admin_accounts.revoke_any_key(services.db, services.redis, key_id, actor=admin)
 
-    @get("/tasks/{task_id:str}")
-    async def get_task(self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+    @get("/tasks/{task_id:str}", operation_id="getAnyTask")
+    @raises(TASK_NOT_FOUND)
+    async def get_task(self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str]) -> AdminTask:
         return await admin_tasks.view_task(services.db, services.signer, task_id)
 
-    @post("/tasks/{task_id:str}/fail", status_code=200)
+    @post("/tasks/{task_id:str}/fail", operation_id="failTask", status_code=200)
+    @raises(TASK_NOT_FOUND, (Conflict, "task_finished"))
     async def fail_task(
         self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str], data: JSONBody[ReasonBody]
-    ) -> dict[str, Any]:
+    ) -> AdminTask:
         """Fail a queued or running task (``failed_by_operator``); its hold is voided."""
         return await admin_tasks.fail_task(
             services.db,
@@ -189,21 +217,23 @@ class AdminController(Controller):
             slots=services.request_limits.slots,
         )
 
-    @post("/tasks/{task_id:str}/retry", status_code=200)
-    async def retry_task(self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+    @post("/tasks/{task_id:str}/retry", operation_id="retryTask", status_code=200)
+    @raises(TASK_NOT_FOUND, (Conflict, "task_finished"))
+    async def retry_task(self, admin: ActorDep, services: ServicesDep, task_id: FromPath[str]) -> AdminTask:
         """Hand a stuck queued or running task back to the workers."""
         return await admin_tasks.retry_task(services.db, services.queue, services.signer, task_id, actor=admin)
 
-    @get("/providers")
-    async def providers(self, admin: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    @get("/providers", operation_id="listProviderHealth")
+    async def providers(self, admin: ActorDep, services: ServicesDep) -> ListEnvelope[ProviderHealth]:
         return list_envelope(await provider_health(services.db, services.providers))
 
-    @get("/promo-codes")
-    async def list_promos(self, admin: ActorDep, services: ServicesDep) -> dict[str, Any]:
+    @get("/promo-codes", operation_id="listPromoCodes")
+    async def list_promos(self, admin: ActorDep, services: ServicesDep) -> ListEnvelope[PromoCodeSummary]:
         return list_envelope([promo.summary() for promo in await list_promo_codes(services.db)])
 
-    @post("/promo-codes", status_code=201)
-    async def create_promo(self, admin: ActorDep, services: ServicesDep, data: JSONBody[PromoBody]) -> dict[str, Any]:
+    @post("/promo-codes", operation_id="createPromoCode", status_code=201)
+    @raises((Conflict, "promo_code_exists"))
+    async def create_promo(self, admin: ActorDep, services: ServicesDep, data: JSONBody[PromoBody]) -> PromoCodeSummary:
         promo = await create_promo_code(
             services.db,
             credits=micro_credits(data.credits, "credits", services.settings.input_limits),
@@ -216,8 +246,9 @@ class AdminController(Controller):
         await audit.record(services.db, admin, "promo.create", "promo_code", promo.code, after=promo.summary())
         return promo.summary()
 
-    @post("/promo-codes/{code:str}/disable", status_code=200)
-    async def disable_promo(self, admin: ActorDep, services: ServicesDep, code: FromPath[str]) -> dict[str, Any]:
+    @post("/promo-codes/{code:str}/disable", operation_id="disablePromoCode", status_code=200)
+    @raises((NotFound, "promo_code_not_found"))
+    async def disable_promo(self, admin: ActorDep, services: ServicesDep, code: FromPath[str]) -> PromoCodeSummary:
         summary = (await disable_promo_code(services.db, code)).summary()
         await audit.record(services.db, admin, "promo.disable", "promo_code", code, after=summary)
         return summary

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
@@ -12,6 +12,7 @@ from litestar.di import Provide
 from litestar.enums import MediaType, RequestEncodingType
 from litestar.params import Body, FromPath, JSONBody, QueryParameter
 
+from api.contract import raises
 from api.deps import (
     SESSION_COOKIE,
     AuthDep,
@@ -22,23 +23,25 @@ from api.deps import (
     provide_auth,
     provide_session_principal,
 )
+from api.permissions import requires
 from api.proxies import client_ip
+from api.schemas.auth import AuthRequest, EmailVerification, PasswordReset, SignedIn, pending
 from shared.accounts import signin, signup
 from shared.accounts.devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_S, DEVICE_COOKIE_PATH
-from shared.accounts.second_factor import Challenge
-from shared.accounts.service import get_account
-from shared.accounts.sessions import Session
+from shared.accounts.second_factor import Challenge, SecondFactorRequired
+from shared.accounts.service import Account, get_account
+from shared.accounts.sessions import Session, SessionInfo
 from shared.accounts.signup import AuthDeps
-from shared.infra.errors import InvalidInput, NotFound
-from shared.infra.pagination import list_envelope
+from shared.infra.errors import InvalidInput, NotFound, PermissionDenied, RateLimited, Unauthenticated
+from shared.infra.pagination import ListEnvelope, list_envelope
 from shared.services import Services
 from shared.settings import AuthSettings
 
-PENDING = {
-    "object": "auth_request",
-    "status": "accepted",
-    "message": "if the address can receive it, a mail is on its way; check your inbox (and spam folder)",
-}
+# What the routes that take a password or send a mail can refuse besides their input
+FOREIGN_ORIGIN = (PermissionDenied, "origin_not_allowed")
+THROTTLED = (RateLimited, "too_many_signin_attempts", "too_many_requests", "too_many_mails", "too_many_code_attempts")
+WEAK_PASSWORD = (InvalidInput, "invalid_input", "weak_password")
+INVALID_TOKEN = (InvalidInput, "invalid_token")
 
 
 class SignUpBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -100,13 +103,10 @@ def device_cookie(settings: AuthSettings, value: str) -> Cookie:
     )
 
 
-def signed_in_body(session: Session, account: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "object": "signed_in",
-        "account": account,
-        "session": session.public(current=True),
-        "csrf_token": session.csrf_token,
-    }
+def signed_in_body(session: Session, account: Account) -> SignedIn:
+    return SignedIn(
+        object="signed_in", account=account, session=session.public(current=True), csrf_token=session.csrf_token
+    )
 
 
 def _page(title: str, body: str, status: int = 200) -> Response[str]:
@@ -129,9 +129,7 @@ input,button{{font:inherit;padding:.4rem;margin:.3rem 0;width:100%;box-sizing:bo
     )
 
 
-async def signed_in_response(
-    services: Services, auth: AuthDeps, signed_in: signin.SignedIn
-) -> Response[dict[str, Any]]:
+async def signed_in_response(services: Services, auth: AuthDeps, signed_in: signin.SignedIn) -> Response[SignedIn]:
     """The answer that opens a session: its cookie, and the browser's device cookie."""
     session = signed_in.session
     account = (await get_account(services.db, session.account_id)).public()
@@ -147,43 +145,53 @@ async def signed_in_response(
 class AuthController(Controller):
     path = "/v1/auth"
     tags = ["auth"]
+    opt = requires("self")
     dependencies = {"auth": Provide(provide_auth, sync_to_thread=False)}
 
-    @post("/signup", status_code=202)
+    @post("/signup", operation_id="signUp", status_code=202)
+    @raises(WEAK_PASSWORD, (InvalidInput, "age_confirmation_required"), FOREIGN_ORIGIN, THROTTLED)
     async def sign_up(
         self, request: Request, data: JSONBody[SignUpBody], auth: AuthDep, services: ServicesDep
-    ) -> dict[str, Any]:
+    ) -> AuthRequest:
         check_origin(request, services)
         email = await signup.sign_up(
             auth, email=data.email, password=data.password, age_confirmed=data.age_confirmed, ip=client_ip(request)
         )
-        return {**PENDING, "email": email}
+        return pending(email)
 
-    @get("/verify-email")
+    @get("/verify-email", operation_id="verifyEmailLink")
+    @raises(INVALID_TOKEN)
     async def verify_email_link(
         self, auth: AuthDep, token: Annotated[str, QueryParameter(max_length=200)]
-    ) -> dict[str, Any]:
+    ) -> EmailVerification:
         """The link in the verification mail."""
         account_id, email = await signup.verify_email(auth, token)
-        return {"object": "email_verification", "verified": True, "account_id": str(account_id), "email": email}
+        return EmailVerification(object="email_verification", verified=True, account_id=str(account_id), email=email)
 
-    @post("/verify-email", status_code=200)
-    async def verify_email(self, auth: AuthDep, data: JSONBody[TokenBody]) -> dict[str, Any]:
+    @post("/verify-email", operation_id="verifyEmail", status_code=200)
+    @raises(INVALID_TOKEN)
+    async def verify_email(self, auth: AuthDep, data: JSONBody[TokenBody]) -> EmailVerification:
         account_id, email = await signup.verify_email(auth, data.token)
-        return {"object": "email_verification", "verified": True, "account_id": str(account_id), "email": email}
+        return EmailVerification(object="email_verification", verified=True, account_id=str(account_id), email=email)
 
-    @post("/verify-email/resend", status_code=202)
+    @post("/verify-email/resend", operation_id="resendVerificationEmail", status_code=202)
+    @raises(FOREIGN_ORIGIN, THROTTLED)
     async def resend_verification(
         self, request: Request, data: JSONBody[EmailBody], auth: AuthDep, services: ServicesDep
-    ) -> dict[str, Any]:
+    ) -> AuthRequest:
         check_origin(request, services)
         email = await signup.resend_verification(auth, email=data.email, ip=client_ip(request))
-        return {**PENDING, "email": email}
+        return pending(email)
 
-    @post("/signin", status_code=200)
+    @post("/signin", operation_id="signIn", status_code=200)
+    @raises(
+        (Unauthenticated, "invalid_credentials"),
+        (PermissionDenied, "email_not_verified", "account_suspended", "origin_not_allowed"),
+        THROTTLED,
+    )
     async def sign_in(
         self, request: Request, data: JSONBody[SignInBody], auth: AuthDep, services: ServicesDep
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[SignedIn | SecondFactorRequired]:
         check_origin(request, services)
         signed_in = await signin.sign_in(
             auth,
@@ -194,12 +202,18 @@ class AuthController(Controller):
         )
         if isinstance(signed_in, Challenge):  # two-step sign-in: no session until the code
             return Response(signed_in.public())
-        return await signed_in_response(services, auth, signed_in)
+        return await signed_in_response(services, auth, signed_in)  # type: ignore[return-value]  # Response is invariant
 
-    @post("/signin/second-factor", status_code=200)
+    @post("/signin/second-factor", operation_id="signInSecondFactor", status_code=200)
+    @raises(
+        (InvalidInput, "invalid_input", "invalid_code", "challenge_expired"),
+        (Unauthenticated, "invalid_credentials"),
+        (PermissionDenied, "account_suspended", "origin_not_allowed"),
+        THROTTLED,
+    )
     async def second_factor(
         self, request: Request, data: JSONBody[SecondFactorBody], auth: AuthDep, services: ServicesDep
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[SignedIn]:
         """The second step of a two-step sign-in: the ``challenge`` from ``/signin`` and a ``code`` (from the
         authenticator app, or a recovery code) open the session."""
         check_origin(request, services)
@@ -212,36 +226,51 @@ class AuthController(Controller):
         )
         return await signed_in_response(services, auth, signed_in)
 
-    @post("/signout", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
+    @post(
+        "/signout",
+        operation_id="signOut",
+        status_code=204,
+        dependencies={"principal": Provide(provide_session_principal)},
+    )
     async def sign_out(self, principal: SessionPrincipalDep, auth: AuthDep) -> Response[None]:
         assert principal.session_id is not None
-        await auth.sessions.revoke(principal.account_id, principal.session_id)
+        await auth.sessions.revoke(principal.person, principal.session_id)
         return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])
 
-    @get("/session", dependencies={"principal": Provide(provide_session_principal)})
+    @get("/session", operation_id="getSession", dependencies={"principal": Provide(provide_session_principal)})
     async def current_session(
         self, request: Request, principal: SessionPrincipalDep, auth: AuthDep, services: ServicesDep
-    ) -> dict[str, Any]:
+    ) -> SignedIn:
         session = await auth.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
         if session is None:
             raise NotFound("session not found", code="session_not_found")
         account = (await get_account(services.db, principal.account_id)).public()
-        account["has_password"] = await signin.account_has_password(auth, principal.account_id)
+        account.has_password = await signin.account_has_password(auth, principal.person)
         return signed_in_body(session, account)
 
-    @get("/sessions", dependencies={"principal": Provide(provide_session_principal)})
-    async def list_sessions(self, principal: SessionPrincipalDep, auth: AuthDep) -> dict[str, Any]:
-        sessions = await auth.sessions.list(principal.account_id)
+    @get("/sessions", operation_id="listSessions", dependencies={"principal": Provide(provide_session_principal)})
+    async def list_sessions(self, principal: SessionPrincipalDep, auth: AuthDep) -> ListEnvelope[SessionInfo]:
+        sessions = await auth.sessions.list(principal.person)
         return list_envelope([s.public(current=s.id == principal.session_id) for s in sessions])
 
     @delete(
-        "/sessions/{session_id:str}", status_code=204, dependencies={"principal": Provide(provide_session_principal)}
+        "/sessions/{session_id:str}",
+        operation_id="revokeSession",
+        status_code=204,
+        dependencies={"principal": Provide(provide_session_principal)},
     )
+    @raises((NotFound, "session_not_found"))
     async def revoke_session(self, principal: SessionPrincipalDep, auth: AuthDep, session_id: FromPath[str]) -> None:
-        if not await auth.sessions.revoke(principal.account_id, session_id):
+        if not await auth.sessions.revoke(principal.person, session_id):
             raise NotFound(f"no session {session_id}", code="session_not_found", param="session_id")
 
-    @post("/password", status_code=204, dependencies={"principal": Provide(provide_session_principal)})
+    @post(
+        "/password",
+        operation_id="changePassword",
+        status_code=204,
+        dependencies={"principal": Provide(provide_session_principal)},
+    )
+    @raises((InvalidInput, "invalid_input", "weak_password", "no_password", "invalid_credentials"), THROTTLED)
     async def change_password(
         self, request: Request, principal: SessionPrincipalDep, auth: AuthDep, data: JSONBody[ChangePasswordBody]
     ) -> None:
@@ -253,18 +282,20 @@ class AuthController(Controller):
             client=password_client(request),
         )
 
-    @post("/password-reset", status_code=202)
+    @post("/password-reset", operation_id="requestPasswordReset", status_code=202)
+    @raises(FOREIGN_ORIGIN, THROTTLED)
     async def request_reset(
         self, request: Request, data: JSONBody[EmailBody], auth: AuthDep, services: ServicesDep
-    ) -> dict[str, Any]:
+    ) -> AuthRequest:
         check_origin(request, services)
         email = await signup.request_password_reset(auth, email=data.email, ip=client_ip(request))
-        return {**PENDING, "email": email}
+        return pending(email)
 
-    @post("/password-reset/confirm", status_code=200)
-    async def confirm_reset(self, auth: AuthDep, data: JSONBody[ResetBody]) -> dict[str, Any]:
+    @post("/password-reset/confirm", operation_id="confirmPasswordReset", status_code=200)
+    @raises((InvalidInput, "invalid_input", "invalid_token", "weak_password"))
+    async def confirm_reset(self, auth: AuthDep, data: JSONBody[ResetBody]) -> PasswordReset:
         await signup.reset_password(auth, token=data.token, password=data.password)
-        return {"object": "password_reset", "reset": True, "message": "password changed; sign in with it"}
+        return PasswordReset(object="password_reset", reset=True, message="password changed; sign in with it")
 
     @get("/password-reset", include_in_schema=False)
     async def reset_page(self, token: Annotated[str, QueryParameter(max_length=200)] = "") -> Response[str]:

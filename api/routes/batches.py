@@ -13,10 +13,12 @@ from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
+from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.batches.batches import cancel_batch, create_batch, get_batch, list_batches, public_batch
 from shared.batches.files import file_content, get_file, public_file, upload_file
-from shared.infra.errors import InvalidInput, UnsupportedMediaType
+from shared.infra.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
 from shared.services import Services
 
 
@@ -92,12 +94,20 @@ def _batch(shape: dict[str, Any]) -> BatchObject:
     return msgspec.convert(shape, BatchObject)
 
 
+class FileForm(msgspec.Struct):
+    """``POST /v1/files``: the ``file`` part (JSONL, one request per line) and its ``purpose``."""
+
+    purpose: str
+
+
 class OpenAIFileController(Controller):
     path = "/v1/files"
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
+    opt = requires("tasks.run")
 
-    @post("/", status_code=200)
+    @post("/", operation_id="createFile", status_code=200)
+    @reads(FileForm, files=("file",), required_files=("file",), multipart_only=True)
     async def upload(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
     ) -> FileObject:
@@ -131,8 +141,10 @@ class BatchController(Controller):
     path = "/v1/batches"
     tags = ["openai"]
     dependencies = {"principal": Provide(provide_principal)}
+    opt = requires("tasks.read")
 
-    @post("/", status_code=200)
+    @post("/", operation_id="createBatch", status_code=200, opt=requires("tasks.run"))
+    @raises((NotFound, "file_not_found"))
     async def create(
         self, data: JSONBody[CreateBatchBody], principal: PrincipalDep, services: ServicesDep
     ) -> BatchObject:
@@ -144,7 +156,7 @@ class BatchController(Controller):
         )  # fmt: skip
         return _batch(public_batch(batch))
 
-    @get("/")
+    @get("/", operation_id="listBatches")
     async def list(
         self,
         principal: PrincipalDep,
@@ -158,11 +170,13 @@ class BatchController(Controller):
         first, last = (shown[0].id, shown[-1].id) if shown else (None, None)
         return BatchList("list", shown, first, last, more)
 
-    @get("/{batch_id:str}")
+    @get("/{batch_id:str}", operation_id="getBatch")
+    @raises((NotFound, "batch_not_found"))
     async def retrieve(self, principal: PrincipalDep, services: ServicesDep, batch_id: FromPath[str]) -> BatchObject:
         return _batch(public_batch(await get_batch(services.db, principal.account_id, batch_id)))
 
-    @post("/{batch_id:str}/cancel", status_code=200)
+    @post("/{batch_id:str}/cancel", operation_id="cancelBatch", status_code=200, opt=requires("tasks.run"))
+    @raises((NotFound, "batch_not_found"), (Conflict, "batch_not_cancelable"))
     async def cancel(self, principal: PrincipalDep, services: ServicesDep, batch_id: FromPath[str]) -> BatchObject:
         """Stop the lines that have not started; the batch ends ``cancelled`` with what did run."""
         batch = await cancel_batch(services.db, services.queue, principal.account_id, batch_id)

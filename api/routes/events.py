@@ -11,6 +11,7 @@ from litestar.params import FromPath, FromQuery, HeaderParameter
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
+from api.permissions import requires
 from shared.events.streams import (
     Message,
     StreamRequest,
@@ -31,8 +32,9 @@ class EventController(Controller):
     path = "/v1"
     tags = ["tasks"]
     dependencies = {"principal": Provide(provide_principal)}
+    opt = requires("tasks.read")
 
-    @get("/tasks/{task_id:str}/events", media_type="text/event-stream")
+    @get("/tasks/{task_id:str}/events", operation_id="streamTaskEvents", media_type="text/event-stream")
     async def task_events(
         self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str], last_event_id: LastEventId = None
     ) -> ServerSentEvent:
@@ -44,7 +46,7 @@ class EventController(Controller):
         request = StreamRequest(principal.account_id, frozenset((parsed,)), None, parse_last_event_id(last_event_id))
         return await _respond(services, request)
 
-    @get("/events", media_type="text/event-stream")
+    @get("/events", operation_id="streamEvents", media_type="text/event-stream")
     async def account_events(
         self,
         principal: PrincipalDep,

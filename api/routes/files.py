@@ -10,6 +10,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromPath, FromQuery
 from litestar.response import File
 
+from api.contract import raises
 from api.deps import ServicesDep
 from api.routes.batches import file_content_response
 from shared.infra.errors import NotFound
@@ -22,7 +23,8 @@ class FileController(Controller):
     path = "/v1/files"
     tags = ["files"]
 
-    @get("/{key:path}")
+    @get("/{key:path}", operation_id="getFile", media_type="application/octet-stream")
+    @raises((NotFound, "file_not_found"))
     async def download(
         self,
         request: Request[Any, Any, Any],

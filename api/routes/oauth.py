@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import Cookie
 from litestar.di import Provide
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect
 
+from api.contract import raises
 from api.deps import AuthDep, ServicesDep, provide_auth
 from api.proxies import client_ip
 from api.routes.auth import session_cookie, signed_in_body
+from api.schemas.auth import OAuthSignedIn
 from shared.accounts import oauth
-from shared.accounts.second_factor import Challenge
+from shared.accounts.second_factor import Challenge, SecondFactorRequired
 from shared.accounts.service import get_account
+from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
 
+OAUTH_PROVIDER = (NotFound, "oauth_provider_not_found", "oauth_not_configured")
 STATE_COOKIE_PATH = "/v1/auth/oauth"
 
 
@@ -39,7 +45,8 @@ class OAuthController(Controller):
     tags = ["auth"]
     dependencies = {"auth": Provide(provide_auth, sync_to_thread=False)}
 
-    @get("/{provider:str}/start")
+    @get("/{provider:str}/start", operation_id="startOAuthSignIn", status_code=302)
+    @raises(OAUTH_PROVIDER)
     async def start(
         self,
         provider: FromPath[str],
@@ -61,7 +68,23 @@ class OAuthController(Controller):
         cookie = state_cookie(auth.settings.session_cookie_secure, state, oauth.STATE_TTL_S)
         return Redirect(url, status_code=302, cookies=[cookie])
 
-    @get("/{provider:str}/callback")
+    @get(
+        "/{provider:str}/callback",
+        operation_id="finishOAuthSignIn",
+        responses={
+            303: ResponseSpec(
+                None, generate_examples=False, description="Signed in: to the page asked for by redirect_to"
+            )
+        },
+    )
+    @raises(
+        OAUTH_PROVIDER,
+        (InvalidInput, "invalid_input", "oauth_state_mismatch", "oauth_denied", "oauth_failed",
+         "oauth_email_unverified", "age_confirmation_required"),
+        (PermissionDenied, "account_suspended"),
+        (Conflict, "signup_in_progress"),
+        (UpstreamFailed, "oauth_provider_error"),
+    )  # fmt: skip
     async def callback(
         self,
         request: Request,
@@ -71,7 +94,7 @@ class OAuthController(Controller):
         code: Annotated[str | None, QueryParameter(max_length=2000)] = None,
         oauth_state: Annotated[str | None, QueryParameter(name="state", max_length=200)] = None,
         error: Annotated[str | None, QueryParameter(max_length=2000)] = None,
-    ) -> Response[Any]:
+    ) -> Response[OAuthSignedIn | SecondFactorRequired]:
         signed_in = await oauth.finish(
             auth,
             services.redis,
@@ -98,5 +121,7 @@ class OAuthController(Controller):
         if signed_in.redirect_to:
             return Redirect(signed_in.redirect_to, status_code=303, cookies=cookies)
         account = (await get_account(services.db, signed_in.account_id)).public()
-        body = {**signed_in_body(session, account), "account_created": signed_in.created}
+        body = OAuthSignedIn(
+            **msgspec.structs.asdict(signed_in_body(session, account)), account_created=signed_in.created
+        )
         return Response(body, cookies=cookies)

@@ -16,15 +16,27 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import File
 
+from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
-from shared.infra.errors import InvalidInput, UnsupportedMediaType
-from shared.infra.pagination import page_envelope
+from api.permissions import requires
+from shared.infra.errors import Conflict, InvalidInput, NotFound, PayloadTooLarge, UnsupportedMediaType
+from shared.infra.pagination import PageEnvelope, page_envelope
 from shared.services import Services
 from shared.support import queries, tickets
 from shared.support.attachments import Upload
 from shared.support.queries import Viewer
+from shared.support.views import SupportTicket, SupportTicketThread
 
 Limit = Annotated[int, QueryParameter(ge=1, le=100)]
+
+TICKET_NOT_FOUND = (NotFound, "ticket_not_found")
+# What a message with attachments (JSON or multipart) can be refused for
+MESSAGE_REFUSALS = (
+    (InvalidInput, "invalid_input", "invalid_request", "attachment_type_not_allowed", "empty_attachment",
+     "too_many_attachments", "image_too_large"),
+    (PayloadTooLarge, "attachment_too_large"),
+    UnsupportedMediaType,
+)  # fmt: skip
 
 
 class TicketBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -89,7 +101,7 @@ async def post_message(
     *,
     shape: type[msgspec.Struct] = MessageBody,
     on_stored: Any = None,
-) -> dict[str, Any]:
+) -> SupportTicketThread:
     """Write a message from a JSON or multipart request; ``internal`` (staff) makes it a note."""
     fields, uploads = await read_message(request, shape)
     internal = str(fields.get("internal", "")).lower() in ("true", "1", "on")
@@ -108,14 +120,17 @@ async def post_message(
 
 
 class SupportTicketController(Controller):
+    opt = requires("support.read")
     path = "/v1/support/tickets"
     tags = ["support"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/", status_code=201)
+    @post("/", operation_id="createTicket", status_code=201, opt=requires("support.write"))
+    @raises(*MESSAGE_REFUSALS, (Conflict, "too_many_open_tickets"))
+    @reads(TicketBody, files=True)
     async def create(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep
-    ) -> dict[str, Any]:
+    ) -> SupportTicketThread:
         """Open a ticket (``subject``, ``category``: account, billing, technical or product, ``body``; files with
         multipart). API keys found in the text are removed before storing; ``warnings`` says which."""
         fields, uploads = await read_message(request, TicketBody)
@@ -130,7 +145,7 @@ class SupportTicketController(Controller):
             uploads=uploads,
         )
 
-    @get("/")
+    @get("/", operation_id="listTickets")
     async def list_tickets(
         self,
         principal: PrincipalDep,
@@ -139,34 +154,50 @@ class SupportTicketController(Controller):
         category: FromQuery[str | None] = None,
         limit: Limit = 20,
         after: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> PageEnvelope[SupportTicket]:
         viewer = Viewer(principal.account_id)
         return page_envelope(
             await queries.list_tickets(services.db, viewer, status=status, category=category, limit=limit, after=after)
         )
 
-    @get("/{ticket_id:str}")
+    @get("/{ticket_id:str}", operation_id="getTicket")
+    @raises(TICKET_NOT_FOUND)
     async def get_ticket(
         self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> SupportTicketThread:
         return await queries.ticket_detail(services.db, ticket_id, Viewer(principal.account_id))
 
-    @post("/{ticket_id:str}/messages", status_code=201)
+    @post(
+        "/{ticket_id:str}/messages", operation_id="createTicketMessage", status_code=201, opt=requires("support.write")
+    )
+    @raises(TICKET_NOT_FOUND, *MESSAGE_REFUSALS, (Conflict, "ticket_closed"))
+    @reads(MessageBody, files=True)
     async def post_message(
         self, request: Request[Any, Any, Any], principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
-    ) -> dict[str, Any]:
+    ) -> SupportTicketThread:
         """Write to the thread (``body``; files with multipart). The ticket goes back to ``open``."""
         return await post_message(request, services, ticket_id, Viewer(principal.account_id))
 
-    @post("/{ticket_id:str}/close", status_code=200)
-    async def close(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
+    @post("/{ticket_id:str}/close", operation_id="closeTicket", status_code=200, opt=requires("support.write"))
+    @raises(TICKET_NOT_FOUND, (Conflict, "ticket_closed"))
+    async def close(
+        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> SupportTicketThread:
         return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=True)
 
-    @post("/{ticket_id:str}/reopen", status_code=200)
-    async def reopen(self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]) -> dict[str, Any]:
+    @post("/{ticket_id:str}/reopen", operation_id="reopenTicket", status_code=200, opt=requires("support.write"))
+    @raises(TICKET_NOT_FOUND, (Conflict, "ticket_not_closed"))
+    async def reopen(
+        self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str]
+    ) -> SupportTicketThread:
         return await tickets.set_status(services.db, ticket_id, Viewer(principal.account_id), close=False)
 
-    @get("/{ticket_id:str}/attachments/{attachment_id:str}")
+    @get(
+        "/{ticket_id:str}/attachments/{attachment_id:str}",
+        operation_id="getTicketAttachment",
+        media_type="application/octet-stream",
+    )
+    @raises((NotFound, "ticket_not_found", "attachment_not_found"))
     async def attachment(
         self, principal: PrincipalDep, services: ServicesDep, ticket_id: FromPath[str], attachment_id: FromPath[str]
     ) -> File:

@@ -10,16 +10,29 @@ from litestar.di import Provide
 from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, FromQuery, HeaderParameter, JSONBody, QueryParameter
 
+from api.contract import raises
 from api.deps import PrincipalDep, ServicesDep, TaskAdmissionDep, provide_principal, provide_task_admission
+from api.permissions import requires
 from api.rate_limit_headers import TASK_ROUTE
 from api.task_batches import BatchSubmitResult, batch_response
+from shared.infra.errors import (
+    BudgetExceeded,
+    Conflict,
+    InsufficientCredits,
+    InvalidInput,
+    ModelUnavailable,
+    NotFound,
+    SpendCapExceeded,
+)
 from shared.infra.ids import parse_uuid
-from shared.infra.pagination import page_envelope
+from shared.infra.pagination import PageEnvelope, page_envelope
 from shared.tasks.batch import submit_batch
 from shared.tasks.cancellation import cancel_task
 from shared.tasks.queries import get_task, list_tasks, task_not_found
 from shared.tasks.submit import TaskSubmission, submit_task
-from shared.tasks.views import public_task
+from shared.tasks.views import Task, public_task
+
+TASK_NOT_FOUND = (NotFound, "task_not_found")
 
 
 class SubmitTaskBody(msgspec.Struct, forbid_unknown_fields=True):
@@ -43,15 +56,29 @@ class SubmitBatchBody(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class TaskController(Controller):
+    opt = requires("tasks.read")
     path = "/v1/tasks"
     tags = ["tasks"]
     dependencies = {"principal": Provide(provide_principal)}
 
     @post(
         "/",
+        operation_id="createTask",
         status_code=202,
-        opt={"rate_limit": TASK_ROUTE},  # requests per minute and in-flight slots, in one check (admission)
+        opt={
+            "rate_limit": TASK_ROUTE,
+            **requires("tasks.run"),
+        },  # requests per minute and in-flight slots, in one check (admission)
         dependencies={"admission": Provide(provide_task_admission)},
+    )
+    @raises(
+        (InvalidInput, "invalid_input", "url_not_allowed"),
+        (NotFound, "model_not_found"),
+        InsufficientCredits,
+        SpendCapExceeded,
+        BudgetExceeded,
+        (Conflict, "idempotency_in_progress", "idempotency_key_reused"),
+        ModelUnavailable,
     )
     async def submit(
         self,
@@ -60,7 +87,7 @@ class TaskController(Controller):
         admission: TaskAdmissionDep,
         services: ServicesDep,
         idempotency_key: Annotated[str | None, HeaderParameter(name="Idempotency-Key")] = None,
-    ) -> Response[dict[str, Any]]:
+    ) -> Response[Task]:
         task, created = await submit_task(
             db=services.db,
             queue=services.queue,
@@ -74,9 +101,12 @@ class TaskController(Controller):
                 metadata=data.metadata,
                 idempotency_key=idempotency_key,
             ),
+            moderator=services.moderator,
             url_guard=services.url_guard,
             task_id=admission.task_id,
             events=services.events,
+            media=services.media,
+            background=services.background,
         )
         admission.created = created
         headers = {"Location": f"/v1/tasks/{task.id}"}
@@ -86,8 +116,17 @@ class TaskController(Controller):
 
     @post(
         "/batch",
+        operation_id="submitTaskBatch",
         status_code=202,
+        opt=requires("tasks.run"),
         responses={207: ResponseSpec(BatchSubmitResult, description="Some tasks were refused (atomic: false)")},
+    )
+    @raises(
+        (InvalidInput, "invalid_input", "model_not_found", "idempotency_key_reused"),
+        InsufficientCredits,
+        SpendCapExceeded,
+        BudgetExceeded,
+        ModelUnavailable,
     )
     async def submit_batch(
         self, data: JSONBody[SubmitBatchBody], principal: PrincipalDep, services: ServicesDep
@@ -106,12 +145,13 @@ class TaskController(Controller):
             principal=principal,
             submissions=submissions,
             atomic=data.atomic,
+            moderator=services.moderator,
             url_guard=services.url_guard,
             events=services.events,
         )
         return batch_response(results, services.signer)
 
-    @get("/")
+    @get("/", operation_id="listTasks")
     async def list_tasks(
         self,
         principal: PrincipalDep,
@@ -120,17 +160,19 @@ class TaskController(Controller):
         after: FromQuery[str | None] = None,
         status: FromQuery[str | None] = None,
         model: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> PageEnvelope[Task]:
         page = await list_tasks(services.db, principal.account_id, limit=limit, after=after, status=status, model=model)
         return page_envelope(page.map(lambda task: public_task(task, services.signer)))
 
-    @get("/{task_id:str}")
-    async def get_task(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+    @get("/{task_id:str}", operation_id="getTask")
+    @raises(TASK_NOT_FOUND)
+    async def get_task(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> Task:
         task = await get_task(services.db, principal.account_id, task_id)
         return public_task(task, services.signer)
 
-    @post("/{task_id:str}/cancel", status_code=200)
-    async def cancel(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> dict[str, Any]:
+    @post("/{task_id:str}/cancel", operation_id="cancelTask", status_code=200, opt=requires("tasks.run"))
+    @raises(TASK_NOT_FOUND, (Conflict, "task_not_cancelable"))
+    async def cancel(self, principal: PrincipalDep, services: ServicesDep, task_id: FromPath[str]) -> Task:
         parsed = parse_uuid(task_id)
         if parsed is None:
             raise task_not_found(task_id)

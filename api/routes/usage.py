@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any, TypeAlias
+from typing import Annotated, TypeAlias
 
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
@@ -11,9 +11,11 @@ from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 
 from api.deps import PrincipalDep, ServicesDep, provide_principal
-from shared.infra.pagination import page_envelope
+from api.permissions import requires
+from shared.infra.pagination import PageEnvelope, page_envelope
 from shared.usage.export import export_csv
 from shared.usage.queries import UsageFilters, list_usage, summarize_usage
+from shared.usage.views import UsageRecord, UsageSummary
 
 From = Annotated[str | None, QueryParameter(name="from", description="inclusive; ISO 8601 date or time (UTC)")]
 To = Annotated[str | None, QueryParameter(name="to", description="exclusive; ISO 8601 date or time (UTC)")]
@@ -35,6 +37,7 @@ def provide_filters(
 
 
 class UsageController(Controller):
+    opt = requires("usage.read")
     path = "/v1/usage"
     tags = ["usage"]
     dependencies = {
@@ -42,23 +45,23 @@ class UsageController(Controller):
         "filters": Provide(provide_filters, sync_to_thread=False),
     }
 
-    @get("/")
+    @get("/", operation_id="listUsage")
     async def list_usage(
         self,
         filters: FiltersDep,
         services: ServicesDep,
         limit: Annotated[int, QueryParameter(ge=1, le=100)] = 50,
         after: FromQuery[str | None] = None,
-    ) -> dict[str, Any]:
+    ) -> PageEnvelope[UsageRecord]:
         """Usage records, newest first: one per model request (succeeded, failed or canceled)."""
         return page_envelope(await list_usage(services.db, filters, limit=limit, after=after))
 
-    @get("/summary")
-    async def summary(self, filters: FiltersDep, services: ServicesDep) -> dict[str, Any]:
+    @get("/summary", operation_id="getUsageSummary")
+    async def summary(self, filters: FiltersDep, services: ServicesDep) -> UsageSummary:
         """Totals (requests by status, credits, units): overall, per UTC day and model, and per API key."""
         return await summarize_usage(services.db, filters)
 
-    @get("/export", media_type="text/csv")
+    @get("/export", operation_id="exportUsage", media_type="text/csv")
     async def export(self, filters: FiltersDep, services: ServicesDep) -> Stream:
         """The filtered records as CSV, oldest first, streamed (any size)."""
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

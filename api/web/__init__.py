@@ -15,9 +15,11 @@ from litestar.template.config import TemplateConfig
 from api.web import filters
 from api.web.auth_pages import AuthPages
 from api.web.console import ConsoleAccountPages
+from api.web.console_moderation import ConsoleModerationPages
 from api.web.console_ops import ConsoleOperationsPages
 from api.web.dashboard import DashboardPages
 from api.web.public import PublicPages
+from api.web.team_pages import TeamPages
 from api.web.work import WorkPages
 
 HERE = Path(__file__).parent
@@ -45,9 +47,11 @@ def web_router() -> Router:
             PublicPages,
             AuthPages,
             DashboardPages,
+            TeamPages,
             WorkPages,
             ConsoleAccountPages,
             ConsoleOperationsPages,
+            ConsoleModerationPages,
             static,
         ],
     )

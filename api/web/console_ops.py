@@ -81,7 +81,7 @@ class ConsoleOperationsPages(Controller):
     ) -> Template:
         viewer = Viewer(staff.account_id, staff=True)
         found = await tickets.ticket_detail(services.db, ticket_id, viewer)
-        owner = await services.db.fetchval("SELECT email FROM accounts WHERE id = $1", parse_uuid(found["account_id"]))
+        owner = await services.db.fetchval("SELECT email FROM accounts WHERE id = $1", parse_uuid(found.account_id))
         staff_members = await services.db.fetch(
             "SELECT id, email FROM accounts WHERE role IN ('support', 'admin') AND status = 'active' ORDER BY email"
         )

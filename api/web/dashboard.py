@@ -9,6 +9,7 @@ import datetime as dt
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
+import msgspec
 from litestar import Controller, get
 from litestar.di import Provide
 from litestar.params import FromPath, QueryParameter
@@ -21,6 +22,8 @@ from shared.accounts import key_management, second_factor
 from shared.accounts.rewards import list_reward_grants
 from shared.accounts.service import get_account
 from shared.accounts.signin import account_has_password
+from shared.alerts.settings import get_alert_settings
+from shared.billing import receipts
 from shared.billing.orders import get_order, list_orders
 from shared.infra.errors import InvalidInput
 from shared.staff import STAFF_ROLES
@@ -79,7 +82,7 @@ class DashboardPages(Controller):
         except InvalidInput as exc:
             return page("dashboard/usage.html", visitor, 400, error=exc.message, **context)
         days = chart_days(_date(start), _date(end), dt.datetime.now(dt.UTC).date())
-        data = chart_data(summary["by_day_and_model"], days)
+        data = chart_data([msgspec.structs.asdict(row) for row in summary.by_day_and_model], days)
         return page(
             "dashboard/usage.html",
             visitor,
@@ -105,6 +108,8 @@ class DashboardPages(Controller):
             products=products,
             account=account,
             billing_enabled=services.billing.stripe.configured,
+            billing_email=await receipts.billing_email(services.db, member.account_id),
+            alerts=await get_alert_settings(services.db, member.account_id),
             section="billing",
         )
 
@@ -138,18 +143,19 @@ class DashboardPages(Controller):
 
     @get("/settings")
     async def settings(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
-        account = (await get_account(services.db, member.account_id)).public()
-        sessions = await services.sessions.list(member.account_id)
+        """The person's own settings (sign-in, sessions, second factor), whichever account they act on."""
+        account = (await get_account(services.db, member.person)).public()
+        sessions = await services.sessions.list(member.person)
         listed = [s.public(current=s.id == member.session_id) for s in sessions]
         auth = provide_auth(services)
-        has_password = await account_has_password(auth, member.account_id)
+        has_password = await account_has_password(auth, member.person)
         return page(
             "dashboard/settings.html",
             visitor,
             account=account,
             sessions=listed,
             has_password=has_password,
-            two_step=await second_factor.status(auth, member.account_id),
+            two_step=await second_factor.status(auth, member.person),
             staff_needs_second_factor=member.role in STAFF_ROLES and not member.second_factor,
             section="settings",
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from litestar import Controller, get
 from litestar.di import Provide
@@ -12,23 +12,23 @@ from litestar.response import Template
 from api.deps import ServicesDep
 from api.web.context import VisitorDep, page, provide_visitor
 from shared.catalog import KINDS
-from shared.catalog.views import public_model
+from shared.catalog.views import CatalogModel, public_model
 from shared.infra.errors import NotFound
 from shared.ledger.money import Credits
 from shared.services import Services
 
 
-def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[dict[str, Any]]:
+def catalog(services: Services, kind: str | None = None, query: str | None = None) -> list[CatalogModel]:
     """The models as ``GET /v1/models`` shows them, filtered by kind and by a word in id, name or description."""
     models = [
         public_model(m, available=services.providers.available(m), route_usable=services.providers.usable)
         for m in services.catalog
     ]
     if kind:
-        models = [m for m in models if m["kind"] == kind]
+        models = [m for m in models if m.kind == kind]
     if query:
         needle = query.strip().lower()
-        models = [m for m in models if needle in f"{m['id']} {m['name']} {m['description']}".lower()]
+        models = [m for m in models if needle in f"{m.id} {m.name} {m.description}".lower()]
     return models
 
 
@@ -40,7 +40,7 @@ class PublicPages(Controller):
     @get("/")
     async def home(self, visitor: VisitorDep, services: ServicesDep) -> Template:
         models = catalog(services)
-        counts = {kind: sum(1 for m in models if m["kind"] == kind) for kind in KINDS}
+        counts = {kind: sum(1 for m in models if m.kind == kind) for kind in KINDS}
         return page("home.html", visitor, counts=counts, featured=models[:6], settings=services.settings)
 
     @get("/models")

@@ -44,7 +44,7 @@ class WorkPages(Controller):
             tasks=shown,
             status=status,
             next_cursor=found.next_cursor,
-            refresh=any(t["status"] in ACTIVE for t in shown),
+            refresh=any(t.status in ACTIVE for t in shown),
             section="tasks",
         )
 
@@ -58,12 +58,27 @@ class WorkPages(Controller):
 
     @get("/playground")
     async def playground(self, visitor: VisitorDep, member: MemberDep, services: ServicesDep) -> Template:
-        models = [m for m in catalog(services) if m["available"]]
+        models = [m for m in catalog(services) if m.available]
         return page(
             "dashboard/playground.html",
             visitor,
-            image_models=[m for m in models if m["kind"] == "image"],
-            text_models=[m for m in models if m["kind"] == "text"],
+            image_models=[
+                m for m in models if m.kind == "image" and "prompt" in m.parameters and "image" not in m.parameters
+            ],
+            input_image_models=[
+                m
+                for m in models
+                if m.kind == "image"
+                and "prompt" in m.parameters
+                and m.parameters.get("image", {}).get("type") == "image"
+                and not m.parameters.get("mask", {}).get("required")
+            ],
+            text_models=[m for m in models if m.kind == "text"],
+            vision_models=[
+                m
+                for m in models
+                if m.kind == "text" and isinstance(m.capabilities, dict) and m.capabilities.get("vision")
+            ],
             section="playground",
         )
 

@@ -3,7 +3,8 @@
 Deletion never removes the account row (the ledger, orders, tasks and usage reference it): it marks the
 account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
 GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, the
-stored output files, and support tickets with their attachments. Keys are revoked and sessions ended at once
+stored input and output files, uploads, and support tickets with their attachments. Keys are revoked and
+sessions ended at once
 on every process; active tasks are canceled (their holds released). The credit ledger and usage records stay,
 attached to an anonymous id.
 """
@@ -21,9 +22,12 @@ from shared.accounts.keys import Principal, publish_invalidation, set_account_st
 from shared.accounts.signin import PasswordClient, check_password
 from shared.accounts.signup import AuthDeps
 from shared.infra.db import Database
-from shared.infra.errors import Conflict, InvalidInput, NotFound
+from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
 from shared.infra.storage import LocalStorage
+from shared.ledger import drop_member_reservations
+from shared.media.inputs import input_prefix
+from shared.media.uploads import erase_uploads
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
@@ -40,8 +44,13 @@ async def delete_account(
     password: str | None,
     client: PasswordClient,
 ) -> None:
-    """Erase the caller's account. An account with a password must confirm it."""
+    """Erase the caller's account. An account with a password must confirm it. A person deletes their own
+    account (acting on it): it is also how they sign in."""
     account_id = principal.account_id
+    if account_id != principal.person:
+        raise PermissionDenied(
+            "only your own account can be deleted: switch back to it first", code="not_your_own_account"
+        )
     row = await deps.db.fetchrow("SELECT email, password_hash FROM accounts WHERE id = $1", account_id)
     if row is None or row["email"] is None:
         raise NotFound("account not found", code="account_not_found")
@@ -68,6 +77,11 @@ async def delete_account(
         if erased is None:
             raise NotFound("account not found", code="account_not_found")
         await conn.execute("DELETE FROM oauth_identities WHERE account_id = $1", account_id)
+        left = await conn.fetch(
+            "DELETE FROM account_members WHERE person_id = $1 AND account_id <> $1 RETURNING account_id", account_id
+        )
+        for membership in left:
+            await drop_member_reservations(conn, membership["account_id"], account_id)
         await conn.execute("DELETE FROM account_tokens WHERE account_id = $1", account_id)
         await conn.execute(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), name = '' WHERE account_id = $1", account_id
@@ -80,9 +94,10 @@ async def delete_account(
         """
         UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
                            error_message = CASE WHEN t.error_message IS NULL THEN NULL ELSE '' END
-        FROM (SELECT id, outputs <> '[]' AS had_outputs FROM tasks WHERE account_id = $1) old
+        FROM (SELECT id, outputs <> '[]' AS had_outputs, input::text LIKE '%"inputs/%' AS had_inputs
+              FROM tasks WHERE account_id = $1) old
         WHERE t.id = old.id
-        RETURNING t.id, old.had_outputs
+        RETURNING t.id, old.had_outputs, old.had_inputs
         """,
         account_id,
     )
@@ -90,6 +105,9 @@ async def delete_account(
     for task in scrubbed:
         if task["had_outputs"]:
             await storage.delete_prefix(f"outputs/{task['id']}")
+        if task["had_inputs"]:
+            await storage.delete_prefix(input_prefix(task["id"]))
+    await erase_uploads(deps.db, storage, account_id)  # input media the account uploaded
     await erase_tickets(deps.db, storage, account_id)  # support tickets: threads and attachments
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)

@@ -25,6 +25,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -33,6 +34,7 @@ from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
+from shared.ledger.budgets import PeriodBudget
 from shared.ratelimits.invalid_keys import InvalidKeyLimit
 
 log = logging.getLogger(__name__)
@@ -50,7 +52,11 @@ MAX_REFUSALS = 10_000
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the account, and the API key used (with its limits) or the person's session."""
+    """Who is calling: the account, and the API key used (with its limits) or the person's session.
+
+    ``role`` is the staff role (``user``, ``support``, ``admin``) of the person signed in, or of the key's
+    account; ``member_role`` the caller's role in the account (``shared.teams.roles``): the person's
+    membership, or the role the key was created with."""
 
     account_id: uuid.UUID
     api_key_id: uuid.UUID | None
@@ -64,10 +70,21 @@ class Principal:
     key_max_inflight: int | None = None
     account_rpm: int | None = None
     account_max_inflight: int | None = None
+    member_role: str = "owner"
+    person_id: uuid.UUID | None = None  # the person signed in (a session); None for an API key
+    budget: PeriodBudget | None = None  # the key's budget per period; None: none
+    # The budget of the member whose spending this is (the person of a session, the creator of a key), and who
+    member_budget: PeriodBudget | None = None
+    budget_member_id: uuid.UUID | None = None
 
     @property
     def via_session(self) -> bool:
         return self.session_id is not None
+
+    @property
+    def person(self) -> uuid.UUID:
+        """The person behind a session (their own account), or the key's account."""
+        return self.person_id or self.account_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,13 +124,18 @@ async def create_api_key(
     expires_at: dt.datetime | None = None,
     allowed_models: list[str] | None = None,
     spend_cap: int | None = None,
+    created_by: uuid.UUID | None = None,
+    role: str = "owner",
 ) -> NewKey:
+    """A new key of the account; ``created_by`` is the person who made it, ``role`` the member role it acts
+    with."""
     secret = generate_secret()
     key = NewKey(id=uuid7(), secret=secret, prefix=secret[:VISIBLE_PREFIX_LENGTH])
     await conn.execute(
         """
-        INSERT INTO api_keys (id, account_id, name, prefix, key_hash, expires_at, allowed_models, spend_cap)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO api_keys
+            (id, account_id, name, prefix, key_hash, expires_at, allowed_models, spend_cap, created_by, role)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
         """,
         key.id,
         account_id,
@@ -123,6 +145,8 @@ async def create_api_key(
         expires_at,
         allowed_models,
         spend_cap,
+        created_by,
+        role,
     )
     return key
 
@@ -233,10 +257,12 @@ async def authenticate(
     *,
     invalid_keys: InvalidKeyLimit | None = None,
     ip: str = "",
+    allow_suspended: bool = False,
 ) -> Principal:
     """Resolve a bearer secret to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``. With
     ``invalid_keys``, a key that is not cached as working counts against ``ip``'s budget of invalid keys until it
-    proves to work (``RateLimited`` when the budget is spent)."""
+    proves to work (``RateLimited`` when the budget is spent). ``allow_suspended``: a suspended account's key works
+    too (only to appeal the suspension; such a principal is never cached)."""
     if not secret:
         raise Unauthenticated("missing API key: send it as 'Authorization: Bearer cdt_...'", code="missing_api_key")
     if not KEY_PATTERN.match(secret):
@@ -259,7 +285,7 @@ async def authenticate(
         await invalid_keys.reserve(ip)  # before the lookup: a spent budget costs the database nothing
     row = await db.fetchrow(f"{_KEY_ROW} WHERE k.key_hash = $1", key_hash)
     try:
-        principal = _principal(row)
+        principal = _principal(row, allow_suspended=allow_suspended)
     except Unauthenticated as refused:
         METRICS.inc("conduit_invalid_api_keys", {"outcome": "looked_up"})
         if cache is not None:
@@ -272,7 +298,7 @@ async def authenticate(
     assert row is not None  # a missing row is refused above
     if invalid_keys is not None:
         await invalid_keys.give_back(ip)
-    if cache is not None:
+    if cache is not None and row["status"] == "active":
         cache.put(key_hash, principal, row["expires_at"], now, generation)
         _touch(db, cache, principal, now)
     return principal
@@ -288,8 +314,12 @@ _KEY_ROW = """
 SELECT k.id, k.account_id, k.revoked_at, k.expires_at, k.expires_at < now() AS expired, k.allowed_models,
        k.spend_cap, a.status, a.suspension_reason, a.role, k.rate_limit_rpm AS key_rpm,
        k.max_inflight_tasks AS key_max_inflight, a.rate_limit_rpm AS account_rpm,
-       a.max_inflight_tasks AS account_max_inflight
-FROM api_keys k JOIN accounts a ON a.id = k.account_id"""
+       a.max_inflight_tasks AS account_max_inflight, k.role AS member_role, k.budget, k.budget_period,
+       k.budget_rolling, k.budget_anchor, m.person_id AS budget_member_id, m.budget AS member_budget,
+       m.budget_period AS member_budget_period, m.budget_rolling AS member_budget_rolling,
+       m.budget_anchor AS member_budget_anchor
+FROM api_keys k JOIN accounts a ON a.id = k.account_id
+LEFT JOIN account_members m ON m.account_id = k.account_id AND m.person_id = k.created_by"""
 
 
 async def principal_of_key(db: Database, key_id: uuid.UUID) -> Principal:
@@ -298,7 +328,7 @@ async def principal_of_key(db: Database, key_id: uuid.UUID) -> Principal:
     return _principal(await db.fetchrow(f"{_KEY_ROW} WHERE k.id = $1", key_id))
 
 
-def _principal(row: Record | None) -> Principal:
+def _principal(row: Record | None, *, allow_suspended: bool = False) -> Principal:
     """The caller a key's row names, or why the key cannot be used."""
     if row is None:
         raise Unauthenticated("invalid API key")
@@ -306,9 +336,9 @@ def _principal(row: Record | None) -> Principal:
         raise Unauthenticated("this API key has been revoked", code="revoked_api_key")
     if row["expired"]:
         raise Unauthenticated("this API key has expired", code="expired_api_key")
-    if row["status"] == "suspended":
+    if row["status"] == "suspended" and not allow_suspended:
         raise account_suspended(row["suspension_reason"])
-    if row["status"] != "active":
+    if row["status"] not in ("active", "suspended"):
         raise Unauthenticated("invalid API key")
     allowed = row["allowed_models"]
     return Principal(
@@ -321,7 +351,24 @@ def _principal(row: Record | None) -> Principal:
         key_max_inflight=row["key_max_inflight"],
         account_rpm=row["account_rpm"],
         account_max_inflight=row["account_max_inflight"],
+        member_role=row["member_role"],
+        budget=(
+            PeriodBudget(row["budget"], row["budget_period"], row["budget_rolling"], row["budget_anchor"])
+            if row["budget"] is not None
+            else None
+        ),
+        **member_budget(row),
     )
+
+
+def member_budget(row: Record) -> dict[str, Any]:
+    """The ``member_budget`` and ``budget_member_id`` of a principal, from a row with ``budget_member_id`` and
+    ``member_budget*`` columns (a key's creator's membership, or a session's person's)."""
+    if row["member_budget"] is None or row["budget_member_id"] is None:
+        return {}
+    budget = PeriodBudget(row["member_budget"], row["member_budget_period"], row["member_budget_rolling"],
+                          row["member_budget_anchor"])  # fmt: skip
+    return {"member_budget": budget, "budget_member_id": row["budget_member_id"]}
 
 
 def _touch(db: Database, cache: KeyCache, principal: Principal, now: float) -> None:

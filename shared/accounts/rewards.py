@@ -15,7 +15,9 @@ import re
 import secrets
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from shared.infra.db import Connection, Database
 from shared.infra.db.records import RecordMapping
@@ -63,6 +65,20 @@ async def grant_signup_reward(conn: Connection, account_id: uuid.UUID, settings:
     )
 
 
+class PromoCodeSummary(msgspec.Struct):
+    """A promo code as operators see it (``credits`` each redemption grants)."""
+
+    code: str
+    credits: Credits
+    expires_at: str | None
+    credit_validity_days: int | None
+    max_redemptions: int | None
+    redemptions: int
+    description: str
+    created_at: str
+    disabled: bool
+
+
 @dataclass(frozen=True, slots=True)
 class PromoCode:
     id: uuid.UUID
@@ -76,19 +92,19 @@ class PromoCode:
     created_at: dt.datetime
     disabled_at: dt.datetime | None
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self) -> PromoCodeSummary:
         """For the admin API and the operator CLI."""
-        return {
-            "code": self.code,
-            "credits": Credits(self.credits),
-            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
-            "credit_validity_days": self.credit_validity_days,
-            "max_redemptions": self.max_redemptions,
-            "redemptions": self.redemptions,
-            "description": self.description,
-            "created_at": self.created_at.isoformat(),
-            "disabled": self.disabled_at is not None,
-        }
+        return PromoCodeSummary(
+            code=self.code,
+            credits=Credits(self.credits),
+            expires_at=self.expires_at.isoformat() if self.expires_at else None,
+            credit_validity_days=self.credit_validity_days,
+            max_redemptions=self.max_redemptions,
+            redemptions=self.redemptions,
+            description=self.description,
+            created_at=self.created_at.isoformat(),
+            disabled=self.disabled_at is not None,
+        )
 
 
 PROMO_ROWS = RecordMapping(PromoCode, "promo_codes")
@@ -155,6 +171,16 @@ async def disable_promo_code(db: Database, code: str) -> PromoCode:
     return PROMO_ROWS.from_row(row)
 
 
+class PromoRedemption(msgspec.Struct):
+    """A claimed promo code: its credits, added as a lot (which expires at ``expires_at``, if ever)."""
+
+    object: Literal["promo_redemption"]
+    code: str
+    credits: Credits
+    lot_id: str
+    expires_at: dt.datetime | None
+
+
 @dataclass(frozen=True, slots=True)
 class Redemption:
     code: str
@@ -162,14 +188,14 @@ class Redemption:
     lot_id: uuid.UUID
     expires_at: dt.datetime | None
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "object": "promo_redemption",
-            "code": self.code,
-            "credits": Credits(self.credits),
-            "lot_id": str(self.lot_id),
-            "expires_at": self.expires_at,
-        }
+    def public(self) -> PromoRedemption:
+        return PromoRedemption(
+            object="promo_redemption",
+            code=self.code,
+            credits=Credits(self.credits),
+            lot_id=str(self.lot_id),
+            expires_at=self.expires_at,
+        )
 
 
 async def redeem_promo_code(db: Database, limiter: RateLimiter, account_id: uuid.UUID, code: str) -> Redemption:

@@ -26,8 +26,9 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
+import msgspec
 import pyotp
 import segno
 
@@ -58,25 +59,47 @@ def wrong_code(param: str = "code") -> InvalidInput:
     return InvalidInput("that code is not right (or was already used)", code="invalid_code", param=param)
 
 
-async def status(deps: AuthDeps, account_id: uuid.UUID) -> dict[str, Any]:
+class SecondFactorStatus(msgspec.Struct):
+    object: Literal["second_factor"]
+    enabled: bool
+    enabled_at: dt.datetime | None
+    recovery_codes_left: int
+
+
+class SecondFactorEnrolment(msgspec.Struct):
+    """A new secret for an authenticator app: as text, as an ``otpauth://`` URI and as its QR code (SVG data URI)."""
+
+    object: Literal["second_factor_enrolment"]
+    secret: str
+    otpauth_uri: str
+    qr_svg: str
+    expires_in_s: int
+
+
+class SecondFactorChange(msgspec.Struct):
+    """Two-step sign-in turned on or off; ``recovery_codes`` (shown this once) when new ones were made."""
+
+    object: Literal["second_factor"]
+    enabled: bool
+    recovery_codes: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+async def status(deps: AuthDeps, account_id: uuid.UUID) -> SecondFactorStatus:
     row = await deps.db.fetchrow(
         "SELECT totp_enabled_at, cardinality(recovery_code_hashes) AS left FROM accounts WHERE id = $1", account_id
     )
     if row is None or row["totp_enabled_at"] is None:
-        return {"object": "second_factor", "enabled": False, "enabled_at": None, "recovery_codes_left": 0}
-    return {
-        "object": "second_factor",
-        "enabled": True,
-        "enabled_at": row["totp_enabled_at"],
-        "recovery_codes_left": row["left"] or 0,
-    }
+        return SecondFactorStatus(object="second_factor", enabled=False, enabled_at=None, recovery_codes_left=0)
+    return SecondFactorStatus(
+        object="second_factor", enabled=True, enabled_at=row["totp_enabled_at"], recovery_codes_left=row["left"] or 0
+    )
 
 
 async def enabled(deps: AuthDeps, account_id: uuid.UUID) -> bool:
     return bool(await deps.db.fetchval("SELECT totp_enabled_at IS NOT NULL FROM accounts WHERE id = $1", account_id))
 
 
-async def start_enrolment(deps: AuthDeps, account_id: uuid.UUID) -> dict[str, Any]:
+async def start_enrolment(deps: AuthDeps, account_id: uuid.UUID) -> SecondFactorEnrolment:
     """A new secret to add to an authenticator app (as text, an ``otpauth://`` URI and its QR code)."""
     row = await deps.db.fetchrow("SELECT email, totp_enabled_at FROM accounts WHERE id = $1", account_id)
     if row is None or row["email"] is None:
@@ -86,16 +109,16 @@ async def start_enrolment(deps: AuthDeps, account_id: uuid.UUID) -> dict[str, An
     secret = pyotp.random_base32()
     await deps.sessions.redis.set(ENROLMENT_KEY + str(account_id), secret, ex=ENROLMENT_TTL_S)
     uri = pyotp.TOTP(secret).provisioning_uri(name=row["email"], issuer_name=ISSUER)
-    return {
-        "object": "second_factor_enrolment",
-        "secret": secret,
-        "otpauth_uri": uri,
-        "qr_svg": segno.make(uri, error="m").svg_data_uri(scale=4),
-        "expires_in_s": ENROLMENT_TTL_S,
-    }
+    return SecondFactorEnrolment(
+        object="second_factor_enrolment",
+        secret=secret,
+        otpauth_uri=uri,
+        qr_svg=segno.make(uri, error="m").svg_data_uri(scale=4),
+        expires_in_s=ENROLMENT_TTL_S,
+    )
 
 
-async def confirm_enrolment(deps: AuthDeps, account_id: uuid.UUID, code: str) -> dict[str, Any]:
+async def confirm_enrolment(deps: AuthDeps, account_id: uuid.UUID, code: str) -> SecondFactorChange:
     """Turn TOTP on with a code from the app; answers the recovery codes (shown this once)."""
     raw = await deps.sessions.redis.get(ENROLMENT_KEY + str(account_id))
     if raw is None:
@@ -118,10 +141,10 @@ async def confirm_enrolment(deps: AuthDeps, account_id: uuid.UUID, code: str) ->
             raise Conflict("two-step sign-in is already on", code="totp_enabled")
         budget.right()
     await deps.sessions.redis.delete(ENROLMENT_KEY + str(account_id))
-    return {"object": "second_factor", "enabled": True, "recovery_codes": codes}
+    return SecondFactorChange(object="second_factor", enabled=True, recovery_codes=codes)
 
 
-async def disable(deps: AuthDeps, account_id: uuid.UUID, code: str) -> dict[str, Any]:
+async def disable(deps: AuthDeps, account_id: uuid.UUID, code: str) -> SecondFactorChange:
     """Turn TOTP off, confirmed with a current code or a recovery code."""
     await check_code(deps, account_id, code)
     await deps.db.execute(
@@ -132,15 +155,15 @@ async def disable(deps: AuthDeps, account_id: uuid.UUID, code: str) -> dict[str,
         """,
         account_id,
     )
-    return {"object": "second_factor", "enabled": False}
+    return SecondFactorChange(object="second_factor", enabled=False)
 
 
-async def new_recovery_codes(deps: AuthDeps, account_id: uuid.UUID, code: str) -> dict[str, Any]:
+async def new_recovery_codes(deps: AuthDeps, account_id: uuid.UUID, code: str) -> SecondFactorChange:
     """Replace the recovery codes (the old ones stop working), confirmed with a current code."""
     await check_code(deps, account_id, code)
     codes, hashes = _recovery_codes()
     await deps.db.execute("UPDATE accounts SET recovery_code_hashes = $2 WHERE id = $1", account_id, hashes)
-    return {"object": "second_factor", "enabled": True, "recovery_codes": codes}
+    return SecondFactorChange(object="second_factor", enabled=True, recovery_codes=codes)
 
 
 async def check_code(deps: AuthDeps, account_id: uuid.UUID, code: str) -> None:
@@ -227,6 +250,16 @@ def _budget(deps: AuthDeps, account_id: uuid.UUID) -> _Budget:
 # -- sign-in challenges --------------------------------------------------------------------------------------
 
 
+class SecondFactorRequired(msgspec.Struct):
+    """The answer of a right password on an account with two-step sign-in: send ``challenge`` with a code to
+    ``POST /v1/auth/signin/second-factor``."""
+
+    object: Literal["second_factor_required"]
+    challenge: str
+    methods: list[str]
+    expires_in_s: int
+
+
 @dataclass(frozen=True, slots=True)
 class Challenge:
     """A right password on an account with TOTP: the token that, with a code, opens the session."""
@@ -236,13 +269,13 @@ class Challenge:
     email: str
     redirect_to: str | None = None
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "object": "second_factor_required",
-            "challenge": self.token,
-            "methods": ["totp", "recovery_code"],
-            "expires_in_s": CHALLENGE_TTL_S,
-        }
+    def public(self) -> SecondFactorRequired:
+        return SecondFactorRequired(
+            object="second_factor_required",
+            challenge=self.token,
+            methods=["totp", "recovery_code"],
+            expires_in_s=CHALLENGE_TTL_S,
+        )
 
 
 async def create_challenge(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
+
+import msgspec
 
 from shared.accounts import ROLES
 from shared.accounts.keys import NewKey, create_api_key
@@ -25,6 +27,56 @@ class CreatedAccount:
     credits: int
 
 
+class CreditBalance(msgspec.Struct):
+    """Credits ready to spend, and credits set aside by holds of requests in flight."""
+
+    available: Credits
+    held: Credits
+
+
+class UpcomingExpiry(msgspec.Struct):
+    """A lot of credits that will expire, with what is left of it."""
+
+    lot_id: str
+    source: str
+    amount: Credits
+    expires_at: dt.datetime
+
+
+class Account(msgspec.Struct):
+    id: str
+    object: Literal["account"]
+    email: str | None
+    role: str
+    status: str
+    email_verified: bool
+    balance: CreditBalance
+    upcoming_expiries: list[UpcomingExpiry]
+    created_at: dt.datetime
+    has_password: bool | msgspec.UnsetType = msgspec.UNSET  # only in GET /v1/auth/session
+
+
+class LedgerLot(msgspec.Struct):
+    id: str
+    source: str
+    expires_at: dt.datetime | None
+
+
+class LedgerEntry(msgspec.Struct):
+    """One movement of credits, with its effect on the available and held balances."""
+
+    id: str
+    object: Literal["ledger_entry"]
+    type: str
+    amount: Credits
+    available_change: Credits
+    held_change: Credits
+    task_id: str | None
+    lot: LedgerLot | None
+    description: str | None
+    created_at: dt.datetime
+
+
 @dataclass(frozen=True, slots=True)
 class AccountView:
     id: uuid.UUID
@@ -34,20 +86,20 @@ class AccountView:
     created_at: dt.datetime
     balance: Balance
     email_verified: bool = False
-    expiring: list[dict[str, Any]] = field(default_factory=list)  # lots that will expire, soonest first
+    expiring: list[UpcomingExpiry] = field(default_factory=list)  # lots that will expire, soonest first
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "object": "account",
-            "email": self.email,
-            "role": self.role,
-            "status": self.status,
-            "email_verified": self.email_verified,
-            "balance": {"available": Credits(self.balance.available), "held": Credits(self.balance.held)},
-            "upcoming_expiries": self.expiring,
-            "created_at": self.created_at,
-        }
+    def public(self) -> Account:
+        return Account(
+            id=str(self.id),
+            object="account",
+            email=self.email,
+            role=self.role,
+            status=self.status,
+            email_verified=self.email_verified,
+            balance=CreditBalance(available=Credits(self.balance.available), held=Credits(self.balance.held)),
+            upcoming_expiries=self.expiring,
+            created_at=self.created_at,
+        )
 
 
 def normalize_email(email: str) -> str:
@@ -103,8 +155,8 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
             raise NotFound("account not found", code="account_not_found")
         balance = await get_balance(conn, account_id)
         expiring = [
-            {"lot_id": str(lot["lot_id"]), "source": lot["source"], "amount": Credits(lot["remaining"]),
-             "expires_at": lot["expires_at"]}
+            UpcomingExpiry(lot_id=str(lot["lot_id"]), source=lot["source"], amount=Credits(lot["remaining"]),
+                           expires_at=lot["expires_at"])
             for lot in await upcoming_expiries(conn, account_id)
         ]  # fmt: skip
     return AccountView(
@@ -121,7 +173,7 @@ async def get_account(db: Database, account_id: uuid.UUID) -> AccountView:
 
 async def list_ledger(
     db: Database, account_id: uuid.UUID, *, limit: int = 50, after: str | None = None
-) -> Page[dict[str, Any]]:
+) -> Page[LedgerEntry]:
     """Newest first; each entry with its effect on the available and held balances."""
     cursor = page_cursor(limit, after)
     rows = await db.fetch(
@@ -139,20 +191,20 @@ async def list_ledger(
     return Page.of(rows, limit, _ledger_entry)
 
 
-def _ledger_entry(row: Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "object": "ledger_entry",
-        "type": row["kind"],
-        "amount": Credits(row["amount"]),
-        "available_change": Credits(row["delta_total"] - row["delta_held"]),
-        "held_change": Credits(row["delta_held"]),
-        "task_id": str(row["task_id"]) if row["task_id"] else None,
-        "lot": (
-            {"id": str(row["lot_id"]), "source": row["lot_source"], "expires_at": row["lot_expires_at"]}
+def _ledger_entry(row: Record) -> LedgerEntry:
+    return LedgerEntry(
+        id=str(row["id"]),
+        object="ledger_entry",
+        type=row["kind"],
+        amount=Credits(row["amount"]),
+        available_change=Credits(row["delta_total"] - row["delta_held"]),
+        held_change=Credits(row["delta_held"]),
+        task_id=str(row["task_id"]) if row["task_id"] else None,
+        lot=(
+            LedgerLot(id=str(row["lot_id"]), source=row["lot_source"], expires_at=row["lot_expires_at"])
             if row["lot_id"]
             else None
         ),
-        "description": row["description"],
-        "created_at": row["created_at"],
-    }
+        description=row["description"],
+        created_at=row["created_at"],
+    )

@@ -5,8 +5,12 @@ the session's account, timestamps, client and its CSRF token, with an idle expir
 once a minute) and never beyond the absolute lifetime. An index per account lets a person list and end
 their sessions, and lets suspension, password reset and deletion end them all.
 
-Each request on a session also reads the account's standing from PostgreSQL, so a suspended account's
-sessions stop at once with ``account_suspended`` (and work again if it is reinstated).
+A session belongs to a person (their own account) and acts on one account they are a member of: their own
+unless they switched (``acting_account_id``, set by ``switch_account``), or the account a request names in the
+``X-Conduit-Account`` header. Each request on a session reads, in one query, the acting account's standing and
+the person's membership in it from PostgreSQL, so a suspended account's sessions stop at once with
+``account_suspended`` (and work again if it is reinstated), and a member removed from an account can no longer
+act on it from the next request on.
 """
 
 from __future__ import annotations
@@ -20,19 +24,21 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
+import msgspec
 from redis.asyncio import Redis
 
-from shared.accounts.keys import Principal, account_suspended
+from shared.accounts.keys import Principal, account_suspended, member_budget
 from shared.accounts.redaction import without_keys
 from shared.infra.db import Database
-from shared.infra.errors import Unauthenticated
+from shared.infra.errors import NotFound, Unauthenticated
 from shared.infra.ids import uuid7
 from shared.settings import AuthSettings
 
 T = TypeVar("T")
 SESSION_KEY = "conduit:session:"
+ACCOUNT_HEADER = "X-Conduit-Account"  # the account a request on a session acts on
 INDEX_KEY = "conduit:account-sessions:"
 TOUCH_INTERVAL_S = 60.0
 MAX_USER_AGENT = 300
@@ -52,6 +58,21 @@ return 1
 """
 
 
+class SessionInfo(msgspec.Struct):
+    """A signed-in session as its owner sees it (``current``: the one making this request)."""
+
+    id: str
+    object: Literal["session"]
+    created_at: str
+    last_seen_at: str
+    expires_at: str
+    ip: str
+    user_agent: str
+    current: bool
+    second_factor: bool
+    account_id: str  # the account the session acts on
+
+
 @dataclass(frozen=True, slots=True)
 class Session:
     id: str
@@ -63,19 +84,25 @@ class Session:
     user_agent: str
     csrf_token: str
     second_factor: bool = False  # signed in with a second factor, or enrolled one in this session
+    acting_account_id: uuid.UUID | None = None  # the account the session acts on; None: the person's own
 
-    def public(self, *, current: bool = False) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "session",
-            "created_at": _iso(self.created_at),
-            "last_seen_at": _iso(self.last_seen_at),
-            "expires_at": _iso(self.expires_at),
-            "ip": self.ip,
-            "user_agent": self.user_agent,
-            "current": current,
-            "second_factor": self.second_factor,
-        }
+    @property
+    def acting_on(self) -> uuid.UUID:
+        return self.acting_account_id or self.account_id
+
+    def public(self, *, current: bool = False) -> SessionInfo:
+        return SessionInfo(
+            id=self.id,
+            object="session",
+            created_at=_iso(self.created_at),
+            last_seen_at=_iso(self.last_seen_at),
+            expires_at=_iso(self.expires_at),
+            ip=self.ip,
+            user_agent=self.user_agent,
+            current=current,
+            second_factor=self.second_factor,
+            account_id=str(self.acting_on),
+        )
 
 
 def _iso(ts: float) -> str:
@@ -165,6 +192,18 @@ class SessionStore:
         """This session passed a second factor now (its person just enrolled one)."""
         await self._touch_field(keys=[SESSION_KEY + _hash(token)], args=["second_factor", "1"])
 
+    async def switch_account(self, token: str, account_id: uuid.UUID) -> None:
+        """Make the session act on ``account_id`` (the caller checked the person is a member)."""
+        await self._touch_field(keys=[SESSION_KEY + _hash(token)], args=["acting_account_id", str(account_id)])
+
+    async def end_on_account(self, person_id: uuid.UUID, account_id: uuid.UUID) -> int:
+        """End the person's sessions that act on ``account_id`` (they were removed from it). Returns how many."""
+        ended = 0
+        for session in await self.list(person_id):
+            if session.acting_account_id == account_id and await self.revoke(person_id, session.id):
+                ended += 1
+        return ended
+
     async def list(self, account_id: uuid.UUID) -> list[Session]:
         index = _decode(await _wait(self.redis.hgetall(INDEX_KEY + str(account_id))))
         if not index:
@@ -240,30 +279,58 @@ def _parse(raw: dict[str, str]) -> Session:
         user_agent=raw.get("user_agent", ""),
         csrf_token=raw["csrf_token"],
         second_factor=raw.get("second_factor") == "1",
+        acting_account_id=uuid.UUID(raw["acting_account_id"]) if raw.get("acting_account_id") else None,
     )
 
 
-async def session_principal(db: Database, store: SessionStore, token: str) -> tuple[Principal, Session]:
-    """Resolve a session cookie to a principal, or raise ``Unauthenticated`` / ``PermissionDenied``."""
+async def session_principal(
+    db: Database, store: SessionStore, token: str, account_id: uuid.UUID | None = None
+) -> tuple[Principal, Session]:
+    """Resolve a session cookie to a principal acting on ``account_id`` (the ``X-Conduit-Account`` header) or on
+    the session's acting account, or raise ``Unauthenticated`` / ``PermissionDenied`` / ``NotFound`` (an account
+    the person is not a member of)."""
     session = await store.get(token)
     if session is None:
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
+    acting = account_id or session.acting_on
     row = await db.fetchrow(
-        "SELECT status, suspension_reason, role, rate_limit_rpm, max_inflight_tasks FROM accounts WHERE id = $1",
+        """
+        SELECT p.status AS person_status, p.role, a.status, a.suspension_reason, a.rate_limit_rpm,
+               a.max_inflight_tasks, m.role AS member_role, m.person_id AS budget_member_id,
+               m.budget AS member_budget, m.budget_period AS member_budget_period,
+               m.budget_rolling AS member_budget_rolling, m.budget_anchor AS member_budget_anchor
+        FROM accounts p
+        LEFT JOIN accounts a ON a.id = $2
+        LEFT JOIN account_members m ON m.account_id = a.id AND m.person_id = p.id
+        WHERE p.id = $1
+        """,
         session.account_id,
+        acting,
     )
-    if row is None or row["status"] == "deleted":
+    if row is None or row["person_status"] == "deleted":
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
+    if row["member_role"] is None or row["status"] == "deleted":
+        if account_id is not None:  # a header naming an account the person is not a member of
+            raise NotFound(f"no account {account_id} among yours", code="account_not_found", param=ACCOUNT_HEADER)
+        raise Unauthenticated(
+            "your session on this account has ended (you are no longer a member); sign in again",
+            code="session_expired",
+        )
     if row["status"] == "suspended":
         raise account_suspended(row["suspension_reason"])
+    if row["person_status"] == "suspended":  # a suspended person acts on no account, theirs or another
+        raise account_suspended(None)
     principal = Principal(
-        account_id=session.account_id,
+        account_id=acting,
         api_key_id=None,
         role=row["role"],
         session_id=session.id,
         second_factor=session.second_factor,
         account_rpm=row["rate_limit_rpm"],
         account_max_inflight=row["max_inflight_tasks"],
+        member_role=row["member_role"],
+        person_id=session.account_id,
+        **member_budget(row),
     )
     return principal, session
 

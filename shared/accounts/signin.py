@@ -121,7 +121,7 @@ async def change_password(
     deps: AuthDeps, principal: Principal, *, current_password: str, new_password: str, client: PasswordClient
 ) -> None:
     """Replace the password (the current one is required) and end the account's other sessions."""
-    row = await deps.db.fetchrow("SELECT email, password_hash FROM accounts WHERE id = $1", principal.account_id)
+    row = await deps.db.fetchrow("SELECT email, password_hash FROM accounts WHERE id = $1", principal.person)
     if row is None or row["email"] is None:
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
     if row["password_hash"] is None:
@@ -134,10 +134,10 @@ async def change_password(
     check_password_policy(new_password, email=row["email"])
     await deps.db.execute(
         "UPDATE accounts SET password_hash = $2, updated_at = now() WHERE id = $1",
-        principal.account_id,
+        principal.person,
         await hash_password(new_password),
     )
-    await deps.sessions.revoke_all(principal.account_id, keep=principal.session_id)
+    await deps.sessions.revoke_all(principal.person, keep=principal.session_id)
     deps.mailer.dispatch(mails.password_changed(row["email"]))
 
 

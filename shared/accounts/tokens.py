@@ -26,7 +26,8 @@ class ConsumedToken:
     email: str
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """What is stored of a mailed token."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -44,7 +45,7 @@ async def issue_token(conn: Connection, *, account_id: uuid.UUID, email: str, pu
         uuid7(),
         account_id,
         purpose,
-        _hash(token),
+        token_hash(token),
         email,
         float(ttl_s),
     )
@@ -61,7 +62,7 @@ async def peek_token(conn: Connection, token: str, purpose: str) -> ConsumedToke
         WHERE t.token_hash = $1 AND t.purpose = $2 AND t.used_at IS NULL AND t.expires_at > now()
           AND a.email = t.email
         """,
-        _hash(token),
+        token_hash(token),
         purpose,
     )
     return ConsumedToken(row["account_id"], row["email"]) if row else None
@@ -80,7 +81,7 @@ async def consume_token(conn: Connection, token: str, purpose: str) -> ConsumedT
           AND a.id = t.account_id AND a.email = t.email
         RETURNING t.account_id, t.email
         """,
-        _hash(token),
+        token_hash(token),
         purpose,
     )
     return ConsumedToken(row["account_id"], row["email"]) if row else None

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from shared.accounts.erasure import find_account
 from shared.admin.accounts import account_detail
 from shared.billing.orders import list_orders
@@ -57,9 +59,9 @@ async def account_page(db: Database, ident: str, settings: Settings) -> dict[str
     tasks = (await list_tasks(db, account_id, limit=10)).items
     defaults = settings.rate_limits
     return {
-        **view,
+        **msgspec.structs.asdict(view),
         "standing": dict(row),
-        "members": [{"email": view.get("email"), "role": "owner", "account_id": str(account_id)}],
+        "members": [{"email": view.email, "role": "owner", "account_id": str(account_id)}],
         "lots": [
             {**dict(lot), "amount": Credits(lot["amount"]), "unused": Credits(lot["remaining"] - lot["reserved"])}
             for lot in lots

@@ -11,11 +11,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 
 from shared.accounts.erasure import find_account
 from shared.accounts.keys import revoke_key
-from shared.accounts.service import get_account
+from shared.accounts.service import CreditBalance, get_account
+from shared.admin.views import AccountDetail, AccountKey, AccountSummary, CreditAdjustment, RevokedKey
 from shared.infra.db import Connection, Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.ids import parse_uuid, uuid7
@@ -25,19 +27,18 @@ from shared.ledger.money import Credits
 from shared.staff import Actor, audit
 
 
-def _summary(row: Any) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "object": "account",
-        "email": row["email"],
-        "role": row["role"],
-        "status": row["status"],
-        "balance": {
-            "available": Credits(row["credits_total"] - row["credits_held"]),
-            "held": Credits(row["credits_held"]),
-        },
-        "created_at": row["created_at"],
-    }
+def _summary(row: Any) -> AccountSummary:
+    return AccountSummary(
+        id=str(row["id"]),
+        object="account",
+        email=row["email"],
+        role=row["role"],
+        status=row["status"],
+        balance=CreditBalance(
+            available=Credits(row["credits_total"] - row["credits_held"]), held=Credits(row["credits_held"])
+        ),
+        created_at=row["created_at"],
+    )
 
 
 async def search_accounts(
@@ -48,7 +49,7 @@ async def search_accounts(
     role: str | None = None,
     limit: int = 20,
     after: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[AccountSummary]:
     """Newest first. ``query`` is an account id, an API key prefix (``cdt_…``), an order id or part of an email
     address."""
     cursor = page_cursor(limit, after)
@@ -71,7 +72,7 @@ async def search_accounts(
     return Page.of(rows, limit, _summary)
 
 
-async def account_detail(db: Database, ident: str) -> dict[str, Any]:
+async def account_detail(db: Database, ident: str) -> AccountDetail:
     """The account (as its owner sees it) with its API keys and task counts."""
     account_id = await find_account(db, ident)
     view = (await get_account(db, account_id)).public()
@@ -83,22 +84,22 @@ async def account_detail(db: Database, ident: str) -> dict[str, Any]:
         account_id,
     )
     counts = await db.fetch("SELECT status, count(*) AS n FROM tasks WHERE account_id = $1 GROUP BY status", account_id)
-    view["api_keys"] = [
-        {
-            "id": str(k["id"]),
-            "name": k["name"],
-            "prefix": k["prefix"],
-            "created_at": k["created_at"],
-            "last_used_at": k["last_used_at"],
-            "expires_at": k["expires_at"],
-            "revoked": k["revoked_at"] is not None,
-            "spend_cap": Credits(k["spend_cap"]) if k["spend_cap"] is not None else None,
-            "spent": Credits(k["spent"]),
-        }
+    api_keys = [
+        AccountKey(
+            id=str(k["id"]),
+            name=k["name"],
+            prefix=k["prefix"],
+            created_at=k["created_at"],
+            last_used_at=k["last_used_at"],
+            expires_at=k["expires_at"],
+            revoked=k["revoked_at"] is not None,
+            spend_cap=Credits(k["spend_cap"]) if k["spend_cap"] is not None else None,
+            spent=Credits(k["spent"]),
+        )
         for k in keys
     ]
-    view["tasks"] = {row["status"]: row["n"] for row in counts}
-    return view
+    tasks = {row["status"]: row["n"] for row in counts}
+    return AccountDetail(**msgspec.structs.asdict(view), api_keys=api_keys, tasks=tasks)
 
 
 async def adjust_credits(
@@ -109,7 +110,7 @@ async def adjust_credits(
     reason: str,
     actor: Actor,
     operation_id: str | None = None,
-) -> dict[str, Any]:
+) -> CreditAdjustment:
     """Grant (``amount`` > 0) or deduct (``amount`` < 0) micro-credits. A deduction takes only unused credits
     (not what pending holds have set aside) and is refused whole when there are not enough."""
     if amount == 0:
@@ -152,15 +153,15 @@ async def adjust_credits(
             before = {"available": str(Credits(balance.available - applied)), "held": str(Credits(balance.held))}
             await audit.record(conn, actor, action, "account", account_id, reason=reason, before=before,
                                after={**after, "amount": str(Credits(applied)), "operation_id": op})  # fmt: skip
-    return {
-        "object": "credit_adjustment",
-        "account_id": str(account_id),
-        "operation_id": op,
-        "amount": Credits(applied),
-        "replayed": replayed,
-        "reason": reason,
-        "balance": {"available": Credits(balance.available), "held": Credits(balance.held)},
-    }
+    return CreditAdjustment(
+        object="credit_adjustment",
+        account_id=str(account_id),
+        operation_id=op,
+        amount=Credits(applied),
+        replayed=replayed,
+        reason=reason,
+        balance=CreditBalance(available=Credits(balance.available), held=Credits(balance.held)),
+    )
 
 
 async def _applied_before(conn: Connection, account_id: uuid.UUID, key: str) -> int:
@@ -178,7 +179,7 @@ async def _applied_before(conn: Connection, account_id: uuid.UUID, key: str) -> 
     return moved
 
 
-async def revoke_any_key(db: Database, redis: Redis, key_id: str, *, actor: Actor, reason: str = "") -> dict[str, Any]:
+async def revoke_any_key(db: Database, redis: Redis, key_id: str, *, actor: Actor, reason: str = "") -> RevokedKey:
     """Revoke any account's API key (it stops working on every process at once)."""
     reason = audit.check_reason(reason, required=False)
     parsed = parse_uuid(key_id)
@@ -190,5 +191,5 @@ async def revoke_any_key(db: Database, redis: Redis, key_id: str, *, actor: Acto
         before = {"account_id": str(row["account_id"]), "prefix": row["prefix"], "revoked": False}
         after = {"revoked": True}
         await audit.record(db, actor, "key.revoke", "api_key", row["id"], reason=reason, before=before, after=after)
-    return {"id": str(row["id"]), "object": "api_key", "account_id": str(row["account_id"]), "revoked": True,
-            "already_revoked": not revoked}  # fmt: skip
+    return RevokedKey(id=str(row["id"]), object="api_key", account_id=str(row["account_id"]), revoked=True,
+                      already_revoked=not revoked)  # fmt: skip

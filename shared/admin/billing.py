@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from shared.admin.views import AccountOrder, OrderRefund, RetriedStripeEvent, StripeEvent, from_row
 from shared.billing.events import process_event
 from shared.billing.orders import order_not_found
 from shared.billing.refunds import refund_order
@@ -24,7 +25,7 @@ EVENT_STATUSES = ("pending", "processed", "ignored", "failed")
 
 async def list_orders(
     db: Database, *, status: str | None = None, limit: int = 50, after: str | None = None
-) -> Page[Any]:
+) -> Page[AccountOrder]:
     """Every account's orders, newest first."""
     cursor = page_cursor(limit, after)
     rows = await db.fetch(
@@ -37,7 +38,7 @@ async def list_orders(
         """,
         status, cursor, limit + 1,
     )  # fmt: skip
-    return Page.of(rows, limit, dict)
+    return Page.of(rows, limit, lambda row: from_row(AccountOrder, row))
 
 
 async def list_refunds(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -52,7 +53,7 @@ async def list_refunds(db: Database, *, limit: int = 50) -> list[dict[str, Any]]
     return [dict(row) for row in rows]
 
 
-async def list_events(db: Database, *, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+async def list_events(db: Database, *, status: str | None = None, limit: int = 50) -> list[StripeEvent]:
     """Stripe events as received, newest first, with how their processing went."""
     choice_filter(status, EVENT_STATUSES, "status")
     rows = await db.fetch(
@@ -63,10 +64,10 @@ async def list_events(db: Database, *, status: str | None = None, limit: int = 5
         status,
         limit,
     )
-    return [dict(row) for row in rows]
+    return [from_row(StripeEvent, row) for row in rows]
 
 
-async def retry_event(db: Database, gateway: StripeGateway, event_row_id: str, *, actor: Actor) -> dict[str, Any]:
+async def retry_event(db: Database, gateway: StripeGateway, event_row_id: str, *, actor: Actor) -> RetriedStripeEvent:
     """Process a failed Stripe event again, now; answers the event as it stands afterwards."""
     parsed = parse_uuid(event_row_id)
     reset = await db.fetchval(
@@ -86,7 +87,7 @@ async def retry_event(db: Database, gateway: StripeGateway, event_row_id: str, *
         "SELECT id, event_id, type, status, attempts, last_error, processed_at FROM stripe_events WHERE id = $1", reset
     )
     assert row is not None  # reset above
-    event = {**dict(row), "id": str(row["id"]), "object": "stripe_event"}
+    event = RetriedStripeEvent(**{**dict(row), "id": str(row["id"]), "object": "stripe_event"})
     after = {"status": row["status"], "last_error": row["last_error"]}
     await audit.record(db, actor, "billing.event_retry", "stripe_event", row["event_id"], before={"status": "failed"},
                        after=after)  # fmt: skip
@@ -95,7 +96,7 @@ async def retry_event(db: Database, gateway: StripeGateway, event_row_id: str, *
 
 async def start_refund(
     db: Database, gateway: StripeGateway, order_id: str, *, actor: Actor, reason: str
-) -> dict[str, Any]:
+) -> OrderRefund:
     """Refund an order's unused credits on its owner's behalf (the rules of the owner's own refund apply)."""
     reason = audit.check_reason(reason)
     parsed = parse_uuid(order_id)
@@ -105,4 +106,4 @@ async def start_refund(
     result = await refund_order(db, gateway, account_id, order_id)
     await audit.record(db, actor, "billing.refund", "order", parsed, reason=reason,
                        after={"refund_id": str(result.refund_id), "status": result.status})  # fmt: skip
-    return {"object": "refund", "id": str(result.refund_id), "status": result.status, "order": result.order}
+    return OrderRefund(object="refund", id=str(result.refund_id), status=result.status, order=result.order)

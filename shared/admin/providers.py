@@ -6,13 +6,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
+from shared.admin.views import CircuitState, ProviderAttempts, ProviderCircuit, ProviderHealth, QueueOverview
 from shared.infra.db import Database
 from shared.infra.errors import NotFound
 from shared.providers import ProviderRegistry
 from shared.staff import Actor, audit
 
 
-async def provider_health(db: Database, registry: ProviderRegistry) -> list[dict[str, Any]]:
+async def provider_health(db: Database, registry: ProviderRegistry) -> list[ProviderHealth]:
     rows = await db.fetch(
         """
         SELECT provider, status, count(*) AS n FROM tasks
@@ -43,24 +46,24 @@ async def provider_health(db: Database, registry: ProviderRegistry) -> list[dict
             circuit = await registry.breaker.state(name)
         tried = attempts.get(name)
         health.append(
-            {
-                "name": name,
-                "object": "provider_health",
-                "configured": bool(provider and provider.configured()),
-                "circuit": circuit,
-                "last_hour": recent.get(name, {}),
-                "attempts_last_hour": {
-                    "count": tried["n"] if tried else 0,
-                    "error_rate": round(tried["failed"] / tried["n"], 3) if tried else None,
-                    "latency_p50_ms": round(tried["p50_ms"]) if tried else None,
-                    "latency_p95_ms": round(tried["p95_ms"]) if tried else None,
-                },
-            }
+            ProviderHealth(
+                name=name,
+                object="provider_health",
+                configured=bool(provider and provider.configured()),
+                circuit=CircuitState(**circuit),
+                last_hour=recent.get(name, {}),
+                attempts_last_hour=ProviderAttempts(
+                    count=tried["n"] if tried else 0,
+                    error_rate=round(tried["failed"] / tried["n"], 3) if tried else None,
+                    latency_p50_ms=round(tried["p50_ms"]) if tried else None,
+                    latency_p95_ms=round(tried["p95_ms"]) if tried else None,
+                ),
+            )
         )
     return health
 
 
-async def queue_overview(db: Database) -> dict[str, Any]:
+async def queue_overview(db: Database) -> QueueOverview:
     """Tasks waiting for a worker and running, and how long the oldest queued one has waited."""
     row = await db.fetchrow(
         """
@@ -72,18 +75,18 @@ async def queue_overview(db: Database) -> dict[str, Any]:
     )
     assert row is not None  # an aggregate always answers one row
     oldest = await db.fetchval("SELECT id FROM tasks WHERE status = 'queued' ORDER BY created_at LIMIT 1")
-    return {
-        "object": "queue",
-        "queued": row["queued"],
-        "running": row["running"],
-        "oldest_queued_at": row["oldest_queued_at"],
-        "oldest_queued_task": str(oldest) if oldest else None,
-    }
+    return QueueOverview(
+        object="queue",
+        queued=row["queued"],
+        running=row["running"],
+        oldest_queued_at=row["oldest_queued_at"],
+        oldest_queued_task=str(oldest) if oldest else None,
+    )
 
 
 async def set_circuit(
     registry: ProviderRegistry, db: Database, name: str, *, open_it: bool, actor: Actor, reason: str = ""
-) -> dict[str, Any]:
+) -> ProviderCircuit:
     """Open a provider's circuit by hand (its routes are skipped until it is closed) or close it."""
     reason = audit.check_reason(reason, required=open_it)
     if name not in registry.names() or registry.breaker is None:
@@ -96,4 +99,4 @@ async def set_circuit(
     after = await registry.breaker.state(name)
     action = "provider.circuit_open" if open_it else "provider.circuit_close"
     await audit.record(db, actor, action, "provider", name, reason=reason, before=before, after=after)
-    return {"name": name, "object": "provider_circuit", "circuit": after}
+    return ProviderCircuit(name=name, object="provider_circuit", circuit=msgspec.convert(after, CircuitState))

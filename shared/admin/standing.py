@@ -13,6 +13,7 @@ from shared.accounts.erasure import find_account, suspend
 from shared.accounts.key_management import UNSET
 from shared.accounts.keys import publish_invalidation
 from shared.accounts.signup import AuthDeps, verification_mail
+from shared.admin.views import AccountLimits, AccountRole, AccountStanding, VerificationMail
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput
 from shared.ratelimits.request_limits import set_account_limits
@@ -29,7 +30,7 @@ async def _standing(db: Database, account_id: object) -> dict[str, Any]:
 
 async def set_suspended(
     db: Database, redis: Redis, ident: str, *, suspended: bool, actor: Actor, reason: str = ""
-) -> dict[str, Any]:
+) -> AccountStanding:
     """Suspend (a reason is required: the owner is told it) or reinstate an account."""
     reason = audit.check_reason(reason, required=suspended)
     account_id = await find_account(db, ident)
@@ -39,7 +40,9 @@ async def set_suspended(
     action = "account.suspend" if suspended else "account.unsuspend"
     await audit.record(db, actor, action, "account", account_id, reason=reason,
                        before={"status": before["status"]}, after={"status": after["status"]})  # fmt: skip
-    return {"account_id": str(account_id), "status": after["status"], "suspension_reason": after["suspension_reason"]}
+    return AccountStanding(
+        account_id=str(account_id), status=after["status"], suspension_reason=after["suspension_reason"]
+    )
 
 
 async def change_limits(
@@ -51,7 +54,7 @@ async def change_limits(
     rpm: int | object | None = UNSET,
     max_inflight: int | object | None = UNSET,
     reason: str = "",
-) -> dict[str, Any]:
+) -> AccountLimits:
     """Set (None: back to the defaults) an account's requests per minute and tasks in flight."""
     reason = audit.check_reason(reason, required=False)
     account_id = await find_account(db, ident)
@@ -60,12 +63,10 @@ async def change_limits(
     keys = ("rate_limit_rpm", "max_inflight_tasks")
     await audit.record(db, actor, "account.limits", "account", account_id, reason=reason,
                        before={k: before[k] for k in keys}, after=limits)  # fmt: skip
-    return {"account_id": str(account_id), **limits}
+    return AccountLimits(account_id=str(account_id), **limits)
 
 
-async def set_role(
-    db: Database, redis: Redis, ident: str, role: str, *, actor: Actor, reason: str = ""
-) -> dict[str, Any]:
+async def set_role(db: Database, redis: Redis, ident: str, role: str, *, actor: Actor, reason: str = "") -> AccountRole:
     """Grant a staff role (``support``, ``admin``) or take it back (``user``); the account's keys and sessions
     see it on their next request."""
     if role not in ROLES:
@@ -79,10 +80,10 @@ async def set_role(
     await publish_invalidation(redis, f"account:{account_id}")
     await audit.record(db, actor, "staff.role", "account", account_id, reason=reason,
                        before={"role": before["role"]}, after={"role": role})  # fmt: skip
-    return {"account_id": str(account_id), "role": role}
+    return AccountRole(account_id=str(account_id), role=role)
 
 
-async def resend_verification(deps: AuthDeps, ident: str, *, actor: Actor) -> dict[str, Any]:
+async def resend_verification(deps: AuthDeps, ident: str, *, actor: Actor) -> VerificationMail:
     """Mail the owner a new verification link (an address not verified yet)."""
     account_id = await find_account(deps.db, ident)
     async with deps.db.transaction() as conn:
@@ -96,4 +97,4 @@ async def resend_verification(deps: AuthDeps, ident: str, *, actor: Actor) -> di
         mail = await verification_mail(conn, deps.settings, account_id, row["email"])
         await audit.record(conn, actor, "account.resend_verification", "account", account_id)
     deps.mailer.dispatch(mail)
-    return {"account_id": str(account_id), "object": "verification_mail", "sent_to": row["email"]}
+    return VerificationMail(account_id=str(account_id), object="verification_mail", sent_to=row["email"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+import msgspec
 
 from shared.infra import jobs
 from shared.infra.db import Database
@@ -16,7 +19,7 @@ from shared.tasks import lifecycle
 from shared.tasks.cancellation import request_upstream_cancel
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import TASK_ROWS, TaskRecord
-from shared.tasks.views import public_task
+from shared.tasks.views import Task, public_task
 
 if TYPE_CHECKING:
     from shared.ratelimits.task_slots import TaskSlots
@@ -30,11 +33,24 @@ async def load_task(db: Database, task_id: str) -> TaskRecord:
     return TASK_ROWS.from_row(row)
 
 
-async def view_task(db: Database, signer: UrlSigner, task_id: str) -> dict[str, Any]:
+class AdminTask(Task):
+    """A task as operators see it: the owner's view and what the operator needs besides (``requeued``: after a
+    retry, whether a job was enqueued)."""
+
+    account_id: str
+    api_key_id: str | None
+    upstream_id: str | None
+    attempts: int
+    lease_expires_at: dt.datetime | None
+    deadline_at: dt.datetime
+    requeued: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+async def view_task(db: Database, signer: UrlSigner, task_id: str) -> AdminTask:
     """Any account's task, with what operators need besides the owner's view."""
     task = await load_task(db, task_id)
-    view = public_task(task, signer)
-    view.update(
+    return AdminTask(
+        **msgspec.structs.asdict(public_task(task, signer)),
         account_id=str(task.account_id),
         api_key_id=str(task.api_key_id) if task.api_key_id else None,
         upstream_id=task.upstream_id,
@@ -42,7 +58,6 @@ async def view_task(db: Database, signer: UrlSigner, task_id: str) -> dict[str, 
         lease_expires_at=task.lease_expires_at,
         deadline_at=task.deadline_at,
     )
-    return view
 
 
 async def fail_task(
@@ -54,7 +69,7 @@ async def fail_task(
     reason: str,
     actor: Actor,
     slots: TaskSlots | None = None,
-) -> dict[str, Any]:
+) -> AdminTask:
     """queued|running -> failed (``failed_by_operator``), voiding the hold; the upstream job is cancelled."""
     reason = audit.check_reason(reason, required=False)
     task = await load_task(db, task_id)
@@ -70,7 +85,7 @@ async def fail_task(
 
 async def retry_task(
     db: Database, queue: JobQueue, signer: UrlSigner, task_id: str, *, actor: Actor, reason: str = ""
-) -> dict[str, Any]:
+) -> AdminTask:
     """Hand a stuck queued or running task back to the workers: its lease is dropped and its job enqueued
     (a no-op when the job exists; a worker still running it cannot settle twice)."""
     task = await load_task(db, task_id)
@@ -85,5 +100,5 @@ async def retry_task(
                        before={"status": task.status, "lease_expires_at": str(task.lease_expires_at)},
                        after={"requeued": enqueued})  # fmt: skip
     view = await view_task(db, signer, str(task.id))
-    view["requeued"] = enqueued
+    view.requeued = enqueued
     return view

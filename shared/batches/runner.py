@@ -30,8 +30,10 @@ from shared.infra.db import Database, from_json, to_json
 from shared.infra.errors import ConduitError, InvalidInput, PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
 from shared.infra.storage import LocalStorage
+from shared.moderation.pipeline import Moderator
 from shared.openai_api import chat, embeddings, settlements
-from shared.openai_api.chat_response import chat_completion
+from shared.openai_api.chat_response import ChatCompletion, chat_completion
+from shared.openai_api.embeddings import EmbeddingList
 from shared.providers import ProviderRegistry
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,7 @@ class BatchRuntime:
     background: BackgroundTasks  # where the lines' settlements run (awaited before the batch ends)
     settings: BatchSettings
     run_budget_s: float  # how long a run starts lines; each line's upstream time budget too
+    moderator: Moderator  # every line is moderated as the same request made directly would be
 
 
 def batch_catalog(catalog: Catalog) -> Catalog:
@@ -153,7 +156,7 @@ async def _start_line(db: Database, batch_id: uuid.UUID, line_id: uuid.UUID) -> 
 
 @dataclass(frozen=True, slots=True)
 class LineOutcome:
-    response: dict[str, Any] | None  # the response body of a line that succeeded
+    response: EmbeddingList | ChatCompletion | None  # the response body of a line that succeeded
     error: dict[str, Any] | None  # OpenAI's {code, message} of one that did not
 
 
@@ -163,13 +166,13 @@ async def _run_line(
     try:
         if endpoint == "/v1/embeddings":
             response, _ = await embeddings.create(
-                rt.db, rt.background, catalog, rt.providers, principal, body, rt.run_budget_s
+                rt.db, rt.background, catalog, rt.providers, principal, body, rt.run_budget_s, rt.moderator
             )
             return LineOutcome(response, None)
         if body.get("stream"):
             raise InvalidInput("a batch request cannot be streamed", param="stream")
-        ctx = await chat.begin_raw(rt.db, rt.background, catalog, rt.providers, principal, body)
-        completed, provider = await chat.complete(ctx, rt.providers, rt.run_budget_s)
+        ctx = await chat.begin_raw(rt.db, rt.background, catalog, rt.providers, principal, body, moderator=rt.moderator)
+        completed, provider = await chat.complete(ctx, rt.providers, rt.run_budget_s, rt.moderator)
         return LineOutcome(chat_completion(ctx.completion_id, ctx.served.model.id, provider, completed), None)
     except ConduitError as refused:
         return LineOutcome(None, {"code": refused.code, "message": refused.message})

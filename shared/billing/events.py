@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from shared.billing import payments
+from shared.billing import payments, receipts
 from shared.billing.stripe_gateway import InvalidSignature, StripeGateway, StripeUnavailable
 from shared.infra import jobs
 from shared.infra.db import Connection, Database, from_json
@@ -34,7 +34,7 @@ CHECKOUT_EVENTS = (
     "checkout.session.async_payment_failed",
     "checkout.session.expired",
 )
-HANDLED_EVENTS = (*CHECKOUT_EVENTS, "charge.refunded")
+HANDLED_EVENTS = (*CHECKOUT_EVENTS, "charge.refunded", "charge.succeeded")
 
 
 class _Envelope(msgspec.Struct):
@@ -144,7 +144,11 @@ async def _apply(conn: Connection, event_type: str, obj: dict[str, Any], session
     if event_type in CHECKOUT_EVENTS:
         return await _apply_checkout_event(conn, event_type, obj)
     if event_type == "charge.refunded":
-        return await _apply_refund_event(conn, obj, session)
+        outcome = await _apply_refund_event(conn, obj, session)
+        await receipts.note_charge(conn, obj)
+        return outcome
+    if event_type == "charge.succeeded":
+        return "processed" if await receipts.note_charge(conn, obj) else "ignored"
     return "ignored"
 
 
@@ -165,6 +169,7 @@ async def _apply_checkout_event(conn: Connection, event_type: str, session: dict
         event_type == "checkout.session.completed" and payments.session_is_paid(session)
     ):
         await payments.apply_session_payment(conn, order, session)
+        await receipts.note_session(conn, order["id"], session)
     elif event_type == "checkout.session.completed":
         await payments.note_checkout(conn, order, session_id=session_id, payment_intent=payment_intent)
     elif event_type == "checkout.session.async_payment_failed":

@@ -10,7 +10,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from shared.billing.runtime import Billing
 from shared.billing.stripe_gateway import StripeRefused, StripeUnavailable
@@ -29,7 +31,7 @@ ORDER_COLUMNS = """
     o.id, o.account_id, o.product_id, o.product_name, o.amount, o.currency, o.credits, o.validity_days, o.status,
     o.checkout_session_id, o.checkout_url, o.payment_intent_id, o.lot_id, o.amount_paid, o.amount_refunded,
     o.amount_refunded_external, o.credits_granted, o.credits_refunded, o.credits_revoked, o.failure_reason,
-    o.created_at, o.updated_at, o.paid_at, o.closed_at, l.expires_at AS credits_expire_at
+    o.created_at, o.updated_at, o.paid_at, o.closed_at, o.stripe_receipt_url, l.expires_at AS credits_expire_at
 """
 ORDER_FROM = "billing_orders o LEFT JOIN credit_lots l ON l.id = o.lot_id"
 
@@ -38,59 +40,115 @@ def order_not_found(order_id: object) -> NotFound:
     return NotFound(f"no order {order_id}", code="order_not_found", param="order_id")
 
 
+class OrderProduct(msgspec.Struct):
+    id: str
+    name: str
+
+
+class Refund(msgspec.Struct):
+    """A refund of an order's unused credits (``amount`` in minor units of ``currency``)."""
+
+    id: str
+    object: Literal["billing.refund"]
+    status: str
+    credits: Credits
+    amount: int
+    currency: str
+    failure_reason: str | None
+    created_at: dt.datetime
+
+
+class RefundableAmount(msgspec.Struct):
+    """What a refund of the order would give back now: the unused credits, and the money for them."""
+
+    credits: Credits
+    amount: int
+
+
+class Order(msgspec.Struct):
+    """An order of a credit pack (amounts in minor units of ``currency``); ``refunds`` and ``refundable`` only
+    on a single order."""
+
+    id: str
+    object: Literal["billing.order"]
+    status: str
+    product: OrderProduct
+    currency: str
+    amount: int
+    amount_paid: int | None
+    amount_refunded: int
+    credits: Credits
+    credits_granted: Credits
+    credits_refunded: Credits
+    credits_revoked: Credits
+    credits_expire_at: dt.datetime | None
+    checkout_url: str | None
+    failure_reason: str | None
+    created_at: dt.datetime
+    paid_at: dt.datetime | None
+    refundable_until: dt.datetime | None
+    # a paid order's receipt (``shared.billing.receipts``): ours as a PDF, and Stripe's hosted one if any
+    receipt_url: str | None
+    stripe_receipt_url: str | None
+    refunds: list[Refund] | msgspec.UnsetType = msgspec.UNSET
+    refundable: RefundableAmount | msgspec.UnsetType = msgspec.UNSET
+
+
 def public_order(
     row: Record,
     *,
     refunds: list[Record] | None = None,
     refundable: tuple[int, int] | None = None,
-) -> dict[str, Any]:
+) -> Order:
     """The API's view of an order. ``refunds`` and ``refundable`` (credits, amount) only on a single order."""
     paid_at: dt.datetime | None = row["paid_at"]
-    view: dict[str, Any] = {
-        "id": str(row["id"]),
-        "object": "billing.order",
-        "status": row["status"],
-        "product": {"id": row["product_id"], "name": row["product_name"]},
-        "currency": row["currency"],
-        "amount": row["amount"],
-        "amount_paid": row["amount_paid"],
-        "amount_refunded": row["amount_refunded"],
-        "credits": Credits(row["credits"]),
-        "credits_granted": Credits(row["credits_granted"]),
-        "credits_refunded": Credits(row["credits_refunded"]),
-        "credits_revoked": Credits(row["credits_revoked"]),
-        "credits_expire_at": row["credits_expire_at"],
-        "checkout_url": row["checkout_url"] if row["status"] == "pending" else None,
-        "failure_reason": row["failure_reason"],
-        "created_at": row["created_at"],
-        "paid_at": paid_at,
-        "refundable_until": paid_at + REFUND_WINDOW if paid_at is not None else None,
-    }
-    if refunds is not None:
-        view["refunds"] = [public_refund(refund) for refund in refunds]
-    if refundable is not None:
-        credits, amount = refundable
-        view["refundable"] = {"credits": Credits(credits), "amount": amount}
-    return view
+    return Order(
+        id=str(row["id"]),
+        object="billing.order",
+        status=row["status"],
+        product=OrderProduct(id=row["product_id"], name=row["product_name"]),
+        currency=row["currency"],
+        amount=row["amount"],
+        amount_paid=row["amount_paid"],
+        amount_refunded=row["amount_refunded"],
+        credits=Credits(row["credits"]),
+        credits_granted=Credits(row["credits_granted"]),
+        credits_refunded=Credits(row["credits_refunded"]),
+        credits_revoked=Credits(row["credits_revoked"]),
+        credits_expire_at=row["credits_expire_at"],
+        checkout_url=row["checkout_url"] if row["status"] == "pending" else None,
+        failure_reason=row["failure_reason"],
+        created_at=row["created_at"],
+        paid_at=paid_at,
+        refundable_until=paid_at + REFUND_WINDOW if paid_at is not None else None,
+        receipt_url=f"/v1/billing/orders/{row['id']}/receipt.pdf" if paid_at is not None else None,
+        stripe_receipt_url=row["stripe_receipt_url"] if paid_at is not None else None,
+        refunds=[public_refund(refund) for refund in refunds] if refunds is not None else msgspec.UNSET,
+        refundable=(
+            RefundableAmount(credits=Credits(refundable[0]), amount=refundable[1])
+            if refundable is not None
+            else msgspec.UNSET
+        ),
+    )
 
 
-def public_refund(row: Record) -> dict[str, Any]:
-    return {
-        "id": str(row["id"]),
-        "object": "billing.refund",
-        "status": row["status"],
-        "credits": Credits(row["credits"]),
-        "amount": row["amount"],
-        "currency": row["currency"],
-        "failure_reason": row["failure_reason"],
-        "created_at": row["created_at"],
-    }
+def public_refund(row: Record) -> Refund:
+    return Refund(
+        id=str(row["id"]),
+        object="billing.refund",
+        status=row["status"],
+        credits=Credits(row["credits"]),
+        amount=row["amount"],
+        currency=row["currency"],
+        failure_reason=row["failure_reason"],
+        created_at=row["created_at"],
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class Checkout:
     url: str
-    order: dict[str, Any]
+    order: Order
 
 
 async def start_checkout(db: Database, billing: Billing, *, account_id: uuid.UUID, product_id: str) -> Checkout:
@@ -177,7 +235,7 @@ async def fetch_order(conn: Connection, order_id: uuid.UUID, *, lock: bool = Fal
     return row
 
 
-async def get_order(db: Database, account_id: uuid.UUID, order_id: str) -> dict[str, Any]:
+async def get_order(db: Database, account_id: uuid.UUID, order_id: str) -> Order:
     parsed = parse_uuid(order_id)
     if parsed is None:
         raise order_not_found(order_id)
@@ -222,7 +280,7 @@ def refund_amount(row: Record, unused: int, pending_refunds: int) -> int:
 
 async def list_orders(
     db: Database, account_id: uuid.UUID, *, limit: int = 20, after: str | None = None, status: str | None = None
-) -> Page[dict[str, Any]]:
+) -> Page[Order]:
     """The account's orders, newest first."""
     cursor = page_cursor(limit, after)
     if status is not None and status not in ORDER_STATUSES:

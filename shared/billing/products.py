@@ -11,7 +11,9 @@ import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from shared.ledger.money import Credits, CreditsFormatError, parse_credits
 
@@ -24,6 +26,19 @@ class ProductsError(ValueError):
     pass
 
 
+class BillingProduct(msgspec.Struct):
+    """A credit pack for sale (``price`` in minor units of ``currency``)."""
+
+    id: str
+    object: Literal["billing.product"]
+    name: str
+    description: str
+    price: int
+    currency: str
+    credits: Credits
+    validity_days: int | None
+
+
 @dataclass(frozen=True, slots=True)
 class Product:
     id: str
@@ -34,17 +49,17 @@ class Product:
     credits: int  # micro-credits
     validity_days: int | None
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "billing.product",
-            "name": self.name,
-            "description": self.description,
-            "price": self.price,
-            "currency": self.currency,
-            "credits": Credits(self.credits),
-            "validity_days": self.validity_days,
-        }
+    def public(self) -> BillingProduct:
+        return BillingProduct(
+            id=self.id,
+            object="billing.product",
+            name=self.name,
+            description=self.description,
+            price=self.price,
+            currency=self.currency,
+            credits=Credits(self.credits),
+            validity_days=self.validity_days,
+        )
 
 
 class ProductCatalog:

@@ -17,16 +17,24 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
 from shared import ledger
-from shared.billing.orders import REFUND_WINDOW, REFUNDABLE_STATUSES, get_order, order_not_found, refund_amount
+from shared.billing.orders import (
+    REFUND_WINDOW,
+    REFUNDABLE_STATUSES,
+    Order,
+    get_order,
+    order_not_found,
+    refund_amount,
+)
 from shared.billing.payments import lock_order
 from shared.billing.stripe_gateway import StripeGateway, StripeRefused, StripeUnavailable
 from shared.infra.db import Database, from_json, to_json
 from shared.infra.errors import BillingUnavailable, Conflict, UpstreamFailed
 from shared.infra.ids import parse_uuid, uuid7
 from shared.ledger.money import Credits
+from shared.teams import audit
+from shared.teams.audit import AccountActor
 
 log = logging.getLogger(__name__)
 
@@ -35,10 +43,13 @@ log = logging.getLogger(__name__)
 class RefundResult:
     status: str  # 'succeeded' or 'pending' (a failed refund raises)
     refund_id: uuid.UUID
-    order: dict[str, Any]
+    order: Order
 
 
-async def refund_order(db: Database, gateway: StripeGateway, account_id: uuid.UUID, order_id: str) -> RefundResult:
+async def refund_order(
+    db: Database, gateway: StripeGateway, account_id: uuid.UUID, order_id: str, *, actor: AccountActor | None = None
+) -> RefundResult:
+    """Refund the order's unused credits (asked by ``actor``, recorded in the account's audit trail)."""
     parsed = parse_uuid(order_id)
     if parsed is None:
         raise order_not_found(order_id)
@@ -95,6 +106,10 @@ async def refund_order(db: Database, gateway: StripeGateway, account_id: uuid.UU
             parsed,
             unused,
         )
+        if actor is not None:
+            await audit.record(conn, actor, "billing.refund", "order", parsed, after={
+                "refund_id": str(refund_id), "credits": Credits(unused), "amount": amount, "currency": order["currency"]
+            })  # fmt: skip
     status = await send_refund(db, gateway, refund_id)
     if status == "failed":
         reason = await db.fetchval("SELECT failure_reason FROM billing_refunds WHERE id = $1", refund_id)

@@ -19,7 +19,7 @@ from shared.catalog.pricing import Pricing, parse_pricing
 from shared.catalog.providers import ProviderSpec, check_route_options, parse_provider
 from shared.catalog.routes import Route, parse_mappings, route_truth_problems
 
-KINDS = ("image", "video", "text", "embedding")
+KINDS = ("image", "video", "text", "embedding", "moderation")
 
 
 class CatalogError(ValueError):
@@ -152,7 +152,7 @@ def _parse_model(raw: dict[str, Any], sets: dict[str, tuple[Parameter, ...]], wh
     for entry in raw.get("parameters") or []:
         parameter = parse_parameter(entry, where=f"{where} ({model_id})")
         parameters = [p for p in parameters if p.name != parameter.name] + [parameter]
-    if not parameters and kind != "embedding":  # an embedding request's fields are capabilities, not parameters
+    if not parameters and kind not in ("embedding", "moderation"):  # their request fields are not parameters
         raise CatalogError(f"{where}: model {model_id!r} has no parameters")
     pricing = parse_pricing(raw.get("pricing") or {}, kind=kind, where=f"{where} ({model_id})")
     routes = []

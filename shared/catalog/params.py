@@ -8,7 +8,11 @@ from typing import Any
 
 from shared.infra.errors import InvalidInput
 
-TYPES = ("string", "integer", "number", "boolean", "messages")
+TYPES = ("string", "integer", "number", "boolean", "messages", "image", "image_list", "video", "mask")
+# Input media: an upload id, an http(s) URL or a data: URI each (``shared.media.inputs`` fetches and checks them);
+# ``image_list`` is a list of them. The file kind each type takes:
+MEDIA_KINDS = {"image": "image", "image_list": "image", "mask": "image", "video": "video"}
+MEDIA_FORMS = ("upl_", "https://", "http://", "data:")
 ROLES = ("system", "user", "assistant")
 
 
@@ -125,10 +129,27 @@ def _check(p: Parameter, value: Any) -> Any:
         _check_length(p, value, param)
     elif p.type == "messages":
         value = _check_messages(p, value, param)
+    elif p.type == "image_list":
+        if not isinstance(value, list) or not value:
+            raise InvalidInput(f"{p.name!r} must be a non-empty list of images", param=param)
+        if p.max_items is not None and len(value) > p.max_items:
+            raise InvalidInput(f"{p.name!r} may hold at most {p.max_items} images", param=param)
+        for index, item in enumerate(value):
+            _check_media_reference(p, item, f"{param}[{index}]")
+    elif p.type in MEDIA_KINDS:
+        _check_media_reference(p, value, param)
     if p.choices is not None and value not in p.choices:
         choices = ", ".join(map(str, p.choices))
         raise InvalidInput(f"{p.name!r} must be one of: {choices}", param=param)
     return value
+
+
+def _check_media_reference(p: Parameter, value: Any, param: str) -> None:
+    """The syntax of a file reference (the file itself is checked when it is fetched)."""
+    if not isinstance(value, str) or not value.startswith(MEDIA_FORMS):
+        raise InvalidInput(
+            f"{p.name!r} must be an upload id (upl_…), an https URL or a data: URI", code="invalid_media", param=param
+        )
 
 
 def _check_range(p: Parameter, value: float, param: str) -> None:

@@ -10,18 +10,32 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from shared.ledger.money import CreditsFormatError, parse_credits
+import msgspec
 
-UNITS = ("image", "video_second", "token", "request")
+from shared.ledger.money import Credits, CreditsFormatError, parse_credits
+
+UNITS = ("image", "video_second", "token", "request", "megapixel")
 MESSAGE_OVERHEAD_TOKENS = 8  # chat template tokens around each message, generously
 PROMPT_OVERHEAD_TOKENS = 16
 DEFAULT_BATCH_DISCOUNT = Fraction(1, 2)  # batch work costs half, unless a model's pricing says otherwise
 
 
+class ModelPricing(msgspec.Struct):
+    """A model's price: per million tokens (``unit`` ``token``), or ``credits`` per image, video second or
+    request."""
+
+    unit: str
+    input_per_million: Credits | msgspec.UnsetType = msgspec.UNSET
+    output_per_million: Credits | msgspec.UnsetType = msgspec.UNSET
+    cached_input_per_million: Credits | msgspec.UnsetType = msgspec.UNSET
+    credits: Credits | msgspec.UnsetType = msgspec.UNSET
+    batch_discount: float = 0.0  # the share of the price taken off lines of the OpenAI Batch API
+
+
 @dataclass(frozen=True, slots=True)
 class Pricing:
     unit: str
-    per_unit: int = 0  # micro-credits per image / video second / request
+    per_unit: int = 0  # micro-credits per image / video second / request / output megapixel
     input_per_million: int = 0  # micro-credits per 1M input tokens
     output_per_million: int = 0  # micro-credits per 1M output tokens
     cached_input_per_million: int | None = None  # per 1M input tokens the upstream served from its cache
@@ -32,20 +46,18 @@ class Pricing:
         """These prices with the batch discount taken off."""
         return replace(self, discount=self.batch_discount)
 
-    def public(self) -> dict[str, Any]:
-        from shared.ledger.money import Credits
-
-        discount = {"batch_discount": float(self.batch_discount)}
+    def public(self) -> ModelPricing:
+        discount = float(self.batch_discount)
         if self.unit == "token":
-            prices = {
-                "unit": "token",
-                "input_per_million": Credits(self.input_per_million),
-                "output_per_million": Credits(self.output_per_million),
-            }
-            if self.cached_input_per_million is not None:
-                prices["cached_input_per_million"] = Credits(self.cached_input_per_million)
-            return {**prices, **discount}
-        return {"unit": self.unit, "credits": Credits(self.per_unit), **discount}
+            cached = self.cached_input_per_million
+            return ModelPricing(
+                unit="token",
+                input_per_million=Credits(self.input_per_million),
+                output_per_million=Credits(self.output_per_million),
+                cached_input_per_million=Credits(cached) if cached is not None else msgspec.UNSET,
+                batch_discount=discount,
+            )
+        return ModelPricing(unit=self.unit, credits=Credits(self.per_unit), batch_discount=discount)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,7 @@ class Usage:
     cached_input_tokens: int = 0  # of input_tokens, those the upstream served from its prompt cache
     reasoning_tokens: int = 0  # of output_tokens, those spent reasoning (not priced apart)
     requests: int = 0
+    megapixels: Fraction = Fraction(0)  # of the output images (upscalers: the input's, times the scale squared)
     upstream_seconds: float = 0.0  # compute time the upstream reported (Replicate's predict_time); not priced
     # What was asked for and what came, when charges follow delivery (shared.tasks.delivery); not priced.
     images_requested: int = 0
@@ -87,6 +100,8 @@ class Usage:
                 out[name] = getattr(self, name)
         if self.requests:
             out["requests"] = self.requests
+        if self.megapixels:
+            out["megapixels"] = round(float(self.megapixels), 6)
         if self.upstream_seconds:
             out["upstream_seconds"] = round(self.upstream_seconds, 3)
         return out
@@ -126,6 +141,8 @@ def parse_pricing(raw: dict[str, Any], *, kind: str, where: str) -> Pricing:
         raise CatalogError(f"{where}: embedding models are priced per token")
     if unit == "video_second" and kind != "video":
         raise CatalogError(f"{where}: video_second pricing only applies to video models")
+    if unit == "megapixel" and kind != "image":
+        raise CatalogError(f"{where}: megapixel pricing only applies to image models")
     return pricing
 
 
@@ -143,12 +160,26 @@ def worst_case_usage(unit: str, params: dict[str, Any]) -> Usage:
         return Usage(images=int(params.get("num_images", 1)))
     if unit == "video_second":
         return Usage(video_seconds=Fraction(params.get("duration_s", 1)))
+    if unit == "megapixel":
+        return Usage(megapixels=output_megapixels(params))
     if unit == "token":
         return Usage(
             input_tokens=max_input_tokens(params.get("messages", [])),
             output_tokens=int(params.get("max_tokens", 0)),
         )
     return Usage(requests=1)
+
+
+def output_megapixels(params: dict[str, Any]) -> Fraction:
+    """The megapixels a request priced per megapixel makes: its input ``image`` (once stored, with its size)
+    times ``scale`` squared (1 without a scale), or ``width`` x ``height``, per image."""
+    image = params.get("image")
+    if isinstance(image, dict) and image.get("width") and image.get("height"):
+        scale = int(params.get("scale", 1))
+        pixels = int(image["width"]) * int(image["height"]) * scale * scale
+    else:
+        pixels = int(params.get("width", 0)) * int(params.get("height", 0))
+    return Fraction(pixels * int(params.get("num_images", 1)), 1_000_000)
 
 
 def cost(pricing: Pricing, usage: Usage) -> int:
@@ -170,6 +201,8 @@ def cost(pricing: Pricing, usage: Usage) -> int:
         exact = Fraction(usage.images * pricing.per_unit)
     elif pricing.unit == "video_second":
         exact = usage.video_seconds * pricing.per_unit
+    elif pricing.unit == "megapixel":
+        exact = usage.megapixels * pricing.per_unit
     else:
         exact = Fraction(usage.requests * pricing.per_unit)
     exact *= 1 - pricing.discount

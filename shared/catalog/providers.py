@@ -104,6 +104,9 @@ RETIRED_ROUTE_OPTIONS = {
 }
 
 
+INPUT_FORMS = ("url", "data_uri", "multipart")  # input files upstream: a signed URL, inline, or a multipart file
+
+
 def check_route_options(options: dict[str, Any], *, where: str) -> None:
     """The route options the upstream adapters read must be well-formed; ``params`` is checked on its own
     (``shared.catalog.routes``)."""
@@ -114,3 +117,5 @@ def check_route_options(options: dict[str, Any], *, where: str) -> None:
             raise CatalogError(f"{where}: route option {option!r} is no longer read: {instead}")
     if not isinstance(options.get("extra", {}), dict):
         raise CatalogError(f"{where}: route option extra must be a table")
+    if options.get("inputs", "url") not in INPUT_FORMS:
+        raise CatalogError(f"{where}: route option inputs must be one of {INPUT_FORMS} (how input files are sent)")

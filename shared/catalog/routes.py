@@ -29,8 +29,8 @@ from shared.catalog.params import Parameter
 _DRAWN = ("prompt", "negative_prompt", "width", "height", "seed", "num_inference_steps", "guidance_scale")
 _CHAT = frozenset({"messages", "max_tokens", "temperature", "seed"})
 PASS_THROUGH: dict[tuple[str, str], frozenset[str]] = {
-    ("local", "image"): frozenset({*_DRAWN, "num_images"}),
-    ("local", "video"): frozenset({*_DRAWN, "duration_s", "fps"}),
+    ("local", "image"): frozenset({*_DRAWN, "num_images", "image", "images", "mask", "strength", "scale"}),
+    ("local", "video"): frozenset({*_DRAWN, "duration_s", "fps", "image"}),
     ("local", "text"): _CHAT,
     ("openai", "text"): _CHAT,
 }

@@ -43,6 +43,12 @@ class SpendCapExceeded(InsufficientCredits):
     code = "spend_cap_exceeded"
 
 
+class BudgetExceeded(InsufficientCredits):
+    """The API key's budget for the current period (day, week or month) does not leave enough for this request."""
+
+    code = "budget_exceeded"
+
+
 class Conflict(ConduitError):
     code = "conflict"
 

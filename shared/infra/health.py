@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from redis.asyncio import Redis
 
 from shared.infra.db import Database
@@ -23,32 +24,45 @@ def known_migrations() -> frozenset[str]:
     return frozenset(BaseMigrationManager().get_migration_modules(str(APP_CONFIG.migrations_folder_path)))
 
 
-async def _database(db: Database) -> dict[str, Any]:
+class ReadinessCheck(msgspec.Struct):
+    """One dependency: reachable (``ok``), or why not (and, for the database, the migrations not applied)."""
+
+    ok: bool
+    error: str | msgspec.UnsetType = msgspec.UNSET
+    pending_migrations: list[str] | msgspec.UnsetType = msgspec.UNSET
+
+
+class Readiness(msgspec.Struct):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, ReadinessCheck]
+
+
+async def _database(db: Database) -> ReadinessCheck:
     from shared.infra.db.piccolo_app import APP_CONFIG
 
     rows = await db.fetch("SELECT name FROM migration WHERE app_name = $1", APP_CONFIG.app_name)
     pending = sorted(known_migrations() - {row["name"] for row in rows})
     if pending:
-        return {"ok": False, "error": "migrations not applied", "pending_migrations": pending}
-    return {"ok": True}
+        return ReadinessCheck(ok=False, error="migrations not applied", pending_migrations=pending)
+    return ReadinessCheck(ok=True)
 
 
-async def _redis(redis: Redis) -> dict[str, Any]:
+async def _redis(redis: Redis) -> ReadinessCheck:
     await redis.ping()
-    return {"ok": True}
+    return ReadinessCheck(ok=True)
 
 
-async def _check(coro: Any) -> dict[str, Any]:
+async def _check(coro: Any) -> ReadinessCheck:
     try:
-        result: dict[str, Any] = await asyncio.wait_for(coro, CHECK_TIMEOUT_S)
+        result: ReadinessCheck = await asyncio.wait_for(coro, CHECK_TIMEOUT_S)
         return result
     except TimeoutError:
-        return {"ok": False, "error": "timed out"}
+        return ReadinessCheck(ok=False, error="timed out")
     except Exception as exc:  # any failure to reach it means "not ready"; the class name is enough to act on
-        return {"ok": False, "error": type(exc).__name__}
+        return ReadinessCheck(ok=False, error=type(exc).__name__)
 
 
-async def readiness(db: Database, redis: Redis) -> dict[str, Any]:
+async def readiness(db: Database, redis: Redis) -> Readiness:
     database, redis_check = await asyncio.gather(_check(_database(db)), _check(_redis(redis)))
     checks = {"database": database, "redis": redis_check}
-    return {"status": "ok" if all(c["ok"] for c in checks.values()) else "unavailable", "checks": checks}
+    return Readiness(status="ok" if all(c.ok for c in checks.values()) else "unavailable", checks=checks)

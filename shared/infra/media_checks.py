@@ -47,9 +47,11 @@ class ImageInfo:
     height: int
 
 
-def decoded_image(data: bytes, *, max_pixels: int) -> ImageInfo | None:
+def decoded_image(data: bytes, *, max_pixels: int, decode: bool = True) -> ImageInfo | None:
     """The image these bytes hold, decoded in full; None when they are not a whole image of an allowed format.
-    Raises ``ImageTooLarge`` when it has more than ``max_pixels`` pixels."""
+    Raises ``ImageTooLarge`` when it has more than ``max_pixels`` pixels. ``decode=False`` checks the file's
+    structure (Pillow's ``verify``: chunks and checksums) instead of decoding every pixel, for files that only
+    pass through (input media: the model decodes them)."""
     too_large = ImageTooLarge(f"the image has more than {max_pixels:,} pixels")
     try:
         image = Image.open(io.BytesIO(data), formats=list(IMAGE_FORMATS))
@@ -62,7 +64,7 @@ def decoded_image(data: bytes, *, max_pixels: int) -> ImageInfo | None:
         if width * height > max_pixels:
             raise too_large
         try:
-            image.load()
+            image.load() if decode else image.verify()
         except Exception:  # truncated or corrupt pixel data, or another format behind an image header
             return None
         return ImageInfo(IMAGE_FORMATS[str(image.format)], width, height)

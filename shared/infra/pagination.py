@@ -10,7 +10,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, Literal, TypeVar
+
+import msgspec
 
 from shared.infra.errors import InvalidInput
 from shared.infra.ids import parse_uuid
@@ -47,14 +49,26 @@ class Page(Generic[T]):
         return Page([shape(item) for item in self.items], self.next_cursor)
 
 
-def list_envelope(data: list[Any]) -> dict[str, Any]:
-    """The answer of a list route: ``{"object": "list", "data": [...]}``."""
-    return {"object": "list", "data": data}
+class ListEnvelope(msgspec.Struct, Generic[T], kw_only=True):
+    """The answer of a list route: ``{"object": "list", "data": [...]}`` (in the OpenAPI document: ``TList``)."""
+
+    object: Literal["list"] = "list"
+    data: list[T]
 
 
-def page_envelope(page: Page[Any]) -> dict[str, Any]:
-    """The answer of a paginated list route: the list with ``has_more`` and ``next_cursor``."""
-    return {**list_envelope(page.items), "has_more": page.has_more, "next_cursor": page.next_cursor}
+class PageEnvelope(ListEnvelope[T], Generic[T], kw_only=True):
+    """The answer of a paginated list route: the list with ``has_more`` and ``next_cursor`` (``TPage``)."""
+
+    has_more: bool
+    next_cursor: str | None
+
+
+def list_envelope(data: list[T]) -> ListEnvelope[T]:
+    return ListEnvelope(data=data)
+
+
+def page_envelope(page: Page[T]) -> PageEnvelope[T]:
+    return PageEnvelope(data=page.items, has_more=page.has_more, next_cursor=page.next_cursor)
 
 
 def page_cursor(limit: int, after: str | None, *, max_page: int = MAX_PAGE) -> uuid.UUID | None:

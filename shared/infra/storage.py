@@ -60,6 +60,26 @@ class LocalStorage:
         tmp.write_bytes(data)
         tmp.replace(path)  # atomic: readers never see half a file
 
+    async def read(self, key: str) -> bytes:
+        return await asyncio.to_thread(self.path(key).read_bytes)
+
+    async def copy(self, source: str, target: str) -> None:
+        """Give ``target`` the bytes of ``source``: a hard link (no copy; either may be deleted alone), or a copy
+        where the file system cannot link."""
+        await asyncio.to_thread(self._link, self.path(source), self.path(target))
+
+    @staticmethod
+    def _link(source: Path, target: Path) -> None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            target.unlink()
+        try:
+            os.link(source, target)
+        except OSError as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            shutil.copyfile(source, target)
+
     def exists(self, key: str) -> bool:
         return valid_key(key) and self.path(key).is_file()
 

@@ -43,7 +43,7 @@ from shared.ledger.settlement import (
     task_settlement_sql,
     void_hold,
 )
-from shared.ledger.spend_caps import needs_spend_reservation, reserve_key_spend
+from shared.ledger.spend_caps import drop_member_reservations, needs_spend_reservation, reserve_key_spend
 from shared.ledger.take_back import (
     TAKE_BACK_KINDS,
     deduct_unused,
@@ -61,6 +61,7 @@ __all__ = [
     "NewHold",
     "Settlement",
     "deduct_unused",
+    "drop_member_reservations",
     "expire_lots",
     "fetchrow_with_hold",
     "get_balance",

@@ -1,5 +1,5 @@
 """The SQL functions, one file each in ``shared/ledger/sql/``: the source of truth for their code (the ledger's,
-and the trigger that keeps the staff audit log append-only).
+the trigger that keeps the staff audit log append-only, and the one that makes an account's founder its owner).
 
 Each file is one ``CREATE OR REPLACE FUNCTION`` statement (after its comment) that the migrations run as it
 is: ``function_sql(name)`` reads it. ``tests/integration/ledger/test_sql_functions.py`` checks that the
@@ -26,6 +26,7 @@ FUNCTIONS = (
     "ledger_place_holds",
     "staff_audit_log_append_only",  # not the ledger's: the staff audit log's trigger, kept here with the others
     "ledger_place_task_holds",
+    "account_founder_membership",  # not the ledger's either: makes an account's founder its owner (teams)
 )
 
 

@@ -71,11 +71,26 @@ CHECKS: dict[str, str] = {
         GROUP BY h.id
         HAVING h.amount <> COALESCE(SUM(a.amount), 0) OR h.charged <> COALESCE(SUM(a.charged), 0)
     """,
-    # Spend caps: a key's reserved amount is the sum of its reservations, each for a pending hold.
+    # Spend caps and budgets: a key's reserved amounts are the sums of its reservations against each, every
+    # reservation for a pending hold.
     "key_reservations_mismatch": """
-        SELECT k.id AS api_key_id, k.cap_held, COALESCE(SUM(r.amount), 0) AS reservations
+        SELECT k.id AS api_key_id, k.cap_held, k.budget_held,
+               COALESCE(SUM(r.amount) FILTER (WHERE r.capped), 0) AS cap_reservations,
+               COALESCE(SUM(r.amount) FILTER (WHERE r.budgeted), 0) AS budget_reservations
         FROM api_keys k LEFT JOIN api_key_holds r ON r.api_key_id = k.id
-        GROUP BY k.id HAVING k.cap_held <> COALESCE(SUM(r.amount), 0)
+        GROUP BY k.id
+        HAVING k.cap_held <> COALESCE(SUM(r.amount) FILTER (WHERE r.capped), 0)
+            OR k.budget_held <> COALESCE(SUM(r.amount) FILTER (WHERE r.budgeted), 0)
+    """,
+    "member_reservations_mismatch": """
+        SELECT m.account_id, m.person_id, m.budget_held, COALESCE(SUM(r.amount), 0) AS reservations
+        FROM account_members m
+        LEFT JOIN member_holds r ON r.account_id = m.account_id AND r.person_id = m.person_id
+        GROUP BY m.id HAVING m.budget_held <> COALESCE(SUM(r.amount), 0)
+    """,
+    "member_reservation_outlived_hold": """
+        SELECT r.hold_id, r.person_id, h.status FROM member_holds r JOIN holds h ON h.id = r.hold_id
+        WHERE h.status <> 'pending' OR r.amount <> h.amount
     """,
     "key_reservation_outlived_hold": """
         SELECT r.hold_id, r.api_key_id, h.status FROM api_key_holds r JOIN holds h ON h.id = r.hold_id

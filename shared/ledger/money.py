@@ -11,6 +11,7 @@ from decimal import ROUND_CEILING, Decimal, InvalidOperation
 import msgspec
 
 MICRO = 1_000_000
+MAX_MICRO = 2**63 - 1  # the database stores micro-credits as bigint
 
 
 class CreditsFormatError(ValueError):
@@ -27,9 +28,13 @@ def parse_credits(value: str | int | Decimal) -> int:
         raise CreditsFormatError(f"not a number: {value!r}") from exc
     if not amount.is_finite():
         raise CreditsFormatError(f"not a finite number: {value!r}")
+    if amount.adjusted() > 18:  # before multiplying: "1e999999" would overflow the decimal context
+        raise CreditsFormatError(f"too large: {value!r}")
     micro = amount * MICRO
     if micro != micro.to_integral_value():
         raise CreditsFormatError(f"at most 6 decimal places are allowed: {value!r}")
+    if abs(micro) > MAX_MICRO:
+        raise CreditsFormatError(f"too large: {value!r}")
     return int(micro)
 
 

@@ -28,6 +28,11 @@ from shared.catalog.pricing import Usage
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.media.chat_images import inline_chat_images
+from shared.media.sources import MediaSources
+from shared.moderation.decisions import ContentPolicyViolation
+from shared.moderation.events import Subject
+from shared.moderation.pipeline import Moderator
 from shared.openai_api import pricing
 from shared.openai_api.billing import RequestBill, open_bill, record_refusal
 from shared.openai_api.chat_events import ChunkWriter, stream_events
@@ -95,9 +100,14 @@ async def begin(
     principal: Principal,
     body: ChatInput,
     source: str = SOURCE,
+    *,
+    moderator: Moderator,
+    media: MediaSources | None = None,
 ) -> ChatContext:
-    """Check the request and place its worst-case hold. A request for a model the caller may use that is refused
-    here (bad parameters, no provider, not enough credits) is recorded as a failed request."""
+    """Check the request, moderate it and place its worst-case hold. A request for a model the caller may use that
+    is refused here (bad parameters, an image that cannot be used, no provider, not enough credits) is recorded as
+    a failed request; one the moderation policy blocks, as a blocked one (``shared.moderation``). Image parts are
+    fetched and inlined through ``media`` (``shared.media.chat_images``) once the text passed moderation."""
     started = time.monotonic()
     model = find_model(catalog, principal, body.model, "text")
     fallbacks = [
@@ -106,6 +116,9 @@ async def begin(
     ]
     try:
         calls = _candidates(providers, [model, *fallbacks], body)
+        await moderator.check_request(principal, calls[0].params, source=source, model=model.id, kind="text")
+        if media is not None:
+            await inline_chat_images(media, principal.account_id, [call.params for call in calls])
         bill = await open_bill(db, background, principal, max(call.hold for call in calls), source=source, kind="text",
                                model=model.id, started=started)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
@@ -124,6 +137,8 @@ async def begin_raw(
     *,
     parse: Callable[[Any], ChatInput] = parse_chat_body,
     source: str = SOURCE,
+    media: MediaSources | None = None,
+    moderator: Moderator,
 ) -> ChatContext:
     """``begin`` for a request body as the client sent it (``parse`` checks its fields). A body refused for its
     fields that names a text model the caller may use is recorded as a failed request of that model."""
@@ -137,7 +152,7 @@ async def begin_raw(
         if model is not None and model.kind == "text" and allowed:
             await record_refusal(db, principal, source=source, kind="text", model=model.id, started=started)
         raise
-    return await begin(db, background, catalog, providers, principal, body, source)
+    return await begin(db, background, catalog, providers, principal, body, source, moderator=moderator, media=media)
 
 
 def _candidates(providers: ProviderRegistry, models: list[Model], body: ChatInput) -> list[ChatCall]:
@@ -178,10 +193,20 @@ async def _start(provider: Provider, request: GenerationRequest) -> Completed:
     return result
 
 
-async def complete(ctx: ChatContext, registry: ProviderRegistry, budget_s: float) -> tuple[Completed, str]:
+async def complete(
+    ctx: ChatContext, registry: ProviderRegistry, budget_s: float, moderator: Moderator
+) -> tuple[Completed, str]:
     """A plain (non-streamed) request: the upstream's answer and the provider that served it. Its settlement
-    runs on its own: the answer does not wait for the commit."""
+    runs on its own: the answer does not wait for the commit. An answer the moderation policy blocks (a model whose
+    outputs it checks) is not returned nor charged; its usage is recorded, as a failed request."""
     completed, provider = await _routed(ctx, registry, _start, budget_s)
+    subject = Subject.of(ctx.bill.principal, ctx.bill.source, ctx.served.model.id, "text")
+    try:
+        await moderator.check_outputs(subject, completed.outputs)
+    except ContentPolicyViolation:
+        units = pricing.billed_units(completed.usage, ctx.served.choices)
+        ctx.bill.settle(charge=0, units=units, status="failed", model=ctx.served.model.id, provider=provider)
+        raise
     ctx.settle(completed.usage, "succeeded", provider)
     return completed, provider
 

@@ -3,8 +3,9 @@
 * roles ``system``, ``developer`` (sent as ``system``: most upstreams do not know it), ``user``, ``assistant``,
   ``tool``; ``name`` is kept;
 * content: a string, or parts: ``text`` parts (joined into one string when the message has no image) and
-  ``image_url`` parts (``{"url": "https://…" or "data:image/…;base64,…", "detail": "auto"|"low"|"high"}``), which
-  need the model's ``vision``; any other part (audio, files) is refused;
+  ``image_url`` parts (``{"url": "https://…", "data:image/…;base64,…" or an upload id "upl_…", "detail":
+  "auto"|"low"|"high"}``), which need the model's ``vision`` (the API inlines each image as a checked data: URI:
+  ``shared.media.chat_images``); any other part (audio, files) is refused;
 * an assistant message may carry ``tool_calls`` (``{"id", "type": "function", "function": {"name",
   "arguments"}}``) and then no content; a ``tool`` message answers one with ``tool_call_id``. Both need the
   model's ``tools``.
@@ -117,8 +118,10 @@ def _content(content: Any, role: str, where: str, needs: list[Need]) -> tuple[An
 
 def _image(image: Any, where: str) -> dict[str, Any]:
     url = image.get("url") if isinstance(image, dict) else None
-    if not isinstance(url, str) or not (url.startswith(("https://", "http://")) or url.startswith("data:image/")):
-        raise InvalidInput("image_url.url must be an http(s) URL or a data:image/… URL", param=f"{where}.image_url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://", "data:image/", "upl_")):
+        raise InvalidInput(
+            "image_url.url must be an http(s) URL, a data:image/… URL or an upload id", param=f"{where}.image_url"
+        )
     out = {"url": url}
     detail = image.get("detail")
     if detail is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -92,22 +92,41 @@ def legacy_logprobs(logprobs: dict[str, Any] | None, offset: int) -> dict[str, A
     return {"tokens": tokens, "token_logprobs": values, "top_logprobs": tops, "text_offset": offsets}
 
 
+class TextChoice(msgspec.Struct):
+    text: str
+    index: int
+    logprobs: dict[str, Any] | None
+    finish_reason: str
+
+
+class TextCompletion(msgspec.Struct):
+    """OpenAI's legacy ``text_completion``."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    provider: str
+    choices: list[TextChoice]
+    usage: dict[str, Any]
+
+
 def text_completion(
     completion_id: str, model: str, provider: str, body: LegacyInput, completed: Completed
-) -> dict[str, Any]:
+) -> TextCompletion:
     prefix = body.prompt if body.echo else ""
     choices = [
-        {
-            "text": prefix + (output.text or ""),
-            "index": index,
-            "logprobs": legacy_logprobs(output.logprobs, len(prefix)),
-            "finish_reason": output.finish_reason or "stop",
-        }
+        TextChoice(
+            text=prefix + (output.text or ""),
+            index=index,
+            logprobs=legacy_logprobs(output.logprobs, len(prefix)),
+            finish_reason=output.finish_reason or "stop",
+        )
         for index, output in enumerate(completed.outputs)
     ]
-    return {"id": completion_id, "object": "text_completion", "created": int(time.time()), "model": model,
-            "provider": provider, "choices": choices,
-            "usage": usage_numbers(completed.usage, completed.usage_details)}  # fmt: skip
+    return TextCompletion(id=completion_id, object="text_completion", created=int(time.time()), model=model,
+                          provider=provider, choices=choices,
+                          usage=usage_numbers(completed.usage, completed.usage_details))  # fmt: skip
 
 
 class LegacyChunks:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import msgspec
 
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog, Model
@@ -24,6 +26,7 @@ from shared.catalog.capabilities import Need
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.moderation.pipeline import Moderator
 from shared.openai_api import pricing
 from shared.openai_api.billing import open_bill, record_refusal
 from shared.openai_api.chat_input import check_available, find_model, refuse_missing
@@ -75,6 +78,27 @@ def parse_embedding_body(body: Any) -> EmbeddingInput:
     return EmbeddingInput(model, inputs, dimensions, encoding, user)
 
 
+class Embedding(msgspec.Struct):
+    """One input's vector: numbers, or (``encoding_format`` ``base64``) little-endian float32s in base64."""
+
+    object: Literal["embedding"]
+    index: int
+    embedding: list[float] | str
+
+
+class EmbeddingUsage(msgspec.Struct):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class EmbeddingList(msgspec.Struct):
+    object: Literal["list"]
+    data: list[Embedding]
+    model: str
+    provider: str
+    usage: EmbeddingUsage
+
+
 def _prepare(providers: ProviderRegistry, model: Model, body: EmbeddingInput) -> tuple[Model, dict[str, Any]]:
     """The model narrowed to the routes that can serve the request, and the parameters sent to them."""
     check_available(providers, model)
@@ -100,8 +124,10 @@ async def create(
     principal: Principal,
     raw: Any,
     budget_s: float,
-) -> tuple[dict[str, Any], int]:
-    """The embeddings response, and the credits it is charged (its settlement runs on its own)."""
+    moderator: Moderator,
+) -> tuple[EmbeddingList, int]:
+    """The embeddings response, and the credits it is charged (its settlement runs on its own). The inputs are
+    moderated before anything is held."""
     started = time.monotonic()
     model_id = raw.get("model") if isinstance(raw, dict) else None
     if not isinstance(model_id, str) or not model_id:
@@ -110,6 +136,7 @@ async def create(
     try:
         body = parse_embedding_body(raw)
         served, params = _prepare(providers, model, body)
+        await moderator.check_request(principal, params, source=SOURCE, model=model.id, kind="embedding")
         worst_case = pricing.embedding_worst_case(model, body.inputs)
         bill = await open_bill(db, background, principal, worst_case, source=SOURCE, kind="embedding", model=model.id,
                                started=started)  # fmt: skip
@@ -126,8 +153,8 @@ async def create(
     bill.settle(charge=charged, units=pricing.billed_units(result.usage, 1), status="succeeded", model=model.id,
                 provider=provider)  # fmt: skip
     encode = encode_base64 if body.encoding_format == "base64" else list
-    data = [{"object": "embedding", "index": i, "embedding": encode(v)} for i, v in enumerate(result.vectors)]
+    data = [Embedding(object="embedding", index=i, embedding=encode(v)) for i, v in enumerate(result.vectors)]
     tokens = result.usage.input_tokens
-    response = {"object": "list", "data": data, "model": model.id, "provider": provider,
-                "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}  # fmt: skip
+    response = EmbeddingList(object="list", data=data, model=model.id, provider=provider,
+                             usage=EmbeddingUsage(prompt_tokens=tokens, total_tokens=tokens))  # fmt: skip
     return response, charged

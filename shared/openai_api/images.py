@@ -1,9 +1,12 @@
-"""Image generations (OpenAI's ``POST /v1/images/generations``) as tasks, waited for.
+"""Image generations and edits (OpenAI's ``POST /v1/images/generations`` and ``/v1/images/edits``) as tasks,
+waited for.
 
 The request becomes a task of the image model (queued, run by a worker with its retries and fallbacks, charged
 per image like any task); the API waits for it up to ``IMAGE_GENERATION_WAIT_S`` and answers in OpenAI's
 shape: ``{"created", "data": [{"url"} | {"b64_json"}]}``. URLs are signed links to Conduit's own copies of
 the images. When the wait runs out the task goes on: the error names its id, to poll ``GET /v1/tasks/{id}``.
+An edit's ``image`` and ``mask`` files become the model's ``image`` and ``mask`` inputs (checked and stored like
+any input file: ``shared.media.inputs``); a model that takes no input image refuses them naming the field.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from shared.accounts.keys import Principal
 from shared.catalog import Catalog
 from shared.infra.db import Database
@@ -23,6 +28,8 @@ from shared.infra.errors import ConduitError, InsufficientCredits, InvalidInput,
 from shared.infra.queue import JobQueue
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.ledger import record_refused_request
+from shared.media.sources import MediaSources
+from shared.moderation.pipeline import Moderator
 from shared.openai_api.chat_input import check_available, find_model
 from shared.openai_api.routing import UpstreamRefused
 from shared.providers import ProviderRegistry
@@ -62,6 +69,8 @@ class ImageInput:
     n: int | None = None
     size: str | None = None
     response_format: str | None = None
+    image: str | None = None  # edits: the input files, as data: URIs
+    mask: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,25 +82,43 @@ class ImageDeps:
     storage: LocalStorage
     signer: UrlSigner
     wait_s: float
+    moderator: Moderator
+    media: MediaSources | None = None
+
+
+class GeneratedImage(msgspec.Struct):
+    """An image: its signed ``url``, or (``response_format`` ``b64_json``) its bytes in base64."""
+
+    url: str | msgspec.UnsetType = msgspec.UNSET
+    b64_json: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class ImagesResponse(msgspec.Struct):
+    """OpenAI's images response."""
+
+    created: int
+    data: list[GeneratedImage]
 
 
 async def generate_images(
     deps: ImageDeps, principal: Principal, body: ImageInput, task_id: uuid.UUID
-) -> dict[str, Any]:
+) -> ImagesResponse:
     """Submit the task (its id given: its rate-limit slot is taken for it) and wait for its images."""
     model = find_model(deps.catalog, principal, body.model, "image")
     started = time.monotonic()
     try:
         check_available(deps.providers, model)
-        params = _task_input(body)
+        params = _task_input(body, takes_count=model.parameter("num_images") is not None)
         task, _ = await submit_task(
             db=deps.db,
             queue=deps.queue,
             catalog=deps.catalog,
             providers=deps.providers,
             principal=principal,
-            submission=TaskSubmission(model=model.id, input=params),
+            submission=TaskSubmission(model=model.id, input=params, source=SOURCE),
+            moderator=deps.moderator,
             task_id=task_id,
+            media=deps.media,
         )
     except (InvalidInput, InsufficientCredits, ModelUnavailable) as exc:
         latency_ms = int((time.monotonic() - started) * 1000)
@@ -112,28 +139,33 @@ async def generate_images(
         raise UpstreamFailed(message, code=done.error_code or "upstream_error")
     response_format = body.response_format or "url"
     data = [await _item(deps, output, response_format) for output in done.outputs if output.get("type") == "image"]
-    return {"created": int(done.created_at.timestamp()), "data": data}
+    return ImagesResponse(created=int(done.created_at.timestamp()), data=data)
 
 
-def _task_input(body: ImageInput) -> dict[str, Any]:
+def _task_input(body: ImageInput, *, takes_count: bool) -> dict[str, Any]:
+    """The task input of the request; ``n`` = 1 (OpenAI's default) asks nothing of a model that makes one image."""
     if (body.response_format or "url") not in RESPONSE_FORMATS:
         raise InvalidInput("response_format must be 'url' or 'b64_json'", param="response_format")
     params: dict[str, Any] = {"prompt": body.prompt}
-    if body.n is not None:
+    if body.n is not None and (takes_count or body.n != 1):
         params["num_images"] = body.n
     if body.size is not None and body.size != "auto":
         match = _SIZE.fullmatch(body.size)
         if match is None:
             raise InvalidInput("size must look like '1024x1024'", param="size")
         params["width"], params["height"] = int(match.group(1)), int(match.group(2))
+    if body.image is not None:
+        params["image"] = body.image
+    if body.mask is not None:
+        params["mask"] = body.mask
     return params
 
 
-async def _item(deps: ImageDeps, output: dict[str, Any], response_format: str) -> dict[str, Any]:
+async def _item(deps: ImageDeps, output: dict[str, Any], response_format: str) -> GeneratedImage:
     if response_format == "url":
-        return {"url": deps.signer.url(output["key"])}
+        return GeneratedImage(url=deps.signer.url(output["key"]))
     raw = await asyncio.to_thread(deps.storage.path(output["key"]).read_bytes)
-    return {"b64_json": base64.b64encode(raw).decode()}
+    return GeneratedImage(b64_json=base64.b64encode(raw).decode())
 
 
 async def wait_terminal(db: Database, account_id: uuid.UUID, task_id: uuid.UUID, wait_s: float) -> TaskRecord | None:

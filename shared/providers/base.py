@@ -7,12 +7,31 @@ provider, OpenAI-style APIs) answer ``start`` with a ``Completed``; queue-based 
 
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.catalog import Model, Route
 from shared.catalog.pricing import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class InputFile:
+    """An input file of a request (``shared.media.inputs``): Conduit's copy, checked, with a signed expiring URL
+    an upstream can fetch and the bytes for upstreams that take them (multipart, ``data:`` URIs)."""
+
+    key: str
+    content_type: str
+    url: str
+    data: bytes = field(repr=False)
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+
+    @property
+    def data_uri(self) -> str:
+        return f"data:{self.content_type};base64,{base64.b64encode(self.data).decode()}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,10 +115,16 @@ async def send_json(
     headers: dict[str, str],
     body: Any = None,
     timeout: httpx.Timeout | None = None,
+    files: dict[str, tuple[str, bytes, str]] | None = None,
 ) -> Any:
-    """One request; the decoded JSON of a 2xx answer, or a classified ``ProviderError``."""
+    """One request; the decoded JSON of a 2xx answer, or a classified ``ProviderError``. With ``files`` the
+    request is ``multipart/form-data``: ``body``'s fields (a flat object) and the files."""
     try:
-        response = await client.call(method, url, headers=headers, body=body, timeout=timeout)
+        if files is not None:
+            form_headers = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+            response = await client.request(method, url, headers=form_headers, data=body, files=files)
+        else:
+            response = await client.call(method, url, headers=headers, body=body, timeout=timeout)
     except httpx.TimeoutException as exc:
         raise RetryableError(f"{provider} did not answer in time", code="upstream_timeout") from exc
     except httpx.TransportError as exc:
@@ -194,6 +200,18 @@ class HttpProvider:
             provider=self.name,
             headers=self._headers(),
             body=body,
+        )
+
+    async def _call_multipart(self, path: str, fields: dict[str, str], files: dict[str, tuple[str, bytes, str]]) -> Any:
+        """A ``multipart/form-data`` POST (``path`` relative to the base URL)."""
+        return await send_json(
+            self._http,
+            "POST",
+            f"{self._resolved.base_url}{path}",
+            provider=self.name,
+            headers=self._headers(),
+            body=fields,
+            files=files,
         )
 
     async def _call_ignoring_refusal(self, method: str, path: str) -> None:

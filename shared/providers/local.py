@@ -2,7 +2,9 @@
 
 * image: a PNG drawn with Pillow from the prompt and seed, at the requested size;
 * video: an animated GIF of ``duration_s`` x ``fps`` frames, whose frame delays add up to exactly ``duration_s``;
-* text: a deterministic reply, with token usage counted like an upstream would report it.
+* text: a deterministic reply, with token usage counted like an upstream would report it;
+* with an input ``image``: image-to-image, edits (with a ``mask``), upscales (with a ``scale``) and image-to-video
+  made from the input's pixels (``shared.providers.local_media``).
 
 While it draws, it reports its progress (``shared.providers.progress``): each drawing step of an image when
 ``num_inference_steps`` sets how many there are (else each image), each frame of a video.
@@ -30,7 +32,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from shared.catalog.pricing import Usage
-from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
+from shared.providers.base import Completed, GenerationRequest, InputFile, Output, PermanentError, Running
 from shared.providers.progress import StepCallback, report_progress, step_reporter
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
@@ -219,8 +221,18 @@ class LocalProvider:
         params = request.params
         # Like an upstream, no seed means a random one (here: derived from the task id, so reruns agree).
         seed = int(params["seed"]) if "seed" in params else request.task_id.int % 2**32
+        if kind == "image" and isinstance(params.get("images"), list):  # several references: their blend
+            from shared.providers import local_media
+
+            blended = await asyncio.to_thread(local_media.blend, [file.data for file in params["images"]])
+            first = params["images"][0]
+            params = {**params, "image": InputFile(first.key, "image/png", first.url, blended)}
+        if kind == "image" and isinstance(params.get("image"), InputFile):
+            return await self._image_from_input(params, seed)
         if kind == "image":
             return await self._image(params, seed)
+        if kind == "video" and isinstance(params.get("image"), InputFile):
+            return await self._animation_of_input(params)
         if kind == "video":
             return await self._video(params, seed)
         if kind == "text":
@@ -252,6 +264,40 @@ class LocalProvider:
             draw_animation, params["prompt"], seed, width, height, seconds, fps, _style(params), step_reporter("frame")
         )
         output = Output(type="video", content_type="image/gif", data=gif, width=width, height=height)
+        return Completed(outputs=[output], usage=Usage(video_seconds=Fraction(seconds)))
+
+    async def _image_from_input(self, params: dict[str, Any], seed: int) -> Completed:
+        """Image-to-image, edits and upscales (``shared.providers.local_media``): each output uses the input."""
+        from shared.providers import local_media
+
+        image: InputFile = params["image"]
+        mask = params.get("mask")
+        size = (int(params["width"]), int(params["height"])) if "width" in params and "height" in params else None
+        prompt, count = str(params.get("prompt", "")), int(params.get("num_images", 1))
+        outputs = []
+        for index in range(count):
+            if "scale" in params:
+                try:
+                    png = await asyncio.to_thread(local_media.upscale, image.data, int(params["scale"]))
+                except ValueError as exc:
+                    raise PermanentError(str(exc), code="output_too_large") from None
+            elif isinstance(mask, InputFile):
+                png = await asyncio.to_thread(local_media.edit, image.data, mask.data, prompt, seed + index,
+                                              _style(params))  # fmt: skip
+            else:
+                strength = float(params.get("strength", 0.35))
+                png = await asyncio.to_thread(local_media.restyle, image.data, prompt, seed + index, size, strength,
+                                              _style(params))  # fmt: skip
+            outputs.append(Output(type="image", content_type="image/png", data=png))
+        return Completed(outputs=outputs, usage=Usage(images=count))
+
+    async def _animation_of_input(self, params: dict[str, Any]) -> Completed:
+        from shared.providers import local_media
+
+        size = (int(params["width"]), int(params["height"])) if "width" in params and "height" in params else None
+        seconds, fps = int(params["duration_s"]), int(params.get("fps", 8))
+        gif = await asyncio.to_thread(local_media.animate, params["image"].data, size, seconds, fps)
+        output = Output(type="video", content_type="image/gif", data=gif)
         return Completed(outputs=[output], usage=Usage(video_seconds=Fraction(seconds)))
 
     async def poll(self, request: GenerationRequest, upstream_id: str) -> Completed | Running:

@@ -14,6 +14,8 @@ a catalog model may offer, so that tests (and offline development) can tell each
   schema (every property, so every required one, of the declared type).
 * ``logprobs`` / ``top_logprobs``: a log probability per token of the reply, with that many alternatives.
 * ``top_p``, the penalties and ``logit_bias`` change the reply's closing words.
+* image parts (vision models): the reply starts by describing each image of the last user message, its size,
+  format and dominant colours (``shared.providers.local_media.describe``).
 
 Tokens are words and punctuation (``count_tokens``); the prompt counts each message's text, tool calls and tool
 schemas. Streams send the reply a word per delta and tool calls as OpenAI streams them (the call's id, type and
@@ -118,6 +120,10 @@ def _text(params: dict[str, Any], messages: list[dict[str, Any]], max_tokens: in
     if results:
         text = _cut(results, max_tokens)
         produced = count_tokens(text)
+    described = _image_descriptions(messages)
+    if described:
+        text = _cut(f"{described} {text}", max_tokens)
+        produced = count_tokens(text)
     kind = (params.get("response_format") or {}).get("type")
     if kind in ("json_object", "json_schema"):
         if kind == "json_object":
@@ -128,6 +134,22 @@ def _text(params: dict[str, Any], messages: list[dict[str, Any]], max_tokens: in
         text = _cut(json.dumps(value), max_tokens)
         produced = count_tokens(text)
     return text, "length" if produced >= max_tokens else "stop"
+
+
+def _image_descriptions(messages: list[dict[str, Any]]) -> str:
+    """What the images of the last user message show (``Image 1: a 64x48 PNG image; dominant colours: …``)."""
+    from shared.providers.local_media import data_uri_bytes, describe
+
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    content = last_user.get("content") if last_user else None
+    if not isinstance(content, list):
+        return ""
+    urls = [p["image_url"]["url"] for p in content if isinstance(p, dict) and p.get("type") == "image_url"]
+    described = []
+    for number, url in enumerate(urls, start=1):
+        data = data_uri_bytes(url)
+        described.append(f"Image {number}: {describe(data) if data is not None else 'not inlined'}.")
+    return " ".join(described)
 
 
 def _offset(sampling: list[Any]) -> int:

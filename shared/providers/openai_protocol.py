@@ -18,7 +18,7 @@ from typing import Any
 
 from shared.catalog import Route
 from shared.catalog.pricing import Usage
-from shared.providers.base import Completed, GenerationRequest, Output, PermanentError, Running
+from shared.providers.base import Completed, GenerationRequest, InputFile, Output, PermanentError, Running
 from shared.providers.embeddings import Embeddings, build_embedding_request, parse_embedding_response
 from shared.providers.http import HttpProvider, malformed
 from shared.providers.local import count_tokens
@@ -107,6 +107,28 @@ def build_image_request(route: Route, params: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
+def build_image_edit_request(
+    route: Route, params: dict[str, Any]
+) -> tuple[dict[str, str], dict[str, tuple[str, bytes, str]]]:
+    """The form fields and files of ``POST {base}/images/edits`` (OpenAI's multipart image edit): each input
+    file as a file part under its upstream name, every other value as a text field. No ``response_format``:
+    gpt-image-1 refuses it (and always answers ``b64_json``); a route for another model may set it in ``extra``."""
+    fields: dict[str, str] = {"model": route.upstream_model}
+    files: dict[str, tuple[str, bytes, str]] = {}
+    for name, value in params.items():
+        mapping = route.mapping(name)
+        if mapping is None or mapping.is_fixed:
+            continue
+        target = mapping.to or name
+        if isinstance(value, InputFile):
+            extension = value.key.rsplit(".", 1)[-1]
+            files[target] = (f"{name}.{extension}", value.data, value.content_type)
+        else:
+            fields[target] = str(mapping.value(value, params))
+    fields.update({key: str(value) for key, value in (route.options.get("extra") or {}).items()})
+    return fields, files
+
+
 def parse_image_response(provider: str, data: Any) -> Completed:
     items = data.get("data") if isinstance(data, dict) else None
     if not isinstance(items, list) or not items:
@@ -137,6 +159,10 @@ class OpenAICompatProvider(HttpProvider):
         if kind == "text":
             data = await self._call("POST", "/chat/completions", build_chat_request(request.route, request.params))
             return parse_chat_response(self.name, data, request.params)
+        if kind == "image" and request.route.options.get("inputs") == "multipart":
+            fields, files = build_image_edit_request(request.route, request.params)
+            data = await self._call_multipart("/images/edits", fields, files)
+            return parse_image_response(self.name, data)
         if kind == "image":
             data = await self._call("POST", "/images/generations", build_image_request(request.route, request.params))
             return parse_image_response(self.name, data)

@@ -30,8 +30,9 @@ import math
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+import msgspec
 from redis.asyncio import Redis
 
 from shared.accounts.key_management import UNSET, Unset, check_limit_override
@@ -74,6 +75,39 @@ def _effective(override: int | None, default: int) -> int | None:
     """A limit in force: the override, else the default; None when there is none (a default of 0)."""
     value = override if override is not None else default
     return value if value > 0 else None
+
+
+class RequestRate(msgspec.Struct):
+    """Requests per minute: the limit, what is left now (null when Redis cannot tell), seconds until fully reset."""
+
+    limit: int
+    remaining: int | None
+    reset_s: int | None
+
+
+class InflightTasks(msgspec.Struct):
+    limit: int
+    in_flight: int
+
+
+class LimitScope(msgspec.Struct):
+    """The limits of the account or of the key (null: no such limit)."""
+
+    requests_per_minute: RequestRate | None
+    max_inflight_tasks: InflightTasks | None
+
+
+class KeyLimitScope(LimitScope):
+    id: str
+
+
+class RateLimits(msgspec.Struct):
+    """The limits in force for the caller: its API key's (null with a session) and its account's."""
+
+    object: Literal["rate_limits"]
+    key: KeyLimitScope | None
+    account: LimitScope
+    on_redis_error: str
 
 
 class RequestLimits:
@@ -153,7 +187,7 @@ class RequestLimits:
             )
         return await self.limiter.admit_policy(policy, member)
 
-    async def describe(self, principal: Principal) -> dict[str, Any]:
+    async def describe(self, principal: Principal) -> RateLimits:
         """The limits in force for the caller, with what is left of them now (consumes nothing)."""
         rates = {name: (key, rpm) for name, key, rpm in self.rates_for(principal)}
         slots = dict(self.slots_for(principal))
@@ -161,29 +195,31 @@ class RequestLimits:
         redis, prefix = self.limiter.redis, self.limiter.prefix
 
         async def scope(rate_name: str, slot_name: str) -> dict[str, Any]:
+            """The fields of a ``LimitScope``."""
             out: dict[str, Any] = {"requests_per_minute": None, "max_inflight_tasks": None}
             if rate_name in rates:
                 key, rpm = rates[rate_name]
                 peek = await self.limiter.peek(key, Rate(rpm, PERIOD_S))
-                out["requests_per_minute"] = {
-                    "limit": rpm,
-                    "remaining": None if peek.degraded else peek.remaining,
-                    "reset_s": None if peek.degraded else math.ceil(peek.reset_after_s),
-                }
+                out["requests_per_minute"] = RequestRate(
+                    limit=rpm,
+                    remaining=None if peek.degraded else peek.remaining,
+                    reset_s=None if peek.degraded else math.ceil(peek.reset_after_s),
+                )
             if slot_name in slots:
                 slot = slots[slot_name]
                 in_flight = int(await redis.zcount(prefix + slot.key, now_ms, "+inf"))
-                out["max_inflight_tasks"] = {"limit": slot.limit, "in_flight": in_flight}
+                out["max_inflight_tasks"] = InflightTasks(limit=slot.limit, in_flight=in_flight)
             return out
 
-        return {
-            "object": "rate_limits",
-            "key": (await scope("key", "key_tasks")) | {"id": str(principal.api_key_id)}
-            if principal.api_key_id is not None
-            else None,
-            "account": await scope("account", "account_tasks"),
-            "on_redis_error": "open" if self.settings.fail_open else "closed",
-        }
+        key_scope = None
+        if principal.api_key_id is not None:
+            key_scope = KeyLimitScope(**await scope("key", "key_tasks"), id=str(principal.api_key_id))
+        return RateLimits(
+            object="rate_limits",
+            key=key_scope,
+            account=LimitScope(**await scope("account", "account_tasks")),
+            on_redis_error="open" if self.settings.fail_open else "closed",
+        )
 
     @staticmethod
     def _refused_by_slots(admission: Admission) -> bool:

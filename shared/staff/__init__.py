@@ -39,7 +39,7 @@ class Actor:
 
     @classmethod
     def of(cls, principal: Principal, ip: str) -> Actor:
-        return cls(principal.account_id, principal.role, "console" if principal.via_session else "api", ip)
+        return cls(principal.person, principal.role, "console" if principal.via_session else "api", ip)
 
     @classmethod
     def cli(cls) -> Actor:

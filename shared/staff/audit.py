@@ -14,7 +14,9 @@ import io
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+
+import msgspec
 
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.db.records import JSONB, RecordMapping
@@ -26,6 +28,31 @@ from shared.staff import Actor
 MAX_REASON = 500
 CSV_COLUMNS = ("id", "created_at", "actor", "actor_id", "role", "action", "target_type", "target_id", "reason",
                "outcome", "ip", "via", "before", "after")  # fmt: skip
+
+
+class AuditTarget(msgspec.Struct):
+    type: str
+    id: str
+
+
+class StaffAuditEntry(msgspec.Struct):
+    """An entry of the staff audit log: who did what to which target, why, and the state before and after
+    (any JSON)."""
+
+    id: str
+    object: Literal["staff_audit_entry"]
+    actor: str
+    actor_id: str | None
+    role: str
+    action: str
+    target: AuditTarget
+    reason: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    outcome: str
+    ip: str
+    via: str
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +72,23 @@ class AuditEntry:
     via: str
     created_at: dt.datetime
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "object": "staff_audit_entry",
-            "actor": self.actor,
-            "actor_id": str(self.actor_id) if self.actor_id else None,
-            "role": self.role,
-            "action": self.action,
-            "target": {"type": self.target_type, "id": self.target_id},
-            "reason": self.reason,
-            "before": self.before,
-            "after": self.after,
-            "outcome": self.outcome,
-            "ip": self.ip,
-            "via": self.via,
-            "created_at": self.created_at,
-        }
+    def public(self) -> StaffAuditEntry:
+        return StaffAuditEntry(
+            id=str(self.id),
+            object="staff_audit_entry",
+            actor=self.actor,
+            actor_id=str(self.actor_id) if self.actor_id else None,
+            role=self.role,
+            action=self.action,
+            target=AuditTarget(type=self.target_type, id=self.target_id),
+            reason=self.reason,
+            before=self.before,
+            after=self.after,
+            outcome=self.outcome,
+            ip=self.ip,
+            via=self.via,
+            created_at=self.created_at,
+        )
 
 
 AUDIT_ROWS = RecordMapping(AuditEntry, "staff_audit_log")

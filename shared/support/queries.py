@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from shared.infra.db import Connection, Database
 from shared.infra.db.records import RecordMapping
 from shared.infra.errors import InvalidInput, NotFound, PermissionDenied
@@ -19,6 +21,7 @@ from shared.infra.ids import parse_uuid
 from shared.infra.pagination import Page, choice_filter, page_cursor
 from shared.infra.storage import LocalStorage
 from shared.support import CATEGORIES, STAFF_ROLES, STATUSES
+from shared.support.views import SupportAttachment, SupportMessage, SupportTicket, SupportTicketThread
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,15 +88,19 @@ async def load_ticket(
     return TICKET_ROWS.from_row(row)
 
 
-def public_ticket(ticket: Ticket, viewer: Viewer) -> dict[str, Any]:
-    shown: dict[str, Any] = {
+def public_ticket(ticket: Ticket, viewer: Viewer) -> SupportTicket:
+    return SupportTicket(**_ticket_fields(ticket, viewer))
+
+
+def _ticket_fields(ticket: Ticket, viewer: Viewer) -> dict[str, Any]:
+    """The fields of ``SupportTicket`` (and of the thread that extends it) the viewer may see."""
+    fields: dict[str, Any] = {
         "id": str(ticket.id),
         "object": "support_ticket",
         "account_id": str(ticket.account_id),
         "subject": ticket.subject,
         "category": ticket.category,
         "status": ticket.status,
-        # who is expected to write next
         "awaiting": None if ticket.status == "closed" else ("staff" if ticket.status == "open" else "user"),
         "created_at": ticket.created_at,
         "updated_at": ticket.updated_at,
@@ -103,11 +110,11 @@ def public_ticket(ticket: Ticket, viewer: Viewer) -> dict[str, Any]:
         "url": f"{viewer.base_path}/{ticket.id}",
     }
     if viewer.staff:
-        shown["assignee_id"] = str(ticket.assignee_id) if ticket.assignee_id else None
-    return shown
+        fields["assignee_id"] = str(ticket.assignee_id) if ticket.assignee_id else None
+    return fields
 
 
-async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer) -> dict[str, Any]:
+async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer) -> SupportTicketThread:
     """The ticket with its whole thread, oldest message first, each with its attachments."""
     async with db.connection() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer)
@@ -128,36 +135,35 @@ async def ticket_detail(db: Database, ticket_id: str | uuid.UUID, viewer: Viewer
             ticket.id,
             viewer.staff,
         )
-    by_message: dict[uuid.UUID, list[dict[str, Any]]] = {}
+    by_message: dict[uuid.UUID, list[SupportAttachment]] = {}
     for f in files:
         by_message.setdefault(f["message_id"], []).append(
-            {
-                "id": str(f["id"]),
-                "object": "support_attachment",
-                "filename": f["filename"],
-                "content_type": f["content_type"],
-                "size_bytes": f["size_bytes"],
-                "sha256": f["sha256"],
-                "created_at": f["created_at"],
-                "url": f"{viewer.base_path}/{ticket.id}/attachments/{f['id']}",
-            }
+            SupportAttachment(
+                id=str(f["id"]),
+                object="support_attachment",
+                filename=f["filename"],
+                content_type=f["content_type"],
+                size_bytes=f["size_bytes"],
+                sha256=f["sha256"],
+                created_at=f["created_at"],
+                url=f"{viewer.base_path}/{ticket.id}/attachments/{f['id']}",
+            )
         )
-    thread = []
-    for m in messages:
-        message: dict[str, Any] = {
-            "id": str(m["id"]),
-            "object": "support_message",
-            "author": m["author_role"],  # "user" or "staff" (staff are not named to users)
-            "body": m["body"],
-            "redacted_keys": m["redacted_keys"],
-            "attachments": by_message.get(m["id"], []),
-            "created_at": m["created_at"],
-        }
-        if viewer.staff:
-            message["author_id"] = str(m["author_id"]) if m["author_id"] else None
-            message["internal"] = m["internal"]
-        thread.append(message)
-    return {**public_ticket(ticket, viewer), "messages": thread}
+    thread = [
+        SupportMessage(
+            id=str(m["id"]),
+            object="support_message",
+            author=m["author_role"],
+            body=m["body"],
+            redacted_keys=m["redacted_keys"],
+            attachments=by_message.get(m["id"], []),
+            created_at=m["created_at"],
+            author_id=(str(m["author_id"]) if m["author_id"] else None) if viewer.staff else msgspec.UNSET,
+            internal=m["internal"] if viewer.staff else msgspec.UNSET,
+        )
+        for m in messages
+    ]
+    return SupportTicketThread(**_ticket_fields(ticket, viewer), messages=thread)
 
 
 async def list_tickets(
@@ -171,7 +177,7 @@ async def list_tickets(
     older_than_hours: int | None = None,
     limit: int = 20,
     after: str | None = None,
-) -> Page[dict[str, Any]]:
+) -> Page[SupportTicket]:
     """Newest first. Staff see every account's tickets (``account`` narrows to one; ``assignee``: ``me``,
     ``none`` or a staff account id; ``older_than_hours``: waiting since at least that long); owners see their
     own."""

@@ -12,12 +12,15 @@ from shared.infra.ids import parse_uuid, uuid7
 from shared.staff import STAFF_ROLES, Actor, audit
 from shared.support import STATUSES
 from shared.support.queries import Viewer, load_ticket, ticket_detail
+from shared.support.views import CannedReply, SupportTicketThread
 
 MAX_TITLE = 100
 MAX_CANNED_BODY = 20_000
 
 
-async def assign(db: Database, ticket_id: str, viewer: Viewer, assignee: str | None, *, actor: Actor) -> dict[str, Any]:
+async def assign(
+    db: Database, ticket_id: str, viewer: Viewer, assignee: str | None, *, actor: Actor
+) -> SupportTicketThread:
     """Give the ticket to a staff member (an account id, or ``me``), or to nobody (None)."""
     target: uuid.UUID | None = None
     if assignee == "me":
@@ -42,7 +45,7 @@ async def assign(db: Database, ticket_id: str, viewer: Viewer, assignee: str | N
     return await ticket_detail(db, ticket.id, viewer)
 
 
-async def set_status(db: Database, ticket_id: str, viewer: Viewer, status: str, *, actor: Actor) -> dict[str, Any]:
+async def set_status(db: Database, ticket_id: str, viewer: Viewer, status: str, *, actor: Actor) -> SupportTicketThread:
     """Staff set any status: ``open`` (waiting for staff), ``pending`` (waiting for the user) or ``closed``."""
     if status not in STATUSES:
         raise InvalidInput(f"status must be one of: {', '.join(STATUSES)}", param="status")
@@ -64,17 +67,17 @@ async def set_status(db: Database, ticket_id: str, viewer: Viewer, status: str, 
     return await ticket_detail(db, ticket.id, viewer)
 
 
-def _canned(row: Any) -> dict[str, Any]:
-    return {"id": str(row["id"]), "object": "canned_reply", "title": row["title"], "body": row["body"],
-            "created_at": row["created_at"]}  # fmt: skip
+def _canned(row: Any) -> CannedReply:
+    return CannedReply(id=str(row["id"]), object="canned_reply", title=row["title"], body=row["body"],
+                       created_at=row["created_at"])  # fmt: skip
 
 
-async def canned_replies(db: Database) -> list[dict[str, Any]]:
+async def canned_replies(db: Database) -> list[CannedReply]:
     rows = await db.fetch("SELECT id, title, body, created_at FROM support_canned_replies ORDER BY title")
     return [_canned(row) for row in rows]
 
 
-async def add_canned_reply(db: Database, *, title: str, body: str, actor: Actor) -> dict[str, Any]:
+async def add_canned_reply(db: Database, *, title: str, body: str, actor: Actor) -> CannedReply:
     title, body = (title or "").strip(), (body or "").strip()
     if not title or len(title) > MAX_TITLE:
         raise InvalidInput(f"title must be 1 to {MAX_TITLE} characters", param="title")

@@ -13,7 +13,6 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared.accounts.keys import hash_secret
 from shared.accounts.redaction import redact_keys
@@ -26,6 +25,7 @@ from shared.settings import SupportSettings
 from shared.support import CATEGORIES
 from shared.support.attachments import CheckedFile, Upload, check_uploads
 from shared.support.queries import Viewer, load_ticket, ticket_detail
+from shared.support.views import RedactionWarning, SupportTicketThread
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def _draft(body: str | None, uploads: list[Upload], settings: SupportSettings, *
     return draft
 
 
-async def _warnings(db: Database, account_id: uuid.UUID, keys: list[str]) -> list[dict[str, Any]]:
+async def _warnings(db: Database, account_id: uuid.UUID, keys: list[str]) -> list[RedactionWarning]:
     """One warning per redacted key; a key of the author's own account is named so it can be rotated."""
     if not keys:
         return []
@@ -82,13 +82,13 @@ async def _warnings(db: Database, account_id: uuid.UUID, keys: list[str]) -> lis
         row = own.get(hash_secret(key))
         where = f"POST /v1/keys/{row['id']}/rotate" if row else "with its owner"
         warnings.append(
-            {
-                "code": "api_key_redacted",
-                "key_prefix": key[:12],
-                "key_id": str(row["id"]) if row else None,
-                "message": f"an API key ({key[:12]}…) was removed from what you sent before it was stored; "
+            RedactionWarning(
+                code="api_key_redacted",
+                key_prefix=key[:12],
+                key_id=str(row["id"]) if row else None,
+                message=f"an API key ({key[:12]}…) was removed from what you sent before it was stored; "
                 f"treat it as exposed and rotate it now ({where})",
-            }
+            )
         )
     return warnings
 
@@ -164,7 +164,7 @@ async def create_ticket(
     category: str | None,
     body: str | None,
     uploads: list[Upload],
-) -> dict[str, Any]:
+) -> SupportTicketThread:
     """Open a ticket with its first message. Returns the ticket (with its thread) and ``warnings``."""
     if category not in CATEGORIES:
         raise InvalidInput(f"category must be one of: {', '.join(CATEGORIES)}", param="category")
@@ -196,7 +196,9 @@ async def create_ticket(
         await _remove_files(storage, [key for _, key in stored])
         raise
     viewer = Viewer(account_id)
-    return {**await ticket_detail(db, ticket_id, viewer), "warnings": await _warnings(db, account_id, keys)}
+    detail = await ticket_detail(db, ticket_id, viewer)
+    detail.warnings = await _warnings(db, account_id, keys)
+    return detail
 
 
 async def post_message(
@@ -211,7 +213,7 @@ async def post_message(
     mailer: Mailer | None = None,
     internal: bool = False,
     on_stored: Callable[[Connection, uuid.UUID], Awaitable[None]] | None = None,
-) -> dict[str, Any]:
+) -> SupportTicketThread:
     """Add a message to the thread: the owner's puts the ticket back to ``open``, staff's to ``pending`` (and
     mails the owner). A closed ticket must be reopened first. An ``internal`` note (staff only) is never shown
     to the owner and changes nothing else. ``on_stored`` runs in the message's transaction (the audit log)."""
@@ -259,10 +261,11 @@ async def post_message(
         if email:
             mailer.dispatch(_staff_replied(email, ticket.subject, str(ticket.id)))
     detail = await ticket_detail(db, ticket.id, viewer)
-    return {**detail, "warnings": await _warnings(db, viewer.account_id, draft.keys)}
+    detail.warnings = await _warnings(db, viewer.account_id, draft.keys)
+    return detail
 
 
-async def set_status(db: Database, ticket_id: str, viewer: Viewer, *, close: bool) -> dict[str, Any]:
+async def set_status(db: Database, ticket_id: str, viewer: Viewer, *, close: bool) -> SupportTicketThread:
     """Close an open or pending ticket, or reopen a closed one (``open`` again)."""
     async with db.transaction() as conn:
         ticket = await load_ticket(conn, ticket_id, viewer, for_update=True)

@@ -9,12 +9,16 @@ transaction as the status change):
       |------fail (deadline, model gone)--> failed
 """
 
+from typing import Literal, get_args
+
+TaskStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]  # as the API shows it
+
 QUEUED = "queued"
 RUNNING = "running"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELED = "canceled"
 
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED)
+STATUSES: tuple[str, ...] = get_args(TaskStatus)
 ACTIVE = (QUEUED, RUNNING)
 TERMINAL = (SUCCEEDED, FAILED, CANCELED)

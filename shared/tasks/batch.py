@@ -30,6 +30,8 @@ from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard
 from shared.ledger import NewHold, place_task_holds, reserve_key_spend
+from shared.media.inputs import media_parameters
+from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
 from shared.tasks.records import TASK_ROWS, TaskRecord
 from shared.tasks.submit import MAX_IDEMPOTENCY_KEY, PreparedTask, TaskSubmission, prepare, submission_hash
@@ -63,10 +65,12 @@ async def submit_batch(
     principal: Principal,
     submissions: list[TaskSubmission],
     atomic: bool = True,
+    moderator: Moderator,
     url_guard: UrlGuard | None = None,
     events: TaskEvents | None = None,
 ) -> list[BatchItemResult]:
-    """Submit every valid item (all of them, or raise, when ``atomic``). One result per item, in order."""
+    """Submit every valid item (all of them, or raise, when ``atomic``). One result per item, in order. Each
+    item is moderated as its single submit would be; input files are for single submits only."""
     if not 0 < len(submissions) <= MAX_BATCH_TASKS:
         raise InvalidInput(f"tasks must hold 1 to {MAX_BATCH_TASKS} tasks", param="tasks")
     results: list[BatchItemResult | None] = [None] * len(submissions)
@@ -74,7 +78,9 @@ async def submit_batch(
     keys_seen: set[str] = set()
     for index, submission in enumerate(submissions):
         try:
-            prepared[index] = await _prepare_item(catalog, providers, principal, submission, url_guard, keys_seen)
+            prepared[index] = await _prepare_item(
+                catalog, providers, moderator, principal, submission, url_guard, keys_seen
+            )
         except ConduitError as error:
             if atomic:
                 raise _item_error(index, error) from None
@@ -91,6 +97,7 @@ async def submit_batch(
 async def _prepare_item(
     catalog: Catalog,
     providers: ProviderRegistry,
+    moderator: Moderator,
     principal: Principal,
     submission: TaskSubmission,
     url_guard: UrlGuard | None,
@@ -98,6 +105,15 @@ async def _prepare_item(
 ) -> PreparedTask:
     check_model_allowed(principal, submission.model)
     item = prepare(catalog, providers, submission)
+    for parameter in media_parameters(item.model):
+        if parameter.name in item.params:
+            raise InvalidInput(
+                f"{parameter.name}: input files are taken by single submits (POST /v1/tasks), not in a batch",
+                param=f"input.{parameter.name}",
+            )
+    await moderator.check_request(
+        principal, item.params, source=submission.source, model=item.model.id, kind=item.model.kind
+    )
     if item.webhook_url is not None:
         await (url_guard or UrlGuard()).check(item.webhook_url, param="webhook_url")
     key = submission.idempotency_key

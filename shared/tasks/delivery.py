@@ -14,7 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from shared.catalog import Model
-from shared.catalog.pricing import Usage
+from shared.catalog.pricing import Usage, output_megapixels
 
 
 def billable_usage(model: Model, params: dict[str, Any], usage: Usage, outputs: list[dict[str, Any]]) -> Usage:
@@ -25,6 +25,12 @@ def billable_usage(model: Model, params: dict[str, Any], usage: Usage, outputs: 
         requested = int(params.get("num_images", 1))
         delivered = sum(1 for output in outputs if output["type"] == "image")
         return dataclasses.replace(usage, images=min(delivered, requested), images_requested=requested)
+    if model.pricing.unit == "megapixel":
+        made = sum(
+            (Fraction(o["width"] * o["height"], 1_000_000) for o in outputs if o["type"] == "image" and o.get("width")),
+            Fraction(0),
+        )
+        return dataclasses.replace(usage, megapixels=min(made, output_megapixels(params)))
     if model.pricing.unit == "video_second":
         requested_s = Fraction(params.get("duration_s", 0))
         delivered_s = delivered_seconds(outputs) or usage.video_seconds or requested_s

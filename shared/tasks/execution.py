@@ -36,7 +36,11 @@ from shared.events import TASK_OUTPUT, TASK_PROGRESS
 from shared.infra import tracing
 from shared.infra.db import Database
 from shared.infra.metrics import METRICS
-from shared.infra.storage import LocalStorage
+from shared.infra.storage import LocalStorage, UrlSigner
+from shared.media.inputs import attach_input_files
+from shared.moderation.decisions import ContentPolicyViolation
+from shared.moderation.events import Subject
+from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry, route_for
 from shared.providers.base import (
     Completed,
@@ -77,6 +81,12 @@ class TaskRuntime:
     poll_max_s: float = 10.0
     slots: TaskSlots | None = None  # rate limits: in-flight slots given back when a task ends
     events: TaskEvents | None = None  # live task events (shared.events), published after each commit
+    signer: UrlSigner | None = None  # input files: the signed URLs upstreams fetch them from
+    moderator: Moderator | None = None  # moderation of the outputs of the models the policy names
+
+
+def output_subject(task: TaskRecord) -> Subject:
+    return Subject(task.account_id, task.api_key_id, "task", task.model, task.kind, task_id=task.id)
 
 
 def _seconds_left(task: TaskRecord) -> float:
@@ -129,12 +139,21 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
         )
         return None
     tried: list[Attempt] = []
+    params = task.input
+    if rt.signer is not None:  # input files: their bytes and signed URLs, as the routes pass them upstream
+        try:
+            params = await attach_input_files(rt.storage, rt.signer, model, task.input)
+        except FileNotFoundError:  # the API process stopped before it had written them
+            await lifecycle.fail(
+                rt.db, task.id, code="input_missing", message="the input files were not stored", slots=rt.slots
+            )
+            return None
     try:
         with reporting_to(functools.partial(_publish_progress, rt, task) if rt.events is not None else None):
             served = await serve(
                 registry,
                 model,
-                task.input,
+                params,
                 _call_start,
                 request_id=task.id,
                 ends=ends,
@@ -267,6 +286,13 @@ def _poll_delay(rt: TaskRuntime, task: TaskRecord) -> float:
 async def _settle(
     rt: TaskRuntime, task: TaskRecord, model: Model, result: Completed, provider: str, ends: float
 ) -> None:
+    if rt.moderator is not None:
+        try:  # a blocked output is neither stored nor charged: the task fails, its hold is voided
+            await rt.moderator.check_outputs(output_subject(task), result.outputs)
+        except ContentPolicyViolation as blocked:
+            await lifecycle.fail(rt.db, task.id, code=blocked.code, message=blocked.message, provider=provider,
+                                 slots=rt.slots, units=result.usage.public())  # fmt: skip
+            return
     try:
         outputs = await store_outputs(
             rt.storage,

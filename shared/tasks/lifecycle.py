@@ -147,10 +147,13 @@ async def fail(
     provider: str | None = None,
     slots: TaskSlots | None = None,
     events: TaskEvents | None = None,
+    units: dict[str, Any] | None = None,
 ) -> bool:
-    """queued|running -> failed, voiding the hold."""
+    """queued|running -> failed, voiding the hold. ``units``: what the upstream produced, for the usage record (an
+    output the moderation policy blocked: not charged, but the operator's upstream cost is kept)."""
+    settlement = task_settlement_params(FAILED, units)
     async with db.transaction() as conn:
-        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, *task_settlement_params(FAILED))
+        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, *settlement)
         if row is None:
             return False
         if row["has_webhook"]:

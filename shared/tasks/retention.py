@@ -1,8 +1,8 @@
 """Retention sweeps of task data. Each is safe when every worker runs it at once: rows are taken with
 ``FOR UPDATE SKIP LOCKED`` (two sweeps never work on the same rows) and every step is idempotent.
 
-* task data: ``RETENTION_DAYS`` after a task ended, its input is emptied and its output files are deleted
-  (the task row, its usage record and its ledger entries stay: they are the account's history);
+* task data: ``RETENTION_DAYS`` after a task ended, its input is emptied and its input and output files are
+  deleted (the task row, its usage record and its ledger entries stay: they are the account's history);
 * Idempotency-Key records of submits older than ``IDEMPOTENCY_TTL_H``.
 """
 
@@ -12,6 +12,7 @@ import logging
 
 from shared.infra.db import Database
 from shared.infra.storage import LocalStorage
+from shared.media.inputs import input_prefix
 from shared.tasks.outputs import output_prefix
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ async def purge_task_data(db: Database, storage: LocalStorage, *, retention_days
         # Files first, while the rows are locked: a crash before the commit leaves them to the next sweep.
         for row in rows:
             await storage.delete_prefix(output_prefix(row["id"]))
+            await storage.delete_prefix(input_prefix(row["id"]))
         await conn.execute(
             "UPDATE tasks SET input = '{}'::jsonb, outputs = '[]'::jsonb, purged_at = now() WHERE id = ANY($1::uuid[])",
             [row["id"] for row in rows],

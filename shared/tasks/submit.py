@@ -3,6 +3,9 @@ credit hold; then enqueue the job. An ``Idempotency-Key`` makes a retried submit
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import hashlib
 import logging
 import uuid
@@ -21,13 +24,19 @@ from shared.catalog.pricing import cost, worst_case_usage
 from shared.events import TASK_QUEUED
 from shared.events.publish import TaskEvents
 from shared.infra import jobs, tracing
+from shared.infra.background import BackgroundTasks
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
+from shared.media.inputs import input_prefix, media_parameters, resolve_task_media
+from shared.media.sources import MediaSources
+from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
+from shared.tasks import lifecycle
+from shared.tasks.queries import get_task
 from shared.tasks.records import TASK_ROWS, TaskRecord
 
 log = logging.getLogger(__name__)
@@ -45,6 +54,7 @@ class TaskSubmission:
     webhook_url: str | None = None
     metadata: dict[str, Any] | None = None
     idempotency_key: str | None = None
+    source: str = "task"  # the usage source of the route (a refusal's record names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +79,9 @@ def prepare(catalog: Catalog, providers: ProviderRegistry, submission: TaskSubmi
             code="model_not_found",
             param="model",
         )
-    if model.kind == "embedding":
-        raise InvalidInput(f"{model.id!r} is an embedding model: use POST /v1/embeddings", param="model")
+    if model.kind in ("embedding", "moderation"):
+        raise InvalidInput(f"{model.id!r} is a{'n' if model.kind[0] == 'e' else ''} {model.kind} model: use POST "
+                           f"/v1/{model.kind}s", param="model")  # fmt: skip
     if not providers.available(model):
         raise ModelUnavailable(f"model {model.id!r} has no provider configured right now", param="model")
     params = validate_input(model.parameters, submission.input)
@@ -93,15 +104,22 @@ async def submit_task(
     providers: ProviderRegistry,
     principal: Principal,
     submission: TaskSubmission,
+    moderator: Moderator,
     url_guard: UrlGuard | None = None,
     task_id: uuid.UUID | None = None,
+    media: MediaSources | None = None,
+    background: BackgroundTasks | None = None,
     events: TaskEvents | None = None,
 ) -> tuple[TaskRecord, bool]:
     """Create the task (or find the one this idempotency key created). Returns (task, created).
 
     A ``webhook_url`` must pass ``url_guard`` (default: public addresses only). ``task_id`` is the id the new
-    task gets (the one its rate-limit slots were taken for); a new one by default. With ``events``, the new
-    task's ``task.queued`` is published."""
+    task gets (the one its rate-limit slots were taken for); a new one by default. The input is moderated before
+    anything is held (``ContentPolicyViolation`` when the policy blocks it). Input files are fetched and stored
+    through ``media`` (``shared.media.inputs``): fetched and checked before the hold, which covers their worst
+    case; written while the task is inserted, its job handed out once they are (in ``background`` when given,
+    so that the answer does not wait for the writes). With ``events``, the new task's ``task.queued`` is
+    published."""
     check_model_allowed(principal, submission.model)  # the key's allowed-models list
     prepared = prepare(catalog, providers, submission)
     if prepared.webhook_url is not None:
@@ -111,6 +129,53 @@ async def submit_task(
         raise InvalidInput(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters", param="Idempotency-Key")
     request_hash = submission_hash(submission) if key else ""
     task_id = task_id or uuid7()
+    await moderator.check_request(principal, prepared.params, source=submission.source, model=prepared.model.id,
+                                  kind=prepared.model.kind, task_id=task_id)  # fmt: skip
+    if not any(p.name in prepared.params for p in media_parameters(prepared.model)):
+        return await _create(db, queue, principal, prepared, task_id, key, request_hash, events=events)
+    if media is None:
+        raise ModelUnavailable("this server does not take input files here", param="input")
+    resolved = await resolve_task_media(media, principal.account_id, task_id, prepared.model, prepared.params)
+    pricing, params = prepared.model.pricing, resolved.params
+    prepared = dataclasses.replace(prepared, params=params, hold=cost(pricing, worst_case_usage(pricing.unit, params)))
+    # The fetched files are written while the task and its hold are inserted; its job waits for them.
+    writing = asyncio.ensure_future(resolved.write(media.storage))
+    created = False
+    try:
+        task, created = await _create(
+            db,
+            queue,
+            principal,
+            prepared,
+            task_id,
+            key,
+            request_hash,
+            files=writing,
+            background=background,
+            events=events,
+        )
+    finally:
+        if not created:  # refused (credits), or a replayed key's first task: these copies of the files go
+            with contextlib.suppress(Exception):
+                await writing
+            await media.storage.delete_prefix(input_prefix(task_id))
+    return task, created
+
+
+async def _create(
+    db: Database,
+    queue: JobQueue,
+    principal: Principal,
+    prepared: PreparedTask,
+    task_id: uuid.UUID,
+    key: str | None,
+    request_hash: str,
+    files: asyncio.Future[None] | None = None,
+    background: BackgroundTasks | None = None,
+    events: TaskEvents | None = None,
+) -> tuple[TaskRecord, bool]:
+    """Insert the task with its hold (or find the one its idempotency key made) and hand out its job, once
+    ``files`` (its input files being written) are in storage: in ``background`` when given."""
     hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
     try:
         if key is None and not needs_spend_reservation(principal):
@@ -135,12 +200,42 @@ async def submit_task(
     log.info("task created", extra={"task_id": str(task.id), "model": task.model})
     if events is not None:
         await events.publish(TASK_QUEUED, task_id=task.id, account_id=task.account_id)
+    if files is not None and background is not None:
+        # The answer does not wait for the input files' writes: the job is handed out once they are done.
+        background.spawn(_hand_out(db, queue, task.id, files, events), name=f"inputs of task {task.id}")
+    elif not await _hand_out(db, queue, task.id, files, events):
+        return await get_task(db, principal.account_id, task.id), True
+    return task, True
+
+
+async def _hand_out(
+    db: Database,
+    queue: JobQueue,
+    task_id: uuid.UUID,
+    files: asyncio.Future[None] | None,
+    events: TaskEvents | None = None,
+) -> bool:
+    """Enqueue the task's job once its input files (if any) are stored; False when they could not be: the task
+    cannot run without them and ends at once, its hold voided."""
+    if files is not None:
+        try:
+            await files
+        except OSError as exc:
+            log.error("task %s: its input files could not be stored: %r", task_id, exc)
+            await lifecycle.fail(
+                db,
+                task_id,
+                code="input_storage_failed",
+                message="the input files could not be stored",
+                events=events,
+            )
+            return False
     try:
-        await queue.enqueue(jobs.run_task(task.id))
+        await queue.enqueue(jobs.run_task(task_id))
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The task is safely queued in PostgreSQL; the sweep enqueues it once Redis is back.
-        log.warning("enqueue failed for task %s, the sweep will retry: %s", task.id, exc)
-    return task, True
+        log.warning("enqueue failed for task %s, the sweep will retry: %s", task_id, exc)
+    return True
 
 
 _INSERT_TASK_AND_HOLD = f"""

@@ -20,10 +20,10 @@ from typing import Any
 from shared.infra.db import Connection, to_json
 from shared.infra.ids import uuid7
 
-SOURCES = ("task", "chat.completion", "image.generation", "embedding", "text_completion")
-STATUSES = ("succeeded", "failed", "canceled")
+SOURCES = ("task", "chat.completion", "image.generation", "embedding", "text_completion", "moderation")
+STATUSES = ("succeeded", "failed", "canceled", "blocked")  # blocked: refused by the moderation policy
 # The units a record may carry (``shared.catalog.pricing.Usage.public``); the summary and the CSV sum these.
-UNIT_FIELDS = ("images", "video_seconds", "input_tokens", "output_tokens", "requests")
+UNIT_FIELDS = ("images", "video_seconds", "input_tokens", "output_tokens", "requests", "megapixels")
 
 
 # The columns a usage record is written with, in the order of ``insert_usage_sql``'s rows.
@@ -40,7 +40,16 @@ def insert_usage_sql(rows: str, *, returning: str | None = None) -> str:
     return f"{sql}\nRETURNING {returning}" if returning else sql
 
 
-_INSERT_ONE = insert_usage_sql("VALUES (" + ", ".join(f"${n}" for n in range(1, len(USAGE_COLUMNS) + 1)) + ")")
+def _values(count: int) -> str:
+    return "VALUES (" + ", ".join(f"${n}" for n in range(1, count + 1)) + ")"
+
+
+_INSERT_ONE = insert_usage_sql(_values(len(USAGE_COLUMNS)))
+# a blocked request: the same record with its moderation category
+_INSERT_BLOCKED = (
+    f"INSERT INTO usage_records ({', '.join(USAGE_COLUMNS)}, moderation_category)\n"
+    f"{_values(len(USAGE_COLUMNS) + 1)}\nON CONFLICT DO NOTHING"
+)
 
 
 async def record_request_usage(
@@ -57,17 +66,22 @@ async def record_request_usage(
     units: dict[str, Any],
     credits: int,
     latency_ms: int | None,
+    moderation_category: str | None = None,
 ) -> None:
     """Write the record of a synchronous model request (idempotent per request id), e.g. one refused before
-    anything was held. A request that held credits is recorded by the statement that settles its hold."""
-    if source == "task":
+    anything was held. A request that held credits is recorded by the statement that settles its hold. A request
+    blocked by the moderation policy (a task submit too: no task exists) is ``blocked`` with its category."""
+    if (status == "blocked") != (moderation_category is not None):
+        raise ValueError("a blocked request, and only one, names its moderation category")
+    if source == "task" and status != "blocked":
         raise ValueError("tasks are recorded by the statement that settles their hold (shared.ledger.settlement)")
     if source not in SOURCES:
         raise ValueError(f"unknown usage source {source!r}")
     if status not in STATUSES:
         raise ValueError(f"usage status must be one of {STATUSES}, got {status!r}")
-    await conn.execute(
-        _INSERT_ONE,
-        uuid7(), account_id, api_key_id, None, model, provider, kind, status, to_json(units), credits, latency_ms,
-        source, request_id,
-    )  # fmt: skip
+    values = (uuid7(), account_id, api_key_id, None, model, provider, kind, status, to_json(units), credits,
+              latency_ms, source, request_id)  # fmt: skip
+    if moderation_category is None:
+        await conn.execute(_INSERT_ONE, *values)
+    else:
+        await conn.execute(_INSERT_BLOCKED, *values, moderation_category)

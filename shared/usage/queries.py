@@ -20,6 +20,14 @@ from shared.infra.ids import parse_uuid
 from shared.infra.pagination import Page, page_cursor
 from shared.ledger.money import Credits
 from shared.usage import STATUSES, UNIT_FIELDS
+from shared.usage.views import (
+    UsageByDayAndModel,
+    UsageByKey,
+    UsageFilterValues,
+    UsageGrandTotals,
+    UsageRecord,
+    UsageSummary,
+)
 
 MAX_MODEL = 128
 
@@ -81,14 +89,9 @@ class UsageFilters:
                 clauses.append(f"{column} {op} ${first + len(args) - 1}")
         return " AND ".join(clauses), args
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "from": self.start,
-            "to": self.end,
-            "model": self.model,
-            "key": str(self.api_key_id) if self.api_key_id else None,
-            "status": self.status,
-        }
+    def public(self) -> UsageFilterValues:
+        key = str(self.api_key_id) if self.api_key_id else None
+        return UsageFilterValues(start=self.start, end=self.end, model=self.model, key=key, status=self.status)
 
 
 def parse_time(value: str | None, param: str) -> dt.datetime | None:
@@ -125,25 +128,27 @@ class UsageRecordRow:
     units: Annotated[dict[str, Any], JSONB]
     credits: int
     latency_ms: int | None
+    moderation_category: str | None = None  # a blocked request: the category of the policy that blocked it
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "object": "usage_record",
-            "created_at": self.created_at,
-            "source": self.source,
-            "task_id": str(self.task_id) if self.task_id else None,
-            "request_id": str(self.request_id) if self.request_id else None,
-            "api_key_id": str(self.api_key_id) if self.api_key_id else None,
-            "api_key_prefix": self.api_key_prefix,
-            "model": self.model,
-            "provider": self.provider,
-            "kind": self.kind,
-            "status": self.status,
-            "units": self.units or {},
-            "credits": Credits(self.credits),
-            "latency_ms": self.latency_ms,
-        }
+    def public(self) -> UsageRecord:
+        return UsageRecord(
+            id=str(self.id),
+            object="usage_record",
+            created_at=self.created_at,
+            source=self.source,
+            task_id=str(self.task_id) if self.task_id else None,
+            request_id=str(self.request_id) if self.request_id else None,
+            api_key_id=str(self.api_key_id) if self.api_key_id else None,
+            api_key_prefix=self.api_key_prefix,
+            model=self.model,
+            provider=self.provider,
+            kind=self.kind,
+            status=self.status,
+            units=self.units or {},
+            credits=Credits(self.credits),
+            latency_ms=self.latency_ms,
+            moderation_category=self.moderation_category,
+        )
 
 
 USAGE_ROWS = RecordMapping(UsageRecordRow, "usage_records u LEFT JOIN api_keys k ON k.id = u.api_key_id", alias="u")
@@ -151,7 +156,7 @@ USAGE_ROWS = RecordMapping(UsageRecordRow, "usage_records u LEFT JOIN api_keys k
 
 async def list_usage(
     db: Database, filters: UsageFilters, *, limit: int = 50, after: str | None = None
-) -> Page[dict[str, Any]]:
+) -> Page[UsageRecord]:
     """Newest first. ``after`` is the ``next_cursor`` of the previous page (a record id)."""
     cursor = page_cursor(limit, after)
     where, args = filters.where()
@@ -172,16 +177,19 @@ _TOTALS = """
     count(*) FILTER (WHERE u.status = 'succeeded') AS succeeded,
     count(*) FILTER (WHERE u.status = 'failed') AS failed,
     count(*) FILTER (WHERE u.status = 'canceled') AS canceled,
+    count(*) FILTER (WHERE u.status = 'blocked') AS blocked,
     COALESCE(sum(u.credits), 0)::bigint AS credits,
     COALESCE(sum((u.units->>'images')::bigint), 0)::bigint AS images,
     COALESCE(sum((u.units->>'video_seconds')::numeric), 0) AS video_seconds,
     COALESCE(sum((u.units->>'input_tokens')::bigint), 0)::bigint AS input_tokens,
     COALESCE(sum((u.units->>'output_tokens')::bigint), 0)::bigint AS output_tokens,
-    COALESCE(sum((u.units->>'requests')::bigint), 0)::bigint AS unit_requests
+    COALESCE(sum((u.units->>'requests')::bigint), 0)::bigint AS unit_requests,
+    COALESCE(sum((u.units->>'megapixels')::numeric), 0) AS megapixels
 """
 
 
 def _totals(row: Record) -> dict[str, Any]:
+    """The totals' fields of a group (for ``UsageTotals`` and its per-day and per-key subclasses)."""
     units: dict[str, Any] = {}
     for field in UNIT_FIELDS:
         value = row["unit_requests" if field == "requests" else field]
@@ -192,17 +200,25 @@ def _totals(row: Record) -> dict[str, Any]:
         "succeeded": row["succeeded"],
         "failed": row["failed"],
         "canceled": row["canceled"],
+        "blocked": row["blocked"],  # refused by the moderation policy
         "credits": Credits(row["credits"]),
         "units": units,
     }
 
 
-async def summarize_usage(db: Database, filters: UsageFilters) -> dict[str, Any]:
+async def summarize_usage(db: Database, filters: UsageFilters) -> UsageSummary:
     """Totals over the filtered records: overall, per UTC day and model, and per API key."""
     where, args = filters.where()
     async with db.connection() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
         # One snapshot for the three queries, so that their totals agree with each other.
         total = await conn.fetchrow(f"SELECT {_TOTALS} FROM usage_records u WHERE {where}", *args)
+        blocked = await conn.fetch(
+            f"""
+            SELECT u.moderation_category, count(*) AS blocked FROM usage_records u
+            WHERE {where} AND u.status = 'blocked' GROUP BY 1 ORDER BY 1
+            """,
+            *args,
+        )
         days = await conn.fetch(
             f"""
             SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model, {_TOTALS}
@@ -220,19 +236,22 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> dict[str, Any]
             *args,
         )
     assert total is not None
-    return {
-        "object": "usage_summary",
-        "filters": filters.public(),
-        "total": _totals(total),
-        "by_day_and_model": [{"date": row["day"].isoformat(), "model": row["model"], **_totals(row)} for row in days],
-        "by_key": [
-            {
-                # None: requests made with a session (the dashboard) rather than an API key
-                "api_key_id": str(row["api_key_id"]) if row["api_key_id"] else None,
-                "api_key_prefix": row["prefix"],
-                "api_key_name": row["name"],
+    return UsageSummary(
+        object="usage_summary",
+        filters=filters.public(),
+        total=UsageGrandTotals(
+            **_totals(total), blocked_by_category={r["moderation_category"]: r["blocked"] for r in blocked}
+        ),
+        by_day_and_model=[
+            UsageByDayAndModel(date=row["day"].isoformat(), model=row["model"], **_totals(row)) for row in days
+        ],
+        by_key=[
+            UsageByKey(
+                api_key_id=str(row["api_key_id"]) if row["api_key_id"] else None,
+                api_key_prefix=row["prefix"],
+                api_key_name=row["name"],
                 **_totals(row),
-            }
+            )
             for row in keys
         ],
-    }
+    )

@@ -1,4 +1,4 @@
-"""Webhooks: signed, retried and logged deliveries of task events.
+"""Webhooks: signed, retried and logged deliveries of task events, and of the account's own alerts.
 
 * Destinations: the account's endpoints (``endpoints.py``: URL, event filter, own ``whsec_`` secret,
   rotation with a grace period, enable/disable) and a task's own ``webhook_url`` (signed with the account's
@@ -16,7 +16,13 @@ TASK_SUCCEEDED = "task.succeeded"
 TASK_FAILED = "task.failed"
 TASK_CANCELED = "task.canceled"
 
-EVENT_TYPES = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, TASK_CANCELED)
+# An account's own events (``shared.alerts``): the balance fell below its threshold; a key's spend in its budget
+# period crossed a threshold. An endpoint receives them when its ``events`` list them.
+ACCOUNT_BALANCE_LOW = "account.balance_low"
+KEY_BUDGET_THRESHOLD = "key.budget_threshold"
+ACCOUNT_EVENTS = (ACCOUNT_BALANCE_LOW, KEY_BUDGET_THRESHOLD)
+
+EVENT_TYPES = (TASK_STARTED, TASK_SUCCEEDED, TASK_FAILED, TASK_CANCELED, *ACCOUNT_EVENTS)
 TERMINAL_EVENTS = (TASK_SUCCEEDED, TASK_FAILED, TASK_CANCELED)
 DEFAULT_EVENTS = TERMINAL_EVENTS
 

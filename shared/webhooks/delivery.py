@@ -29,14 +29,14 @@ from typing import Any
 import httpx
 import msgspec
 
-from shared.infra.db import Connection, Database
+from shared.infra.db import Connection, Database, from_json
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
 from shared.infra.storage import UrlSigner
 from shared.infra.urlguard import UrlNotAllowed, read_capped
 from shared.ledger.money import Credits
 from shared.tasks.records import TASK_ROWS
-from shared.tasks.views import public_task
+from shared.tasks.views import Task, public_task
 from shared.webhooks import RETRY_SCHEDULE_S
 from shared.webhooks.endpoints import signing_secret
 from shared.webhooks.signing import SecretSet, signed_headers
@@ -110,9 +110,10 @@ def _encode_extra(value: Any) -> Any:
     raise NotImplementedError(f"cannot encode {type(value).__name__}")
 
 
-def event_body(event_id: uuid.UUID, event_type: str, created_at: dt.datetime, task: dict[str, Any]) -> bytes:
-    """The request body: the event and the task exactly as ``GET /v1/tasks/{id}`` shows it."""
-    return _json.encode({"id": str(event_id), "type": event_type, "timestamp": created_at, "data": task})
+def event_body(event_id: uuid.UUID, event_type: str, created_at: dt.datetime, data: Task | dict[str, Any]) -> bytes:
+    """The request body: the event and the task exactly as ``GET /v1/tasks/{id}`` shows it (an account event:
+    its own payload)."""
+    return _json.encode({"id": str(event_id), "type": event_type, "timestamp": created_at, "data": data})
 
 
 async def deliver(rt: WebhookRuntime, delivery_id: uuid.UUID) -> Outcome:
@@ -188,15 +189,19 @@ async def _why_not(db: Database, delivery_id: uuid.UUID, now: dt.datetime) -> Ou
 async def _message(rt: WebhookRuntime, claimed: _Claimed, now: dt.datetime) -> tuple[str, bytes, list[str]]:
     row = await rt.db.fetchrow(
         """
-        SELECT e.type AS event_type, e.created_at AS event_created_at, t.*
-        FROM webhook_events e CROSS JOIN LATERAL jsonb_populate_record(NULL::tasks, e.data) t
+        SELECT e.type AS event_type, e.created_at AS event_created_at, e.task_id AS event_task_id,
+               e.data AS event_data, t.*
+        FROM webhook_events e LEFT JOIN LATERAL jsonb_populate_record(NULL::tasks, e.data) t ON e.task_id IS NOT NULL
         WHERE e.id = $1
         """,
         claimed.event_id,
     )
     assert row is not None  # the delivery references it
-    task = public_task(TASK_ROWS.from_row(row), rt.signer)  # output URLs signed afresh for this attempt
-    body = event_body(claimed.event_id, row["event_type"], row["event_created_at"], task)
+    if row["event_task_id"] is None:  # an account event: its payload as recorded
+        data = from_json(row["event_data"])
+    else:
+        data = public_task(TASK_ROWS.from_row(row), rt.signer)  # output URLs signed afresh for this attempt
+    body = event_body(claimed.event_id, row["event_type"], row["event_created_at"], data)
     secrets = claimed.secrets or (await signing_secret(rt.db, claimed.account_id)).secrets
     return str(claimed.event_id), body, secrets.signing(now)
 

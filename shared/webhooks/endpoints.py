@@ -13,7 +13,9 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
+
+import msgspec
 
 from shared.accounts.redaction import without_keys
 from shared.infra.db import Connection, Database
@@ -26,6 +28,36 @@ from shared.webhooks.signing import SecretSet, check_grace, generate_secret
 
 MAX_ENDPOINTS = 10
 MAX_DESCRIPTION = 200
+
+
+class WebhookEndpoint(msgspec.Struct):
+    """An endpoint receiving the account's task events; ``secret`` only when it is created or rotated."""
+
+    id: str
+    object: Literal["webhook_endpoint"]
+    url: str
+    description: str
+    events: list[str]
+    enabled: bool
+    status: str
+    disabled_reason: str | None
+    disabled_at: dt.datetime | None
+    failing_since: dt.datetime | None
+    secret_rotated_at: dt.datetime | None
+    previous_secret_expires_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    secret: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class WebhookSigningSecret(msgspec.Struct):
+    """The account's secret signing the deliveries to tasks' own ``webhook_url``."""
+
+    object: Literal["webhook_signing_secret"]
+    secret: str
+    previous_secret_expires_at: dt.datetime | None
+    secret_rotated_at: dt.datetime | None
+    created_at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,26 +88,24 @@ class Endpoint(_SigningColumns):
     created_at: dt.datetime
     updated_at: dt.datetime
 
-    def public(self, *, with_secret: bool = False) -> dict[str, Any]:
-        shaped: dict[str, Any] = {
-            "id": str(self.id),
-            "object": "webhook_endpoint",
-            "url": self.url,
-            "description": self.description,
-            "events": self.events,
-            "enabled": self.status == "enabled",
-            "status": self.status,
-            "disabled_reason": self.disabled_reason,
-            "disabled_at": self.disabled_at,
-            "failing_since": self.failing_since,
-            "secret_rotated_at": self.secret_rotated_at,
-            "previous_secret_expires_at": self.secrets.previous_expires_at if self.secrets.previous else None,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-        }
-        if with_secret:
-            shaped["secret"] = self.secrets.current
-        return shaped
+    def public(self, *, with_secret: bool = False) -> WebhookEndpoint:
+        return WebhookEndpoint(
+            id=str(self.id),
+            object="webhook_endpoint",
+            url=self.url,
+            description=self.description,
+            events=self.events,
+            enabled=self.status == "enabled",
+            status=self.status,
+            disabled_reason=self.disabled_reason,
+            disabled_at=self.disabled_at,
+            failing_since=self.failing_since,
+            secret_rotated_at=self.secret_rotated_at,
+            previous_secret_expires_at=self.secrets.previous_expires_at if self.secrets.previous else None,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            secret=self.secrets.current if with_secret else msgspec.UNSET,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,14 +116,14 @@ class SigningSecret(_SigningColumns):
     secret_rotated_at: dt.datetime | None
     created_at: dt.datetime
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "object": "webhook_signing_secret",
-            "secret": self.secrets.current,
-            "previous_secret_expires_at": self.secrets.previous_expires_at if self.secrets.previous else None,
-            "secret_rotated_at": self.secret_rotated_at,
-            "created_at": self.created_at,
-        }
+    def public(self) -> WebhookSigningSecret:
+        return WebhookSigningSecret(
+            object="webhook_signing_secret",
+            secret=self.secrets.current,
+            previous_secret_expires_at=self.secrets.previous_expires_at if self.secrets.previous else None,
+            secret_rotated_at=self.secret_rotated_at,
+            created_at=self.created_at,
+        )
 
 
 ENDPOINT_ROWS = RecordMapping(Endpoint, "webhook_endpoints")

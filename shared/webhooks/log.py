@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
+import msgspec
 from redis.exceptions import RedisError
 
 from shared.infra import jobs
@@ -26,7 +27,9 @@ STATUSES = ("pending", "delivered", "failed")
 
 
 @dataclass(frozen=True, slots=True)
-class Attempt:
+class WebhookAttempt:
+    """One attempt to deliver a webhook, as the API shows it (``response_body``: the start of the answer)."""
+
     attempt: int
     url: str
     started_at: dt.datetime
@@ -36,17 +39,27 @@ class Attempt:
     error: str | None
     response_body: str | None
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "attempt": self.attempt,
-            "url": self.url,
-            "started_at": self.started_at,
-            "finished_at": self.finished_at,
-            "status_code": self.status_code,
-            "latency_ms": self.latency_ms,
-            "error": self.error,
-            "response_body": self.response_body,
-        }
+
+class WebhookDelivery(msgspec.Struct):
+    """A webhook event's delivery to one URL, with its attempts (``event_id``: the webhook-id header of each)."""
+
+    id: str
+    object: Literal["webhook_delivery"]
+    event_id: str
+    event_type: str
+    task_id: str | None  # null: an account event (low balance, a key's budget threshold)
+    endpoint_id: str | None
+    url: str
+    status: str
+    attempt_count: int
+    max_attempts: int
+    next_attempt_at: dt.datetime | None
+    last_attempt_at: dt.datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    delivered_at: dt.datetime | None
+    created_at: dt.datetime
+    attempts: list[WebhookAttempt]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +67,7 @@ class Delivery:
     id: uuid.UUID
     event_id: uuid.UUID
     account_id: uuid.UUID
-    task_id: uuid.UUID
+    task_id: uuid.UUID | None  # None: an account event
     event_type: str
     endpoint_id: uuid.UUID | None
     url: str
@@ -68,31 +81,31 @@ class Delivery:
     last_error: str | None
     delivered_at: dt.datetime | None
     created_at: dt.datetime
-    attempts: Annotated[tuple[Attempt, ...], FILLED_BY_CALLER] = ()
+    attempts: Annotated[tuple[WebhookAttempt, ...], FILLED_BY_CALLER] = ()
 
-    def public(self) -> dict[str, Any]:
-        return {
-            "id": str(self.id),
-            "object": "webhook_delivery",
-            "event_id": str(self.event_id),  # the webhook-id header of every attempt
-            "event_type": self.event_type,
-            "task_id": str(self.task_id),
-            "endpoint_id": str(self.endpoint_id) if self.endpoint_id else None,
-            "url": self.url,
-            "status": self.status,
-            "attempt_count": self.attempt_count,
-            "max_attempts": self.max_attempts,
-            "next_attempt_at": self.next_attempt_at,
-            "last_attempt_at": self.last_attempt_at,
-            "last_status_code": self.last_status_code,
-            "last_error": self.last_error,
-            "delivered_at": self.delivered_at,
-            "created_at": self.created_at,
-            "attempts": [attempt.public() for attempt in self.attempts],
-        }
+    def public(self) -> WebhookDelivery:
+        return WebhookDelivery(
+            id=str(self.id),
+            object="webhook_delivery",
+            event_id=str(self.event_id),
+            event_type=self.event_type,
+            task_id=str(self.task_id) if self.task_id else None,
+            endpoint_id=str(self.endpoint_id) if self.endpoint_id else None,
+            url=self.url,
+            status=self.status,
+            attempt_count=self.attempt_count,
+            max_attempts=self.max_attempts,
+            next_attempt_at=self.next_attempt_at,
+            last_attempt_at=self.last_attempt_at,
+            last_status_code=self.last_status_code,
+            last_error=self.last_error,
+            delivered_at=self.delivered_at,
+            created_at=self.created_at,
+            attempts=list(self.attempts),
+        )
 
 
-ATTEMPT_ROWS = RecordMapping(Attempt, "webhook_attempts")
+ATTEMPT_ROWS = RecordMapping(WebhookAttempt, "webhook_attempts")
 DELIVERY_ROWS = RecordMapping(Delivery, "webhook_deliveries")
 
 
@@ -154,7 +167,7 @@ async def get_delivery(db: Database, account_id: uuid.UUID, delivery_id: str | u
     return DELIVERY_ROWS.from_row(row, attempts=attempts.get(parsed, ()))
 
 
-async def _attempts(db: Database, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[Attempt, ...]]:
+async def _attempts(db: Database, delivery_ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[WebhookAttempt, ...]]:
     if not delivery_ids:
         return {}
     rows = await db.fetch(
@@ -164,7 +177,7 @@ async def _attempts(db: Database, delivery_ids: list[uuid.UUID]) -> dict[uuid.UU
         """,
         delivery_ids,
     )
-    grouped: dict[uuid.UUID, list[Attempt]] = {}
+    grouped: dict[uuid.UUID, list[WebhookAttempt]] = {}
     for row in rows:
         grouped.setdefault(row["delivery_id"], []).append(ATTEMPT_ROWS.from_row(row))
     return {key: tuple(value) for key, value in grouped.items()}

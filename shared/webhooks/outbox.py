@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 
 from shared.infra import tracing
-from shared.infra.db import Connection, Database
+from shared.infra.db import Connection, Database, to_json
 from shared.infra.ids import uuid7
 from shared.webhooks import TERMINAL_EVENTS
 
@@ -87,6 +87,50 @@ async def record_task_event(db: Connection | Database, task_id: uuid.UUID, event
         CHANNEL,
         f"{TRACE_SEPARATOR}{traceparent}" if (traceparent := tracing.current_traceparent()) else "",
     )
+
+
+_RECORD_ACCOUNT_EVENT = f"""
+WITH destinations AS (
+    SELECT id AS endpoint_id, url, row_number() OVER (ORDER BY id) AS n
+    FROM webhook_endpoints
+    WHERE account_id = $1 AND status = 'enabled' AND $2 = ANY(events)
+    ORDER BY id LIMIT {MAX_DESTINATIONS}
+), event AS (
+    INSERT INTO webhook_events (id, account_id, task_id, type, data)
+    SELECT $3, $1, NULL, $2, $4::jsonb WHERE EXISTS (SELECT 1 FROM destinations)
+    RETURNING id
+), deliveries AS (
+    INSERT INTO webhook_deliveries (id, event_id, account_id, task_id, event_type, endpoint_id, url, status,
+                                    next_attempt_at)
+    SELECT ($5::uuid[])[d.n], event.id, $1, NULL, $2, d.endpoint_id, d.url, 'pending', now()
+    FROM event CROSS JOIN destinations d
+    RETURNING id, next_attempt_at
+)
+SELECT pg_notify(
+    $6, string_agg(id::text || ':' || floor(extract(epoch FROM next_attempt_at) * 1000)::bigint, ',') || $7
+)
+FROM deliveries
+HAVING count(*) > 0
+"""
+
+
+async def record_account_event(
+    db: Connection | Database, account_id: uuid.UUID, event_type: str, data: dict[str, object]
+) -> uuid.UUID:
+    """Insert an account event (an alert, ``data`` its payload) and one delivery per endpoint of the account
+    that lists it, in the caller's transaction; nothing when no endpoint does. Returns the event's id."""
+    event_id = uuid7()
+    await db.execute(
+        _RECORD_ACCOUNT_EVENT,
+        account_id,
+        event_type,
+        event_id,
+        to_json(data),
+        [uuid7() for _ in range(MAX_DESTINATIONS)],
+        CHANNEL,
+        f"{TRACE_SEPARATOR}{traceparent}" if (traceparent := tracing.current_traceparent()) else "",
+    )
+    return event_id
 
 
 def split_trace(payload: str) -> tuple[str, dict[str, str] | None]:

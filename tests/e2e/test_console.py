@@ -24,8 +24,8 @@ from tests.files import image_bytes
 from tests.harness import ApiServer, InProcessWorker, wait_for
 
 PASSWORD = "Console pass phrase 7"
-CONSOLE_PAGES = ["/console", "/console/tasks", "/console/providers", "/console/support", "/console/billing",
-                 "/console/audit", "/console/staff"]  # fmt: skip
+CONSOLE_PAGES = ["/console", "/console/tasks", "/console/providers", "/console/support", "/console/moderation",
+                 "/console/billing", "/console/audit", "/console/staff"]  # fmt: skip
 
 
 async def person(services: Services, role: str, credits: str = "0") -> tuple[str, str, uuid.UUID]:

@@ -9,6 +9,7 @@ Payloads follow the recorded examples in ``payloads/`` (taken from the providers
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import json
 import math
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from litestar import Litestar, Request, Response, get
 from litestar.params import FromPath
 
@@ -65,6 +67,7 @@ class Simulator:
         self.calls: list[Call] = []
         self.faults: dict[str, collections.deque[Fault]] = collections.defaultdict(collections.deque)
         self.files: dict[str, tuple[bytes, str]] = {}
+        self.received_files: dict[str, bytes] = {}  # file inputs, by input name: fetched from URLs or decoded
         self.latency_s = 0.0
         self.finish_after_s = self.default_finish_after_s
         self._server: AsgiServer | None = None
@@ -90,6 +93,7 @@ class Simulator:
         self.calls.clear()
         self.faults.clear()
         self.files.clear()
+        self.received_files.clear()
         self.latency_s = 0.0
         self.finish_after_s = self.default_finish_after_s
         self.reset_state()
@@ -138,6 +142,30 @@ class Simulator:
             return None
         content = fault.body if isinstance(fault.body, bytes) else json.dumps(fault.body or {}).encode()
         return Response(content, status_code=fault.status, headers=fault.headers, media_type="application/json")
+
+    async def take_file_inputs(self, model_input: dict[str, Any], names: tuple[str, ...]) -> str | None:
+        """Fetch (URL) or decode (data: URI) the file inputs ``names`` of a job (a URL each, or a list of them:
+        ``name[i]``), as the upstream does before it runs; None when every one arrived, else what went wrong (the
+        provider answers 422)."""
+        for name in names:
+            value = model_input.get(name)
+            values = value if isinstance(value, list) else [value]
+            for index, item in enumerate(values):
+                if not isinstance(item, str):
+                    continue
+                label = f"{name}[{index}]" if isinstance(value, list) else name
+                if item.startswith("data:"):
+                    header, _, data = item.partition(",")
+                    if not header.endswith(";base64"):
+                        return f"{label}: not a base64 data URI"
+                    self.received_files[label] = base64.b64decode(data)
+                    continue
+                async with httpx.AsyncClient(timeout=10) as http:
+                    response = await http.get(item)
+                if response.status_code != 200:
+                    return f"{label}: could not fetch {item} (HTTP {response.status_code})"
+                self.received_files[label] = response.content
+        return None
 
     def unauthorized(self) -> Response[Any]:
         return Response({"detail": "Invalid token."}, status_code=401)

@@ -109,8 +109,13 @@ class FalSimulator(Simulator):
                 if (early := await sim.enter("submit", request)) is not None:
                     return early
                 model = path.strip("/")
-                job = FalRequest(str(uuid.uuid4()), "/".join(model.split("/")[:2]), model,
-                                 await request.json(), time.monotonic())  # fmt: skip
+                body = await request.json()
+                problem = await sim.take_file_inputs(body, ("image_url", "mask_url", "image_urls"))
+                if problem is not None:
+                    return Response({"detail": [{"loc": ["body"], "msg": problem, "type": "value_error"}]},
+                                    status_code=422)  # fmt: skip
+                job = FalRequest(str(uuid.uuid4()), "/".join(model.split("/")[:2]), model, body,
+                                 time.monotonic())  # fmt: skip
                 sim.requests[job.id] = job
                 return Response({"request_id": job.id, **sim._urls(job), "queue_position": 3})
             if match is None:

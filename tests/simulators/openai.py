@@ -13,6 +13,7 @@ import asyncio
 import base64
 import copy
 import hashlib
+import io
 import json
 import math
 import re
@@ -22,7 +23,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from litestar import Request, Response, post
+from litestar.datastructures import UploadFile
 from litestar.response import Stream
+from PIL import Image
 
 from tests.simulators import openai_chat
 from tests.simulators.base import Simulator, payload
@@ -40,8 +43,11 @@ class OpenAISimulator(Simulator):
         self.cached_tokens = 0  # reported as usage.prompt_tokens_details.cached_tokens
         self.reasoning_tokens = 0  # reported as usage.completion_tokens_details.reasoning_tokens
         self.embedding_size = 32  # the vector size when a request names no dimensions
+        # image edits received: (text fields, files by part name as (filename, content type, bytes))
+        self.image_edits: list[tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]] = []
 
     def reset_state(self) -> None:
+        self.image_edits.clear()
         self.usages.clear()
         self.stream_cut_after = None
         self.stream_delay_s = 0.0
@@ -126,7 +132,33 @@ class OpenAISimulator(Simulator):
                     items.append({"b64_json": base64.b64encode(data).decode()})
             return Response({"created": 1713833628, "data": items})
 
-        return [chat, embeddings, images]
+        @post("/v1/images/edits", status_code=200)
+        async def image_edits(request: Request[Any, Any, Any]) -> Response[Any]:
+            """OpenAI's multipart image edit: ``image`` (and ``mask``) file parts, the rest text fields."""
+            if (early := await sim.enter("image_edits", request)) is not None:
+                return early
+            if request.content_type[0] != "multipart/form-data":
+                return Response({"error": {"message": "expected multipart/form-data", "type": "invalid_request_error",
+                                           "param": None, "code": None}}, status_code=400)  # fmt: skip
+            form = await request.form()
+            fields: dict[str, str] = {}
+            files: dict[str, tuple[str, str, bytes]] = {}
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    files[name] = (value.filename, value.content_type, await value.read())
+                else:
+                    fields[name] = value
+            sim.image_edits.append((fields, files))
+            if "image" not in files or "prompt" not in fields:
+                return Response({"error": {"message": "image and prompt are required", "type": "invalid_request_error",
+                                           "param": "image", "code": None}}, status_code=400)  # fmt: skip
+            with Image.open(io.BytesIO(files["image"][2])) as source:
+                width, height = source.size
+            items = [{"b64_json": base64.b64encode(png(width, height, seed=i)).decode()}
+                     for i in range(int(fields.get("n", "1")))]  # fmt: skip
+            return Response({"created": 1713833628, "data": items})
+
+        return [chat, embeddings, images, image_edits]
 
     async def chunks(self, completion: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
         """OpenAI's streamed answer (``openai_chat.chunk_choices``), then the usage chunk when asked, then [DONE]."""

@@ -23,6 +23,7 @@ from tests.simulators.base import Simulator, payload
 from tests.simulators.media import png
 
 _ALPHABET = string.ascii_lowercase + string.digits
+FILE_INPUTS = ("image", "input_image", "mask")  # inputs Replicate's models take as file URIs
 
 
 @dataclass
@@ -93,6 +94,10 @@ class ReplicateSimulator(Simulator):
             body = await request.json()
             if not isinstance(body.get("input"), dict):
                 return Response(payload("replicate_error_invalid"), status_code=422)
+            problem = await sim.take_file_inputs(body["input"], FILE_INPUTS)
+            if problem is not None:
+                return Response({"detail": f"- input: {problem}", "status": 422, "title": "Input validation failed"},
+                                status_code=422)  # fmt: skip
             prediction_id = "".join(secrets.choice(_ALPHABET) for _ in range(26))
             prediction = Prediction(prediction_id, model, body["input"], time.monotonic())
             sim.predictions[prediction_id] = prediction

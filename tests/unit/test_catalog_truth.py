@@ -23,6 +23,7 @@ UPSTREAM_ONLY_TEST_MODELS = {
     "test-up-cross-protocol", "test-up-fixed-size-then-fal", "test-up-nokey",
     # OpenAI API: routing by capability, request-level fallbacks, upstream embeddings
     "test-up-tools", "test-up-split", "test-up-pricey", "test-up-embed",
+    "test-up-replicate-edit", "test-up-fal-fill", "test-up-fal-i2v",
 }  # fmt: skip
 
 

@@ -21,6 +21,7 @@ async def run_openai_batch(ctx: WorkerContext, batch_id: str) -> None:
         background=services.background,
         settings=services.settings.batches,
         run_budget_s=min(services.settings.retry_budget_s, services.settings.task_job_timeout_s / 2),
+        moderator=services.moderator,
     )
     if await run_batch(runtime, uuid.UUID(batch_id)):
         # Lines are left: the next run goes on at once. Runs are progress, not failures: the count restarts.

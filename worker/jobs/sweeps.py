@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from shared.accounts.tokens import prune_account_tokens
+from shared.alerts.sweep import sweep_alerts
 from shared.batches.batches import requeue_batches
 from shared.ledger import expire_lots, void_abandoned_request_holds
+from shared.media.uploads import purge_expired_uploads
+from shared.moderation.events import purge_evidence
 from shared.tasks.retention import prune_idempotency_records, purge_task_data
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from worker.context import WorkerContext
@@ -27,8 +30,10 @@ async def sweep(ctx: WorkerContext) -> dict[str, int]:
     )
     abandoned = await void_abandoned_request_holds(services.db, older_than_s=longest + ABANDONED_MARGIN_S)
     batches = await requeue_batches(services.db, services.queue)  # the OpenAI Batch API: jobs lost with Redis
+    alerts = await sweep_alerts(services.db, services.mailer)
     return {"failed": failed, "requeued": requeued, "expired_micro_credits": expired, **slots,
-            "abandoned_request_holds": abandoned, "batches_requeued": batches}  # fmt: skip
+            "abandoned_request_holds": abandoned, "batches_requeued": batches, "balance_alerts": alerts.balance_low,
+            "budget_alerts": alerts.budget_thresholds}  # fmt: skip
 
 
 async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
@@ -40,4 +45,8 @@ async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
         "idempotency_records_pruned": await prune_idempotency_records(services.db, ttl_h=operating.idempotency_ttl_h),
         "account_tokens_pruned": await prune_account_tokens(services.db),
         "session_index_entries_pruned": await services.sessions.prune_indexes(),
+        "uploads_purged": await purge_expired_uploads(services.db, services.storage),
+        "moderation_evidence_purged": await purge_evidence(
+            services.db, retention_s=services.settings.moderation.evidence_retention_s
+        ),
     }

@@ -26,6 +26,8 @@
       const type = el.dataset.type;
       if (type === "number") value = Number(value);
       else if (type === "list") value = value.split(",").map((s) => s.trim()).filter(Boolean);
+      else if (type === "numbers") value = value.split(",").map((s) => s.trim()).filter(Boolean).map(Number);
+      else if (type === "utc") value = `${value.length === 16 ? `${value}:00` : value}Z`;  // datetime-local, in UTC
       else if (type === "chat") value = [{ role: "user", content: value }];
       setPath(body, el.name, value);
     }
@@ -38,6 +40,25 @@
       if (value instanceof File && value.size === 0 && value.name === "") data.delete(name);
     }
     return data;
+  }
+
+  // <input type="file" data-upload="input.image">: the chosen file is uploaded (POST /v1/uploads) and its id put
+  // at that path of the JSON body; data-upload="image_part" adds it to the first message as an image_url part.
+  async function uploadFiles(form, body) {
+    for (const el of form.querySelectorAll('input[type="file"][data-upload]')) {
+      const file = el.files?.[0];
+      if (!file) continue;
+      const data = new FormData();
+      data.append("file", file);
+      const uploaded = await api("POST", "/v1/uploads", data);
+      if (el.dataset.upload === "image_part") {
+        const message = body.messages[0];
+        message.content = [{ type: "text", text: message.content }, { type: "image_url", image_url: { url: uploaded.id } }];
+      } else {
+        setPath(body, el.dataset.upload, uploaded.id);
+      }
+    }
+    return body;
   }
 
   async function api(method, url, body) {
@@ -149,6 +170,12 @@
       for (const next of document.querySelectorAll(form.dataset.reveal || "[data-none]")) next.hidden = false;
     },
     task(form, data) { return pollTask(form, data); },
+    // A chat completion: its first choice's text.
+    chat(form, data) {
+      const pre = document.createElement("pre"); pre.className = "text-output";
+      pre.textContent = data?.choices?.[0]?.message?.content || "";
+      form.querySelector("[data-out]").replaceChildren(pre);
+    },
   };
 
   document.addEventListener("submit", async (event) => {
@@ -174,7 +201,8 @@
     try {
       const method = (form.dataset.method || "POST").toUpperCase();
       const multipart = form.enctype === "multipart/form-data";
-      const data = await api(method, apiPath(form), multipart ? multipartBody(form) : jsonBody(form));
+      const body = multipart ? multipartBody(form) : await uploadFiles(form, jsonBody(form));
+      const data = await api(method, apiPath(form), body);
       await then[form.dataset.then || "reload"](form, data);
       if ("reset" in form.dataset) form.reset();
     } catch (err) {

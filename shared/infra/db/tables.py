@@ -12,11 +12,22 @@ from piccolo.table import Table
 from shared.infra.db.schema.accounts import Account, AccountToken, ApiKey, OAuthIdentity
 from shared.infra.db.schema.batches import OpenAIBatch, OpenAIBatchLine, OpenAIFile
 from shared.infra.db.schema.billing import BillingOrder, BillingRefund, StripeEvent
-from shared.infra.db.schema.ledger import ApiKeyHold, CreditLot, Hold, HoldAllocation, LedgerEntry, UsageRecord
+from shared.infra.db.schema.ledger import (
+    ApiKeyHold,
+    CreditLot,
+    Hold,
+    HoldAllocation,
+    LedgerEntry,
+    MemberHold,
+    UsageRecord,
+)
+from shared.infra.db.schema.media import MediaUpload
+from shared.infra.db.schema.moderation import ModerationEvent
 from shared.infra.db.schema.promos import PromoCode, PromoRedemption
 from shared.infra.db.schema.staff import StaffAuditEntry, SupportCannedReply, TaskAttempt
 from shared.infra.db.schema.support import SupportAttachment, SupportMessage, SupportTicket
 from shared.infra.db.schema.tasks import IdempotencyRecord, Task
+from shared.infra.db.schema.teams import AccountAuditEntry, AccountInvitation, AccountMember
 from shared.infra.db.schema.webhooks import (
     WebhookAttempt,
     WebhookDelivery,
@@ -61,4 +72,13 @@ TABLES: list[type[Table]] = [
     OpenAIFile,
     OpenAIBatch,
     OpenAIBatchLine,
+    # input media
+    MediaUpload,
+    # moderation: blocks and flags
+    ModerationEvent,
+    # teams: members, invitations, the account's audit trail
+    AccountMember,
+    AccountInvitation,
+    AccountAuditEntry,
+    MemberHold,
 ]

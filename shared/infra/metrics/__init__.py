@@ -46,6 +46,14 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
         "(looked_up: a database lookup; cached: the short-lived cache of refused keys; throttled: 429)",
         ("outcome",), (),
     ),
+    "conduit_moderation_decisions": (
+        "counter", "Moderation blocks and flags by usage source, stage (input, output) and category",
+        ("source", "stage", "category", "action"), (),
+    ),
+    "conduit_moderation_suspensions": (
+        "counter", "Accounts suspended automatically for content-policy strikes, by the last category",
+        ("category",), (),
+    ),
 }  # fmt: skip
 
 Key = tuple[str, tuple[tuple[str, str], ...]]

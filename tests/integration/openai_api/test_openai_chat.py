@@ -250,7 +250,8 @@ async def test_a_hold_left_by_a_dead_api_process_is_voided_by_the_sweep(
     account = await make_account(credits="10")
     principal = await authenticate(services.db, account.key)
     body = ChatInput(model="test-chat-local", messages=[{"role": "user", "content": "hi"}], max_tokens=50)
-    ctx = await begin(services.db, services.background, services.catalog, services.providers, principal, body)
+    ctx = await begin(services.db, services.background, services.catalog, services.providers, principal, body,
+                      moderator=services.moderator)  # fmt: skip
     # ...then the process "dies"
     assert (await balance(client, account))[1] > 0
     assert await void_abandoned_request_holds(services.db, older_than_s=600) == 0  # too young to be abandoned

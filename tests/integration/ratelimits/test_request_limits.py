@@ -302,15 +302,18 @@ async def test_limits_hold_across_two_api_processes(
     async with httpx.AsyncClient(base_url=second_api, timeout=60, limits=limits) as other:
         clients = [client, other]
         started = time.monotonic()
-        for _ in range(5):  # what one process admits counts in the other
-            assert (await client.get("/v1/account", headers=account.headers)).status_code == 200
+        first = [await client.get("/v1/account", headers=account.headers) for _ in range(5)]
+        assert [r.status_code for r in first] == [200] * 5  # what one process admits counts in the other
         responses = await asyncio.gather(
             *(clients[n % 2].get("/v1/account", headers=account.headers) for n in range(120))
         )
         elapsed = time.monotonic() - started
         statuses = Counter(r.status_code for r in responses)
+        # A limiter call that Redis does not answer within its timeout fails open: the request is admitted
+        # without rate-limit headers (and may not have been counted). On a loaded machine that happens.
+        uncounted = sum(1 for r in first + responses if r.status_code == 200 and "RateLimit-Limit" not in r.headers)
         # 20 at once, then one more every 3 s: never more than that, whichever process answered.
-        assert 15 <= statuses[200] <= 15 + math.ceil(elapsed / 3), (statuses, elapsed)
+        assert 15 <= statuses[200] <= 15 + math.ceil(elapsed / 3) + uncounted, (statuses, elapsed, uncounted)
         assert statuses[200] + statuses[429] == 120
         assert {r.json()["error"]["code"] for r in responses if r.status_code == 429} == {"rate_limited"}
         for http in clients:  # both processes now refuse

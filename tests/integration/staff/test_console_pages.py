@@ -18,6 +18,7 @@ PAGES = [
     "/console/providers",
     "/console/support",
     "/console/support/{ticket}",
+    "/console/moderation",
     "/console/billing",
     "/console/audit",
     "/console/staff",

@@ -158,4 +158,6 @@ async def test_housekeeping_job_reports_what_it_did(services: Services) -> None:
         "idempotency_records_pruned",
         "account_tokens_pruned",
         "session_index_entries_pruned",
+        "uploads_purged",
+        "moderation_evidence_purged",
     }

@@ -6,6 +6,7 @@ from piccolo.columns import (
     UUID,
     Array,
     BigInt,
+    Boolean,
     ForeignKey,
     Integer,
     OnDelete,
@@ -44,6 +45,14 @@ class Account(Table, tablename="accounts"):
     totp_enabled_at = Timestamptz(null=True, default=None)
     totp_last_step = BigInt(default=0)
     recovery_code_hashes = Array(Varchar(length=64), null=True, default=None)
+    # Where receipts are addressed (the buyer on them); NULL: the account's own address
+    billing_email = Varchar(length=320, null=True, default=None)
+    # Alerts (``shared.alerts``): below ``low_balance_threshold`` micro-credits available, one alert, re-armed
+    # (``low_balance_alerted_at`` back to NULL) once the balance is back at or above it; the percentages of a
+    # key's period budget whose crossing alerts
+    low_balance_threshold = BigInt(null=True, default=None)
+    low_balance_alerted_at = Timestamptz(null=True, default=None)
+    budget_alert_percents = Array(Integer(), default=[80, 100])
 
     accounts_balance_check = Check("credits_held >= 0 AND credits_total >= credits_held")
     accounts_role_check = Check("role IN ('user', 'support', 'admin')")
@@ -75,7 +84,30 @@ class ApiKey(Table, tablename="api_keys"):
     # Rate limits: NULL means the default from the settings
     rate_limit_rpm = Integer(null=True, default=None)
     max_inflight_tasks = Integer(null=True, default=None)
+    # Teams: the person who created the key (a plain column: the key stays the account's when they leave) and
+    # the member role the key acts with (its creator's role then; keys from before teams act as the owner)
+    created_by = UUID(null=True, default=None)
+    role = Varchar(length=16, default="owner")
 
+    # A budget per period (``shared.ledger.budgets``): at most ``budget`` micro-credits per day, week or month,
+    # UTC calendar periods or rolling ones counted from ``budget_anchor``; ``budget_spent`` is what was charged
+    # in the period that began at ``budget_period_start``, ``budget_held`` what pending holds reserved
+    budget = BigInt(null=True, default=None)
+    budget_period = Varchar(length=8, null=True, default=None)
+    budget_rolling = Boolean(default=False)
+    budget_anchor = Timestamptz(null=True, default=None)
+    budget_period_start = Timestamptz(null=True, default=None)
+    budget_spent = BigInt(default=0)
+    budget_held = BigInt(default=0)
+    # The highest budget alert percentage already sent for the period that began at ``budget_alerted_period``
+    budget_alerted_percent = Integer(default=0)
+    budget_alerted_period = Timestamptz(null=True, default=None)
+
+    api_keys_budget_check = Check(
+        "budget_spent >= 0 AND budget_held >= 0 AND (budget IS NULL OR (budget >= 0 AND budget_period IN "
+        "('day', 'week', 'month') AND budget_anchor IS NOT NULL))"
+    )
+    api_keys_role_check = Check("role IN ('owner', 'admin', 'developer', 'billing', 'viewer')")
     api_keys_spend_check = Check("spent >= 0 AND cap_held >= 0 AND (spend_cap IS NULL OR spend_cap >= 0)")
     api_keys_rate_limits_check = Check(
         "(rate_limit_rpm IS NULL OR rate_limit_rpm > 0) AND (max_inflight_tasks IS NULL OR max_inflight_tasks > 0)"

@@ -49,6 +49,11 @@ class BillingOrder(Table, tablename="billing_orders"):
     updated_at = Timestamptz(default=TimestamptzNow())
     paid_at = Timestamptz(null=True, default=None)
     closed_at = Timestamptz(null=True, default=None)
+    # For the receipt, as Stripe reports them: the tax in the total, the card's last four digits, and Stripe's
+    # own hosted receipt
+    amount_tax = BigInt(null=True, default=None)
+    card_last4 = Varchar(length=4, null=True, default=None)
+    stripe_receipt_url = Text(null=True, default=None)
 
     billing_orders_status_check = Check(
         "status IN ('pending', 'paid', 'failed', 'expired', 'refunded', 'partially_refunded')"

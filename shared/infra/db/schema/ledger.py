@@ -7,6 +7,7 @@ from piccolo.columns import (
     JSONB,
     UUID,
     BigInt,
+    Boolean,
     ForeignKey,
     Integer,
     OnDelete,
@@ -70,15 +71,32 @@ class HoldAllocation(Table, tablename="hold_allocations"):
 
 
 class ApiKeyHold(Table, tablename="api_key_holds"):
-    """The part of a pending hold counted against its key's spend cap; gone once the hold resolves."""
+    """The part of a pending hold counted against its key's spend cap (``capped``) and period budget
+    (``budgeted``); gone once the hold resolves."""
 
     id = UUID(primary_key=True)
     hold_id = ForeignKey(Hold, null=False, unique=True, on_delete=OnDelete.restrict)
     api_key_id = ForeignKey(ApiKey, null=False, on_delete=OnDelete.cascade, index=True)
     amount = BigInt()
+    capped = Boolean(default=True)
+    budgeted = Boolean(default=False)
     created_at = Timestamptz(default=TimestamptzNow())
 
     api_key_holds_amount_check = Check("amount >= 0")
+
+
+class MemberHold(Table, tablename="member_holds"):
+    """The part of a pending hold counted against a member's period budget; gone once the hold resolves. The
+    member is named by plain columns: their leaving does not touch the hold."""
+
+    id = UUID(primary_key=True)
+    hold_id = ForeignKey(Hold, null=False, unique=True, on_delete=OnDelete.restrict)
+    account_id = UUID()
+    person_id = UUID()
+    amount = BigInt()
+    created_at = Timestamptz(default=TimestamptzNow())
+
+    member_holds_amount_check = Check("amount >= 0")
 
 
 class LedgerEntry(Table, tablename="ledger_entries"):
@@ -120,8 +138,10 @@ class UsageRecord(Table, tablename="usage_records"):
     # usage: what kind of request this was, and the id of a synchronous (non-task) request
     source = Varchar(length=32, default="task")
     request_id = UUID(null=True, default=None, unique=True)
+    # moderation: the category of a request refused by the policy (status 'blocked')
+    moderation_category = Varchar(length=64, null=True, default=None)
 
-    usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled')")
+    usage_records_status_check = Check("status IN ('succeeded', 'failed', 'canceled', 'blocked')")
     usage_records_source_check = Check(
-        "source IN ('task', 'chat.completion', 'image.generation', 'embedding', 'text_completion')"
+        "source IN ('task', 'chat.completion', 'image.generation', 'embedding', 'text_completion', 'moderation')"
     )

@@ -59,11 +59,12 @@ class WebhookSigningSecret(Table, tablename="webhook_signing_secrets"):
 
 
 class WebhookEvent(Table, tablename="webhook_events"):
-    """One event of a task (its id is the ``webhook-id`` header); ``data`` is the task row at that moment."""
+    """One event of a task (its id is the ``webhook-id`` header); ``data`` is the task row at that moment. An
+    account's own events (alerts: ``task_id`` NULL) carry their payload in ``data`` as sent."""
 
     id = UUID(primary_key=True)
     account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade)
-    task_id = ForeignKey(Task, null=False, on_delete=OnDelete.cascade)
+    task_id = ForeignKey(Task, null=True, on_delete=OnDelete.cascade, default=None)
     type = Varchar(length=32)
     data = JSONB()
     created_at = Timestamptz(default=TimestamptzNow())
@@ -77,7 +78,7 @@ class WebhookDelivery(Table, tablename="webhook_deliveries"):
     id = UUID(primary_key=True)
     event_id = ForeignKey(WebhookEvent, null=False, on_delete=OnDelete.cascade, index=True)
     account_id = ForeignKey(Account, null=False, on_delete=OnDelete.cascade)
-    task_id = UUID()
+    task_id = UUID(null=True, default=None)  # NULL: an account event
     event_type = Varchar(length=32)
     endpoint_id = ForeignKey(WebhookEndpoint, null=True, on_delete=OnDelete.cascade, default=None)
     url = Text()
