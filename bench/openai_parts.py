@@ -15,7 +15,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from shared.accounts.keys import KeyCache, authenticate
+from shared.accounts.key_cache import KeyCache
+from shared.accounts.keys import authenticate
 from shared.catalog import load_catalog_paths
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database

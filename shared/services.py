@@ -9,7 +9,7 @@ import httpx
 from arq.connections import ArqRedis
 
 from shared.accounts.devices import DeviceCookies
-from shared.accounts.keys import KeyCache
+from shared.accounts.key_cache import KeyCache
 from shared.accounts.sessions import SessionStore
 from shared.billing.runtime import Billing
 from shared.catalog import Catalog, load_catalog_paths

@@ -28,11 +28,12 @@ from shared.infra.env import (
 )
 from shared.infra.mail import MailSettings
 from shared.media.settings import MediaSettings
+from shared.moderation.settings import ModerationSettings
+from shared.support.settings import SupportSettings
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 DEFAULT_CATALOG = PACKAGE_ROOT / "catalog" / "models.toml"
 DEFAULT_PRODUCTS = PACKAGE_ROOT / "billing" / "products.toml"
-DEFAULT_POLICY = PACKAGE_ROOT / "moderation" / "policy.toml"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -163,30 +164,6 @@ class RateLimitSettings:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class SupportSettings:
-    """Support tickets: attachment caps (an image attachment is decoded only up to ``attachment_max_pixels``)."""
-
-    attachment_max_bytes: int = 5 * 1024 * 1024
-    attachments_per_message: int = 5
-    attachments_per_ticket: int = 20
-    attachment_max_pixels: int = 25_000_000
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> SupportSettings:
-        return cls(
-            attachment_max_bytes=env_int(env, "SUPPORT_ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1024),
-            attachments_per_message=env_int(env, "SUPPORT_ATTACHMENTS_PER_MESSAGE", 5, minimum=1),
-            attachments_per_ticket=env_int(env, "SUPPORT_ATTACHMENTS_PER_TICKET", 20, minimum=1),
-            attachment_max_pixels=env_int(env, "SUPPORT_ATTACHMENT_MAX_PIXELS", 25_000_000, minimum=1),
-        )
-
-    @property
-    def max_request_bytes(self) -> int:
-        """The largest multipart request a ticket route accepts: every attachment at its cap, plus the text."""
-        return self.attachments_per_message * self.attachment_max_bytes + 256 * 1024
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
 class InputLimits:
     """What one request may carry besides its size (``MAX_BODY_BYTES``), checked where the API decodes it:
     JSON nesting depth, array and object sizes, and the largest credit amount a field accepts."""
@@ -240,27 +217,6 @@ class OperatingSettings:
             access_log=env_bool(env, "ACCESS_LOG", True),
             otlp_endpoint=env_str(env, "OTEL_EXPORTER_OTLP_ENDPOINT"),
             otel_service_name=env_str(env, "OTEL_SERVICE_NAME"),
-        )
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ModerationSettings:
-    """Moderation: the policy files layered over the shipped one, how long evidence is kept, and the strikes
-    (blocks within a window) that suspend an account (0: never automatically)."""
-
-    policy_paths: tuple[Path, ...] = (DEFAULT_POLICY,)
-    evidence_retention_s: int = 30 * 24 * 3600
-    strikes_to_suspend: int = 5
-    strike_window_s: int = 24 * 3600
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> ModerationSettings:
-        layered = [Path(p) for p in (env.get("MODERATION_POLICY_PATH") or "").split(os.pathsep) if p]
-        return cls(
-            policy_paths=(DEFAULT_POLICY, *(p for p in layered if p.resolve() != DEFAULT_POLICY)),
-            evidence_retention_s=env_int(env, "MODERATION_EVIDENCE_RETENTION_S", 30 * 24 * 3600, minimum=60),
-            strikes_to_suspend=env_int(env, "MODERATION_STRIKES_TO_SUSPEND", 5, minimum=0),
-            strike_window_s=env_int(env, "MODERATION_STRIKE_WINDOW_S", 24 * 3600, minimum=60),
         )
 
 
@@ -323,7 +279,7 @@ class Settings:
     auth: AuthSettings = AuthSettings()
     # Rate limits and support tickets
     rate_limits: RateLimitSettings = RateLimitSettings()
-    support: SupportSettings = SupportSettings()
+    support: SupportSettings = dataclasses.field(default_factory=SupportSettings)
     media: MediaSettings = dataclasses.field(default_factory=MediaSettings)  # input media: uploads, URL inputs
     # Billing (Stripe). Without a secret key, checkout and refunds answer 503; the rest of the API works.
     stripe_secret_key: str | None = None
@@ -337,7 +293,8 @@ class Settings:
     operating: OperatingSettings = OperatingSettings()  # metrics, retention, shutdown, logs
     events: EventSettings = dataclasses.field(default_factory=EventSettings)  # live task events (Server-Sent Events)
     batches: BatchSettings = dataclasses.field(default_factory=BatchSettings)  # batch work, OpenAI Batch API
-    moderation: ModerationSettings = ModerationSettings()  # policy files, evidence retention, strikes
+    # moderation: policy files, evidence retention, strikes
+    moderation: ModerationSettings = dataclasses.field(default_factory=ModerationSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:

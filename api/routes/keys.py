@@ -17,7 +17,7 @@ from api.input_fields import credits_within_limit
 from api.permissions import requires
 from shared.accounts import key_management as keys
 from shared.accounts.key_limits import BudgetInput
-from shared.accounts.key_management import ApiKey
+from shared.accounts.key_views import ApiKey
 from shared.infra.errors import Conflict, InvalidInput, NotFound
 from shared.infra.pagination import ListEnvelope, list_envelope
 from shared.services import Services

@@ -18,7 +18,8 @@ import uuid
 from redis.asyncio import Redis
 
 from shared.accounts import mails
-from shared.accounts.keys import Principal, publish_invalidation, set_account_status
+from shared.accounts.key_cache import publish_invalidation
+from shared.accounts.keys import Principal, set_account_status
 from shared.accounts.signin import PasswordClient, check_password
 from shared.accounts.signup import AuthDeps
 from shared.infra.db import Database

@@ -14,7 +14,7 @@ import datetime as dt
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,7 +22,6 @@ from redis.asyncio import Redis
 from shared.accounts.key_limits import (
     CLEAR_BUDGET,
     SET_BUDGET,
-    Budget,
     BudgetInput,
     budget_fields,
     check_allowed_models,
@@ -32,6 +31,7 @@ from shared.accounts.key_limits import (
     check_name,
     check_spend_cap,
 )
+from shared.accounts.key_views import ApiKey, KeyRateLimits
 from shared.accounts.keys import (
     VISIBLE_PREFIX_LENGTH,
     create_api_key,
@@ -58,40 +58,6 @@ class Unset:
 
 
 UNSET = Unset()
-
-
-class KeyRateLimits(msgspec.Struct):
-    """A key's own rate limits; null: the platform's default for a key (the account's own limits apply as well)."""
-
-    requests_per_minute: int | None
-    max_inflight_tasks: int | None
-
-
-class ApiKey(msgspec.Struct):
-    """An API key as its owner sees it; ``secret`` only in the answer that creates or rotates it."""
-
-    id: str
-    object: Literal["api_key"]
-    name: str
-    prefix: str
-    status: str
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-    rotated_at: dt.datetime | None
-    allowed_models: list[str] | None
-    spend_cap: Credits | None
-    spent: Credits
-    spend_reserved: Credits
-    spend_remaining: Credits | None
-    rate_limits: KeyRateLimits
-    created_by: str | None  # the member who made it (null: made before teams, or by the command line)
-    role: str  # the role it acts with: its creator's role when it was made
-    budget: Budget | None
-    budget_remaining: Credits | None
-    resets_at: dt.datetime | None
-    secret: str | msgspec.UnsetType = msgspec.UNSET
 
 
 @dataclass(frozen=True, slots=True)

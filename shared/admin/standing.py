@@ -10,8 +10,8 @@ from redis.asyncio import Redis
 
 from shared.accounts import ROLES
 from shared.accounts.erasure import find_account, suspend
+from shared.accounts.key_cache import publish_invalidation
 from shared.accounts.key_management import UNSET
-from shared.accounts.keys import publish_invalidation
 from shared.accounts.signup import AuthDeps, verification_mail
 from shared.admin.views import AccountLimits, AccountRole, AccountStanding, VerificationMail
 from shared.infra.db import Database

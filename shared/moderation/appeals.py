@@ -9,7 +9,7 @@ from shared.accounts.keys import Principal
 from shared.infra.db import Database
 from shared.infra.errors import Conflict
 from shared.infra.storage import LocalStorage
-from shared.settings import SupportSettings
+from shared.support.settings import SupportSettings
 from shared.support.tickets import create_ticket
 
 APPEAL_SUBJECT = "Appeal: account suspension"

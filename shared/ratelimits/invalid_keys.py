@@ -4,7 +4,7 @@ Guessing keys must not be free, nor a cheap way to load the database: each reque
 up takes one from its client IP's budget (``INVALID_KEY_RATE_PER_MIN``) in an atomic step *before* the lookup,
 and gives it back when the key works. Concurrent guesses can therefore never cause more lookups than the budget
 holds, and a spent budget answers ``429 too_many_invalid_keys`` with ``Retry-After`` without touching the
-database. Keys already refused are remembered for a short while by ``shared.accounts.keys.KeyCache`` (no lookup
+database. Keys already refused are remembered for a short while by ``shared.accounts.key_cache.KeyCache`` (no lookup
 at all), and still count against the budget. Working keys a process has cached skip all of this.
 """
 

@@ -35,8 +35,9 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
+from shared.accounts.key_cache import publish_invalidation
 from shared.accounts.key_management import UNSET, Unset, check_limit_override
-from shared.accounts.keys import Principal, publish_invalidation
+from shared.accounts.keys import Principal
 from shared.infra.db import Database
 from shared.infra.errors import NotFound, RateLimited
 from shared.ratelimits.limiter import Admission, Decision, Policy, Rate, RateLimiter, Slot

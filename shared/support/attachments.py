@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from shared.infra.errors import InvalidInput, PayloadTooLarge
 from shared.infra.media_checks import ImageTooLarge, detect
 from shared.infra.storage import EXTENSIONS
-from shared.settings import SupportSettings
+from shared.support.settings import SupportSettings
 
 MAX_FILENAME = 255
 

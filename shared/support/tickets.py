@@ -21,10 +21,10 @@ from shared.infra.errors import Conflict, InvalidInput
 from shared.infra.ids import uuid7
 from shared.infra.mail import Mail, Mailer
 from shared.infra.storage import LocalStorage
-from shared.settings import SupportSettings
 from shared.support import CATEGORIES
 from shared.support.attachments import CheckedFile, Upload, check_uploads
 from shared.support.queries import Viewer, load_ticket, ticket_detail
+from shared.support.settings import SupportSettings
 from shared.support.views import RedactionWarning, SupportTicketThread
 
 log = logging.getLogger(__name__)

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from shared.accounts.key_cache import publish_invalidation
 from shared.accounts.key_limits import CLEAR_BUDGET, SET_BUDGET, BudgetInput, budget_fields, check_budget
 from shared.accounts.key_management import UNSET, Unset
-from shared.accounts.keys import publish_invalidation
 from shared.accounts.sessions import SessionStore
 from shared.infra.db import Connection, Database, Record
 from shared.infra.errors import Conflict, NotFound, PermissionDenied

@@ -10,8 +10,8 @@ from shared.accounts.keys import generate_secret
 from shared.accounts.redaction import redact_keys
 from shared.infra.errors import InvalidInput, PayloadTooLarge
 from shared.infra.storage import valid_key
-from shared.settings import SupportSettings
 from shared.support.attachments import Upload, check_uploads, clean_filename
+from shared.support.settings import SupportSettings
 from tests.files import image_bytes
 
 
