@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint bench install clean browser
+.PHONY: run test lint bench bench-soak install clean browser
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.events
 	$(BIN)/python -m bench.media_inputs
 	$(BIN)/python -m bench.moderation
+	$(BIN)/python -m bench.sustained $(if $(BASELINE),--baseline $(BASELINE))
+
+## The 10-minute soak on one account (tasks and chat mixed); SOAK_MINUTE_S=10 for a short form.
+bench-soak: $(STAMP)
+	$(BIN)/python -m bench.sustained --only soak --minute-seconds $(or $(SOAK_MINUTE_S),60) \
+	  $(if $(BASELINE),--baseline $(BASELINE))
 
 clean:
 	rm -rf $(VENV) .conduit

@@ -1,0 +1,319 @@
+"""Sustained load on one busy account, with the worker running, as the platform runs. ``make bench`` runs the
+short form; ``make bench-soak`` the 10-minute soak. Run: ``.venv/bin/python -m bench.sustained``.
+
+1. End-to-end tasks/s (submit -> succeeded) on ``bench-instant-text`` (the ``local`` provider, instant): the
+   load generator submits at concurrency 16 while one worker runs; the rate is the tasks that *succeeded*
+   within the load window, on one account and spread over 64 accounts, with the CPU each process spent per
+   succeeded task (API, worker, PostgreSQL, Redis).
+2. Chat completions (``bench-instant-chat`` on the instant upstream ``bench/lean_upstream.py``) at concurrency
+   16 on one account, in rounds: min / median / max of the rounds and max/min, CPU per request of each process
+   (API, worker, PostgreSQL, Redis, upstream).
+3. Chat added latency at concurrency 1 over the direct upstream call, in rounds taking turns with the direct
+   call: the p50 of each round.
+4. With ``--soak-minutes``: tasks and chat mixed on one account, throughput per minute and the table sizes.
+
+``--baseline REF`` first runs the same scenarios against REF (a temporary ``git worktree`` under .conduit/,
+this file copied into it, this virtualenv with PYTHONPATH at that tree) so that the results compare two
+commits measured in the same run on the same machine load. Results: bench/out/sustained.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import psutil
+
+from bench.common import BENCH_DIR, ROOT, BenchEnv, run_loadgen, submit_requests, write_result
+from bench.openai_compat import UPSTREAM_KEY, chat_requests, direct_requests, start_upstream
+from shared.infra.db import Database
+from shared.ledger.invariants import check_ledger
+
+TASK_MODEL = "bench-instant-text"
+HOT_TABLES = ("accounts", "holds", "hold_allocations", "ledger_entries", "usage_records", "tasks", "credit_lots")
+
+
+def roles(env: BenchEnv, upstream_pid: int) -> dict[str, list[psutil.Process]]:
+    """This benchmark's processes by role (the machine runs other PostgreSQL and Redis servers too)."""
+    found: dict[str, list[psutil.Process]] = {"api": [], "worker": [], "postgres": [], "redis": []}
+    for proc in env.procs:
+        cmd = " ".join(psutil.Process(proc.pid).cmdline())
+        found["worker" if "cli.main worker" in cmd else "api"].append(psutil.Process(proc.pid))
+    found["upstream"] = [psutil.Process(upstream_pid)]
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        cmd = " ".join(proc.info["cmdline"] or [])
+        if str(BENCH_DIR) in cmd and "redis-server" in cmd:
+            found["redis"].append(proc)
+        elif str(BENCH_DIR) in cmd and (proc.info["name"] == "postgres" or "postgres" in cmd.split(" ")[0]):
+            found["postgres"].append(proc)
+    return found
+
+
+def cpu_seconds(by_role: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """CPU seconds so far of each role's processes and their children (PostgreSQL's backends)."""
+    totals: dict[str, float] = {}
+    for role, procs in by_role.items():
+        total = 0.0
+        for root in procs:
+            try:
+                family = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            for proc in family:
+                try:
+                    times = proc.cpu_times()
+                    total += times.user + times.system
+                except psutil.NoSuchProcess:
+                    continue
+        totals[role] = total
+    return totals
+
+
+def per_request_us(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    return {role: round((after[role] - before.get(role, 0.0)) / max(count, 1) * 1e6) for role in after}
+
+
+async def _succeeded_between(env: BenchEnv, since: float, until: float) -> int:
+    conn = await asyncpg.connect(env.embedded.urls.database_url)
+    try:
+        return int(
+            await conn.fetchval(
+                "SELECT count(*) FROM tasks WHERE status = 'succeeded'"
+                " AND completed_at >= to_timestamp($1) AND completed_at < to_timestamp($2)",
+                since,
+                until,
+            )
+        )
+    finally:
+        await conn.close()
+
+
+async def _drain_and_check(env: BenchEnv, timeout_s: float = 120) -> dict[str, Any]:
+    """Wait for the backlog to finish, then the ledger invariants (``conduit ledger check``)."""
+    db = await Database.connect(env.settings(), min_size=1, max_size=2)
+    try:
+        deadline = time.monotonic() + timeout_s
+        left = -1
+        while time.monotonic() < deadline:
+            left = await db.fetchval("SELECT count(*) FROM tasks WHERE status IN ('queued', 'running')")
+            if left == 0:
+                break
+            await asyncio.sleep(0.5)
+        pending = await db.fetchval("SELECT count(*) FROM holds WHERE status = 'pending'")
+        problems = await check_ledger(db)
+        return {"unfinished_tasks": left, "pending_holds": pending, "invariant_problems": len(problems)}
+    finally:
+        await db.close()
+
+
+def tasks_end_to_end(env: BenchEnv, upstream_pid: int, *, accounts: int, seconds: float) -> dict[str, Any]:
+    env.reset()
+    keys = asyncio.run(env.accounts(accounts))
+    env.spawn("web")
+    env.spawn("worker")
+    env.wait_healthy()
+    job = {"base_url": env.base_url, "requests": submit_requests(env.base_url, keys, TASK_MODEL, 4000),
+           "concurrency": 16}  # fmt: skip
+    run_loadgen({**job, "duration_s": 2})  # warm-up
+    asyncio.run(_drain_and_check(env, timeout_s=30))
+    by_role = roles(env, upstream_pid)
+    cpu0, since = cpu_seconds(by_role), time.time()
+    submitted = run_loadgen({**job, "duration_s": seconds})
+    until = time.time()
+    cpu1 = cpu_seconds(by_role)
+    done = asyncio.run(_succeeded_between(env, since, until))
+    checks = asyncio.run(_drain_and_check(env))
+    env.stop_procs()
+    return {
+        "accounts": accounts,
+        "seconds": round(until - since, 2),
+        "succeeded_per_s": round(done / (until - since), 1),
+        "submitted_per_s": submitted["rate_per_s"],
+        "submit_statuses": submitted["statuses"],
+        "cpu_us_per_succeeded_task": per_request_us(cpu0, cpu1, done),
+        **checks,
+    }
+
+
+def chat(env: BenchEnv, upstream_pid: int, port: int, *, rounds: int, seconds: float, per_round: int) -> dict[str, Any]:
+    env.reset()
+    keys = asyncio.run(env.accounts(1))
+    env.spawn("web")
+    env.spawn("worker")
+    env.wait_healthy()
+    url = f"{env.base_url}/v1/chat/completions"
+    job = {"base_url": env.base_url, "requests": chat_requests(url, keys, 2000), "concurrency": 16}
+    run_loadgen({**job, "duration_s": 2})  # warm-up
+    by_role = roles(env, upstream_pid)
+    rates: list[float] = []
+    p50s: list[float] = []
+    served = 0
+    cpu0 = cpu_seconds(by_role)
+    for _ in range(rounds):
+        result = run_loadgen({**job, "duration_s": seconds})
+        assert set(result["statuses"]) == {"200"}, result["statuses"]
+        rates.append(result["rate_per_s"])
+        p50s.append(result["latency_ms"]["p50"])
+        served += result["requests"]
+    cpu1 = cpu_seconds(by_role)
+    # Added latency at concurrency 1: rounds taking turns with the direct upstream call.
+    direct = {"base_url": f"http://127.0.0.1:{port}", "concurrency": 1, "requests": direct_requests(port, per_round)}
+    conduit = {"base_url": env.base_url, "concurrency": 1, "requests": chat_requests(url, keys, per_round)}
+    added: list[float] = []
+    for _ in range(rounds):
+        d, c = run_loadgen(direct)["latency_ms"]["p50"], run_loadgen(conduit)["latency_ms"]["p50"]
+        added.append(round(c - d, 3))
+    checks = asyncio.run(_drain_and_check(env))
+    env.stop_procs()
+    return {
+        "c16_rounds_per_s": rates,
+        "c16_min": min(rates),
+        "c16_median": statistics.median(rates),
+        "c16_max": max(rates),
+        "c16_max_over_min": round(max(rates) / min(rates), 3),
+        "c16_p50_ms": p50s,
+        "cpu_us_per_request": per_request_us(cpu0, cpu1, served),
+        "c1_added_p50_ms_rounds": added,
+        "c1_added_p50_ms_median": statistics.median(added),
+        **checks,
+    }
+
+
+async def _table_sizes(env: BenchEnv) -> dict[str, int]:
+    conn = await asyncpg.connect(env.embedded.urls.database_url)
+    try:
+        rows = await conn.fetch(
+            "SELECT relname, pg_total_relation_size(oid) AS bytes FROM pg_class WHERE relname = ANY($1::text[])",
+            list(HOT_TABLES),
+        )
+        return {row["relname"]: round(row["bytes"] / 2**20, 1) for row in rows}  # MiB
+    finally:
+        await conn.close()
+
+
+def soak(env: BenchEnv, upstream_pid: int, *, minutes: int, minute_s: float) -> dict[str, Any]:
+    """Tasks (concurrency 8) and chat (concurrency 8) on one account at once, minute by minute."""
+    env.reset()
+    keys = asyncio.run(env.accounts(1))
+    env.spawn("web")
+    env.spawn("worker")
+    env.wait_healthy()
+    url = f"{env.base_url}/v1/chat/completions"
+    jobs = {
+        "chat": {"base_url": env.base_url, "requests": chat_requests(url, keys, 2000), "concurrency": 8},
+        "tasks": {"base_url": env.base_url, "requests": submit_requests(env.base_url, keys, TASK_MODEL, 2000),
+                  "concurrency": 8},
+    }  # fmt: skip
+    per_minute: list[dict[str, Any]] = []
+    for _ in range(minutes):
+        since = time.time()
+        with ThreadPoolExecutor(len(jobs)) as pool:
+            running = {name: pool.submit(run_loadgen, {**job, "duration_s": minute_s}) for name, job in jobs.items()}
+            results = {name: future.result() for name, future in running.items()}
+        until = time.time()
+        done = asyncio.run(_succeeded_between(env, since, until))
+        per_minute.append({
+            "chat_per_s": results["chat"]["rate_per_s"],
+            "tasks_submitted_per_s": results["tasks"]["rate_per_s"],
+            "tasks_succeeded_per_s": round(done / (until - since), 1),
+            "table_mib": asyncio.run(_table_sizes(env)),
+        })  # fmt: skip
+    checks = asyncio.run(_drain_and_check(env))
+    env.stop_procs()
+
+    def total(minute: dict[str, Any]) -> float:
+        return float(minute["chat_per_s"] + minute["tasks_succeeded_per_s"])
+
+    return {"minute_s": minute_s, "per_minute": per_minute,
+            "last_over_first": round(total(per_minute[-1]) / total(per_minute[0]), 3), **checks}  # fmt: skip
+
+
+def run_here(args: argparse.Namespace) -> dict[str, Any]:
+    """Every chosen scenario against the code of this tree."""
+    env = BenchEnv()
+    env.start()
+    upstream, port = start_upstream()
+    os.environ["BENCH_INSTANT_BASE_URL"] = f"http://127.0.0.1:{port}/v1"  # inherited by `conduit web`
+    os.environ["BENCH_INSTANT_API_KEY"] = UPSTREAM_KEY
+    results: dict[str, Any] = {"load_average_before": os.getloadavg()}
+    chosen = args.only.split(",")
+    try:
+        if "tasks" in chosen:
+            for accounts in (1, 64):
+                results[f"tasks_{accounts}_accounts"] = tasks_end_to_end(
+                    env, upstream.pid, accounts=accounts, seconds=args.seconds
+                )
+        if "chat" in chosen:
+            results["chat_one_account"] = chat(
+                env, upstream.pid, port, rounds=args.rounds, seconds=args.round_seconds, per_round=args.per_round
+            )
+        if "soak" in chosen:
+            results["soak"] = soak(env, upstream.pid, minutes=args.soak_minutes, minute_s=args.minute_seconds)
+    finally:
+        upstream.terminate()
+        upstream.wait(timeout=10)
+        env.stop()
+    results["load_average_after"] = os.getloadavg()
+    return results
+
+
+def run_tree(tree: Path, argv: list[str]) -> dict[str, Any]:
+    """This benchmark against the code of another tree, in its own process."""
+    if tree.resolve() != ROOT:
+        shutil.copy(Path(__file__), tree / "bench" / "sustained.py")
+    with tempfile.NamedTemporaryFile(suffix=".json") as out:
+        env = {**os.environ, "PYTHONPATH": str(tree)}
+        subprocess.run([sys.executable, "-m", "bench.sustained", *argv, "--here", out.name], cwd=tree, env=env,
+                       check=True)  # fmt: skip
+        result: dict[str, Any] = json.loads(Path(out.name).read_text())
+        return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", default="tasks,chat", help="comma-separated: tasks, chat, soak")
+    parser.add_argument("--seconds", type=float, default=8, help="the load window of each tasks scenario")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--round-seconds", type=float, default=4)
+    parser.add_argument("--per-round", type=int, default=300, help="chat requests per round at concurrency 1")
+    parser.add_argument("--soak-minutes", type=int, default=10)
+    parser.add_argument("--minute-seconds", type=float, default=60, help="shorter 'minutes' for a quick soak")
+    parser.add_argument("--baseline", help="a git ref measured first, in the same run")
+    parser.add_argument("--here", help=argparse.SUPPRESS)  # write this tree's results to this file
+    args, _ = parser.parse_known_args()
+    argv = [a for a in sys.argv[1:] if not a.startswith("--baseline") and a != args.baseline]
+    if args.here:
+        Path(args.here).write_text(json.dumps(run_here(args), default=str))
+        return
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    if args.baseline:
+        commit = subprocess.run(["git", "rev-parse", args.baseline], cwd=ROOT, capture_output=True, text=True,
+                                check=True).stdout.strip()  # fmt: skip
+        tree = ROOT / ".conduit" / f"baseline-{commit[:12]}"
+        if not tree.exists():
+            subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True)
+        try:
+            results["baseline"] = {"commit": commit, **run_tree(tree, argv)}
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    results["this_tree"] = {"commit": head, **run_tree(ROOT, argv)}
+    path = write_result("sustained", results)
+    print(json.dumps(results, indent=2))
+    print(f"\nwritten to {path}")
+
+
+if __name__ == "__main__":
+    main()
