@@ -103,9 +103,9 @@ async def expire_lots(conn: Connection, *, limit: int = 500) -> int:
     )
     expired_total = 0
     for lot in sorted(lots, key=lambda r: (r["account_id"], r["id"])):
-        await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", lot["account_id"])
+        await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE", lot["account_id"])
         part = await conn.fetchval(
-            "SELECT remaining - reserved FROM credit_lots WHERE id = $1 AND expires_at <= now() FOR UPDATE",
+            "SELECT remaining - reserved FROM credit_lots WHERE id = $1 AND expires_at <= now() FOR NO KEY UPDATE",
             lot["id"],
         )
         if not part:

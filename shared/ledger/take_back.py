@@ -33,9 +33,9 @@ async def lot_unused(conn: Connection, lot_id: uuid.UUID) -> int:
     account_id = await conn.fetchval("SELECT account_id FROM credit_lots WHERE id = $1", lot_id)
     if account_id is None:
         raise ValueError(f"no credit lot {lot_id}")
-    await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR UPDATE", account_id)
+    await conn.execute("SELECT 1 FROM accounts WHERE id = $1 FOR NO KEY UPDATE", account_id)
     unused: int = await conn.fetchval(
-        f"SELECT {unused_credits_sql('l')} FROM credit_lots l WHERE l.id = $1 FOR UPDATE", lot_id
+        f"SELECT {unused_credits_sql('l')} FROM credit_lots l WHERE l.id = $1 FOR NO KEY UPDATE", lot_id
     )
     return unused
 
@@ -91,7 +91,7 @@ async def deduct_unused(
         """
         SELECT id, remaining - reserved AS unused FROM credit_lots
         WHERE account_id = $1 AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
-        ORDER BY expires_at NULLS LAST, id FOR UPDATE
+        ORDER BY expires_at NULLS LAST, id FOR NO KEY UPDATE
         """,
         account_id,
     )

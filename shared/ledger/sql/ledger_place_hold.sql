@@ -35,7 +35,7 @@ BEGIN
             SELECT id, remaining - reserved AS free FROM credit_lots
             WHERE account_id = p_account_id AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
             ORDER BY expires_at ASC NULLS LAST, created_at, id
-            FOR UPDATE
+            FOR NO KEY UPDATE
         LOOP
             v_take := LEAST(v_lot.free, v_needed);
             UPDATE credit_lots SET reserved = reserved + v_take WHERE id = v_lot.id;

@@ -52,7 +52,7 @@ BEGIN
         SELECT id, remaining, reserved, expires_at, created_at FROM credit_lots
         WHERE account_id = p_account_id AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
         ORDER BY expires_at ASC NULLS LAST, created_at, id
-        FOR UPDATE
+        FOR NO KEY UPDATE
     ) AS free_lots;
     SELECT COALESCE(sum(f), 0) INTO v_spendable FROM unnest(v_lot_free) AS f;
     FOR v_item IN 1 .. COALESCE(cardinality(p_hold_ids), 0) LOOP

@@ -7,6 +7,10 @@
 -- generated (time-ordered, so the ledger lists them in order); the rare expiry entries get one here
 -- (conduit_uuid7).
 --
+-- The account row and the lots are locked FOR NO KEY UPDATE: only their non-key columns change, so the
+-- FOR KEY SHARE locks that inserts referencing them take (holds, allocations, ledger entries, usage records,
+-- tasks of other requests of the account) do not wait for this settlement's commit.
+--
 -- Returns one row (hold_id, account_id, task_id, amount, charged, expired) or none when the hold was not
 -- pending.
 
@@ -39,14 +43,14 @@ BEGIN
     IF NOT FOUND THEN
         RETURN;  -- resolved before: a replay changes nothing
     END IF;
-    PERFORM 1 FROM accounts a WHERE a.id = v_hold.account_id FOR UPDATE;
+    PERFORM 1 FROM accounts a WHERE a.id = v_hold.account_id FOR NO KEY UPDATE;
     v_left := v_hold.charged;
     FOR v_alloc IN
         SELECT a.id, a.lot_id, a.amount, (l.expires_at IS NOT NULL AND l.expires_at <= now()) AS lapsed
         FROM hold_allocations a JOIN credit_lots l ON l.id = a.lot_id
         WHERE a.hold_id = v_hold.id
         ORDER BY l.expires_at ASC NULLS LAST, l.created_at, l.id
-        FOR UPDATE OF l
+        FOR NO KEY UPDATE OF l
     LOOP
         v_take := LEAST(v_alloc.amount, v_left);
         v_left := v_left - v_take;
