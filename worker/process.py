@@ -33,6 +33,7 @@ from shared.infra import tracing
 from shared.infra.metrics.store import flush_periodically
 from shared.services import Services
 from shared.settings import Settings
+from shared.tasks.completions import TaskCompletions
 from shared.tasks.execution import TaskRuntime
 from shared.webhooks.dispatch import WebhookWorker
 from worker.heartbeat import beat
@@ -84,6 +85,7 @@ class WorkerProcess:
                 events=services.events,
                 signer=services.signer,
                 moderator=services.moderator,
+                completions=TaskCompletions(services.db),
             )
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)
             context = {"services": services, "runtime": runtime, "webhooks": webhooks}  # worker.context

@@ -64,6 +64,7 @@ from shared.webhooks import TASK_STARTED
 if TYPE_CHECKING:
     from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
+    from shared.tasks.completions import TaskCompletions
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ class TaskRuntime:
     events: TaskEvents | None = None  # live task events (shared.events), published after each commit
     signer: UrlSigner | None = None  # input files: the signed URLs upstreams fetch them from
     moderator: Moderator | None = None  # moderation of the outputs of the models the policy names
+    completions: TaskCompletions | None = None  # group commit of the tasks that succeed at about the same time
 
 
 def output_subject(task: TaskRecord) -> Subject:
@@ -323,6 +325,7 @@ async def _settle(
             provider=provider,
             slots=rt.slots,
             events=rt.events,
+            completions=rt.completions,
         )
     if not done:
         # Canceled (or finished by another delivery) while we worked: nothing is charged, drop our files

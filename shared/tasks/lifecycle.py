@@ -10,10 +10,11 @@ a release that is lost (no ``slots``, a crash, Redis down) is repaired from the 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.catalog.pricing import Usage
-from shared.infra.db import Database, Record, to_json
+from shared.infra.db import Connection, Database, Record, to_json
 from shared.infra.errors import Conflict
 from shared.infra.metrics import METRICS
 from shared.ledger import task_settlement_params, task_settlement_sql
@@ -27,6 +28,7 @@ from shared.webhooks.outbox import has_destination_sql, record_task_event
 if TYPE_CHECKING:
     from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
+    from shared.tasks.completions import TaskCompletions
 
 _LATENCY = "(EXTRACT(EPOCH FROM (now() - created_at)) * 1000)::int AS latency_ms"
 
@@ -107,6 +109,30 @@ _CANCEL = _terminal_sql(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """A task's run that succeeded: what ``complete`` writes."""
+
+    task: TaskRecord
+    outputs: list[dict[str, Any]]
+    usage: Usage
+    charge: int
+    provider: str
+
+
+async def complete_in(conn: Connection, item: Completion) -> Record | None:
+    """The writes of running -> succeeded in the caller's transaction: the task's row (None when the transition
+    lost its race), with its settlement and its webhook event."""
+    row = await conn.fetchrow(
+        _COMPLETE,
+        item.task.id, to_json(item.outputs), item.provider, item.charge, TASK_SUCCEEDED,
+        *task_settlement_params(SUCCEEDED, item.usage.public()),
+    )  # fmt: skip
+    if row is not None and row["has_webhook"]:
+        await record_task_event(conn, item.task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
+    return row
+
+
 async def complete(
     db: Database,
     task: TaskRecord,
@@ -117,18 +143,18 @@ async def complete(
     provider: str,
     slots: TaskSlots | None = None,
     events: TaskEvents | None = None,
+    completions: TaskCompletions | None = None,
 ) -> bool:
-    """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage."""
-    async with db.transaction() as conn:
-        row = await conn.fetchrow(
-            _COMPLETE,
-            task.id, to_json(outputs), provider, charge, TASK_SUCCEEDED,
-            *task_settlement_params(SUCCEEDED, usage.public()),
-        )  # fmt: skip
-        if row is None:
-            return False
-        if row["has_webhook"]:
-            await record_task_event(conn, task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
+    """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage. Given
+    ``completions``, the transaction is shared with other tasks finishing meanwhile (a group commit)."""
+    item = Completion(task, outputs, usage, charge, provider)
+    if completions is not None:
+        row = await completions.complete(item)
+    else:
+        async with db.transaction() as conn:
+            row = await complete_in(conn, item)
+    if row is None:
+        return False
     _count_finished(row, "succeeded", provider)
     METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / MICRO)
     if slots is not None:

@@ -1,0 +1,79 @@
+"""Task completions group-committed in the worker: many tasks of one account ending together share one
+transaction, each is charged once, and a batch that PostgreSQL refuses is completed one task at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from decimal import Decimal
+
+import httpx
+
+from shared.catalog.pricing import Usage
+from shared.services import Services
+from shared.tasks import lifecycle
+from shared.tasks.completions import TaskCompletions
+from shared.tasks.lifecycle import Completion
+from shared.tasks.records import TaskRecord
+from tests.conftest import AccountFactory
+from tests.conftest import TestAccount as Account
+from tests.integration.helpers import balance, submit, task
+
+
+async def running_tasks(client: httpx.AsyncClient, services: Services, account: Account, n: int) -> list[TaskRecord]:
+    claimed = []
+    for number in range(n):
+        response = await submit(client, account, "sdxl", prompt=f"batch {number}", width=256, height=256)
+        assert response.status_code == 202, response.text
+        record = await lifecycle.claim(services.db, uuid.UUID(response.json()["id"]), lease_s=30)
+        assert record is not None
+        claimed.append(record)
+    return claimed
+
+
+def succeeded(record: TaskRecord, charge: int) -> Completion:
+    return Completion(record, [], Usage(images=1), charge, "local")
+
+
+async def test_tasks_ending_together_share_a_transaction_and_are_charged_once(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    await services.redis.flushdb()
+    one, other = await make_account(credits="10"), await make_account(credits="10")
+    records = await running_tasks(client, services, one, 5) + await running_tasks(client, services, other, 3)
+    completions = TaskCompletions(services.db)
+    # Every task once, and the first one a second time (a redelivered job): it is charged once.
+    items = [succeeded(record, 300_000) for record in records] + [succeeded(records[0], 300_000)]
+    rows = await asyncio.gather(*(completions.complete(item) for item in items))
+    assert completions.batches >= 1 and completions.fallbacks == 0
+    assert sum(row is not None for row in rows) == len(records)
+    for record in records:
+        owner = one if record.account_id == one.id else other
+        assert (await task(client, owner, str(record.id)))["status"] == "succeeded"
+    charges = await services.db.fetchval(
+        "SELECT count(*) FROM ledger_entries WHERE kind = 'charge' AND task_id = ANY($1::uuid[])",
+        [record.id for record in records],
+    )
+    assert charges == len(records)
+    assert await balance(client, one) == (Decimal("8.5"), Decimal("0"))
+    assert await balance(client, other) == (Decimal("9.1"), Decimal("0"))
+
+
+async def test_a_refused_batch_completes_its_tasks_one_by_one(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    """One task's statement fails (a negative charge, which the ledger refuses): the batch changes nothing, then
+    every other task is completed alone and only the bad one reports its error."""
+    await services.redis.flushdb()
+    account = await make_account(credits="10")
+    records = await running_tasks(client, services, account, 4)
+    completions = TaskCompletions(services.db)
+    items = [succeeded(records[0], 300_000), *(succeeded(r, 300_000) for r in records[1:3]), succeeded(records[3], -1)]
+    outcomes = await asyncio.gather(*(completions.complete(item) for item in items), return_exceptions=True)
+    assert completions.fallbacks == 1
+    assert all(outcome is not None and not isinstance(outcome, BaseException) for outcome in outcomes[:3])
+    assert isinstance(outcomes[3], Exception)
+    statuses = [(await task(client, account, str(record.id)))["status"] for record in records]
+    assert statuses == ["succeeded", "succeeded", "succeeded", "running"]
+    held = Decimal(records[3].credits_held) / 1_000_000  # the failed task's hold is still pending
+    assert await balance(client, account) == (Decimal("9.1") - held, held)
