@@ -1,17 +1,21 @@
-"""Task completions group-committed in the worker: many tasks of one account ending together share one
-transaction, each is charged once, and a batch that PostgreSQL refuses is completed one task at a time."""
+"""Work of a worker's concurrent jobs group-committed: many tasks of one account ending together share one
+transaction, each is charged once, and a batch that PostgreSQL refuses is completed one task at a time; the
+attempts of runs ending together are recorded together, each on its own task."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from decimal import Decimal
 
 import httpx
 
 from shared.catalog.pricing import Usage
+from shared.providers.routing import Attempt
 from shared.services import Services
 from shared.tasks import lifecycle
+from shared.tasks.attempts import record_attempts
 from shared.tasks.completions import TaskCompletions
 from shared.tasks.lifecycle import Completion
 from shared.tasks.records import TaskRecord
@@ -77,3 +81,30 @@ async def test_a_refused_batch_completes_its_tasks_one_by_one(
     assert statuses == ["succeeded", "succeeded", "succeeded", "running"]
     held = Decimal(records[3].credits_held) / 1_000_000  # the failed task's hold is still pending
     assert await balance(client, account) == (Decimal("9.1") - held, held)
+
+
+async def test_attempts_of_runs_ending_together_are_each_recorded_on_their_task(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    await services.redis.flushdb()
+    account = await make_account(credits="10")
+    records = await running_tasks(client, services, account, 3)
+    now = time.time()
+    runs = {
+        records[0].id: [
+            Attempt("first", "failed", now, 5, "upstream_error", "boom"),
+            Attempt("second", "succeeded", now),
+        ],
+        records[1].id: [Attempt("only", "succeeded", now, 7)],
+        records[2].id: [Attempt("refuser", "refused", now, 1, "invalid_request", "no")],
+    }
+    await asyncio.gather(*(record_attempts(services.db, task_id, attempts) for task_id, attempts in runs.items()))
+    rows = await services.db.fetch(
+        "SELECT task_id, provider, outcome, error_code FROM task_attempts WHERE task_id = ANY($1::uuid[]) ORDER BY id",
+        list(runs),
+    )
+    recorded = {task_id: [(r["provider"], r["outcome"], r["error_code"]) for r in rows if r["task_id"] == task_id]
+                for task_id in runs}  # fmt: skip
+    assert recorded == {
+        task_id: [(a.provider, a.outcome, a.error_code) for a in attempts] for task_id, attempts in runs.items()
+    }
