@@ -4,7 +4,8 @@ short form; ``make bench-soak`` the 10-minute soak. Run: ``.venv/bin/python -m b
 1. End-to-end tasks/s (submit -> succeeded) on ``bench-instant-text`` (the ``local`` provider, instant): the
    load generator submits at concurrency 16 while one worker runs; the rate is the tasks that *succeeded*
    within the load window, on one account and spread over 64 accounts, with the CPU each process spent per
-   succeeded task (API, worker, PostgreSQL, Redis).
+   succeeded task (API, worker, PostgreSQL, Redis). Then the worker alone: tasks queued first, one worker
+   drains them, its CPU per task.
 2. Chat completions (``bench-instant-chat`` on the instant upstream ``bench/lean_upstream.py``) at concurrency
    16 on one account, in rounds: min / median / max of the rounds and max/min, CPU per request of each process
    (API, worker, PostgreSQL, Redis, upstream).
@@ -147,6 +148,29 @@ def tasks_end_to_end(env: BenchEnv, upstream_pid: int, *, accounts: int, seconds
     }
 
 
+def worker_drain(env: BenchEnv, upstream_pid: int, *, tasks: int) -> dict[str, Any]:
+    """The worker alone: ``tasks`` tasks of one account queued first, then one worker drains them; its CPU
+    per task (and PostgreSQL's and Redis's) with no API load competing for the cores."""
+    env.reset()
+    keys = asyncio.run(env.accounts(1))
+    env.spawn("web")
+    env.wait_healthy()
+    queued = run_loadgen({"base_url": env.base_url, "requests": submit_requests(env.base_url, keys, TASK_MODEL, tasks),
+                          "concurrency": 16})  # fmt: skip
+    assert queued["statuses"] == {"202": tasks}, queued["statuses"]
+    web = list(env.procs)
+    worker = env.spawn("worker")
+    by_role = roles(env, upstream_pid)
+    by_role["api"] = []  # idle meanwhile
+    cpu0, began = cpu_seconds(by_role), time.monotonic()
+    checks = asyncio.run(_drain_and_check(env))
+    seconds = time.monotonic() - began
+    cpu1 = cpu_seconds(by_role)
+    env.stop_procs(worker, *web)
+    return {"tasks": tasks, "drain_seconds": round(seconds, 2), "tasks_per_s": round(tasks / seconds, 1),
+            "cpu_us_per_task": per_request_us(cpu0, cpu1, tasks), **checks}  # fmt: skip
+
+
 def chat(env: BenchEnv, upstream_pid: int, port: int, *, rounds: int, seconds: float, per_round: int) -> dict[str, Any]:
     env.reset()
     keys = asyncio.run(env.accounts(1))
@@ -255,6 +279,8 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
                 results[f"tasks_{accounts}_accounts"] = tasks_end_to_end(
                     env, upstream.pid, accounts=accounts, seconds=args.seconds
                 )
+        if "worker" in chosen:
+            results["worker_drain"] = worker_drain(env, upstream.pid, tasks=args.drain_tasks)
         if "chat" in chosen:
             results["chat_one_account"] = chat(
                 env, upstream.pid, port, rounds=args.rounds, seconds=args.round_seconds, per_round=args.per_round
@@ -283,7 +309,8 @@ def run_tree(tree: Path, argv: list[str]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="tasks,chat", help="comma-separated: tasks, chat, soak")
+    parser.add_argument("--only", default="tasks,worker,chat", help="comma-separated: tasks, worker, chat, soak")
+    parser.add_argument("--drain-tasks", type=int, default=3000, help="tasks the worker drains alone")
     parser.add_argument("--seconds", type=float, default=8, help="the load window of each tasks scenario")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--round-seconds", type=float, default=4)
