@@ -89,6 +89,9 @@ def periodic_jobs() -> list[CronJob]:
     ]
 
 
+BATCH_POLL_DELAY_S = 0.1
+
+
 def batch_worker_settings(settings: Settings) -> dict[str, Any]:
     """The arq ``Worker`` of batch work in the same process: the batch queue, with a job limit of its own (so
     batch work never takes an interactive job's place), no periodic jobs."""
@@ -97,6 +100,9 @@ def batch_worker_settings(settings: Settings) -> dict[str, Any]:
         "queue_name": jobs.BATCH_QUEUE,
         "max_jobs": settings.batches.worker_max_jobs,
         "cron_jobs": [],
+        # Batch work is not latency-sensitive: polling its queue 200 times a second cost the worker CPU that
+        # interactive tasks need.
+        "poll_delay": max(settings.worker_poll_delay_s, BATCH_POLL_DELAY_S),
     }
 
 
