@@ -13,9 +13,10 @@ short form; ``make bench-soak`` the 10-minute soak. Run: ``.venv/bin/python -m b
    call: the p50 of each round.
 4. With ``--soak-minutes``: tasks and chat mixed on one account, throughput per minute and the table sizes.
 
-``--baseline REF`` first runs the same scenarios against REF (a temporary ``git worktree`` under .conduit/,
-this file copied into it, this virtualenv with PYTHONPATH at that tree) so that the results compare two
-commits measured in the same run on the same machine load. Results: bench/out/sustained.json.
+``--baseline REF`` runs the same scenarios against REF, taking turns with this tree ``--pairs`` times (a
+temporary ``git worktree`` under .conduit/, this file copied into it, this virtualenv with PYTHONPATH at that
+tree) so that the results compare two commits measured in the same run on the same machine load; each number
+is also given as the median over the runs. Results: bench/out/sustained.json.
 """
 
 from __future__ import annotations
@@ -307,6 +308,16 @@ def run_tree(tree: Path, argv: list[str]) -> dict[str, Any]:
         return result
 
 
+def _median(runs: list[Any]) -> Any:
+    """The median over runs of every number in their results (dicts of the same shape); anything else: the
+    last run's."""
+    if all(isinstance(run, dict) for run in runs):
+        return {key: _median([run[key] for run in runs if key in run]) for key in runs[-1]}
+    if all(isinstance(run, int | float) and not isinstance(run, bool) for run in runs):
+        return round(statistics.median(runs), 3)
+    return runs[-1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", default="tasks,worker,chat", help="comma-separated: tasks, worker, chat, soak")
@@ -317,26 +328,38 @@ def main() -> None:
     parser.add_argument("--per-round", type=int, default=300, help="chat requests per round at concurrency 1")
     parser.add_argument("--soak-minutes", type=int, default=10)
     parser.add_argument("--minute-seconds", type=float, default=60, help="shorter 'minutes' for a quick soak")
-    parser.add_argument("--baseline", help="a git ref measured first, in the same run")
+    parser.add_argument("--baseline", help="a git ref measured in the same run, taking turns with this tree")
+    parser.add_argument("--pairs", type=int, default=1, help="runs of each tree, taking turns")
     parser.add_argument("--here", help=argparse.SUPPRESS)  # write this tree's results to this file
     args, _ = parser.parse_known_args()
     argv = [a for a in sys.argv[1:] if not a.startswith("--baseline") and a != args.baseline]
+    if "--pairs" in argv:
+        del argv[argv.index("--pairs") : argv.index("--pairs") + 2]
     if args.here:
         Path(args.here).write_text(json.dumps(run_here(args), default=str))
         return
-    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+    results: dict[str, Any] = {"started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "pairs": args.pairs}
+    trees = {"this_tree": ROOT}
     if args.baseline:
         commit = subprocess.run(["git", "rev-parse", args.baseline], cwd=ROOT, capture_output=True, text=True,
                                 check=True).stdout.strip()  # fmt: skip
         tree = ROOT / ".conduit" / f"baseline-{commit[:12]}"
         if not tree.exists():
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True)
-        try:
-            results["baseline"] = {"commit": commit, **run_tree(tree, argv)}
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    results["this_tree"] = {"commit": head, **run_tree(ROOT, argv)}
+        trees = {"baseline": tree, **trees}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in trees}
+    try:
+        for _ in range(args.pairs):  # taking turns, so that the machine's load changes hit both alike
+            for name, tree in trees.items():
+                runs[name].append(run_tree(tree, argv))
+    finally:
+        if args.baseline:
+            subprocess.run(["git", "worktree", "remove", "--force", str(trees["baseline"])], cwd=ROOT, check=False)
+    for name, tree in trees.items():
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tree if tree.exists() else ROOT,
+                                capture_output=True, text=True).stdout.strip()  # fmt: skip
+        results[name] = {"commit": args.baseline if name == "baseline" else commit, "median": _median(runs[name]),
+                         "runs": runs[name]}  # fmt: skip
     path = write_result("sustained", results)
     print(json.dumps(results, indent=2))
     print(f"\nwritten to {path}")
