@@ -159,10 +159,13 @@ class Moderator:
     async def check_outputs(self, subject: Subject, outputs: Sequence[Output]) -> None:
         """The generated text of a model whose outputs the policy moderates (``outputs.models``); raises
         ``ContentPolicyViolation`` when it is blocked. (Generated images: an image check's business.)"""
-        if not self.moderates_outputs(subject.model):
-            return
-        texts = [output.text for output in outputs if output.text]
-        if texts:
+        await self.check_output_texts(subject, [output.text for output in outputs if output.text])
+
+    async def check_output_texts(self, subject: Subject, texts: Sequence[str]) -> None:
+        """Generated text (a task's outputs, a chat completion's choices, a stream's accumulated choices) of a
+        model whose outputs the policy moderates; raises ``ContentPolicyViolation`` when it is blocked."""
+        texts = [text for text in texts if text]
+        if texts and self.moderates_outputs(subject.model):
             await self.moderate(texts, dataclasses.replace(subject, stage="output"))
 
     async def classify(self, texts: Sequence[str]) -> list[TextResult]:

@@ -55,6 +55,7 @@ class ChatContext:
     calls: list[ChatCall]
     bill: RequestBill
     body: ChatInput
+    moderator: Moderator | None = None  # checks the generated text of a model whose outputs the policy moderates
     served: ChatCall = field(init=False)
 
     def __post_init__(self) -> None:
@@ -91,6 +92,15 @@ class ChatContext:
             charge=self.charge_for(usage), units=units, status=status, model=self.served.model.id, provider=provider
         )
 
+    def settle_blocked(self, usage: Usage | None, provider: str | None) -> asyncio.Task[int | None]:
+        """An answer the moderation policy blocked: not charged (the hold is voided); its usage is recorded, as
+        a failed request with the tokens the upstream produced (the operator's own cost)."""
+        units = pricing.billed_units(usage, self.served.choices) if usage is not None else {}
+        return self.bill.settle(charge=0, units=units, status="failed", model=self.served.model.id, provider=provider)
+
+    def output_subject(self) -> Subject:
+        return Subject.of(self.bill.principal, self.bill.source, self.served.model.id, "text")
+
 
 async def begin(
     db: Database,
@@ -124,7 +134,7 @@ async def begin(
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         await record_refusal(db, principal, source=source, kind="text", model=model.id, started=started)
         raise
-    return ChatContext(calls, bill, body)
+    return ChatContext(calls, bill, body, moderator)
 
 
 async def begin_raw(
@@ -200,12 +210,10 @@ async def complete(
     runs on its own: the answer does not wait for the commit. An answer the moderation policy blocks (a model whose
     outputs it checks) is not returned nor charged; its usage is recorded, as a failed request."""
     completed, provider = await _routed(ctx, registry, _start, budget_s)
-    subject = Subject.of(ctx.bill.principal, ctx.bill.source, ctx.served.model.id, "text")
     try:
-        await moderator.check_outputs(subject, completed.outputs)
+        await moderator.check_outputs(ctx.output_subject(), completed.outputs)
     except ContentPolicyViolation:
-        units = pricing.billed_units(completed.usage, ctx.served.choices)
-        ctx.bill.settle(charge=0, units=units, status="failed", model=ctx.served.model.id, provider=provider)
+        ctx.settle_blocked(completed.usage, provider)
         raise
     ctx.settle(completed.usage, "succeeded", provider)
     return completed, provider
