@@ -52,6 +52,7 @@ class Subject:
     kind: str
     stage: str = "input"
     task_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = None  # a synchronous request's id: its usage record's ``request_id``
 
     @classmethod
     def of(cls, principal: Principal, source: str, model: str, kind: str, **more: Any) -> Subject:
@@ -67,8 +68,8 @@ def redacted_excerpt(text: str) -> str:
 
 _INSERT_EVENT = """
 INSERT INTO moderation_events (id, account_id, api_key_id, source, stage, category, action, checker, model, task_id,
-                               policy_version, excerpt)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               policy_version, excerpt, request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 
 
@@ -77,7 +78,8 @@ async def _insert_events(
 ) -> None:
     rows = [
         (uuid7(), subject.account_id, subject.api_key_id, subject.source, subject.stage, hit.category, action,
-         hit.checker, subject.model, subject.task_id, version, redacted_excerpt(texts[hit.text_index]))
+         hit.checker, subject.model, subject.task_id, version, redacted_excerpt(texts[hit.text_index]),
+         subject.request_id)
         for action, hit in hits
     ]  # fmt: skip
     await (conn.pool if isinstance(conn, Database) else conn).executemany(_INSERT_EVENT, rows)
@@ -111,7 +113,8 @@ async def record_block(
         await _insert_events(conn, subject, hits, texts, version)
         if subject.stage == "input":
             await record_request_usage(
-                conn, request_id=subject.task_id or uuid7(), source=subject.source, account_id=subject.account_id,
+                conn, request_id=subject.task_id or subject.request_id or uuid7(), source=subject.source,
+                account_id=subject.account_id,
                 api_key_id=subject.api_key_id, model=subject.model, provider=None, kind=subject.kind,
                 status="blocked", units={}, credits=0, latency_ms=latency_ms, moderation_category=category,
             )  # fmt: skip

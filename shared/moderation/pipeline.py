@@ -151,9 +151,11 @@ class Moderator:
         model: str,
         kind: str,
         task_id: uuid.UUID | None = None,
+        request_id: uuid.UUID | None = None,
     ) -> None:
-        """The step every route runs before it holds credits: the texts of ``params`` (``request_texts``)."""
-        subject = Subject.of(principal, source, model, kind, task_id=task_id)
+        """The step every route runs before it holds credits: the texts of ``params`` (``request_texts``). A
+        flagged request's events name its task or its (synchronous) request, whose usage record shows them."""
+        subject = Subject.of(principal, source, model, kind, task_id=task_id, request_id=request_id)
         await self.moderate(request_texts(params), subject)
 
     async def check_outputs(self, subject: Subject, outputs: Sequence[Output]) -> None:

@@ -79,9 +79,11 @@ async def open_bill(
     kind: str,
     model: str,
     started: float,
+    request_id: uuid.UUID | None = None,
 ) -> RequestBill:
-    """Hold ``amount`` for a request. Refused for want of credits while earlier requests of the account are still
-    settling here: tried once more when they are done (their unused holds come back)."""
+    """Hold ``amount`` for a request (``request_id``: the id its moderation step already named). Refused for want
+    of credits while earlier requests of the account are still settling here: tried once more when they are done
+    (their unused holds come back)."""
     description = f"{model} {source}"
     try:
         hold_id = await place_request_hold(db, principal, amount, description)
@@ -89,7 +91,7 @@ async def open_bill(
         if not await settlements.settled(background, principal.account_id):
             raise
         hold_id = await place_request_hold(db, principal, amount, description)
-    return RequestBill(db, background, principal, source, kind, hold_id, amount, started, uuid7())
+    return RequestBill(db, background, principal, source, kind, hold_id, amount, started, request_id or uuid7())
 
 
 async def record_refusal(

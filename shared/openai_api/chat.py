@@ -28,6 +28,7 @@ from shared.catalog.pricing import Usage
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.infra.ids import uuid7
 from shared.media.chat_images import inline_chat_images
 from shared.media.sources import MediaSources
 from shared.moderation.decisions import ContentPolicyViolation
@@ -99,7 +100,8 @@ class ChatContext:
         return self.bill.settle(charge=0, units=units, status="failed", model=self.served.model.id, provider=provider)
 
     def output_subject(self) -> Subject:
-        return Subject.of(self.bill.principal, self.bill.source, self.served.model.id, "text")
+        return Subject.of(self.bill.principal, self.bill.source, self.served.model.id, "text",
+                          request_id=self.bill.request_id)  # fmt: skip
 
 
 async def begin(
@@ -126,11 +128,13 @@ async def begin(
     ]
     try:
         calls = _candidates(providers, [model, *fallbacks], body)
-        await moderator.check_request(principal, calls[0].params, source=source, model=model.id, kind="text")
+        request_id = uuid7()
+        await moderator.check_request(principal, calls[0].params, source=source, model=model.id, kind="text",
+                                      request_id=request_id)  # fmt: skip
         if media is not None:
             await inline_chat_images(media, principal.account_id, [call.params for call in calls])
         bill = await open_bill(db, background, principal, max(call.hold for call in calls), source=source, kind="text",
-                               model=model.id, started=started)  # fmt: skip
+                               model=model.id, started=started, request_id=request_id)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         await record_refusal(db, principal, source=source, kind="text", model=model.id, started=started)
         raise
