@@ -34,6 +34,7 @@ from shared.media.sources import MediaSources
 from shared.moderation.decisions import ContentPolicyViolation
 from shared.moderation.events import Subject
 from shared.moderation.pipeline import Moderator
+from shared.moderation.texts import request_images
 from shared.openai_api import pricing
 from shared.openai_api.billing import RequestBill, open_bill, record_refusal
 from shared.openai_api.chat_events import ChunkWriter, stream_events
@@ -133,6 +134,8 @@ async def begin(
                                       request_id=request_id)  # fmt: skip
         if media is not None:
             await inline_chat_images(media, principal.account_id, [call.params for call in calls])
+        subject = Subject.of(principal, source, model.id, "text", request_id=request_id)
+        await moderator.check_images(subject, request_images(calls[0].params))
         bill = await open_bill(db, background, principal, max(call.hold for call in calls), source=source, kind="text",
                                model=model.id, started=started, request_id=request_id)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
