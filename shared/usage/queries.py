@@ -230,9 +230,13 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> UsageSummary:
         )
         flagged = await conn.fetch(
             f"""
-            SELECT e.category, count(DISTINCT u.id) AS flagged FROM usage_records u
-            JOIN moderation_events e ON e.action = 'flagged' AND (e.task_id = u.task_id OR e.request_id = u.request_id)
-            WHERE {where} AND u.status <> 'blocked' GROUP BY 1 ORDER BY 1
+            SELECT f.category, count(DISTINCT f.id) AS flagged FROM (
+                SELECT u.id, e.category FROM usage_records u JOIN moderation_events e ON e.task_id = u.task_id
+                WHERE {where} AND u.status <> 'blocked' AND e.action = 'flagged'
+                UNION ALL
+                SELECT u.id, e.category FROM usage_records u JOIN moderation_events e ON e.request_id = u.request_id
+                WHERE {where} AND u.status <> 'blocked' AND e.action = 'flagged'
+            ) f GROUP BY 1 ORDER BY 1
             """,
             *args,
         )
