@@ -141,7 +141,7 @@ def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     from worker.heartbeat import live_workers
 
     async def go(redis_url: str) -> list[dict[str, Any]]:
-        redis = await connect_redis(redis_url)
+        redis = await connect_redis(redis_url, settings.deployment.sentinel)
         try:
             return await live_workers(redis)
         finally:

@@ -72,7 +72,7 @@ class Services:
         billing = Billing.from_settings(settings)
         db = await Database.connect(settings, max_size=db_pool_max)
         try:
-            redis = await connect_redis(redis_url)
+            redis = await connect_redis(redis_url, settings.deployment.sentinel)
         except Exception:
             await db.close()
             raise
