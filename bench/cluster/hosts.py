@@ -8,6 +8,7 @@ after a failed start.
 
 from __future__ import annotations
 
+import functools
 import os
 import pwd
 import shutil
@@ -182,7 +183,7 @@ class Cluster:
             if host == "redis2":
                 args += ["--replicaof", self.ip("redis"), "6379"]
             self.spawn(host, host, "redis-server", *args)
-            wait_until(lambda h=host: port_open(self.ip(h), 6379), 30, f"Redis on {host}")
+            wait_until(functools.partial(port_open, self.ip(host), 6379), 30, f"Redis on {host}")
         for host in SENTINEL_HOSTS:
             conf = WORK / f"sentinel-{host}.conf"
             conf.write_text(
@@ -191,7 +192,7 @@ class Cluster:
                 "sentinel down-after-milliseconds conduit 3000\nsentinel failover-timeout conduit 10000\n"
             )
             self.spawn(f"sentinel-{host}", host, "redis-server", str(conf), "--sentinel")
-            wait_until(lambda h=host: port_open(self.ip(h), 26379), 30, f"Sentinel on {host}")
+            wait_until(functools.partial(port_open, self.ip(host), 26379), 30, f"Sentinel on {host}")
 
     def _haproxy(self) -> None:
         servers = "".join(
