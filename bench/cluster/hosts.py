@@ -40,6 +40,7 @@ class Cluster:
         assert self.net["upstream"].ip.endswith(".20"), "bench/cluster/catalog.toml names the upstream's address"
         self.job_s = job_s
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
+        self.host_of: dict[str, str] = {}  # process name -> host
 
     def ip(self, host: str) -> str:
         return self.net[host].ip
@@ -62,6 +63,22 @@ class Cluster:
         full = [*self.net[host].prefix(), *(["runuser", "-u", user, "--"] if user else []), *cmd]
         log = open(WORK / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
         self.procs[name] = subprocess.Popen(full, stdout=log, stderr=log, env=env, cwd=ROOT, start_new_session=True)
+        self.host_of[name] = host
+
+    def cpu_by_host(self) -> dict[str, float]:
+        """CPU seconds used so far by the processes on each host (with their children)."""
+        import psutil
+
+        used: dict[str, float] = {}
+        for name, proc in self.procs.items():
+            try:
+                top = psutil.Process(proc.pid)
+                for each in [top, *top.children(recursive=True)]:
+                    times = each.cpu_times()
+                    used[self.host_of[name]] = used.get(self.host_of[name], 0.0) + times.user + times.system
+            except psutil.NoSuchProcess:
+                continue
+        return used
 
     def signal(self, name: str, sig: signal.Signals = signal.SIGTERM, *, wait_s: float = 30) -> None:
         proc = self.procs.pop(name)

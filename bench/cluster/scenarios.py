@@ -37,8 +37,8 @@ class Load:
         return cls(tasks=2000, rate=20, fault_at_s=15, fault_s=fault_s)
 
     @classmethod
-    def short(cls, fault_s: float = 8) -> Load:
-        return cls(tasks=160, rate=8, fault_at_s=5, fault_s=fault_s, chat_rate=2, drain_timeout_s=90)
+    def short(cls, fault_s: float = 6) -> Load:
+        return cls(tasks=160, rate=8, fault_at_s=6, fault_s=fault_s, chat_rate=2, drain_timeout_s=90)
 
 
 @dataclass(frozen=True)
