@@ -95,23 +95,29 @@ def rate(samples: list[Sample], t0: float, t1: float) -> float:
 
 
 def recovery(samples: list[Sample], *, fault_at: float, fault_end: float, submit_rate: float) -> dict[str, Any]:
-    """How the cluster came back after ``fault_end``: the completion rate before the fault; the seconds until
-    a 3-s window finished tasks at >= 90% of the submission rate again (``throughput_back_s``), and until the
-    backlog (created - finished) was back to its level before the fault (``caught_up_s``)."""
+    """How the cluster came back after the fault: the completion rate before it and at its worst; the seconds
+    from the fault's end (a kill or restart: the event) until, after the worst moment, a 3-s window finished
+    tasks at >= 90% of the submission rate again (``throughput_back_s``), and until, after the backlog's peak,
+    the backlog (created - finished) was back to its level before the fault (``caught_up_s``)."""
     before = [s for s in samples if fault_at - 8 <= s.t <= fault_at]
     baseline_backlog = max((s.created - s.terminal for s in before), default=0)
+    disturbed = [s for s in samples if fault_at <= s.t <= max(fault_end, fault_at + 10)]
+    worst = min(disturbed, key=lambda s: rate(samples, s.t, s.t + 3), default=None)
+    after = [s for s in samples if fault_at <= s.t <= fault_end + 30]
+    peak = max(after, key=lambda s: s.created - s.terminal, default=None)
     throughput_back = caught_up = None
     for s in samples:
         if s.t < fault_end:
             continue
-        if throughput_back is None and rate(samples, s.t, s.t + 3) >= 0.9 * submit_rate:
-            throughput_back = round(s.t - fault_end, 1)
-        if caught_up is None and s.created - s.terminal <= baseline_backlog + submit_rate:
-            caught_up = round(s.t - fault_end, 1)
-    lowest = min((rate(samples, s.t, s.t + 3) for s in samples if fault_at <= s.t <= fault_end), default=None)
+        if throughput_back is None and worst is not None and s.t >= worst.t:
+            if rate(samples, s.t, s.t + 3) >= 0.9 * submit_rate:
+                throughput_back = round(s.t - fault_end, 1)
+        if caught_up is None and peak is not None and s.t >= peak.t:
+            if s.created - s.terminal <= baseline_backlog + submit_rate:
+                caught_up = round(s.t - fault_end, 1)
     return {
         "rate_before_per_s": round(rate(samples, fault_at - 8, fault_at), 1),
-        "lowest_rate_during_per_s": None if lowest is None else round(lowest, 1),
+        "lowest_rate_during_per_s": None if worst is None else round(rate(samples, worst.t, worst.t + 3), 1),
         "backlog_before": baseline_backlog,
         "peak_backlog": max((s.created - s.terminal for s in samples), default=0),
         "throughput_back_s": throughput_back,

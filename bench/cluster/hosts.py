@@ -8,6 +8,7 @@ after a failed start.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import os
 import pwd
@@ -32,6 +33,7 @@ HOSTS = ["pg", "pgbouncer", "redis", "redis2", "lb", "web1", "web2", "worker1", 
 WORKERS = ["worker1", "worker2", "worker3"]
 SENTINEL_HOSTS = ["redis", "redis2", "lb"]
 DEATH_DETECT_S = 9
+LOCK = "/run/conduit-cluster-harness.lock"
 
 
 class Cluster:
@@ -41,6 +43,7 @@ class Cluster:
         self.job_s = job_s
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.host_of: dict[str, str] = {}  # process name -> host
+        self._lock: int | None = None
 
     def ip(self, host: str) -> str:
         return self.net[host].ip
@@ -123,6 +126,9 @@ class Cluster:
     # -- building ---------------------------------------------------------------------------------------
 
     def start(self, workers: int = 3) -> None:
+        # One cluster per machine at a time (the namespaces have fixed names): a second run waits its turn.
+        self._lock = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
         try:
             shutil.rmtree(WORK, ignore_errors=True)
             WORK.mkdir(parents=True)
@@ -152,6 +158,9 @@ class Cluster:
         for name in list(self.procs):
             self.signal(name, signal.SIGKILL, wait_s=10)
         self.net.teardown()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the lock
+            self._lock = None
 
     def _postgres(self) -> None:
         data = WORK / "pg"
