@@ -109,12 +109,12 @@ def recovery(samples: list[Sample], *, fault_at: float, fault_end: float, submit
     for s in samples:
         if s.t < fault_end:
             continue
-        if throughput_back is None and worst is not None and s.t >= worst.t:
-            if rate(samples, s.t, s.t + 3) >= 0.9 * submit_rate:
-                throughput_back = round(s.t - fault_end, 1)
-        if caught_up is None and peak is not None and s.t >= peak.t:
-            if s.created - s.terminal <= baseline_backlog + submit_rate:
-                caught_up = round(s.t - fault_end, 1)
+        back = worst is not None and s.t >= worst.t and rate(samples, s.t, s.t + 3) >= 0.9 * submit_rate
+        if throughput_back is None and back:
+            throughput_back = round(s.t - fault_end, 1)
+        low = peak is not None and s.t >= peak.t and s.created - s.terminal <= baseline_backlog + submit_rate
+        if caught_up is None and low:
+            caught_up = round(s.t - fault_end, 1)
     return {
         "rate_before_per_s": round(rate(samples, fault_at - 8, fault_at), 1),
         "lowest_rate_during_per_s": None if worst is None else round(rate(samples, worst.t, worst.t + 3), 1),
