@@ -44,6 +44,7 @@ class Cluster:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.host_of: dict[str, str] = {}  # process name -> host
         self._lock: int | None = None
+        self.applied = ""  # how a fault was applied, when it depends on the kernel (netem or not)
 
     def ip(self, host: str) -> str:
         return self.net[host].ip

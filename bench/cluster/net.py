@@ -87,20 +87,47 @@ class Network:
     def heal(self, name: str) -> None:
         self.hosts[name].run("iptables", "-F", check=False)
 
-    def degrade(self, name: str, *, delay_ms: int, loss_pct: float) -> None:
-        """Latency and loss on the host's link, both ways (its egress, and the switch's egress towards it)."""
-        netem = ["netem", "delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
-        self.hosts[name].run("tc", "qdisc", "replace", "dev", "eth0", "root", *netem)
-        index = list(self.hosts).index(name)
-        sh("ip", "netns", "exec", SWITCH, "tc", "qdisc", "replace", "dev", f"{PREFIX}p{index}", "root", *netem)
+    def degrade(self, name: str, *, delay_ms: int, loss_pct: float) -> str:
+        """Latency and loss on the host's link, both ways (its egress, and the switch's egress towards it), with
+        ``tc netem``. A kernel without netem (no ``sch_netem``) gets the loss only, from iptables' random
+        match on the host's input and output; the answer says which was applied."""
+        if netem_available():
+            netem = ["netem", "delay", f"{delay_ms}ms", "loss", f"{loss_pct}%"]
+            self.hosts[name].run("tc", "qdisc", "replace", "dev", "eth0", "root", *netem)
+            sh("ip", "netns", "exec", SWITCH, "tc", "qdisc", "replace", "dev", self._switch_port(name), "root", *netem)
+            return f"netem: {delay_ms} ms delay and {loss_pct}% loss each way"
+        drop = ["-m", "statistic", "--mode", "random", "--probability", str(loss_pct / 100), "-j", "DROP"]
+        self.hosts[name].run("iptables", "-A", "INPUT", "-i", "eth0", *drop)
+        self.hosts[name].run("iptables", "-A", "OUTPUT", "-o", "eth0", *drop)
+        return f"iptables: {loss_pct}% loss each way; no delay (this kernel has no sch_netem)"
 
     def restore(self, name: str) -> None:
-        self.hosts[name].run("tc", "qdisc", "del", "dev", "eth0", "root", check=False)
-        index = list(self.hosts).index(name)
-        sh("ip", "netns", "exec", SWITCH, "tc", "qdisc", "del", "dev", f"{PREFIX}p{index}", "root", check=False)
+        if netem_available():
+            self.hosts[name].run("tc", "qdisc", "del", "dev", "eth0", "root", check=False)
+            sh("ip", "netns", "exec", SWITCH, "tc", "qdisc", "del", "dev", self._switch_port(name), "root", check=False)
+        self.heal(name)
+
+    def _switch_port(self, name: str) -> str:
+        return f"{PREFIX}p{list(self.hosts).index(name)}"
 
     def teardown(self) -> None:
         teardown_all()
+
+
+_NETEM: list[bool] = []
+
+
+def netem_available() -> bool:
+    """Whether the kernel has tc's netem qdisc (probed once, on a dummy link in a scratch namespace)."""
+    if not _NETEM:
+        ns = f"{PREFIX}-probe-netem"
+        sh("ip", "netns", "add", ns, check=False)
+        sh("ip", "netns", "exec", ns, "ip", "link", "add", "d0", "type", "dummy", check=False)
+        found = sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", "d0", "root", "netem", "delay", "1ms",
+                   check=False)  # fmt: skip
+        sh("ip", "netns", "del", ns, check=False)
+        _NETEM.append(found.returncode == 0)
+    return _NETEM[0]
 
 
 def our_namespaces() -> list[str]:

@@ -12,12 +12,16 @@ HEADING = "## A simulated cluster under faults: recovery, invariants and through
 
 def _scenario_row(r: dict[str, Any]) -> str:
     if "end_state" not in r:
-        return f"| ({r['scenario']}) {r['title']} | {'; '.join(r['violations'])} |" + " |" * 9
-    end, chat = r["end_state"], r["client"]["chat"]
+        return f"| ({r['scenario']}) {r['title']} | {'; '.join(r['violations'])} |" + " |" * 10
+    end, client = r["end_state"], r["client"]
+    chat = client["chat"]
+    failures = {**client["statuses"], **client["errors"]}
+    submit = ", ".join(f"{n} {what}" for what, n in sorted(failures.items())) or "none"
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(end["statuses"].items()))
     cells = [
         f"({r['scenario']}) {r['title']}",
-        f"{r['fault_s']:.0f} s at {r['fault_at_s']:.0f} s",
+        f"{r['fault_s']:.0f} s at {r['fault_at_s']:.0f} s" + (f" ({r['fault_applied']})" if r.get("fault_applied") else ""),
+        submit,
         f"{end['tasks']:,}: {statuses}",
         f"{chat['ok']}/{chat['requests']}",
         f"{r['rate_before_per_s']} / {r['lowest_rate_during_per_s']}",
@@ -51,9 +55,9 @@ def section(data: dict[str, Any]) -> str:
         "happened) until a window finished >= 90% of the submission rate; *caught up*: until the backlog was back to",
         "its level before the fault. End state: holds pending / tasks charged twice / tasks with two upstream jobs.",
         "",
-        "| scenario | fault | tasks at the end | chat ok | rate before / lowest during | throughput back (s) "
-        "| caught up (s) | end state | ledger check | violations |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| scenario | fault | failed submits (retried) | tasks at the end | chat ok | rate before / lowest during "
+        "| throughput back (s) | caught up (s) | end state | ledger check | violations |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         *(_scenario_row(r) for r in runs),
     ]
     scaling = data.get("scaling")

@@ -60,7 +60,7 @@ def _kill(*names: str) -> Action:
 
 def _degrade_all(cluster: Cluster) -> None:
     for host in HOSTS:
-        cluster.net.degrade(host, delay_ms=200, loss_pct=5)
+        cluster.applied = cluster.net.degrade(host, delay_ms=200, loss_pct=5)
 
 
 def _restore_all(cluster: Cluster) -> None:
@@ -153,6 +153,7 @@ def run_scenario(scenario: Scenario, load: Load, *, job_s: float = 2.0) -> dict[
             "submit_rate_per_s": load.rate,
             "fault_at_s": round(fault_at, 1),
             "fault_s": round(fault_end - fault_at, 1),
+            "fault_applied": cluster.applied,
             "client": result,
             **recovery(samples, fault_at=fault_at, fault_end=fault_end, submit_rate=load.rate),
             "end_state": found,
