@@ -20,7 +20,7 @@ def _scenario_row(r: dict[str, Any]) -> str:
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(end["statuses"].items()))
     cells = [
         f"({r['scenario']}) {r['title']}",
-        f"{r['fault_s']:.0f} s at {r['fault_at_s']:.0f} s" + (f" ({r['fault_applied']})" if r.get("fault_applied") else ""),
+        f"{r['fault_s']:.0f} s at {r['fault_at_s']:.0f} s" + (f" ({how})" if (how := r.get("fault_applied")) else ""),
         submit,
         f"{end['tasks']:,}: {statuses}",
         f"{chat['ok']}/{chat['requests']}",
