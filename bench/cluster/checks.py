@@ -125,9 +125,9 @@ def recovery(samples: list[Sample], *, fault_at: float, fault_end: float, submit
     }
 
 
-def upstream_counts(cluster: Cluster) -> dict[str, int]:
+def upstream_counts(cluster: Cluster) -> dict[str, dict[str, int]]:
     with urllib.request.urlopen(f"http://{cluster.ip('upstream')}/_counts", timeout=10) as answer:
-        counts: dict[str, int] = json.load(answer)["by_prompt"]
+        counts: dict[str, dict[str, int]] = json.load(answer)
         return counts
 
 
@@ -177,8 +177,10 @@ def invariants(cluster: Cluster, accepted: dict[str, str]) -> dict[str, Any]:
 
     found = asyncio.run(_database_checks(cluster, accepted))
     counts = upstream_counts(cluster)
-    found["upstream_jobs"] = sum(counts.values())
-    found["upstream_created_twice"] = sum(1 for n in counts.values() if n > 1)
+    found["upstream_jobs"] = sum(counts["by_prompt"].values())
+    found["upstream_created_twice"] = sum(1 for n in counts["by_prompt"].values() if n > 1)
+    # of those, the tasks whose extra job was never canceled: it ran to its end upstream (and is paid there)
+    found["upstream_ran_twice"] = sum(1 for n in counts["not_canceled_by_prompt"].values() if n > 1)
     found.update(ledger_check(cluster))
     return found
 

@@ -65,8 +65,8 @@ class Cluster:
         """Start ``cmd`` on ``host`` (as ``user``), logging to WORK/logs/<name>.log."""
         (WORK / "logs").mkdir(parents=True, exist_ok=True)
         full = [*self.net[host].prefix(), *(["runuser", "-u", user, "--"] if user else []), *cmd]
-        log = open(WORK / "logs" / f"{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
-        self.procs[name] = subprocess.Popen(full, stdout=log, stderr=log, env=env, cwd=ROOT, start_new_session=True)
+        with open(WORK / "logs" / f"{name}.log", "ab") as log:  # the child keeps its own descriptor
+            self.procs[name] = subprocess.Popen(full, stdout=log, stderr=log, env=env, cwd=ROOT, start_new_session=True)
         self.host_of[name] = host
 
     def cpu_by_host(self) -> dict[str, float]:

@@ -27,7 +27,8 @@ def _scenario_row(r: dict[str, Any]) -> str:
         f"{r['rate_before_per_s']} / {r['lowest_rate_during_per_s']}",
         str(r["throughput_back_s"]),
         f"{r['caught_up_s']} (peak backlog {r['peak_backlog']})",
-        f"{end['holds_pending']} / {end['charged_twice']} / {end['upstream_created_twice']}",
+        f"{end['holds_pending']} / {end['charged_twice']} / {end['upstream_created_twice']}"
+        f" ({end['upstream_ran_twice']} not canceled)",
         "clean" if end["ledger_check_ok"] else "**problems**",
         "; ".join(r["violations"]) or "none",
     ]

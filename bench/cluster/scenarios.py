@@ -137,7 +137,8 @@ def run_scenario(scenario: Scenario, load: Load, *, job_s: float = 2.0) -> dict[
                 scenario.heal(cluster)
             fault_end = monitor.now()
             assert client.stdout is not None
-            result = json.loads(client.stdout.read())  # the client gives up on a submit after 300 s
+            with client.stdout:
+                result = json.loads(client.stdout.read())  # the client gives up on a submit after 300 s
             client.wait()
             accepted = result.pop("accepted")
             drained = monitor.wait_terminal(len(accepted), load.drain_timeout_s)

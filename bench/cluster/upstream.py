@@ -31,10 +31,12 @@ class CountingReplicate(ReplicateSimulator):
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, *, live_only: bool = False) -> dict[str, int]:
+        """Predictions created per prompt (``live_only``: those never canceled, i.e. run to their end)."""
         found: collections.Counter[str] = collections.Counter()
         for prediction in self.predictions.values():
-            found[str(prediction.input.get("prompt"))] += 1
+            if not (live_only and prediction.canceled):
+                found[str(prediction.input.get("prompt"))] += 1
         return dict(found)
 
     def app(self) -> Litestar:
@@ -43,7 +45,8 @@ class CountingReplicate(ReplicateSimulator):
 
         @get("/_counts", sync_to_thread=False)
         def counts() -> dict[str, Any]:
-            return {"predictions": len(sim.predictions), "by_prompt": sim.counts()}
+            return {"predictions": len(sim.predictions), "by_prompt": sim.counts(),
+                    "not_canceled_by_prompt": sim.counts(live_only=True)}  # fmt: skip
 
         app.register(counts)
         return app
