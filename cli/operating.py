@@ -84,7 +84,7 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
         if args.task_action == "fail":
             return await tasks.fail_task(
                 services.db, services.queue, services.signer, args.task_id, reason=args.reason, actor=Actor.cli(),
-                slots=services.request_limits.slots,
+                slots=services.request_limits.slots, events=services.events,
             )  # fmt: skip
         if args.task_action == "retry":
             return await tasks.retry_task(
