@@ -99,7 +99,7 @@ async def retry_task(
     )
     if released is None:
         raise Conflict(f"task {task.id} already finished ({task.status}); submit it again", code="task_finished")
-    enqueued = await queue.enqueue(jobs.run_task(uuid.UUID(str(task.id))))
+    enqueued = await queue.enqueue(jobs.run_task(uuid.UUID(str(task.id)), batch_work=task.batch_work))
     await audit.record(db, actor, "task.retry", "task", task.id, reason=audit.check_reason(reason, required=False),
                        before={"status": task.status, "lease_expires_at": str(task.lease_expires_at)},
                        after={"requeued": enqueued})  # fmt: skip

@@ -140,9 +140,9 @@ WHERE r.account_id = $1 AND r.key = ANY($2::text[])
 
 _INSERT_TASKS = f"""
 INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url, credits_held,
-                   deadline_at)
+                   deadline_at, batch_work)
 SELECT id, $9, $10, model, kind, 'queued', input, metadata, webhook_url, credits_held,
-       now() + make_interval(secs => runtime_s)
+       now() + make_interval(secs => runtime_s), true
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::bigint[], $8::float8[])
     AS i(id, model, kind, input, metadata, webhook_url, credits_held, runtime_s)
 RETURNING {TASK_ROWS.columns}
@@ -238,7 +238,7 @@ async def _hand_over(queue: JobQueue, events: TaskEvents | None, tasks: list[Tas
     if events is not None:
         await events.publish_many([NewEvent(TASK_QUEUED, task.id, task.account_id, {}) for task in tasks])
     try:
-        await queue.enqueue_many([jobs.run_task(task.id, queue=jobs.BATCH_QUEUE) for task in tasks])
+        await queue.enqueue_many([jobs.run_task(task.id, batch_work=True) for task in tasks])
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The tasks are safely queued in PostgreSQL; the sweep enqueues them once Redis is back.
         log.warning("enqueue failed for a batch of %d tasks, the sweep will retry: %s", len(tasks), exc)
