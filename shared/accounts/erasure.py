@@ -22,6 +22,7 @@ from shared.accounts.key_cache import publish_invalidation
 from shared.accounts.keys import Principal, set_account_status
 from shared.accounts.signin import PasswordClient, check_password
 from shared.accounts.signup import AuthDeps
+from shared.batches.files import erase_batch_data
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
@@ -110,6 +111,7 @@ async def delete_account(
             await storage.delete_prefix(input_prefix(task["id"]))
     await erase_uploads(deps.db, storage, account_id)  # input media the account uploaded
     await erase_tickets(deps.db, storage, account_id)  # support tickets: threads and attachments
+    await erase_batch_data(deps.db, storage, account_id)  # OpenAI Batch API: files, batches' requests and results
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)
 
