@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
+
 from shared.accounts.keys import Principal, principal_of_key
 from shared.batches import BATCH_PREFIX, public_id
 from shared.batches.batches import BATCHES, BatchRecord
@@ -45,6 +47,7 @@ from shared.providers import ProviderRegistry
 log = logging.getLogger(__name__)
 
 LINES_PER_FETCH = 200
+RECORD_RETRY_PAUSES_S = (0.1, 0.5, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +112,7 @@ async def _run_lines(rt: BatchRuntime, batch: BatchRecord, principal: Principal)
                 return
             with settlements.collected() as charges:  # committed with the line's result, not on their own
                 outcome = await _run_line(rt, catalog, principal, batch.endpoint, body)
-            await _record(rt.db, batch.id, line_id, custom_id, outcome, charges)
+            await _record_retrying(rt.db, batch.id, line_id, custom_id, outcome, charges)
 
     # A line left running by an earlier run of this job (its worker died) runs again.
     await rt.db.execute(
@@ -185,6 +188,27 @@ async def _run_line(
     except Exception:
         log.exception("a batch line failed")
         return LineOutcome(None, {"code": "server_error", "message": "the request could not be served"})
+
+
+async def _record_retrying(
+    db: Database,
+    batch_id: uuid.UUID,
+    line_id: uuid.UUID,
+    custom_id: str,
+    outcome: LineOutcome,
+    charges: Sequence[Settlement],
+) -> None:
+    """``_record``, tried again after a lost connection or a deadlock: recording twice changes nothing (the line's
+    and the hold's compare-and-sets), so an attempt whose commit went through unseen is harmless to repeat."""
+    for pause in (*RECORD_RETRY_PAUSES_S, None):
+        try:
+            await _record(db, batch_id, line_id, custom_id, outcome, charges)
+            return
+        except (asyncpg.PostgresConnectionError, asyncpg.DeadlockDetectedError, OSError) as exc:
+            if pause is None:
+                raise  # the line stays running, its hold pending: the next run runs it again
+            log.warning("recording batch line %s failed (%s); retrying", line_id, exc)
+            await asyncio.sleep(pause)
 
 
 async def _record(
