@@ -13,7 +13,9 @@ from shared.infra import jobs
 from shared.services import Services
 from shared.tasks.sweeps import requeue_orphans
 from tests.conftest import AccountFactory
-from tests.integration.helpers import submit
+from tests.harness import InProcessWorker, wait_for
+from tests.integration.helpers import submit, wait_terminal
+from tests.simulators import Simulators
 
 if TYPE_CHECKING:
     from tests.conftest import TestAccount
@@ -61,3 +63,27 @@ async def test_batch_tasks_are_handed_over_again_on_the_batch_queue_only(
     assert response.status_code == 200 and response.json()["requeued"] is True, response.text
     assert await _queues(services, retried) == (True, False)
     await services.redis.flushdb()
+
+
+async def test_a_batch_task_polling_its_upstream_job_is_rescheduled_on_the_batch_queue(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services, worker: InProcessWorker,
+    sims: Simulators,
+) -> None:  # fmt: skip
+    """A task whose upstream job takes seconds is polled by re-scheduling its job (arq's Retry): every time, on the
+    batch queue it came from."""
+    account = await make_account(credits="5")
+    tasks = [{"model": "test-up-replicate-slow", "input": {"prompt": "a slow fox", "width": 256, "height": 256}}]
+    response = await client.post("/v1/tasks/batch", json={"tasks": tasks}, headers=account.headers)
+    assert response.status_code == 202, response.text
+    task_id = response.json()["data"][0]["task"]["id"]
+
+    seen: list[tuple[bool, bool]] = []
+
+    async def polled_twice() -> bool:
+        seen.append(await _queues(services, task_id))
+        return len(sims.replicate.calls_to("get")) >= 2
+
+    await wait_for(polled_twice, timeout=30, interval=0.1, what="the upstream job to be polled twice")
+    assert (True, False) in seen and all(not on_interactive for _, on_interactive in seen), seen
+    done = await wait_terminal(client, account, task_id, timeout=60)
+    assert done["status"] == "succeeded"
