@@ -152,7 +152,10 @@ async def test_leases_are_renewed_for_the_runs_own_claim_and_a_run_that_cannot_r
     assert {row["id"]: row["renewed"] for row in rows} == {ids[0]: True, ids[1]: False}
 
     assert keeper.check() == 0  # renewed just now
-    keeper.last_renewed -= 25  # no renewal reached the database for most of a lease (a partition)
+    keeper.last_renewed -= 25  # no renewal reached the database for most of a lease (a partition) ...
+    assert keeper.check() == 0  # ... but the claims themselves are recent
+    for run_ in keeper.runs.values():
+        run_.claimed -= 25
     assert keeper.check() == 2
     results = await asyncio.gather(*runs, return_exceptions=True)
     assert all(isinstance(result, asyncio.CancelledError) for result in results)
