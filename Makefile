@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint bench install clean browser
+.PHONY: run test lint bench install clean browser deployment-servers
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,21 @@ browser:
 	  echo "could not install chromium: the browser tests will be skipped"; \
 	fi
 
+## The deployment tests run Debian's PgBouncer and Redis (primary, replica, Sentinel): install them when missing and
+## apt is usable (as root, e.g. CI); otherwise those tests are skipped with a line saying what is missing.
+deployment-servers:
+	@if { ! command -v pgbouncer >/dev/null 2>&1 && [ ! -x /usr/sbin/pgbouncer ]; } || ! command -v redis-server >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Debian's pgbouncer and redis-server for the deployment tests"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y -qq pgbouncer redis-server >/dev/null 2>&1 || \
+	    { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq pgbouncer redis-server >/dev/null 2>&1; } || \
+	    echo "could not install pgbouncer / redis-server: the deployment tests will be skipped"; \
+	  fi; \
+	fi
+
 ## Run the test suite against real PostgreSQL and Redis (embedded unless the URLs are set).
-test: $(STAMP) browser
+test: $(STAMP) browser deployment-servers
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -33,6 +33,7 @@ from shared.media.uploads import erase_uploads
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
+from shared.teams.members import check_leaving_keeps_owners
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ async def delete_account(
         )
         if erased is None:
             raise NotFound("account not found", code="account_not_found")
+        await check_leaving_keeps_owners(conn, account_id)  # rolls the deletion back
         await conn.execute("DELETE FROM oauth_identities WHERE account_id = $1", account_id)
         left = await conn.fetch(
             "DELETE FROM account_members WHERE person_id = $1 AND account_id <> $1 RETURNING account_id", account_id
