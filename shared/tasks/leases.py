@@ -146,7 +146,7 @@ async def take_over_lapsed(db: Database, queue: JobQueue, *, limit: int = 500) -
     workers at once: the claim decides which run goes on. Returns how many tasks were handed over."""
     rows = await db.fetch(
         """
-        SELECT id FROM tasks
+        SELECT id, batch_work FROM tasks
         WHERE status = 'running' AND lease_expires_at < now() AND deadline_at > now()
         ORDER BY lease_expires_at
         LIMIT $1
@@ -154,7 +154,7 @@ async def take_over_lapsed(db: Database, queue: JobQueue, *, limit: int = 500) -
         limit,
     )
     for row in rows:
-        job = jobs.run_task(row["id"])
+        job = jobs.run_task(row["id"], batch_work=row["batch_work"])  # batch work stays on the batch queue
         try:
             await queue.redis.delete(in_progress_key_prefix + job.job_id)
             await queue.enqueue(job)

@@ -11,6 +11,7 @@ import httpx
 
 from shared.infra import jobs
 from shared.services import Services
+from shared.tasks.leases import take_over_lapsed
 from shared.tasks.sweeps import requeue_orphans
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker, wait_for
@@ -56,6 +57,14 @@ async def test_batch_tasks_are_handed_over_again_on_the_batch_queue_only(
     for task_id in (queued, taken_over, retried):
         assert await _queues(services, task_id) == (True, False), task_id
     assert await _queues(services, single) == (False, True)
+
+    # Its worker died: the lease keeper of another worker hands the task over, to the batch queue again.
+    await services.redis.flushdb()
+    await services.db.execute(
+        "UPDATE tasks SET lease_expires_at = now() - interval '1 second' WHERE id = $1", uuid.UUID(taken_over)
+    )
+    assert await take_over_lapsed(services.db, services.queue) >= 1
+    assert await _queues(services, taken_over) == (True, False)
 
     # An operator hands a stuck batch task back to the workers: the batch queue again.
     await services.redis.flushdb()
