@@ -34,9 +34,9 @@ browser:
 	  echo "could not install chromium: the browser tests will be skipped"; \
 	fi
 
-## The cluster harness (bench/cluster) builds hosts from network namespaces as root with Debian's iproute2,
-## iptables, haproxy, pgbouncer and redis-server: install the missing ones when apt is usable; otherwise its
-## tests are skipped with the reason.
+## The deployment tests (PgBouncer, Redis primary/replica/Sentinel) and the cluster harness (bench/cluster: hosts
+## from network namespaces, as root) run Debian's iproute2, iptables, haproxy, pgbouncer and redis-server: install
+## the missing ones when apt is usable (as root, e.g. CI); otherwise those tests are skipped with the reason.
 CLUSTER_PACKAGES := iproute2 iptables haproxy pgbouncer redis-server
 cluster-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \

@@ -19,7 +19,7 @@ from shared.infra import tracing
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.mail import Mailer
-from shared.infra.queue import JobQueue, connect_redis
+from shared.infra.queue import JobQueue, close_redis, connect_redis
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
 from shared.media.sources import MediaSources
@@ -119,7 +119,7 @@ class Services:
         await self.http.aclose()
         await self.media.aclose()
         await self.billing.close()
-        await self.redis.aclose()
+        await close_redis(self.redis)
         await self.db.close()
 
 

@@ -79,6 +79,14 @@ async def connect_redis(url: str, sentinel: SentinelSettings | None = None) -> A
     return redis
 
 
+async def close_redis(redis: ArqRedis) -> None:
+    """Close the client, and with Sentinel the connections to the Sentinels too."""
+    await redis.aclose()
+    manager = getattr(redis.connection_pool, "sentinel_manager", None)
+    for client in getattr(manager, "sentinels", ()):
+        await client.aclose()
+
+
 def _enqueue_args(job: Job) -> tuple[object, ...]:
     now_ms = int(time.time() * 1000)
     payload = serialize_job(job.name, job.args, {"trace": dict(job.trace)} if job.trace else {}, None, now_ms)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 class _Run:
     generation: int
     runner: asyncio.Task[object] | None
+    claimed: float  # when its claim gave it a fresh lease (monotonic)
 
 
 @dataclass(slots=True)
@@ -55,7 +56,7 @@ class LeaseKeeper:
     @contextlib.contextmanager
     def holding(self, task_id: uuid.UUID, generation: int) -> Iterator[None]:
         """While the block runs, the task's lease (of the claim ``generation``) is renewed."""
-        self.runs[task_id] = _Run(generation, asyncio.current_task())
+        self.runs[task_id] = _Run(generation, asyncio.current_task(), time.monotonic())
         try:
             yield
         finally:
@@ -88,10 +89,11 @@ class LeaseKeeper:
         """Stop the runs whose leases may have lapsed (no renewal reached the database for most of a lease):
         another worker may take their tasks over now, and must not find the same upstream call still running.
         Their jobs hand the tasks back (``worker.jobs.tasks``). Returns how many were stopped."""
-        if time.monotonic() - self.last_renewed < self.lease_s * 0.8:
-            return 0
+        now = time.monotonic()
         stopped = 0
         for task_id, run in list(self.runs.items()):
+            if now - max(self.last_renewed, run.claimed) < self.lease_s * 0.8:
+                continue
             if run.runner is not None and not run.runner.done():
                 log.warning("task %s: its lease could not be renewed; stopping the run", task_id)
                 run.runner.cancel()
@@ -144,7 +146,7 @@ async def take_over_lapsed(db: Database, queue: JobQueue, *, limit: int = 500) -
     workers at once: the claim decides which run goes on. Returns how many tasks were handed over."""
     rows = await db.fetch(
         """
-        SELECT id FROM tasks
+        SELECT id, batch_work FROM tasks
         WHERE status = 'running' AND lease_expires_at < now() AND deadline_at > now()
         ORDER BY lease_expires_at
         LIMIT $1
@@ -152,7 +154,7 @@ async def take_over_lapsed(db: Database, queue: JobQueue, *, limit: int = 500) -
         limit,
     )
     for row in rows:
-        job = jobs.run_task(row["id"])
+        job = jobs.run_task(row["id"], batch_work=row["batch_work"])  # batch work stays on the batch queue
         try:
             await queue.redis.delete(in_progress_key_prefix + job.job_id)
             await queue.enqueue(job)
