@@ -87,7 +87,7 @@ class ChatContext:
             return 0
         return pricing.charge(self.served.model, usage, self.served.choices, self.bill.hold)
 
-    def settle(self, usage: Usage | None, status: str, provider: str | None) -> asyncio.Task[int | None]:
+    def settle(self, usage: Usage | None, status: str, provider: str | None) -> asyncio.Future[int | None]:
         """Charge for ``usage`` (None: nothing) and record the request, in a task of its own."""
         units = pricing.billed_units(usage, self.served.choices) if usage is not None else {}
         return self.bill.settle(
