@@ -94,7 +94,7 @@ class ChatContext:
             charge=self.charge_for(usage), units=units, status=status, model=self.served.model.id, provider=provider
         )
 
-    def settle_blocked(self, usage: Usage | None, provider: str | None) -> asyncio.Task[int | None]:
+    def settle_blocked(self, usage: Usage | None, provider: str | None) -> asyncio.Future[int | None]:
         """An answer the moderation policy blocked: not charged (the hold is voided); its usage is recorded, as
         a failed request with the tokens the upstream produced (the operator's own cost)."""
         units = pricing.billed_units(usage, self.served.choices) if usage is not None else {}
