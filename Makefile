@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: run test lint bench bench-soak install clean browser
+.PHONY: run test lint bench bench-soak install clean browser cluster-deps cluster-test
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,8 +34,28 @@ browser:
 	  echo "could not install chromium: the browser tests will be skipped"; \
 	fi
 
+## The deployment tests (PgBouncer, Redis primary/replica/Sentinel) and the cluster harness (bench/cluster: hosts
+## from network namespaces, as root) run Debian's iproute2, iptables, haproxy, pgbouncer and redis-server: install
+## the missing ones when apt is usable (as root, e.g. CI); otherwise those tests are skipped with the reason.
+CLUSTER_PACKAGES := iproute2 iptables haproxy pgbouncer redis-server
+cluster-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  ! { command -v tc && command -v iptables && command -v haproxy && command -v pgbouncer && \
+	      command -v redis-server; } >/dev/null 2>&1; then \
+	  echo "installing the cluster harness's packages"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get install -y -qq $(CLUSTER_PACKAGES) >/dev/null 2>&1 || \
+	  { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq $(CLUSTER_PACKAGES) >/dev/null 2>&1; } || \
+	  echo "could not install $(CLUSTER_PACKAGES): the cluster tests will be skipped"; \
+	fi
+
+## Build the simulated cluster, run every fault scenario and the throughput by worker hosts, tear it down and
+## record the figures in bench/RESULTS.md (as root). CLUSTER_ARGS="--short" or "--only a,g" for less.
+cluster-test: $(STAMP) cluster-deps
+	$(BIN)/python -m bench.cluster $(CLUSTER_ARGS)
+
 ## Run the test suite against real PostgreSQL and Redis (embedded unless the URLs are set).
-test: $(STAMP) browser
+test: $(STAMP) browser cluster-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)

@@ -124,9 +124,13 @@ def requested_account(request: Request) -> uuid.UUID | None:
     return account_id
 
 
-async def session_caller(request: Request, services: Services, token: str) -> Principal:
+async def session_caller(
+    request: Request, services: Services, token: str, *, allow_suspended: bool = False
+) -> Principal:
     """The principal of a session cookie, with the CSRF and Origin checks of a change."""
-    principal, session = await session_principal(services.db, services.sessions, token, requested_account(request))
+    principal, session = await session_principal(
+        services.db, services.sessions, token, requested_account(request), allow_suspended=allow_suspended
+    )
     if request.method not in SAFE_METHODS:
         check_origin(request, services)
         if not csrf_matches(session, request.headers.get(CSRF_HEADER)):

@@ -24,8 +24,7 @@ def cmd_accounts_create(args: argparse.Namespace, settings: Settings) -> int:
     credits = parse_credits(args.credits)
 
     async def go(resolved: Settings) -> int:
-        database_url, _ = resolved.require_connections()
-        await apply_migrations(database_url)
+        await apply_migrations(resolved.direct_database_url)
         db = await Database.connect(resolved, min_size=1, max_size=2)
         try:
             created = await create_account(db, email=args.email, credits=credits, role=args.role)

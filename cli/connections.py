@@ -52,8 +52,7 @@ def run_with_services(settings: Settings, action: Callable[[Any], Coroutine[Any,
     from shared.services import Services
 
     async def go(resolved: Settings) -> int:
-        database_url, _ = resolved.require_connections()
-        await apply_migrations(database_url)
+        await apply_migrations(resolved.direct_database_url)
         services = await Services.start(resolved, db_pool_max=2)
         try:
             result = await action(services)

@@ -85,7 +85,7 @@ def run_platform(settings: Settings, *, port: int | None) -> int:
     signal.signal(signal.SIGINT, _terminate)
     try:
         database_url, redis_url = resolved.require_connections()
-        asyncio.run(apply_migrations(database_url))
+        asyncio.run(apply_migrations(resolved.direct_database_url))
         env = {
             **os.environ,
             "DATABASE_URL": database_url,

@@ -75,8 +75,7 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from shared.infra.db.migrate import apply_migrations
 
     async def go(resolved: Settings) -> int:
-        database_url, _ = resolved.require_connections()
-        await apply_migrations(database_url, quiet=False)
+        await apply_migrations(resolved.direct_database_url, quiet=False)
         return 0
 
     return run_with_connections(go, settings)

@@ -84,7 +84,7 @@ def cmd_task(args: argparse.Namespace, settings: Settings) -> int:
         if args.task_action == "fail":
             return await tasks.fail_task(
                 services.db, services.queue, services.signer, args.task_id, reason=args.reason, actor=Actor.cli(),
-                slots=services.request_limits.slots,
+                slots=services.request_limits.slots, events=services.events,
             )  # fmt: skip
         if args.task_action == "retry":
             return await tasks.retry_task(
@@ -137,15 +137,15 @@ def cmd_audit(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_workers(args: argparse.Namespace, settings: Settings) -> int:
     """Live worker processes (a heartbeat within the last 2 beats). ``--check``: exit 1 when none is alive
     (on ``--host``, e.g. ``$(hostname)`` in a container's liveness probe)."""
-    from shared.infra.queue import connect_redis
+    from shared.infra.queue import close_redis, connect_redis
     from worker.heartbeat import live_workers
 
     async def go(redis_url: str) -> list[dict[str, Any]]:
-        redis = await connect_redis(redis_url)
+        redis = await connect_redis(redis_url, settings.deployment.sentinel)
         try:
             return await live_workers(redis)
         finally:
-            await redis.aclose()
+            await close_redis(redis)
 
     with Connections(settings) as resolved:
         _, redis_url = resolved.require_connections()

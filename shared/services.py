@@ -19,7 +19,7 @@ from shared.infra import tracing
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.mail import Mailer
-from shared.infra.queue import JobQueue, connect_redis
+from shared.infra.queue import JobQueue, close_redis, connect_redis
 from shared.infra.storage import LocalStorage, UrlSigner
 from shared.infra.urlguard import UrlGuard
 from shared.media.sources import MediaSources
@@ -72,7 +72,7 @@ class Services:
         billing = Billing.from_settings(settings)
         db = await Database.connect(settings, max_size=db_pool_max)
         try:
-            redis = await connect_redis(redis_url)
+            redis = await connect_redis(redis_url, settings.deployment.sentinel)
         except Exception:
             await db.close()
             raise
@@ -119,7 +119,7 @@ class Services:
         await self.http.aclose()
         await self.media.aclose()
         await self.billing.close()
-        await self.redis.aclose()
+        await close_redis(self.redis)
         await self.db.close()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from shared.batches.settings import BatchSettings
 from shared.events.settings import EventSettings
+from shared.infra.deployment import DeploymentSettings
 from shared.infra.env import (
     SettingsError,
     development_secret,
@@ -233,6 +234,8 @@ class Settings:
     # Connections. None means "start the embedded server" (development and tests only).
     database_url: str | None = None
     redis_url: str | None = None
+    # Multi-host deployments: PgBouncer, a direct connection, Redis Sentinel, dead-worker detection
+    deployment: DeploymentSettings = dataclasses.field(default_factory=DeploymentSettings)
     # Project-local folder for embedded servers, default storage and the development secret.
     data_dir: Path = Path(".conduit/dev")
     storage_dir: Path | None = None
@@ -305,7 +308,9 @@ class Settings:
         storage = env_str(env, "STORAGE_DIR")
         return cls(
             database_url=env_str(env, "DATABASE_URL"),
-            redis_url=env_str(env, "REDIS_URL"),
+            # with Sentinels, REDIS_URL only gives the database number and the password
+            redis_url=env_str(env, "REDIS_URL") or ("redis:///0" if env_str(env, "REDIS_SENTINELS") else None),
+            deployment=DeploymentSettings.from_env(env),
             data_dir=data_dir,
             storage_dir=Path(storage).expanduser().resolve() if storage else None,
             host=env.get("HOST") or "127.0.0.1",
@@ -376,6 +381,12 @@ class Settings:
         if not self.database_url or not self.redis_url:
             raise SettingsError("DATABASE_URL and REDIS_URL must be set (the CLI starts embedded servers)")
         return self.database_url, self.redis_url
+
+    @property
+    def direct_database_url(self) -> str:
+        """A direct PostgreSQL connection for what a transaction pooler cannot carry (LISTEN, session locks)."""
+        database_url, _ = self.require_connections()
+        return self.deployment.direct_database_url or database_url
 
     @property
     def resolved_checkout_success_url(self) -> str:

@@ -35,6 +35,7 @@ from shared.services import Services
 from shared.settings import Settings
 from shared.tasks.completions import TaskCompletions
 from shared.tasks.execution import TaskRuntime
+from shared.tasks.leases import LeaseKeeper
 from shared.webhooks.dispatch import WebhookWorker
 from worker.heartbeat import beat
 from worker.main import batch_worker_settings, worker_settings
@@ -67,18 +68,21 @@ class WorkerProcess:
 
     async def start(self) -> None:
         settings = self.settings
-        # The lease a running task holds must end before arq hands its job to another worker (see
-        # ``worker.main.job_functions``).
+        # A webhook delivery's lease must end before arq hands its job to another worker (see
+        # ``worker.main.job_functions``); a running task's is renewed while it runs (shared.tasks.leases).
         lease_s = settings.task_job_timeout_s + 5
+        deployment = settings.deployment
         tracing.start(settings.operating, "worker")
         services = await Services.start(settings)
         try:
+            leases = LeaseKeeper(services.db, lease_s=deployment.lease_s, renew_s=deployment.lease_renew_s)
             runtime = TaskRuntime(
                 db=services.db,
                 catalog=services.catalog,
                 providers=services.providers,
                 storage=services.storage,
-                lease_s=lease_s,
+                lease_s=deployment.lease_s,
+                leases=leases,
                 poll_min_s=settings.upstream_poll_min_s,
                 poll_max_s=settings.upstream_poll_max_s,
                 slots=services.request_limits.slots,
@@ -97,6 +101,7 @@ class WorkerProcess:
         operating, background = settings.operating, services.background
         background.spawn_loop(flush_periodically(services.redis, operating.metrics_flush_s), name="metrics flusher")
         background.spawn_loop(beat(services.redis, worker, operating.worker_heartbeat_s), name="worker heartbeat")
+        background.spawn_loop(leases.keep(services.queue), name="task leases")
         polling = asyncio.get_running_loop().create_task(worker.main(), name="arq polling loop")
         batch_polling = asyncio.get_running_loop().create_task(batch.main(), name="arq batch polling loop")
         self.running = RunningWorker(services, worker, webhooks, polling, batch, batch_polling)

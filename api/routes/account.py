@@ -24,7 +24,7 @@ from api.permissions import requires
 from api.routes.auth import session_cookie
 from shared.accounts.erasure import delete_account
 from shared.accounts.service import Account, LedgerEntry, get_account, list_ledger
-from shared.infra.errors import InvalidInput, RateLimited
+from shared.infra.errors import Conflict, InvalidInput, RateLimited
 from shared.infra.pagination import PageEnvelope, page_envelope
 
 
@@ -66,6 +66,7 @@ class AccountController(Controller):
     @raises(
         (InvalidInput, "invalid_input", "invalid_credentials"),
         (RateLimited, "too_many_signin_attempts", "too_many_requests"),
+        (Conflict, "last_owner"),
     )
     async def delete_account(
         self,

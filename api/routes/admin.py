@@ -215,6 +215,7 @@ class AdminController(Controller):
             reason=data.reason,
             actor=admin,
             slots=services.request_limits.slots,
+            events=services.events,
         )
 
     @post("/tasks/{task_id:str}/retry", operation_id="retryTask", status_code=200)

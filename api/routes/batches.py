@@ -1,4 +1,5 @@
-"""The OpenAI Batch API: ``POST /v1/files`` (``purpose: "batch"``), ``GET /v1/files/{id}/content``, and
+"""The OpenAI Batch API: ``/v1/files`` (upload with ``purpose: "batch"``, list, retrieve, delete),
+``GET /v1/files/{id}/content``, and
 ``/v1/batches`` (create, list, retrieve, cancel), in OpenAI's shapes so that OpenAI's clients work unchanged.
 (``GET /v1/files/{key}`` with a signed URL, for task outputs, is ``api.routes.files``; it hands
 ``file-…/content`` to ``file_content_response``.)"""
@@ -8,7 +9,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Controller, Request, Response, Router, get, post
+from litestar import Controller, Request, Response, Router, delete, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
@@ -16,8 +17,17 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from api.contract import raises, reads
 from api.deps import PrincipalDep, ServicesDep, provide_principal
 from api.permissions import requires
+from shared.batches import FILE_PREFIX, public_id
 from shared.batches.batches import cancel_batch, create_batch, get_batch, list_batches, public_batch
-from shared.batches.files import file_content, get_file, public_file, upload_file
+from shared.batches.files import (
+    FileRecord,
+    delete_file,
+    file_content,
+    get_file,
+    list_files,
+    public_file,
+    upload_file,
+)
 from shared.infra.errors import Conflict, InvalidInput, NotFound, UnsupportedMediaType
 from shared.services import Services
 
@@ -32,6 +42,20 @@ class FileObject(msgspec.Struct):
     purpose: str
     status: str
     status_details: str | None
+
+
+class FileList(msgspec.Struct):
+    object: str
+    data: list[FileObject]
+    first_id: str | None
+    last_id: str | None
+    has_more: bool
+
+
+class FileDeleted(msgspec.Struct):
+    id: str
+    object: str
+    deleted: bool
 
 
 class RequestCounts(msgspec.Struct):
@@ -126,7 +150,42 @@ class OpenAIFileController(Controller):
             services.db, services.storage, principal.account_id,
             purpose=purpose, filename=upload.filename or "", data=data,
         )  # fmt: skip
-        return msgspec.convert(public_file(file), FileObject)
+        return _file(file, services)
+
+    @get("/", operation_id="listFiles", opt=requires("tasks.read"))
+    async def list(
+        self,
+        principal: PrincipalDep,
+        services: ServicesDep,
+        purpose: FromQuery[str | None] = None,
+        limit: Annotated[int, QueryParameter(ge=1, le=10_000)] = 10_000,
+        after: FromQuery[str | None] = None,
+        order: FromQuery[str] = "desc",
+    ) -> FileList:
+        """Your files (``purpose``: ``batch`` or ``batch_output``), newest first (``order``: ``asc`` for oldest
+        first; ``after``: the last id of the previous page)."""
+        files, more = await list_files(services.db, principal.account_id, purpose=purpose, limit=limit, after=after,
+                                       order=order)  # fmt: skip
+        shown = [_file(file, services) for file in files]
+        first, last = (shown[0].id, shown[-1].id) if shown else (None, None)
+        return FileList("list", shown, first, last, more)
+
+    @delete("/{file_id:str}", operation_id="deleteFile", status_code=200)
+    @raises((NotFound, "file_not_found"))
+    async def delete(self, principal: PrincipalDep, services: ServicesDep, file_id: FromPath[str]) -> FileDeleted:
+        """Delete a file: its bytes are gone; batches that name it keep their results."""
+        file = await delete_file(services.db, services.storage, principal.account_id, _file_id(file_id))
+        return FileDeleted(id=public_id(FILE_PREFIX, file.id), object="file", deleted=True)
+
+
+def _file_id(value: str) -> str:
+    """The path parameter as the id it names: next to ``/v1/files/{key:path}`` (``api.routes.files``), Litestar
+    hands it over with the leading slash of a path parameter."""
+    return value.lstrip("/")
+
+
+def _file(file: FileRecord, services: Services) -> FileObject:
+    return msgspec.convert(public_file(file, services.settings.batches.file_retention_s), FileObject)
 
 
 async def file_content_response(request: Request[Any, Any, Any], services: Services, file_id: str) -> Response[bytes]:
@@ -135,6 +194,13 @@ async def file_content_response(request: Request[Any, Any, Any], services: Servi
     principal = await provide_principal(request, services)
     file = await get_file(services.db, principal.account_id, file_id)
     return Response(await file_content(services.storage, file), media_type="application/octet-stream")
+
+
+async def file_object_response(request: Request[Any, Any, Any], services: Services, file_id: str) -> Response[bytes]:
+    """``GET /v1/files/{file_id}``: OpenAI's file object, for its owner (routed like ``file_content_response``)."""
+    principal = await provide_principal(request, services)
+    file = _file(await get_file(services.db, principal.account_id, file_id), services)
+    return Response(msgspec.json.encode(file), media_type="application/json")
 
 
 class BatchController(Controller):

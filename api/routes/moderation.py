@@ -11,15 +11,15 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 
 from api.access_log import note_account
-from api.contract import API_KEY, accepts, raises
-from api.deps import PrincipalDep, ServicesDep, bearer_token
+from api.contract import API_KEY, SESSION, accepts, raises
+from api.deps import SESSION_COOKIE, PrincipalDep, ServicesDep, bearer_token, session_caller
 from api.permissions import check_route_permission, requires
 from api.proxies import client_ip
 from api.rate_limit_headers import enforce_limits
 from api.routes.admin import ActorDep, provide_admin
 from api.routes.staff_support import STAFF, StaffDep
 from shared.accounts.keys import Principal, authenticate
-from shared.infra.errors import PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
+from shared.infra.errors import NotFound, PermissionDenied, RateLimited, ServiceUnavailable, Unauthenticated
 from shared.moderation.appeals import AppealBody, AppealTicket, open_appeal
 from shared.moderation.review import (
     EventFilters,
@@ -81,19 +81,26 @@ class ModerationReviewController(Controller):
         return await lift_suspension(services.db, services.redis, account, actor=admin, reason=data.reason)
 
 
-@accepts(API_KEY)
+@accepts(API_KEY, SESSION)
 @raises(
-    (Unauthenticated, "missing_api_key", "invalid_api_key", "revoked_api_key", "expired_api_key"),
-    (PermissionDenied, "role_forbidden"),
+    (Unauthenticated, "missing_api_key", "invalid_api_key", "revoked_api_key", "expired_api_key", "session_expired"),
+    (PermissionDenied, "role_forbidden", "csrf_failed", "origin_not_allowed"),
+    (NotFound, "account_not_found"),
     (RateLimited, "rate_limited", "too_many_invalid_keys"),
     ServiceUnavailable,
 )
 async def provide_appellant(request: Request[Any, Any, Any], services: ServicesDep) -> Principal:
-    """An API key's principal, its account active or suspended (the one route a suspended account may use)."""
-    principal = await authenticate(
-        services.db, bearer_token(request), services.keys, invalid_keys=services.invalid_keys, ip=client_ip(request),
-        allow_suspended=True,
-    )  # fmt: skip
+    """The caller, by an API key or a website session (with its CSRF token), its account active or suspended
+    (the one route a suspended account may use)."""
+    token = bearer_token(request)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if token is None and cookie:
+        principal = await session_caller(request, services, cookie, allow_suspended=True)
+    else:
+        principal = await authenticate(
+            services.db, token, services.keys, invalid_keys=services.invalid_keys, ip=client_ip(request),
+            allow_suspended=True,
+        )  # fmt: skip
     note_account(principal.account_id)
     check_route_permission(request, principal)
     await enforce_limits(request, services, principal)
@@ -112,5 +119,6 @@ class AppealController(Controller):
         dependencies={"principal": Provide(provide_appellant)},
     )
     async def appeal(self, principal: PrincipalDep, services: ServicesDep, data: JSONBody[AppealBody]) -> AppealTicket:
-        """A suspended account's appeal (with one of its API keys): opens a support ticket about the suspension."""
+        """A suspended account's appeal (with one of its API keys, or signed in on the website): opens a support
+        ticket about the suspension."""
         return await open_appeal(services.db, services.storage, services.settings.support, principal, data.message)

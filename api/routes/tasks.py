@@ -22,6 +22,7 @@ from shared.infra.errors import (
     InvalidInput,
     ModelUnavailable,
     NotFound,
+    RateLimited,
     SpendCapExceeded,
 )
 from shared.infra.ids import parse_uuid
@@ -127,6 +128,7 @@ class TaskController(Controller):
         SpendCapExceeded,
         BudgetExceeded,
         ModelUnavailable,
+        (RateLimited, "too_many_concurrent_tasks"),
     )
     async def submit_batch(
         self, data: JSONBody[SubmitBatchBody], principal: PrincipalDep, services: ServicesDep
@@ -148,6 +150,7 @@ class TaskController(Controller):
             moderator=services.moderator,
             url_guard=services.url_guard,
             events=services.events,
+            limits=services.request_limits,
         )
         return batch_response(results, services.signer)
 

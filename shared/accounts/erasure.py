@@ -22,6 +22,7 @@ from shared.accounts.key_cache import publish_invalidation
 from shared.accounts.keys import Principal, set_account_status
 from shared.accounts.signin import PasswordClient, check_password
 from shared.accounts.signup import AuthDeps
+from shared.batches.files import erase_batch_data
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
@@ -32,6 +33,7 @@ from shared.media.uploads import erase_uploads
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
 from shared.tasks import lifecycle
+from shared.teams.members import check_leaving_keeps_owners
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ async def delete_account(
         )
         if erased is None:
             raise NotFound("account not found", code="account_not_found")
+        await check_leaving_keeps_owners(conn, account_id)  # rolls the deletion back
         await conn.execute("DELETE FROM oauth_identities WHERE account_id = $1", account_id)
         left = await conn.fetch(
             "DELETE FROM account_members WHERE person_id = $1 AND account_id <> $1 RETURNING account_id", account_id
@@ -110,6 +113,7 @@ async def delete_account(
             await storage.delete_prefix(input_prefix(task["id"]))
     await erase_uploads(deps.db, storage, account_id)  # input media the account uploaded
     await erase_tickets(deps.db, storage, account_id)  # support tickets: threads and attachments
+    await erase_batch_data(deps.db, storage, account_id)  # OpenAI Batch API: files, batches' requests and results
     deps.mailer.dispatch(mails.account_deleted(email))
     log.info("account %s deleted by its owner", account_id)
 

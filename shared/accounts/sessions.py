@@ -284,11 +284,17 @@ def _parse(raw: dict[str, str]) -> Session:
 
 
 async def session_principal(
-    db: Database, store: SessionStore, token: str, account_id: uuid.UUID | None = None
+    db: Database,
+    store: SessionStore,
+    token: str,
+    account_id: uuid.UUID | None = None,
+    *,
+    allow_suspended: bool = False,
 ) -> tuple[Principal, Session]:
     """Resolve a session cookie to a principal acting on ``account_id`` (the ``X-Conduit-Account`` header) or on
     the session's acting account, or raise ``Unauthenticated`` / ``PermissionDenied`` / ``NotFound`` (an account
-    the person is not a member of)."""
+    the person is not a member of). ``allow_suspended``: a suspended account's session still resolves (the
+    appeal of its suspension is the one thing it may do)."""
     session = await store.get(token)
     if session is None:
         raise Unauthenticated("your session has ended; sign in again", code="session_expired")
@@ -316,9 +322,9 @@ async def session_principal(
             "your session on this account has ended (you are no longer a member); sign in again",
             code="session_expired",
         )
-    if row["status"] == "suspended":
+    if row["status"] == "suspended" and not allow_suspended:
         raise account_suspended(row["suspension_reason"])
-    if row["person_status"] == "suspended":  # a suspended person acts on no account, theirs or another
+    if row["person_status"] == "suspended" and not allow_suspended:  # a suspended person acts on no other account
         raise account_suspended(None)
     principal = Principal(
         account_id=acting,

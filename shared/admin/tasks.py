@@ -22,6 +22,7 @@ from shared.tasks.records import TASK_ROWS, TaskRecord
 from shared.tasks.views import Task, public_task
 
 if TYPE_CHECKING:
+    from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
 
 
@@ -69,12 +70,15 @@ async def fail_task(
     reason: str,
     actor: Actor,
     slots: TaskSlots | None = None,
+    events: TaskEvents | None = None,
 ) -> AdminTask:
-    """queued|running -> failed (``failed_by_operator``), voiding the hold; the upstream job is cancelled."""
+    """queued|running -> failed (``failed_by_operator``), voiding the hold; the upstream job is cancelled. With
+    ``events``, the task's event stream gets its ``task.failed``, as when a worker ends it."""
     reason = audit.check_reason(reason, required=False)
     task = await load_task(db, task_id)
     message = f"failed by an operator: {reason.strip()}" if reason.strip() else "failed by an operator"
-    if not await lifecycle.fail(db, task.id, code="failed_by_operator", message=message[:500], slots=slots):
+    if not await lifecycle.fail(db, task.id, code="failed_by_operator", message=message[:500], slots=slots,
+                                 events=events):  # fmt: skip
         raise Conflict(f"task {task.id} already finished ({task.status})", code="task_finished")
     await audit.record(db, actor, "task.fail", "task", task.id, reason=reason,
                        before={"status": task.status}, after={"status": "failed"})  # fmt: skip
@@ -95,7 +99,7 @@ async def retry_task(
     )
     if released is None:
         raise Conflict(f"task {task.id} already finished ({task.status}); submit it again", code="task_finished")
-    enqueued = await queue.enqueue(jobs.run_task(uuid.UUID(str(task.id))))
+    enqueued = await queue.enqueue(jobs.run_task(uuid.UUID(str(task.id)), batch_work=task.batch_work))
     await audit.record(db, actor, "task.retry", "task", task.id, reason=audit.check_reason(reason, required=False),
                        before={"status": task.status, "lease_expires_at": str(task.lease_expires_at)},
                        after={"requeued": enqueued})  # fmt: skip

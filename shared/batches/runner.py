@@ -4,6 +4,9 @@ with the model's batch discount; then, once no line is pending, the output and e
 (``completed``; ``cancelled`` when it was cancelled meanwhile; ``expired`` when its completion window closed
 before every line started).
 
+Each line's charge commits in one transaction with its result (``_record``), so a line that runs again after a
+worker's crash is charged once.
+
 A run starts lines for at most ``run_budget_s`` (half the job timeout; each line gets at most as long again)
 and then asks to be run again (the job re-enqueues itself), so that a large batch never outlives the job
 timeout; a line interrupted mid-way runs again on the next run.
@@ -16,8 +19,11 @@ import dataclasses
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import asyncpg
 
 from shared.accounts.keys import Principal, principal_of_key
 from shared.batches import BATCH_PREFIX, public_id
@@ -30,6 +36,8 @@ from shared.infra.db import Database, from_json, to_json
 from shared.infra.errors import ConduitError, InvalidInput, PermissionDenied, Unauthenticated
 from shared.infra.ids import uuid7
 from shared.infra.storage import LocalStorage
+from shared.ledger.request_holds import count_charge, settle_request_in
+from shared.ledger.settlement import Settlement
 from shared.moderation.pipeline import Moderator
 from shared.openai_api import chat, embeddings, settlements
 from shared.openai_api.chat_response import ChatCompletion, chat_completion
@@ -39,6 +47,7 @@ from shared.providers import ProviderRegistry
 log = logging.getLogger(__name__)
 
 LINES_PER_FETCH = 200
+RECORD_RETRY_PAUSES_S = (0.1, 0.5, 2.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +56,7 @@ class BatchRuntime:
     storage: LocalStorage
     catalog: Catalog
     providers: ProviderRegistry
-    background: BackgroundTasks  # where the lines' settlements run (awaited before the batch ends)
+    background: BackgroundTasks  # the process's (a line's settlement commits with its result, not there)
     settings: BatchSettings
     run_budget_s: float  # how long a run starts lines; each line's upstream time budget too
     moderator: Moderator  # every line is moderated as the same request made directly would be
@@ -72,7 +81,6 @@ async def run_batch(rt: BatchRuntime, batch_id: uuid.UUID) -> bool:
         else:
             if await _run_lines(rt, batch, principal):
                 return True
-    await settlements.settled(rt.background, batch.account_id, timeout_s=30.0)  # the lines' charges committed
     await _finish(rt, batch.id)
     return False
 
@@ -102,8 +110,9 @@ async def _run_lines(rt: BatchRuntime, batch: BatchRecord, principal: Principal)
         async with gate:
             if time.monotonic() >= ends or not await _start_line(rt.db, batch.id, line_id):
                 return
-            outcome = await _run_line(rt, catalog, principal, batch.endpoint, body)
-            await _record(rt.db, batch.id, line_id, custom_id, outcome)
+            with settlements.collected() as charges:  # committed with the line's result, not on their own
+                outcome = await _run_line(rt, catalog, principal, batch.endpoint, body)
+            await _record_retrying(rt.db, batch.id, line_id, custom_id, outcome, charges)
 
     # A line left running by an earlier run of this job (its worker died) runs again.
     await rt.db.execute(
@@ -181,8 +190,40 @@ async def _run_line(
         return LineOutcome(None, {"code": "server_error", "message": "the request could not be served"})
 
 
-async def _record(db: Database, batch_id: uuid.UUID, line_id: uuid.UUID, custom_id: str, outcome: LineOutcome) -> None:
-    """The line's output line (OpenAI's shape) and the batch's counts, together."""
+async def _record_retrying(
+    db: Database,
+    batch_id: uuid.UUID,
+    line_id: uuid.UUID,
+    custom_id: str,
+    outcome: LineOutcome,
+    charges: Sequence[Settlement],
+) -> None:
+    """``_record``, tried again after a lost connection or a deadlock: recording twice changes nothing (the line's
+    and the hold's compare-and-sets), so an attempt whose commit went through unseen is harmless to repeat."""
+    for pause in (*RECORD_RETRY_PAUSES_S, None):
+        try:
+            await _record(db, batch_id, line_id, custom_id, outcome, charges)
+            return
+        except (asyncpg.PostgresConnectionError, asyncpg.DeadlockDetectedError, OSError) as exc:
+            if pause is None:
+                raise  # the line stays running, its hold pending: the next run runs it again
+            log.warning("recording batch line %s failed (%s); retrying", line_id, exc)
+            await asyncio.sleep(pause)
+
+
+async def _record(
+    db: Database,
+    batch_id: uuid.UUID,
+    line_id: uuid.UUID,
+    custom_id: str,
+    outcome: LineOutcome,
+    charges: Sequence[Settlement] = (),
+) -> None:
+    """The line's output line (OpenAI's shape), the batch's counts and the settlement of the line's hold
+    (``charges``: its charge and usage record), in one transaction: a line is charged exactly when its result is
+    recorded. A worker that dies before the commit leaves the line running and its hold pending: the line runs
+    again (and is charged then, once) and the abandoned-hold sweep releases the first hold. A line recorded
+    meanwhile by another run is not charged again: this run's hold is released."""
     request_id = public_id("batch_req_", uuid7())
     succeeded = outcome.response is not None
     output = {
@@ -191,21 +232,30 @@ async def _record(db: Database, batch_id: uuid.UUID, line_id: uuid.UUID, custom_
         "response": {"status_code": 200, "request_id": request_id, "body": outcome.response} if succeeded else None,
         "error": outcome.error,
     }
-    await db.execute(
-        """
-        WITH line AS (
-            UPDATE openai_batch_lines SET status = $3, output = $4::jsonb, completed_at = now()
-            WHERE id = $2 AND status IN ('pending', 'running') RETURNING 1
+    async with db.transaction() as conn:
+        recorded = await conn.fetchval(
+            """
+            WITH line AS (
+                UPDATE openai_batch_lines SET status = $3, output = $4::jsonb, completed_at = now()
+                WHERE id = $2 AND status IN ('pending', 'running') RETURNING 1
+            )
+            UPDATE openai_batches SET completed = completed + (CASE WHEN $3 = 'succeeded' THEN 1 ELSE 0 END),
+                                      failed = failed + (CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END)
+            WHERE id = $1 AND EXISTS (SELECT 1 FROM line)
+            RETURNING 1
+            """,
+            batch_id,
+            line_id,
+            "succeeded" if succeeded else "failed",
+            to_json(output),
         )
-        UPDATE openai_batches SET completed = completed + (CASE WHEN $3 = 'succeeded' THEN 1 ELSE 0 END),
-                                  failed = failed + (CASE WHEN $3 = 'failed' THEN 1 ELSE 0 END)
-        WHERE id = $1 AND EXISTS (SELECT 1 FROM line)
-        """,
-        batch_id,
-        line_id,
-        "succeeded" if succeeded else "failed",
-        to_json(output),
-    )
+        settled = []
+        for item in charges:
+            if recorded is None:  # recorded by another run: this run's hold goes back, uncharged
+                item = dataclasses.replace(item, charge=0, resolution="voided", status="failed")
+            settled.append((item, await settle_request_in(conn, item)))
+    for item, charged in settled:
+        count_charge(item, charged)
 
 
 async def _fail_pending(db: Database, batch_id: uuid.UUID, error: dict[str, Any]) -> None:

@@ -55,9 +55,11 @@ class Job:
     queue: str = QUEUE
 
 
-def run_task(task_id: uuid.UUID, *, queue: str = QUEUE) -> Job:
-    """Run (or poll again) the task (``BATCH_QUEUE`` for batch work)."""
-    return Job(RUN_TASK, str(task_id), (str(task_id),), queue=queue)
+def run_task(task_id: uuid.UUID, *, batch_work: bool = False) -> Job:
+    """Run (or poll again) the task. A batch submit's task (``batch_work``, as its row says) is batch work: every
+    hand-over of it (the submit, the sweep, an operator's retry) goes to ``BATCH_QUEUE``, and arq's own re-runs
+    (polls, retries, jobs cut off by a shutdown) stay on the queue the job came from."""
+    return Job(RUN_TASK, str(task_id), (str(task_id),), queue=BATCH_QUEUE if batch_work else QUEUE)
 
 
 def run_openai_batch(batch_id: str) -> Job:

@@ -12,16 +12,25 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import TYPE_CHECKING, cast
+from urllib.parse import unquote, urlsplit
 
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from arq.constants import expires_extra_ms, job_key_prefix, result_key_prefix
 from arq.jobs import serialize_job
 from opentelemetry.trace import SpanKind
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from shared.infra import tracing
 from shared.infra.group_commit import GroupCommit
 from shared.infra.jobs import Job
+
+if TYPE_CHECKING:
+    from shared.infra.deployment import SentinelSettings
 
 _ENQUEUE = """
 if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
@@ -33,6 +42,12 @@ return 1
 """
 
 
+def _retry() -> Retry:
+    """With Sentinel, a command that meets a lost connection (the primary died or was demoted) is sent again on a
+    new one, for about ten seconds: the new connection goes to the primary the Sentinels name then."""
+    return Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=15)
+
+
 def redis_settings(url: str) -> RedisSettings:
     settings = RedisSettings.from_dsn(url)
     settings.conn_timeout = 5
@@ -40,8 +55,36 @@ def redis_settings(url: str) -> RedisSettings:
     return settings
 
 
-async def connect_redis(url: str) -> ArqRedis:
-    return await create_pool(redis_settings(url))
+async def connect_redis(url: str, sentinel: SentinelSettings | None = None) -> ArqRedis:
+    """The process's Redis client (arq's pool: the queue, the workers, rate limits, events, caches all use it).
+
+    With ``sentinel``, it follows the primary the Sentinels name for the service, ``url`` giving only the
+    database number and the password (``shared.infra.deployment``)."""
+    if sentinel is None:
+        return await create_pool(redis_settings(url))
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) if parts.scheme.startswith("redis") else 0
+    sentinels = Sentinel(
+        list(sentinel.sentinels),
+        sentinel_kwargs={"password": sentinel.password, "socket_timeout": 2.0, "socket_connect_timeout": 2.0},
+        db=database,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        socket_connect_timeout=5,
+        retry=_retry(),
+        retry_on_error=[ConnectionError, TimeoutError],
+    )
+    redis = cast(ArqRedis, sentinels.master_for(sentinel.service, redis_class=ArqRedis))
+    await redis.ping()
+    return redis
+
+
+async def close_redis(redis: ArqRedis) -> None:
+    """Close the client, and with Sentinel the connections to the Sentinels too."""
+    await redis.aclose()
+    manager = getattr(redis.connection_pool, "sentinel_manager", None)
+    for client in getattr(manager, "sentinels", ()):
+        await client.aclose()
 
 
 def _enqueue_args(job: Job) -> tuple[object, ...]:

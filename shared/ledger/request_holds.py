@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
 
-from shared.infra.db import Database, to_json
+from shared.infra.db import Connection, Database, to_json
 from shared.infra.group_commit import GroupCommit
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
@@ -200,16 +200,48 @@ async def settle_request(
 ) -> int | None:
     """Charge ``charge`` (capped at the hold; 0 voids it) and record the usage. Returns the credits charged,
     or None when the request was settled before."""
-    item = Settlement(
+    item = request_settlement(
+        hold_id=hold_id, request_id=request_id, principal=principal, charge=charge, status=status, source=source,
+        model=model, kind=kind, provider=provider, units=units, latency_ms=latency_ms,
+    )  # fmt: skip
+    charged = await request_billing(db).settlements.submit(item)
+    count_charge(item, charged)
+    return charged
+
+
+def request_settlement(
+    *,
+    hold_id: uuid.UUID,
+    request_id: uuid.UUID,
+    principal: Principal,
+    charge: int,
+    status: str,
+    source: str,
+    model: str,
+    kind: str,
+    provider: str | None,
+    units: dict[str, Any],
+    latency_ms: int,
+) -> Settlement:
+    """The settlement of one request's hold: ``charge`` (0 voids it) and the usage record."""
+    return Settlement(
         hold_id=hold_id, task_id=None, account_id=principal.account_id, charge=charge,
         resolution="posted" if charge > 0 else "voided", description=f"{model} {source}",
         api_key_id=principal.api_key_id, usage_id=uuid7(), model=model, provider=provider, kind=kind, status=status,
         units=to_json(units), latency_ms=latency_ms, source=source, request_id=request_id,
     )  # fmt: skip
-    charged = await request_billing(db).settlements.submit(item)
-    if charged:  # metrics: credits charged for synchronous requests too
-        METRICS.inc("conduit_credits_charged", {"model": model}, charged / 1_000_000)
-    return charged
+
+
+async def settle_request_in(conn: Connection, item: Settlement) -> int | None:
+    """Settle a request's hold in the caller's transaction, with the change it belongs to (a batch line's
+    result). The credits charged, or None when the hold was settled before."""
+    return _charged(await settle_hold(conn, item))
+
+
+def count_charge(item: Settlement, charged: int | None) -> None:
+    """Metrics: credits charged for synchronous requests too."""
+    if charged:
+        METRICS.inc("conduit_credits_charged", {"model": item.model or "unknown"}, charged / 1_000_000)
 
 
 async def void_abandoned_request_holds(db: Database, *, older_than_s: float, limit: int = 500) -> int:

@@ -16,6 +16,7 @@ expiring Conduit URL an upstream can fetch.
 from __future__ import annotations
 
 import asyncio
+import base64
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,18 @@ class ResolvedMedia:
 
     async def write(self, storage: LocalStorage) -> None:
         await asyncio.gather(*(storage.put(key, data) for key, data in self.unwritten))
+
+    async def image_uris(self, storage: LocalStorage) -> list[str]:
+        """The input images as ``data:`` URIs (for the moderation model): fetched ones from memory, uploads from
+        their linked copies."""
+        pending = dict(self.unwritten)
+        entries = [entry for value in self.params.values() for entry in (value if isinstance(value, list) else [value])
+                   if isinstance(entry, dict) and str(entry.get("content_type", "")).startswith("image/")]  # fmt: skip
+        uris = []
+        for entry in entries:
+            data = pending.get(entry["key"]) or await storage.read(entry["key"])
+            uris.append(f"data:{entry['content_type']};base64,{base64.b64encode(data).decode()}")
+        return uris
 
 
 async def resolve_task_media(

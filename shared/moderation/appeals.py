@@ -1,5 +1,6 @@
 """Appeals: the owner of a suspended account can still open a support ticket about the suspension (with the API
-key of the account: its keys refuse everything else, and a suspended account cannot sign in)."""
+key of the account, or a website session opened before the suspension: both refuse everything else, and a
+suspended account cannot sign in anew)."""
 
 from __future__ import annotations
 

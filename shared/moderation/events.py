@@ -13,16 +13,21 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from shared.accounts.keys import Principal, set_account_status
+from shared.accounts.key_cache import publish_invalidation
+from shared.accounts.keys import Principal
 from shared.accounts.redaction import without_keys
 from shared.infra.db import Connection, Database
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
 from shared.moderation.categories import BLOCKED, FLAGGED
 from shared.moderation.decisions import Decision, Hit
+from shared.staff import Actor, audit
 from shared.usage import record_request_usage
 
 log = logging.getLogger(__name__)
+
+# Who suspends an account for its strikes, as the staff audit log records it: the rule, not a staff member.
+STRIKE_RULE = Actor(None, "system", "strike_rule", name="moderation strike rule")
 
 EXCERPT_CHARS = 280
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
@@ -47,6 +52,7 @@ class Subject:
     kind: str
     stage: str = "input"
     task_id: uuid.UUID | None = None
+    request_id: uuid.UUID | None = None  # a synchronous request's id: its usage record's ``request_id``
 
     @classmethod
     def of(cls, principal: Principal, source: str, model: str, kind: str, **more: Any) -> Subject:
@@ -62,8 +68,8 @@ def redacted_excerpt(text: str) -> str:
 
 _INSERT_EVENT = """
 INSERT INTO moderation_events (id, account_id, api_key_id, source, stage, category, action, checker, model, task_id,
-                               policy_version, excerpt)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                               policy_version, excerpt, request_id)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
 """
 
 
@@ -72,7 +78,8 @@ async def _insert_events(
 ) -> None:
     rows = [
         (uuid7(), subject.account_id, subject.api_key_id, subject.source, subject.stage, hit.category, action,
-         hit.checker, subject.model, subject.task_id, version, redacted_excerpt(texts[hit.text_index]))
+         hit.checker, subject.model, subject.task_id, version, redacted_excerpt(texts[hit.text_index]),
+         subject.request_id)
         for action, hit in hits
     ]  # fmt: skip
     await (conn.pool if isinstance(conn, Database) else conn).executemany(_INSERT_EVENT, rows)
@@ -106,7 +113,8 @@ async def record_block(
         await _insert_events(conn, subject, hits, texts, version)
         if subject.stage == "input":
             await record_request_usage(
-                conn, request_id=subject.task_id or uuid7(), source=subject.source, account_id=subject.account_id,
+                conn, request_id=subject.task_id or subject.request_id or uuid7(), source=subject.source,
+                account_id=subject.account_id,
                 api_key_id=subject.api_key_id, model=subject.model, provider=None, kind=subject.kind,
                 status="blocked", units={}, credits=0, latency_ms=latency_ms, moderation_category=category,
             )  # fmt: skip
@@ -142,10 +150,20 @@ async def _count_strike(
         return
     if await strike_count(db, account_id, strikes.window_s) < strikes.strikes_to_suspend:
         return
-    status = await db.fetchval("SELECT status FROM accounts WHERE id = $1", account_id)
-    if status != "active":
-        return
-    await set_account_status(db, redis, account_id, "suspended", reason=suspension_reason(category))
+    reason = suspension_reason(category)
+    after = {"status": "suspended", "strikes": strikes.strikes_to_suspend, "window_s": strikes.window_s}
+    async with db.transaction() as conn:  # only an active account, once: concurrent strikes suspend it one time
+        suspended = await conn.fetchval(
+            "UPDATE accounts SET status = 'suspended', suspension_reason = $2, updated_at = now()"
+            " WHERE id = $1 AND status = 'active' RETURNING id",
+            account_id,
+            reason,
+        )
+        if suspended is None:
+            return
+        await audit.record(conn, STRIKE_RULE, "account.suspend", "account", account_id, reason=reason,
+                           before={"status": "active"}, after=after)  # fmt: skip
+    await publish_invalidation(redis, f"account:{account_id}")
     METRICS.inc("conduit_moderation_suspensions", {"category": category})
     log.warning("account %s suspended automatically: %d content-policy strikes", account_id,
                 strikes.strikes_to_suspend)  # fmt: skip

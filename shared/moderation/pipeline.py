@@ -13,11 +13,12 @@ Checks (each fills the per-text results):
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,7 +37,7 @@ from shared.moderation.policy import Policy, PolicyError
 from shared.moderation.rules import RuleSet
 from shared.moderation.texts import request_texts
 from shared.providers.base import Output, ProviderError
-from shared.providers.moderation import ModerationModel
+from shared.providers.moderation import ModelVerdict, ModerationModel
 from shared.providers.upstream_client import UpstreamClient
 from shared.settings import Settings
 
@@ -69,14 +70,21 @@ class RulesCheck:
 class ModelCheck:
     def __init__(self, policy: Policy, model: ModerationModel) -> None:
         self.model = model
+        self.images = policy.model is not None and policy.model.images
         self.fail_closed = [name for name, c in policy.categories.items() if c.fail_closed and c.action != ALLOW]
 
     async def check(self, content: Content, results: list[TextResult]) -> None:
-        if not content.texts:
-            return
+        if content.texts:
+            await self._judge(self.model.classify(list(content.texts)), results)
+
+    async def check_images(self, urls: Sequence[str], results: list[TextResult]) -> None:
+        if urls:
+            await self._judge(self.model.classify_images(list(urls)), results)
+
+    async def _judge(self, verdicts_of: Awaitable[list[ModelVerdict]], results: list[TextResult]) -> None:
         try:
             with tracing.span("moderation.model", provider=self.model.name, model=self.model.model):
-                verdicts = await self.model.classify(list(content.texts))
+                verdicts = await verdicts_of
         except ProviderError as exc:
             log.warning("moderation model %s failed (%s): %s", self.model.name, exc.code, exc.message)
             for category in self.fail_closed:
@@ -107,6 +115,8 @@ class Moderator:
         self.redis = redis
         self.background = background
         self.strikes = strikes
+        # the model check that judges images (``[model] images = true``); None: images are not checked
+        self.images = next((c for c in self.checks if isinstance(c, ModelCheck) and c.images), None)
 
     @classmethod
     def build(
@@ -151,18 +161,38 @@ class Moderator:
         model: str,
         kind: str,
         task_id: uuid.UUID | None = None,
+        request_id: uuid.UUID | None = None,
     ) -> None:
-        """The step every route runs before it holds credits: the texts of ``params`` (``request_texts``)."""
-        subject = Subject.of(principal, source, model, kind, task_id=task_id)
+        """The step every route runs before it holds credits: the texts of ``params`` (``request_texts``). A
+        flagged request's events name its task or its (synchronous) request, whose usage record shows them."""
+        subject = Subject.of(principal, source, model, kind, task_id=task_id, request_id=request_id)
         await self.moderate(request_texts(params), subject)
 
     async def check_outputs(self, subject: Subject, outputs: Sequence[Output]) -> None:
         """The generated text of a model whose outputs the policy moderates (``outputs.models``); raises
         ``ContentPolicyViolation`` when it is blocked. (Generated images: an image check's business.)"""
-        if not self.moderates_outputs(subject.model):
+        await self.check_output_texts(subject, [output.text for output in outputs if output.text])
+        if self.moderates_outputs(subject.model):
+            images = [image for output in outputs if (image := output_image(output)) is not None]
+            await self.check_images(dataclasses.replace(subject, stage="output"), images)
+
+    async def check_images(self, subject: Subject, urls: Sequence[str]) -> None:
+        """Images (``data:`` URIs or URLs) judged by the moderation model when the policy says so (``[model]
+        images = true``); with the rules only, images are not checked. Blocks and flags as ``moderate`` does."""
+        if self.images is None or not urls:
             return
-        texts = [output.text for output in outputs if output.text]
-        if texts:
+        started = time.monotonic()
+        results = [TextResult() for _ in urls]
+        with tracing.span("moderation.images", source=subject.source, stage=subject.stage):
+            await self.images.check_images(urls, results)
+        labels = [f"[image {index + 1} of {len(urls)}]" for index in range(len(urls))]
+        await self._decided(Decision.of(self.policy, results), labels, subject, started)
+
+    async def check_output_texts(self, subject: Subject, texts: Sequence[str]) -> None:
+        """Generated text (a task's outputs, a chat completion's choices, a stream's accumulated choices) of a
+        model whose outputs the policy moderates; raises ``ContentPolicyViolation`` when it is blocked."""
+        texts = [text for text in texts if text]
+        if texts and self.moderates_outputs(subject.model):
             await self.moderate(texts, dataclasses.replace(subject, stage="output"))
 
     async def classify(self, texts: Sequence[str]) -> list[TextResult]:
@@ -180,6 +210,10 @@ class Moderator:
         started = time.monotonic()
         with tracing.span("moderation", source=subject.source, stage=subject.stage):
             decision = Decision.of(self.policy, await self.classify(texts))
+        return await self._decided(decision, texts, subject, started)
+
+    async def _decided(self, decision: Decision, texts: Sequence[str], subject: Subject, started: float) -> Decision:
+        """Record a block (and raise) or the flags of ``decision``; ``texts`` are the excerpts' sources."""
         if decision.blocked is not None:
             latency_ms = int((time.monotonic() - started) * 1000)
             await record_block(self.db, self.redis, self.strikes, subject, decision, texts, self.policy.version,
@@ -189,6 +223,15 @@ class Moderator:
             self.background.spawn(record_flags(self.db, subject, decision, texts, self.policy.version),
                                   name="moderation flags")  # fmt: skip
         return decision
+
+
+def output_image(output: Output) -> str | None:
+    """A generated image as the moderation model takes it: its bytes as a ``data:`` URI, or its URL."""
+    if output.type != "image":
+        return None
+    if output.data is not None:
+        return f"data:{output.content_type or 'image/png'};base64,{base64.b64encode(output.data).decode()}"
+    return output.url
 
 
 __all__ = ["Check", "Content", "Moderator", "Subject"]

@@ -19,7 +19,7 @@ DEFAULT_POLICY = Path(__file__).resolve().parent / "policy.toml"
 MODEL_PROTOCOLS = ("openai_moderation", "llama_guard")
 ON_ERROR = ("open", "closed")
 _CATEGORY_FIELDS = {"action", "on_model_error", "words", "patterns"}
-_MODEL_FIELDS = {"protocol", "provider", "model", "timeout_s"}
+_MODEL_FIELDS = {"protocol", "provider", "model", "timeout_s", "images"}
 
 
 class PolicyError(ValueError):
@@ -42,6 +42,7 @@ class ModelCheckPolicy:
     provider: str
     model: str
     timeout_s: float = 2.0
+    images: bool = False  # also judge input images and generated images (openai_moderation only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +139,13 @@ def _model(raw: Any, source: str) -> ModelCheckPolicy | None:
     timeout_s = raw.get("timeout_s", 2.0)
     if isinstance(timeout_s, bool) or not isinstance(timeout_s, int | float) or not 0 < timeout_s <= 60:
         raise PolicyError(f"{where}: timeout_s must be a number of seconds in (0, 60]")
-    return ModelCheckPolicy(protocol=protocol, provider=provider, model=model, timeout_s=float(timeout_s))
+    images = raw.get("images", False)
+    if not isinstance(images, bool):
+        raise PolicyError(f"{where}: images must be true or false")
+    if images and protocol != "openai_moderation":
+        raise PolicyError(f"{where}: images = true needs protocol openai_moderation (it judges images)")
+    return ModelCheckPolicy(protocol=protocol, provider=provider, model=model, timeout_s=float(timeout_s),
+                            images=images)  # fmt: skip
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -1,6 +1,6 @@
 """The text a request carries, for moderation: prompts, negative prompts, system prompts, embedding inputs and
 the text of chat messages (string content, ``text`` parts, ``refusal`` text and tool-call arguments). Media parts
-are not text: an image check would take them from the same parameters."""
+are not text: ``request_images`` takes a chat request's image parts for the image check."""
 
 from __future__ import annotations
 
@@ -45,3 +45,16 @@ def _add(texts: list[str], value: Any) -> None:
             texts.append(value)
     elif isinstance(value, list):
         texts.extend(item for item in value if isinstance(item, str) and item)
+
+
+def request_images(params: Mapping[str, Any]) -> list[str]:
+    """The images of a chat request's messages (``image_url`` parts: ``data:`` URIs once inlined, or URLs)."""
+    images: list[str] = []
+    for message in params.get("messages") or ():
+        content = message.get("content") if isinstance(message, Mapping) else None
+        for part in content if isinstance(content, list) else ():
+            image = part.get("image_url") if isinstance(part, Mapping) and part.get("type") == "image_url" else None
+            url = image.get("url") if isinstance(image, Mapping) else image
+            if isinstance(url, str) and url:
+                images.append(url)
+    return images

@@ -24,7 +24,12 @@ from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits
 from shared.infra.ids import uuid7
-from shared.ledger.request_holds import place_request_hold, record_refused_request, settle_request
+from shared.ledger.request_holds import (
+    place_request_hold,
+    record_refused_request,
+    request_settlement,
+    settle_request,
+)
 from shared.openai_api import settlements
 
 log = logging.getLogger(__name__)
@@ -49,11 +54,23 @@ class RequestBill:
 
     def settle(
         self, *, charge: int, units: dict[str, Any], status: str, model: str, provider: str | None
-    ) -> asyncio.Task[int | None]:
+    ) -> asyncio.Future[int | None]:
         """Charge ``charge`` (0 voids the hold; never more than the hold) and record the request, in a task of its
-        own; returns that task (awaiting it is optional)."""
-        settlement = _settle_retrying(
-            self.db,
+        own; returns that task (awaiting it is optional). Inside ``settlements.collected()`` the settlement is
+        handed to the collector instead (the returned future answers None: nothing charged yet)."""
+        into = settlements.collector()
+        if into is not None:
+            into.append(request_settlement(**self._settlement(charge, units, status, model, provider)))
+            done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+            done.set_result(None)
+            return done
+        settlement = _settle_retrying(self.db, **self._settlement(charge, units, status, model, provider))
+        return settlements.detach(self.background, settlement, self.principal.account_id)
+
+    def _settlement(
+        self, charge: int, units: dict[str, Any], status: str, model: str, provider: str | None
+    ) -> dict[str, Any]:
+        return dict(
             hold_id=self.hold_id,
             request_id=self.request_id,
             principal=self.principal,
@@ -66,7 +83,6 @@ class RequestBill:
             units=units,
             latency_ms=int((time.monotonic() - self.started) * 1000),
         )
-        return settlements.detach(self.background, settlement, self.principal.account_id)
 
 
 async def open_bill(
@@ -79,9 +95,11 @@ async def open_bill(
     kind: str,
     model: str,
     started: float,
+    request_id: uuid.UUID | None = None,
 ) -> RequestBill:
-    """Hold ``amount`` for a request. Refused for want of credits while earlier requests of the account are still
-    settling here: tried once more when they are done (their unused holds come back)."""
+    """Hold ``amount`` for a request (``request_id``: the id its moderation step already named). Refused for want
+    of credits while earlier requests of the account are still settling here: tried once more when they are done
+    (their unused holds come back)."""
     description = f"{model} {source}"
     try:
         hold_id = await place_request_hold(db, principal, amount, description)
@@ -89,7 +107,7 @@ async def open_bill(
         if not await settlements.settled(background, principal.account_id):
             raise
         hold_id = await place_request_hold(db, principal, amount, description)
-    return RequestBill(db, background, principal, source, kind, hold_id, amount, started, uuid7())
+    return RequestBill(db, background, principal, source, kind, hold_id, amount, started, request_id or uuid7())
 
 
 async def record_refusal(

@@ -28,11 +28,13 @@ from shared.catalog.pricing import Usage
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.infra.ids import uuid7
 from shared.media.chat_images import inline_chat_images
 from shared.media.sources import MediaSources
 from shared.moderation.decisions import ContentPolicyViolation
 from shared.moderation.events import Subject
 from shared.moderation.pipeline import Moderator
+from shared.moderation.texts import request_images
 from shared.openai_api import pricing
 from shared.openai_api.billing import RequestBill, open_bill, record_refusal
 from shared.openai_api.chat_events import ChunkWriter, stream_events
@@ -55,6 +57,7 @@ class ChatContext:
     calls: list[ChatCall]
     bill: RequestBill
     body: ChatInput
+    moderator: Moderator | None = None  # checks the generated text of a model whose outputs the policy moderates
     served: ChatCall = field(init=False)
 
     def __post_init__(self) -> None:
@@ -84,12 +87,22 @@ class ChatContext:
             return 0
         return pricing.charge(self.served.model, usage, self.served.choices, self.bill.hold)
 
-    def settle(self, usage: Usage | None, status: str, provider: str | None) -> asyncio.Task[int | None]:
+    def settle(self, usage: Usage | None, status: str, provider: str | None) -> asyncio.Future[int | None]:
         """Charge for ``usage`` (None: nothing) and record the request, in a task of its own."""
         units = pricing.billed_units(usage, self.served.choices) if usage is not None else {}
         return self.bill.settle(
             charge=self.charge_for(usage), units=units, status=status, model=self.served.model.id, provider=provider
         )
+
+    def settle_blocked(self, usage: Usage | None, provider: str | None) -> asyncio.Future[int | None]:
+        """An answer the moderation policy blocked: not charged (the hold is voided); its usage is recorded, as
+        a failed request with the tokens the upstream produced (the operator's own cost)."""
+        units = pricing.billed_units(usage, self.served.choices) if usage is not None else {}
+        return self.bill.settle(charge=0, units=units, status="failed", model=self.served.model.id, provider=provider)
+
+    def output_subject(self) -> Subject:
+        return Subject.of(self.bill.principal, self.bill.source, self.served.model.id, "text",
+                          request_id=self.bill.request_id)  # fmt: skip
 
 
 async def begin(
@@ -116,15 +129,19 @@ async def begin(
     ]
     try:
         calls = _candidates(providers, [model, *fallbacks], body)
-        await moderator.check_request(principal, calls[0].params, source=source, model=model.id, kind="text")
+        request_id = uuid7()
+        await moderator.check_request(principal, calls[0].params, source=source, model=model.id, kind="text",
+                                      request_id=request_id)  # fmt: skip
         if media is not None:
             await inline_chat_images(media, principal.account_id, [call.params for call in calls])
+        subject = Subject.of(principal, source, model.id, "text", request_id=request_id)
+        await moderator.check_images(subject, request_images(calls[0].params))
         bill = await open_bill(db, background, principal, max(call.hold for call in calls), source=source, kind="text",
-                               model=model.id, started=started)  # fmt: skip
+                               model=model.id, started=started, request_id=request_id)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         await record_refusal(db, principal, source=source, kind="text", model=model.id, started=started)
         raise
-    return ChatContext(calls, bill, body)
+    return ChatContext(calls, bill, body, moderator)
 
 
 async def begin_raw(
@@ -200,12 +217,10 @@ async def complete(
     runs on its own: the answer does not wait for the commit. An answer the moderation policy blocks (a model whose
     outputs it checks) is not returned nor charged; its usage is recorded, as a failed request."""
     completed, provider = await _routed(ctx, registry, _start, budget_s)
-    subject = Subject.of(ctx.bill.principal, ctx.bill.source, ctx.served.model.id, "text")
     try:
-        await moderator.check_outputs(subject, completed.outputs)
+        await moderator.check_outputs(ctx.output_subject(), completed.outputs)
     except ContentPolicyViolation:
-        units = pricing.billed_units(completed.usage, ctx.served.choices)
-        ctx.bill.settle(charge=0, units=units, status="failed", model=ctx.served.model.id, provider=provider)
+        ctx.settle_blocked(completed.usage, provider)
         raise
     ctx.settle(completed.usage, "succeeded", provider)
     return completed, provider

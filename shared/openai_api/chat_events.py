@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import msgspec
 
 from shared.catalog.pricing import Usage
+from shared.moderation.decisions import ContentPolicyViolation
 from shared.openai_api import settlements
 from shared.providers.base import ProviderError, RetryableError
 from shared.providers.chat_stream import ChatDelta, ChatStream
@@ -114,12 +115,14 @@ async def stream_events(
     usage: Usage | None = None
     details: dict[str, dict[str, int]] | None = None
     finishes: dict[int, str] = {}
+    choices: dict[int, list[str]] = {}  # each choice's text and tool-call arguments, for the output check
     status = "canceled"  # unless the loop below gets to an end
     try:
         try:
             async for delta in stream:
                 if time.monotonic() > ends:
                     raise RetryableError(f"{provider} did not finish within the model's time", code="upstream_timeout")
+                start = len(produced)
                 if delta.text:
                     produced.append(delta.text)
                 for piece in delta.tool_calls or ():
@@ -127,6 +130,7 @@ async def stream_events(
                     if function.get("name"):
                         produced.append(f" {function['name']} ")
                     produced.append(str(function.get("arguments") or ""))
+                choices.setdefault(delta.index, []).extend(produced[start:])
                 if (delta.text or delta.tool_calls or delta.logprobs is not None) and (events := writer.delta(delta)):
                     yield events
                 if delta.finish_reason:
@@ -139,8 +143,18 @@ async def stream_events(
             error = {"error": {"type": "upstream_error", "code": exc.code, "message": exc.message, "param": None}}
             yield b"data: " + _encode(error) + b"\n\n"
             return
-        status = "succeeded"
         usage = usage or _produced_usage(call.params, produced)
+        if ctx.moderator is not None:
+            try:
+                texts = ["".join(choices[index]) for index in sorted(choices)]
+                await ctx.moderator.check_output_texts(ctx.output_subject(), texts)
+            except ContentPolicyViolation as exc:
+                status = "blocked"
+                error = {"error": {"type": "invalid_request_error", "code": exc.code, "message": exc.message,
+                                   "param": None}}  # fmt: skip
+                yield b"data: " + _encode(error) + b"\n\n"
+                return
+        status = "succeeded"
         for index in range(max(call.choices, len(finishes))):
             yield writer.finish(index, finishes.get(index, "stop"))
         if call.include_usage:
@@ -162,6 +176,8 @@ async def _close_and_settle(
         await stream.aclose()
     except Exception as exc:
         log.debug("closing the upstream stream failed: %s", exc)
+    if status == "blocked":  # the moderation policy blocked the answer: not charged
+        return await ctx.settle_blocked(usage, provider)
     return await ctx.settle(usage, status, provider)
 
 

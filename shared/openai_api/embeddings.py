@@ -26,6 +26,7 @@ from shared.catalog.capabilities import Need
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits, InvalidInput, ModelUnavailable
+from shared.infra.ids import uuid7
 from shared.moderation.pipeline import Moderator
 from shared.openai_api import pricing
 from shared.openai_api.billing import open_bill, record_refusal
@@ -136,10 +137,12 @@ async def create(
     try:
         body = parse_embedding_body(raw)
         served, params = _prepare(providers, model, body)
-        await moderator.check_request(principal, params, source=SOURCE, model=model.id, kind="embedding")
+        request_id = uuid7()
+        await moderator.check_request(principal, params, source=SOURCE, model=model.id, kind="embedding",
+                                      request_id=request_id)  # fmt: skip
         worst_case = pricing.embedding_worst_case(model, body.inputs)
         bill = await open_bill(db, background, principal, worst_case, source=SOURCE, kind="embedding", model=model.id,
-                               started=started)  # fmt: skip
+                               started=started, request_id=request_id)  # fmt: skip
     except (InvalidInput, InsufficientCredits, ModelUnavailable):
         await record_refusal(db, principal, source=SOURCE, kind="embedding", model=model.id, started=started)
         raise

@@ -16,16 +16,23 @@ What a client of this process sees stays consistent:
 * At shutdown the process drains its background tasks before closing its database pool. A settlement that
   cannot finish (the database is gone) leaves its hold pending; the abandoned-hold sweep voids it: such a
   request is not charged, never charged twice.
+
+A caller that must commit a request's settlement with a change of its own (a batch line's result: charged
+exactly when its result is recorded, so a line that runs again after a crash is not charged twice) runs the
+request inside ``collected()``: the request's settlements are then handed to it instead of running here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 from shared.infra.background import BackgroundTasks
+from shared.ledger.settlement import Settlement
 
 T = TypeVar("T")
 
@@ -44,3 +51,23 @@ async def settled(background: BackgroundTasks, account_id: uuid.UUID, timeout_s:
     """Wait (at most ``timeout_s``) for the account's settlements running in this process. Returns whether
     there were any."""
     return await background.wait(_key(account_id), timeout_s)
+
+
+_collecting: contextvars.ContextVar[list[Settlement] | None] = contextvars.ContextVar("settlements", default=None)
+
+
+@contextlib.contextmanager
+def collected() -> Iterator[list[Settlement]]:
+    """Within the block (in this asyncio task), requests' settlements are appended to the list yielded instead of
+    running: the caller commits them (``shared.ledger.settle_request_in``) with its own change."""
+    into: list[Settlement] = []
+    token = _collecting.set(into)
+    try:
+        yield into
+    finally:
+        _collecting.reset(token)
+
+
+def collector() -> list[Settlement] | None:
+    """Where settlements go instead of running (``collected``), if anywhere."""
+    return _collecting.get()

@@ -52,6 +52,23 @@ class ModerationModel(HttpProvider):
         except TimeoutError as exc:
             raise RetryableError(f"{self.name} did not answer in time", code="upstream_timeout") from exc
 
+    async def classify_images(self, urls: list[str]) -> list[ModelVerdict]:
+        """A verdict per image (a ``data:`` URI or an URL), in order, within the timeout: OpenAI's moderation API
+        takes one image per input (``{"type": "image_url", "image_url": {"url": ...}}``), so one call each."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return list(await asyncio.gather(*(self._openai_image(url) for url in urls)))
+        except TimeoutError as exc:
+            raise RetryableError(f"{self.name} did not answer in time", code="upstream_timeout") from exc
+
+    async def _openai_image(self, url: str) -> ModelVerdict:
+        body = {"model": self.model, "input": [{"type": "image_url", "image_url": {"url": url}}]}
+        data = await self._post("/moderations", body)
+        results = data.get("results") if isinstance(data, dict) else None
+        if not isinstance(results, list) or len(results) != 1:
+            raise malformed(self.name, "a result for the image")
+        return openai_verdict(self.name, results[0])
+
     async def _post(self, path: str, body: dict[str, Any]) -> Any:
         timeout = httpx.Timeout(self.timeout_s)
         url = f"{self._resolved.base_url}{path}"

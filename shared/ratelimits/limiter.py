@@ -43,7 +43,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from shared.infra.errors import RateLimited, ServiceUnavailable
 from shared.infra.group_commit import GroupCommit
-from shared.ratelimits.limiter_scripts import ADMIT, GCRA, REFUND, RELEASE
+from shared.ratelimits.limiter_scripts import ADMIT, ADMIT_MANY, GCRA, REFUND, RELEASE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -151,6 +151,7 @@ class RateLimiter:
         self._script = redis.register_script(GCRA)
         self._batch = _ScriptBatch(redis, ADMIT)
         self._release = redis.register_script(RELEASE)
+        self._admit_many = redis.register_script(ADMIT_MANY)
         self._refund = redis.register_script(REFUND)
         self._last_warning = 0.0
 
@@ -205,9 +206,25 @@ class RateLimiter:
             )
         return Admission(allowed_all, tuple(decisions[:n_rates]), tuple(decisions[n_rates:]))
 
-    async def release(self, slot_keys: Sequence[str], member: str) -> None:
-        """Free ``member``'s slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""
-        await self._release(keys=[self.prefix + key for key in slot_keys], args=[member])
+    async def release(self, slot_keys: Sequence[str], *members: str) -> None:
+        """Free the ``members``' slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""
+        if members:
+            await self._release(keys=[self.prefix + key for key in slot_keys], args=list(members))
+
+    async def admit_many(self, slots: Sequence[Slot], members: Sequence[str], *, ttl_s: float = 3600) -> Admission:
+        """Take a slot in every set for every one of ``members`` if every set has room for all of them; otherwise
+        take nothing. One atomic script call. A refused slot's decision tells how many slots are left."""
+        keys = [self.prefix + slot.key for slot in slots] + [self.slot_index]
+        args: list[str | int] = [max(1, int(ttl_s * 1000)), len(members), *members, *(slot.limit for slot in slots)]
+        raw = await self._guarded(lambda: self._admit_many(keys=keys, args=args), None)
+        if raw is None:
+            fake = tuple(Decision(True, slot.limit, slot.limit, 0.0, 0.0, True) for slot in slots)
+            return Admission(True, (), fake, True)
+        decisions = tuple(
+            Decision(bool(raw[2 * n]), slot.limit, max(0, raw[2 * n + 1]), 0.0 if raw[2 * n] else math.inf, 0.0)
+            for n, slot in enumerate(slots)
+        )
+        return Admission(all(d.allowed for d in decisions), (), decisions)
 
     async def _guarded(self, call: Callable[[], Awaitable[T]], degraded: T) -> T:
         """Run a Redis call under the timeout, and apply the fail-open / fail-closed policy to its failure."""

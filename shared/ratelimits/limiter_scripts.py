@@ -128,10 +128,47 @@ return out
 """
 
 
-# KEYS: slot sets; ARGV[1]: the member to remove from each.
+# KEYS: slot sets; ARGV: the members to remove from each.
 RELEASE = """
 for _, key in ipairs(KEYS) do
-    redis.call('ZREM', key, ARGV[1])
+    redis.call('ZREM', key, unpack(ARGV))
 end
 return 1
+"""
+
+
+# KEYS: slot sets, then the index of slot sets. ARGV[1]: slot ttl (ms); ARGV[2]: n, the number of members; then the
+# n members; then each slot set's limit. Takes a slot in every set for every member if each set has room for all
+# of them; otherwise takes nothing. Returns, per slot set: allowed (1/0), the slots left (after, if taken).
+ADMIT_MANY = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ttl = tonumber(ARGV[1])
+local n = tonumber(ARGV[2])
+local n_slots = #KEYS - 1
+local out = {}
+local ok = true
+for j = 1, n_slots do
+    redis.call('ZREMRANGEBYSCORE', KEYS[j], '-inf', now)
+    local count = redis.call('ZCARD', KEYS[j])
+    local limit = tonumber(ARGV[2 + n + j])
+    if count + n > limit then
+        ok = false
+        table.insert(out, 0)
+        table.insert(out, math.max(0, limit - count))
+    else
+        table.insert(out, 1)
+        table.insert(out, limit - count - n)
+    end
+end
+if ok then
+    for j = 1, n_slots do
+        for i = 1, n do
+            redis.call('ZADD', KEYS[j], now + ttl, ARGV[2 + i])
+        end
+        redis.call('PEXPIRE', KEYS[j], ttl)
+        redis.call('SADD', KEYS[n_slots + 1], KEYS[j])
+    end
+end
+return out
 """

@@ -155,25 +155,54 @@ class RequestLimits:
             return LimitCheck(allowed=True, binding=None)
         member = str(task_id) if task_id is not None else ""
         admission = await self._admit(rates, slots, member)
-        if not admission.allowed and db is not None and self._refused_by_slots(admission):
-            # Maybe a release was lost: check the refusing sets against the database, then try once more.
-            # At most once per set every PURGE_INTERVAL_S in this process, so hammering at the cap stays cheap.
-            now = time.monotonic()
-            refusing = [
-                slot.key
-                for (_, slot), d in zip(slots, admission.slots, strict=True)
-                if not d.allowed and now - self._purged.get(slot.key, -PURGE_INTERVAL_S) >= PURGE_INTERVAL_S
-            ]
-            if refusing:
-                if len(self._purged) > 50_000:
-                    self._purged.clear()
-                self._purged.update(dict.fromkeys(refusing, now))
-                if await self.slots.purge_finished(db, refusing, swallow_errors=True):
-                    admission = await self._admit(rates, slots, member)
+        refused_by_slots = not admission.allowed and self._refused_by_slots(admission)
+        if db is not None and refused_by_slots and await self._purge_refusing(db, slots, admission):
+            admission = await self._admit(rates, slots, member)  # a lost release was repaired: once more
         result = self._outcome(rates, slots, admission)
         if not result.allowed:
             raise LimitExceeded(result)
         return result
+
+    async def take_task_slots(self, principal: Principal, task_ids: list[uuid.UUID], db: Database) -> bool:
+        """A batch submit's in-flight slots: one per task it will create, in the key's and the account's sets, all
+        or none (its request was counted against the rates already). Raises ``LimitExceeded``
+        (``too_many_concurrent_tasks``) when the sets do not have room for every task. Returns whether slots were
+        taken (the caller gives back those of tasks it did not create)."""
+        slots = self.slots_for(principal)
+        if not slots or not task_ids:
+            return False
+        members = [str(task_id) for task_id in task_ids]
+        sets = [slot for _, slot in slots]
+        admission = await self.limiter.admit_many(sets, members, ttl_s=self.slot_ttl_s)
+        if not admission.allowed and await self._purge_refusing(db, slots, admission):
+            admission = await self.limiter.admit_many(sets, members, ttl_s=self.slot_ttl_s)
+        if admission.allowed:
+            return not admission.degraded
+        refused = LimitExceeded(self._outcome([], slots, admission))
+        assert refused.check.binding is not None
+        scope = "API key" if refused.check.binding.name == "key_tasks" else "account"
+        decision = refused.check.binding.decision
+        refused.message = (
+            f"these {len(members)} tasks do not fit in this {scope}'s in-flight limit ({decision.limit} tasks queued "
+            f"or running; {decision.remaining} free now): wait for some to finish, or submit fewer at once"
+        )
+        raise refused
+
+    async def _purge_refusing(self, db: Database, slots: list[tuple[str, Slot]], admission: Admission) -> bool:
+        """Maybe a release was lost: check the refusing sets against the database (whether that freed a slot). At
+        most once per set every PURGE_INTERVAL_S in this process, so hammering at the cap stays cheap."""
+        now = time.monotonic()
+        refusing = [
+            slot.key
+            for (_, slot), d in zip(slots, admission.slots, strict=True)
+            if not d.allowed and now - self._purged.get(slot.key, -PURGE_INTERVAL_S) >= PURGE_INTERVAL_S
+        ]
+        if not refusing:
+            return False
+        if len(self._purged) > 50_000:
+            self._purged.clear()
+        self._purged.update(dict.fromkeys(refusing, now))
+        return bool(await self.slots.purge_finished(db, refusing, swallow_errors=True))
 
     async def _admit(self, rates: list[tuple[str, str, int]], slots: list[tuple[str, Slot]], member: str) -> Admission:
         cache_key = (tuple(rates), tuple(slots))

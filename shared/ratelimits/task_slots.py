@@ -72,13 +72,13 @@ class TaskSlots:
             keys.append(slot_key("key", api_key_id))
         return keys
 
-    async def release(self, account_id: uuid.UUID, api_key_id: uuid.UUID | None, task_id: uuid.UUID) -> None:
-        """Give back a task's slots (after its terminal transition committed). Never raises: a release that
-        fails is repaired later."""
+    async def release(self, account_id: uuid.UUID, api_key_id: uuid.UUID | None, *task_ids: uuid.UUID) -> None:
+        """Give back tasks' slots (after their terminal transitions committed, or for tasks a submit did not
+        create). Never raises: a release that fails is repaired later."""
         try:
-            await self.limiter.release(self.keys(account_id, api_key_id), str(task_id))
+            await self.limiter.release(self.keys(account_id, api_key_id), *map(str, task_ids))
         except Exception as exc:
-            log.warning("could not release the in-flight slots of task %s (the sweep will): %s", task_id, exc)
+            log.warning("could not release the in-flight slots of %d task(s) (the sweep will): %s", len(task_ids), exc)
 
     async def purge_finished(self, db: Database, slot_keys: list[str], *, swallow_errors: bool = False) -> int:
         """Remove, from these slot sets (keys without the limiter's prefix), the members whose task has ended

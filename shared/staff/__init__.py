@@ -28,7 +28,7 @@ class Actor:
 
     account_id: uuid.UUID | None  # None: the command line
     role: str
-    via: str  # "api" (an API key), "console" (a person's session), "cli"
+    via: str  # "api" (an API key), "console" (a person's session), "cli", "strike_rule" (moderation strikes)
     ip: str = ""
     name: str = ""  # shown when the account has no address (the command line's user and host)
 

@@ -14,7 +14,9 @@ own error and the valid ones are submitted.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
@@ -35,6 +37,9 @@ from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
 from shared.tasks.records import TASK_ROWS, TaskRecord
 from shared.tasks.submit import MAX_IDEMPOTENCY_KEY, PreparedTask, TaskSubmission, prepare, submission_hash
+
+if TYPE_CHECKING:
+    from shared.ratelimits.request_limits import RequestLimits
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +73,11 @@ async def submit_batch(
     moderator: Moderator,
     url_guard: UrlGuard | None = None,
     events: TaskEvents | None = None,
+    limits: RequestLimits | None = None,
 ) -> list[BatchItemResult]:
     """Submit every valid item (all of them, or raise, when ``atomic``). One result per item, in order. Each
-    item is moderated as its single submit would be; input files are for single submits only."""
+    item is moderated as its single submit would be; input files are for single submits only. With ``limits``,
+    the tasks take in-flight slots as single submits do, all or none (``_take_slots``)."""
     if not 0 < len(submissions) <= MAX_BATCH_TASKS:
         raise InvalidInput(f"tasks must hold 1 to {MAX_BATCH_TASKS} tasks", param="tasks")
     results: list[BatchItemResult | None] = [None] * len(submissions)
@@ -86,12 +93,49 @@ async def submit_batch(
                 raise _item_error(index, error) from None
             results[index] = BatchItemResult(error=_item_error(index, error))
     if prepared:
-        for index, result in (await _insert(db, principal, submissions, prepared, atomic=atomic)).items():
+        ids = {index: uuid7() for index in prepared}
+        slotted = await _take_slots(db, limits, principal, submissions, ids)
+        inserted: dict[int, BatchItemResult] = {}
+        try:
+            inserted = await _insert(db, principal, submissions, prepared, ids, atomic=atomic)
+        finally:
+            unused = [
+                task_id for index, task_id in slotted.items() if not (index in inserted and inserted[index].created)
+            ]
+            if limits is not None and unused:  # refused, a replay, or an item's error: no task holds these slots
+                await limits.slots.release(principal.account_id, principal.api_key_id, *unused)
+        for index, result in inserted.items():
             results[index] = result
     created = [result.task for result in results if result is not None and result.created and result.task]
     log.info("batch of %d submitted: %d task(s) created", len(submissions), len(created))
     await _hand_over(queue, events, created)
     return [result or BatchItemResult() for result in results]
+
+
+async def _take_slots(
+    db: Database,
+    limits: RequestLimits | None,
+    principal: Principal,
+    submissions: list[TaskSubmission],
+    ids: dict[int, uuid.UUID],
+) -> dict[int, uuid.UUID]:
+    """The in-flight slots of the tasks the batch will create, all or none (429 ``too_many_concurrent_tasks``
+    otherwise, nothing submitted): an item whose idempotency key was used before creates nothing and needs none.
+    Returns the items that took one (by index)."""
+    if limits is None:
+        return {}
+    keys = [key for index in ids if (key := submissions[index].idempotency_key)]
+    used = set()
+    if keys:
+        rows = await db.fetch(
+            "SELECT key FROM idempotency_records WHERE account_id = $1 AND key = ANY($2::text[])",
+            principal.account_id,
+            keys,
+        )
+        used = {row["key"] for row in rows}
+    needing = {index: task_id for index, task_id in ids.items() if submissions[index].idempotency_key not in used}
+    taken = await limits.take_task_slots(principal, list(needing.values()), db)
+    return needing if taken else {}
 
 
 async def _prepare_item(
@@ -140,9 +184,9 @@ WHERE r.account_id = $1 AND r.key = ANY($2::text[])
 
 _INSERT_TASKS = f"""
 INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url, credits_held,
-                   deadline_at)
+                   deadline_at, batch_work)
 SELECT id, $9, $10, model, kind, 'queued', input, metadata, webhook_url, credits_held,
-       now() + make_interval(secs => runtime_s)
+       now() + make_interval(secs => runtime_s), true
 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::bigint[], $8::float8[])
     AS i(id, model, kind, input, metadata, webhook_url, credits_held, runtime_s)
 RETURNING {TASK_ROWS.columns}
@@ -160,6 +204,7 @@ async def _insert(
     principal: Principal,
     submissions: list[TaskSubmission],
     prepared: dict[int, PreparedTask],
+    ids: dict[int, uuid.UUID],
     *,
     atomic: bool,
 ) -> dict[int, BatchItemResult]:
@@ -204,7 +249,6 @@ async def _insert(
                     raise _item_error(index, error)
                 results[index] = BatchItemResult(error=_item_error(index, error))
         new = [index for index in prepared if index not in replayed]
-        ids = {index: uuid7() for index in new}
         holds = [
             NewHold(principal.account_id, prepared[index].hold, task_id=ids[index],
                     description=f"{prepared[index].model.id} task")
@@ -238,7 +282,7 @@ async def _hand_over(queue: JobQueue, events: TaskEvents | None, tasks: list[Tas
     if events is not None:
         await events.publish_many([NewEvent(TASK_QUEUED, task.id, task.account_id, {}) for task in tasks])
     try:
-        await queue.enqueue_many([jobs.run_task(task.id, queue=jobs.BATCH_QUEUE) for task in tasks])
+        await queue.enqueue_many([jobs.run_task(task.id, batch_work=True) for task in tasks])
     except (OSError, ConnectionError, TimeoutError, RedisError) as exc:
         # The tasks are safely queued in PostgreSQL; the sweep enqueues them once Redis is back.
         log.warning("enqueue failed for a batch of %d tasks, the sweep will retry: %s", len(tasks), exc)

@@ -54,7 +54,7 @@ from shared.providers.base import (
 from shared.providers.progress import reporting_to
 from shared.providers.retry import with_retries
 from shared.providers.routing import Attempt, RequestRefused, RoutesExhausted, serve
-from shared.tasks import lifecycle, upstream
+from shared.tasks import leases, lifecycle, upstream
 from shared.tasks.attempts import record_attempts
 from shared.tasks.delivery import billable_usage, note_requested
 from shared.tasks.outputs import output_prefix, store_outputs
@@ -65,6 +65,7 @@ if TYPE_CHECKING:
     from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
     from shared.tasks.completions import TaskCompletions
+    from shared.tasks.leases import LeaseKeeper
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ class TaskRuntime:
     signer: UrlSigner | None = None  # input files: the signed URLs upstreams fetch them from
     moderator: Moderator | None = None  # moderation of the outputs of the models the policy names
     completions: TaskCompletions | None = None  # group commit of the tasks that succeed at about the same time
+    leases: LeaseKeeper | None = None  # renews the leases of running tasks (workers; None: the lease just lasts)
 
 
 def output_subject(task: TaskRecord) -> Subject:
@@ -100,6 +102,11 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
     task = await lifecycle.claim(rt.db, task_id, lease_s=rt.lease_s)
     if task is None:
         return None  # terminal already, or another worker holds the lease
+    async with leases.running(rt.db, rt.leases, task):  # its lease renewed; handed back if the run is stopped
+        return await _run_claimed(rt, task)
+
+
+async def _run_claimed(rt: TaskRuntime, task: TaskRecord) -> float | None:
     if task.attempts == 1:  # the first claim (polls and takeovers claim again)
         await _publish(rt, task, TASK_STARTED)
     model = rt.catalog.get(task.model)
@@ -110,6 +117,7 @@ async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
             code="model_removed",
             message=f"model {task.model!r} is no longer offered",
             slots=rt.slots,
+            generation=task.attempts,
             events=rt.events,
         )
         return None
@@ -137,6 +145,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             code="model_unavailable",
             message="no provider can serve this request now",
             slots=rt.slots,
+            generation=task.attempts,
             events=rt.events,
         )
         return None
@@ -147,8 +156,9 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             params = await attach_input_files(rt.storage, rt.signer, model, task.input)
         except FileNotFoundError:  # the API process stopped before it had written them
             await lifecycle.fail(
-                rt.db, task.id, code="input_missing", message="the input files were not stored", slots=rt.slots
-            )
+                rt.db, task.id, code="input_missing", message="the input files were not stored", slots=rt.slots,
+                generation=task.attempts,
+            )  # fmt: skip
             return None
     try:
         with reporting_to(functools.partial(_publish_progress, rt, task) if rt.events is not None else None):
@@ -169,7 +179,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
         await record_attempts(rt.db, task.id, tried)
         await lifecycle.fail(
             rt.db, task.id, code=refused.error.code, message=refused.error.message, provider=refused.provider,
-            slots=rt.slots, events=rt.events,
+            slots=rt.slots, generation=task.attempts, events=rt.events,
         )  # fmt: skip
         return None
     except RoutesExhausted as exhausted:
@@ -186,6 +196,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             code=code,
             message=f"no provider could serve this task; the last one said: {reason}",
             slots=rt.slots,
+            generation=task.attempts,
             events=rt.events,
         )
         return None
@@ -206,7 +217,7 @@ async def _submitted(
 ) -> float | None:
     kept, told = upstream.split_logs(None, result.progress)
     saved = await upstream.save_submitted(
-        rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=kept
+        rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=kept, generation=task.attempts
     )
     if saved:
         await _publish_progress(rt, task, told)
@@ -230,6 +241,7 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
             code="upstream_unavailable",
             message=f"provider {task.provider!r} is no longer configured",
             slots=rt.slots,
+            generation=task.attempts,
             events=rt.events,
         )
         return None
@@ -244,18 +256,25 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
         if _seconds_left(task) <= 0:
             await _deadline_exceeded(rt, task, model)
             return None
-        await upstream.save_progress(rt.db, task.id, None)
+        await upstream.save_progress(rt.db, task.id, None, generation=task.attempts)
         return _poll_delay(rt, task)
     except PermanentError as exc:
         await lifecycle.fail(
-            rt.db, task.id, code=exc.code, message=exc.message, provider=task.provider, slots=rt.slots, events=rt.events
+            rt.db,
+            task.id,
+            code=exc.code,
+            message=exc.message,
+            provider=task.provider,
+            slots=rt.slots,
+            events=rt.events,
+            generation=task.attempts,
         )
         return None
     if isinstance(result, Completed):
         await _settle(rt, task, model, result, task.provider, ends)
         return None
     kept, told = upstream.split_logs(task.progress, result.progress)
-    if not await upstream.save_progress(rt.db, task.id, kept):
+    if not await upstream.save_progress(rt.db, task.id, kept, generation=task.attempts):
         return None  # canceled meanwhile: the cancel job stops the upstream job
     if kept != task.progress:  # an unchanged poll tells nothing new
         await _publish_progress(rt, task, told)
@@ -293,7 +312,7 @@ async def _settle(
             await rt.moderator.check_outputs(output_subject(task), result.outputs)
         except ContentPolicyViolation as blocked:
             await lifecycle.fail(rt.db, task.id, code=blocked.code, message=blocked.message, provider=provider,
-                                 slots=rt.slots, units=result.usage.public())  # fmt: skip
+                                 slots=rt.slots, generation=task.attempts, units=result.usage.public())  # fmt: skip
             return
     try:
         outputs = await store_outputs(
@@ -307,7 +326,14 @@ async def _settle(
     except ProviderError as exc:
         await rt.storage.delete_prefix(output_prefix(task.id))
         await lifecycle.fail(
-            rt.db, task.id, code=exc.code, message=exc.message, provider=provider, slots=rt.slots, events=rt.events
+            rt.db,
+            task.id,
+            code=exc.code,
+            message=exc.message,
+            provider=provider,
+            slots=rt.slots,
+            events=rt.events,
+            generation=task.attempts,
         )
         return
     usage = billable_usage(model, task.input, result.usage, outputs)
@@ -329,9 +355,10 @@ async def _settle(
         )
     if not done:
         # Canceled (or finished by another delivery) while we worked: nothing is charged, drop our files
-        # unless the winner was a successful run that wrote the same keys.
+        # unless the winner was a successful run that wrote the same keys, or a run that took the task over
+        # (this run's lease lapsed) is writing them now.
         current = await rt.db.fetchval("SELECT status FROM tasks WHERE id = $1", task.id)
-        if current != "succeeded":
+        if current in ("failed", "canceled"):
             await rt.storage.delete_prefix(output_prefix(task.id))
 
 
@@ -342,6 +369,7 @@ async def _deadline_exceeded(rt: TaskRuntime, task: TaskRecord, model: Model) ->
         code="deadline_exceeded",
         message="the task ran past its deadline",
         slots=rt.slots,
+        generation=task.attempts,
         events=rt.events,
     )
     if failed and task.upstream_id and task.provider:

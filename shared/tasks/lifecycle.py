@@ -58,9 +58,14 @@ async def claim(db: Database, task_id: uuid.UUID, *, lease_s: float) -> TaskReco
     return TASK_ROWS.from_row(row)
 
 
-async def release_lease(db: Database, task_id: uuid.UUID) -> None:
-    """Let the next delivery of the job claim the task at once (used before re-scheduling a poll)."""
-    await db.execute("UPDATE tasks SET lease_expires_at = NULL WHERE id = $1 AND status = 'running'", task_id)
+async def release_lease(db: Database, task_id: uuid.UUID, *, generation: int) -> None:
+    """Let the next delivery of the job claim the task at once (a run handing its task back), unless another run
+    claimed it since the run's own claim ``generation``."""
+    await db.execute(
+        "UPDATE tasks SET lease_expires_at = NULL WHERE id = $1 AND status = 'running' AND attempts = $2",
+        task_id,
+        generation,
+    )
 
 
 def _terminal_sql(update: str, *, params: int) -> str:
@@ -83,20 +88,20 @@ _COMPLETE = _terminal_sql(
     UPDATE tasks
     SET status = 'succeeded', outputs = $2::jsonb, provider = $3, credits_charged = LEAST($4::bigint, credits_held),
         {_TERMINAL_UPDATE}
-    WHERE id = $1 AND status = 'running'
+    WHERE id = $1 AND status = 'running' AND attempts = $6
     RETURNING account_id, api_key_id, model, kind, provider, credits_charged, {_LATENCY},
               {has_destination_sql("$5", terminal=True)}""",
-    params=5,
+    params=6,
 )
 
 _FAIL = _terminal_sql(
     f"""
     UPDATE tasks
     SET status = 'failed', error_code = $2, error_message = $3, provider = COALESCE($4, provider), {_TERMINAL_UPDATE}
-    WHERE id = $1 AND status IN ('queued', 'running')
+    WHERE id = $1 AND status IN ('queued', 'running') AND ($6::int IS NULL OR attempts = $6)
     RETURNING account_id, api_key_id, model, kind, provider, credits_charged, {_LATENCY},
               {has_destination_sql("$5", terminal=True)}""",
-    params=5,
+    params=6,
 )
 
 _CANCEL = _terminal_sql(
@@ -125,7 +130,7 @@ async def complete_in(conn: Connection, item: Completion) -> Record | None:
     lost its race), with its settlement and its webhook event."""
     row = await conn.fetchrow(
         _COMPLETE,
-        item.task.id, to_json(item.outputs), item.provider, item.charge, TASK_SUCCEEDED,
+        item.task.id, to_json(item.outputs), item.provider, item.charge, TASK_SUCCEEDED, item.task.attempts,
         *task_settlement_params(SUCCEEDED, item.usage.public()),
     )  # fmt: skip
     if row is not None and row["has_webhook"]:
@@ -146,7 +151,9 @@ async def complete(
     completions: TaskCompletions | None = None,
 ) -> bool:
     """running -> succeeded: charge ``charge`` (capped at the hold), release the rest, record usage. Given
-    ``completions``, the transaction is shared with other tasks finishing meanwhile (a group commit)."""
+    ``completions``, the transaction is shared with other tasks finishing meanwhile (a group commit). Only the run
+    that claimed ``task`` may: a run whose lease lapsed and was taken over (``task.attempts`` is its fencing token)
+    changes nothing."""
     item = Completion(task, outputs, usage, charge, provider)
     if completions is not None:
         row = await completions.complete(item)
@@ -174,12 +181,14 @@ async def fail(
     slots: TaskSlots | None = None,
     events: TaskEvents | None = None,
     units: dict[str, Any] | None = None,
+    generation: int | None = None,
 ) -> bool:
     """queued|running -> failed, voiding the hold. ``units``: what the upstream produced, for the usage record (an
-    output the moderation policy blocked: not charged, but the operator's upstream cost is kept)."""
+    output the moderation policy blocked: not charged, but the operator's upstream cost is kept). ``generation``: the
+    run's claim (``attempts``); given, a run that was taken over meanwhile changes nothing."""
     settlement = task_settlement_params(FAILED, units)
     async with db.transaction() as conn:
-        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, *settlement)
+        row = await conn.fetchrow(_FAIL, task_id, code, message, provider, TASK_FAILED, generation, *settlement)
         if row is None:
             return False
         if row["has_webhook"]:

@@ -36,6 +36,7 @@ class TaskRecord:
     created_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    batch_work: bool  # a batch submit's task: its job goes to the batch queue
 
 
 TASK_ROWS = RecordMapping(TaskRecord, "tasks")

@@ -33,6 +33,7 @@ from shared.infra.urlguard import UrlGuard, parse_url
 from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
 from shared.media.inputs import input_prefix, media_parameters, resolve_task_media
 from shared.media.sources import MediaSources
+from shared.moderation.events import Subject
 from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
 from shared.tasks import lifecycle
@@ -136,6 +137,13 @@ async def submit_task(
     if media is None:
         raise ModelUnavailable("this server does not take input files here", param="input")
     resolved = await resolve_task_media(media, principal.account_id, task_id, prepared.model, prepared.params)
+    if moderator.images is not None:  # the policy judges input images too (``[model] images = true``)
+        try:
+            subject = Subject.of(principal, submission.source, prepared.model.id, prepared.model.kind, task_id=task_id)
+            await moderator.check_images(subject, await resolved.image_uris(media.storage))
+        except BaseException:
+            await media.storage.delete_prefix(input_prefix(task_id))
+            raise
     pricing, params = prepared.model.pricing, resolved.params
     prepared = dataclasses.replace(prepared, params=params, hold=cost(pricing, worst_case_usage(pricing.unit, params)))
     # The fetched files are written while the task and its hold are inserted; its job waits for them.

@@ -1,7 +1,8 @@
 """Periodic repairs, safe to run from every worker at once.
 
 * re-enqueue tasks that are queued (or running with an expired lease) but may have lost their job,
-  e.g. after Redis restarted empty; arq ignores a duplicate job id, so live jobs are not doubled;
+  e.g. after Redis restarted empty, each on its queue (batch work on the batch queue); arq ignores a duplicate
+  job id, so live jobs are not doubled;
 * fail tasks past their deadline and void their holds.
 """
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 async def requeue_orphans(db: Database, queue: JobQueue, *, older_than_s: float = 30, limit: int = 500) -> int:
     rows = await db.fetch(
         """
-        SELECT id FROM tasks
+        SELECT id, batch_work FROM tasks
         WHERE status IN ('queued', 'running') AND deadline_at > now()
           AND ((status = 'queued' AND created_at < now() - make_interval(secs => $1))
                OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
@@ -38,7 +39,7 @@ async def requeue_orphans(db: Database, queue: JobQueue, *, older_than_s: float 
     )
     enqueued = 0
     for row in rows:
-        if await queue.enqueue(jobs.run_task(row["id"])):
+        if await queue.enqueue(jobs.run_task(row["id"], batch_work=row["batch_work"])):
             enqueued += 1
     if enqueued:
         log.info("sweep re-enqueued %d task(s) whose job was missing", enqueued)

@@ -2,7 +2,9 @@
 
 Both release the task's lease: the job is about to be re-scheduled (arq ``Retry(defer=…)``) and its next
 delivery, on any worker, must be able to claim the task at once. Both only touch a task that is still
-running, and say whether it was (a task canceled meanwhile must have its upstream job canceled too).
+running under the run's own claim (``generation``, the task's ``attempts`` when it was claimed: a run whose
+lease lapsed and was taken over is fenced off), and say whether it was (a task canceled meanwhile must have its
+upstream job canceled too).
 """
 
 from __future__ import annotations
@@ -14,31 +16,33 @@ from shared.infra.db import Database, to_json
 
 
 async def save_submitted(
-    db: Database, task_id: uuid.UUID, *, provider: str, upstream_id: str, progress: dict[str, Any]
+    db: Database, task_id: uuid.UUID, *, provider: str, upstream_id: str, progress: dict[str, Any], generation: int
 ) -> bool:
     """Record the upstream job id (and who holds it) before any poll, so a re-run resumes it. False when the
     task is no longer running, or another run of its job already saved a different upstream job."""
     status = await db.execute(
         """
         UPDATE tasks SET provider = $2, upstream_id = $3, progress = $4::jsonb, lease_expires_at = NULL
-        WHERE id = $1 AND status = 'running' AND (upstream_id IS NULL OR upstream_id = $3)
+        WHERE id = $1 AND status = 'running' AND (upstream_id IS NULL OR upstream_id = $3) AND attempts = $5
         """,
         task_id,
         provider,
         upstream_id,
         to_json(progress),
+        generation,
     )
     return status.endswith(" 1")
 
 
-async def save_progress(db: Database, task_id: uuid.UUID, progress: dict[str, Any] | None) -> bool:
+async def save_progress(db: Database, task_id: uuid.UUID, progress: dict[str, Any] | None, *, generation: int) -> bool:
     status = await db.execute(
         """
         UPDATE tasks SET progress = COALESCE($2::jsonb, progress), lease_expires_at = NULL
-        WHERE id = $1 AND status = 'running'
+        WHERE id = $1 AND status = 'running' AND attempts = $3
         """,
         task_id,
         to_json(progress) if progress else None,
+        generation,
     )
     return status.endswith(" 1")
 

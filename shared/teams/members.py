@@ -131,6 +131,25 @@ def _keeps_an_owner(members: dict[uuid.UUID, str], person_id: uuid.UUID, new_rol
         )
 
 
+async def check_leaving_keeps_owners(conn: Connection, person_id: uuid.UUID) -> None:
+    """Before ``person_id`` leaves every account besides their own (deleting their account): ``last_owner``
+    (naming the account) when they are the only owner of one of them, which would be left with no owner."""
+    owned = await conn.fetch(
+        "SELECT account_id FROM account_members WHERE person_id = $1 AND account_id <> $1 AND role = $2"
+        " ORDER BY account_id",
+        person_id,
+        OWNER,
+    )
+    for row in owned:
+        members = await _locked_members(conn, row["account_id"])
+        if {p for p, role in members.items() if role == OWNER} == {person_id}:
+            raise Conflict(
+                f"you are the only owner of account {row['account_id']}: make another member an owner first",
+                code="last_owner",
+                param="account_id",
+            )
+
+
 async def update_member(
     db: Database,
     redis: Redis,

@@ -40,6 +40,7 @@ HEADER = (
     *UNIT_FIELDS,
     "credits",
     "latency_ms",
+    "moderation_category",
 )
 
 
@@ -64,6 +65,7 @@ def _csv_row(record: UsageRecordRow) -> list[str]:
         *(text(units.get(unit)) for unit in UNIT_FIELDS),
         str(Credits(record.credits)),
         text(record.latency_ms),
+        text(record.moderation_category),
     ]
 
 

@@ -110,6 +110,13 @@ def parse_time(value: str | None, param: str) -> dt.datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+MODERATION_CATEGORIES = """COALESCE(u.moderation_category, (
+    SELECT string_agg(c.category, ',' ORDER BY c.category) FROM (
+        SELECT category FROM moderation_events WHERE task_id = u.task_id
+        UNION SELECT category FROM moderation_events WHERE request_id = u.request_id
+    ) c))"""
+
+
 @dataclass(frozen=True, slots=True)
 class UsageRecordRow:
     """A usage record with the prefix of the API key it was made with, as the list and the export show it."""
@@ -128,7 +135,9 @@ class UsageRecordRow:
     units: Annotated[dict[str, Any], JSONB]
     credits: int
     latency_ms: int | None
-    moderation_category: str | None = None  # a blocked request: the category of the policy that blocked it
+    # a blocked request: the category that blocked it; otherwise the categories (comma-separated) of its
+    # moderation events (flagged, or a blocked output), linked by its task or request id
+    moderation_category: Annotated[str | None, Column(MODERATION_CATEGORIES)] = None
 
     def public(self) -> UsageRecord:
         return UsageRecord(
@@ -219,6 +228,18 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> UsageSummary:
             """,
             *args,
         )
+        flagged = await conn.fetch(
+            f"""
+            SELECT f.category, count(DISTINCT f.id) AS flagged FROM (
+                SELECT u.id, e.category FROM usage_records u JOIN moderation_events e ON e.task_id = u.task_id
+                WHERE {where} AND u.status <> 'blocked' AND e.action = 'flagged'
+                UNION ALL
+                SELECT u.id, e.category FROM usage_records u JOIN moderation_events e ON e.request_id = u.request_id
+                WHERE {where} AND u.status <> 'blocked' AND e.action = 'flagged'
+            ) f GROUP BY 1 ORDER BY 1
+            """,
+            *args,
+        )
         days = await conn.fetch(
             f"""
             SELECT (u.created_at AT TIME ZONE 'UTC')::date AS day, u.model, {_TOTALS}
@@ -240,7 +261,9 @@ async def summarize_usage(db: Database, filters: UsageFilters) -> UsageSummary:
         object="usage_summary",
         filters=filters.public(),
         total=UsageGrandTotals(
-            **_totals(total), blocked_by_category={r["moderation_category"]: r["blocked"] for r in blocked}
+            **_totals(total),
+            blocked_by_category={r["moderation_category"]: r["blocked"] for r in blocked},
+            flagged_by_category={r["category"]: r["flagged"] for r in flagged},
         ),
         by_day_and_model=[
             UsageByDayAndModel(date=row["day"].isoformat(), model=row["model"], **_totals(row)) for row in days

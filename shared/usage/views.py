@@ -28,7 +28,9 @@ class UsageRecord(msgspec.Struct):
     units: dict[str, Any]
     credits: Credits
     latency_ms: int | None
-    moderation_category: str | None  # a blocked request: the category of the policy that blocked it
+    # a blocked request: the category that blocked it; a request served though flagged (or whose output was
+    # blocked): the categories of its moderation events, comma-separated
+    moderation_category: str | None
 
 
 class UsageFilterValues(msgspec.Struct):
@@ -54,9 +56,11 @@ class UsageTotals(msgspec.Struct):
 
 
 class UsageGrandTotals(UsageTotals):
-    """The totals of the whole summary, with the blocked requests by moderation category."""
+    """The totals of the whole summary, with the blocked requests by moderation category, and the requests
+    served though flagged by the categories they were flagged for (a request flagged for two counts in both)."""
 
     blocked_by_category: dict[str, int]
+    flagged_by_category: dict[str, int]
 
 
 class UsageByDayAndModel(UsageTotals):

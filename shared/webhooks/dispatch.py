@@ -181,7 +181,6 @@ class WebhookWorker:
 
     @classmethod
     def start(cls, services: Services, settings: Settings, *, lease_s: float, clock: Clock = utcnow) -> WebhookWorker:
-        database_url, _ = settings.require_connections()
         # The request must end well inside the job's own time limit (TASK_JOB_TIMEOUT_S), which also
         # covers the database writes around it.
         timeout_s = max(1.0, min(settings.webhook_timeout_s, settings.task_job_timeout_s - 5))
@@ -195,7 +194,8 @@ class WebhookWorker:
             lease_s=lease_s,
             clock=clock,
         )
-        listener = OutboxListener(database_url, services.queue, services.background, clock=clock)
+        # LISTEN holds a session: a direct connection, past a transaction pooler (DATABASE_DIRECT_URL)
+        listener = OutboxListener(settings.direct_database_url, services.queue, services.background, clock=clock)
         listener.start()
         return cls(runtime=runtime, listener=listener, queue=services.queue)
 

@@ -2,7 +2,8 @@
 
 * OpenAI's moderation API, ``POST /v1/moderations``: ``{"id", "model", "results": [{"flagged", "categories",
   "category_scores", "category_applied_input_types"}]}``, a result per input, every category of
-  ``omni-moderation-latest`` present;
+  ``omni-moderation-latest`` present; ``input`` may also be omni-moderation's multi-modal list of
+  ``{"type": "text", "text"}`` and ``{"type": "image_url", "image_url": {"url"}}`` items (one result for them all);
 * a Llama Guard 3 model behind an OpenAI-compatible chat API, ``POST /v1/chat/completions``: the assistant's
   content is ``safe``, or ``unsafe`` and the hazard codes on the next line (``unsafe\\nS1``).
 
@@ -13,6 +14,7 @@ A text is in a category when it contains one of ``verdicts``' words (``simviolen
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
@@ -30,9 +32,11 @@ class ModerationSimulator(Simulator):
     def __init__(self, key: str) -> None:
         super().__init__(key)
         self.verdicts = dict(DEFAULT_VERDICTS)
+        self.images_seen: list[str] = []
 
     def reset_state(self) -> None:
         self.verdicts = dict(DEFAULT_VERDICTS)
+        self.images_seen = []
 
     @property
     def base_url(self) -> str:
@@ -47,6 +51,17 @@ class ModerationSimulator(Simulator):
         lowered = text.lower()
         return {category for word, category in self.verdicts.items() if word in lowered}
 
+    def image_text(self, item: dict[str, Any]) -> str:
+        """What a multi-modal item "says", for the verdict words: its text, or for an image a ``data:`` URI's
+        decoded bytes (a test image carries the word in its data) or the URL itself."""
+        if item.get("type") != "image_url":
+            return str(item.get("text", ""))
+        url = str(item["image_url"]["url"])
+        self.images_seen.append(url)
+        if url.startswith("data:") and ";base64," in url:
+            return base64.b64decode(url.split(";base64,", 1)[1]).decode("latin-1")
+        return str(url)
+
     def handlers(self) -> list[Any]:
         sim = self
 
@@ -56,14 +71,18 @@ class ModerationSimulator(Simulator):
                 return early
             body = await request.json()
             inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+            if inputs and all(isinstance(item, dict) for item in inputs):  # multi-modal items: one result for all
+                inputs = [inputs]
             results = []
-            for text in inputs:
-                found = sim.categories_of(text)
+            for item in inputs:
+                parts = [item] if isinstance(item, str) else [sim.image_text(part) for part in item]
+                found = sim.categories_of(" ".join(parts))
+                kind = "text" if isinstance(item, str) else "image"
                 results.append({
                     "flagged": bool(found),
                     "categories": {name: name in found for name in CATEGORIES},
                     "category_scores": {name: 0.97 if name in found else 0.0003 for name in CATEGORIES},
-                    "category_applied_input_types": {name: ["text"] if name in found else [] for name in CATEGORIES},
+                    "category_applied_input_types": {name: [kind] if name in found else [] for name in CATEGORIES},
                 })  # fmt: skip
             return Response({"id": f"modr-{uuid.uuid4().hex}", "model": body.get("model"), "results": results})
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.accounts.tokens import prune_account_tokens
 from shared.alerts.sweep import sweep_alerts
 from shared.batches.batches import requeue_batches
+from shared.batches.files import purge_expired_files
 from shared.ledger import expire_lots, void_abandoned_request_holds
 from shared.media.uploads import purge_expired_uploads
 from shared.moderation.events import purge_evidence
@@ -46,6 +47,9 @@ async def housekeeping(ctx: WorkerContext) -> dict[str, int]:
         "account_tokens_pruned": await prune_account_tokens(services.db),
         "session_index_entries_pruned": await services.sessions.prune_indexes(),
         "uploads_purged": await purge_expired_uploads(services.db, services.storage),
+        "batch_files_purged": await purge_expired_files(
+            services.db, services.storage, retention_s=services.settings.batches.file_retention_s
+        ),
         "moderation_evidence_purged": await purge_evidence(
             services.db, retention_s=services.settings.moderation.evidence_retention_s
         ),

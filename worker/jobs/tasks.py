@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 
@@ -11,7 +10,6 @@ from arq import Retry
 from arq.constants import retry_key_prefix
 
 from shared.infra.logs import task_id as task_id_context
-from shared.tasks import lifecycle
 from shared.tasks.cancellation import cancel_upstream
 from shared.tasks.execution import execute_task
 from worker.context import WorkerContext
@@ -24,13 +22,9 @@ async def run_task(ctx: WorkerContext, task_id: str) -> None:
     try:
         delay = await execute_task(ctx["runtime"], uuid.UUID(task_id))
     except asyncio.CancelledError:
-        # Shutting down (SIGTERM after the grace period): hand the task back. arq re-queues the job; dropping
-        # our lease lets the next worker claim it at once instead of after the lease. A run that already
-        # settled is terminal, so this changes nothing then.
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(5):
-                await lifecycle.release_lease(ctx["runtime"].db, uuid.UUID(task_id))
-        log.warning("task job interrupted by shutdown; task handed back to the queue")
+        # Shutting down (SIGTERM after the grace period), or this worker could not renew its leases: the run
+        # dropped its lease (``execute_task``) and arq re-queues the job.
+        log.warning("task job interrupted; task handed back to the queue")
         raise
     log.info("task job run ended", extra={"poll_again_in_s": delay})
     if delay is not None:

@@ -76,6 +76,9 @@ class Database:
             # asyncpg's default reset runs "RESET ALL; UNLISTEN *; ..." on every release: one more round
             # trip per query. We keep no session state, and open transactions are still rolled back.
             reset=_keep_session,
+            # Behind PgBouncer in transaction mode the next statement may reach another server connection, where
+            # a cached prepared statement does not exist: asyncpg then uses unnamed statements, re-parsed each time.
+            statement_cache_size=0 if settings.deployment.transaction_pooling else 100,
         )
         db = cls(pool)
         engine = piccolo_engine()

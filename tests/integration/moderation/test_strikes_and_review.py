@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import httpx
 
+from shared.accounts.keys import set_account_status
 from shared.moderation.events import purge_evidence
 from shared.services import Services
 from tests.conftest import AccountFactory
+from tests.integration.staff.sessions import open_session
 
 BLOCKED_CHAT = {"model": "test-chat-local", "messages": [{"role": "user", "content": "zorblax"}]}
 
@@ -85,7 +87,17 @@ async def test_strikes_suspend_the_account_which_can_still_appeal_until_staff_li
         "SELECT action FROM staff_audit_log WHERE target_id IN ($1, $2) ORDER BY created_at",
         str(user.id), event["id"],
     )  # fmt: skip
-    assert [row["action"] for row in actions] == ["moderation.clear", "account.unsuspend"]
+    assert [row["action"] for row in actions] == ["account.suspend", "moderation.clear", "account.unsuspend"]
+    logged = await client.get("/v1/admin/audit", headers=admin.headers,
+                              params={"target_id": str(user.id), "action": "account.suspend"})  # fmt: skip
+    assert logged.status_code == 200, logged.text
+    [entry] = logged.json()["data"]  # the automatic suspension: the rule is the actor, not a staff member
+    assert (entry["actor"], entry["actor_id"], entry["role"], entry["via"]) == (
+        "moderation strike rule", None, "system", "strike_rule"
+    )  # fmt: skip
+    assert "content policy" in entry["reason"] and "violence" in entry["reason"]
+    assert entry["before"] == {"status": "active"}
+    assert entry["after"] == {"status": "suspended", "strikes": 8, "window_s": entry["after"]["window_s"]}
 
 
 async def test_review_is_for_staff_and_appeals_for_suspended_accounts(
@@ -121,3 +133,36 @@ async def test_the_evidence_is_purged_after_its_retention(
     )
     assert row is not None and row["excerpt"] is None and row["excerpt_purged_at"] is not None
     assert row["category"] == "violence"  # the event itself stays
+
+
+async def test_a_suspended_account_signed_in_on_the_website_can_appeal_with_its_session(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    user = await make_account()
+    browser = await open_session(services, str(client.base_url), user.id, second_factor=False)
+    try:
+        await set_account_status(services.db, services.redis, user.id, "suspended", reason="strikes")
+        closed = await browser.get("/v1/account")
+        assert (closed.status_code, closed.json()["error"]["code"]) == (403, "account_suspended")
+        forged = await browser.http.post("/v1/moderation/appeals", json={"message": "no CSRF token"})
+        assert (forged.status_code, forged.json()["error"]["code"]) == (403, "csrf_failed")
+        empty = await browser.post("/v1/moderation/appeals", json={})
+        assert (empty.status_code, empty.json()["error"]["param"]) == (400, "message")
+        appeal = await browser.post("/v1/moderation/appeals", json={"message": "Please look again."})
+        assert appeal.status_code == 201, appeal.text
+        assert (appeal.json()["subject"], appeal.json()["category"]) == ("Appeal: account suspension", "account")
+        body = await services.db.fetchval(
+            "SELECT m.body FROM support_messages m JOIN support_tickets t ON t.id = m.ticket_id"
+            " WHERE t.account_id = $1",
+            user.id,
+        )
+        assert body.startswith("Please look again.") and "strikes" in body
+        # the session opens the appeal only: everything else stays closed
+        ticket = await browser.post("/v1/support/tickets",
+                                    json={"subject": "hi", "category": "account", "body": "let me in"})  # fmt: skip
+        assert ticket.status_code == 403
+        # and its API key still can too (both credentials)
+        by_key = await client.post("/v1/moderation/appeals", headers=user.headers, json={"message": "again"})
+        assert by_key.status_code == 201, by_key.text
+    finally:
+        await browser.http.aclose()

@@ -159,5 +159,6 @@ async def test_housekeeping_job_reports_what_it_did(services: Services) -> None:
         "account_tokens_pruned",
         "session_index_entries_pruned",
         "uploads_purged",
+        "batch_files_purged",
         "moderation_evidence_purged",
     }

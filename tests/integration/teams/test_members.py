@@ -204,3 +204,31 @@ async def test_roles_change_with_an_owner_always_left(team: TeamFactory) -> None
         ("member.role", {"role": "owner"}, {"role": "viewer"}),
         ("member.role", {"role": "admin"}, {"role": "owner"}),
     ]
+
+
+async def test_the_only_owner_of_another_account_cannot_delete_theirs(team: TeamFactory) -> None:
+    t = await team("developer")
+    headers = {"X-Conduit-Account": t.account}
+    owner, member = t.owner.browser, t.member.browser
+    promoted = await owner.request("PATCH", f"/v1/account/members/{t.member.account_id}", json={"role": "owner"})
+    assert promoted.status_code == 200, promoted.text
+    demoted = await member.request("PATCH", f"/v1/account/members/{t.owner.account_id}", json={"role": "viewer"},
+                                   headers=headers)  # fmt: skip
+    assert demoted.status_code == 200, demoted.text
+    # The member is now the only owner of the first person's account: deleting their own would leave it ownerless.
+    own = {"X-Conduit-Account": str(t.member.account_id)}  # accepting the invitation switched them to the team
+    refused = await member.request("DELETE", "/v1/account", json={"password": t.member.password}, headers=own)
+    assert refused.status_code == 409, refused.text
+    error = refused.json()["error"]
+    assert error["code"] == "last_owner" and error["param"] == "account_id" and t.account in error["message"]
+    assert (await member.get("/v1/account")).status_code == 200  # nothing was erased
+    members = (await owner.get("/v1/account/members")).json()["data"]
+    assert {m["email"]: m["role"] for m in members} == {t.owner.email: "viewer", t.member.email: "owner"}
+    # Once the account has another owner, the deletion goes through and the account keeps its owner.
+    restored = await member.request("PATCH", f"/v1/account/members/{t.owner.account_id}", json={"role": "owner"},
+                                    headers=headers)  # fmt: skip
+    assert restored.status_code == 200, restored.text
+    deleted = await member.request("DELETE", "/v1/account", json={"password": t.member.password}, headers=own)
+    assert deleted.status_code == 204, deleted.text
+    members = (await owner.get("/v1/account/members")).json()["data"]
+    assert [(m["email"], m["role"]) for m in members] == [(t.owner.email, "owner")]

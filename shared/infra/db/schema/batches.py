@@ -30,6 +30,9 @@ class OpenAIFile(Table, tablename="openai_files"):
     bytes = BigInt()
     storage_key = Varchar(length=200)
     created_at = Timestamptz(default=TimestamptzNow())
+    # When it was deleted (by its owner; by the retention sweep, BATCH_FILE_RETENTION_S after it was made; with its
+    # account): its bytes are gone and it is "not found"; the row stays for the batches that name it
+    deleted_at = Timestamptz(null=True, default=None)
 
     openai_files_purpose_check = Check("purpose IN ('batch', 'batch_output')")
 

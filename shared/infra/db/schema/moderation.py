@@ -25,6 +25,7 @@ class ModerationEvent(Table, tablename="moderation_events"):
     checker = Varchar(length=16)  # rules, model, or model_error (fail-closed while the model was unreachable)
     model = Varchar(length=128)  # the requested model
     task_id = UUID(null=True, default=None)
+    request_id = UUID(null=True, default=None)  # a synchronous request's usage record (``usage_records.request_id``)
     policy_version = Integer(default=1)
     excerpt = Text(null=True, default=None)
     excerpt_purged_at = Timestamptz(null=True, default=None)

@@ -28,10 +28,10 @@ class StaffAuditEntry(Table, tablename="staff_audit_log"):
     after = JSONB(null=True, default=None)
     outcome = Varchar(length=16, default="done")  # "done", or "refused" for an attempt without the right role
     ip = Varchar(length=64, default="")
-    via = Varchar(length=16)  # api, console, cli
+    via = Varchar(length=16)  # api, console, cli, or strike_rule (an automatic suspension for moderation strikes)
     created_at = Timestamptz(default=TimestamptzNow())
 
-    staff_audit_log_via_check = Check("via IN ('api', 'console', 'cli')")
+    staff_audit_log_via_check = Check("via IN ('api', 'console', 'cli', 'strike_rule')")
     staff_audit_log_outcome_check = Check("outcome IN ('done', 'refused')")
 
 

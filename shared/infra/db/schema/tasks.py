@@ -6,6 +6,7 @@ from piccolo.columns import (
     JSONB,
     UUID,
     BigInt,
+    Boolean,
     ForeignKey,
     Integer,
     OnDelete,
@@ -46,6 +47,8 @@ class Task(Table, tablename="tasks"):
     completed_at = Timestamptz(null=True, default=None)
     # Retention: when the task's input and output files were purged (RETENTION_DAYS after it ended)
     purged_at = Timestamptz(null=True, default=None)
+    # Batch work (a batch submit's task): its job always goes to the batch queue (shared.infra.jobs.BATCH_QUEUE)
+    batch_work = Boolean(default=False)
 
     tasks_status_check = Check("status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')")
     tasks_credits_check = Check("credits_charged >= 0 AND credits_charged <= credits_held")

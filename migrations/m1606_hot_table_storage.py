@@ -11,7 +11,7 @@ analyze keeps the planner's statistics up with the growth.
 
 from shared.infra.db.raw_migrations import sql_migration
 
-ID = "2026-12-04T16:21:00:000000"
+ID = "2026-12-04T16:51:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "hot tables: fillfactor and autovacuum settings"
 

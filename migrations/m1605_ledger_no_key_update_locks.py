@@ -8,7 +8,7 @@ inserts referencing the account or a lot take. The functions' code is ``shared/l
 from shared.infra.db.raw_migrations import sql_migration
 from shared.ledger.functions import function_sql
 
-ID = "2026-12-04T16:20:00:000000"
+ID = "2026-12-04T16:50:00:000000"
 VERSION = "1.38.0"
 DESCRIPTION = "ledger functions: FOR NO KEY UPDATE locks"
 

@@ -1,0 +1,3 @@
+from tests.integration.batches.helpers import clients
+
+__all__ = ["clients"]
