@@ -22,7 +22,7 @@ from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.ids import uuid7
 from shared.infra.queue import connect_redis
-from shared.ledger import place_request_hold, settle_request
+from shared.ledger import place_request_hold, request_settlement, settle_request
 from shared.openai_api.chat import _start
 from shared.openai_api.routing import call_routes
 from shared.providers import ProviderRegistry
@@ -71,10 +71,11 @@ async def measure_parts(settings: Settings, key: str, model_id: str, calls: int 
 
         async def hold_and_settle() -> None:
             hold_id = await place_request_hold(db, principal, 50, "bench")
-            await settle_request(db, hold_id=hold_id, request_id=uuid7(), principal=principal, charge=10,
-                                 status="succeeded", source="chat.completion", model=model.id, kind="text",
-                                 provider=route.provider, units={"input_tokens": 9, "output_tokens": 6},
-                                 latency_ms=1)  # fmt: skip
+            await settle_request(db, request_settlement(
+                hold_id=hold_id, request_id=uuid7(), principal=principal, charge=10, status="succeeded",
+                source="chat.completion", model=model.id, kind="text", provider=route.provider,
+                units={"input_tokens": 9, "output_tokens": 6}, latency_ms=1,
+            ))  # fmt: skip
 
         async def hold_only() -> None:
             hold_id = await place_request_hold(db, principal, 50, "bench")
@@ -98,9 +99,10 @@ async def measure_parts(settings: Settings, key: str, model_id: str, calls: int 
             calls,
         )
         for hold_id in holds:  # leave no pending hold behind (the benchmark checks the invariants)
-            await settle_request(db, hold_id=hold_id, request_id=uuid7(), principal=principal, charge=0,
-                                 status="failed", source="chat.completion", model=model.id, kind="text",
-                                 provider=None, units={}, latency_ms=0)  # fmt: skip
+            await settle_request(db, request_settlement(
+                hold_id=hold_id, request_id=uuid7(), principal=principal, charge=0, status="failed",
+                source="chat.completion", model=model.id, kind="text", provider=None, units={}, latency_ms=0,
+            ))  # fmt: skip
         parts["settle_ms"] = round(parts["hold_plus_settle_ms"] - parts["hold_ms"], 3)
         return parts
     finally:

@@ -30,6 +30,7 @@ from shared.ledger.lots import LOT_SOURCES, Balance, expire_lots, get_balance, g
 from shared.ledger.request_holds import (
     place_request_hold,
     record_refused_request,
+    request_settlement,
     settle_request,
     void_abandoned_request_holds,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "place_task_holds",
     "post_hold",
     "record_refused_request",
+    "request_settlement",
     "reserve_key_spend",
     "restore_to_lot",
     "settle_hold",

@@ -183,27 +183,10 @@ async def place_request_hold(db: Database, principal: Principal, amount: int, de
     return hold.id
 
 
-async def settle_request(
-    db: Database,
-    *,
-    hold_id: uuid.UUID,
-    request_id: uuid.UUID,
-    principal: Principal,
-    charge: int,
-    status: str,
-    source: str,
-    model: str,
-    kind: str,
-    provider: str | None,
-    units: dict[str, Any],
-    latency_ms: int,
-) -> int | None:
-    """Charge ``charge`` (capped at the hold; 0 voids it) and record the usage. Returns the credits charged,
-    or None when the request was settled before."""
-    item = request_settlement(
-        hold_id=hold_id, request_id=request_id, principal=principal, charge=charge, status=status, source=source,
-        model=model, kind=kind, provider=provider, units=units, latency_ms=latency_ms,
-    )  # fmt: skip
+async def settle_request(db: Database, item: Settlement) -> int | None:
+    """Settle one request (``request_settlement``): charge its ``charge`` (capped at the hold; 0 voids it) and
+    record the usage, group-committed with other requests settling meanwhile. Returns the credits charged, or
+    None when the request was settled before."""
     charged = await request_billing(db).settlements.submit(item)
     count_charge(item, charged)
     return charged

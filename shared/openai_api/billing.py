@@ -24,6 +24,7 @@ from shared.infra.background import BackgroundTasks
 from shared.infra.db import Database
 from shared.infra.errors import InsufficientCredits
 from shared.infra.ids import uuid7
+from shared.ledger import Settlement
 from shared.ledger.request_holds import (
     place_request_hold,
     record_refused_request,
@@ -60,17 +61,17 @@ class RequestBill:
         handed to the collector instead (the returned future answers None: nothing charged yet)."""
         into = settlements.collector()
         if into is not None:
-            into.append(request_settlement(**self._settlement(charge, units, status, model, provider)))
+            into.append(self._settlement(charge, units, status, model, provider))
             done: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
             done.set_result(None)
             return done
-        settlement = _settle_retrying(self.db, **self._settlement(charge, units, status, model, provider))
+        settlement = _settle_retrying(self.db, self._settlement(charge, units, status, model, provider))
         return settlements.detach(self.background, settlement, self.principal.account_id)
 
     def _settlement(
         self, charge: int, units: dict[str, Any], status: str, model: str, provider: str | None
-    ) -> dict[str, Any]:
-        return dict(
+    ) -> Settlement:
+        return request_settlement(
             hold_id=self.hold_id,
             request_id=self.request_id,
             principal=self.principal,
@@ -118,23 +119,23 @@ async def record_refusal(
     await record_refused_request(db, principal=principal, source=source, model=model, kind=kind, latency_ms=latency_ms)
 
 
-async def _settle_retrying(db: Database, **settlement: Any) -> int | None:
+async def _settle_retrying(db: Database, settlement: Settlement) -> int | None:
     """``settle_request``, tried again after a lost connection or a deadlock (settling twice changes nothing).
     If it still fails the hold stays pending and the abandoned-hold sweep voids it: not charged, never twice.
     Never raises: nobody may be waiting for it (the answer went out), and a caller that is (a failed request)
     must answer with its own error."""
     for pause in (*SETTLE_RETRY_PAUSES_S, None):
         try:
-            return await settle_request(db, **settlement)
+            return await settle_request(db, settlement)
         except _TRANSIENT as exc:
             failure: Exception = exc
             if pause is not None:
-                log.warning("settling request %s failed (%s); retrying", settlement["request_id"], exc)
+                log.warning("settling request %s failed (%s); retrying", settlement.request_id, exc)
                 await asyncio.sleep(pause)
                 continue
         except Exception as exc:
             failure = exc
         break
     log.error("could not settle request %s (%s): the abandoned-hold sweep will void its hold",
-              settlement["request_id"], failure)  # fmt: skip
+              settlement.request_id, failure)  # fmt: skip
     return None

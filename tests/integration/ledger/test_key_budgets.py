@@ -16,7 +16,7 @@ from shared.infra.errors import BudgetExceeded
 from shared.infra.ids import uuid7
 from shared.ledger import budgets
 from shared.ledger.budgets import PeriodBudget
-from shared.ledger.request_holds import place_request_hold, settle_request
+from shared.ledger.request_holds import place_request_hold, request_settlement, settle_request
 from shared.services import Services
 from tests.conftest import AccountFactory
 
@@ -45,10 +45,10 @@ async def attempt(db: Database, principal: Principal, count: int) -> tuple[list[
 
 
 async def settle(db: Database, principal: Principal, hold_id: uuid.UUID, charge: int) -> None:
-    await settle_request(
-        db, hold_id=hold_id, request_id=uuid7(), principal=principal, charge=charge, status="succeeded",
+    await settle_request(db, request_settlement(
+        hold_id=hold_id, request_id=uuid7(), principal=principal, charge=charge, status="succeeded",
         source="chat.completion", model="budget-test", kind="text", provider=None, units={}, latency_ms=1,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 async def key_counters(db: Database, key_id: uuid.UUID | None) -> tuple[int, int]:

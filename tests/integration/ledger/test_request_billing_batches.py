@@ -16,7 +16,7 @@ from shared.infra.errors import InsufficientCredits, PermissionDenied
 from shared.infra.ids import uuid7
 from shared.ledger import NewHold
 from shared.ledger import request_holds as billing
-from shared.ledger.request_holds import place_request_hold, request_billing, settle_request
+from shared.ledger.request_holds import place_request_hold, request_billing, request_settlement, settle_request
 from shared.services import Services
 from tests.conftest import AccountFactory
 
@@ -41,11 +41,11 @@ async def attempt_holds(db: Database, principals: list[Principal], amount: int) 
 
 
 async def settle(db: Database, principal: Principal, hold_id: uuid.UUID, request_id: uuid.UUID, charge: int) -> Any:
-    return await settle_request(
-        db, hold_id=hold_id, request_id=request_id, principal=principal, charge=charge, status="succeeded",
+    return await settle_request(db, request_settlement(
+        hold_id=hold_id, request_id=request_id, principal=principal, charge=charge, status="succeeded",
         source="chat.completion", model="batch-test", kind="text", provider=None, units={"tokens": 3},
         latency_ms=5,
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 async def test_concurrent_holds_on_one_account_place_exactly_the_affordable_ones(

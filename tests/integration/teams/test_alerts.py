@@ -15,7 +15,7 @@ from shared.infra.mail import Mailer
 from shared.infra.urlguard import UrlGuard
 from shared.ledger import NewHold, budgets, place_hold, void_hold
 from shared.ledger.budgets import PeriodBudget
-from shared.ledger.request_holds import place_request_hold, settle_request
+from shared.ledger.request_holds import place_request_hold, request_settlement, settle_request
 from shared.services import Services
 from shared.settings import Settings
 from shared.webhooks.delivery import deliver
@@ -104,10 +104,10 @@ async def test_budget_thresholds_alert_once_per_period(
 
     async def spend(amount: int) -> None:
         hold = await place_request_hold(services.db, principal, amount, "budget alert test")
-        await settle_request(
-            services.db, hold_id=hold, request_id=uuid7(), principal=principal, charge=amount, status="succeeded",
+        await settle_request(services.db, request_settlement(
+            hold_id=hold, request_id=uuid7(), principal=principal, charge=amount, status="succeeded",
             source="chat.completion", model="alert-test", kind="text", provider=None, units={}, latency_ms=1,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     await spend(500_000)
     assert (await sweep_alerts(services.db, mailer)).budget_thresholds == 0  # 50%: below every threshold
