@@ -38,7 +38,7 @@ from shared.tasks.execution import TaskRuntime
 from shared.tasks.leases import LeaseKeeper
 from shared.webhooks.dispatch import WebhookWorker
 from worker.heartbeat import beat
-from worker.main import batch_worker_settings, worker_settings
+from worker.main import ConduitWorker, batch_worker_settings, worker_settings
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +93,10 @@ class WorkerProcess:
             )
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)
             context = {"services": services, "runtime": runtime, "webhooks": webhooks}  # worker.context
-            worker = Worker(**{**worker_settings(settings), **self.overrides}, redis_pool=services.redis, ctx=context)
-            batch = Worker(**batch_worker_settings(settings), redis_pool=services.redis, ctx=context)
+            worker = ConduitWorker(
+                **{**worker_settings(settings), **self.overrides}, redis_pool=services.redis, ctx=context
+            )
+            batch = ConduitWorker(**batch_worker_settings(settings), redis_pool=services.redis, ctx=context)
         except BaseException:
             await services.close()
             raise

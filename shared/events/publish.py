@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from shared.events.settings import EventSettings
 from shared.infra.db import to_json
 from shared.infra.group_commit import GroupCommit
+from shared.infra.redis_scripts import Arg, LuaScript, ScriptCall, run_scripts
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ def account_stream_key(account_id: uuid.UUID) -> str:
 # KEYS: tail, task stream, account stream. ARGV: tail length, stream length, stream ttl, type, task, account, data.
 # The task's and account's entries take the tail's id; should one of them hold a later id (the tail was deleted
 # and its ids restarted), that entry takes an id of its own rather than failing the publish.
-_PUBLISH = """
+_PUBLISH = LuaScript("""
 local fields = {'type', ARGV[4], 'task', ARGV[5], 'account', ARGV[6], 'data', ARGV[7]}
 local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(fields))
 for i = 2, 3 do
@@ -49,7 +50,7 @@ for i = 2, 3 do
     redis.call('EXPIRE', KEYS[i], ARGV[3])
 end
 return id
-"""
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,27 +89,27 @@ class TaskEvents:
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("could not publish %d task events: %s", len(events), exc)
 
-    async def _execute(self, events: list[NewEvent]) -> list[str | Exception]:
-        now = dt.datetime.now(dt.UTC).isoformat()
+    def publish_call(self, event: NewEvent, created_at: str) -> ScriptCall:
+        """The call that publishes ``event``, for a caller that runs it in a pipeline of its own
+        (``shared.infra.redis_scripts.run_scripts``) after its commit. The call's answer is the stream id."""
         settings = self.settings
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for event in events:
-                pipe.eval(
-                    _PUBLISH,
-                    3,
-                    TAIL_KEY,
-                    task_stream_key(event.task_id),
-                    account_stream_key(event.account_id),
-                    str(settings.tail_max_len),
-                    str(settings.stream_max_len),
-                    str(settings.stream_ttl_s),
-                    event.type,
-                    str(event.task_id),
-                    str(event.account_id),
-                    to_json({**event.data, "created_at": now}),
-                )
-            results = await pipe.execute(raise_on_error=False)
+        keys = [TAIL_KEY, task_stream_key(event.task_id), account_stream_key(event.account_id)]
+        data = to_json({**event.data, "created_at": created_at})
+        args: list[Arg] = [
+            *(settings.tail_max_len, settings.stream_max_len, settings.stream_ttl_s),
+            *(event.type, str(event.task_id), str(event.account_id), data),
+        ]
+        return ScriptCall(_PUBLISH, keys, args)
+
+    async def _execute(self, events: list[NewEvent]) -> list[str | Exception]:
+        now = now_text()
+        results = await run_scripts(self.redis, [self.publish_call(event, now) for event in events])
         return [result if isinstance(result, Exception) else _text(result) for result in results]
+
+
+def now_text() -> str:
+    """An event's ``created_at``."""
+    return dt.datetime.now(dt.UTC).isoformat()
 
 
 def _text(value: bytes | str) -> str:

@@ -30,7 +30,6 @@ When Redis cannot be reached (or does not answer within ``timeout_s``), a limite
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -39,10 +38,11 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from shared.infra.errors import RateLimited, ServiceUnavailable
 from shared.infra.group_commit import GroupCommit
+from shared.infra.redis_scripts import LuaScript, ScriptCall, run_scripts
 from shared.ratelimits.limiter_scripts import ADMIT, ADMIT_MANY, GCRA, REFUND, RELEASE
 
 log = logging.getLogger(__name__)
@@ -110,24 +110,14 @@ class _ScriptBatch:
 
     def __init__(self, redis: Redis, script: str) -> None:
         self.redis = redis
-        self.script = script
-        self.sha = hashlib.sha1(script.encode()).hexdigest()
+        self.script = LuaScript(script)
         self._batches: GroupCommit[tuple[Sequence[bytes], Sequence[bytes]], Any] = GroupCommit(self._execute)
 
     async def run(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
         return await self._batches.submit((keys, args))
 
     async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes]]]) -> list[Any]:
-        for attempt in range(2):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for keys, args in batch:
-                    pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
-                results: list[Any] = await pipe.execute(raise_on_error=False)
-            if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                await self.redis.script_load(self.script)  # Redis restarted: its script cache is empty
-                continue
-            return results
-        return results
+        return await run_scripts(self.redis, [ScriptCall(self.script, keys, args) for keys, args in batch])
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +140,7 @@ class RateLimiter:
         self.timeout_s = timeout_s
         self._script = redis.register_script(GCRA)
         self._batch = _ScriptBatch(redis, ADMIT)
-        self._release = redis.register_script(RELEASE)
+        self._release = LuaScript(RELEASE)
         self._admit_many = redis.register_script(ADMIT_MANY)
         self._refund = redis.register_script(REFUND)
         self._last_warning = 0.0
@@ -209,7 +199,14 @@ class RateLimiter:
     async def release(self, slot_keys: Sequence[str], *members: str) -> None:
         """Free the ``members``' slots. Errors propagate (callers that can rely on a repair sweep swallow them)."""
         if members:
-            await self._release(keys=[self.prefix + key for key in slot_keys], args=list(members))
+            [answer] = await run_scripts(self.redis, [self.release_call(slot_keys, *members)])
+            if isinstance(answer, Exception):
+                raise answer
+
+    def release_call(self, slot_keys: Sequence[str], *members: str) -> ScriptCall:
+        """The call that frees the ``members``' slots, for a caller that runs it in a pipeline of its own
+        (``shared.infra.redis_scripts.run_scripts``)."""
+        return ScriptCall(self._release, [self.prefix + key for key in slot_keys], list(members))
 
     async def admit_many(self, slots: Sequence[Slot], members: Sequence[str], *, ttl_s: float = 3600) -> Admission:
         """Take a slot in every set for every one of ``members`` if every set has room for all of them; otherwise

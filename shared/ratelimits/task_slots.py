@@ -12,11 +12,14 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, cast
+
+from redis.asyncio import Redis
 
 from shared.infra.db import Database
 from shared.infra.ids import parse_uuid
+from shared.infra.redis_scripts import ScriptCall
 from shared.ratelimits.limiter import RateLimiter
 from shared.tasks import ACTIVE
 
@@ -71,6 +74,15 @@ class TaskSlots:
         if api_key_id is not None:
             keys.append(slot_key("key", api_key_id))
         return keys
+
+    @property
+    def redis(self) -> Redis:
+        return self.limiter.redis
+
+    def release_call(self, account_id: uuid.UUID, api_key_id: uuid.UUID | None, task_ids: Sequence[str]) -> ScriptCall:
+        """The call that gives back tasks' slots, for a caller that runs it in a pipeline of its own after the
+        tasks' terminal transitions committed (``shared.tasks.settled``)."""
+        return self.limiter.release_call(self.keys(account_id, api_key_id), *task_ids)
 
     async def release(self, account_id: uuid.UUID, api_key_id: uuid.UUID | None, *task_ids: uuid.UUID) -> None:
         """Give back tasks' slots (after their terminal transitions committed, or for tasks a submit did not

@@ -22,6 +22,7 @@ from shared.ledger.money import MICRO
 from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
 from shared.tasks.records import TASK_ROWS, TaskRecord
+from shared.tasks.settled import Settled, announce
 from shared.webhooks import TASK_CANCELED, TASK_FAILED, TASK_STARTED, TASK_SUCCEEDED
 from shared.webhooks.outbox import has_destination_sql, record_task_event
 
@@ -155,20 +156,23 @@ async def complete(
     that claimed ``task`` may: a run whose lease lapsed and was taken over (``task.attempts`` is its fencing token)
     changes nothing."""
     item = Completion(task, outputs, usage, charge, provider)
-    if completions is not None:
-        row = await completions.complete(item)
+    if completions is not None:  # its batch gives back the slots and publishes the events of all its tasks
+        row = await completions.complete(item, slots=slots, events=events)
     else:
         async with db.transaction() as conn:
             row = await complete_in(conn, item)
+        if row is not None:
+            await announce(slots, events, [settled_of(item, row)])
     if row is None:
         return False
     _count_finished(row, "succeeded", provider)
     METRICS.inc("conduit_credits_charged", {"model": row["model"]}, row["credits_charged"] / MICRO)
-    if slots is not None:
-        await slots.release(row["account_id"], row["api_key_id"], task.id)
-    if events is not None:
-        await events.publish(TASK_SUCCEEDED, task_id=task.id, account_id=row["account_id"])
     return True
+
+
+def settled_of(item: Completion, row: Record) -> Settled:
+    """What follows the commit of ``item``'s completion (``row``: what ``complete_in`` returned)."""
+    return Settled(item.task.id, row["account_id"], row["api_key_id"], TASK_SUCCEEDED)
 
 
 async def fail(
@@ -194,10 +198,7 @@ async def fail(
         if row["has_webhook"]:
             await record_task_event(conn, task_id, TASK_FAILED)  # webhooks outbox, same transaction
     _count_finished(row, "failed", row["provider"])
-    if slots is not None:
-        await slots.release(row["account_id"], row["api_key_id"], task_id)
-    if events is not None:
-        await events.publish(TASK_FAILED, task_id=task_id, account_id=row["account_id"])
+    await announce(slots, events, [Settled(task_id, row["account_id"], row["api_key_id"], TASK_FAILED)])
     return True
 
 
@@ -222,10 +223,7 @@ async def cancel(
             )
     if row is not None:
         _count_finished(row, "canceled", row["provider"])
-        if slots is not None:
-            await slots.release(row["account_id"], row["api_key_id"], task_id)
-        if events is not None:
-            await events.publish(TASK_CANCELED, task_id=task_id, account_id=account_id)
+        await announce(slots, events, [Settled(task_id, row["account_id"], row["api_key_id"], TASK_CANCELED)])
         return TASK_ROWS.from_row(row)
     if current is None:
         raise task_not_found(task_id)
