@@ -5,8 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import glob
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
-from tests.harness import free_port
+import pytest
+
+from shared.settings import Settings
+from tests.harness import ApiServer, free_port
 
 
 class UnixProxy:
@@ -57,3 +65,44 @@ class UnixProxy:
             self._writers.discard(dst)
             with contextlib.suppress(Exception):
                 dst.close()
+
+
+def unix_sockets(settings: Settings) -> tuple[str, str]:
+    """The Unix sockets of the embedded PostgreSQL and Redis (the test is skipped without them)."""
+    database_url, redis_url = settings.require_connections()
+    host = parse_qs(urlsplit(database_url).query).get("host", [""])[0]
+    pg = glob.glob(f"{host}/.s.PGSQL.*") if host else []
+    if not pg or not redis_url.startswith("unix://"):
+        pytest.skip("needs the embedded servers (Unix sockets) to put a proxy in front of them")
+    return pg[0], urlsplit(redis_url).path
+
+
+@contextlib.asynccontextmanager
+async def proxied_api(settings: Settings, *routes: Any) -> AsyncIterator[tuple[ApiServer, UnixProxy, UnixProxy]]:
+    """An API process (with ``routes`` added) whose PostgreSQL and Redis are reached through proxies the test
+    can take down: a PgBouncer or Redis restart, as the API sees it."""
+    pg_socket, redis_socket = unix_sockets(settings)
+    pg, redis = UnixProxy(pg_socket), UnixProxy(redis_socket)
+    await pg.start()
+    await redis.start()
+    database = urlsplit(settings.require_connections()[0]).path
+    proxied = replace(
+        settings,
+        database_url=f"postgresql://postgres@127.0.0.1:{pg.port}{database}",
+        redis_url=f"redis://127.0.0.1:{redis.port}/0",
+        port=free_port(),
+        db_pool_min=1,
+    )
+    server = ApiServer(proxied)
+    for route in routes:
+        server.app.register(route)
+    try:
+        async with server:
+            try:
+                yield server, pg, redis
+            finally:  # both up again (no-ops if they are), so the server closes its connections cleanly
+                await pg.start()
+                await redis.start()
+    finally:
+        await pg.stop()
+        await redis.stop()
