@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import re
@@ -10,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -23,22 +22,13 @@ from shared.tasks import lifecycle
 from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker, free_port, wait_for
 from tests.integration.helpers import submit, wait_terminal
-from tests.integration.proxy import UnixProxy
-
-
-def _unix_sockets(settings: Settings) -> tuple[str, str]:
-    database_url, redis_url = settings.require_connections()
-    host = parse_qs(urlsplit(database_url).query).get("host", [""])[0]
-    pg = glob.glob(f"{host}/.s.PGSQL.*") if host else []
-    if not pg or not redis_url.startswith("unix://"):
-        pytest.skip("needs the embedded servers (Unix sockets) to put a proxy in front of them")
-    return pg[0], urlsplit(redis_url).path
+from tests.integration.proxy import UnixProxy, embedded_sockets
 
 
 @pytest.fixture
 async def proxied_api(settings: Settings, services: Services) -> AsyncIterator[tuple[ApiServer, UnixProxy, UnixProxy]]:
     """An API process whose PostgreSQL and Redis are reached through proxies the test can take down."""
-    pg_socket, redis_socket = _unix_sockets(settings)
+    pg_socket, redis_socket = embedded_sockets(settings)
     pg, redis = UnixProxy(pg_socket), UnixProxy(redis_socket)
     await pg.start()
     await redis.start()
