@@ -1,5 +1,7 @@
 """A TCP proxy in front of a Unix socket (the embedded PostgreSQL or Redis), which a test can take down and
-bring back: a dependency that becomes unreachable, as far as the process behind the proxy can tell."""
+bring back (``stop``/``start``: connections refused and cut), or partition and heal (``partition``/``heal``: nothing
+passes, as when a firewall drops the packets, and what was held goes through once healed): a dependency that becomes
+unreachable, as far as the process behind the proxy can tell."""
 
 from __future__ import annotations
 
@@ -24,6 +26,15 @@ class UnixProxy:
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing = asyncio.Event()
+        self._flowing.set()
+
+    def partition(self) -> None:
+        """Hold everything: connections stay open and get no answer, new ones are accepted and go nowhere."""
+        self._flowing.clear()
+
+    def heal(self) -> None:
+        self._flowing.set()
 
     async def start(self) -> None:
         """Accept connections again (a no-op while it does)."""
@@ -43,9 +54,12 @@ class UnixProxy:
         await asyncio.gather(*self._pipes, return_exceptions=True)
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        await self._flowing.wait()
         try:
             up_reader, up_writer = await asyncio.open_unix_connection(self.socket_path)
         except OSError:
+            self._writers.discard(writer)
             writer.close()
             return
         self._writers |= {writer, up_writer}
@@ -57,6 +71,7 @@ class UnixProxy:
     async def _pipe(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
         try:
             while data := await src.read(65536):
+                await self._flowing.wait()
                 dst.write(data)
                 await dst.drain()
         except (OSError, asyncio.CancelledError):
@@ -67,8 +82,8 @@ class UnixProxy:
                 dst.close()
 
 
-def unix_sockets(settings: Settings) -> tuple[str, str]:
-    """The Unix sockets of the embedded PostgreSQL and Redis (the test is skipped without them)."""
+def embedded_sockets(settings: Settings) -> tuple[str, str]:
+    """The embedded PostgreSQL's and Redis's Unix sockets (skips the test when the servers are not embedded)."""
     database_url, redis_url = settings.require_connections()
     host = parse_qs(urlsplit(database_url).query).get("host", [""])[0]
     pg = glob.glob(f"{host}/.s.PGSQL.*") if host else []
@@ -81,7 +96,7 @@ def unix_sockets(settings: Settings) -> tuple[str, str]:
 async def proxied_api(settings: Settings, *routes: Any) -> AsyncIterator[tuple[ApiServer, UnixProxy, UnixProxy]]:
     """An API process (with ``routes`` added) whose PostgreSQL and Redis are reached through proxies the test
     can take down: a PgBouncer or Redis restart, as the API sees it."""
-    pg_socket, redis_socket = unix_sockets(settings)
+    pg_socket, redis_socket = embedded_sockets(settings)
     pg, redis = UnixProxy(pg_socket), UnixProxy(redis_socket)
     await pg.start()
     await redis.start()
