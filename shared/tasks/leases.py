@@ -30,6 +30,7 @@ from redis.exceptions import RedisError
 
 from shared.infra import jobs
 from shared.infra.db import Database
+from shared.infra.db.lost import is_lost_connection
 from shared.infra.queue import JobQueue
 from shared.tasks import lifecycle
 from shared.tasks.records import TaskRecord
@@ -71,7 +72,9 @@ class LeaseKeeper:
 
     async def renew(self) -> int:
         """Extend every running task's lease, in one statement. A lease released meanwhile (the run handed its
-        task to a later poll) or a claim taken over by another worker is left alone. Returns how many were."""
+        task to a later poll) or a claim taken over by another worker is left alone, and so is a task another
+        transaction is changing now (completing it, say): locking many rows in one statement must not wait on, or
+        deadlock with, those; the next renewal comes well before the lease lapses. Returns how many were renewed."""
         if not self.runs:  # nothing to renew: the round trip still tells whether the database answers
             started = time.monotonic()
             await self.db.execute("SELECT 1")
@@ -82,8 +85,13 @@ class LeaseKeeper:
         status = await self.db.execute(
             """
             UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
-            FROM unnest($1::uuid[], $2::int[]) AS r(id, generation)
-            WHERE t.id = r.id AND t.attempts = r.generation AND t.status = 'running' AND t.lease_expires_at IS NOT NULL
+            FROM (
+                SELECT mine.id FROM tasks mine JOIN unnest($1::uuid[], $2::int[]) AS r(id, generation)
+                    ON mine.id = r.id AND mine.attempts = r.generation
+                WHERE mine.status = 'running' AND mine.lease_expires_at IS NOT NULL
+                FOR NO KEY UPDATE OF mine SKIP LOCKED
+            ) AS renewed
+            WHERE t.id = renewed.id
             """,
             list(ids),
             list(generations),
@@ -143,7 +151,8 @@ class LeaseKeeper:
                             renew_due = renew_began + self.renew_s
                         else:
                             log.warning("could not renew the leases of running tasks: %r", failed)
-                        self._reachable(failed is None)
+                        # any answer of the database's own (an error too) says it is reachable
+                        self._reachable(failed is None or not is_lost_connection(failed))
                         renewal = None
                     self.check()
                 if looking is None or looking.done():  # the next tick (or the sweep) tries again after a failure
