@@ -10,8 +10,8 @@ credentials it accepts, declared once where they arise and gathered per operatio
   ``multipart/form-data`` with the same fields and file parts): the document shows that body.
 
 The errors that come from a route's shape need no declaration: a body or parameters can be refused (400), a
-body can be too large or not JSON (413, 415), a path names an object that may not exist (404), and anything
-can fail on our side (500)."""
+body can be too large or not JSON (413, 415), a path names an object that may not exist (404), anything
+can fail on our side (500), and the database can be unreachable for a moment (503 ``database_unavailable``)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@
 
 A 500 is a bug: it is answered with a generic message, logged with its stack trace and the request id, and
 counted in ``conduit_http_unhandled_errors_total`` by route and exception class, so that crash paths show.
+
+A lost database connection (PostgreSQL or PgBouncer restarting, a failover) is no bug: it is answered with
+``503 database_unavailable`` and ``Retry-After``, which clients retry, logged as a warning without a stack trace
+and counted in ``conduit_http_database_unavailable_total``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from litestar.exceptions import HTTPException, SerializationException, Validatio
 from api.web.context import SignInRequired
 from api.web.errors import error_page, handle_sign_in_required
 from api.web.security import is_page_path
+from shared.infra.db.lost import is_lost_connection
 from shared.infra.errors import (
     BillingUnavailable,
     ConduitError,
@@ -137,12 +142,36 @@ def handle_http_exception(request: Request[Any, Any, Any], exc: HTTPException) -
     return error_response(status, type_, code, message, param, headers or None)
 
 
+# What a client sees while the database is unreachable, and how long it should wait before it retries.
+DATABASE_UNAVAILABLE = "database_unavailable"
+DATABASE_UNAVAILABLE_MESSAGE = "the database is unavailable; retry shortly"
+DATABASE_RETRY_AFTER_S = 2
+
+
 def handle_internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    if is_lost_connection(exc):
+        return _database_unavailable(request, exc)
     _count_crash(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     if is_page_path(request.url.path):
         return error_page(500, "An error on our side; it has been logged. Please try again.")
     return error_response(500, "api_error", "internal_error", "internal server error; it has been logged")
+
+
+def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """503 with ``Retry-After``: the request's transaction did not commit, so a retry is safe."""
+    route = str(request.scope.get("path_template") or "unmatched")
+    METRICS.inc("conduit_http_database_unavailable", {"method": request.method, "route": route})
+    # one line per request, no stack trace: during an outage every request in flight lands here
+    log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER_S)}
+    if is_page_path(request.url.path):
+        page = error_page(503, "The service cannot reach its database just now. Please try again in a moment.")
+        page.headers.update(headers)
+        return page
+    return error_response(
+        503, "service_unavailable_error", DATABASE_UNAVAILABLE, DATABASE_UNAVAILABLE_MESSAGE, headers=headers
+    )
 
 
 def _count_crash(request: Request[Any, Any, Any], exc: Exception) -> None:

@@ -38,7 +38,7 @@ from litestar.utils.helpers import unwrap_partial
 
 from api.contract import API_KEY, CSRF, SESSION, ReadBody, accepted_schemes, declared_body, declared_errors
 from api.deps import CSRF_HEADER, SAFE_METHODS, SESSION_COOKIE
-from api.errors import DOMAIN_ERRORS
+from api.errors import DATABASE_UNAVAILABLE, DOMAIN_ERRORS
 from shared.infra.errors import ConduitError
 from shared.ledger.money import Credits
 
@@ -80,8 +80,9 @@ SECURITY_SCHEMES: dict[str, SecurityScheme | Reference] = {
     ),
 }
 
-# Errors any route can answer: a refused header, query or path (request_input), a failure on our side.
-_ANY_ROUTE = {400: {"invalid_input"}, 500: {"internal_error"}}
+# Errors any route can answer: a refused header, query or path (request_input), a failure on our side, the
+# database unreachable for a moment (api.errors: retry after Retry-After).
+_ANY_ROUTE = {400: {"invalid_input"}, 500: {"internal_error"}, 503: {DATABASE_UNAVAILABLE}}
 _WITH_PARAMETERS = {400: {"invalid_request"}}
 _WITH_BODY = {400: {"invalid_request", "invalid_json"}, 413: {"payload_too_large"}, 415: {"unsupported_media_type"}}
 
@@ -190,7 +191,10 @@ def describe_answers(app: Litestar) -> None:
         answers = {status: answer for status, answer in (operation.responses or {}).items() if status != "400"}
         if isinstance(no_content := answers.get("204"), OpenAPIResponse):
             no_content.content = None
+        own = {str(status) for status in documented.handler.responses or {}}  # e.g. /readyz's 503: its report
         for status, codes in error_statuses(documented).items():
+            if str(status) in own:
+                continue
             kind = "The request was refused" if status < 500 else "Something failed on our side or upstream"
             described = f"{kind} (the error shape): {HTTPStatus(status).phrase}; code: {', '.join(sorted(codes))}"
             answers[str(status)] = OpenAPIResponse(description=described, content=error)

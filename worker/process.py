@@ -13,6 +13,7 @@ attributes (``allow_pick_jobs``, ``burst`` / ``max_burst_jobs``, ``tasks``, the 
   dropped and arq re-queues its job). The polling loop is never cancelled itself: cancelled inside an
   iteration, it can leave a Redis pipeline holding a connection. Then the services close, draining the
   process's background tasks (the heartbeat loop deletes the liveness record as it ends);
+* the database out of reach (``LeaseKeeper``'s renewals fail): no new job is taken until it answers again;
 * liveness: the heartbeat (``worker.heartbeat``) and the metrics flusher are background loops of the
   services; arq refreshes its own health-check key.
 """
@@ -36,6 +37,7 @@ from shared.settings import Settings
 from shared.tasks.completions import TaskCompletions
 from shared.tasks.execution import TaskRuntime
 from shared.tasks.leases import LeaseKeeper
+from shared.tasks.upstream import SubmittedJobs
 from shared.webhooks.dispatch import WebhookWorker
 from worker.heartbeat import beat
 from worker.main import ConduitWorker, batch_worker_settings, worker_settings
@@ -90,6 +92,7 @@ class WorkerProcess:
                 signer=services.signer,
                 moderator=services.moderator,
                 completions=TaskCompletions(services.db),
+                submitted=SubmittedJobs(services.redis),
             )
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)
             context = {"services": services, "runtime": runtime, "webhooks": webhooks}  # worker.context
@@ -100,6 +103,7 @@ class WorkerProcess:
         except BaseException:
             await services.close()
             raise
+        leases.on_database = self._database_answers
         operating, background = settings.operating, services.background
         background.spawn_loop(flush_periodically(services.redis, operating.metrics_flush_s), name="metrics flusher")
         background.spawn_loop(beat(services.redis, worker, operating.worker_heartbeat_s), name="worker heartbeat")
@@ -109,6 +113,13 @@ class WorkerProcess:
         self.running = RunningWorker(services, worker, webhooks, polling, batch, batch_polling)
         log.info("upstream providers configured: %s", ", ".join(services.providers.configured_names()))
         log.info("worker ready: max_jobs=%d poll=%.0f ms", worker.max_jobs, worker.poll_delay_s * 1000)
+
+    def _database_answers(self, answered: bool) -> None:
+        """A worker that cannot reach PostgreSQL takes no job (it could not claim it; another worker can), and
+        takes jobs again once the database answers. A stopping worker takes none either way."""
+        if self.running is not None:
+            for worker, _ in self.running.pollers:
+                worker.allow_pick_jobs = answered
 
     async def run(self) -> int:
         """Start, work until SIGTERM or SIGINT, then stop with the grace period. Returns the exit status: 1 when

@@ -181,6 +181,7 @@ def invariants(cluster: Cluster, accepted: dict[str, str]) -> dict[str, Any]:
     found["upstream_created_twice"] = sum(1 for n in counts["by_prompt"].values() if n > 1)
     # of those, the tasks whose extra job was never canceled: it ran to its end upstream (and is paid there)
     found["upstream_ran_twice"] = sum(1 for n in counts["not_canceled_by_prompt"].values() if n > 1)
+    found["upstream_twice_examples"] = counts.get("twice", {})  # when each job was created (canceled: negative)
     found.update(ledger_check(cluster))
     return found
 

@@ -47,9 +47,17 @@ async def submit(client: httpx.AsyncClient, job: dict[str, Any], n: int, out: di
 async def submit_all(client: httpx.AsyncClient, job: dict[str, Any], out: dict[str, Any]) -> None:
     start = time.monotonic()
     pending: set[asyncio.Task[None]] = set()
+    # At most this many submits at once, below the client's connections: with thousands waiting for a connection
+    # httpx's pool spends its time re-scanning them, and the client, not the cluster, becomes the bottleneck.
+    in_flight = asyncio.Semaphore(job.get("max_in_flight", 150))
+
+    async def limited(n: int) -> None:
+        async with in_flight:
+            await submit(client, job, n, out)
+
     for n in range(job["tasks"]):
         await asyncio.sleep(max(0.0, start + n / job["rate"] - time.monotonic()))
-        pending.add(asyncio.create_task(submit(client, job, n, out)))
+        pending.add(asyncio.create_task(limited(n)))
     await asyncio.gather(*pending)
     out["submit_s"] = round(time.monotonic() - start, 2)
 

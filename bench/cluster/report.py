@@ -88,7 +88,7 @@ def write_results(data: dict[str, Any]) -> None:
     start = text.find(HEADING)
     if start >= 0:
         end = text.find("\n## ", start + len(HEADING))
-        text = text[:start] + new + (text[end + 1 :] if end >= 0 else "")
+        text = text[:start] + new + ("\n" + text[end + 1 :] if end >= 0 else "")
     else:
         first = text.find("\n## ")
         text = text[: first + 1] + new + "\n" + text[first + 1 :]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import time
 from typing import Any
 
 import uvicorn
@@ -26,6 +27,7 @@ class CountingReplicate(ReplicateSimulator):
         self.host, self.port = host, port
         self.finish_after_s = job_s
         self.calls = _Discard()  # no call log: a scenario makes tens of thousands of calls
+        self.started = time.monotonic()
 
     @property
     def origin(self) -> str:
@@ -39,6 +41,18 @@ class CountingReplicate(ReplicateSimulator):
                 found[str(prediction.input.get("prompt"))] += 1
         return dict(found)
 
+    def twice(self, limit: int = 20) -> dict[str, list[float]]:
+        """For up to ``limit`` tasks with more than one upstream job: when each job was created (seconds since
+        this upstream started, the canceled ones negative), to tell which phase of a fault made them."""
+        by_prompt: dict[str, list[Any]] = collections.defaultdict(list)
+        for prediction in self.predictions.values():
+            by_prompt[str(prediction.input.get("prompt"))].append(prediction)
+        found: dict[str, list[float]] = {}
+        for prompt, jobs in by_prompt.items():
+            if len(jobs) > 1 and len(found) < limit:
+                found[prompt] = [round((p.created - self.started) * (-1 if p.canceled else 1), 2) for p in jobs]
+        return found
+
     def app(self) -> Litestar:
         app = super().app()
         sim = self
@@ -46,7 +60,7 @@ class CountingReplicate(ReplicateSimulator):
         @get("/_counts", sync_to_thread=False)
         def counts() -> dict[str, Any]:
             return {"predictions": len(sim.predictions), "by_prompt": sim.counts(),
-                    "not_canceled_by_prompt": sim.counts(live_only=True)}  # fmt: skip
+                    "not_canceled_by_prompt": sim.counts(live_only=True), "twice": sim.twice()}  # fmt: skip
 
         app.register(counts)
         return app

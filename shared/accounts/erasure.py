@@ -4,9 +4,8 @@ Deletion never removes the account row (the ledger, orders, tasks and usage refe
 account ``deleted`` and erases what identifies the person — the address, the password hash, linked Google /
 GitHub identities, pending mail tokens, key names, task inputs, outputs, metadata and webhook URLs, the
 stored input and output files, uploads, and support tickets with their attachments. Keys are revoked and
-sessions ended at once
-on every process; active tasks are canceled (their holds released). The credit ledger and usage records stay,
-attached to an anonymous id.
+sessions ended at once on every process; active tasks are canceled (their holds released, their upstream jobs
+canceled). The credit ledger and usage records stay, attached to an anonymous id.
 """
 
 from __future__ import annotations
@@ -15,6 +14,7 @@ import contextlib
 import logging
 import uuid
 
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from shared.accounts import mails
@@ -26,13 +26,14 @@ from shared.batches.files import erase_batch_data
 from shared.infra.db import Database
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 from shared.infra.ids import parse_uuid
+from shared.infra.queue import JobQueue
 from shared.infra.storage import LocalStorage
 from shared.ledger import drop_member_reservations
 from shared.media.inputs import input_prefix
 from shared.media.uploads import erase_uploads
 from shared.ratelimits.task_slots import TaskSlots
 from shared.support.tickets import erase_tickets
-from shared.tasks import lifecycle
+from shared.tasks.cancellation import cancel_task
 from shared.teams.members import check_leaving_keeps_owners
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 async def delete_account(
     deps: AuthDeps,
-    redis: Redis,
+    redis: ArqRedis,
     storage: LocalStorage,
     principal: Principal,
     *,
@@ -93,7 +94,7 @@ async def delete_account(
     # From here no key, session or new hold works for the account (ledger_place_hold needs 'active').
     await publish_invalidation(redis, f"account:{account_id}")
     await deps.sessions.revoke_all(account_id)
-    await _cancel_active_tasks(deps.db, account_id, TaskSlots(deps.limiter))
+    await _cancel_active_tasks(deps.db, redis, account_id, TaskSlots(deps.limiter))
     scrubbed = await deps.db.fetch(
         """
         UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
@@ -118,11 +119,14 @@ async def delete_account(
     log.info("account %s deleted by its owner", account_id)
 
 
-async def _cancel_active_tasks(db: Database, account_id: uuid.UUID, slots: TaskSlots) -> None:
+async def _cancel_active_tasks(db: Database, redis: ArqRedis, account_id: uuid.UUID, slots: TaskSlots) -> None:
+    """Cancel the account's unfinished tasks (holds voided, slots given back) and the upstream jobs they started,
+    which would otherwise run on at the operator's cost."""
     rows = await db.fetch("SELECT id FROM tasks WHERE account_id = $1 AND status IN ('queued', 'running')", account_id)
+    queue = JobQueue(redis)
     for row in rows:
         with contextlib.suppress(Conflict, NotFound):  # finished meanwhile
-            await lifecycle.cancel(db, account_id, row["id"], slots=slots)
+            await cancel_task(db, queue, account_id, row["id"], slots=slots)
 
 
 async def find_account(db: Database, ident: str) -> uuid.UUID:

@@ -28,7 +28,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shared.catalog import Catalog, Model
 from shared.catalog.pricing import cost
@@ -66,10 +66,12 @@ if TYPE_CHECKING:
     from shared.ratelimits.task_slots import TaskSlots
     from shared.tasks.completions import TaskCompletions
     from shared.tasks.leases import LeaseKeeper
+    from shared.tasks.upstream import SubmittedJobs
 
 log = logging.getLogger(__name__)
 
 UPSTREAM_CANCEL_TIMEOUT_S = 10.0
+CLAIM_RETRY_S = 1.0  # a job whose claim failed runs again after this, on whichever worker takes it
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,7 @@ class TaskRuntime:
     moderator: Moderator | None = None  # moderation of the outputs of the models the policy names
     completions: TaskCompletions | None = None  # group commit of the tasks that succeed at about the same time
     leases: LeaseKeeper | None = None  # renews the leases of running tasks (workers; None: the lease just lasts)
+    submitted: SubmittedJobs | None = None  # upstream jobs kept in Redis too, for a run that takes a task over
 
 
 def output_subject(task: TaskRecord) -> Subject:
@@ -99,7 +102,13 @@ def _seconds_left(task: TaskRecord) -> float:
 
 async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
     """Run the task if it is ours to run. Returns a delay in seconds when the job should run again later."""
-    task = await lifecycle.claim(rt.db, task_id, lease_s=rt.lease_s)
+    claiming = asyncio.create_task(lifecycle.claim(rt.db, task_id, lease_s=rt.lease_s))
+    if not await leases.answered_within(claiming, rt.lease_s / 2):
+        # This worker is cut off from the database: another worker takes the job (this one takes none until the
+        # database answers). If the claim commits later, its lease lapses unrenewed and the task is taken over.
+        log.warning("task %s: the database did not answer its claim; its job runs again shortly", task_id)
+        return CLAIM_RETRY_S
+    task = claiming.result()
     if task is None:
         return None  # terminal already, or another worker holds the lease
     async with leases.running(rt.db, rt.leases, task):  # its lease renewed; handed back if the run is stopped
@@ -111,15 +120,7 @@ async def _run_claimed(rt: TaskRuntime, task: TaskRecord) -> float | None:
         await _publish(rt, task, TASK_STARTED)
     model = rt.catalog.get(task.model)
     if model is None:
-        await lifecycle.fail(
-            rt.db,
-            task.id,
-            code="model_removed",
-            message=f"model {task.model!r} is no longer offered",
-            slots=rt.slots,
-            generation=task.attempts,
-            events=rt.events,
-        )
+        await _fail(rt, task, code="model_removed", message=f"model {task.model!r} is no longer offered")
         return None
     if _seconds_left(task) <= 0:
         await _deadline_exceeded(rt, task, model)
@@ -137,17 +138,11 @@ async def _run_claimed(rt: TaskRuntime, task: TaskRecord) -> float | None:
 
 
 async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, labels: dict[str, str]) -> float | None:
+    if task.attempts > 1 and (resumed := await _resume_submitted(rt, task)) is not False:
+        return resumed
     registry = rt.providers
     if not registry.routes_for(model, task.input):
-        await lifecycle.fail(
-            rt.db,
-            task.id,
-            code="model_unavailable",
-            message="no provider can serve this request now",
-            slots=rt.slots,
-            generation=task.attempts,
-            events=rt.events,
-        )
+        await _fail(rt, task, code="model_unavailable", message="no provider can serve this request now")
         return None
     tried: list[Attempt] = []
     params = task.input
@@ -155,10 +150,7 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
         try:
             params = await attach_input_files(rt.storage, rt.signer, model, task.input)
         except FileNotFoundError:  # the API process stopped before it had written them
-            await lifecycle.fail(
-                rt.db, task.id, code="input_missing", message="the input files were not stored", slots=rt.slots,
-                generation=task.attempts,
-            )  # fmt: skip
+            await _fail(rt, task, code="input_missing", message="the input files were not stored")
             return None
     try:
         with reporting_to(functools.partial(_publish_progress, rt, task) if rt.events is not None else None):
@@ -175,12 +167,12 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
             )
         if isinstance(served.result, Submitted):
             tried[-1].outcome, tried[-1].upstream_id = "submitted", served.result.upstream_id
+            if rt.submitted is not None:  # before any database write, which a cut-off worker could not make
+                upstream_id, left_s = served.result.upstream_id, _seconds_left(task) + 60
+                await rt.submitted.remember(task.id, served.provider.name, upstream_id, ttl_s=left_s)
     except RequestRefused as refused:
         await record_attempts(rt.db, task.id, tried)
-        await lifecycle.fail(
-            rt.db, task.id, code=refused.error.code, message=refused.error.message, provider=refused.provider,
-            slots=rt.slots, generation=task.attempts, events=rt.events,
-        )  # fmt: skip
+        await _fail(rt, task, code=refused.error.code, message=refused.error.message, provider=refused.provider)
         return None
     except RoutesExhausted as exhausted:
         await record_attempts(rt.db, task.id, tried)
@@ -190,21 +182,33 @@ async def _start(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float, l
         last = exhausted.last
         code = last.code if last is not None else "upstream_unavailable"
         reason = last.message if last is not None else "no time left to try"
-        await lifecycle.fail(
-            rt.db,
-            task.id,
-            code=code,
-            message=f"no provider could serve this task; the last one said: {reason}",
-            slots=rt.slots,
-            generation=task.attempts,
-            events=rt.events,
-        )
+        await _fail(rt, task, code=code, message=f"no provider could serve this task; the last one said: {reason}")
         return None
     await record_attempts(rt.db, task.id, tried)
     if isinstance(served.result, Submitted):
         return await _submitted(rt, task, served.provider, served.request, served.result)
     await _settle(rt, task, model, served.result, served.provider.name, ends)
     return None
+
+
+async def _resume_submitted(rt: TaskRuntime, task: TaskRecord) -> float | Literal[False] | None:
+    """A run that takes a task over (its earlier run's worker died or was cut off from the database) resumes the
+    upstream job that run created but could not save, rather than create a second one. False: there is none."""
+    found = await rt.submitted.recall(task.id) if rt.submitted is not None else None
+    if found is None or rt.providers.get(found[0]) is None:
+        return False
+    provider, upstream_id = found
+    if not await upstream.save_submitted(
+        rt.db,
+        task.id,
+        provider=provider,
+        upstream_id=upstream_id,
+        progress=task.progress or {},
+        generation=task.attempts,
+    ):
+        return None  # canceled, or taken over again, meanwhile
+    log.info("task %s: resuming %s job %s, created by an earlier run", task.id, provider, upstream_id)
+    return _poll_delay(rt, task)
 
 
 async def _call_start(provider: Provider, request: GenerationRequest) -> Completed | Submitted:
@@ -219,13 +223,15 @@ async def _submitted(
     saved = await upstream.save_submitted(
         rt.db, task.id, provider=provider.name, upstream_id=result.upstream_id, progress=kept, generation=task.attempts
     )
-    if saved:
-        await _publish_progress(rt, task, told)
     if not saved:
-        # Canceled (or failed by the sweep) while we were submitting, or a concurrent run of this job got its
-        # upstream job saved first: nobody else knows this upstream id, so stop it here.
+        now = await rt.db.fetchrow("SELECT status, upstream_id FROM tasks WHERE id = $1", task.id)
+        if now is not None and now["status"] == "running" and now["upstream_id"] in (None, result.upstream_id):
+            return None  # taken over meanwhile: the run that took it resumes this job (it recalls it)
+        # Canceled (or failed by the sweep) while we were submitting, or a concurrent run of this job got its own
+        # upstream job saved first: nobody else will use this upstream job, so stop it here.
         await _cancel_quietly(provider, request, result.upstream_id)
         return None
+    await _publish_progress(rt, task, told)
     log.info("task %s: submitted to %s as %s", task.id, provider.name, result.upstream_id)
     return _poll_delay(rt, task)
 
@@ -235,14 +241,8 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
     registry = rt.providers
     provider = registry.get(task.provider)
     if provider is None:
-        await lifecycle.fail(
-            rt.db,
-            task.id,
-            code="upstream_unavailable",
-            message=f"provider {task.provider!r} is no longer configured",
-            slots=rt.slots,
-            generation=task.attempts,
-            events=rt.events,
+        await _fail(
+            rt, task, code="upstream_unavailable", message=f"provider {task.provider!r} is no longer configured"
         )
         return None
     request = GenerationRequest(task_id=task.id, model=model, route=route_for(model, task.provider), params=task.input)
@@ -259,16 +259,7 @@ async def _poll(rt: TaskRuntime, task: TaskRecord, model: Model, ends: float) ->
         await upstream.save_progress(rt.db, task.id, None, generation=task.attempts)
         return _poll_delay(rt, task)
     except PermanentError as exc:
-        await lifecycle.fail(
-            rt.db,
-            task.id,
-            code=exc.code,
-            message=exc.message,
-            provider=task.provider,
-            slots=rt.slots,
-            events=rt.events,
-            generation=task.attempts,
-        )
+        await _fail(rt, task, code=exc.code, message=exc.message, provider=task.provider)
         return None
     if isinstance(result, Completed):
         await _settle(rt, task, model, result, task.provider, ends)
@@ -311,8 +302,9 @@ async def _settle(
         try:  # a blocked output is neither stored nor charged: the task fails, its hold is voided
             await rt.moderator.check_outputs(output_subject(task), result.outputs)
         except ContentPolicyViolation as blocked:
-            await lifecycle.fail(rt.db, task.id, code=blocked.code, message=blocked.message, provider=provider,
-                                 slots=rt.slots, generation=task.attempts, units=result.usage.public())  # fmt: skip
+            await _fail(
+                rt, task, code=blocked.code, message=blocked.message, provider=provider, units=result.usage.public()
+            )
             return
     try:
         outputs = await store_outputs(
@@ -325,16 +317,7 @@ async def _settle(
         )
     except ProviderError as exc:
         await rt.storage.delete_prefix(output_prefix(task.id))
-        await lifecycle.fail(
-            rt.db,
-            task.id,
-            code=exc.code,
-            message=exc.message,
-            provider=provider,
-            slots=rt.slots,
-            events=rt.events,
-            generation=task.attempts,
-        )
+        await _fail(rt, task, code=exc.code, message=exc.message, provider=provider)
         return
     usage = billable_usage(model, task.input, result.usage, outputs)
     outputs = note_requested(model, task.input, outputs)
@@ -362,16 +345,14 @@ async def _settle(
             await rt.storage.delete_prefix(output_prefix(task.id))
 
 
+async def _fail(rt: TaskRuntime, task: TaskRecord, *, code: str, message: str, **details: Any) -> bool:
+    """This run's task fails (unless it was taken over or ended meanwhile): hold voided, slots given back, told."""
+    return await lifecycle.fail(rt.db, task.id, code=code, message=message, slots=rt.slots, events=rt.events,
+                                generation=task.attempts, **details)  # fmt: skip
+
+
 async def _deadline_exceeded(rt: TaskRuntime, task: TaskRecord, model: Model) -> None:
-    failed = await lifecycle.fail(
-        rt.db,
-        task.id,
-        code="deadline_exceeded",
-        message="the task ran past its deadline",
-        slots=rt.slots,
-        generation=task.attempts,
-        events=rt.events,
-    )
+    failed = await _fail(rt, task, code="deadline_exceeded", message="the task ran past its deadline")
     if failed and task.upstream_id and task.provider:
         provider = rt.providers.get(task.provider)
         if provider is not None:

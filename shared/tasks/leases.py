@@ -21,14 +21,16 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
 from shared.infra import jobs
 from shared.infra.db import Database
+from shared.infra.db.lost import is_lost_connection
 from shared.infra.queue import JobQueue
 from shared.tasks import lifecycle
 from shared.tasks.records import TaskRecord
@@ -52,6 +54,10 @@ class LeaseKeeper:
     renew_s: float
     runs: dict[uuid.UUID, _Run] = field(default_factory=dict)
     last_renewed: float = field(default_factory=time.monotonic)  # the last renewal that reached the database
+    # Told when the database stops answering the renewals (False) and when it answers again (True): a worker cut
+    # off from PostgreSQL stops taking jobs it could not claim, so that the workers that can take them.
+    on_database: Callable[[bool], None] | None = None
+    database_reachable: bool = True
 
     @contextlib.contextmanager
     def holding(self, task_id: uuid.UUID, generation: int) -> Iterator[None]:
@@ -66,17 +72,26 @@ class LeaseKeeper:
 
     async def renew(self) -> int:
         """Extend every running task's lease, in one statement. A lease released meanwhile (the run handed its
-        task to a later poll) or a claim taken over by another worker is left alone. Returns how many were."""
-        if not self.runs:
-            self.last_renewed = time.monotonic()
+        task to a later poll) or a claim taken over by another worker is left alone, and so is a task another
+        transaction is changing now (completing it, say): locking many rows in one statement must not wait on, or
+        deadlock with, those; the next renewal comes well before the lease lapses. Returns how many were renewed."""
+        if not self.runs:  # nothing to renew: the round trip still tells whether the database answers
+            started = time.monotonic()
+            await self.db.execute("SELECT 1")
+            self.last_renewed = started
             return 0
         ids, generations = zip(*((task_id, run.generation) for task_id, run in self.runs.items()), strict=True)
         started = time.monotonic()
         status = await self.db.execute(
             """
             UPDATE tasks t SET lease_expires_at = now() + make_interval(secs => $3)
-            FROM unnest($1::uuid[], $2::int[]) AS r(id, generation)
-            WHERE t.id = r.id AND t.attempts = r.generation AND t.status = 'running' AND t.lease_expires_at IS NOT NULL
+            FROM (
+                SELECT mine.id FROM tasks mine JOIN unnest($1::uuid[], $2::int[]) AS r(id, generation)
+                    ON mine.id = r.id AND mine.attempts = r.generation
+                WHERE mine.status = 'running' AND mine.lease_expires_at IS NOT NULL
+                FOR NO KEY UPDATE OF mine SKIP LOCKED
+            ) AS renewed
+            WHERE t.id = renewed.id
             """,
             list(ids),
             list(generations),
@@ -101,28 +116,80 @@ class LeaseKeeper:
             del self.runs[task_id]
         return stopped
 
+    def _reachable(self, answered: bool) -> None:
+        if answered != self.database_reachable:
+            self.database_reachable = answered
+            if answered:
+                log.warning("the database answers again: taking jobs again")
+            else:
+                log.warning("the database does not answer: taking no new jobs until it does")
+            if self.on_database is not None:
+                self.on_database(answered)
+
     async def keep(self, queue: JobQueue) -> None:
-        """The worker's loop: renew every ``renew_s``, look for lapsed leases of other workers twice as often."""
+        """The worker's loop: renew every ``renew_s``, look for lapsed leases of other workers twice as often.
+        Neither is waited for beyond ``renew_s``, nor cancelled (see ``answered_within``): a partition holds a
+        statement for as long as it lasts, and the loop must go on to notice it and stop the runs whose leases it
+        cannot renew."""
         tick_s = self.renew_s / 2
-        renew_due = 0.0
-        while True:
-            now = time.monotonic()
-            if now >= renew_due:
-                try:
-                    async with asyncio.timeout(self.renew_s):
-                        await self.renew()
-                    renew_due = now + self.renew_s
-                except (OSError, TimeoutError) as exc:
-                    log.warning("could not renew the leases of running tasks: %s", exc)
-                except Exception:
-                    log.exception("could not renew the leases of running tasks")
-                self.check()
-            try:
-                async with asyncio.timeout(self.renew_s):
-                    await take_over_lapsed(self.db, queue)
-            except Exception as exc:  # the next tick (or the sweep) tries again
-                log.warning("could not look for lapsed task leases: %s", exc)
-            await asyncio.sleep(tick_s)
+        renewal: asyncio.Task[int] | None = None
+        looking: asyncio.Task[int] | None = None
+        renew_due = renew_began = 0.0
+        try:
+            while True:
+                now = time.monotonic()
+                if renewal is None and now >= renew_due:
+                    renewal, renew_began = asyncio.create_task(self.renew()), now
+                if renewal is not None:
+                    if not renewal.done() and (left_s := renew_began + self.renew_s - now) > 0:
+                        await asyncio.wait({renewal}, timeout=left_s)
+                    if not renewal.done():  # left running: a later tick takes its answer
+                        self._reachable(False)
+                    else:
+                        failed = None if renewal.cancelled() else renewal.exception()
+                        if failed is None:
+                            renew_due = renew_began + self.renew_s
+                        else:
+                            log.warning("could not renew the leases of running tasks: %r", failed)
+                        # any answer of the database's own (an error too) says it is reachable
+                        self._reachable(failed is None or not is_lost_connection(failed))
+                        renewal = None
+                    self.check()
+                if looking is None or looking.done():  # the next tick (or the sweep) tries again after a failure
+                    looking = asyncio.create_task(take_over_lapsed(self.db, queue))
+                    looking.add_done_callback(_log_failed_look)
+                await asyncio.sleep(tick_s)
+        finally:  # the worker stops: what is still waiting for the database is of no use any more
+            for waiting in (renewal, looking):
+                if waiting is not None:
+                    waiting.cancel()
+
+
+def _log_failed_look(looking: asyncio.Task[int]) -> None:
+    if not looking.cancelled() and (exc := looking.exception()) is not None:
+        log.warning("could not look for lapsed task leases: %r", exc)
+
+
+_ABANDONED: set[asyncio.Task[Any]] = set()  # statements left to end on their own (kept referenced until they do)
+
+
+async def answered_within(statement: asyncio.Task[Any], timeout_s: float) -> bool:
+    """Wait at most ``timeout_s`` for a database statement run as a task. Not answered in time, it is not
+    cancelled but left to end on its own: asyncpg cancels a statement by reaching the server, and gives its
+    connection back to the pool only after that, so under a partition a cancellation waits as long as the
+    partition lasts. False: not answered (the statement may still commit later)."""
+    done, _ = await asyncio.wait({statement}, timeout=timeout_s)
+    if done:
+        return True
+    _ABANDONED.add(statement)
+    statement.add_done_callback(_forget)
+    return False
+
+
+def _forget(statement: asyncio.Task[Any]) -> None:
+    _ABANDONED.discard(statement)
+    if not statement.cancelled():
+        statement.exception()  # retrieved: an abandoned statement's failure is expected, not worth a report
 
 
 @contextlib.asynccontextmanager

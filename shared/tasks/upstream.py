@@ -1,6 +1,9 @@
 """Non-terminal updates of a running task that is waiting on an upstream job.
 
-Both release the task's lease: the job is about to be re-scheduled (arq ``Retry(defer=…)``) and its next
+``SubmittedJobs`` keeps each upstream job a run created in Redis as well, for the run that takes the task over
+when the first could not save the job's id in PostgreSQL.
+
+Both updates release the task's lease: the job is about to be re-scheduled (arq ``Retry(defer=…)``) and its next
 delivery, on any worker, must be able to claim the task at once. Both only touch a task that is still
 running under the run's own claim (``generation``, the task's ``attempts`` when it was claimed: a run whose
 lease lapsed and was taken over is fenced off), and say whether it was (a task canceled meanwhile must have its
@@ -9,10 +12,56 @@ upstream job canceled too).
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
 from shared.infra.db import Database, to_json
+
+log = logging.getLogger(__name__)
+
+SUBMITTED_KEY = "conduit:task-upstream:"  # + the task id: [provider, upstream job id] of the job a run created
+
+
+@dataclass(frozen=True, slots=True)
+class SubmittedJobs:
+    """The upstream jobs that runs created, kept in Redis until the task's deadline.
+
+    A run saves its upstream job's id on the task (``save_submitted``) before it polls. A worker cut off from
+    PostgreSQL at that moment, or stopped while saving, has created a job that the database does not know. The
+    run that takes the task over looks here first and resumes that job instead of creating a second one. Redis
+    being out of reach only loses this safety net: both calls give up after ``timeout_s``."""
+
+    redis: Redis
+    timeout_s: float = 1.0
+
+    async def remember(self, task_id: uuid.UUID, provider: str, upstream_id: str, *, ttl_s: float) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self.redis.set(
+                    f"{SUBMITTED_KEY}{task_id}", json.dumps([provider, upstream_id]), ex=max(1, int(ttl_s))
+                )
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("task %s: could not keep its upstream job %s in Redis: %s", task_id, upstream_id, exc)
+
+    async def recall(self, task_id: uuid.UUID) -> tuple[str, str] | None:
+        """(provider, upstream job id) of the job an earlier run of the task created, if one is kept."""
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                kept = await self.redis.get(f"{SUBMITTED_KEY}{task_id}")
+        except (RedisError, OSError, TimeoutError) as exc:
+            log.warning("task %s: could not look for an earlier run's upstream job: %s", task_id, exc)
+            return None
+        if kept is None:
+            return None
+        provider, upstream_id = json.loads(kept)
+        return str(provider), str(upstream_id)
 
 
 async def save_submitted(

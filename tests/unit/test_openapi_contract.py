@@ -50,7 +50,8 @@ def test_declared_errors_come_with_their_status_and_codes() -> None:
     admin = DOCUMENT["paths"]["/v1/admin/accounts/{account}"]["get"]["responses"]
     assert "admin_only" in admin["403"]["description"] and "account_not_found" in admin["404"]["description"]
     public = DOCUMENT["paths"]["/v1/models"]["get"]
-    assert public["security"] == [] and set(public["responses"]) == {"200", "400", "500"}
+    assert public["security"] == [] and set(public["responses"]) == {"200", "400", "500", "503"}
+    assert "database_unavailable" in public["responses"]["503"]["description"]
 
 
 def test_operation_ids_are_explicit_readable_and_committed() -> None:
@@ -125,7 +126,7 @@ def success_problems(documented: DocumentedOperation) -> list[str]:
 
 def error_problems(documented: DocumentedOperation) -> list[str]:
     answers = documented.operation.responses or {}
-    expected = {"400", "500"}
+    expected = {"400", "500", "503"}  # 503: the database unreachable for a moment
     if documented.operation.security:
         expected |= {"401", "403", "429"}
     if "{" in documented.path:

@@ -24,6 +24,10 @@ DEFINITIONS: dict[str, tuple[str, str, tuple[str, ...], tuple[float, ...]]] = {
         "counter", "Requests answered 500 by an exception nothing expected (crash paths)",
         ("method", "route", "exception"), (),
     ),
+    "conduit_http_database_unavailable": (
+        "counter", "Requests answered 503 database_unavailable: the database connection was lost or refused",
+        ("method", "route"), (),
+    ),
     "conduit_http_request_duration_seconds": (
         "histogram", "HTTP request latency by route", ("method", "route"), HTTP_BUCKETS,
     ),

@@ -9,7 +9,9 @@ from functools import partial
 
 import httpx
 
+from shared.infra import jobs
 from shared.services import Services
+from shared.tasks import lifecycle, upstream
 from tests.harness import wait_for
 from tests.integration.accounts.conftest import BrowserFactory, PersonFactory
 from tests.integration.accounts.mailbox import Mailbox
@@ -39,6 +41,15 @@ async def test_deleting_an_account_erases_the_person_and_keeps_anonymous_records
     assert (await oauth_sign_in(browser(), "google")).status_code == 200  # a linked Google identity
     queued = await b.http.post("/v1/tasks", json=FLUX, headers=bearer(secret))  # no worker runs: stays queued
     assert queued.status_code == 202
+    # and one a worker started upstream (claimed, its upstream job saved), as a worker leaves it while it polls
+    started = await b.http.post("/v1/tasks", json=FLUX, headers=bearer(secret))
+    started_id = uuid.UUID(started.json()["id"])
+    claim = await lifecycle.claim(services.db, started_id, lease_s=60)
+    assert claim is not None
+    assert await upstream.save_submitted(
+        services.db, started_id, provider="sim-replicate", upstream_id="pred-of-deleted", progress={},
+        generation=claim.attempts,
+    )  # fmt: skip
     assert (await client.get("/v1/account", headers=bearer(secret))).status_code == 200  # cached by another API
 
     missing: dict[str, str] | None
@@ -69,12 +80,16 @@ async def test_deleting_an_account_erases_the_person_and_keeps_anonymous_records
     assert await db.fetchval("SELECT count(*) FROM oauth_identities WHERE account_id = $1", someone.account_id) == 0
     assert await db.fetchval("SELECT count(*) FROM account_tokens WHERE account_id = $1", someone.account_id) == 0
     assert await db.fetchval("SELECT name FROM api_keys WHERE account_id = $1", someone.account_id) == ""
-    task = await db.fetchrow("SELECT status, input FROM tasks WHERE id = $1", uuid.UUID(queued.json()["id"]))
-    assert task is not None and task["status"] == "canceled" and "private prompt" not in task["input"]
-    # The money trail stays, attached to the anonymous id: signup grant, hold, void.
+    for task_id in (uuid.UUID(queued.json()["id"]), started_id):
+        task = await db.fetchrow("SELECT status, input FROM tasks WHERE id = $1", task_id)
+        assert task is not None and task["status"] == "canceled" and "private prompt" not in task["input"]
+    # the upstream job is canceled too (a worker's cancel job), not left running at the operator's cost
+    assert await services.redis.zscore("arq:queue", jobs.cancel_upstream(started_id).job_id) is not None
+    assert not await services.redis.zscore("arq:queue", jobs.cancel_upstream(uuid.UUID(queued.json()["id"])).job_id)
+    # The money trail stays, attached to the anonymous id: signup grant, two holds, two voids.
     kinds = await db.fetch("SELECT kind FROM ledger_entries WHERE account_id = $1 ORDER BY id", someone.account_id)
-    assert [k["kind"] for k in kinds] == ["grant", "hold", "void"]
-    assert await db.fetchval("SELECT count(*) FROM usage_records WHERE account_id = $1", someone.account_id) == 1
+    assert sorted(k["kind"] for k in kinds) == ["grant", "hold", "hold", "void", "void"]
+    assert await db.fetchval("SELECT count(*) FROM usage_records WHERE account_id = $1", someone.account_id) == 2
     await mailbox.wait(someone.email, "Your Conduit account was deleted")
 
     # The address is free again: signing up with it makes a new account.

@@ -5,6 +5,7 @@ lapsed and was taken over (a worker presumed dead that comes back) cannot write 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 import uuid
@@ -177,3 +178,29 @@ async def test_take_over_hands_a_lapsed_task_s_job_to_the_workers_at_once(
     assert not await services.redis.exists(f"arq:in-progress:{task_id}")
     assert await services.redis.zscore("arq:queue", str(task_id)) is not None  # queued for any worker
     await lifecycle.fail(services.db, task_id, code="test_cleanup", message="cleanup")
+
+
+async def test_a_renewal_neither_waits_for_nor_deadlocks_with_a_transaction_changing_a_task(
+    make_account: AccountFactory, client: httpx.AsyncClient, services: Services
+) -> None:
+    """Another transaction holds one running task's row (a completion, a claim): the renewal of all the worker's
+    leases goes on without it instead of waiting, and renews it the next time."""
+    await services.redis.flushdb()
+    account = await make_account(credits="10")
+    ids = [
+        uuid.UUID((await submit(client, account, "sdxl", prompt=f"r{i}", width=256, height=256)).json()["id"])
+        for i in range(2)
+    ]
+    keeper = LeaseKeeper(services.db, lease_s=30, renew_s=10)
+    claims = [await lifecycle.claim(services.db, task_id, lease_s=30) for task_id in ids]
+    with contextlib.ExitStack() as holding:
+        for claim in claims:
+            assert claim is not None
+            holding.enter_context(keeper.holding(claim.id, claim.attempts))
+        async with services.db.transaction() as conn:
+            await conn.execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", ids[0])
+            async with asyncio.timeout(5):
+                assert await keeper.renew() == 1
+        assert await keeper.renew() == 2
+    for task_id in ids:
+        await lifecycle.fail(services.db, task_id, code="test_cleanup", message="cleanup")

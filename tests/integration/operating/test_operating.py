@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
 import re
@@ -10,7 +9,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -24,43 +22,14 @@ from tests.conftest import AccountFactory
 from tests.harness import ApiServer, InProcessWorker, free_port, wait_for
 from tests.integration.helpers import submit, wait_terminal
 from tests.integration.proxy import UnixProxy
-
-
-def _unix_sockets(settings: Settings) -> tuple[str, str]:
-    database_url, redis_url = settings.require_connections()
-    host = parse_qs(urlsplit(database_url).query).get("host", [""])[0]
-    pg = glob.glob(f"{host}/.s.PGSQL.*") if host else []
-    if not pg or not redis_url.startswith("unix://"):
-        pytest.skip("needs the embedded servers (Unix sockets) to put a proxy in front of them")
-    return pg[0], urlsplit(redis_url).path
+from tests.integration.proxy import proxied_api as proxied_api_server
 
 
 @pytest.fixture
 async def proxied_api(settings: Settings, services: Services) -> AsyncIterator[tuple[ApiServer, UnixProxy, UnixProxy]]:
     """An API process whose PostgreSQL and Redis are reached through proxies the test can take down."""
-    pg_socket, redis_socket = _unix_sockets(settings)
-    pg, redis = UnixProxy(pg_socket), UnixProxy(redis_socket)
-    await pg.start()
-    await redis.start()
-    database = urlsplit(settings.require_connections()[0]).path
-    port = free_port()
-    proxied = replace(
-        settings,
-        database_url=f"postgresql://postgres@127.0.0.1:{pg.port}{database}",
-        redis_url=f"redis://127.0.0.1:{redis.port}/0",
-        port=port,
-        db_pool_min=1,
-    )
-    try:
-        async with ApiServer(proxied) as server:
-            try:
-                yield server, pg, redis
-            finally:  # both up again (no-ops if they are), so the server closes its connections cleanly
-                await pg.start()
-                await redis.start()
-    finally:
-        await pg.stop()
-        await redis.stop()
+    async with proxied_api_server(settings) as proxied:
+        yield proxied
 
 
 async def _ready(http: httpx.AsyncClient, status: int) -> dict[str, object] | None:
