@@ -134,5 +134,5 @@ class ConduitWorker(Worker):
     still check it as before."""
 
     async def start_jobs(self, job_ids: list[bytes]) -> None:
-        running = self.tasks
+        running = {job_id for job_id, task in self.tasks.items() if not task.done()}  # a done one may run again
         await super().start_jobs([job_id for job_id in job_ids if job_id.decode() not in running])
