@@ -2,14 +2,18 @@
 
 * re-enqueue tasks that are queued (or running with an expired lease) but may have lost their job,
   e.g. after Redis restarted empty, each on its queue (batch work on the batch queue); arq ignores a duplicate
-  job id, so live jobs are not doubled;
+  job id, so live jobs are not doubled; a running task's job that arq still holds in progress for a worker that
+  died before re-scheduling it is released;
 * fail tasks past their deadline and void their holds.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
+
+from arq.constants import in_progress_key_prefix
 
 from shared.infra import jobs
 from shared.infra.db import Database
@@ -25,9 +29,11 @@ log = logging.getLogger(__name__)
 
 
 async def requeue_orphans(db: Database, queue: JobQueue, *, older_than_s: float = 30, limit: int = 500) -> int:
+    """Enqueue the job of every task that may have lost it; a job that still exists is left alone, unless it is
+    stalled (``release_stalled``). Returns how many jobs were enqueued or released."""
     rows = await db.fetch(
         """
-        SELECT id, batch_work FROM tasks
+        SELECT id, batch_work, status FROM tasks
         WHERE status IN ('queued', 'running') AND deadline_at > now()
           AND ((status = 'queued' AND created_at < now() - make_interval(secs => $1))
                OR (status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < now())))
@@ -38,12 +44,42 @@ async def requeue_orphans(db: Database, queue: JobQueue, *, older_than_s: float 
         limit,
     )
     enqueued = 0
+    present: list[str] = []
     for row in rows:
         if await queue.enqueue(jobs.run_task(row["id"], batch_work=row["batch_work"])):
             enqueued += 1
+        elif row["status"] == "running":
+            present.append(str(row["id"]))
     if enqueued:
         log.info("sweep re-enqueued %d task(s) whose job was missing", enqueued)
-    return enqueued
+    released = await release_stalled(queue, present, due_before_ms=int((time.time() - older_than_s) * 1000))
+    return enqueued + released
+
+
+async def release_stalled(queue: JobQueue, job_ids: list[str], *, due_before_ms: int) -> int:
+    """Free the task jobs that arq holds "in progress" for a worker that died before it could claim their task or
+    re-schedule them: a running task with no live lease, its job due since before ``due_before_ms`` and still in
+    progress. A worker killed between handing a polled task back (its lease released) and arq re-scheduling the job
+    leaves it so, and arq would only give it to another worker after the job timeout. Its in-progress key is
+    dropped, so the next poll of any worker starts it. Returns how many were."""
+    if not job_ids:
+        return 0
+    async with queue.redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(in_progress_key_prefix + job_id)
+            pipe.zscore(jobs.QUEUE, job_id)
+            pipe.zscore(jobs.BATCH_QUEUE, job_id)
+        answers = await pipe.execute()
+    stalled = []
+    for n, job_id in enumerate(job_ids):
+        in_progress, *scores = answers[3 * n : 3 * n + 3]
+        due = min((score for score in scores if score is not None), default=None)
+        if in_progress and due is not None and due < due_before_ms:
+            stalled.append(in_progress_key_prefix + job_id)
+    if stalled:
+        await queue.redis.delete(*stalled)
+        log.info("sweep released %d task job(s) held in progress for a worker that stopped", len(stalled))
+    return len(stalled)
 
 
 async def fail_overdue(

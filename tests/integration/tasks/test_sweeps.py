@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from decimal import Decimal
 
 import httpx
+from arq.constants import in_progress_key_prefix
 
+from shared.infra import jobs
 from shared.services import Services
+from shared.tasks import lifecycle
 from shared.tasks.sweeps import fail_overdue, requeue_orphans
 from tests.conftest import AccountFactory
 from tests.harness import InProcessWorker
@@ -48,3 +52,32 @@ async def test_a_task_past_its_deadline_is_failed_and_its_hold_voided(
     assert final["status"] == "failed"
     assert final["error"]["code"] == "deadline_exceeded"
     assert await balance(client, account) == (Decimal("5"), Decimal("0"))
+
+
+async def test_a_job_held_in_progress_for_a_worker_that_died_between_polls_is_released_and_runs(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services, settings: object
+) -> None:
+    """A worker handed a polled task back (lease released) and died before arq re-scheduled the job: arq holds the
+    job "in progress" until the job timeout. The sweep frees it; a job that only just became due is left alone."""
+    await services.redis.flushdb()
+    account = await make_account(credits="5")
+    ids = [(await submit(client, account, "sdxl", prompt=f"p{i}", width=256, height=256)).json()["id"] for i in (0, 1)]
+    now_ms = int(time.time() * 1000)
+    for task_id, due_ms in zip(ids, (now_ms - 60_000, now_ms), strict=True):
+        claim = await lifecycle.claim(services.db, uuid.UUID(task_id), lease_s=60)
+        assert claim is not None
+        await lifecycle.release_lease(services.db, claim.id, generation=claim.attempts)  # as a poll hands it back
+        await services.redis.set(in_progress_key_prefix + task_id, b"1", px=120_000)  # the dead worker's arq
+        await services.redis.zadd(jobs.QUEUE, {task_id: due_ms})
+    assert await requeue_orphans(services.db, services.queue, older_than_s=30) == 1
+    assert not await services.redis.exists(in_progress_key_prefix + ids[0])
+    assert await services.redis.exists(in_progress_key_prefix + ids[1])  # due just now: a live worker's, maybe
+
+    await services.redis.delete(in_progress_key_prefix + ids[1])
+    worker = InProcessWorker(settings)  # type: ignore[arg-type]
+    await worker.start()
+    try:
+        done = [await wait_terminal(client, account, task_id) for task_id in ids]
+    finally:
+        await worker.stop()
+    assert [d["status"] for d in done] == ["succeeded", "succeeded"]
