@@ -31,11 +31,11 @@ from shared.accounts.devices import DEVICE_COOKIE, DEVICE_COOKIE_MAX_AGE_S, DEVI
 from shared.accounts.second_factor import Challenge, SecondFactorRequired
 from shared.accounts.service import Account, get_account
 from shared.accounts.sessions import Session, SessionInfo
+from shared.accounts.settings import AuthSettings
 from shared.accounts.signup import AuthDeps
 from shared.infra.errors import InvalidInput, NotFound, PermissionDenied, RateLimited, Unauthenticated
 from shared.infra.pagination import ListEnvelope, list_envelope
 from shared.services import Services
-from shared.settings import AuthSettings
 
 # What the routes that take a password or send a mail can refuse besides their input
 FOREIGN_ORIGIN = (PermissionDenied, "origin_not_allowed")

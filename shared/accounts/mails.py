@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from shared.accounts.settings import AuthSettings
 from shared.infra.mail import Mail
-from shared.settings import AuthSettings
 
 
 def _link(template: str, token: str) -> str:

@@ -32,11 +32,11 @@ from shared.accounts.redirects import has_unsafe_characters, same_site_path
 from shared.accounts.rewards import mark_email_verified
 from shared.accounts.service import normalize_email
 from shared.accounts.sessions import Session
+from shared.accounts.settings import OAuthProviderSettings
 from shared.accounts.signup import AuthDeps
 from shared.infra.db import Connection
 from shared.infra.errors import Conflict, InvalidInput, NotFound, PermissionDenied, UpstreamFailed
 from shared.infra.ids import uuid7
-from shared.settings import OAuthProviderSettings
 
 PROVIDERS = {"google": "Google", "github": "GitHub"}
 SCOPES = {"google": "openid email profile", "github": "read:user user:email"}

@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from shared.accounts.settings import AuthSettings
 from shared.infra.db import Connection, Database
 from shared.infra.db.records import RecordMapping
 from shared.infra.errors import Conflict, InvalidInput, NotFound
@@ -26,7 +27,6 @@ from shared.infra.ids import uuid7
 from shared.ledger import grant
 from shared.ledger.money import Credits
 from shared.ratelimits.limiter import Rate, RateLimiter, raise_if_limited
-from shared.settings import AuthSettings
 
 CODE_PATTERN = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,63}$")
 _CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I

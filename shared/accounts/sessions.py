@@ -31,10 +31,10 @@ from redis.asyncio import Redis
 
 from shared.accounts.keys import Principal, account_suspended, member_budget
 from shared.accounts.redaction import without_keys
+from shared.accounts.settings import AuthSettings
 from shared.infra.db import Database
 from shared.infra.errors import NotFound, Unauthenticated
 from shared.infra.ids import uuid7
-from shared.settings import AuthSettings
 
 T = TypeVar("T")
 SESSION_KEY = "conduit:session:"

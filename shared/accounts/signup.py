@@ -19,13 +19,13 @@ from shared.accounts.passwords import check_password_policy, hash_password
 from shared.accounts.rewards import mark_email_verified
 from shared.accounts.service import normalize_email
 from shared.accounts.sessions import SessionStore
+from shared.accounts.settings import AuthSettings
 from shared.infra.db import Connection, Database
 from shared.infra.errors import InvalidInput
 from shared.infra.ids import uuid7
 from shared.infra.mail import Mail, Mailer
 from shared.ratelimits.limiter import RateLimiter
 from shared.ratelimits.signin_throttle import throttle_ip, throttle_mail
-from shared.settings import AuthSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from shared.accounts.settings import AuthSettings
 from shared.infra.metrics import METRICS
 from shared.ratelimits.limiter import Rate, RateLimiter, raise_if_limited
-from shared.settings import AuthSettings
 
 MAILS_PER_ADDRESS = Rate(3, 3600)
 IP_LIMITED = "too many requests from this address; slow down"

@@ -11,10 +11,10 @@ import httpx
 import pytest
 
 from shared.accounts import oauth
+from shared.accounts.settings import OAuthProviderSettings
 from shared.accounts.signup import AuthDeps
 from shared.infra.errors import NotFound, UpstreamFailed
 from shared.services import Services
-from shared.settings import OAuthProviderSettings
 from tests.integration.accounts.conftest import Browser, BrowserFactory, PersonFactory, new_email
 from tests.integration.accounts.mailbox import Mailbox
 from tests.integration.accounts.oauth_provider import GitHubUser, GoogleUser, OAuthProvider
