@@ -63,7 +63,12 @@ def start_server(module: str, *args: str) -> tuple[subprocess.Popen[bytes], int]
 
 
 def start_upstream() -> tuple[subprocess.Popen[bytes], int]:
-    return start_server("bench.lean_upstream")
+    """The instant upstream (``bench.lean_upstream``), and the environment that points the catalog's
+    ``bench-instant`` provider at it (inherited by the ``conduit web`` processes started after)."""
+    upstream, port = start_server("bench.lean_upstream")
+    os.environ["BENCH_INSTANT_BASE_URL"] = f"http://127.0.0.1:{port}/v1"
+    os.environ["BENCH_INSTANT_API_KEY"] = UPSTREAM_KEY
+    return upstream, port
 
 
 def start_floor(upstream_port: int) -> tuple[subprocess.Popen[bytes], int]:
@@ -111,6 +116,7 @@ def bench_processes(api_pid: int, upstream_pid: int, floor_pid: int) -> dict[str
 
 
 def cpu_seconds(roles: dict[str, list[psutil.Process]]) -> dict[str, float]:
+    """CPU seconds so far of each role's processes and their children (PostgreSQL's backends)."""
     totals: dict[str, float] = {}
     for role, procs in roles.items():
         total = 0.0
@@ -268,8 +274,6 @@ def main() -> None:
     env.start()
     upstream, port = start_upstream()
     floor, floor_port = start_floor(port)
-    os.environ["BENCH_INSTANT_BASE_URL"] = f"http://127.0.0.1:{port}/v1"  # inherited by `conduit web`
-    os.environ["BENCH_INSTANT_API_KEY"] = UPSTREAM_KEY
     results: dict[str, Any] = {}
     try:
         keys = asyncio.run(env.accounts(64))

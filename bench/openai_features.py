@@ -127,8 +127,6 @@ def main() -> None:
     env = BenchEnv()
     env.start()
     upstream, port = start_upstream()
-    os.environ["BENCH_INSTANT_BASE_URL"] = f"http://127.0.0.1:{port}/v1"  # inherited by `conduit web`
-    os.environ["BENCH_INSTANT_API_KEY"] = UPSTREAM_KEY
     results: dict[str, Any] = {"load_average_before": os.getloadavg()}
     try:
         keys = asyncio.run(env.accounts(64))

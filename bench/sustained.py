@@ -14,9 +14,9 @@ short form; ``make bench-soak`` the 10-minute soak. Run: ``.venv/bin/python -m b
 4. With ``--soak-minutes``: tasks and chat mixed on one account, throughput per minute and the table sizes.
 
 ``--baseline REF`` runs the same scenarios against REF, taking turns with this tree ``--pairs`` times (a
-temporary ``git worktree`` under .conduit/, this file copied into it, this virtualenv with PYTHONPATH at that
-tree) so that the results compare two commits measured in the same run on the same machine load; each number
-is also given as the median over the runs. Results: bench/out/sustained.json.
+temporary ``git worktree`` under .conduit/, this file and ``openai_compat.py`` copied into it, this virtualenv
+with PYTHONPATH at that tree) so that the results compare two commits measured in the same run on the same
+machine load; each number is also given as the median over the runs. Results: bench/out/sustained.json.
 """
 
 from __future__ import annotations
@@ -39,11 +39,12 @@ import asyncpg
 import psutil
 
 from bench.common import BENCH_DIR, ROOT, BenchEnv, run_loadgen, submit_requests, write_result
-from bench.openai_compat import UPSTREAM_KEY, chat_requests, direct_requests, start_upstream
+from bench.openai_compat import chat_requests, cpu_seconds, direct_requests, start_upstream
 from shared.infra.db import Database
 from shared.ledger.invariants import check_ledger
 
 TASK_MODEL = "bench-instant-text"
+MEASURING = ("sustained.py", "openai_compat.py")  # copied into a baseline tree, so both trees are measured alike
 HOT_TABLES = ("accounts", "holds", "hold_allocations", "ledger_entries", "usage_records", "tasks", "credit_lots")
 
 
@@ -63,24 +64,14 @@ def roles(env: BenchEnv, upstream_pid: int) -> dict[str, list[psutil.Process]]:
     return found
 
 
-def cpu_seconds(by_role: dict[str, list[psutil.Process]]) -> dict[str, float]:
-    """CPU seconds so far of each role's processes and their children (PostgreSQL's backends)."""
-    totals: dict[str, float] = {}
-    for role, procs in by_role.items():
-        total = 0.0
-        for root in procs:
-            try:
-                family = [root, *root.children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            for proc in family:
-                try:
-                    times = proc.cpu_times()
-                    total += times.user + times.system
-                except psutil.NoSuchProcess:
-                    continue
-        totals[role] = total
-    return totals
+def fresh_platform(env: BenchEnv, *, accounts: int) -> list[str]:
+    """An emptied database with ``accounts`` new accounts, an API process and a worker, ready: the accounts' keys."""
+    env.reset()
+    keys = asyncio.run(env.accounts(accounts))
+    env.spawn("web")
+    env.spawn("worker")
+    env.wait_healthy()
+    return keys
 
 
 def per_request_us(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
@@ -121,11 +112,7 @@ async def _drain_and_check(env: BenchEnv, timeout_s: float = 120) -> dict[str, A
 
 
 def tasks_end_to_end(env: BenchEnv, upstream_pid: int, *, accounts: int, seconds: float) -> dict[str, Any]:
-    env.reset()
-    keys = asyncio.run(env.accounts(accounts))
-    env.spawn("web")
-    env.spawn("worker")
-    env.wait_healthy()
+    keys = fresh_platform(env, accounts=accounts)
     job = {"base_url": env.base_url, "requests": submit_requests(env.base_url, keys, TASK_MODEL, 4000),
            "concurrency": 16}  # fmt: skip
     run_loadgen({**job, "duration_s": 2})  # warm-up
@@ -202,11 +189,7 @@ def worker_drain(env: BenchEnv, upstream_pid: int, *, tasks: int) -> dict[str, A
 
 
 def chat(env: BenchEnv, upstream_pid: int, port: int, *, rounds: int, seconds: float, per_round: int) -> dict[str, Any]:
-    env.reset()
-    keys = asyncio.run(env.accounts(1))
-    env.spawn("web")
-    env.spawn("worker")
-    env.wait_healthy()
+    keys = fresh_platform(env, accounts=1)
     url = f"{env.base_url}/v1/chat/completions"
     job = {"base_url": env.base_url, "requests": chat_requests(url, keys, 2000), "concurrency": 16}
     run_loadgen({**job, "duration_s": 2})  # warm-up
@@ -259,11 +242,7 @@ async def _table_sizes(env: BenchEnv) -> dict[str, int]:
 
 def soak(env: BenchEnv, upstream_pid: int, *, minutes: int, minute_s: float) -> dict[str, Any]:
     """Tasks (concurrency 8) and chat (concurrency 8) on one account at once, minute by minute."""
-    env.reset()
-    keys = asyncio.run(env.accounts(1))
-    env.spawn("web")
-    env.spawn("worker")
-    env.wait_healthy()
+    keys = fresh_platform(env, accounts=1)
     url = f"{env.base_url}/v1/chat/completions"
     jobs = {
         "chat": {"base_url": env.base_url, "requests": chat_requests(url, keys, 2000), "concurrency": 8},
@@ -299,8 +278,6 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
     env = BenchEnv()
     env.start()
     upstream, port = start_upstream()
-    os.environ["BENCH_INSTANT_BASE_URL"] = f"http://127.0.0.1:{port}/v1"  # inherited by `conduit web`
-    os.environ["BENCH_INSTANT_API_KEY"] = UPSTREAM_KEY
     results: dict[str, Any] = {"load_average_before": os.getloadavg()}
     chosen = args.only.split(",")
     try:
@@ -327,8 +304,9 @@ def run_here(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_tree(tree: Path, argv: list[str]) -> dict[str, Any]:
     """This benchmark against the code of another tree, in its own process."""
-    if tree.resolve() != ROOT:
-        shutil.copy(Path(__file__), tree / "bench" / "sustained.py")
+    if tree.resolve() != ROOT:  # the measuring code is this tree's, the measured code the other tree's
+        for name in MEASURING:
+            shutil.copy(ROOT / "bench" / name, tree / "bench" / name)
     with tempfile.NamedTemporaryFile(suffix=".json") as out:
         env = {**os.environ, "PYTHONPATH": str(tree)}
         subprocess.run([sys.executable, "-m", "bench.sustained", *argv, "--here", out.name], cwd=tree, env=env,
