@@ -17,6 +17,9 @@ caller can reserve an attempt atomically before an expensive check and return it
 ``limit``, ``remaining``, ``retry_after_s`` (0 when allowed) and ``reset_after_s`` (until the full burst is
 available again).
 
+Concurrent calls of one kind (``hit`` and ``peek``, ``refund``, ``admit``) share one pipelined round trip, so a
+burst of requests costs Redis one exchange rather than one connection each.
+
 ``admit`` checks several limits at once, all or nothing, in one script call (one round trip): GCRA rates and
 concurrency slots (a sorted set per limit whose members are what is in flight, each with an expiry as a
 backstop). ``release`` frees a member's slots. API requests use it through ``shared.ratelimits.request_limits``.
@@ -42,7 +45,7 @@ from redis.exceptions import RedisError
 
 from shared.infra.errors import RateLimited, ServiceUnavailable
 from shared.infra.group_commit import GroupCommit
-from shared.infra.redis_scripts import LuaScript, ScriptCall, run_scripts
+from shared.infra.redis_scripts import Arg, LuaScript, ScriptCall, run_scripts
 from shared.ratelimits.limiter_scripts import ADMIT, ADMIT_MANY, GCRA, REFUND, RELEASE
 
 log = logging.getLogger(__name__)
@@ -111,12 +114,12 @@ class _ScriptBatch:
     def __init__(self, redis: Redis, script: str) -> None:
         self.redis = redis
         self.script = LuaScript(script)
-        self._batches: GroupCommit[tuple[Sequence[bytes], Sequence[bytes]], Any] = GroupCommit(self._execute)
+        self._batches: GroupCommit[tuple[Sequence[str | bytes], Sequence[Arg]], Any] = GroupCommit(self._execute)
 
-    async def run(self, keys: Sequence[bytes], args: Sequence[bytes]) -> Any:
+    async def run(self, keys: Sequence[str | bytes], args: Sequence[Arg]) -> Any:
         return await self._batches.submit((keys, args))
 
-    async def _execute(self, batch: list[tuple[Sequence[bytes], Sequence[bytes]]]) -> list[Any]:
+    async def _execute(self, batch: list[tuple[Sequence[str | bytes], Sequence[Arg]]]) -> list[Any]:
         return await run_scripts(self.redis, [ScriptCall(self.script, keys, args) for keys, args in batch])
 
 
@@ -138,11 +141,11 @@ class RateLimiter:
         self.prefix = prefix
         self.fail_open = fail_open
         self.timeout_s = timeout_s
-        self._script = redis.register_script(GCRA)
+        self._gcra = _ScriptBatch(redis, GCRA)
         self._batch = _ScriptBatch(redis, ADMIT)
         self._release = LuaScript(RELEASE)
         self._admit_many = redis.register_script(ADMIT_MANY)
-        self._refund = redis.register_script(REFUND)
+        self._refund = _ScriptBatch(redis, REFUND)
         self._last_warning = 0.0
 
     @property
@@ -256,7 +259,7 @@ class RateLimiter:
             raise ValueError("cost cannot be negative")
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self._refund(keys=[self.prefix + key], args=[repr(rate.emission_ms), cost])
+                await self._refund.run([self.prefix + key], [repr(rate.emission_ms), cost])
         except (RedisError, OSError, TimeoutError) as exc:
             log.warning("rate limiter: could not refund %s (%s)", key, exc)
 
@@ -266,14 +269,9 @@ class RateLimiter:
     async def _run(self, key: str, rate: Rate, cost: int, *, dry: bool) -> Decision:
         if cost < 0:
             raise ValueError("cost cannot be negative")
-
-        async def call() -> list[int]:
-            result: list[int] = await self._script(
-                keys=[self.prefix + key], args=[repr(rate.emission_ms), rate.tolerance, cost, 1 if dry else 0]
-            )
-            return result
-
-        raw = await self._guarded(call, None)
+        keys = [self.prefix + key]
+        args: list[Arg] = [repr(rate.emission_ms), rate.tolerance, cost, 1 if dry else 0]
+        raw = await self._guarded(lambda: self._gcra.run(keys, args), None)
         if raw is None:
             return Decision(True, rate.tolerance, rate.tolerance, 0.0, 0.0, degraded=True)
         allowed, remaining, retry_ms, reset_ms = raw
