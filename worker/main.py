@@ -10,7 +10,7 @@ from typing import Any, cast
 from arq import cron, func
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
-from arq.worker import Function, Worker
+from arq.worker import Function
 
 from shared.infra import jobs
 from shared.infra.tracing import traced_job
@@ -122,17 +122,3 @@ def worker_settings(settings: Settings) -> dict[str, Any]:
         # signals and the shutdown grace period are the process's (worker.process)
         "handle_signals": False,
     }
-
-
-class ConduitWorker(Worker):
-    """arq's ``Worker``, not re-examining the jobs it runs itself.
-
-    A job stays in the queue while it runs, so each poll reads it again and arq checks it out with a round trip or
-    three (WATCH its in-progress key, EXISTS, ZSCORE) before it skips it as running. With hundreds of jobs running
-    and a poll every few milliseconds that was most of a busy worker's Redis work. A job this worker runs is left
-    out before those checks: arq would skip it anyway (its in-progress key is this worker's), and other workers
-    still check it as before."""
-
-    async def start_jobs(self, job_ids: list[bytes]) -> None:
-        running = {job_id for job_id, task in self.tasks.items() if not task.done()}  # a done one may run again
-        await super().start_jobs([job_id for job_id in job_ids if job_id.decode() not in running])

@@ -39,8 +39,9 @@ from shared.tasks.execution import TaskRuntime
 from shared.tasks.leases import LeaseKeeper
 from shared.tasks.upstream import SubmittedJobs
 from shared.webhooks.dispatch import WebhookWorker
+from worker.arq_worker import ConduitWorker
 from worker.heartbeat import beat
-from worker.main import ConduitWorker, batch_worker_settings, worker_settings
+from worker.main import batch_worker_settings, worker_settings
 
 log = logging.getLogger(__name__)
 
