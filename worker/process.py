@@ -34,6 +34,7 @@ from shared.infra import tracing
 from shared.infra.metrics.store import flush_periodically
 from shared.services import Services
 from shared.settings import Settings
+from shared.tasks.claims import TaskClaims
 from shared.tasks.completions import TaskCompletions
 from shared.tasks.execution import TaskRuntime
 from shared.tasks.leases import LeaseKeeper
@@ -93,6 +94,7 @@ class WorkerProcess:
                 signer=services.signer,
                 moderator=services.moderator,
                 completions=TaskCompletions(services.db),
+                claims=TaskClaims(services.db, lease_s=deployment.lease_s),
                 submitted=SubmittedJobs(services.redis),
             )
             webhooks = WebhookWorker.start(services, settings, lease_s=lease_s)

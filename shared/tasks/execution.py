@@ -64,6 +64,7 @@ from shared.webhooks import TASK_STARTED
 if TYPE_CHECKING:
     from shared.events.publish import TaskEvents
     from shared.ratelimits.task_slots import TaskSlots
+    from shared.tasks.claims import TaskClaims
     from shared.tasks.completions import TaskCompletions
     from shared.tasks.leases import LeaseKeeper
     from shared.tasks.upstream import SubmittedJobs
@@ -88,6 +89,7 @@ class TaskRuntime:
     signer: UrlSigner | None = None  # input files: the signed URLs upstreams fetch them from
     moderator: Moderator | None = None  # moderation of the outputs of the models the policy names
     completions: TaskCompletions | None = None  # group commit of the tasks that succeed at about the same time
+    claims: TaskClaims | None = None  # group commit of the claims of the jobs that start at about the same time
     leases: LeaseKeeper | None = None  # renews the leases of running tasks (workers; None: the lease just lasts)
     submitted: SubmittedJobs | None = None  # upstream jobs kept in Redis too, for a run that takes a task over
 
@@ -102,7 +104,8 @@ def _seconds_left(task: TaskRecord) -> float:
 
 async def execute_task(rt: TaskRuntime, task_id: uuid.UUID) -> float | None:
     """Run the task if it is ours to run. Returns a delay in seconds when the job should run again later."""
-    claiming = asyncio.create_task(lifecycle.claim(rt.db, task_id, lease_s=rt.lease_s))
+    claim = rt.claims.claim(task_id) if rt.claims is not None else lifecycle.claim(rt.db, task_id, lease_s=rt.lease_s)
+    claiming = asyncio.create_task(claim)
     if not await leases.answered_within(claiming, rt.lease_s / 2):
         # This worker is cut off from the database: another worker takes the job (this one takes none until the
         # database answers). If the claim commits later, its lease lapses unrenewed and the task is taken over.
