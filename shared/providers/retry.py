@@ -64,34 +64,50 @@ async def with_retries(
     fn: Callable[[], Awaitable[T]], policy: RetryPolicy, *, budget_s: float | None = None, provider: str = ""
 ) -> T:
     """Call ``fn`` until it succeeds, fails permanently, or the attempts or the time budget run out. With
-    ``provider``, its failed calls and retries are counted (metrics)."""
+    ``provider``, its failed calls and retries are counted (metrics).
+
+    The first attempt runs without tenacity's machinery (most calls succeed at once, and building and stepping a
+    retry loop cost more than the rest of this function); a failure worth retrying is then handed to tenacity as
+    its first attempt, so the waits, the stop conditions and the re-raised error are tenacity's, as if it had made
+    every attempt."""
     budget = policy.budget_s if budget_s is None else min(budget_s, policy.budget_s)
     loop = asyncio.get_running_loop()
     ends = loop.time() + budget
+    retryable = _retryable(policy.retry_after_cap_s)
+    try:
+        return await _attempt(fn, ends - loop.time(), provider)
+    except RetryableError as exc:
+        if policy.max_attempts < 2 or not retryable(exc):
+            raise
+        first_failure = exc
     retrying = AsyncRetrying(
-        retry=retry_if_exception(_retryable(policy.retry_after_cap_s)),
-        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(budget),
+        retry=retry_if_exception(retryable),
+        stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(ends - loop.time()),
         wait=_wait(policy),
         reraise=True,
     )
     async for attempt in retrying:
         with attempt:
-            if provider and attempt.retry_state.attempt_number > 1:
+            if attempt.retry_state.attempt_number == 1:
+                raise first_failure  # the attempt made above: tenacity waits and decides from it
+            if provider:
                 METRICS.inc("conduit_provider_retries", {"provider": provider})
-            remaining = ends - loop.time()
-            if remaining <= 0:
-                raise RetryableError("the provider did not answer within the time budget", code="upstream_timeout")
-            try:
-                async with asyncio.timeout(remaining):
-                    return await fn()
-            except TimeoutError:
-                if provider:
-                    METRICS.inc("conduit_provider_errors", {"provider": provider, "code": "upstream_timeout"})
-                raise RetryableError(
-                    "the provider did not answer within the time budget", code="upstream_timeout"
-                ) from None
-            except ProviderError as exc:
-                if provider:
-                    METRICS.inc("conduit_provider_errors", {"provider": provider, "code": exc.code})
-                raise
+            return await _attempt(fn, ends - loop.time(), provider)
     raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+
+async def _attempt(fn: Callable[[], Awaitable[T]], remaining_s: float, provider: str) -> T:
+    """One call of ``fn``, cut off when the budget's ``remaining_s`` run out."""
+    if remaining_s <= 0:
+        raise RetryableError("the provider did not answer within the time budget", code="upstream_timeout")
+    try:
+        async with asyncio.timeout(remaining_s):
+            return await fn()
+    except TimeoutError:
+        if provider:
+            METRICS.inc("conduit_provider_errors", {"provider": provider, "code": "upstream_timeout"})
+        raise RetryableError("the provider did not answer within the time budget", code="upstream_timeout") from None
+    except ProviderError as exc:
+        if provider:
+            METRICS.inc("conduit_provider_errors", {"provider": provider, "code": exc.code})
+        raise

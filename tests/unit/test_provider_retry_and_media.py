@@ -13,6 +13,7 @@ from PIL import Image
 
 from shared.catalog import CatalogError, parse_catalog
 from shared.catalog.providers import ProviderSpec, parse_provider
+from shared.infra.metrics import METRICS
 from shared.providers.base import PermanentError, RetryableError, RouteError
 from shared.providers.fetch import OutputFetcher
 from shared.providers.media import acceptable, measure, sniff
@@ -41,6 +42,22 @@ async def test_transient_errors_are_retried_until_success() -> None:
     fn = Flaky(RetryableError("x", code="upstream_unavailable"), RetryableError("x", code="upstream_timeout"))
     assert await with_retries(fn, FAST) == "ok"
     assert len(fn.calls) == 3
+
+
+async def test_failed_calls_and_retries_are_counted_for_the_provider(monkeypatch: pytest.MonkeyPatch) -> None:
+    counted: list[tuple[str, str]] = []
+    monkeypatch.setattr(METRICS, "inc", lambda name, labels, value=1.0: counted.append((name, labels.get("code", ""))))
+    fn = Flaky(RetryableError("x", code="upstream_unavailable"), RetryableError("x", code="upstream_rate_limited"))
+    assert await with_retries(fn, FAST, provider="sim") == "ok"
+    assert counted == [
+        ("conduit_provider_errors", "upstream_unavailable"),
+        ("conduit_provider_retries", ""),
+        ("conduit_provider_errors", "upstream_rate_limited"),
+        ("conduit_provider_retries", ""),
+    ]
+    counted.clear()
+    assert await with_retries(Flaky(), FAST, provider="sim") == "ok"
+    assert counted == []
 
 
 async def test_attempts_are_limited_and_the_last_error_is_raised() -> None:
