@@ -25,6 +25,7 @@ from cli.embedded import EmbeddedError, EmbeddedServices
 from cli.moderation import add_moderation_commands
 from cli.operating import add_operating_commands
 from shared.accounts import ROLES
+from shared.infra.heap import settle_after_startup
 from shared.settings import Settings, SettingsError
 
 
@@ -45,8 +46,10 @@ def cmd_web(args: argparse.Namespace, settings: Settings) -> int:
     port = args.port if args.port is not None else settings.port
     with Connections(settings) as resolved:
         _setup_logging(resolved, "web")
+        app = create_app(resolved)
+        app.on_startup.append(lambda _: settle_after_startup())  # once the services have started
         uvicorn.run(
-            create_app(resolved),
+            app,
             host=args.host or resolved.host,
             port=port,
             loop="uvloop",
@@ -68,7 +71,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         import uvloop  # the API runs on uvloop too (uvicorn); asyncio's own loop costs ~30% more CPU per job
 
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            return runner.run(WorkerProcess(resolved).run())
+            return runner.run(WorkerProcess(resolved).run(on_started=settle_after_startup))
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

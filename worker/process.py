@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,10 +125,13 @@ class WorkerProcess:
             for worker, _ in self.running.pollers:
                 worker.allow_pick_jobs = answered
 
-    async def run(self) -> int:
-        """Start, work until SIGTERM or SIGINT, then stop with the grace period. Returns the exit status: 1 when
-        the polling loop failed (Redis gone for good, ...), which stops the process at once."""
+    async def run(self, on_started: Callable[[], None] | None = None) -> int:
+        """Start (then call ``on_started``), work until SIGTERM or SIGINT, then stop with the grace period. Returns
+        the exit status: 1 when the polling loop failed (Redis gone for good, ...), which stops the process at
+        once."""
         await self.start()
+        if on_started is not None:
+            on_started()
         assert self.running is not None
         pollings = {self.running.polling, self.running.batch_polling}
         loop = asyncio.get_running_loop()
