@@ -50,7 +50,9 @@ class GroupCommit(Generic[Item, Result]):
         self._pending.append((item, future))
         if not self._alone_running and not self._flushing():
             self._flusher = asyncio.create_task(self._flush())
-        return await asyncio.shield(future)  # a caller that gives up does not break the batch
+        # A caller that gives up cancels only its own future: its item still goes with the batch, whose flush
+        # skips answering a future that is already done.
+        return await future
 
     async def _flush(self) -> None:
         while self._pending:

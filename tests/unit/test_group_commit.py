@@ -81,3 +81,18 @@ async def test_the_waiting_calls_go_even_when_the_lone_call_fails(how: str) -> N
     rec.release.set()
     assert await asyncio.wait_for(second, 1) == 20
     assert rec.batches == [[2]]
+
+
+@pytest.mark.parametrize("item", [3, -3])  # answered with a result, or with an error nobody reads
+async def test_a_caller_that_gives_up_leaves_its_batch_going(item: int) -> None:
+    rec = Recorder()
+    commit: GroupCommit[int, int] = GroupCommit(rec.execute)
+    callers = [asyncio.create_task(commit.submit(n)) for n in (1, item, 4)]
+    await asyncio.sleep(0.01)
+    assert rec.batches == [[1, item, 4]] and rec.in_flight == 1
+    callers[1].cancel()
+    rec.release.set()
+    assert await asyncio.wait_for(asyncio.gather(callers[0], callers[2]), 1) == [10, 40]
+    with pytest.raises(asyncio.CancelledError):
+        await callers[1]
+    assert await commit.submit(5) == 50  # the next batch goes as usual
