@@ -109,29 +109,20 @@ class ConduitWorker(Worker):
     async def _write_finishes(self, finishes: list[Finish]) -> list[Exception | None]:
         async with self.pool.pipeline(transaction=True) as tr:
             for finish in finishes:
-                self._finish_commands(tr, *finish)
+                self._finish_commands(tr, finish)
             await tr.execute()
         return [None] * len(finishes)
 
-    def _finish_commands(
-        self,
-        tr: Pipeline,
-        job_id: str,
-        finish: bool,
-        result_data: bytes | None,
-        result_timeout_s: float | None,
-        keep_result_forever: bool,
-        incr_score: int | None,
-        keep_in_progress: float | None,
-    ) -> None:
+    def _finish_commands(self, tr: Pipeline, finish: Finish) -> None:
         """The commands of arq's ``Worker.finish_job`` for one job."""
+        job_id, finished, result_data, result_timeout_s, keep_result_forever, incr_score, keep_in_progress = finish
         in_progress_key = in_progress_key_prefix + job_id
         delete_keys = []
         if keep_in_progress is None:
             delete_keys.append(in_progress_key)
         else:
             tr.pexpire(in_progress_key, to_ms(keep_in_progress))
-        if finish:
+        if finished:
             if result_data:
                 expire = None if keep_result_forever else result_timeout_s
                 tr.set(result_key_prefix + job_id, result_data, px=to_ms(expire))
