@@ -81,6 +81,6 @@ class AccountController(Controller):
         The ledger and usage records are kept, anonymised."""
         password = data.password if data is not None else None
         await delete_account(
-            auth, services.redis, services.storage, principal, password=password, client=password_client(request)
+            auth, services.queue, services.storage, principal, password=password, client=password_client(request)
         )
         return Response(None, status_code=204, cookies=[session_cookie(auth.settings, "", 0)])

@@ -14,7 +14,6 @@ import contextlib
 import logging
 import uuid
 
-from arq.connections import ArqRedis
 from redis.asyncio import Redis
 
 from shared.accounts import mails
@@ -41,7 +40,7 @@ log = logging.getLogger(__name__)
 
 async def delete_account(
     deps: AuthDeps,
-    redis: ArqRedis,
+    queue: JobQueue,
     storage: LocalStorage,
     principal: Principal,
     *,
@@ -92,9 +91,9 @@ async def delete_account(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()), name = '' WHERE account_id = $1", account_id
         )
     # From here no key, session or new hold works for the account (ledger_place_hold needs 'active').
-    await publish_invalidation(redis, f"account:{account_id}")
+    await publish_invalidation(queue.redis, f"account:{account_id}")
     await deps.sessions.revoke_all(account_id)
-    await _cancel_active_tasks(deps.db, redis, account_id, TaskSlots(deps.limiter))
+    await _cancel_active_tasks(deps.db, queue, account_id, TaskSlots(deps.limiter))
     scrubbed = await deps.db.fetch(
         """
         UPDATE tasks t SET input = '{}', metadata = '{}', outputs = '[]', webhook_url = NULL, progress = NULL,
@@ -119,11 +118,10 @@ async def delete_account(
     log.info("account %s deleted by its owner", account_id)
 
 
-async def _cancel_active_tasks(db: Database, redis: ArqRedis, account_id: uuid.UUID, slots: TaskSlots) -> None:
+async def _cancel_active_tasks(db: Database, queue: JobQueue, account_id: uuid.UUID, slots: TaskSlots) -> None:
     """Cancel the account's unfinished tasks (holds voided, slots given back) and the upstream jobs they started,
     which would otherwise run on at the operator's cost."""
     rows = await db.fetch("SELECT id FROM tasks WHERE account_id = $1 AND status IN ('queued', 'running')", account_id)
-    queue = JobQueue(redis)
     for row in rows:
         with contextlib.suppress(Conflict, NotFound):  # finished meanwhile
             await cancel_task(db, queue, account_id, row["id"], slots=slots)

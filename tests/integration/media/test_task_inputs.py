@@ -268,7 +268,7 @@ async def test_deleting_the_account_removes_its_uploads_and_task_inputs(
     assert opened(await fetch(input_url)).size == (64, 64)
     deps = provide_auth(services)  # the account services, as the API builds them
     principal = await authenticate(services.db, account.key)
-    await delete_account(deps, services.redis, services.storage, principal, password=None,
+    await delete_account(deps, services.queue, services.storage, principal, password=None,
                          client=PasswordClient(ip="127.0.0.1"))  # fmt: skip
     assert await services.db.fetchval("SELECT count(*) FROM media_uploads WHERE account_id = $1", account.id) == 0
     async with httpx.AsyncClient() as anonymous:
