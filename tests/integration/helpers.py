@@ -17,6 +17,18 @@ async def submit(client: httpx.AsyncClient, account: TestAccount, model: str, **
     return await client.post("/v1/tasks", json={"model": model, "input": input}, headers=account.headers)
 
 
+async def queued_tasks(
+    client: httpx.AsyncClient, account: TestAccount, n: int, *, label: str = "task"
+) -> list[uuid.UUID]:
+    """Submit ``n`` small image tasks for ``account``; their ids."""
+    ids = []
+    for number in range(n):
+        response = await submit(client, account, "sdxl", prompt=f"{label} {number}", width=256, height=256)
+        assert response.status_code == 202, response.text
+        ids.append(uuid.UUID(response.json()["id"]))
+    return ids
+
+
 async def task(client: httpx.AsyncClient, account: TestAccount, task_id: str) -> dict[str, Any]:
     response = await client.get(f"/v1/tasks/{task_id}", headers=account.headers)
     assert response.status_code == 200, response.text

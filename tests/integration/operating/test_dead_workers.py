@@ -21,7 +21,7 @@ from shared.tasks.leases import LeaseKeeper, take_over_lapsed
 from shared.tasks.records import TaskRecord
 from tests.conftest import AccountFactory
 from tests.harness import Subprocess, wait_for
-from tests.integration.helpers import balance, charge_count, submit, task, wait_terminal
+from tests.integration.helpers import balance, charge_count, queued_tasks, submit, task, wait_terminal
 from tests.simulators import Simulators
 from tests.simulators.base import Fault
 from worker.heartbeat import live_workers
@@ -129,10 +129,7 @@ async def test_leases_are_renewed_for_the_runs_own_claim_and_a_run_that_cannot_r
 ) -> None:
     await services.redis.flushdb()
     account = await make_account(credits="10")
-    ids = [
-        uuid.UUID((await submit(client, account, "sdxl", prompt=f"l{i}", width=256, height=256)).json()["id"])
-        for i in range(2)
-    ]
+    ids = await queued_tasks(client, account, 2, label="l")
     keeper = LeaseKeeper(services.db, lease_s=30, renew_s=10)
     claims = [await lifecycle.claim(services.db, task_id, lease_s=1) for task_id in ids]
     assert all(claim is not None for claim in claims)
@@ -187,10 +184,7 @@ async def test_a_renewal_neither_waits_for_nor_deadlocks_with_a_transaction_chan
     leases goes on without it instead of waiting, and renews it the next time."""
     await services.redis.flushdb()
     account = await make_account(credits="10")
-    ids = [
-        uuid.UUID((await submit(client, account, "sdxl", prompt=f"r{i}", width=256, height=256)).json()["id"])
-        for i in range(2)
-    ]
+    ids = await queued_tasks(client, account, 2, label="r")
     keeper = LeaseKeeper(services.db, lease_s=30, renew_s=10)
     claims = [await lifecycle.claim(services.db, task_id, lease_s=30) for task_id in ids]
     with contextlib.ExitStack() as holding:

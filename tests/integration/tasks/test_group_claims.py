@@ -5,7 +5,6 @@ PostgreSQL refuses is claimed one task at a time."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 
 import asyncpg
 import httpx
@@ -15,17 +14,7 @@ from shared.services import Services
 from shared.tasks import lifecycle
 from shared.tasks.claims import TaskClaims
 from tests.conftest import AccountFactory
-from tests.conftest import TestAccount as Account
-from tests.integration.helpers import submit
-
-
-async def queued_tasks(client: httpx.AsyncClient, account: Account, n: int) -> list[uuid.UUID]:
-    ids = []
-    for number in range(n):
-        response = await submit(client, account, "sdxl", prompt=f"claim {number}", width=256, height=256)
-        assert response.status_code == 202, response.text
-        ids.append(uuid.UUID(response.json()["id"]))
-    return ids
+from tests.integration.helpers import queued_tasks
 
 
 async def test_jobs_starting_together_claim_their_tasks_in_one_statement(
@@ -33,7 +22,7 @@ async def test_jobs_starting_together_claim_their_tasks_in_one_statement(
 ) -> None:
     await services.redis.flushdb()
     account = await make_account(credits="10")
-    ids = await queued_tasks(client, account, 8)
+    ids = await queued_tasks(client, account, 8, label="claim")
     held_elsewhere, ended = ids[6], ids[7]
     assert await lifecycle.claim(services.db, held_elsewhere, lease_s=60) is not None  # another worker's live lease
     await lifecycle.fail(services.db, ended, code="test", message="ended before its job ran")
@@ -61,7 +50,7 @@ async def test_a_refused_claim_batch_claims_its_tasks_one_by_one(
 ) -> None:
     await services.redis.flushdb()
     account = await make_account(credits="10")
-    ids = await queued_tasks(client, account, 4)
+    ids = await queued_tasks(client, account, 4, label="claim")
 
     async def deadlocked(*args: object, **kwargs: object) -> None:
         raise asyncpg.DeadlockDetectedError("deadlock detected")

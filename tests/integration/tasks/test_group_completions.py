@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from decimal import Decimal
 
 import httpx
@@ -21,15 +20,13 @@ from shared.tasks.lifecycle import Completion
 from shared.tasks.records import TaskRecord
 from tests.conftest import AccountFactory
 from tests.conftest import TestAccount as Account
-from tests.integration.helpers import balance, submit, task
+from tests.integration.helpers import balance, queued_tasks, task
 
 
 async def running_tasks(client: httpx.AsyncClient, services: Services, account: Account, n: int) -> list[TaskRecord]:
     claimed = []
-    for number in range(n):
-        response = await submit(client, account, "sdxl", prompt=f"batch {number}", width=256, height=256)
-        assert response.status_code == 202, response.text
-        record = await lifecycle.claim(services.db, uuid.UUID(response.json()["id"]), lease_s=30)
+    for task_id in await queued_tasks(client, account, n, label="batch"):
+        record = await lifecycle.claim(services.db, task_id, lease_s=30)
         assert record is not None
         claimed.append(record)
     return claimed
