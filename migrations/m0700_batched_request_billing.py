@@ -16,5 +16,8 @@ async def forwards():
         ID,
         DESCRIPTION,
         forwards=[function_sql("ledger_place_holds")],
-        backwards=["DROP FUNCTION IF EXISTS ledger_place_holds(uuid[], uuid[], bigint[], uuid[], text[])"],
+        backwards=[
+            "DROP FUNCTION IF EXISTS ledger_place_holds(uuid[], uuid[], bigint[], uuid[], text[])",
+            "DROP FUNCTION IF EXISTS ledger_place_holds(uuid[], uuid[], bigint[], uuid[], uuid[], text[])",
+        ],
     )

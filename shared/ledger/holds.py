@@ -3,13 +3,14 @@
 A hold is placed by the ``ledger_place_hold`` SQL function (``sql/ledger_place_hold.sql``): the conditional
 UPDATE of the account row that PostgreSQL re-checks after any concurrent hold (so the available balance never
 goes below zero), the allocation from the lots that expire first and the ``hold`` ledger entry, in one round
-trip. Every hold goes through this module, in one of three ways:
+trip. Every hold goes through this module, in one of four ways:
 
 * ``place_hold(conn, hold)``: the call on its own (a request's hold; a task's in tests);
 * ``fetchrow_with_hold(conn, statement, *args, hold=hold)``: a caller's statement that places the hold along
   with its own change, e.g. the task submit inserting the task (``hold_call_sql`` is the call to embed);
-* ``place_holds(conn, holds)``: many requests' holds in one statement (``ledger_place_holds``), where a
-  refusal is that hold's outcome, not the batch's error;
+* ``place_holds(conn, holds)``: the holds of many requests or task submits in one statement
+  (``ledger_place_holds``), where a refusal is that hold's outcome, not the batch's error (the group commits of
+  chat completions and of task submits);
 * ``place_task_holds(conn, account_id, holds)``: the holds of many tasks of one account in one statement
   (``ledger_place_task_holds``), all or nothing, in the caller's transaction that inserted the tasks (a batch
   submit).
@@ -58,7 +59,7 @@ def hold_call_sql(first_param: int) -> str:
 
 
 _PLACE = f"SELECT {hold_call_sql(1)}"
-_PLACE_MANY = "SELECT item, outcome, detail FROM ledger_place_holds($1, $2, $3, $4, $5)"
+_PLACE_MANY = "SELECT item, outcome, detail FROM ledger_place_holds($1, $2, $3, $4, $5, $6)"
 _PLACE_TASK_HOLDS = "SELECT ledger_place_task_holds($1, $2, $3, $4, $5, $6)"
 
 
@@ -109,17 +110,18 @@ async def place_task_holds(conn: Connection, account_id: uuid.UUID, holds: Seque
 
 
 async def place_holds(conn: Connection | asyncpg.Pool, holds: Sequence[NewHold]) -> list[uuid.UUID | Exception]:
-    """Place the holds of synchronous requests (no task) in one statement, in account order. Each hold's
-    outcome, in order: its id, or its refusal. Raises the statement's error (nothing was placed then)."""
+    """Place many holds in one statement, in account order, one account's together (as if one after the other,
+    in order). Each hold's outcome, in order: its id, or its refusal. Raises the statement's error (nothing was
+    placed then). A task's row must exist: inserted by the caller's transaction, which then removes the tasks
+    whose hold was refused."""
     if len(holds) > MAX_HOLDS_PER_STATEMENT:
         raise ValueError(f"at most {MAX_HOLDS_PER_STATEMENT} holds per statement")
-    if any(hold.task_id is not None for hold in holds):
-        raise ValueError("place_holds is for the holds of synchronous requests (no task)")
     rows = await conn.fetch(
         _PLACE_MANY,
         [hold.id for hold in holds],
         [hold.account_id for hold in holds],
         [hold.amount for hold in holds],
+        [hold.task_id for hold in holds],
         [hold.entry_id for hold in holds],
         [hold.description for hold in holds],
     )

@@ -11,27 +11,25 @@ Both are on the hot path of every completion, so each is one round trip:
   charged exactly once.
 
 Under load, the holds and the settlements that concurrent requests of one process make are group-committed
-(``shared.infra.group_commit``): one statement places a batch of holds (``holds.place_holds``: a refusal is
-that item's outcome, not the batch's error) and one settles a batch (``settlement.settle_holds``), each in
-account order so that concurrent batches cannot deadlock on the account locks. At low load (nothing else
-under way) a request takes the single-item statement above directly, without the batching machinery. A batch
-that PostgreSQL refuses (a deadlock or serialization failure after a couple of retries, or any other error)
-changed nothing, so its requests are then billed one by one; an error that leaves the outcome unknown (the
-connection lost) is every caller's error, as it would be without batching. Holds for keys with a spend cap
-(a transaction with the key's reservation) are not batched.
+(``shared.infra.group_commit``): one statement places a batch of holds (``holds.place_holds``: one update of
+an account's row for its holds of the batch; a refusal is that item's outcome, not the batch's error) and one
+settles a batch (``settlement.settle_holds``), each in account order so that concurrent batches cannot deadlock
+on the account locks. At low load (nothing else under way) a request takes the single-item statement above
+directly, without the batching machinery. A batch that PostgreSQL refuses (a deadlock or serialization failure
+after a couple of retries, or any other error) changed nothing, so its requests are then billed one by one
+(``shared.infra.db.batching``); an error that leaves the outcome unknown (the connection lost) is every caller's
+error, as it would be without batching. Holds for keys with a spend cap (a transaction with the key's
+reservation) are not batched.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-import weakref
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
-
-import asyncpg
+from typing import TYPE_CHECKING, Any
 
 from shared.infra.db import Connection, Database, to_json
+from shared.infra.db.batching import PerPool, in_chunks, refusable
 from shared.infra.group_commit import GroupCommit
 from shared.infra.ids import uuid7
 from shared.infra.metrics import METRICS
@@ -43,20 +41,10 @@ from shared.usage import record_request_usage
 if TYPE_CHECKING:
     from shared.accounts.keys import Principal
 
-Item = TypeVar("Item")
-Result = TypeVar("Result")
-
-MAX_BATCH = 32  # items per statement (ledger_place_holds takes at most 64: one subtransaction each)
-BATCH_RETRIES = 2  # after a deadlock or serialization failure, before billing the items one by one
-
 
 def _charged(resolution: HoldResolution | None) -> int | None:
     """What a settlement charged; None when its hold was settled before."""
     return resolution.charged if resolution is not None else None
-
-
-def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, asyncpg.DeadlockDetectedError | asyncpg.SerializationError)
 
 
 class RequestBilling:
@@ -64,8 +52,7 @@ class RequestBilling:
     (``request_billing(db)``)."""
 
     def __init__(self, db: Database) -> None:
-        self.pool = db.pool  # not the Database: it is the key of the weak mapping below
-        self.loop = asyncio.get_running_loop()
+        self.pool = db.pool
         # At low load a call runs the single-item statement itself (``alone``), with no batching machinery.
         self.holds: GroupCommit[NewHold, uuid.UUID] = GroupCommit(self._place_holds, alone=self._place_single)
         self.settlements: GroupCommit[Settlement, int | None] = GroupCommit(self._settle, alone=self._settle_single)
@@ -85,10 +72,10 @@ class RequestBilling:
     async def _place_holds(self, holds: list[NewHold]) -> list[uuid.UUID | Exception]:
         if len(holds) == 1:
             return [await self._place_one(holds[0])]
-        return await _in_chunks(holds, self._place_chunk)
+        return await in_chunks(holds, self._place_chunk)
 
     async def _place_chunk(self, holds: list[NewHold]) -> list[uuid.UUID | Exception]:
-        placed = await self._batch(lambda: place_holds(self.pool, holds))
+        placed = await refusable(lambda: place_holds(self.pool, holds), self.batches)
         if placed is None:
             return list(await asyncio.gather(*(self._place_one(hold) for hold in holds)))
         self.batches["holds"] += 1
@@ -115,61 +102,19 @@ class RequestBilling:
         if len(distinct) == 1:
             settled = [await self._settle_one(distinct[0])]
         else:
-            settled = await _in_chunks(distinct, self._settle_chunk)
+            settled = await in_chunks(distinct, self._settle_chunk)
         by_position = dict(zip(first.values(), settled, strict=True))
         return [by_position.get(n) for n in range(len(items))]
 
     async def _settle_chunk(self, items: list[Settlement]) -> list[int | Exception | None]:
-        resolved = await self._batch(lambda: settle_holds(self.pool, items))
+        resolved = await refusable(lambda: settle_holds(self.pool, items), self.batches)
         if resolved is None:
             return list(await asyncio.gather(*(self._settle_one(item) for item in items)))
         self.batches["settlements"] += 1
         return [_charged(resolution) for resolution in resolved]
 
-    async def _batch(self, run: Callable[[], Awaitable[Result]]) -> Result | None:
-        """Run one batch statement: its outcome, or None when PostgreSQL refused it (the statement, a transaction of
-        its own, then changed nothing) and the items are to be billed one by one. Any other error (the outcome
-        unknown) is raised to every caller of the batch."""
-        for attempt in range(BATCH_RETRIES + 1):
-            try:
-                return await run()
-            except asyncpg.PostgresError as exc:
-                if _retryable(exc) and attempt < BATCH_RETRIES:
-                    self.batches["retries"] += 1
-                    await asyncio.sleep(0.002 * (attempt + 1))
-                    continue
-                self.batches["fallbacks"] += 1
-                return None
-        raise AssertionError("unreachable")
 
-
-async def _in_chunks(
-    items: list[Item], run: Callable[[list[Item]], Awaitable[list[Result | Exception]]]
-) -> list[Result | Exception]:
-    """``run`` over chunks of at most MAX_BATCH items, concurrently; a chunk that raises is the error of each
-    of its items only (the other chunks' outcomes are kept)."""
-    chunks = [items[start : start + MAX_BATCH] for start in range(0, len(items), MAX_BATCH)]
-    outcomes = await asyncio.gather(*(run(chunk) for chunk in chunks), return_exceptions=True)
-    results: list[Result | Exception] = []
-    for chunk, outcome in zip(chunks, outcomes, strict=True):
-        if isinstance(outcome, BaseException):
-            if not isinstance(outcome, Exception):
-                raise outcome
-            results.extend([outcome] * len(chunk))
-        else:
-            results.extend(outcome)
-    return results
-
-
-_billing: weakref.WeakKeyDictionary[Database, RequestBilling] = weakref.WeakKeyDictionary()
-
-
-def request_billing(db: Database) -> RequestBilling:
-    """The batcher of ``db``'s pool in the running event loop (a new one if either changed)."""
-    billing = _billing.get(db)
-    if billing is None or billing.pool is not db.pool or billing.loop is not asyncio.get_running_loop():
-        billing = _billing[db] = RequestBilling(db)
-    return billing
+request_billing = PerPool(RequestBilling)  # request_billing(db): the process's group commits of billing on db
 
 
 async def place_request_hold(db: Database, principal: Principal, amount: int, description: str) -> uuid.UUID:

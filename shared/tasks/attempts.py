@@ -4,13 +4,12 @@ worker's concurrent jobs that end at about the same time share that statement.""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
 import uuid
-import weakref
 
 from shared.infra.db import Database
+from shared.infra.db.batching import PerPool
 from shared.infra.group_commit import GroupCommit
 from shared.infra.ids import uuid7
 from shared.providers.routing import Attempt
@@ -35,8 +34,7 @@ class _Recorder:
     one round trip and one commit for a worker's concurrent jobs instead of one each)."""
 
     def __init__(self, db: Database) -> None:
-        self.pool = db.pool  # not the Database: it is the key of the weak mapping below
-        self.loop = asyncio.get_running_loop()
+        self.pool = db.pool
         self.group: GroupCommit[_Runs, None] = GroupCommit(self._insert_many, alone=self._insert_one)
 
     async def _insert_one(self, run: _Runs) -> None:
@@ -62,12 +60,4 @@ class _Recorder:
         )  # fmt: skip
 
 
-_recorders: weakref.WeakKeyDictionary[Database, _Recorder] = weakref.WeakKeyDictionary()
-
-
-def _recorder(db: Database) -> _Recorder:
-    """The recorder of ``db``'s pool in the running event loop (a new one if either changed)."""
-    recorder = _recorders.get(db)
-    if recorder is None or recorder.pool is not db.pool or recorder.loop is not asyncio.get_running_loop():
-        recorder = _recorders[db] = _Recorder(db)
-    return recorder
+_recorder = PerPool(_Recorder)  # _recorder(db): the process's attempt recorder on db

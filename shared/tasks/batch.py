@@ -26,17 +26,25 @@ from shared.catalog import Catalog
 from shared.events import TASK_QUEUED
 from shared.events.publish import NewEvent, TaskEvents
 from shared.infra import jobs
-from shared.infra.db import Database, to_json
+from shared.infra.db import Database
 from shared.infra.errors import ConduitError, Conflict, InvalidInput
 from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard
-from shared.ledger import NewHold, place_task_holds, reserve_key_spend
+from shared.ledger import place_task_holds, reserve_key_spend
 from shared.media.inputs import media_parameters
 from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
+from shared.tasks.creation import insert_tasks
 from shared.tasks.records import TASK_ROWS, TaskRecord
-from shared.tasks.submit import MAX_IDEMPOTENCY_KEY, PreparedTask, TaskSubmission, prepare, submission_hash
+from shared.tasks.submit import (
+    MAX_IDEMPOTENCY_KEY,
+    PreparedTask,
+    TaskSubmission,
+    new_task,
+    prepare,
+    submission_hash,
+)
 
 if TYPE_CHECKING:
     from shared.ratelimits.request_limits import RequestLimits
@@ -182,16 +190,6 @@ SELECT r.key, r.request_hash, t.* FROM idempotency_records r JOIN tasks t ON t.i
 WHERE r.account_id = $1 AND r.key = ANY($2::text[])
 """
 
-_INSERT_TASKS = f"""
-INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url, credits_held,
-                   deadline_at, batch_work)
-SELECT id, $9, $10, model, kind, 'queued', input, metadata, webhook_url, credits_held,
-       now() + make_interval(secs => runtime_s), true
-FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::bigint[], $8::float8[])
-    AS i(id, model, kind, input, metadata, webhook_url, credits_held, runtime_s)
-RETURNING {TASK_ROWS.columns}
-"""
-
 _LINK_KEYS = """
 UPDATE idempotency_records r SET task_id = k.task_id
 FROM unnest($2::text[], $3::uuid[]) AS k(key, task_id)
@@ -249,21 +247,10 @@ async def _insert(
                     raise _item_error(index, error)
                 results[index] = BatchItemResult(error=_item_error(index, error))
         new = [index for index in prepared if index not in replayed]
-        holds = [
-            NewHold(principal.account_id, prepared[index].hold, task_id=ids[index],
-                    description=f"{prepared[index].model.id} task")
-            for index in new
-        ]  # fmt: skip
+        new_tasks = [new_task(principal, prepared[index], ids[index], batch_work=True) for index in new]
+        holds = [task.hold for task in new_tasks]
         if new:
-            items = [prepared[index] for index in new]
-            rows = await conn.fetch(
-                _INSERT_TASKS,
-                [ids[index] for index in new], [item.model.id for item in items], [item.model.kind for item in items],
-                [to_json(item.params) for item in items], [to_json(item.metadata) for item in items],
-                [item.webhook_url for item in items], [item.hold for item in items],
-                [float(item.model.max_runtime_s) for item in items], principal.account_id, principal.api_key_id,
-            )  # fmt: skip
-            tasks = {row["id"]: TASK_ROWS.from_row(row) for row in rows}
+            tasks = await insert_tasks(conn, new_tasks)
             await place_task_holds(conn, principal.account_id, holds, what=f"these {len(new)} tasks")
             for hold in holds:
                 await reserve_key_spend(conn, principal, hold.id, hold.amount)  # the key's spend cap, if it has one

@@ -23,20 +23,21 @@ from shared.catalog.params import validate_input
 from shared.catalog.pricing import cost, worst_case_usage
 from shared.events import TASK_QUEUED
 from shared.events.publish import TaskEvents
-from shared.infra import jobs, tracing
+from shared.infra import jobs
 from shared.infra.background import BackgroundTasks
 from shared.infra.db import Connection, Database, to_json
 from shared.infra.errors import Conflict, InvalidInput, ModelUnavailable, NotFound
 from shared.infra.ids import uuid7
 from shared.infra.queue import JobQueue
 from shared.infra.urlguard import UrlGuard, parse_url
-from shared.ledger import NewHold, fetchrow_with_hold, hold_call_sql, needs_spend_reservation, reserve_key_spend
+from shared.ledger import needs_spend_reservation, reserve_key_spend
 from shared.media.inputs import input_prefix, media_parameters, resolve_task_media
 from shared.media.sources import MediaSources
 from shared.moderation.events import Subject
 from shared.moderation.pipeline import Moderator
 from shared.providers import ProviderRegistry
 from shared.tasks import lifecycle
+from shared.tasks.creation import NewTask, insert_task_and_hold, task_creations
 from shared.tasks.queries import get_task
 from shared.tasks.records import TASK_ROWS, TaskRecord
 
@@ -184,17 +185,17 @@ async def _create(
 ) -> tuple[TaskRecord, bool]:
     """Insert the task with its hold (or find the one its idempotency key made) and hand out its job, once
     ``files`` (its input files being written) are in storage: in ``background`` when given."""
-    hold = NewHold(principal.account_id, prepared.hold, task_id=task_id, description=f"{prepared.model.id} task")
+    new = new_task(principal, prepared, task_id)
     try:
         if key is None and not needs_spend_reservation(principal):
-            # The common path: one statement, one round trip, atomic on its own.
-            task = await _insert_task_and_hold(db.pool, principal, prepared, hold)
+            # The common path: group-committed with the other submits under way (one statement when alone).
+            task = await task_creations(db).submit(new)
         else:
             async with db.transaction() as conn:
                 if key is not None and not await _claim_idempotency_key(conn, principal, key, request_hash):
                     raise _Replay
-                task = await _insert_task_and_hold(conn, principal, prepared, hold)
-                await reserve_key_spend(conn, principal, hold.id, hold.amount)  # the key's spend cap
+                task = await insert_task_and_hold(conn, new)
+                await reserve_key_spend(conn, principal, new.hold_id, new.credits_held)  # the key's spend cap
                 if key is not None:
                     await conn.execute(
                         "UPDATE idempotency_records SET task_id = $3 WHERE account_id = $1 AND key = $2",
@@ -246,32 +247,14 @@ async def _hand_out(
     return True
 
 
-_INSERT_TASK_AND_HOLD = f"""
-WITH task AS (
-    INSERT INTO tasks (id, account_id, api_key_id, model, kind, status, input, metadata, webhook_url,
-                       credits_held, deadline_at)
-    VALUES ($1, $2, $3, $4, $5, 'queued', $6::jsonb, $7::jsonb, $8, $9, now() + make_interval(secs => $10))
-    RETURNING {TASK_ROWS.columns}
-)
-SELECT task.*, {hold_call_sql(11)} FROM task
-"""
-
-
-async def _insert_task_and_hold(
-    conn: Connection | asyncpg.Pool, principal: Principal, prepared: PreparedTask, hold: NewHold
-) -> TaskRecord:
-    """Insert the task and place its hold in a single statement (the ledger's ``ledger_place_hold`` runs inside
-    it, once the task row exists)."""
-    with tracing.span("hold", task_id=hold.task_id, model=prepared.model.id, credits_micro=hold.amount):
-        row = await fetchrow_with_hold(
-            conn, _INSERT_TASK_AND_HOLD,
-            hold.task_id, principal.account_id, principal.api_key_id, prepared.model.id, prepared.model.kind,
-            to_json(prepared.params), to_json(prepared.metadata), prepared.webhook_url, hold.amount,
-            float(prepared.model.max_runtime_s),
-            hold=hold,
-        )  # fmt: skip
-    assert row is not None
-    return TASK_ROWS.from_row(row)
+def new_task(principal: Principal, prepared: PreparedTask, task_id: uuid.UUID, *, batch_work: bool = False) -> NewTask:
+    """The row to insert for a prepared submit of ``principal``, with its hold of the worst-case price."""
+    return NewTask(
+        id=task_id, account_id=principal.account_id, api_key_id=principal.api_key_id, model=prepared.model.id,
+        kind=prepared.model.kind, params=prepared.params, metadata=prepared.metadata,
+        webhook_url=prepared.webhook_url, credits_held=prepared.hold, max_runtime_s=float(prepared.model.max_runtime_s),
+        batch_work=batch_work,
+    )  # fmt: skip
 
 
 async def _claim_idempotency_key(conn: Connection, principal: Principal, key: str, request_hash: str) -> bool:

@@ -1,4 +1,5 @@
--- ledger_place_task_holds(): the holds of many tasks of one account (a batch submit), all or nothing.
+-- ledger_place_task_holds(): the holds of many tasks (or requests) of one account, all or nothing: a batch
+-- submit's, and the items of one account in a group commit of holds (ledger_place_holds).
 --
 -- The same rules as ledger_place_hold, applied to the whole lot at once: one conditional UPDATE of the account
 -- row for the sum of the holds (so the available balance never goes below zero, and the lot is refused whole
@@ -7,7 +8,7 @@
 -- ledger_place_hold would update the account row once per task in the same transaction (each update walking
 -- the chain of the row's versions: quadratic in the number of tasks). Failures raise SQLSTATE CD402 (DETAIL =
 -- spendable micro-credits) or CD403 (DETAIL = the account's status), as ledger_place_hold does. The tasks must
--- exist (the caller inserts them first, in the same transaction).
+-- exist (the caller inserts them first, in the same transaction); a request's hold has no task (NULL).
 
 CREATE OR REPLACE FUNCTION ledger_place_task_holds(
     p_account_id uuid, p_hold_ids uuid[], p_amounts bigint[], p_task_ids uuid[], p_entry_ids uuid[],

@@ -12,9 +12,10 @@ import pytest
 
 from shared.accounts.keys import Principal
 from shared.infra.db import Database
+from shared.infra.db.batching import BATCH_RETRIES
 from shared.infra.errors import InsufficientCredits, PermissionDenied
 from shared.infra.ids import uuid7
-from shared.ledger import NewHold
+from shared.ledger import NewHold, place_holds
 from shared.ledger import request_holds as billing
 from shared.ledger.request_holds import place_request_hold, request_billing, request_settlement, settle_request
 from shared.services import Services
@@ -233,9 +234,29 @@ async def test_a_deadlocked_batch_is_retried_then_billed_one_by_one(
 
     assert sum(isinstance(r, uuid.UUID) for r in results) == 3
     assert sum(isinstance(r, InsufficientCredits) for r in results) == 2
-    assert batcher.batches["retries"] == min(failures, billing.BATCH_RETRIES)
-    assert batcher.batches["fallbacks"] == (1 if failures > billing.BATCH_RETRIES else 0)
+    assert batcher.batches["retries"] == min(failures, BATCH_RETRIES)
+    assert batcher.batches["fallbacks"] == (1 if failures > BATCH_RETRIES else 0)
     assert await account_money(db, account.id) == (1_000_000, 900_000)
     for hold_id in [r for r in results if isinstance(r, uuid.UUID)]:
         assert await settle(db, principal, hold_id, uuid7(), 0) == 0
     assert await account_money(db, account.id) == (1_000_000, 0)
+
+
+async def test_one_accounts_holds_in_a_batch_update_its_row_once(
+    services: Services, make_account: AccountFactory
+) -> None:
+    db = services.db
+    account, other = await make_account(credits="1"), await make_account(credits="1")
+    holds = [NewHold(account_id=a.id, amount=100_000, description="row") for a in (account, other) * 5]
+    # Row updates of accounts counted by this backend (pending statistics: earlier transactions' too, so a delta).
+    updates = "SELECT n_tup_upd FROM pg_stat_xact_user_tables WHERE relname = 'accounts'"
+
+    async with db.transaction() as conn:
+        before = await conn.fetchval(updates)
+        placed = await place_holds(conn, holds)
+        after = await conn.fetchval(updates)
+
+    assert placed == [hold.id for hold in holds]
+    assert after - before == 2  # one per account, not one per hold
+    assert await account_money(db, account.id) == (1_000_000, 500_000)
+    assert await account_money(db, other.id) == (1_000_000, 500_000)
