@@ -1,6 +1,11 @@
 """The events an API process receives: one reader tails the Redis stream every worker and API process publishes
 to, and hands each event to the streams open on this process that want it (by task, or by account).
 
+The reader tails only while a stream is open on this process: an API process nobody streams from reads nothing
+(with every task publishing three events, reading them all would cost each API process about a tenth of its
+CPU). The first stream to open waits until the reader is placed at the newest event (``ready``) before it reads
+its history, so nothing published after it opened is missed.
+
 A stream that has waited a while without an event is checked against the database (``reconcile``): a task that
 reached a later status than its stream has told (its event lost with Redis) gets that status as an event.
 """
@@ -8,6 +13,7 @@ reached a later status than its stream has told (its event lost with Redis) gets
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -27,6 +33,7 @@ from shared.tasks import QUEUED, RUNNING
 log = logging.getLogger(__name__)
 
 READ_BLOCK_MS = 5_000
+READY_WAIT_S = 5.0  # at most, for the reader to be placed (with Redis down, a stream opens without it)
 READ_COUNT = 1_000
 RECONCILE_CHUNK = 1_000
 RANK = {QUEUED: 0, RUNNING: 1}  # terminal statuses rank 2
@@ -92,10 +99,18 @@ class EventHub:
         self._by_task: dict[uuid.UUID, set[Subscription]] = {}
         self._by_account: dict[uuid.UUID, set[Subscription]] = {}
         self.received = 0  # events read from the tail (metrics, tests)
+        self._wanted = asyncio.Event()  # set while a stream is open here: the reader tails only then
+        self._placed = asyncio.Event()  # set while the reader tails from a place at or before now
 
     @property
     def open_streams(self) -> int:
         return len({sub for subs in (*self._by_task.values(), *self._by_account.values()) for sub in subs})
+
+    @property
+    def tailing(self) -> bool:
+        """Whether the reader tails the stream now (from the first stream opened to the end of the read under way
+        when the last one closed)."""
+        return self._placed.is_set()
 
     def watches_account(self, account_id: uuid.UUID) -> bool:
         """Whether a stream of every task of the account is open here."""
@@ -108,7 +123,14 @@ class EventHub:
             self._by_account.setdefault(account_id, set()).add(sub)
         for task_id in ids or ():
             self._by_task.setdefault(task_id, set()).add(sub)
+        self._wanted.set()
         return sub
+
+    async def ready(self) -> None:
+        """Wait until the reader tails from a place at or before now, so that a stream just subscribed misses no
+        event published from now on (at most READY_WAIT_S: with Redis down, the reconciler tells what it missed)."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._placed.wait(), READY_WAIT_S)
 
     def unsubscribe(self, sub: Subscription) -> None:
         keys: Iterable[tuple[dict[uuid.UUID, set[Subscription]], uuid.UUID]]
@@ -121,6 +143,8 @@ class EventHub:
                 subs.discard(sub)
                 if not subs:
                     del index[key]
+        if not self._by_task and not self._by_account:
+            self._wanted.clear()  # the reader stops after its current read
 
     def dispatch(self, event: TaskEvent) -> None:
         for sub in (*self._by_task.get(event.task_id, ()), *self._by_account.get(event.account_id, ())):
@@ -144,22 +168,33 @@ class EventHub:
         return [event for entry_id, fields in entries if (event := parse_entry(entry_id, fields)) is not None]
 
     async def run(self) -> None:
-        """Tail the stream and dispatch, for as long as the process runs."""
-        last = await self._tail_end()
+        """Tail the stream and dispatch while any stream is open here, for as long as the process runs."""
         while True:
+            await self._wanted.wait()
+            last = await self._tail_end()
+            self._placed.set()
             try:
-                answer = await self.redis.xread({TAIL_KEY: last}, count=READ_COUNT, block=READ_BLOCK_MS)
-            except (RedisError, OSError) as exc:
-                log.warning("reading task events failed, retrying: %s", exc)
-                await asyncio.sleep(1.0)
-                continue
-            for _stream, entries in answer or ():
-                for entry_id, fields in entries:
-                    last = _text(entry_id)
-                    event = parse_entry(entry_id, fields)
-                    if event is not None:
-                        self.received += 1
-                        self.dispatch(event)
+                while self._wanted.is_set():
+                    last = await self._read(last)
+            finally:
+                self._placed.clear()
+
+    async def _read(self, last: str) -> str:
+        """Dispatch the events after ``last`` (waiting up to READ_BLOCK_MS for one); the id of the last one read."""
+        try:
+            answer = await self.redis.xread({TAIL_KEY: last}, count=READ_COUNT, block=READ_BLOCK_MS)
+        except (RedisError, OSError) as exc:
+            log.warning("reading task events failed, retrying: %s", exc)
+            await asyncio.sleep(1.0)
+            return last
+        for _stream, entries in answer or ():
+            for entry_id, fields in entries:
+                last = _text(entry_id)
+                event = parse_entry(entry_id, fields)
+                if event is not None:
+                    self.received += 1
+                    self.dispatch(event)
+        return last
 
     async def _tail_end(self) -> str:
         """The id of the newest event now, so the reader starts after it (streams replay what came before)."""

@@ -104,6 +104,7 @@ async def open_stream(services: StreamServices, request: StreamRequest) -> Async
     the returned iterator streams the rest."""
     sub = services.hub.subscribe(request.account_id, request.task_ids)
     try:
+        await services.hub.ready()  # the hub's reader tails from now on (it rests while no stream is open)
         tasks = await _owned_tasks(services.db, request)
         if request.task_ids is not None and len(request.task_ids) == 1:
             history_key = task_stream_key(next(iter(request.task_ids)))

@@ -147,6 +147,30 @@ async def test_account_stream_tells_new_tasks_live(
     assert received.types == ["task.succeeded"] and received.events[0][2]["task_id"] == task_id
 
 
+async def test_an_api_process_with_no_stream_open_reads_no_events_until_one_opens(
+    client: httpx.AsyncClient, make_account: AccountFactory, worker: InProcessWorker, api: ApiServer
+) -> None:
+    account = await make_account(credits="10")
+    hub = api.services.event_hub
+    # An earlier test's streams are closed; the reader stops once its read under way ends.
+    await wait_for(lambda: _truthy(not hub.tailing), timeout=30, what="the events reader to rest")
+    before = hub.received
+    quiet = (await submit(client, account, "flux-schnell", prompt="nobody", width=256, height=256)).json()["id"]
+    assert (await wait_terminal(client, account, quiet))["status"] == "succeeded"
+    assert hub.received == before  # its events were published; nobody here streams, so none was read
+
+    received = await read_stream(client, account, f"/v1/tasks/{quiet}/events")  # its history, from Redis
+    assert received.ended and received.types[:2] == ["task.queued", "task.started"]
+    assert received.types[-1] == "task.succeeded"
+    live = Received()
+    reading = asyncio.create_task(read_stream(client, account, "/v1/events?status=succeeded", received=live, until=1))
+    await wait_for(lambda: _truthy(hub.watches_account(account.id)), timeout=30, what="the stream to open")
+    task_id = (await submit(client, account, "flux-schnell", prompt="watched", width=256, height=256)).json()["id"]
+    await asyncio.wait_for(reading, 30)
+    assert live.types == ["task.succeeded"] and live.events[0][2]["task_id"] == task_id
+    assert hub.received > before  # read while the stream was open
+
+
 async def test_another_accounts_task_and_bad_input_are_refused(
     client: httpx.AsyncClient, make_account: AccountFactory
 ) -> None:
