@@ -188,6 +188,29 @@ def task_settlement_sql(first_param: int) -> str:
     FROM t""")
 
 
+def succeeded_tasks_settlement_sql() -> str:
+    """``task_settlement_sql`` for many succeeded tasks at once (the worker's group commit of completions): the CTEs
+    that settle the hold of each task that a CTE ``t`` has just ended, posted with its ``credits_charged``, in
+    account order. ``t`` returns, per task, its ``id``, ``account_id``, ``api_key_id``, ``model``, ``kind``,
+    ``provider``, ``credits_charged`` and ``latency_ms``, and its settlement's ``usage_id``, ``units`` (JSON text),
+    ``charge_entry_id`` and ``release_entry_id`` (``succeeded_task_settlement_ids``)."""
+    return _settle_ctes(
+        """
+    SELECT NULL::uuid AS hold_id, t.id AS task_id, t.account_id, t.credits_charged AS charge,
+           'posted'::text AS resolution, t.model || ' task' AS description, t.api_key_id, t.usage_id, t.model,
+           t.provider, t.kind, 'succeeded'::text AS status, t.units, t.latency_ms, 'task' AS source,
+           NULL::uuid AS request_id, t.charge_entry_id, t.release_entry_id
+    FROM t ORDER BY t.account_id, t.id""",
+        materialized=True,
+    )
+
+
+def succeeded_task_settlement_ids() -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
+    """A succeeded task's settlement ids for ``succeeded_tasks_settlement_sql``: its usage record's, and its
+    charge and release ledger entries'."""
+    return uuid7(), uuid7(), uuid7()
+
+
 def task_settlement_params(status: str, units: dict[str, Any] | None = None) -> tuple[Any, ...]:
     """The parameters of ``task_settlement_sql`` for a task ending ``status`` (succeeded, failed, canceled) with
     the usage ``units``."""

@@ -1,19 +1,20 @@
 """Task completions group-committed in the worker, as the API group-commits the billing of synchronous requests
 (``shared.ledger.request_holds``).
 
-The jobs of one worker that finish at about the same time end their tasks in one transaction: each task's
-statement (``lifecycle.complete_in``: the compare-and-set on the task, the settlement of its hold, the usage
-record, the webhook event) runs in that transaction, in account order, so the batch pays one commit (one WAL
-flush) and an account's row is locked once per batch instead of once per task: one busy account's tasks no
-longer queue behind each other's commits. At low load (nothing else under way) a completion is its own
-transaction, without the batching machinery. Commits stay durable: a caller hears of its completion only once
-the batch committed. After the commit, the batch gives back its tasks' in-flight slots and publishes their
-``task.succeeded`` events in one Redis round trip (``shared.tasks.settled``), not one or two per task.
+The jobs of one worker that finish at about the same time end their tasks in one transaction, with one statement
+(``lifecycle.complete_many_in``: the compare-and-set on each task, the settlements of their holds in account order,
+the usage records; then the webhook events of those that have a destination), so the batch pays one round trip and
+one commit (one WAL flush) and an account's row is locked once per batch, for one statement, instead of once per
+task: one busy account's tasks no longer queue behind each other's commits. At low load (nothing else under way) a
+completion is its own transaction, without the batching machinery. Commits stay durable: a caller hears of its
+completion only once the batch committed. After the commit, the batch gives back its tasks' in-flight slots and
+publishes their ``task.succeeded`` events in one Redis round trip (``shared.tasks.settled``), not one or two per
+task.
 
-A batch that PostgreSQL refuses (a deadlock, any error of one task's statement) changed nothing, so its tasks
-are then completed one by one, each in its own transaction; an error that leaves the outcome unknown (the
-connection lost) is every caller's error, as it would be without batching (a redelivered job finds the task
-ended or ends it).
+A batch that PostgreSQL refuses (a deadlock; an error of any of its tasks, e.g. a charge the ledger refuses) changed
+nothing, so its tasks are then completed one by one, each in its own transaction; an error that leaves the outcome
+unknown (the connection lost) is every caller's error, as it would be without batching (a redelivered job finds the
+task ended or ends it).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import asyncpg
 
 from shared.infra.db import Database, Record
 from shared.infra.group_commit import GroupCommit
-from shared.tasks.lifecycle import Completion, complete_in, settled_of
+from shared.tasks.lifecycle import Completion, complete_in, complete_many_in, settled_of
 from shared.tasks.settled import Settled, announce
 
 if TYPE_CHECKING:
@@ -89,17 +90,14 @@ class TaskCompletions:
     async def _chunk(self, entries: list[_Entry]) -> list[Record | Exception | None]:
         if len(entries) == 1:
             return [await self._one(entries[0])]
-        order = sorted(range(len(entries)), key=lambda n: (entries[n].item.task.account_id, entries[n].item.task.id))
-        rows: dict[int, Record | None] = {}
         try:
             async with self._db.transaction() as conn:
-                for n in order:
-                    rows[n] = await complete_in(conn, entries[n].item)
+                rows = await complete_many_in(conn, [entry.item for entry in entries])
         except asyncpg.PostgresError:
             self.fallbacks += 1
             return [await self._one(entry) for entry in entries]
         self.batches += 1
-        return [rows[n] for n in range(len(entries))]
+        return list(rows)
 
 
 async def _announce_committed(entries: list[_Entry], rows: list[Record | Exception | None]) -> None:

@@ -17,7 +17,12 @@ from shared.catalog.pricing import Usage
 from shared.infra.db import Connection, Database, Record, to_json
 from shared.infra.errors import Conflict
 from shared.infra.metrics import METRICS
-from shared.ledger import task_settlement_params, task_settlement_sql
+from shared.ledger import (
+    succeeded_task_settlement_ids,
+    succeeded_tasks_settlement_sql,
+    task_settlement_params,
+    task_settlement_sql,
+)
 from shared.ledger.money import MICRO
 from shared.tasks import CANCELED, FAILED, SUCCEEDED
 from shared.tasks.queries import task_not_found
@@ -149,6 +154,53 @@ async def complete_in(conn: Connection, item: Completion) -> Record | None:
     if row is not None and row["has_webhook"]:
         await record_task_event(conn, item.task.id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
     return row
+
+
+# Many tasks of one worker's group commit: their rows locked in id order first (as claims lock them), then each
+# compare-and-set, and the settlements of those that matched in account order (``succeeded_tasks_settlement_sql``).
+_COMPLETE_MANY = f"""
+WITH runs AS MATERIALIZED (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::uuid[], $7::text[],
+                         $8::uuid[], $9::uuid[])
+        AS i(task_id, outputs, provider, charge, attempts, usage_id, units, charge_entry_id, release_entry_id)
+), picked AS (
+    SELECT id FROM tasks WHERE id IN (SELECT task_id FROM runs) ORDER BY id FOR NO KEY UPDATE
+), t AS (
+    UPDATE tasks
+    SET status = 'succeeded', outputs = i.outputs::jsonb, provider = i.provider,
+        credits_charged = LEAST(i.charge, tasks.credits_held), {_TERMINAL_UPDATE}
+    FROM runs i
+    WHERE tasks.id = i.task_id AND tasks.id IN (SELECT id FROM picked) AND tasks.status = 'running'
+      AND tasks.attempts = i.attempts
+    RETURNING tasks.id, tasks.account_id, tasks.api_key_id, tasks.model, tasks.kind, tasks.provider,
+              tasks.credits_charged, {_LATENCY}, {has_destination_sql("$10", terminal=True)}, i.usage_id, i.units,
+              i.charge_entry_id, i.release_entry_id
+), {succeeded_tasks_settlement_sql()}
+SELECT t.* FROM t
+"""
+
+
+async def complete_many_in(conn: Connection, items: list[Completion]) -> list[Record | None]:
+    """``complete_in`` for many tasks in one statement (a group commit): each item's task row, in order (None for
+    a transition that lost its race; a task named twice ends with its first item, the second finds it ended)."""
+    first = list({item.task.id: item for item in reversed(items)}.values())  # the first item of each task
+    ids = [succeeded_task_settlement_ids() for _ in first]
+    rows = await conn.fetch(
+        _COMPLETE_MANY,
+        [item.task.id for item in first], [to_json(item.outputs) for item in first],
+        [item.provider for item in first], [item.charge for item in first], [item.task.attempts for item in first],
+        [usage_id for usage_id, _, _ in ids], [to_json(item.usage.public()) for item in first],
+        [charge_id for _, charge_id, _ in ids], [release_id for _, _, release_id in ids], TASK_SUCCEEDED,
+    )  # fmt: skip
+    by_task = {row["id"]: row for row in rows}
+    for task_id in sorted(task_id for task_id, row in by_task.items() if row["has_webhook"]):
+        await record_task_event(conn, task_id, TASK_SUCCEEDED)  # webhooks outbox, same transaction
+    ended = set(by_task)
+    answers: list[Record | None] = []
+    for item in items:
+        answers.append(by_task[item.task.id] if item.task.id in ended else None)
+        ended.discard(item.task.id)  # a second item of the same task: it found the task ended
+    return answers
 
 
 async def complete(

@@ -105,3 +105,24 @@ async def test_attempts_of_runs_ending_together_are_each_recorded_on_their_task(
     assert recorded == {
         task_id: [(a.provider, a.outcome, a.error_code) for a in attempts] for task_id, attempts in runs.items()
     }
+
+
+async def test_tasks_ending_in_one_batch_record_their_webhook_events_once(
+    client: httpx.AsyncClient, make_account: AccountFactory, services: Services
+) -> None:
+    await services.redis.flushdb()
+    account = await make_account(credits="10")
+    records = await running_tasks(client, services, account, 4)
+    hooked = [records[1].id, records[3].id]
+    await services.db.execute(
+        "UPDATE tasks SET webhook_url = 'https://hooks.example.com/conduit' WHERE id = ANY($1::uuid[])", hooked
+    )
+    completions = TaskCompletions(services.db)
+    rows = await asyncio.gather(*(completions.complete(succeeded(record, 100_000)) for record in records))
+    assert all(row is not None for row in rows) and completions.batches >= 1
+    events = await services.db.fetch(
+        "SELECT task_id, count(*) AS n FROM webhook_events WHERE type = 'task.succeeded' AND task_id = ANY($1::uuid[])"
+        " GROUP BY task_id",
+        [record.id for record in records],
+    )
+    assert {row["task_id"]: row["n"] for row in events} == {task_id: 1 for task_id in hooked}
