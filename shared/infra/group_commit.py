@@ -2,8 +2,9 @@
 
 Each caller waits for its own result; while one batch is in flight, the calls that arrive meanwhile are
 gathered into the next one. At low load a batch is one call. Used by the task enqueue (``shared.infra.queue``),
-the rate-limit script (``shared.ratelimits.limiter``) and the billing of synchronous requests
-(``shared.ledger.request_holds``)."""
+the rate-limit script (``shared.ratelimits.limiter``), the billing of synchronous requests
+(``shared.ledger.request_holds``), the task submits (``shared.tasks.creation``) and the worker's task claims,
+completions and attempt records (``shared.tasks``)."""
 
 from __future__ import annotations
 
