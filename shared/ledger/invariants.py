@@ -24,6 +24,10 @@ CHECKS: dict[str, str] = {
         FROM accounts a LEFT JOIN holds h ON h.account_id = a.id AND h.status = 'pending'
         GROUP BY a.id HAVING a.credits_held <> COALESCE(SUM(h.amount), 0)
     """,
+    # A lot is open (closed_at NULL) exactly while something remains in it: holds find the open lots by it.
+    "lot_open_state_wrong": """
+        SELECT id AS lot_id, remaining, closed_at FROM credit_lots WHERE (closed_at IS NULL) <> (remaining > 0)
+    """,
     "lot_reserved_mismatch": """
         SELECT l.id AS lot_id, l.reserved, COALESCE(SUM(a.amount), 0) AS pending_allocations
         FROM credit_lots l

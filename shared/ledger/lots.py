@@ -96,7 +96,7 @@ async def expire_lots(conn: Connection, *, limit: int = 500) -> int:
     lots = await conn.fetch(
         """
         SELECT id, account_id FROM credit_lots
-        WHERE remaining > reserved AND expires_at IS NOT NULL AND expires_at <= now()
+        WHERE closed_at IS NULL AND remaining > reserved AND expires_at IS NOT NULL AND expires_at <= now()
         ORDER BY expires_at LIMIT $1
         """,
         limit,
@@ -139,7 +139,7 @@ async def upcoming_expiries(conn: Connection, account_id: uuid.UUID, *, limit: i
     return await conn.fetch(
         """
         SELECT id AS lot_id, source, remaining, expires_at FROM credit_lots
-        WHERE account_id = $1 AND remaining > 0 AND expires_at > now()
+        WHERE account_id = $1 AND closed_at IS NULL AND remaining > 0 AND expires_at > now()
         ORDER BY expires_at, id LIMIT $2
         """,
         account_id,

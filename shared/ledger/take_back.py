@@ -90,7 +90,8 @@ async def deduct_unused(
     lots = await conn.fetch(
         """
         SELECT id, remaining - reserved AS unused FROM credit_lots
-        WHERE account_id = $1 AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
+        WHERE account_id = $1 AND closed_at IS NULL AND remaining > reserved
+          AND (expires_at IS NULL OR expires_at > now())
         ORDER BY expires_at NULLS LAST, id FOR NO KEY UPDATE
         """,
         account_id,

@@ -5,6 +5,10 @@
 -- that expire first, the hold, its allocations and its ledger entry, as one statement. Failures raise
 -- SQLSTATE CD402 (insufficient credits; DETAIL = spendable micro-credits) or CD403 (account not active;
 -- DETAIL = its status), which shared.ledger.holds turns into domain errors.
+--
+-- The account's open lots (closed_at IS NULL: a lot is closed exactly when nothing remains in it, a ledger
+-- invariant) are found through their partial index, credit_lots_spendable, whatever the number of lots. Its
+-- predicate names closed_at, not remaining, so the updates of remaining and reserved stay HOT.
 
 CREATE OR REPLACE FUNCTION ledger_place_hold(
     p_hold_id uuid, p_account_id uuid, p_amount bigint, p_task_id uuid, p_entry_id uuid, p_description text
@@ -33,7 +37,8 @@ BEGIN
         -- The account row is locked now, so these rows cannot change under us; this statement sees them fresh.
         FOR v_lot IN
             SELECT id, remaining - reserved AS free FROM credit_lots
-            WHERE account_id = p_account_id AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
+            WHERE account_id = p_account_id AND closed_at IS NULL AND remaining > reserved
+              AND (expires_at IS NULL OR expires_at > now())
             ORDER BY expires_at ASC NULLS LAST, created_at, id
             FOR NO KEY UPDATE
         LOOP

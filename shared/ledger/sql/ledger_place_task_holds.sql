@@ -51,7 +51,8 @@ BEGIN
     INTO v_lot_ids, v_lot_free
     FROM (
         SELECT id, remaining, reserved, expires_at, created_at FROM credit_lots
-        WHERE account_id = p_account_id AND remaining > reserved AND (expires_at IS NULL OR expires_at > now())
+        WHERE account_id = p_account_id AND closed_at IS NULL AND remaining > reserved
+          AND (expires_at IS NULL OR expires_at > now())
         ORDER BY expires_at ASC NULLS LAST, created_at, id
         FOR NO KEY UPDATE
     ) AS free_lots;
