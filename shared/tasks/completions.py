@@ -11,10 +11,10 @@ completion only once the batch committed. After the commit, the batch gives back
 publishes their ``task.succeeded`` events in one Redis round trip (``shared.tasks.settled``), not one or two per
 task.
 
-A batch that PostgreSQL refuses (a deadlock; an error of any of its tasks, e.g. a charge the ledger refuses) changed
-nothing, so its tasks are then completed one by one, each in its own transaction; an error that leaves the outcome
-unknown (the connection lost) is every caller's error, as it would be without batching (a redelivered job finds the
-task ended or ends it).
+A batch that PostgreSQL refuses (a deadlock, after two retries; an error of any of its tasks, e.g. a charge the
+ledger refuses) changed nothing, so its tasks are then completed one by one, each in its own transaction; an error
+that leaves the outcome unknown (the connection lost) is every caller's error, as it would be without batching (a
+redelivered job finds the task ended or ends it).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import asyncpg
-
 from shared.infra.db import Database, Record
+from shared.infra.db.batching import refusable
 from shared.infra.group_commit import GroupCommit
 from shared.tasks.lifecycle import Completion, complete_in, complete_many_in, settled_of
 from shared.tasks.settled import Settled, announce
@@ -51,8 +50,8 @@ class TaskCompletions:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._group: GroupCommit[_Entry, Record | None] = GroupCommit(self._batch, alone=self._alone)
-        self.batches = 0  # batches of more than one task committed (tests, benchmarks)
-        self.fallbacks = 0  # batches refused, their tasks then completed one by one
+        # batches of more than one task committed; deadlocked ones retried; refused ones, completed one by one
+        self.counts = {"batches": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
 
     async def complete(
         self, item: Completion, *, slots: TaskSlots | None = None, events: TaskEvents | None = None
@@ -90,14 +89,15 @@ class TaskCompletions:
     async def _chunk(self, entries: list[_Entry]) -> list[Record | Exception | None]:
         if len(entries) == 1:
             return [await self._one(entries[0])]
-        try:
-            async with self._db.transaction() as conn:
-                rows = await complete_many_in(conn, [entry.item for entry in entries])
-        except asyncpg.PostgresError:
-            self.fallbacks += 1
+        rows = await refusable(lambda: self._commit_many(entries), self.counts)
+        if rows is None:
             return [await self._one(entry) for entry in entries]
-        self.batches += 1
+        self.counts["batches"] += 1
         return list(rows)
+
+    async def _commit_many(self, entries: list[_Entry]) -> list[Record | None]:
+        async with self._db.transaction() as conn:
+            return await complete_many_in(conn, [entry.item for entry in entries])
 
 
 async def _announce_committed(entries: list[_Entry], rows: list[Record | Exception | None]) -> None:

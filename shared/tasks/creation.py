@@ -113,7 +113,7 @@ class TaskCreations:
     def __init__(self, db: Database) -> None:
         self.pool = db.pool
         self.inserts: GroupCommit[NewTask, TaskRecord] = GroupCommit(self._create_many, alone=self._create_one)
-        self.batches = {"batches": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
+        self.counts = {"batches": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
 
     async def submit(self, task: NewTask) -> TaskRecord:
         """Create the task with its hold, with the other submits under way; raises its hold's refusal."""
@@ -134,10 +134,10 @@ class TaskCreations:
         return await in_chunks(tasks, self._create_chunk)
 
     async def _create_chunk(self, tasks: list[NewTask]) -> list[TaskRecord | Exception]:
-        created = await refusable(lambda: self._insert_with_holds(tasks), self.batches)
+        created = await refusable(lambda: self._insert_with_holds(tasks), self.counts)
         if created is None:
             return list(await asyncio.gather(*(self._create_caught(task) for task in tasks)))
-        self.batches["batches"] += 1
+        self.counts["batches"] += 1
         return created
 
     async def _insert_with_holds(self, tasks: list[NewTask]) -> list[TaskRecord | Exception]:

@@ -4,7 +4,8 @@ A batch statement is a transaction of its own: when PostgreSQL refuses it (a dea
 after a couple of retries, or any other error of the statement) it changed nothing, and its items can then be
 served one by one (``refusable``). A large batch goes in chunks of at most ``MAX_BATCH`` items, run
 concurrently (``in_chunks``). A process keeps one batcher per database pool and event loop (``PerPool``). Used
-by the billing of synchronous requests, the task submits' group commit and the worker's attempt records.
+by the billing of synchronous requests, the task submits' group commit, and the worker's task claims, completions
+and attempt records.
 """
 
 from __future__ import annotations

@@ -57,7 +57,7 @@ async def test_a_completion_batch_frees_every_slot_and_tells_every_end_even_when
     outcomes: list[Any] = await asyncio.gather(
         *(completions.complete(item, slots=slots, events=events) for item in items), return_exceptions=True
     )
-    assert completions.fallbacks == 1
+    assert completions.counts["fallbacks"] == 1
     assert isinstance(outcomes[4], Exception)
     assert sum(outcome is None for outcome in outcomes) == 1  # the redelivery
     for record in records[:4]:

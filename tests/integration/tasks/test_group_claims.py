@@ -29,7 +29,7 @@ async def test_jobs_starting_together_claim_their_tasks_in_one_statement(
     claims = TaskClaims(services.db, lease_s=30)
     asked = [*ids, ids[0]]  # the first task's job delivered twice at once
     records = await asyncio.gather(*(claims.claim(task_id) for task_id in asked))
-    assert claims.batches >= 1 and claims.fallbacks == 0
+    assert claims.counts["batches"] >= 1 and claims.counts["fallbacks"] == 0
     claimed = [record for record in records if record is not None]
     assert sorted(record.id for record in claimed) == sorted(ids[:6])  # each once; not the held or ended ones
     assert {(record.status, record.attempts) for record in claimed} == {("running", 1)}
@@ -58,7 +58,7 @@ async def test_a_refused_claim_batch_claims_its_tasks_one_by_one(
     monkeypatch.setattr(lifecycle, "claim_many", deadlocked)
     claims = TaskClaims(services.db, lease_s=30)
     records = await asyncio.gather(*(claims.claim(task_id) for task_id in ids))
-    assert claims.fallbacks >= 1 and claims.batches == 0
+    assert claims.counts["fallbacks"] >= 1 and claims.counts["batches"] == 0
     assert sorted(record.id for record in records if record is not None) == sorted(ids)
     for task_id in ids:
         await lifecycle.fail(services.db, task_id, code="test_cleanup", message="cleanup")

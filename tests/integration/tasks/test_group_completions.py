@@ -46,7 +46,7 @@ async def test_tasks_ending_together_share_a_transaction_and_are_charged_once(
     # Every task once, and the first one a second time (a redelivered job): it is charged once.
     items = [succeeded(record, 300_000) for record in records] + [succeeded(records[0], 300_000)]
     rows = await asyncio.gather(*(completions.complete(item) for item in items))
-    assert completions.batches >= 1 and completions.fallbacks == 0
+    assert completions.counts["batches"] >= 1 and completions.counts["fallbacks"] == 0
     assert sum(row is not None for row in rows) == len(records)
     for record in records:
         owner = one if record.account_id == one.id else other
@@ -71,7 +71,7 @@ async def test_a_refused_batch_completes_its_tasks_one_by_one(
     completions = TaskCompletions(services.db)
     items = [succeeded(records[0], 300_000), *(succeeded(r, 300_000) for r in records[1:3]), succeeded(records[3], -1)]
     outcomes = await asyncio.gather(*(completions.complete(item) for item in items), return_exceptions=True)
-    assert completions.fallbacks == 1
+    assert completions.counts["fallbacks"] == 1
     assert all(outcome is not None and not isinstance(outcome, BaseException) for outcome in outcomes[:3])
     assert isinstance(outcomes[3], Exception)
     statuses = [(await task(client, account, str(record.id)))["status"] for record in records]
@@ -119,7 +119,7 @@ async def test_tasks_ending_in_one_batch_record_their_webhook_events_once(
     )
     completions = TaskCompletions(services.db)
     rows = await asyncio.gather(*(completions.complete(succeeded(record, 100_000)) for record in records))
-    assert all(row is not None for row in rows) and completions.batches >= 1
+    assert all(row is not None for row in rows) and completions.counts["batches"] >= 1
     events = await services.db.fetch(
         "SELECT task_id, count(*) AS n FROM webhook_events WHERE type = 'task.succeeded' AND task_id = ANY($1::uuid[])"
         " GROUP BY task_id",

@@ -66,8 +66,8 @@ async def test_one_accounts_concurrent_submits_share_commits_and_each_holds_its_
     assert [r.id for r in results] == [t.id for t in tasks]  # each caller gets its own task
     assert all(r.status == "queued" and r.credits_held == t.credits_held for r, t in zip(results, tasks, strict=True))
     assert [r.metadata for r in results] == [{"n": str(n)} for n in range(40)]
-    assert creations.batches["batches"] >= 1  # they did go together
-    assert creations.batches["fallbacks"] == 0
+    assert creations.counts["batches"] >= 1  # they did go together
+    assert creations.counts["fallbacks"] == 0
     held = sum(t.credits_held for t in tasks)
     assert await money(db, account.id) == (10_000_000, held, 40, 40)
     hold_rows = await db.fetch("SELECT id, task_id, amount FROM holds WHERE account_id = $1", account.id)
@@ -89,7 +89,7 @@ async def test_submits_beyond_the_balance_create_exactly_the_tasks_it_covers(
     refused = [r for r in results if not isinstance(r, TaskRecord)]
     assert len(created) == 3
     assert len(refused) == 37 and all(type(r) is InsufficientCredits for r in refused)
-    assert creations.batches["batches"] >= 1
+    assert creations.counts["batches"] >= 1
     # The refused tasks were removed with the batch: only the created ones exist, each with its hold.
     assert await money(db, account.id) == (1_000_000, 900_000, 3, 3)
     ids = await db.fetchval("SELECT array_agg(id) FROM tasks WHERE account_id = $1", account.id)
@@ -146,8 +146,8 @@ async def test_a_refused_batch_is_retried_then_created_one_by_one(
     results = await create_all(creations, tasks)
 
     assert sum(isinstance(r, TaskRecord) for r in results) == 6
-    assert creations.batches["retries"] == min(failures, BATCH_RETRIES)
-    assert creations.batches["fallbacks"] == (1 if failures > BATCH_RETRIES else 0)
+    assert creations.counts["retries"] == min(failures, BATCH_RETRIES)
+    assert creations.counts["fallbacks"] == (1 if failures > BATCH_RETRIES else 0)
     # The failed attempts rolled back their inserts: each task exists once, with one hold.
     assert await money(db, account.id) == (1_000_000, 900_000, 6, 6)
 
@@ -159,7 +159,7 @@ async def test_concurrent_http_submits_of_one_key_all_answer_and_hold_their_pric
     first = await submit(client, account, "sdxl", prompt="price", width=256, height=256)
     assert first.status_code == 202, first.text
     price = first.json(parse_float=Decimal)["credits"]["held"]
-    batches = task_creations(api.services.db).batches["batches"]
+    batches = task_creations(api.services.db).counts["batches"]
 
     responses = await asyncio.gather(
         *(submit(client, account, "sdxl", prompt=f"busy {n}", width=256, height=256) for n in range(24))
@@ -168,5 +168,5 @@ async def test_concurrent_http_submits_of_one_key_all_answer_and_hold_their_pric
     assert [r.status_code for r in responses] == [202] * 24, [r.text for r in responses if r.status_code != 202]
     assert len({r.json()["id"] for r in responses}) == 24
     assert all(r.json(parse_float=Decimal)["credits"]["held"] == price for r in responses)
-    assert task_creations(api.services.db).batches["batches"] > batches  # the API did group them
+    assert task_creations(api.services.db).counts["batches"] > batches  # the API did group them
     assert await balance(client, account) == (Decimal(50) - 25 * price, 25 * price)  # no worker runs here
