@@ -27,6 +27,7 @@ FUNCTIONS = (
     "staff_audit_log_append_only",  # not the ledger's: the staff audit log's trigger, kept here with the others
     "ledger_place_task_holds",
     "account_founder_membership",  # not the ledger's either: makes an account's founder its owner (teams)
+    "ledger_resolve_holds",
 )
 
 

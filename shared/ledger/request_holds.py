@@ -11,14 +11,14 @@ Both are on the hot path of every completion, so each is one round trip:
   charged exactly once.
 
 Under load, the holds and the settlements that concurrent requests of one process make are group-committed
-(``shared.infra.group_commit``): one statement places a batch of holds (``holds.place_holds``: one update of
-an account's row for its holds of the batch; a refusal is that item's outcome, not the batch's error) and one
-settles a batch (``settlement.settle_holds``), each in account order so that concurrent batches cannot deadlock
-on the account locks. At low load (nothing else under way) a request takes the single-item statement above
-directly, without the batching machinery. A batch that PostgreSQL refuses (a deadlock or serialization failure
-after a couple of retries, or any other error) changed nothing, so its requests are then billed one by one
-(``shared.infra.db.batching``); an error that leaves the outcome unknown (the connection lost) is every caller's
-error, as it would be without batching. Holds for keys with a spend cap (a transaction with the key's
+(``shared.infra.group_commit``): one statement places a batch of holds (``holds.place_holds``: one update of an
+account's row for its holds of the batch; a refusal is that item's outcome, not the batch's error) and one settles a
+batch (``settlement.settle_holds``: one update of an account's row and of each lot for the batch), each taking its locks
+in a fixed order so that concurrent batches cannot deadlock on them. At low load (nothing else under way) a request
+takes the single-item statement above directly, without the batching machinery. A batch that PostgreSQL refuses (a
+deadlock or serialization failure after a couple of retries, or any other error) changed nothing, so its requests are
+then billed one by one (``shared.infra.db.batching``); an error that leaves the outcome unknown (the connection lost) is
+every caller's error, as it would be without batching. Holds for keys with a spend cap (a transaction with the key's
 reservation) are not batched.
 """
 

@@ -1,20 +1,21 @@
 """Settling holds: charge what the work cost (capped at the hold), release the rest, count the charge on the API
 key and write the usage record, in one statement.
 
-Every resolution of a hold is the same statement shape (``_settle_ctes``): the ``ledger_resolve_hold`` SQL
-function (``sql/ledger_resolve_hold.sql``) per hold, a compare-and-set of the hold's status (so a replay
-changes nothing) followed by the charge drawn from the hold's lots earliest-expiry first; then the key's spend
+Every resolution of a hold is the same statement shape (``_settle_ctes``): a SQL function that makes a
+compare-and-set of the hold's status (so a replay changes nothing) followed by the charge drawn from the hold's
+lots earliest-expiry first (``sql/ledger_resolve_hold.sql`` for one hold, ``sql/ledger_resolve_holds.sql`` for
+a batch, which updates each account's row and each lot once for all its holds); then the key's spend
 (``spend_caps.KEY_SPEND_SQL``) and the usage record of each resolved hold (``shared.usage.insert_usage_sql``,
 whose ``credits`` are what was charged). It is used three ways:
 
 * ``settle_hold(conn, settlement)``: one hold (a synchronous request's; ``post_hold`` and ``void_hold`` are
   the same without a usage record);
-* ``settle_holds(conn, settlements)``: many requests' holds in one statement (a group commit), resolved in
-  account order so that concurrent batches cannot deadlock on the account locks;
+* ``settle_holds(conn, settlements)``: many requests' holds in one statement (a group commit);
 * ``task_settlement_sql``: the CTEs that the statement ending a task embeds after its compare-and-set on the
   task's status (``shared.tasks.lifecycle``), with ``task_settlement_params`` as their parameters.
 
-Locks are taken hold -> account -> lots (``ledger_resolve_hold``) -> key (``KEY_SPEND_SQL``).
+Locks are taken holds -> accounts -> lots (the SQL functions; a batch takes each kind in id order, so
+concurrent batches cannot deadlock) -> keys (``KEY_SPEND_SQL``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class Settlement:
 
     hold_id: uuid.UUID | None
     task_id: uuid.UUID | None
-    account_id: uuid.UUID | None  # the hold's account: a batch resolves its holds in account order
+    account_id: uuid.UUID | None  # the hold's account, if the caller knows it
     charge: int
     resolution: str
     description: str
@@ -87,6 +88,11 @@ _ATTRIBUTES = tuple(f.name for f in fields(Settlement))
 assert tuple(_SQL_TYPES) == _ATTRIBUTES, "every Settlement attribute has its SQL type, in order"
 
 
+# What ``resolved`` carries of each item for the usage record (``i``: the item).
+_USAGE_COLUMNS = (
+    "i.api_key_id, i.usage_id, i.model, i.provider, i.kind, i.status, i.units, i.latency_ms, i.source, i.request_id"
+)
+
 # The usage record of each hold resolved in the statement that has a ``usage_id``: its credits are the charge.
 _INSERT_USAGE = insert_usage_sql(
     "SELECT usage_id, account_id, api_key_id, task_id, model, provider, kind, status, units::jsonb, charged,"
@@ -94,20 +100,37 @@ _INSERT_USAGE = insert_usage_sql(
 )
 
 
-def _settle_ctes(items: str, *, materialized: bool = False) -> str:
+def _settle_ctes(items: str, *, many: bool = False) -> str:
     """The CTEs that settle the holds ``items`` lists (a SELECT with a column per Settlement attribute, one row
     per hold): ``resolved`` (a row per hold resolved now: ``ledger_resolve_hold``'s columns and the usage
     record's), the keys' spend, and ``usage``, the INSERT of the usage records. That INSERT reads every row of
     ``resolved``, and a data-modifying CTE always runs to completion, so each hold is resolved whatever the
-    rest of the statement reads."""
-    return f"""items AS {"MATERIALIZED " if materialized else ""}({items}
+    rest of the statement reads. One hold goes through ``ledger_resolve_hold``; ``many`` holds through
+    ``ledger_resolve_holds``, which updates each account's row and each lot once for the whole batch."""
+    if many:
+        resolve = f"""numbered AS MATERIALIZED (
+    SELECT row_number() OVER () AS n, * FROM ({items}) AS listed
 ), resolved AS MATERIALIZED (
-    SELECT r.hold_id, r.account_id, r.task_id, r.amount, r.charged, r.expired, i.api_key_id, i.usage_id, i.model,
-           i.provider, i.kind, i.status, i.units, i.latency_ms, i.source, i.request_id
+    SELECT r.hold_id, r.account_id, r.task_id, r.amount, r.charged, r.expired, {_USAGE_COLUMNS}
+    FROM (SELECT array_agg(hold_id ORDER BY n) AS hold_ids, array_agg(task_id ORDER BY n) AS task_ids,
+                 array_agg(charge ORDER BY n) AS charges, array_agg(resolution ORDER BY n) AS resolutions,
+                 array_agg(description ORDER BY n) AS descriptions,
+                 array_agg(charge_entry_id ORDER BY n) AS charge_entry_ids,
+                 array_agg(release_entry_id ORDER BY n) AS release_entry_ids
+          FROM numbered) AS a
+    CROSS JOIN LATERAL ledger_resolve_holds(a.hold_ids, a.task_ids, a.charges, a.resolutions, a.descriptions,
+                                            a.charge_entry_ids, a.release_entry_ids) r
+    JOIN numbered i ON i.n = r.item
+)"""
+    else:
+        resolve = f"""items AS ({items}
+), resolved AS MATERIALIZED (
+    SELECT r.hold_id, r.account_id, r.task_id, r.amount, r.charged, r.expired, {_USAGE_COLUMNS}
     FROM items i
     CROSS JOIN LATERAL ledger_resolve_hold(i.hold_id, i.task_id, i.charge, i.resolution, i.description,
                                            i.charge_entry_id, i.release_entry_id) r
-), {KEY_SPEND_SQL}, usage AS (
+)"""
+    return f"""{resolve}, {KEY_SPEND_SQL}, usage AS (
 {_INSERT_USAGE}
 )"""
 
@@ -118,12 +141,12 @@ _RESOLVED = "SELECT hold_id, account_id, amount, charged, expired FROM resolved"
 _ONE_ITEM = "SELECT " + ", ".join(f"${n}::{_SQL_TYPES[name]} AS {name}" for n, name in enumerate(_ATTRIBUTES, 1))
 _SETTLE = f"WITH {_settle_ctes(_ONE_ITEM)}\n{_RESOLVED}"
 
-# Many holds (distinct ones, named by id): an array per attribute, resolved in account order.
-_ITEMS_IN_ACCOUNT_ORDER = (
+# Many holds (distinct ones, named by id): an array per attribute.
+_ITEMS = (
     "SELECT * FROM unnest(" + ", ".join(f"${n}::{_SQL_TYPES[name]}[]" for n, name in enumerate(_ATTRIBUTES, 1))
-    + f") AS i({', '.join(_ATTRIBUTES)}) ORDER BY i.account_id, i.hold_id"
+    + f") AS i({', '.join(_ATTRIBUTES)})"
 )  # fmt: skip
-_SETTLE_MANY = f"WITH {_settle_ctes(_ITEMS_IN_ACCOUNT_ORDER, materialized=True)}\n{_RESOLVED}"
+_SETTLE_MANY = f"WITH {_settle_ctes(_ITEMS, many=True)}\n{_RESOLVED}"
 
 
 def _resolution(row: asyncpg.Record) -> HoldResolution:
@@ -190,18 +213,18 @@ def task_settlement_sql(first_param: int) -> str:
 
 def succeeded_tasks_settlement_sql() -> str:
     """``task_settlement_sql`` for many succeeded tasks at once (the worker's group commit of completions): the CTEs
-    that settle the hold of each task that a CTE ``t`` has just ended, posted with its ``credits_charged``, in
-    account order. ``t`` returns, per task, its ``id``, ``account_id``, ``api_key_id``, ``model``, ``kind``,
-    ``provider``, ``credits_charged`` and ``latency_ms``, and its settlement's ``usage_id``, ``units`` (JSON text),
-    ``charge_entry_id`` and ``release_entry_id`` (``succeeded_task_settlement_ids``)."""
+    that settle the hold of each task that a CTE ``t`` has just ended, posted with its ``credits_charged``
+    (``ledger_resolve_holds``). ``t`` returns, per task, its ``id``, ``account_id``, ``api_key_id``, ``model``,
+    ``kind``, ``provider``, ``credits_charged`` and ``latency_ms``, and its settlement's ``usage_id``, ``units`` (JSON
+    text), ``charge_entry_id`` and ``release_entry_id`` (``succeeded_task_settlement_ids``)."""
     return _settle_ctes(
         """
     SELECT NULL::uuid AS hold_id, t.id AS task_id, t.account_id, t.credits_charged AS charge,
            'posted'::text AS resolution, t.model || ' task' AS description, t.api_key_id, t.usage_id, t.model,
            t.provider, t.kind, 'succeeded'::text AS status, t.units, t.latency_ms, 'task' AS source,
            NULL::uuid AS request_id, t.charge_entry_id, t.release_entry_id
-    FROM t ORDER BY t.account_id, t.id""",
-        materialized=True,
+    FROM t""",
+        many=True,
     )
 
 

@@ -2,19 +2,19 @@
 (``shared.ledger.request_holds``).
 
 The jobs of one worker that finish at about the same time end their tasks in one transaction, with one statement
-(``lifecycle.complete_many_in``: the compare-and-set on each task, the settlements of their holds in account order,
-the usage records; then the webhook events of those that have a destination), so the batch pays one round trip and
-one commit (one WAL flush) and an account's row is locked once per batch, for one statement, instead of once per
-task: one busy account's tasks no longer queue behind each other's commits. At low load (nothing else under way) a
-completion is its own transaction, without the batching machinery. Commits stay durable: a caller hears of its
-completion only once the batch committed. After the commit, the batch gives back its tasks' in-flight slots and
-publishes their ``task.succeeded`` events in one Redis round trip (``shared.tasks.settled``), not one or two per
-task.
+(``lifecycle.complete_many_in``: the compare-and-set on each task, the settlements of their holds with each account's
+row and each lot updated once, the usage records; then the webhook events of those that have a destination), so the
+batch pays one round trip and one commit (one WAL flush) and an account's row is locked once per batch, for one
+statement, instead of once per task: one busy account's tasks no longer queue behind each other's commits. At low load
+(nothing else under way) a completion is its own transaction, without the batching machinery. Commits stay durable: a
+caller hears of its completion only once the batch committed. After the commit, the batch gives back its tasks'
+in-flight slots and publishes their ``task.succeeded`` events in one Redis round trip (``shared.tasks.settled``), not
+one or two per task.
 
-A batch that PostgreSQL refuses (a deadlock, after two retries; an error of any of its tasks, e.g. a charge the
-ledger refuses) changed nothing, so its tasks are then completed one by one, each in its own transaction; an error
-that leaves the outcome unknown (the connection lost) is every caller's error, as it would be without batching (a
-redelivered job finds the task ended or ends it).
+A batch that PostgreSQL refuses (a deadlock, after two retries; an error of any of its tasks, e.g. a charge the ledger
+refuses) changed nothing, so its tasks are then completed one by one, each in its own transaction; an error that leaves
+the outcome unknown (the connection lost) is every caller's error, as it would be without batching (a redelivered job
+finds the task ended or ends it).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ async def complete_in(conn: Connection, item: Completion) -> Record | None:
 
 
 # Many tasks of one worker's group commit: their rows locked in id order first (as claims lock them), then each
-# compare-and-set, and the settlements of those that matched in account order (``succeeded_tasks_settlement_sql``).
+# compare-and-set, and the settlements of those that matched (``succeeded_tasks_settlement_sql``).
 _COMPLETE_MANY = f"""
 WITH runs AS MATERIALIZED (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bigint[], $5::int[], $6::uuid[], $7::text[],
