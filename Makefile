@@ -73,6 +73,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.events
 	$(BIN)/python -m bench.media_inputs
 	$(BIN)/python -m bench.moderation
+	$(BIN)/python -m bench.settlements
 	$(BIN)/python -m bench.sustained $(if $(BASELINE),--baseline $(BASELINE))
 
 ## The 10-minute soak on one account (tasks and chat mixed); SOAK_MINUTE_S=10 for a short form.
