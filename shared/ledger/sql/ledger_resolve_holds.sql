@@ -10,7 +10,8 @@
 -- update walking the chain of the row's versions) and hold its lock across as many statements.
 --
 -- Items are named by hold id, or (with a NULL hold id) by task id; the arrays run in parallel, one element per
--- item. Locks are taken holds (by id) -> accounts (by id) -> lots (by id), each in a fixed order, so concurrent
+-- item. Every lock is FOR NO KEY UPDATE (only non-key columns change, so inserts that reference these rows do
+-- not wait), taken holds (by id) -> accounts (by id) -> lots (by id), each in a fixed order, so concurrent
 -- batches cannot deadlock; a lot is only locked with its account's lock held, as ledger_place_hold and
 -- ledger_resolve_hold do, so their lot order (earliest expiry first) cannot deadlock with this one either.
 --
@@ -52,7 +53,8 @@ BEGIN
         ) AS f
         ORDER BY f.id, f.item
     ), picked AS MATERIALIZED (
-        SELECT h.id FROM holds h WHERE h.id = ANY (ARRAY(SELECT w.id FROM wanted w)) ORDER BY h.id FOR UPDATE
+        SELECT h.id FROM holds h WHERE h.id = ANY (ARRAY(SELECT w.id FROM wanted w)) ORDER BY h.id
+        FOR NO KEY UPDATE
     ), done AS (
         UPDATE holds h SET status = w.status, charged = LEAST(w.charge, h.amount), resolved_at = now()
         FROM wanted w
