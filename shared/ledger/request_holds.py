@@ -56,7 +56,7 @@ class RequestBilling:
         # At low load a call runs the single-item statement itself (``alone``), with no batching machinery.
         self.holds: GroupCommit[NewHold, uuid.UUID] = GroupCommit(self._place_holds, alone=self._place_single)
         self.settlements: GroupCommit[Settlement, int | None] = GroupCommit(self._settle, alone=self._settle_single)
-        self.batches = {"holds": 0, "settlements": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
+        self.counts = {"holds": 0, "settlements": 0, "retries": 0, "fallbacks": 0}  # for tests and benchmarks
 
     # -- holds -------------------------------------------------------------------------------------------
 
@@ -75,10 +75,10 @@ class RequestBilling:
         return await in_chunks(holds, self._place_chunk)
 
     async def _place_chunk(self, holds: list[NewHold]) -> list[uuid.UUID | Exception]:
-        placed = await refusable(lambda: place_holds(self.pool, holds), self.batches)
+        placed = await refusable(lambda: place_holds(self.pool, holds), self.counts)
         if placed is None:
             return list(await asyncio.gather(*(self._place_one(hold) for hold in holds)))
-        self.batches["holds"] += 1
+        self.counts["holds"] += 1
         return placed
 
     # -- settlements -------------------------------------------------------------------------------------
@@ -107,10 +107,10 @@ class RequestBilling:
         return [by_position.get(n) for n in range(len(items))]
 
     async def _settle_chunk(self, items: list[Settlement]) -> list[int | Exception | None]:
-        resolved = await refusable(lambda: settle_holds(self.pool, items), self.batches)
+        resolved = await refusable(lambda: settle_holds(self.pool, items), self.counts)
         if resolved is None:
             return list(await asyncio.gather(*(self._settle_one(item) for item in items)))
-        self.batches["settlements"] += 1
+        self.counts["settlements"] += 1
         return [_charged(resolution) for resolution in resolved]
 
 
@@ -153,7 +153,7 @@ def request_settlement(
 ) -> Settlement:
     """The settlement of one request's hold: ``charge`` (0 voids it) and the usage record."""
     return Settlement(
-        hold_id=hold_id, task_id=None, account_id=principal.account_id, charge=charge,
+        hold_id=hold_id, task_id=None, charge=charge,
         resolution="posted" if charge > 0 else "voided", description=f"{model} {source}",
         api_key_id=principal.api_key_id, usage_id=uuid7(), model=model, provider=provider, kind=kind, status=status,
         units=to_json(units), latency_ms=latency_ms, source=source, request_id=request_id,
@@ -176,7 +176,7 @@ async def void_abandoned_request_holds(db: Database, *, older_than_s: float, lim
     """Void the pending holds of synchronous requests (no task) older than ``older_than_s``; returns how many."""
     rows = await db.fetch(
         """
-        SELECT h.id, h.account_id, e.description, r.api_key_id FROM holds h
+        SELECT h.id, e.description, r.api_key_id FROM holds h
         JOIN ledger_entries e ON e.hold_id = h.id AND e.kind = 'hold'
         LEFT JOIN api_key_holds r ON r.hold_id = h.id
         WHERE h.task_id IS NULL AND h.status = 'pending' AND h.created_at < now() - make_interval(secs => $1)
@@ -189,7 +189,7 @@ async def void_abandoned_request_holds(db: Database, *, older_than_s: float, lim
     for row in rows:
         model = (row["description"] or "unknown").partition(" ")[0]
         abandoned = Settlement(
-            hold_id=row["id"], task_id=None, account_id=row["account_id"], charge=0, resolution="voided",
+            hold_id=row["id"], task_id=None, charge=0, resolution="voided",
             description=f"{model} request abandoned", api_key_id=row["api_key_id"], usage_id=uuid7(), model=model,
             kind="text", status="failed", source="chat.completion", request_id=row["id"],
         )  # fmt: skip

@@ -50,7 +50,6 @@ class Settlement:
 
     hold_id: uuid.UUID | None
     task_id: uuid.UUID | None
-    account_id: uuid.UUID | None  # the hold's account, if the caller knows it
     charge: int
     resolution: str
     description: str
@@ -79,7 +78,7 @@ class Settlement:
 
 # The SQL type of each Settlement attribute: the parameters of the statements below, in attribute order.
 _SQL_TYPES = {
-    "hold_id": "uuid", "task_id": "uuid", "account_id": "uuid", "charge": "bigint", "resolution": "text",
+    "hold_id": "uuid", "task_id": "uuid", "charge": "bigint", "resolution": "text",
     "description": "text", "api_key_id": "uuid", "usage_id": "uuid", "model": "text", "provider": "text",
     "kind": "text", "status": "text", "units": "text", "latency_ms": "integer", "source": "text",
     "request_id": "uuid", "charge_entry_id": "uuid", "release_entry_id": "uuid",
@@ -184,25 +183,25 @@ async def post_hold(
     its id or its task's. None if it was already resolved."""
     if charge < 0:
         raise ValueError("a charge cannot be negative")
-    return await settle_hold(conn, Settlement(hold_id, task_id, None, charge, "posted", description))
+    return await settle_hold(conn, Settlement(hold_id, task_id, charge, "posted", description))
 
 
 async def void_hold(
     conn: Connection, *, task_id: uuid.UUID | None = None, hold_id: uuid.UUID | None = None, description: str = ""
 ) -> HoldResolution | None:
     """Release the whole hold, with no usage record. None if it was already resolved."""
-    return await settle_hold(conn, Settlement(hold_id, task_id, None, 0, "voided", description))
+    return await settle_hold(conn, Settlement(hold_id, task_id, 0, "voided", description))
 
 
 def task_settlement_sql(first_param: int) -> str:
-    """The CTEs that settle the hold of the task that a CTE ``t`` has just ended, for the statement of a task's
-    terminal transition (``$1`` is the task's id; ``t`` returns its ``account_id``, ``api_key_id``, ``model``,
-    ``kind``, ``provider``, ``credits_charged`` and ``latency_ms``, and no row when the transition lost its
-    race). A succeeded task's hold is posted with the task's ``credits_charged``; any other is voided. The
-    parameters from ``$first_param`` on are ``task_settlement_params``'s."""
+    """The CTEs that settle the hold of the task that a CTE ``t`` has just ended, for the statement of a task's terminal
+    transition (``$1`` is the task's id; ``t`` returns its ``api_key_id``, ``model``, ``kind``, ``provider``,
+    ``credits_charged`` and ``latency_ms``, and no row when the transition lost its race). A succeeded task's hold is
+    posted with the task's ``credits_charged``; any other is voided. The parameters from ``$first_param`` on are
+    ``task_settlement_params``'s."""
     resolution, suffix, usage_id, status, units, charge_entry, release_entry = (f"${first_param + n}" for n in range(7))
     return _settle_ctes(f"""
-    SELECT NULL::uuid AS hold_id, $1::uuid AS task_id, t.account_id,
+    SELECT NULL::uuid AS hold_id, $1::uuid AS task_id,
            CASE WHEN {resolution}::text = 'posted' THEN t.credits_charged ELSE 0 END AS charge,
            {resolution}::text AS resolution, t.model || {suffix}::text AS description, t.api_key_id,
            {usage_id}::uuid AS usage_id, t.model, t.provider, t.kind, {status}::text AS status,
@@ -214,12 +213,12 @@ def task_settlement_sql(first_param: int) -> str:
 def succeeded_tasks_settlement_sql() -> str:
     """``task_settlement_sql`` for many succeeded tasks at once (the worker's group commit of completions): the CTEs
     that settle the hold of each task that a CTE ``t`` has just ended, posted with its ``credits_charged``
-    (``ledger_resolve_holds``). ``t`` returns, per task, its ``id``, ``account_id``, ``api_key_id``, ``model``,
-    ``kind``, ``provider``, ``credits_charged`` and ``latency_ms``, and its settlement's ``usage_id``, ``units`` (JSON
+    (``ledger_resolve_holds``). ``t`` returns, per task, its ``id``, ``api_key_id``, ``model``, ``kind``,
+    ``provider``, ``credits_charged`` and ``latency_ms``, and its settlement's ``usage_id``, ``units`` (JSON
     text), ``charge_entry_id`` and ``release_entry_id`` (``succeeded_task_settlement_ids``)."""
     return _settle_ctes(
         """
-    SELECT NULL::uuid AS hold_id, t.id AS task_id, t.account_id, t.credits_charged AS charge,
+    SELECT NULL::uuid AS hold_id, t.id AS task_id, t.credits_charged AS charge,
            'posted'::text AS resolution, t.model || ' task' AS description, t.api_key_id, t.usage_id, t.model,
            t.provider, t.kind, 'succeeded'::text AS status, t.units, t.latency_ms, 'task' AS source,
            NULL::uuid AS request_id, t.charge_entry_id, t.release_entry_id

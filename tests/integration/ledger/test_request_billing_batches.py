@@ -55,7 +55,7 @@ async def test_concurrent_holds_on_one_account_place_exactly_the_affordable_ones
     db = services.db
     account = await make_account(credits="1")
     principal = await principal_of(db, account.id)
-    batches_before = request_billing(db).batches["holds"]
+    batches_before = request_billing(db).counts["holds"]
 
     results = await attempt_holds(db, [principal] * 40, 300_000)  # 3 fit, 0.1 credit is left
 
@@ -63,12 +63,12 @@ async def test_concurrent_holds_on_one_account_place_exactly_the_affordable_ones
     refused = [r for r in results if not isinstance(r, uuid.UUID)]
     assert len(placed) == 3
     assert len(refused) == 37
-    assert request_billing(db).batches["holds"] > batches_before  # they did go in batches
+    assert request_billing(db).counts["holds"] > batches_before  # they did go in batches
     # Refused exactly as one hold alone is (the single-item statement, at low load).
-    batches = dict(request_billing(db).batches)
+    batches = dict(request_billing(db).counts)
     with pytest.raises(InsufficientCredits) as alone:
         await place_request_hold(db, principal, 300_000, "alone")
-    assert request_billing(db).batches == batches
+    assert request_billing(db).counts == batches
     assert all(type(r) is InsufficientCredits and str(r) == str(alone.value) for r in refused)
     assert "needs up to 0.3 credits and 0.1 are available" in str(alone.value)
     assert await account_money(db, account.id) == (1_000_000, 900_000)
@@ -126,13 +126,13 @@ async def test_concurrent_settlements_with_duplicates_charge_each_request_once(
         principal = principals[n % 3]
         hold_id = await place_request_hold(db, principal, 500_000, "batch test")
         requests.append((principal, hold_id, uuid7(), 0 if n % 5 == 0 else 100_000 + n))
-    batches_before = request_billing(db).batches["settlements"]
+    batches_before = request_billing(db).counts["settlements"]
 
     # Each request settled three times at once (the same request's settlements racing: success vs client gone).
     results = await asyncio.gather(*(settle(db, p, h, r, c) for p, h, r, c in requests * 3))
     again = await asyncio.gather(*(settle(db, p, h, r, c) for p, h, r, c in requests))
 
-    assert request_billing(db).batches["settlements"] > batches_before
+    assert request_billing(db).counts["settlements"] > batches_before
     assert again == [None] * 30
     for n, (_, _, _, charge) in enumerate(requests):
         outcomes = [results[n], results[n + 30], results[n + 60]]
@@ -176,7 +176,7 @@ async def test_a_failing_item_fails_only_itself(services: Services, make_account
     db = services.db
     account = await make_account(credits="2")
     principal = await principal_of(db, account.id)
-    fallbacks = request_billing(db).batches["fallbacks"]
+    fallbacks = request_billing(db).counts["fallbacks"]
 
     # The first call of a burst goes alone; the others are batched, the invalid one with them.
     ok = [place_request_hold(db, principal, 100_000, "ok") for _ in range(8)]
@@ -185,7 +185,7 @@ async def test_a_failing_item_fails_only_itself(services: Services, make_account
     assert isinstance(placed[2], asyncpg.CheckViolationError)
     holds = [h for h in placed if isinstance(h, uuid.UUID)]
     assert len(holds) == 8
-    assert request_billing(db).batches["fallbacks"] == fallbacks + 1
+    assert request_billing(db).counts["fallbacks"] == fallbacks + 1
     assert await account_money(db, account.id) == (2_000_000, 800_000)
 
     settled = await asyncio.gather(
@@ -196,7 +196,7 @@ async def test_a_failing_item_fails_only_itself(services: Services, make_account
     )  # fmt: skip
     assert isinstance(settled[1], asyncpg.CheckViolationError)
     assert [settled[0], *settled[2:]] == [50_000] * 7
-    assert request_billing(db).batches["fallbacks"] == fallbacks + 2
+    assert request_billing(db).counts["fallbacks"] == fallbacks + 2
     assert await account_money(db, account.id) == (2_000_000 - 350_000, 100_000)
     assert await settle(db, principal, holds[0], uuid7(), 0) == 0
     assert await account_money(db, account.id) == (2_000_000 - 350_000, 0)
@@ -234,8 +234,8 @@ async def test_a_deadlocked_batch_is_retried_then_billed_one_by_one(
 
     assert sum(isinstance(r, uuid.UUID) for r in results) == 3
     assert sum(isinstance(r, InsufficientCredits) for r in results) == 2
-    assert batcher.batches["retries"] == min(failures, BATCH_RETRIES)
-    assert batcher.batches["fallbacks"] == (1 if failures > BATCH_RETRIES else 0)
+    assert batcher.counts["retries"] == min(failures, BATCH_RETRIES)
+    assert batcher.counts["fallbacks"] == (1 if failures > BATCH_RETRIES else 0)
     assert await account_money(db, account.id) == (1_000_000, 900_000)
     for hold_id in [r for r in results if isinstance(r, uuid.UUID)]:
         assert await settle(db, principal, hold_id, uuid7(), 0) == 0
