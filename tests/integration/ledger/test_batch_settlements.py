@@ -8,8 +8,6 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import asyncpg
-
 from shared.accounts.keys import Principal
 from shared.infra.db import Connection, Database
 from shared.ledger import NewHold, expire_lots, grant, place_hold, place_holds
@@ -18,6 +16,7 @@ from shared.ledger.request_holds import request_settlement
 from shared.ledger.settlement import HoldResolution, Settlement, settle_hold, settle_holds
 from shared.services import Services
 from tests.conftest import AccountFactory
+from tests.integration.ledger.planner import indexes_only
 
 C = 1_000_000  # one credit in micro-credits
 # (amount held, charge asked): partial charges across lots, a whole hold, a void, a charge above its hold (capped
@@ -182,30 +181,21 @@ async def test_a_batch_across_accounts_with_a_hold_settled_before(
 async def test_a_batch_settlement_reads_only_its_own_rows(services: Services, make_account: AccountFactory) -> None:
     """Its cost must not grow with the tables: a step that cannot look its rows up through an index (a join on
     an expression, say) reads every row of a table, in a sequential scan or a full index scan; this counts the
-    rows the statement read. Everything runs in a transaction of its own session that is rolled back: the other
-    holds, the statistics that tell the planner about them, no sequential scans (the tables are small), no plan
-    cached under other settings."""
+    rows the statement read. The other holds and the statistics that tell the planner about them live in the
+    rolled-back transaction of ``indexes_only``."""
     db = services.db
     principal, hold_ids = await funded_account(db, make_account)
     crowd = await make_account(credits="1")
     tables = ["holds", "hold_allocations", "credit_lots", "accounts"]
     rows_read = """SELECT sum(seq_tup_read + idx_tup_fetch) FROM pg_stat_xact_user_tables
                    WHERE relname = ANY($1::text[])"""  # rows read by sequential scans and fetched through indexes
-    database_url, _ = services.settings.require_connections()
-    conn = await asyncpg.connect(database_url)
-    try:
-        transaction = conn.transaction()
-        await transaction.start()
+    async with indexes_only(services.settings) as conn:
         for _ in range(10):  # other holds, so that reading them all shows
             await place_holds(conn, [NewHold(account_id=crowd.id, amount=1, description="crowd") for _ in range(60)])
         await conn.execute("ANALYZE holds, hold_allocations")
-        await conn.execute("SET LOCAL enable_seqscan = off")
         before = await conn.fetchval(rows_read, tables)
         resolved = await settle_holds(conn, settlements(principal, hold_ids))
         read = await conn.fetchval(rows_read, tables) - before
-        await transaction.rollback()
-    finally:
-        await conn.close()
     async with db.transaction() as done:  # leave no pending hold behind
         await settle_holds(done, settlements(principal, hold_ids))
     assert all(r is not None for r in resolved)
